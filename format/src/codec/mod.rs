@@ -1,0 +1,487 @@
+//! The block codec: what turns a block's bytes into what is stored on disk.
+//!
+//! Applied in this order: compress (none or zstd; the block is stored
+//! uncompressed when compression saves less than 12.5%), then encrypt (none
+//! or AES-256-GCM-SIV), then append the trailer:
+//!
+//! ```text
+//! payload ‖ compression (u8) ‖ encryption (u8) ‖ key_id (u32 LE) ‖ crc32c (u32 LE)
+//! ```
+//!
+//! The crc32c covers the payload and the first six trailer bytes, so bit rot
+//! is caught before any decryption or decompression is attempted. An
+//! encrypted payload is `ciphertext ‖ tag` (16 bytes); its nonce is derived
+//! from the file number and the offset and is not stored, and its associated
+//! data binds it to its file, offset, kind, codec and key (see SPEC.md).
+
+mod crypto;
+
+use std::borrow::Cow;
+
+pub use crypto::{EncryptionKey, Keyring, MAX_NONCE_FIELD, TAG_LEN};
+
+use crate::error::{Error, Result};
+
+/// Bytes the trailer adds after every stored payload.
+pub const TRAILER_LEN: usize = 10;
+
+/// The largest decoded block the codec produces: a 256 MiB value plus a
+/// 64 KiB key and some framing. A stored block claiming more is refused
+/// before any allocation.
+pub const MAX_BLOCK_LEN: usize = 256 * 1024 * 1024 + 1024 * 1024;
+
+const COMPRESSION_NONE: u8 = 0;
+const COMPRESSION_ZSTD: u8 = 1;
+const ENCRYPTION_NONE: u8 = 0;
+const ENCRYPTION_AES256_GCM_SIV: u8 = 1;
+
+/// Domain separation for the associated data, and the codec's version.
+const AAD_MAGIC: &[u8; 8] = b"STRATA\x00\x01";
+
+/// How blocks are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Stored as is.
+    #[default]
+    None,
+    /// zstd at the given level (1 to 22; 0 means zstd's default, 3).
+    Zstd {
+        /// The zstd compression level.
+        level: i32,
+    },
+}
+
+impl Compression {
+    /// The byte that names the compression in a trailer.
+    pub fn id(self) -> u8 {
+        match self {
+            Compression::None => COMPRESSION_NONE,
+            Compression::Zstd { .. } => COMPRESSION_ZSTD,
+        }
+    }
+}
+
+/// What a stored structure is. It is part of the associated data, so a
+/// block of one kind cannot be passed off as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BlockKind {
+    /// An SST data block.
+    Data = 1,
+    /// An SST index block.
+    Index = 2,
+    /// An SST filter block.
+    Filter = 3,
+    /// An SST properties block.
+    Properties = 4,
+    /// An SST footer (authenticated, not encrypted).
+    Footer = 5,
+    /// A record of the write-ahead log.
+    WalRecord = 6,
+    /// A record of the manifest.
+    ManifestRecord = 7,
+    /// A chunk of a blob file.
+    Blob = 8,
+}
+
+/// Where a block lives: the facts its encryption is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockContext {
+    /// The number of the file that holds the block.
+    pub file_number: u64,
+    /// The file's random 128-bit id, recorded in the file and the manifest.
+    pub file_uid: [u8; 16],
+    /// The block's offset in the file.
+    pub offset: u64,
+    /// What the block is.
+    pub kind: BlockKind,
+}
+
+fn associated_data(ctx: &BlockContext, compression: u8, key_id: u32) -> [u8; 46] {
+    let mut aad = [0u8; 46];
+    aad[..8].copy_from_slice(AAD_MAGIC);
+    aad[8] = ctx.kind as u8;
+    aad[9..17].copy_from_slice(&ctx.file_number.to_le_bytes());
+    aad[17..33].copy_from_slice(&ctx.file_uid);
+    aad[33..41].copy_from_slice(&ctx.offset.to_le_bytes());
+    aad[41] = compression;
+    aad[42..46].copy_from_slice(&key_id.to_le_bytes());
+    aad
+}
+
+/// A MAC over `data`, bound to the context like a block: used to
+/// authenticate structures that must stay in the clear, like a footer.
+pub fn authenticate(key: &EncryptionKey, ctx: &BlockContext, data: &[u8]) -> Result<[u8; TAG_LEN]> {
+    let nonce = crypto::nonce(ctx.file_number, ctx.offset)?;
+    let mut aad = associated_data(ctx, COMPRESSION_NONE, key.id()).to_vec();
+    aad.extend_from_slice(data);
+    Ok(key.mac(&nonce, &aad))
+}
+
+/// Encodes blocks with fixed settings, keeping the zstd context between
+/// blocks (creating one per block would cost more than compressing 4 KiB).
+pub struct BlockEncoder {
+    compression: Compression,
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    key: Option<std::sync::Arc<EncryptionKey>>,
+}
+
+impl std::fmt::Debug for BlockEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockEncoder")
+            .field("compression", &self.compression)
+            .field("key_id", &self.key.as_ref().map(|k| k.id()))
+            .finish()
+    }
+}
+
+impl BlockEncoder {
+    /// An encoder that compresses with `compression` and, when `key` is
+    /// given, encrypts with it.
+    pub fn new(
+        compression: Compression,
+        key: Option<std::sync::Arc<EncryptionKey>>,
+    ) -> Result<Self> {
+        let compressor = match compression {
+            Compression::None => None,
+            Compression::Zstd { level } => {
+                let range = zstd::compression_level_range();
+                if level != 0 && !range.contains(&level) {
+                    return Err(Error::InvalidArgument(format!(
+                        "zstd level {level} outside {}..={}",
+                        range.start(),
+                        range.end()
+                    )));
+                }
+                Some(zstd::bulk::Compressor::new(level).map_err(Error::from)?)
+            }
+        };
+        Ok(BlockEncoder {
+            compression,
+            compressor,
+            key,
+        })
+    }
+
+    /// The compression this encoder applies.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// The key this encoder encrypts with.
+    pub fn key(&self) -> Option<&std::sync::Arc<EncryptionKey>> {
+        self.key.as_ref()
+    }
+
+    /// Appends the stored form of `raw` (payload and trailer) to `out`.
+    pub fn encode(&mut self, raw: &[u8], ctx: &BlockContext, out: &mut Vec<u8>) -> Result<()> {
+        if raw.len() > MAX_BLOCK_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "block of {} bytes exceeds the limit of {MAX_BLOCK_LEN}",
+                raw.len()
+            )));
+        }
+        let start = out.len();
+        let mut compression = COMPRESSION_NONE;
+        if let Some(c) = self.compressor.as_mut() {
+            let compressed = c.compress(raw).map_err(Error::from)?;
+            // Worth it only when it saves at least 12.5%.
+            if compressed.len() <= raw.len() - raw.len() / 8 {
+                out.extend_from_slice(&compressed);
+                compression = COMPRESSION_ZSTD;
+            }
+        }
+        if compression == COMPRESSION_NONE {
+            out.extend_from_slice(raw);
+        }
+        let (encryption, key_id) = match &self.key {
+            Some(key) => {
+                let nonce = crypto::nonce(ctx.file_number, ctx.offset)?;
+                let aad = associated_data(ctx, compression, key.id());
+                let mut payload = out.split_off(start);
+                key.seal(&nonce, &aad, &mut payload)?;
+                out.extend_from_slice(&payload);
+                (ENCRYPTION_AES256_GCM_SIV, key.id())
+            }
+            None => (ENCRYPTION_NONE, 0),
+        };
+        out.push(compression);
+        out.push(encryption);
+        out.extend_from_slice(&key_id.to_le_bytes());
+        let crc = crc32c::crc32c(&out[start..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        Ok(())
+    }
+}
+
+/// Decodes a stored block (payload and trailer) back to its bytes.
+///
+/// `key` is the key the caller expects the block to be encrypted with, or
+/// `None` for a plaintext block: a block that is encrypted when it should not
+/// be, or plaintext when it should be encrypted, or names another key id, is
+/// refused, so stripping the encryption of a block is detected. The result
+/// borrows `stored` when the block was neither compressed nor encrypted.
+pub fn decode_block<'a>(
+    stored: &'a [u8],
+    ctx: &BlockContext,
+    key: Option<&EncryptionKey>,
+    max_len: usize,
+) -> Result<Cow<'a, [u8]>> {
+    let what = |s: &str| format!("{:?} block of file {}: {s}", ctx.kind, ctx.file_number);
+    let split = stored
+        .len()
+        .checked_sub(TRAILER_LEN)
+        .ok_or_else(|| Error::corruption(what("shorter than its trailer"), ctx.offset))?;
+    let (payload, trailer) = stored.split_at(split);
+    let stored_crc = u32::from_le_bytes([trailer[6], trailer[7], trailer[8], trailer[9]]);
+    let computed = crc32c::crc32c(&stored[..split + 6]);
+    if stored_crc != computed {
+        return Err(Error::Checksum {
+            what: what("trailer crc32c"),
+            offset: ctx.offset,
+            stored: stored_crc,
+            computed,
+        });
+    }
+    let compression = trailer[0];
+    let encryption = trailer[1];
+    let key_id = u32::from_le_bytes([trailer[2], trailer[3], trailer[4], trailer[5]]);
+    let plain: Cow<'a, [u8]> = match (encryption, key) {
+        (ENCRYPTION_NONE, None) => {
+            if key_id != 0 {
+                return Err(Error::corruption(
+                    what("plaintext block names a key"),
+                    ctx.offset,
+                ));
+            }
+            Cow::Borrowed(payload)
+        }
+        (ENCRYPTION_AES256_GCM_SIV, Some(key)) if key.id() == key_id => {
+            let nonce = crypto::nonce(ctx.file_number, ctx.offset)?;
+            let aad = associated_data(ctx, compression, key_id);
+            let mut buf = payload.to_vec();
+            key.open(&nonce, &aad, &mut buf)
+                .map_err(|_| Error::Decrypt {
+                    what: what("authentication failed"),
+                    offset: ctx.offset,
+                    key_id,
+                })?;
+            Cow::Owned(buf)
+        }
+        (ENCRYPTION_AES256_GCM_SIV, _) => {
+            return Err(Error::MissingKey {
+                what: what("encrypted block"),
+                offset: ctx.offset,
+                key_id,
+            })
+        }
+        (ENCRYPTION_NONE, Some(_)) => {
+            return Err(Error::Decrypt {
+                what: what("plaintext block where an encrypted one was expected"),
+                offset: ctx.offset,
+                key_id,
+            })
+        }
+        (other, _) => {
+            return Err(Error::corruption(
+                what(&format!("unknown encryption {other}")),
+                ctx.offset,
+            ))
+        }
+    };
+    match compression {
+        COMPRESSION_NONE => {
+            if plain.len() > max_len {
+                return Err(Error::corruption(
+                    what("block exceeds the size limit"),
+                    ctx.offset,
+                ));
+            }
+            Ok(plain)
+        }
+        COMPRESSION_ZSTD => decompress(&plain, max_len)
+            .map(Cow::Owned)
+            .ok_or_else(|| Error::corruption(what("zstd frame does not decode"), ctx.offset)),
+        other => Err(Error::corruption(
+            what(&format!("unknown compression {other}")),
+            ctx.offset,
+        )),
+    }
+}
+
+/// Decompresses one zstd frame whose header states its size, refusing a
+/// size above `max_len` before allocating.
+fn decompress(frame: &[u8], max_len: usize) -> Option<Vec<u8>> {
+    let size = zstd::zstd_safe::get_frame_content_size(frame).ok()??;
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|&s| s <= max_len.min(MAX_BLOCK_LEN))?;
+    let out = zstd::bulk::decompress(frame, size).ok()?;
+    (out.len() == size).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    fn ctx(offset: u64) -> BlockContext {
+        BlockContext {
+            file_number: 12,
+            file_uid: [9; 16],
+            offset,
+            kind: BlockKind::Data,
+        }
+    }
+
+    fn codec() -> impl Strategy<Value = (Compression, bool)> {
+        (
+            prop_oneof![
+                Just(Compression::None),
+                (1i32..6).prop_map(|level| Compression::Zstd { level })
+            ],
+            any::<bool>(),
+        )
+    }
+
+    fn encode(
+        raw: &[u8],
+        c: Compression,
+        key: Option<Arc<EncryptionKey>>,
+        ctx: &BlockContext,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        BlockEncoder::new(c, key)
+            .unwrap()
+            .encode(raw, ctx, &mut out)
+            .unwrap();
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn codec_round_trips(raw in proptest::collection::vec(0u8..3, 0..3000), (c, enc) in codec(), offset in 0u64..1_000_000) {
+            let key = enc.then(|| Arc::new(EncryptionKey::new(4, [7; 32])));
+            let stored = encode(&raw, c, key.clone(), &ctx(offset));
+            let back = decode_block(&stored, &ctx(offset), key.as_deref(), MAX_BLOCK_LEN).unwrap();
+            prop_assert_eq!(&back[..], &raw[..]);
+        }
+
+        #[test]
+        fn decoder_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300), enc in any::<bool>()) {
+            let key = EncryptionKey::new(0, [1; 32]);
+            let _ = decode_block(&bytes, &ctx(0), enc.then_some(&key), 1 << 20);
+        }
+    }
+
+    #[test]
+    fn compression_is_skipped_when_it_saves_too_little() {
+        // Random bytes do not compress: stored plain, one trailer longer.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let raw: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let stored = encode(&raw, Compression::Zstd { level: 3 }, None, &ctx(0));
+        assert_eq!(stored.len(), raw.len() + TRAILER_LEN);
+        assert_eq!(stored[raw.len()], COMPRESSION_NONE);
+        // Repetitive bytes do.
+        let stored = encode(&[b'a'; 4096], Compression::Zstd { level: 3 }, None, &ctx(0));
+        assert!(stored.len() < 100);
+    }
+
+    #[test]
+    fn encrypted_block_is_bound_to_its_place() {
+        let key = Arc::new(EncryptionKey::new(4, [7; 32]));
+        let raw = b"the quick brown fox".repeat(20);
+        let stored = encode(
+            &raw,
+            Compression::Zstd { level: 3 },
+            Some(key.clone()),
+            &ctx(100),
+        );
+        assert!(!stored.windows(9).any(|w| w == b"quick bro"));
+        let k = Some(&*key);
+        assert!(decode_block(&stored, &ctx(100), k, MAX_BLOCK_LEN).is_ok());
+        let moved = [
+            ctx(200),
+            BlockContext {
+                file_number: 13,
+                ..ctx(100)
+            },
+            BlockContext {
+                file_uid: [8; 16],
+                ..ctx(100)
+            },
+            BlockContext {
+                kind: BlockKind::Index,
+                ..ctx(100)
+            },
+        ];
+        for other in moved {
+            let err = decode_block(&stored, &other, k, MAX_BLOCK_LEN).unwrap_err();
+            assert!(matches!(err, Error::Decrypt { .. }), "{other:?}: {err}");
+        }
+        // The wrong key with the right id, a missing key, another id.
+        let wrong = EncryptionKey::new(4, [8; 32]);
+        assert!(matches!(
+            decode_block(&stored, &ctx(100), Some(&wrong), MAX_BLOCK_LEN),
+            Err(Error::Decrypt { .. })
+        ));
+        assert!(matches!(
+            decode_block(&stored, &ctx(100), None, MAX_BLOCK_LEN),
+            Err(Error::MissingKey { key_id: 4, .. })
+        ));
+        let other_id = EncryptionKey::new(5, [7; 32]);
+        assert!(matches!(
+            decode_block(&stored, &ctx(100), Some(&other_id), MAX_BLOCK_LEN),
+            Err(Error::MissingKey { .. })
+        ));
+    }
+
+    #[test]
+    fn stripping_encryption_is_detected() {
+        // A forger replaces an encrypted block with a plaintext one (valid crc).
+        let key = EncryptionKey::new(4, [7; 32]);
+        let plain = encode(b"forged", Compression::None, None, &ctx(0));
+        assert!(matches!(
+            decode_block(&plain, &ctx(0), Some(&key), MAX_BLOCK_LEN),
+            Err(Error::Decrypt { .. })
+        ));
+    }
+
+    #[test]
+    fn every_bit_flip_is_caught() {
+        let key = Arc::new(EncryptionKey::new(4, [7; 32]));
+        for (c, k) in [
+            (Compression::None, None),
+            (Compression::Zstd { level: 1 }, Some(key.clone())),
+        ] {
+            let stored = encode(&b"abcabcabc".repeat(30), c, k.clone(), &ctx(0));
+            for bit in 0..stored.len() * 8 {
+                let mut bad = stored.clone();
+                bad[bit / 8] ^= 1 << (bit % 8);
+                let err = decode_block(&bad, &ctx(0), k.as_deref(), MAX_BLOCK_LEN).unwrap_err();
+                assert!(err.is_corruption(), "bit {bit}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_allocation() {
+        let stored = encode(
+            &[0u8; 100_000],
+            Compression::Zstd { level: 1 },
+            None,
+            &ctx(0),
+        );
+        let err = decode_block(&stored, &ctx(0), None, 50_000).unwrap_err();
+        assert!(err.is_corruption());
+        assert!(BlockEncoder::new(Compression::Zstd { level: 99 }, None).is_err());
+    }
+}

@@ -1,0 +1,294 @@
+//! Reading a log: records in order, and an honest account of how the file
+//! ends.
+
+use std::sync::Arc;
+
+use crate::codec::{decode_block, BlockContext, EncryptionKey, Keyring, MAX_BLOCK_LEN};
+use crate::error::{Error, Result};
+
+use super::{
+    fragment_crc, LogHeader, LogKind, FIRST, FRAGMENT_HEADER_LEN, FULL, LAST, LOG_BLOCK_SIZE,
+    MIDDLE,
+};
+
+/// How a log ended, once [`LogReader::next_record`] has returned `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogEnd {
+    /// Every byte belonged to a complete, valid record.
+    Clean,
+    /// The record starting at `offset` is incomplete or damaged and nothing
+    /// valid follows it: the last write was cut off by a crash. The file's
+    /// valid part ends at `offset`.
+    TornTail {
+        /// Where the cut-off record starts.
+        offset: u64,
+    },
+}
+
+/// Reads the records of one log file held in memory.
+///
+/// A damaged record followed by valid data is [`Error::Corruption`] at the
+/// damaged record's offset. A damaged record with nothing valid after it is
+/// a torn tail ([`LogEnd::TornTail`]), which a crash produces normally.
+/// When the caller knows how many bytes of the file were made durable
+/// (`durable_len`), the rule is exact instead: damage before that length is
+/// corruption, damage after it a torn tail.
+#[derive(Debug)]
+pub struct LogReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    kind: LogKind,
+    header: Option<LogHeader>,
+    key: Option<Arc<EncryptionKey>>,
+    durable_len: Option<u64>,
+    end: Option<LogEnd>,
+    /// The corruption found, repeated to every later call.
+    failed: Option<Error>,
+    valid_len: u64,
+}
+
+/// One fragment as read, or the reason it is bad.
+enum Fragment {
+    Ok {
+        kind: u8,
+        payload: std::ops::Range<usize>,
+    },
+    Bad,
+    Eof,
+}
+
+impl<'a> LogReader<'a> {
+    /// Opens the log in `data`, expected to be file `file_number` of `kind`,
+    /// and reads its header. A file whose header record is itself torn (a
+    /// crash right after the file was created) opens with no header and no
+    /// records.
+    pub fn new(
+        data: &'a [u8],
+        file_number: u64,
+        kind: LogKind,
+        keyring: Option<&Keyring>,
+        durable_len: Option<u64>,
+    ) -> Result<Self> {
+        let mut r = LogReader {
+            data,
+            pos: 0,
+            kind,
+            header: None,
+            key: None,
+            durable_len,
+            end: None,
+            failed: None,
+            valid_len: 0,
+        };
+        let Some((_, bytes)) = r.read_record(file_number, [0; 16])? else {
+            return Ok(r);
+        };
+        let header = LogHeader::decode(&bytes)?;
+        if header.kind != kind || header.file_number != file_number {
+            return Err(Error::corruption(
+                format!(
+                    "log {file_number}: header names {:?} file {}, expected {kind:?}",
+                    header.kind, header.file_number
+                ),
+                0,
+            ));
+        }
+        if let Some(id) = header.key_id {
+            let key = keyring
+                .and_then(|k| k.get(id))
+                .ok_or_else(|| Error::MissingKey {
+                    what: format!("{kind:?} log {file_number}"),
+                    offset: 0,
+                    key_id: id,
+                })?;
+            r.key = Some(key.clone());
+        }
+        r.header = Some(header);
+        Ok(r)
+    }
+
+    /// The file's header; `None` when even the header was cut off.
+    pub fn header(&self) -> Option<&LogHeader> {
+        self.header.as_ref()
+    }
+
+    /// How the log ended; `None` until every record has been read.
+    pub fn end(&self) -> Option<LogEnd> {
+        self.end
+    }
+
+    /// Bytes from the start of the file to the end of the last valid record:
+    /// where a writer may resume after truncating the rest.
+    pub fn valid_len(&self) -> u64 {
+        self.valid_len
+    }
+
+    /// The next record: its offset and its decoded payload. `None` at the end
+    /// of the valid records; see [`end`](Self::end) for how the file ended.
+    pub fn next_record(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
+        match &self.header {
+            Some(h) => {
+                let (n, uid) = (h.file_number, h.file_uid);
+                self.read_record(n, uid)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn read_record(
+        &mut self,
+        file_number: u64,
+        file_uid: [u8; 16],
+    ) -> Result<Option<(u64, Vec<u8>)>> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        let mut record: Option<(usize, Vec<u8>)> = None;
+        loop {
+            let at = self.pos;
+            match self.read_fragment() {
+                Fragment::Eof => {
+                    return match record {
+                        None => self.finish_clean().map(|()| None),
+                        Some((start, _)) => self.finish_bad(start, at, file_number).map(|()| None),
+                    }
+                }
+                Fragment::Bad => {
+                    let start = record.map_or(at, |(s, _)| s);
+                    return self.finish_bad(start, at + 1, file_number).map(|()| None);
+                }
+                Fragment::Ok { kind, payload } => {
+                    let bytes = &self.data[payload];
+                    match (kind, record.as_mut()) {
+                        (FULL | FIRST, None) => record = Some((at, bytes.to_vec())),
+                        (MIDDLE | LAST, Some((_, buf))) => buf.extend_from_slice(bytes),
+                        // A record started but never finished, or a
+                        // continuation with no start.
+                        (_, r) => {
+                            // The fragment at `at` is itself valid data
+                            // after the damage.
+                            let start = r.map_or(at, |(s, _)| *s);
+                            return self.finish_bad(start, at, file_number).map(|()| None);
+                        }
+                    }
+                    if matches!(kind, FULL | LAST) {
+                        let (start, stored) = record.take().unwrap_or_default();
+                        self.valid_len = self.pos as u64;
+                        let ctx = BlockContext {
+                            file_number,
+                            file_uid,
+                            offset: start as u64,
+                            kind: self.kind.block_kind(),
+                        };
+                        return match decode_block(&stored, &ctx, self.key.as_deref(), MAX_BLOCK_LEN)
+                        {
+                            Ok(plain) => Ok(Some((start as u64, plain.into_owned()))),
+                            Err(e) => {
+                                self.failed = Some(e.clone());
+                                Err(e)
+                            }
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the fragment at `self.pos`, skipping block padding, and advances
+    /// past it when it is good.
+    fn read_fragment(&mut self) -> Fragment {
+        let len = self.data.len();
+        let block_left = LOG_BLOCK_SIZE - self.pos % LOG_BLOCK_SIZE;
+        if block_left < FRAGMENT_HEADER_LEN {
+            self.pos = (self.pos + block_left).min(len);
+        }
+        if self.pos == len {
+            return Fragment::Eof;
+        }
+        match fragment_at(self.data, self.pos) {
+            Some((kind, payload)) => {
+                self.pos = payload.end;
+                Fragment::Ok { kind, payload }
+            }
+            None => Fragment::Bad,
+        }
+    }
+
+    fn finish_clean(&mut self) -> Result<()> {
+        if let Some(d) = self.durable_len {
+            if (self.data.len() as u64) < d {
+                return Err(Error::corruption(
+                    format!(
+                        "{:?} log: file of {} bytes is shorter than its durable length {d}",
+                        self.kind,
+                        self.data.len()
+                    ),
+                    self.data.len() as u64,
+                ));
+            }
+        }
+        self.end = Some(LogEnd::Clean);
+        Ok(())
+    }
+
+    /// Decides whether the record at `offset`, found damaged when reading
+    /// at `scan_from`, is a torn tail or corruption.
+    fn finish_bad(&mut self, offset: usize, scan_from: usize, file_number: u64) -> Result<()> {
+        let torn = match self.durable_len {
+            Some(d) => offset as u64 >= d,
+            None => !valid_fragment_after(self.data, scan_from),
+        };
+        if !torn {
+            let e = Error::corruption(
+                format!(
+                    "{:?} log {file_number}: damaged record before the end of the log",
+                    self.kind
+                ),
+                offset as u64,
+            );
+            self.failed = Some(e.clone());
+            return Err(e);
+        }
+        self.end = Some(LogEnd::TornTail {
+            offset: offset as u64,
+        });
+        Ok(())
+    }
+}
+
+/// Parses and verifies the fragment header at `pos`: its type, its length
+/// (inside the block and the file) and its crc.
+fn fragment_at(data: &[u8], pos: usize) -> Option<(u8, std::ops::Range<usize>)> {
+    let block_end = (pos - pos % LOG_BLOCK_SIZE + LOG_BLOCK_SIZE).min(data.len());
+    let header = data.get(pos..pos + FRAGMENT_HEADER_LEN)?;
+    let kind = header[6];
+    if !(FULL..=LAST).contains(&kind) {
+        return None;
+    }
+    let n = u16::from_le_bytes([header[4], header[5]]) as usize;
+    let start = pos + FRAGMENT_HEADER_LEN;
+    if start + n > block_end {
+        return None;
+    }
+    let stored = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    (fragment_crc(&header[4..7], &data[start..start + n]) == stored)
+        .then_some((kind, start..start + n))
+}
+
+/// True when a valid fragment starts anywhere in `from..` of the block that
+/// holds `from`, or at the start of any later block. Every block starts with
+/// a fragment, so this finds any valid record after damage while checking
+/// at most one block byte by byte.
+fn valid_fragment_after(data: &[u8], from: usize) -> bool {
+    let block_end = from - from % LOG_BLOCK_SIZE + LOG_BLOCK_SIZE;
+    let same_block = (from..block_end.min(data.len())).any(|p| {
+        LOG_BLOCK_SIZE - p % LOG_BLOCK_SIZE >= FRAGMENT_HEADER_LEN && fragment_at(data, p).is_some()
+    });
+    same_block
+        || (block_end..data.len())
+            .step_by(LOG_BLOCK_SIZE)
+            .any(|p| fragment_at(data, p).is_some())
+}

@@ -1,0 +1,64 @@
+//! SSTables: immutable sorted files of internal keys.
+//!
+//! ```text
+//! data block 0 … data block n-1   (kind Data)
+//! filter block                    (kind Filter: a bloom filter of user keys)
+//! properties block                (kind Properties)
+//! index block                     (kind Index: separator key → block handle)
+//! footer                          (FOOTER_LEN bytes, fixed)
+//! ```
+//!
+//! Every block is stored through the block codec ([`crate::codec`]), bound
+//! to the file number, the file's random uid and the block's offset. The
+//! footer locates the filter, properties and index blocks; a reader opens a
+//! table from the footer inward.
+
+mod footer;
+mod properties;
+mod reader;
+mod writer;
+
+pub use footer::{Footer, FOOTER_LEN, SST_FORMAT_VERSION, SST_MAGIC};
+pub use properties::Properties;
+pub use reader::{Table, TableEntry, TableIter, TableReadOptions};
+pub use writer::{TableOptions, TableSummary, TableWriter};
+
+use crate::coding::{put_varint64, Cursor};
+use crate::error::Result;
+
+/// Where a stored block lives in its file: offset and stored size (payload
+/// and trailer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockHandle {
+    /// Offset of the block's first byte.
+    pub offset: u64,
+    /// Stored size, trailer included.
+    pub size: u64,
+}
+
+impl BlockHandle {
+    /// Appends the handle as two varints (index entries).
+    pub fn encode_into(&self, buf: &mut Vec<u8>) {
+        put_varint64(buf, self.offset);
+        put_varint64(buf, self.size);
+    }
+
+    /// Decodes a handle written by [`encode_into`](Self::encode_into); the
+    /// bytes must hold exactly the two varints.
+    pub fn decode(bytes: &[u8], at: u64) -> Result<BlockHandle> {
+        let mut c = Cursor::new(bytes, at, "block handle");
+        let h = BlockHandle {
+            offset: c.varint64()?,
+            size: c.varint64()?,
+        };
+        if !c.is_empty() {
+            return Err(c.error("trailing bytes"));
+        }
+        Ok(h)
+    }
+
+    /// One past the block's last byte.
+    pub fn end(&self) -> Option<u64> {
+        self.offset.checked_add(self.size)
+    }
+}

@@ -1,0 +1,387 @@
+//! Reading an SST from bytes in memory (a `Vec`, or an mmap wrapped in
+//! [`Bytes`]): open from the footer, point lookups behind the bloom filter,
+//! and a cursor over every entry.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::block::{Block, BlockIter};
+use crate::bloom::BloomFilter;
+use crate::codec::{
+    decode_block, BlockContext, BlockKind, EncryptionKey, Keyring, MAX_BLOCK_LEN, TRAILER_LEN,
+};
+use crate::error::{Error, Result};
+use crate::key::{compare_internal, seek_key, InternalKeyRef, ValueKind};
+
+use super::{BlockHandle, Footer, Properties, FOOTER_LEN};
+
+/// What a reader needs besides the bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableReadOptions<'a> {
+    /// The table's file number (its blocks are bound to it).
+    pub file_number: u64,
+    /// The uid the manifest recorded for the file; when given, a file with
+    /// another uid (an older file with the same number) is refused.
+    pub expected_uid: Option<[u8; 16]>,
+    /// Keys for encrypted tables.
+    pub keyring: Option<&'a Keyring>,
+}
+
+/// One entry found by [`Table::get`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableEntry {
+    /// The entry's timestamp.
+    pub ts: u64,
+    /// The entry's kind.
+    pub kind: ValueKind,
+    /// The entry's value (empty for a tombstone).
+    pub value: Bytes,
+}
+
+struct Inner {
+    data: Bytes,
+    file_number: u64,
+    footer: Footer,
+    key: Option<Arc<EncryptionKey>>,
+    index: Block,
+    filter: Bytes,
+    properties: Properties,
+    /// Where the footer starts: no block may reach past it.
+    blocks_end: u64,
+}
+
+/// An open SST. Cheap to clone; iterators hold a clone.
+#[derive(Clone)]
+pub struct Table {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("file_number", &self.inner.file_number)
+            .field("size", &self.inner.data.len())
+            .field("entries", &self.inner.properties.entries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Table {
+    /// Opens a table: checks the footer (magic, version, checksum, MAC),
+    /// then decodes the index, filter and properties blocks.
+    pub fn open(data: Bytes, opts: &TableReadOptions<'_>) -> Result<Table> {
+        let n = opts.file_number;
+        let len = data.len() as u64;
+        let footer_at = len.checked_sub(FOOTER_LEN as u64).ok_or_else(|| {
+            Error::corruption(
+                format!("sst {n}: file of {len} bytes is shorter than a footer"),
+                0,
+            )
+        })?;
+        let footer_bytes = &data[footer_at as usize..];
+        let footer = Footer::decode(footer_bytes, n, footer_at)?;
+        if let Some(uid) = opts.expected_uid {
+            if uid != footer.file_uid {
+                return Err(Error::corruption(
+                    format!("sst {n}: file uid differs from the manifest's"),
+                    footer_at + 48,
+                ));
+            }
+        }
+        let key = match footer.key_id {
+            None => None,
+            Some(id) => {
+                let key = opts
+                    .keyring
+                    .and_then(|k| k.get(id))
+                    .ok_or_else(|| Error::MissingKey {
+                        what: format!("sst {n}"),
+                        offset: footer_at,
+                        key_id: id,
+                    })?
+                    .clone();
+                Footer::verify(footer_bytes, n, footer_at, &key)?;
+                Some(key)
+            }
+        };
+        let mut inner = Inner {
+            data,
+            file_number: n,
+            footer,
+            key,
+            index: Block::new(Bytes::from_static(&[0, 0, 0, 0, 1, 0, 0, 0]), 0)?,
+            filter: Bytes::new(),
+            properties: Properties::default(),
+            blocks_end: footer_at,
+        };
+        inner.index = Block::new(
+            inner.load(footer.index, BlockKind::Index)?,
+            footer.index.offset,
+        )?;
+        let filter = inner.load(footer.filter, BlockKind::Filter)?;
+        BloomFilter::new(&filter).map_err(|_| {
+            Error::corruption(format!("sst {n}: bloom filter"), footer.filter.offset)
+        })?;
+        inner.filter = filter;
+        let props = inner.load(footer.properties, BlockKind::Properties)?;
+        inner.properties = Properties::decode(&props, footer.properties.offset)?;
+        Ok(Table {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The table's file number.
+    pub fn file_number(&self) -> u64 {
+        self.inner.file_number
+    }
+
+    /// The footer, with the file's uid and key id.
+    pub fn footer(&self) -> &Footer {
+        &self.inner.footer
+    }
+
+    /// The table's properties.
+    pub fn properties(&self) -> &Properties {
+        &self.inner.properties
+    }
+
+    /// The table's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.inner.data.len() as u64
+    }
+
+    /// False when `user_key` is certainly not in the table.
+    pub fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.may_contain_hash(crate::bloom::bloom_hash(user_key))
+    }
+
+    /// False when the key with this bloom hash is certainly not in the table.
+    pub fn may_contain_hash(&self, h: u64) -> bool {
+        // Validated at open; a failure here cannot happen, and answering
+        // "maybe" is always safe.
+        BloomFilter::new(&self.inner.filter).map_or(true, |f| f.may_contain_hash(h))
+    }
+
+    /// Reads and decodes the data block at `handle` (as found in the index).
+    /// The engine's block cache calls this on a miss.
+    pub fn read_block(&self, handle: BlockHandle) -> Result<Block> {
+        Block::new(self.inner.load(handle, BlockKind::Data)?, handle.offset)
+    }
+
+    /// The newest version of `user_key` with a timestamp `<= ts`, tombstones
+    /// included; `None` when the table has no such version. The bloom filter
+    /// is checked first.
+    pub fn get(&self, user_key: &[u8], ts: u64) -> Result<Option<TableEntry>> {
+        if !self.may_contain(user_key) {
+            return Ok(None);
+        }
+        let mut it = self.iter();
+        it.seek(&seek_key(user_key, ts))?;
+        if !it.valid() {
+            return Ok(None);
+        }
+        let parsed = InternalKeyRef::parse(it.key()).map_err(|_| it.corrupt_key())?;
+        if parsed.user_key != user_key {
+            return Ok(None);
+        }
+        Ok(Some(TableEntry {
+            ts: parsed.ts,
+            kind: parsed.kind,
+            value: it.value_bytes(),
+        }))
+    }
+
+    /// A cursor over every entry, in internal-key order. It starts
+    /// unpositioned.
+    pub fn iter(&self) -> TableIter {
+        TableIter {
+            index: self.inner.index.iter(compare_internal),
+            table: self.clone(),
+            data: None,
+            block_offset: 0,
+        }
+    }
+}
+
+impl Inner {
+    /// Checks that `handle` lies inside the block area and decodes the block.
+    fn load(&self, handle: BlockHandle, kind: BlockKind) -> Result<Bytes> {
+        let n = self.file_number;
+        let in_bounds = handle
+            .end()
+            .is_some_and(|end| end <= self.blocks_end && handle.size >= TRAILER_LEN as u64);
+        if !in_bounds {
+            return Err(Error::corruption(
+                format!(
+                    "sst {n}: {kind:?} block handle ({}, {}) out of bounds",
+                    handle.offset, handle.size
+                ),
+                handle.offset,
+            ));
+        }
+        let stored = &self.data[handle.offset as usize..(handle.offset + handle.size) as usize];
+        let ctx = BlockContext {
+            file_number: n,
+            file_uid: self.footer.file_uid,
+            offset: handle.offset,
+            kind,
+        };
+        match decode_block(stored, &ctx, self.key.as_deref(), MAX_BLOCK_LEN)? {
+            Cow::Borrowed(plain) => Ok(self.data.slice_ref(plain)),
+            Cow::Owned(plain) => Ok(Bytes::from(plain)),
+        }
+    }
+}
+
+/// A cursor over a table's entries: a two-level iterator, index block then
+/// data block. Positioning methods return errors for damaged blocks; the
+/// cursor is then invalid.
+#[derive(Debug)]
+pub struct TableIter {
+    table: Table,
+    index: BlockIter,
+    data: Option<BlockIter>,
+    /// Offset of the current data block, for errors.
+    block_offset: u64,
+}
+
+impl TableIter {
+    /// True when the cursor is on an entry.
+    pub fn valid(&self) -> bool {
+        self.data.as_ref().is_some_and(|d| d.valid())
+    }
+
+    /// The current entry's encoded internal key.
+    pub fn key(&self) -> &[u8] {
+        self.data.as_ref().map_or(&[], |d| d.key())
+    }
+
+    /// The current entry's value.
+    pub fn value(&self) -> &[u8] {
+        self.data.as_ref().map_or(&[], |d| d.value())
+    }
+
+    /// The current entry's value without a copy.
+    pub fn value_bytes(&self) -> Bytes {
+        self.data
+            .as_ref()
+            .map_or_else(Bytes::new, |d| d.value_bytes())
+    }
+
+    /// Positions on the first entry.
+    pub fn seek_to_first(&mut self) -> Result<()> {
+        self.guard(|it| {
+            it.index.seek_to_first()?;
+            it.load_data()?;
+            if let Some(d) = it.data.as_mut() {
+                d.seek_to_first()?;
+            }
+            it.skip_forward()
+        })
+    }
+
+    /// Positions on the last entry.
+    pub fn seek_to_last(&mut self) -> Result<()> {
+        self.guard(|it| {
+            it.index.seek_to_last()?;
+            it.load_data()?;
+            if let Some(d) = it.data.as_mut() {
+                d.seek_to_last()?;
+            }
+            it.skip_backward()
+        })
+    }
+
+    /// Positions on the first entry `>= target` (an encoded internal key).
+    pub fn seek(&mut self, target: &[u8]) -> Result<()> {
+        self.guard(|it| {
+            it.index.seek(target)?;
+            it.load_data()?;
+            if let Some(d) = it.data.as_mut() {
+                d.seek(target)?;
+            }
+            it.skip_forward()
+        })
+    }
+
+    /// Moves to the next entry.
+    // A cursor step that can fail, not an `Iterator`: the engine merges
+    // cursors and needs seek and prev too.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<()> {
+        self.guard(|it| {
+            if let Some(d) = it.data.as_mut() {
+                d.next()?;
+            }
+            it.skip_forward()
+        })
+    }
+
+    /// Moves to the previous entry.
+    pub fn prev(&mut self) -> Result<()> {
+        self.guard(|it| {
+            if let Some(d) = it.data.as_mut() {
+                d.prev()?;
+            }
+            it.skip_backward()
+        })
+    }
+
+    /// Runs a positioning step; on error the cursor becomes invalid.
+    fn guard(&mut self, step: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+        let r = step(self);
+        if r.is_err() {
+            self.data = None;
+        }
+        r
+    }
+
+    /// Loads the data block the index cursor points at (none past the end).
+    fn load_data(&mut self) -> Result<()> {
+        self.data = None;
+        if self.index.valid() {
+            let handle =
+                BlockHandle::decode(self.index.value(), self.table.inner.footer.index.offset)?;
+            let block = self.table.read_block(handle)?;
+            self.data = Some(block.iter(compare_internal));
+            self.block_offset = handle.offset;
+        }
+        Ok(())
+    }
+
+    /// While the data cursor is exhausted, moves to the next block.
+    fn skip_forward(&mut self) -> Result<()> {
+        while self.data.as_ref().is_some_and(|d| !d.valid()) {
+            self.index.next()?;
+            self.load_data()?;
+            if let Some(d) = self.data.as_mut() {
+                d.seek_to_first()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// While the data cursor is exhausted, moves to the previous block.
+    fn skip_backward(&mut self) -> Result<()> {
+        while self.data.as_ref().is_some_and(|d| !d.valid()) {
+            self.index.prev()?;
+            self.load_data()?;
+            if let Some(d) = self.data.as_mut() {
+                d.seek_to_last()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt_key(&self) -> Error {
+        Error::corruption(
+            format!(
+                "sst {}: malformed internal key",
+                self.table.inner.file_number
+            ),
+            self.block_offset,
+        )
+    }
+}
