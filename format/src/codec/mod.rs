@@ -124,6 +124,7 @@ pub struct BlockEncoder {
     compression: Compression,
     compressor: Option<zstd::bulk::Compressor<'static>>,
     key: Option<std::sync::Arc<EncryptionKey>>,
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for BlockEncoder {
@@ -160,6 +161,7 @@ impl BlockEncoder {
             compression,
             compressor,
             key,
+            scratch: Vec::new(),
         })
     }
 
@@ -184,10 +186,14 @@ impl BlockEncoder {
         let start = out.len();
         let mut compression = COMPRESSION_NONE;
         if let Some(c) = self.compressor.as_mut() {
-            let compressed = c.compress(raw).map_err(Error::from)?;
+            self.scratch.clear();
+            self.scratch
+                .reserve(zstd::zstd_safe::compress_bound(raw.len()));
+            c.compress_to_buffer(raw, &mut self.scratch)
+                .map_err(Error::from)?;
             // Worth it only when it saves at least 12.5%.
-            if compressed.len() <= raw.len() - raw.len() / 8 {
-                out.extend_from_slice(&compressed);
+            if self.scratch.len() <= raw.len() - raw.len() / 8 {
+                out.extend_from_slice(&self.scratch);
                 compression = COMPRESSION_ZSTD;
             }
         }
@@ -214,110 +220,148 @@ impl BlockEncoder {
     }
 }
 
-/// Decodes a stored block (payload and trailer) back to its bytes.
-///
-/// `key` is the key the caller expects the block to be encrypted with, or
-/// `None` for a plaintext block: a block that is encrypted when it should not
-/// be, or plaintext when it should be encrypted, or names another key id, is
-/// refused, so stripping the encryption of a block is detected. The result
-/// borrows `stored` when the block was neither compressed nor encrypted.
+/// Decodes one stored block with a fresh [`BlockDecoder`]; see
+/// [`BlockDecoder::decode`]. Hot paths keep a decoder instead.
 pub fn decode_block<'a>(
     stored: &'a [u8],
     ctx: &BlockContext,
     key: Option<&EncryptionKey>,
     max_len: usize,
 ) -> Result<Cow<'a, [u8]>> {
-    let what = |s: &str| format!("{:?} block of file {}: {s}", ctx.kind, ctx.file_number);
-    let split = stored
-        .len()
-        .checked_sub(TRAILER_LEN)
-        .ok_or_else(|| Error::corruption(what("shorter than its trailer"), ctx.offset))?;
-    let (payload, trailer) = stored.split_at(split);
-    let stored_crc = u32::from_le_bytes([trailer[6], trailer[7], trailer[8], trailer[9]]);
-    let computed = crc32c::crc32c(&stored[..split + 6]);
-    if stored_crc != computed {
-        return Err(Error::Checksum {
-            what: what("trailer crc32c"),
-            offset: ctx.offset,
-            stored: stored_crc,
-            computed,
-        });
-    }
-    let compression = trailer[0];
-    let encryption = trailer[1];
-    let key_id = u32::from_le_bytes([trailer[2], trailer[3], trailer[4], trailer[5]]);
-    let plain: Cow<'a, [u8]> = match (encryption, key) {
-        (ENCRYPTION_NONE, None) => {
-            if key_id != 0 {
-                return Err(Error::corruption(
-                    what("plaintext block names a key"),
-                    ctx.offset,
-                ));
-            }
-            Cow::Borrowed(payload)
-        }
-        (ENCRYPTION_AES256_GCM_SIV, Some(key)) if key.id() == key_id => {
-            let nonce = crypto::nonce(ctx.file_number, ctx.offset)?;
-            let aad = associated_data(ctx, compression, key_id);
-            let mut buf = payload.to_vec();
-            key.open(&nonce, &aad, &mut buf)
-                .map_err(|_| Error::Decrypt {
-                    what: what("authentication failed"),
-                    offset: ctx.offset,
-                    key_id,
-                })?;
-            Cow::Owned(buf)
-        }
-        (ENCRYPTION_AES256_GCM_SIV, _) => {
-            return Err(Error::MissingKey {
-                what: what("encrypted block"),
-                offset: ctx.offset,
-                key_id,
-            })
-        }
-        (ENCRYPTION_NONE, Some(_)) => {
-            return Err(Error::Decrypt {
-                what: what("plaintext block where an encrypted one was expected"),
-                offset: ctx.offset,
-                key_id,
-            })
-        }
-        (other, _) => {
-            return Err(Error::corruption(
-                what(&format!("unknown encryption {other}")),
-                ctx.offset,
-            ))
-        }
-    };
-    match compression {
-        COMPRESSION_NONE => {
-            if plain.len() > max_len {
-                return Err(Error::corruption(
-                    what("block exceeds the size limit"),
-                    ctx.offset,
-                ));
-            }
-            Ok(plain)
-        }
-        COMPRESSION_ZSTD => decompress(&plain, max_len)
-            .map(Cow::Owned)
-            .ok_or_else(|| Error::corruption(what("zstd frame does not decode"), ctx.offset)),
-        other => Err(Error::corruption(
-            what(&format!("unknown compression {other}")),
-            ctx.offset,
-        )),
+    BlockDecoder::new().decode(stored, ctx, key, max_len)
+}
+
+/// Decodes stored blocks, keeping a zstd decompression context between
+/// calls (creating one per block costs about as much as decompressing it).
+#[derive(Default)]
+pub struct BlockDecoder {
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl std::fmt::Debug for BlockDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockDecoder").finish_non_exhaustive()
     }
 }
 
-/// Decompresses one zstd frame whose header states its size, refusing a
-/// size above `max_len` before allocating.
-fn decompress(frame: &[u8], max_len: usize) -> Option<Vec<u8>> {
-    let size = zstd::zstd_safe::get_frame_content_size(frame).ok()??;
-    let size = usize::try_from(size)
-        .ok()
-        .filter(|&s| s <= max_len.min(MAX_BLOCK_LEN))?;
-    let out = zstd::bulk::decompress(frame, size).ok()?;
-    (out.len() == size).then_some(out)
+impl BlockDecoder {
+    /// A decoder; its zstd context is created on first use.
+    pub fn new() -> Self {
+        BlockDecoder::default()
+    }
+
+    /// Decodes a stored block (payload and trailer) back to its bytes.
+    ///
+    /// `key` is the key the caller expects the block to be encrypted with, or
+    /// `None` for a plaintext block: a block that is encrypted when it should not
+    /// be, or plaintext when it should be encrypted, or names another key id, is
+    /// refused, so stripping the encryption of a block is detected. The result
+    /// borrows `stored` when the block was neither compressed nor encrypted.
+    pub fn decode<'a>(
+        &mut self,
+        stored: &'a [u8],
+        ctx: &BlockContext,
+        key: Option<&EncryptionKey>,
+        max_len: usize,
+    ) -> Result<Cow<'a, [u8]>> {
+        let what = |s: &str| format!("{:?} block of file {}: {s}", ctx.kind, ctx.file_number);
+        let split = stored
+            .len()
+            .checked_sub(TRAILER_LEN)
+            .ok_or_else(|| Error::corruption(what("shorter than its trailer"), ctx.offset))?;
+        let (payload, trailer) = stored.split_at(split);
+        let stored_crc = u32::from_le_bytes([trailer[6], trailer[7], trailer[8], trailer[9]]);
+        let computed = crc32c::crc32c(&stored[..split + 6]);
+        if stored_crc != computed {
+            return Err(Error::Checksum {
+                what: what("trailer crc32c"),
+                offset: ctx.offset,
+                stored: stored_crc,
+                computed,
+            });
+        }
+        let compression = trailer[0];
+        let encryption = trailer[1];
+        let key_id = u32::from_le_bytes([trailer[2], trailer[3], trailer[4], trailer[5]]);
+        let plain: Cow<'a, [u8]> = match (encryption, key) {
+            (ENCRYPTION_NONE, None) => {
+                if key_id != 0 {
+                    return Err(Error::corruption(
+                        what("plaintext block names a key"),
+                        ctx.offset,
+                    ));
+                }
+                Cow::Borrowed(payload)
+            }
+            (ENCRYPTION_AES256_GCM_SIV, Some(key)) if key.id() == key_id => {
+                let nonce = crypto::nonce(ctx.file_number, ctx.offset)?;
+                let aad = associated_data(ctx, compression, key_id);
+                let mut buf = payload.to_vec();
+                key.open(&nonce, &aad, &mut buf)
+                    .map_err(|_| Error::Decrypt {
+                        what: what("authentication failed"),
+                        offset: ctx.offset,
+                        key_id,
+                    })?;
+                Cow::Owned(buf)
+            }
+            (ENCRYPTION_AES256_GCM_SIV, _) => {
+                return Err(Error::MissingKey {
+                    what: what("encrypted block"),
+                    offset: ctx.offset,
+                    key_id,
+                })
+            }
+            (ENCRYPTION_NONE, Some(_)) => {
+                return Err(Error::Decrypt {
+                    what: what("plaintext block where an encrypted one was expected"),
+                    offset: ctx.offset,
+                    key_id,
+                })
+            }
+            (other, _) => {
+                return Err(Error::corruption(
+                    what(&format!("unknown encryption {other}")),
+                    ctx.offset,
+                ))
+            }
+        };
+        match compression {
+            COMPRESSION_NONE => {
+                if plain.len() > max_len {
+                    return Err(Error::corruption(
+                        what("block exceeds the size limit"),
+                        ctx.offset,
+                    ));
+                }
+                Ok(plain)
+            }
+            COMPRESSION_ZSTD => self
+                .decompress(&plain, max_len)
+                .map(Cow::Owned)
+                .ok_or_else(|| Error::corruption(what("zstd frame does not decode"), ctx.offset)),
+            other => Err(Error::corruption(
+                what(&format!("unknown compression {other}")),
+                ctx.offset,
+            )),
+        }
+    }
+}
+
+impl BlockDecoder {
+    /// Decompresses one zstd frame whose header states its size, refusing a
+    /// size above `max_len` before allocating.
+    fn decompress(&mut self, frame: &[u8], max_len: usize) -> Option<Vec<u8>> {
+        let size = zstd::zstd_safe::get_frame_content_size(frame).ok()??;
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&s| s <= max_len.min(MAX_BLOCK_LEN))?;
+        if self.decompressor.is_none() {
+            self.decompressor = Some(zstd::bulk::Decompressor::new().ok()?);
+        }
+        let out = self.decompressor.as_mut()?.decompress(frame, size).ok()?;
+        (out.len() == size).then_some(out)
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::codec::{decode_block, BlockContext, EncryptionKey, Keyring, MAX_BLOCK_LEN};
+use crate::codec::{BlockContext, BlockDecoder, EncryptionKey, Keyring, MAX_BLOCK_LEN};
 use crate::error::{Error, Result};
 
 use super::{
@@ -45,6 +45,7 @@ pub struct LogReader<'a> {
     /// The corruption found, repeated to every later call.
     failed: Option<Error>,
     valid_len: u64,
+    decoder: BlockDecoder,
 }
 
 /// One fragment as read, or the reason it is bad.
@@ -79,6 +80,7 @@ impl<'a> LogReader<'a> {
             end: None,
             failed: None,
             valid_len: 0,
+            decoder: BlockDecoder::new(),
         };
         let Some((_, bytes)) = r.read_record(file_number, [0; 16])? else {
             return Ok(r);
@@ -183,8 +185,12 @@ impl<'a> LogReader<'a> {
                             offset: start as u64,
                             kind: self.kind.block_kind(),
                         };
-                        return match decode_block(&stored, &ctx, self.key.as_deref(), MAX_BLOCK_LEN)
-                        {
+                        return match self.decoder.decode(
+                            &stored,
+                            &ctx,
+                            self.key.as_deref(),
+                            MAX_BLOCK_LEN,
+                        ) {
                             Ok(plain) => Ok(Some((start as u64, plain.into_owned()))),
                             Err(e) => {
                                 self.failed = Some(e.clone());

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::block::{Block, BlockIter};
 use crate::bloom::BloomFilter;
 use crate::codec::{
-    decode_block, BlockContext, BlockKind, EncryptionKey, Keyring, MAX_BLOCK_LEN, TRAILER_LEN,
+    BlockContext, BlockDecoder, BlockKind, EncryptionKey, Keyring, MAX_BLOCK_LEN, TRAILER_LEN,
 };
 use crate::error::{Error, Result};
 use crate::key::{compare_internal, seek_key, InternalKeyRef, ValueKind};
@@ -116,16 +116,17 @@ impl Table {
             properties: Properties::default(),
             blocks_end: footer_at,
         };
+        let d = &mut BlockDecoder::new();
         inner.index = Block::new(
-            inner.load(footer.index, BlockKind::Index)?,
+            inner.load(d, footer.index, BlockKind::Index)?,
             footer.index.offset,
         )?;
-        let filter = inner.load(footer.filter, BlockKind::Filter)?;
+        let filter = inner.load(d, footer.filter, BlockKind::Filter)?;
         BloomFilter::new(&filter).map_err(|_| {
             Error::corruption(format!("sst {n}: bloom filter"), footer.filter.offset)
         })?;
         inner.filter = filter;
-        let props = inner.load(footer.properties, BlockKind::Properties)?;
+        let props = inner.load(d, footer.properties, BlockKind::Properties)?;
         inner.properties = Properties::decode(&props, footer.properties.offset)?;
         Ok(Table {
             inner: Arc::new(inner),
@@ -167,7 +168,20 @@ impl Table {
     /// Reads and decodes the data block at `handle` (as found in the index).
     /// The engine's block cache calls this on a miss.
     pub fn read_block(&self, handle: BlockHandle) -> Result<Block> {
-        Block::new(self.inner.load(handle, BlockKind::Data)?, handle.offset)
+        self.read_block_with(&mut BlockDecoder::new(), handle)
+    }
+
+    /// [`read_block`](Self::read_block) with a decoder the caller keeps, so
+    /// its zstd context is reused.
+    pub fn read_block_with(
+        &self,
+        decoder: &mut BlockDecoder,
+        handle: BlockHandle,
+    ) -> Result<Block> {
+        Block::new(
+            self.inner.load(decoder, handle, BlockKind::Data)?,
+            handle.offset,
+        )
     }
 
     /// The newest version of `user_key` with a timestamp `<= ts`, tombstones
@@ -201,13 +215,19 @@ impl Table {
             table: self.clone(),
             data: None,
             block_offset: 0,
+            decoder: BlockDecoder::new(),
         }
     }
 }
 
 impl Inner {
     /// Checks that `handle` lies inside the block area and decodes the block.
-    fn load(&self, handle: BlockHandle, kind: BlockKind) -> Result<Bytes> {
+    fn load(
+        &self,
+        decoder: &mut BlockDecoder,
+        handle: BlockHandle,
+        kind: BlockKind,
+    ) -> Result<Bytes> {
         let n = self.file_number;
         let in_bounds = handle
             .end()
@@ -228,7 +248,7 @@ impl Inner {
             offset: handle.offset,
             kind,
         };
-        match decode_block(stored, &ctx, self.key.as_deref(), MAX_BLOCK_LEN)? {
+        match decoder.decode(stored, &ctx, self.key.as_deref(), MAX_BLOCK_LEN)? {
             Cow::Borrowed(plain) => Ok(self.data.slice_ref(plain)),
             Cow::Owned(plain) => Ok(Bytes::from(plain)),
         }
@@ -245,6 +265,7 @@ pub struct TableIter {
     data: Option<BlockIter>,
     /// Offset of the current data block, for errors.
     block_offset: u64,
+    decoder: BlockDecoder,
 }
 
 impl TableIter {
@@ -344,7 +365,7 @@ impl TableIter {
         if self.index.valid() {
             let handle =
                 BlockHandle::decode(self.index.value(), self.table.inner.footer.index.offset)?;
-            let block = self.table.read_block(handle)?;
+            let block = self.table.read_block_with(&mut self.decoder, handle)?;
             self.data = Some(block.iter(compare_internal));
             self.block_offset = handle.offset;
         }
