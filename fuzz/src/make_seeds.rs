@@ -1,0 +1,136 @@
+//! Writes valid files of every kind into `fuzz/seeds/<target>/`, so that a
+//! campaign starts from real structures instead of from nothing.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use strata_format::block::BlockBuilder;
+use strata_format::codec::{BlockContext, BlockEncoder, BlockKind, Compression, EncryptionKey};
+use strata_format::key::{InternalKeyRef, ValueKind};
+use strata_format::log::{LogHeader, LogKind, LogWriter};
+use strata_format::manifest::{FileAdded, VersionEdit};
+use strata_format::sst::{TableOptions, TableWriter};
+
+mod keys;
+
+fn ikey(k: &str, ts: u64, kind: ValueKind) -> Vec<u8> {
+    InternalKeyRef {
+        user_key: k.as_bytes(),
+        ts,
+        kind,
+    }
+    .to_vec()
+}
+
+fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
+    let d = dir.join(target);
+    std::fs::create_dir_all(&d).expect("create seed dir");
+    std::fs::write(d.join(name), bytes).expect("write seed");
+}
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let key = Arc::new(EncryptionKey::new(keys::KEY_ID, keys::KEY));
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..60)
+        .map(|i| {
+            let kind = if i % 9 == 0 {
+                ValueKind::Delete
+            } else {
+                ValueKind::Put
+            };
+            (
+                ikey(&format!("key{:03}", i / 2), 100 - (i % 2) as u64, kind),
+                format!("v{i}").into_bytes(),
+            )
+        })
+        .collect();
+
+    for (name, compression, k) in [
+        ("plain", Compression::None, None),
+        ("zstd", Compression::Zstd { level: 1 }, None),
+        ("aes", Compression::None, Some(key.clone())),
+        (
+            "zstd-aes",
+            Compression::Zstd { level: 1 },
+            Some(key.clone()),
+        ),
+    ] {
+        let opts = TableOptions {
+            block_size: 256,
+            restart_interval: 4,
+            compression,
+            key: k.clone(),
+            ..TableOptions::default()
+        };
+        let mut w = TableWriter::new(Vec::new(), 7, keys::UID, opts).expect("writer");
+        for (key, value) in &entries {
+            w.add(key, value).expect("add");
+        }
+        write(&dir, "sst_open", name, &w.finish().expect("finish").0);
+
+        for (kind, number, target) in [
+            (LogKind::Wal, 3, "log_read"),
+            (LogKind::Manifest, 2, "log_read"),
+        ] {
+            let header = LogHeader {
+                kind,
+                file_number: number,
+                file_uid: keys::UID,
+                key_id: k.as_ref().map(|k| k.id()),
+            };
+            let mut w =
+                LogWriter::new(Vec::new(), header, compression, k.clone()).expect("log writer");
+            for i in 0..5 {
+                let edit = VersionEdit {
+                    next_file_number: Some(10 + i),
+                    keyspaces_created: vec![(i as u32, format!("ks{i}"))],
+                    files_added: vec![FileAdded {
+                        keyspace: 0,
+                        level: 1,
+                        file_number: 9,
+                        size: 4096,
+                        file_uid: keys::UID,
+                        key_id: None,
+                        smallest: ikey("a", 1, ValueKind::Put),
+                        largest: ikey("z", 9, ValueKind::Put),
+                        min_ts: 1,
+                        max_ts: 9,
+                    }],
+                    ..VersionEdit::default()
+                };
+                w.add_record(&edit.encode()).expect("record");
+            }
+            write(&dir, target, &format!("{kind:?}-{name}"), &w.into_inner());
+        }
+
+        let mut b = BlockBuilder::new(4);
+        for (key, value) in entries.iter().take(20) {
+            b.add(key, value);
+        }
+        let raw = b.finish();
+        let mut block_seed = vec![40u8];
+        block_seed.extend_from_slice(&ikey("key005", 50, ValueKind::Put)[..5]);
+        block_seed.extend_from_slice(&raw);
+        write(&dir, "block_iter", name, &block_seed);
+        let ctx = BlockContext {
+            file_number: 7,
+            file_uid: keys::UID,
+            offset: 0,
+            kind: BlockKind::Data,
+        };
+        let mut out = Vec::new();
+        BlockEncoder::new(compression, k.clone())
+            .expect("encoder")
+            .encode(&raw, &ctx, &mut out)
+            .expect("encode");
+        write(&dir, "codec_decode", name, &out);
+    }
+    let edit = VersionEdit {
+        log_number: Some(4),
+        last_timestamp: Some(99),
+        keyspaces_dropped: vec![3],
+        ..VersionEdit::default()
+    };
+    write(&dir, "manifest_decode", "edit", &edit.encode());
+    println!("seeds written to {}", dir.display());
+}
