@@ -82,6 +82,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             file_number: 1,
             expected_uid: Some(uid),
             keyring: Some(&ring),
+            expected_key_id: None,
         },
     )?;
     let mut it = table.iter();

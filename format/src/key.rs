@@ -122,11 +122,22 @@ pub fn seek_key(user_key: &[u8], ts: u64) -> Vec<u8> {
     v
 }
 
-/// The user-key part of encoded internal-key bytes. Bytes too short to hold
-/// a trailer are returned whole, so the comparator stays total on garbage.
+/// Splits encoded internal-key bytes into user key and trailer. Bytes too
+/// short to hold a trailer are all user key, with an empty trailer, so the
+/// comparator stays total on garbage.
+#[inline]
+fn split(internal: &[u8]) -> (&[u8], &[u8]) {
+    match internal.len().checked_sub(TRAILER_LEN) {
+        Some(at) => internal.split_at(at),
+        None => (internal, &[]),
+    }
+}
+
+/// The user-key part of encoded internal-key bytes (all of them when they
+/// are too short to hold a trailer).
 #[inline]
 pub fn user_key(internal: &[u8]) -> &[u8] {
-    &internal[..internal.len().saturating_sub(TRAILER_LEN)]
+    split(internal).0
 }
 
 /// The timestamp of encoded internal-key bytes (0 for bytes too short).
@@ -147,8 +158,8 @@ pub fn timestamp(internal: &[u8]) -> u64 {
 /// block can make a search miss but never panic.
 #[inline]
 pub fn compare_internal(a: &[u8], b: &[u8]) -> Ordering {
-    let (ua, ta) = a.split_at(a.len().saturating_sub(TRAILER_LEN));
-    let (ub, tb) = b.split_at(b.len().saturating_sub(TRAILER_LEN));
+    let (ua, ta) = split(a);
+    let (ub, tb) = split(b);
     // The trailer is (ts big-endian, kind): its bytes compare like the pair,
     // so comparing them reversed gives the descending order.
     ua.cmp(ub).then_with(|| tb.cmp(ta))

@@ -16,11 +16,13 @@
 //! - [`sst`]: tables of blocks with an index, a filter, properties and a footer.
 //! - [`log`]: the record log used by the WAL and the manifest.
 //! - [`manifest`]: the manifest's records.
+//! - [`batch`]: write-batch records, the payload of WAL records.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod batch;
 pub mod block;
 pub mod bloom;
 pub mod codec;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use strata_format::codec::{Compression, EncryptionKey, Keyring};
 use strata_format::key::{InternalKeyRef, ValueKind};
-use strata_format::log::{LogEnd, LogHeader, LogKind, LogReader, LogWriter};
+use strata_format::log::{LogEnd, LogHeader, LogKind, LogReadOptions, LogReader, LogWriter};
 use strata_format::manifest::VersionEdit;
 use strata_format::sst::{Footer, Table, TableOptions, TableReadOptions, TableWriter, FOOTER_LEN};
 use strata_format::Result;
@@ -71,6 +71,7 @@ fn read_table(bytes: &[u8], ring: &Keyring) -> Result<TableContents> {
         file_number: 3,
         expected_uid: Some(UID),
         keyring: Some(ring),
+        expected_key_id: None,
     };
     let table = Table::open(Bytes::copy_from_slice(bytes), &opts)?;
     let mut it = table.iter();
@@ -172,6 +173,7 @@ fn zeroed_pages_of_a_table_are_detected() {
             file_number: 3,
             expected_uid: Some(UID),
             keyring: Some(&ring),
+            expected_key_id: None,
         };
         let result = Table::open(Bytes::from(bad), &opts).and_then(|t| {
             let mut it = t.iter();
@@ -215,7 +217,14 @@ fn read_log(
     ring: &Keyring,
     durable: Option<u64>,
 ) -> Result<(Vec<Vec<u8>>, Option<LogEnd>)> {
-    let mut r = LogReader::new(bytes, 8, LogKind::Wal, Some(ring), durable)?;
+    let mut r = LogReader::new(
+        bytes,
+        &LogReadOptions {
+            keyring: Some(ring),
+            durable_len: durable,
+            ..LogReadOptions::new(8, LogKind::Wal)
+        },
+    )?;
     let mut out = Vec::new();
     while let Some((_, rec)) = r.next_record()? {
         out.push(rec);
@@ -270,7 +279,15 @@ fn every_truncation_of_a_log_is_a_prefix_or_an_error() {
             assert!(got.len() < records.len());
             if end == Some(LogEnd::Clean) {
                 // Only a cut exactly at a record boundary reads clean.
-                let mut r = LogReader::new(&bytes, 8, LogKind::Wal, Some(&ring), None).unwrap();
+                let mut r = LogReader::new(
+                    &bytes,
+                    &LogReadOptions {
+                        keyring: Some(&ring),
+                        durable_len: None,
+                        ..LogReadOptions::new(8, LogKind::Wal)
+                    },
+                )
+                .unwrap();
                 let mut boundaries = vec![0, r.valid_len()];
                 while r.next_record().unwrap().is_some() {
                     boundaries.push(r.valid_len());
@@ -289,17 +306,48 @@ fn a_log_read_with_the_wrong_key_or_number_fails() {
     let (bytes, _) = small_log(true);
     let mut wrong = Keyring::new();
     wrong.insert(Arc::new(EncryptionKey::new(1, [0x12; 32])));
-    let mut r = LogReader::new(&bytes, 8, LogKind::Wal, Some(&wrong), None).unwrap();
+    let mut r = LogReader::new(
+        &bytes,
+        &LogReadOptions {
+            keyring: Some(&wrong),
+            durable_len: None,
+            ..LogReadOptions::new(8, LogKind::Wal)
+        },
+    )
+    .unwrap();
     assert!(matches!(
         r.next_record(),
         Err(strata_format::Error::Decrypt { .. })
     ));
     assert!(matches!(
-        LogReader::new(&bytes, 8, LogKind::Wal, None, None),
+        LogReader::new(
+            &bytes,
+            &LogReadOptions {
+                keyring: None,
+                durable_len: None,
+                ..LogReadOptions::new(8, LogKind::Wal)
+            }
+        ),
         Err(strata_format::Error::MissingKey { .. })
     ));
-    assert!(LogReader::new(&bytes, 9, LogKind::Wal, None, None).is_err());
-    assert!(LogReader::new(&bytes, 8, LogKind::Manifest, None, None).is_err());
+    assert!(LogReader::new(
+        &bytes,
+        &LogReadOptions {
+            keyring: None,
+            durable_len: None,
+            ..LogReadOptions::new(9, LogKind::Wal)
+        }
+    )
+    .is_err());
+    assert!(LogReader::new(
+        &bytes,
+        &LogReadOptions {
+            keyring: None,
+            durable_len: None,
+            ..LogReadOptions::new(8, LogKind::Manifest)
+        }
+    )
+    .is_err());
 }
 
 proptest! {

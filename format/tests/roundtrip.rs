@@ -8,7 +8,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use strata_format::codec::{Compression, EncryptionKey, Keyring};
 use strata_format::key::{compare_internal, seek_key, InternalKeyRef, ValueKind};
-use strata_format::log::{LogEnd, LogHeader, LogKind, LogReader, LogWriter};
+use strata_format::log::{LogEnd, LogHeader, LogKind, LogReadOptions, LogReader, LogWriter};
 use strata_format::manifest::{FileAdded, FileRemoved, VersionEdit};
 use strata_format::sst::{Table, TableOptions, TableReadOptions, TableWriter};
 
@@ -91,7 +91,7 @@ proptest! {
     fn table_round_trips(m in model(), (compression, encrypt, block_size, restart) in codec(), probes in proptest::collection::vec((proptest::collection::vec(0u8..6, 0..6), 0u64..7), 1..20)) {
         let (key, ring) = keyring();
         let bytes = write_table(&m, compression, encrypt.then_some(key), block_size, restart);
-        let opts = TableReadOptions { file_number: 9, expected_uid: Some(UID), keyring: Some(&ring) };
+        let opts = TableReadOptions { file_number: 9, expected_uid: Some(UID), keyring: Some(&ring), expected_key_id: None };
         let table = Table::open(Bytes::from(bytes), &opts).unwrap();
         let props = table.properties();
         prop_assert_eq!(props.entries, m.len() as u64);
@@ -146,7 +146,7 @@ proptest! {
         let mut offsets = Vec::new();
         for r in &records { offsets.push(w.add_record(r).unwrap()); }
         let bytes = w.into_inner();
-        let mut reader = LogReader::new(&bytes, 5, kind, Some(&ring), Some(bytes.len() as u64)).unwrap();
+        let mut reader = LogReader::new(&bytes, &LogReadOptions { keyring: Some(&ring), durable_len: Some(bytes.len() as u64), ..LogReadOptions::new(5, kind) }).unwrap();
         prop_assert_eq!(reader.header(), Some(&header));
         for (r, off) in records.iter().zip(&offsets) {
             let (at, payload) = reader.next_record().unwrap().expect("record");
@@ -226,6 +226,7 @@ fn table_bound_to_its_number_uid_and_key() {
         file_number: 9,
         expected_uid: Some(UID),
         keyring: Some(&ring),
+        expected_key_id: None,
     };
     assert!(Table::open(bytes.clone(), &ok).is_ok());
     // Another file number: the footer MAC fails.
@@ -317,7 +318,15 @@ fn newer_format_versions_are_refused_as_such() {
     log[payload_end..].copy_from_slice(&codec_crc.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&log[4..7]), &log[7..]);
     log[..4].copy_from_slice(&crc.to_le_bytes());
-    let err = LogReader::new(&log, 1, LogKind::Wal, None, None).unwrap_err();
+    let err = LogReader::new(
+        &log,
+        &LogReadOptions {
+            keyring: None,
+            durable_len: None,
+            ..LogReadOptions::new(1, LogKind::Wal)
+        },
+    )
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -343,13 +352,29 @@ fn log_records_span_blocks_and_torn_tails_are_reported() {
     assert!(full.len() > 3 * 32 * 1024);
     // Cut inside the big record: the first record survives, the tail is torn.
     let cut = &full[..full.len() - 10];
-    let mut r = LogReader::new(cut, 2, LogKind::Wal, None, None).unwrap();
+    let mut r = LogReader::new(
+        cut,
+        &LogReadOptions {
+            keyring: None,
+            durable_len: None,
+            ..LogReadOptions::new(2, LogKind::Wal)
+        },
+    )
+    .unwrap();
     assert_eq!(r.next_record().unwrap().unwrap().1, b"first");
     assert!(r.next_record().unwrap().is_none());
     assert_eq!(r.end(), Some(LogEnd::TornTail { offset: big_at }));
     assert_eq!(r.valid_len(), big_at);
     // The same cut when the whole file was synced is corruption.
-    let mut r = LogReader::new(cut, 2, LogKind::Wal, None, Some(full.len() as u64)).unwrap();
+    let mut r = LogReader::new(
+        cut,
+        &LogReadOptions {
+            keyring: None,
+            durable_len: Some(full.len() as u64),
+            ..LogReadOptions::new(2, LogKind::Wal)
+        },
+    )
+    .unwrap();
     r.next_record().unwrap();
     assert!(r.next_record().unwrap_err().is_corruption());
 }
@@ -367,7 +392,15 @@ fn damage_before_the_tail_is_corruption_at_its_offset() {
     w.add_record(b"bbbb").unwrap();
     let mut bytes = w.into_inner();
     bytes[a as usize + 9] ^= 0x10;
-    let mut r = LogReader::new(&bytes, 4, LogKind::Manifest, None, None).unwrap();
+    let mut r = LogReader::new(
+        &bytes,
+        &LogReadOptions {
+            keyring: None,
+            durable_len: None,
+            ..LogReadOptions::new(4, LogKind::Manifest)
+        },
+    )
+    .unwrap();
     let err = r.next_record().unwrap_err();
     assert_eq!(
         err,
@@ -378,4 +411,95 @@ fn damage_before_the_tail_is_corruption_at_its_offset() {
     );
     // The error repeats rather than skipping ahead.
     assert!(r.next_record().is_err());
+}
+
+#[test]
+fn encrypted_records_after_block_padding_read_back() {
+    // A record that ends 1 to 6 bytes before a block boundary leaves padding;
+    // the next record is bound to the offset after the padding.
+    let (key, ring) = keyring();
+    for pad in 1..=6usize {
+        let header = LogHeader {
+            kind: LogKind::Wal,
+            file_number: 5,
+            file_uid: UID,
+            key_id: Some(3),
+        };
+        let mut w =
+            LogWriter::new(Vec::new(), header, Compression::None, Some(key.clone())).unwrap();
+        let h = w.offset() as usize;
+        // fragment header (7) + payload + tag (16) + trailer (10)
+        let len = 32 * 1024 - pad - h - 7 - 16 - 10;
+        let first = vec![1u8; len];
+        w.add_record(&first).unwrap();
+        assert_eq!(w.offset() as usize, 32 * 1024 - pad);
+        let at = w.add_record(b"after the padding").unwrap();
+        assert_eq!(at, 32 * 1024);
+        let bytes = w.into_inner();
+        let opts = LogReadOptions {
+            keyring: Some(&ring),
+            durable_len: Some(bytes.len() as u64),
+            ..LogReadOptions::new(5, LogKind::Wal)
+        };
+        let mut r = LogReader::new(&bytes, &opts).unwrap();
+        assert_eq!(r.next_record().unwrap().unwrap().1, first);
+        assert_eq!(
+            r.next_record().unwrap().unwrap(),
+            (32 * 1024, b"after the padding".to_vec())
+        );
+        assert!(r.next_record().unwrap().is_none());
+        // A nonzero byte in the padding is damage, not ignored.
+        let mut bad = bytes.clone();
+        bad[32 * 1024 - 1] = 1;
+        let mut r = LogReader::new(&bad, &opts).unwrap();
+        r.next_record().unwrap();
+        assert!(r.next_record().is_err(), "pad {pad}");
+    }
+}
+
+#[test]
+fn forged_plaintext_files_cannot_replace_encrypted_ones() {
+    let (_, ring) = keyring();
+    // A plaintext table with the right uid, where the manifest says key 3.
+    let mut m = Model::new();
+    m.insert(
+        (b"k".to_vec(), std::cmp::Reverse(1)),
+        (ValueKind::Put, b"forged".to_vec()),
+    );
+    let forged = Bytes::from(write_table(&m, Compression::None, None, 4096, 16));
+    let opts = TableReadOptions {
+        file_number: 9,
+        expected_uid: Some(UID),
+        keyring: Some(&ring),
+        expected_key_id: Some(Some(3)),
+    };
+    assert!(matches!(
+        Table::open(forged, &opts),
+        Err(strata_format::Error::Decrypt { .. })
+    ));
+    // A plaintext log where key 3 is expected.
+    let header = LogHeader {
+        kind: LogKind::Manifest,
+        file_number: 5,
+        file_uid: UID,
+        key_id: None,
+    };
+    let mut w = LogWriter::new(Vec::new(), header, Compression::None, None).unwrap();
+    w.add_record(b"forged edit").unwrap();
+    let bytes = w.into_inner();
+    let opts = LogReadOptions {
+        keyring: Some(&ring),
+        expected_key_id: Some(Some(3)),
+        ..LogReadOptions::new(5, LogKind::Manifest)
+    };
+    assert!(matches!(
+        LogReader::new(&bytes, &opts),
+        Err(strata_format::Error::Decrypt { .. })
+    ));
+    // And a log of another uid than recorded.
+    let opts = LogReadOptions {
+        expected_uid: Some([1; 16]),
+        ..LogReadOptions::new(5, LogKind::Manifest)
+    };
+    assert!(LogReader::new(&bytes, &opts).is_err());
 }

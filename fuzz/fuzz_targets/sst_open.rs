@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         file_number: 7,
         expected_uid: None,
         keyring: Some(&ring),
+        expected_key_id: None,
     };
     let Ok(table) = Table::open(Bytes::copy_from_slice(data), &opts) else {
         return;

@@ -156,7 +156,13 @@ impl BlockIter {
         let (mut lo, mut hi) = (0usize, self.block.num_restarts - 1);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
-            let key = self.restart_key(mid)?;
+            let key = match self.restart_key(mid) {
+                Ok(k) => k,
+                Err(e) => {
+                    self.invalidate();
+                    return Err(e);
+                }
+            };
             if (self.cmp)(key, target) == Ordering::Less {
                 lo = mid;
             } else {
@@ -262,11 +268,14 @@ impl BlockIter {
             self.invalidate();
             return Ok(());
         }
+        let at_restart = self.block.restart_point(self.restart_index) == at
+            || (self.restart_index + 1 < self.block.num_restarts
+                && self.block.restart_point(self.restart_index + 1) == at);
         let decoded = self
             .entry_header(at)
             .and_then(|(shared, unshared, vlen, key_at)| {
-                if shared > self.key.len() {
-                    return Err(self.corrupt("entry shares more than the previous key", at));
+                if shared > self.key.len() || (at_restart && shared != 0) {
+                    return Err(self.corrupt("entry shares a prefix it cannot have", at));
                 }
                 Ok((shared, unshared, vlen, key_at))
             });

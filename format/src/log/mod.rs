@@ -21,7 +21,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{LogEnd, LogReader};
+pub use reader::{LogEnd, LogReadOptions, LogReader};
 pub use writer::LogWriter;
 
 use crate::coding::Cursor;

@@ -25,6 +25,39 @@ pub enum LogEnd {
     },
 }
 
+/// What a reader expects of a log file besides its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct LogReadOptions<'a> {
+    /// The file's number.
+    pub file_number: u64,
+    /// WAL or manifest.
+    pub kind: LogKind,
+    /// Keys for encrypted logs.
+    pub keyring: Option<&'a Keyring>,
+    /// How many bytes of the file are known to be durable; see [`LogReader`].
+    pub durable_len: Option<u64>,
+    /// The uid the file must carry, when the caller recorded it.
+    pub expected_uid: Option<[u8; 16]>,
+    /// The encryption the file must declare (`Some(None)`: plaintext;
+    /// `Some(Some(id))`: encrypted with key `id`), so that a forged header
+    /// cannot strip the encryption. `None` accepts what the header says.
+    pub expected_key_id: Option<Option<u32>>,
+}
+
+impl<'a> LogReadOptions<'a> {
+    /// Options that check only the file number and kind.
+    pub fn new(file_number: u64, kind: LogKind) -> Self {
+        LogReadOptions {
+            file_number,
+            kind,
+            keyring: None,
+            durable_len: None,
+            expected_uid: None,
+            expected_key_id: None,
+        }
+    }
+}
+
 /// Reads the records of one log file held in memory.
 ///
 /// A damaged record followed by valid data is [`Error::Corruption`] at the
@@ -38,6 +71,7 @@ pub struct LogReader<'a> {
     data: &'a [u8],
     pos: usize,
     kind: LogKind,
+    file_number: u64,
     header: Option<LogHeader>,
     key: Option<Arc<EncryptionKey>>,
     durable_len: Option<u64>,
@@ -50,56 +84,74 @@ pub struct LogReader<'a> {
 
 /// One fragment as read, or the reason it is bad.
 enum Fragment {
+    /// A valid fragment starting at `at`.
     Ok {
+        at: usize,
         kind: u8,
         payload: std::ops::Range<usize>,
     },
-    Bad,
+    /// A bad fragment at `at`; valid data after it, if any, starts at or
+    /// after `resume` (past the payload its header claims, when the header
+    /// itself is sound, so bytes inside a torn record are not mistaken for
+    /// later records).
+    Bad {
+        at: usize,
+        resume: usize,
+    },
     Eof,
 }
 
 impl<'a> LogReader<'a> {
-    /// Opens the log in `data`, expected to be file `file_number` of `kind`,
-    /// and reads its header. A file whose header record is itself torn (a
-    /// crash right after the file was created) opens with no header and no
-    /// records.
-    pub fn new(
-        data: &'a [u8],
-        file_number: u64,
-        kind: LogKind,
-        keyring: Option<&Keyring>,
-        durable_len: Option<u64>,
-    ) -> Result<Self> {
+    /// Opens a log held in `data` and reads its header. A file whose header
+    /// record is itself torn (a crash right after the file was created) opens
+    /// with no header and no records.
+    pub fn new(data: &'a [u8], opts: &LogReadOptions<'_>) -> Result<Self> {
+        let n = opts.file_number;
         let mut r = LogReader {
             data,
             pos: 0,
-            kind,
+            kind: opts.kind,
+            file_number: n,
             header: None,
             key: None,
-            durable_len,
+            durable_len: opts.durable_len,
             end: None,
             failed: None,
             valid_len: 0,
             decoder: BlockDecoder::new(),
         };
-        let Some((_, bytes)) = r.read_record(file_number, [0; 16])? else {
+        let Some((_, bytes)) = r.read_record([0; 16])? else {
             return Ok(r);
         };
         let header = LogHeader::decode(&bytes)?;
-        if header.kind != kind || header.file_number != file_number {
-            return Err(Error::corruption(
-                format!(
-                    "log {file_number}: header names {:?} file {}, expected {kind:?}",
-                    header.kind, header.file_number
-                ),
+        let kind = opts.kind;
+        let mismatch = |what: &str| {
+            Err(Error::corruption(
+                format!("{kind:?} log {n}: header {what} differs from the expected one"),
                 0,
-            ));
+            ))
+        };
+        if header.kind != kind || header.file_number != n {
+            return mismatch("kind or file number");
+        }
+        if opts.expected_uid.is_some_and(|u| u != header.file_uid) {
+            return mismatch("file uid");
+        }
+        if let Some(expected) = opts.expected_key_id {
+            if expected != header.key_id {
+                return Err(Error::Decrypt {
+                    what: format!("{kind:?} log {n}: header declares another encryption"),
+                    offset: 0,
+                    key_id: expected.or(header.key_id).unwrap_or(0),
+                });
+            }
         }
         if let Some(id) = header.key_id {
-            let key = keyring
+            let key = opts
+                .keyring
                 .and_then(|k| k.get(id))
                 .ok_or_else(|| Error::MissingKey {
-                    what: format!("{kind:?} log {file_number}"),
+                    what: format!("{kind:?} log {n}"),
                     offset: 0,
                     key_id: id,
                 })?;
@@ -130,18 +182,14 @@ impl<'a> LogReader<'a> {
     pub fn next_record(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
         match &self.header {
             Some(h) => {
-                let (n, uid) = (h.file_number, h.file_uid);
-                self.read_record(n, uid)
+                let uid = h.file_uid;
+                self.read_record(uid)
             }
             None => Ok(None),
         }
     }
 
-    fn read_record(
-        &mut self,
-        file_number: u64,
-        file_uid: [u8; 16],
-    ) -> Result<Option<(u64, Vec<u8>)>> {
+    fn read_record(&mut self, file_uid: [u8; 16]) -> Result<Option<(u64, Vec<u8>)>> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -150,48 +198,49 @@ impl<'a> LogReader<'a> {
         }
         let mut record: Option<(usize, Vec<u8>)> = None;
         loop {
-            let at = self.pos;
             match self.read_fragment() {
                 Fragment::Eof => {
                     return match record {
                         None => self.finish_clean().map(|()| None),
-                        Some((start, _)) => self.finish_bad(start, at, file_number).map(|()| None),
-                    }
+                        Some((start, _)) => {
+                            let end = self.data.len();
+                            self.finish_bad(start, end).map(|()| None)
+                        }
+                    };
                 }
-                Fragment::Bad => {
+                Fragment::Bad { at, resume } => {
                     let start = record.map_or(at, |(s, _)| s);
-                    return self.finish_bad(start, at + 1, file_number).map(|()| None);
+                    return self.finish_bad(start, resume).map(|()| None);
                 }
-                Fragment::Ok { kind, payload } => {
+                Fragment::Ok { at, kind, payload } => {
                     let bytes = &self.data[payload];
                     match (kind, record.as_mut()) {
                         (FULL | FIRST, None) => record = Some((at, bytes.to_vec())),
                         (MIDDLE | LAST, Some((_, buf))) => buf.extend_from_slice(bytes),
                         // A record started but never finished, or a
-                        // continuation with no start.
+                        // continuation with no start: the fragment at `at`
+                        // is itself valid data after the damage.
                         (_, r) => {
-                            // The fragment at `at` is itself valid data
-                            // after the damage.
                             let start = r.map_or(at, |(s, _)| *s);
-                            return self.finish_bad(start, at, file_number).map(|()| None);
+                            return self.finish_bad(start, at).map(|()| None);
                         }
                     }
                     if matches!(kind, FULL | LAST) {
                         let (start, stored) = record.take().unwrap_or_default();
-                        self.valid_len = self.pos as u64;
                         let ctx = BlockContext {
-                            file_number,
+                            file_number: self.file_number,
                             file_uid,
                             offset: start as u64,
                             kind: self.kind.block_kind(),
                         };
-                        return match self.decoder.decode(
-                            &stored,
-                            &ctx,
-                            self.key.as_deref(),
-                            MAX_BLOCK_LEN,
-                        ) {
-                            Ok(plain) => Ok(Some((start as u64, plain.into_owned()))),
+                        let decoded =
+                            self.decoder
+                                .decode(&stored, &ctx, self.key.as_deref(), MAX_BLOCK_LEN);
+                        return match decoded {
+                            Ok(plain) => {
+                                self.valid_len = self.pos as u64;
+                                Ok(Some((start as u64, plain.into_owned())))
+                            }
                             Err(e) => {
                                 self.failed = Some(e.clone());
                                 Err(e)
@@ -203,46 +252,58 @@ impl<'a> LogReader<'a> {
         }
     }
 
-    /// Reads the fragment at `self.pos`, skipping block padding, and advances
-    /// past it when it is good.
+    /// Reads the fragment at `self.pos`, skipping block padding (which must
+    /// be zero), and advances past it when it is good.
     fn read_fragment(&mut self) -> Fragment {
         let len = self.data.len();
         let block_left = LOG_BLOCK_SIZE - self.pos % LOG_BLOCK_SIZE;
         if block_left < FRAGMENT_HEADER_LEN {
-            self.pos = (self.pos + block_left).min(len);
+            let end = (self.pos + block_left).min(len);
+            if self.data[self.pos..end].iter().any(|&b| b != 0) {
+                return Fragment::Bad {
+                    at: self.pos,
+                    resume: self.pos + 1,
+                };
+            }
+            self.pos = end;
         }
-        if self.pos == len {
+        let at = self.pos;
+        if at == len {
             return Fragment::Eof;
         }
-        match fragment_at(self.data, self.pos) {
-            Some((kind, payload)) => {
+        match fragment_at(self.data, at) {
+            Ok((kind, payload)) => {
                 self.pos = payload.end;
-                Fragment::Ok { kind, payload }
+                Fragment::Ok { at, kind, payload }
             }
-            None => Fragment::Bad,
+            Err(resume) => Fragment::Bad { at, resume },
         }
     }
 
     fn finish_clean(&mut self) -> Result<()> {
         if let Some(d) = self.durable_len {
             if (self.data.len() as u64) < d {
-                return Err(Error::corruption(
+                let e = Error::corruption(
                     format!(
-                        "{:?} log: file of {} bytes is shorter than its durable length {d}",
+                        "{:?} log {}: file of {} bytes is shorter than its durable length {d}",
                         self.kind,
+                        self.file_number,
                         self.data.len()
                     ),
                     self.data.len() as u64,
-                ));
+                );
+                self.failed = Some(e.clone());
+                return Err(e);
             }
         }
         self.end = Some(LogEnd::Clean);
         Ok(())
     }
 
-    /// Decides whether the record at `offset`, found damaged when reading
-    /// at `scan_from`, is a torn tail or corruption.
-    fn finish_bad(&mut self, offset: usize, scan_from: usize, file_number: u64) -> Result<()> {
+    /// Decides whether the record at `offset`, found damaged, is a torn tail
+    /// or corruption; valid data after the damage starts at `scan_from` or
+    /// later.
+    fn finish_bad(&mut self, offset: usize, scan_from: usize) -> Result<()> {
         let torn = match self.durable_len {
             Some(d) => offset as u64 >= d,
             None => !valid_fragment_after(self.data, scan_from),
@@ -250,8 +311,8 @@ impl<'a> LogReader<'a> {
         if !torn {
             let e = Error::corruption(
                 format!(
-                    "{:?} log {file_number}: damaged record before the end of the log",
-                    self.kind
+                    "{:?} log {}: damaged record before the end of the log",
+                    self.kind, self.file_number
                 ),
                 offset as u64,
             );
@@ -266,22 +327,30 @@ impl<'a> LogReader<'a> {
 }
 
 /// Parses and verifies the fragment header at `pos`: its type, its length
-/// (inside the block and the file) and its crc.
-fn fragment_at(data: &[u8], pos: usize) -> Option<(u8, std::ops::Range<usize>)> {
-    let block_end = (pos - pos % LOG_BLOCK_SIZE + LOG_BLOCK_SIZE).min(data.len());
-    let header = data.get(pos..pos + FRAGMENT_HEADER_LEN)?;
+/// (inside the block and the file) and its crc. On failure, returns where
+/// valid data may resume: past the claimed payload when the type and length
+/// are plausible, else the next byte.
+fn fragment_at(data: &[u8], pos: usize) -> Result<(u8, std::ops::Range<usize>), usize> {
+    let block_end = pos - pos % LOG_BLOCK_SIZE + LOG_BLOCK_SIZE;
+    let Some(header) = data.get(pos..pos + FRAGMENT_HEADER_LEN) else {
+        return Err(pos + 1);
+    };
     let kind = header[6];
-    if !(FULL..=LAST).contains(&kind) {
-        return None;
-    }
     let n = u16::from_le_bytes([header[4], header[5]]) as usize;
     let start = pos + FRAGMENT_HEADER_LEN;
-    if start + n > block_end {
-        return None;
+    if !(FULL..=LAST).contains(&kind) || start + n > block_end {
+        return Err(pos + 1);
+    }
+    if start + n > data.len() {
+        // Cut off by the end of the file: a torn write.
+        return Err(start + n);
     }
     let stored = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    (fragment_crc(&header[4..7], &data[start..start + n]) == stored)
-        .then_some((kind, start..start + n))
+    if fragment_crc(&header[4..7], &data[start..start + n]) == stored {
+        Ok((kind, start..start + n))
+    } else {
+        Err(start + n)
+    }
 }
 
 /// True when a valid fragment starts anywhere in `from..` of the block that
@@ -291,10 +360,10 @@ fn fragment_at(data: &[u8], pos: usize) -> Option<(u8, std::ops::Range<usize>)> 
 fn valid_fragment_after(data: &[u8], from: usize) -> bool {
     let block_end = from - from % LOG_BLOCK_SIZE + LOG_BLOCK_SIZE;
     let same_block = (from..block_end.min(data.len())).any(|p| {
-        LOG_BLOCK_SIZE - p % LOG_BLOCK_SIZE >= FRAGMENT_HEADER_LEN && fragment_at(data, p).is_some()
+        LOG_BLOCK_SIZE - p % LOG_BLOCK_SIZE >= FRAGMENT_HEADER_LEN && fragment_at(data, p).is_ok()
     });
     same_block
         || (block_end..data.len())
             .step_by(LOG_BLOCK_SIZE)
-            .any(|p| fragment_at(data, p).is_some())
+            .any(|p| fragment_at(data, p).is_ok())
 }

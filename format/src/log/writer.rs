@@ -58,6 +58,12 @@ impl<W: Write> LogWriter<W> {
         key: Option<Arc<EncryptionKey>>,
         len: u64,
     ) -> Result<Self> {
+        if header.file_number > crate::codec::MAX_NONCE_FIELD {
+            return Err(Error::InvalidArgument(format!(
+                "file number {} exceeds 2^48 - 1",
+                header.file_number
+            )));
+        }
         if header.key_id != key.as_ref().map(|k| k.id()) {
             return Err(Error::InvalidArgument(
                 "log header key id does not match the key".into(),

@@ -147,8 +147,9 @@ impl Footer {
         let file_uid = c.array::<16>()?;
         let encryption = c.array::<4>()?;
         let key_id = c.u32_le()?;
+        let tag_is_zero = bytes[72..72 + TAG_LEN].iter().all(|&b| b == 0);
         let key_id = match encryption {
-            [0, 0, 0, 0] if key_id == 0 => None,
+            [0, 0, 0, 0] if key_id == 0 && tag_is_zero => None,
             [1, 0, 0, 0] => Some(key_id),
             _ => {
                 return Err(Error::corruption(
@@ -170,13 +171,20 @@ impl Footer {
     /// names). Binding the MAC to the footer's offset also binds it to the
     /// file's length, so a truncated or extended file fails here.
     pub fn verify(bytes: &[u8], file_number: u64, offset: u64, key: &EncryptionKey) -> Result<()> {
-        let file_uid: [u8; 16] = bytes
-            .get(48..64)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| Error::corruption("sst footer too short", offset))?;
+        if bytes.len() != FOOTER_LEN {
+            return Err(Error::corruption("sst footer of the wrong length", offset));
+        }
+        let mut file_uid = [0u8; 16];
+        file_uid.copy_from_slice(&bytes[48..64]);
         let ctx = Self::context(file_number, file_uid, offset);
         let expected = authenticate(key, &ctx, &bytes[..AUTHENTICATED_LEN])?;
-        if bytes[72..72 + TAG_LEN] != expected {
+        // Constant time, so timing does not reveal how much of a forged tag
+        // was right.
+        let diff = bytes[72..72 + TAG_LEN]
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff != 0 {
             return Err(Error::Decrypt {
                 what: format!("sst {file_number} footer"),
                 offset,

@@ -27,6 +27,21 @@ pub struct TableReadOptions<'a> {
     pub expected_uid: Option<[u8; 16]>,
     /// Keys for encrypted tables.
     pub keyring: Option<&'a Keyring>,
+    /// The encryption the manifest recorded for the file (`Some(None)`:
+    /// plaintext; `Some(Some(id))`: encrypted with key `id`). When given, a
+    /// footer that declares anything else is refused, so a forged plaintext
+    /// table cannot replace an encrypted one. `None` accepts the footer's word.
+    pub expected_key_id: Option<Option<u32>>,
+}
+
+/// A cache of decoded data blocks shared by tables, keyed by file number
+/// and block offset. The engine implements it; a table consults it before
+/// reading a data block and fills it after.
+pub trait BlockCache: Send + Sync {
+    /// The cached block at `offset` of file `file_number`.
+    fn get(&self, file_number: u64, offset: u64) -> Option<Block>;
+    /// Caches a block just read.
+    fn insert(&self, file_number: u64, offset: u64, block: Block);
 }
 
 /// One entry found by [`Table::get`].
@@ -50,6 +65,7 @@ struct Inner {
     properties: Properties,
     /// Where the footer starts: no block may reach past it.
     blocks_end: u64,
+    cache: Option<Arc<dyn BlockCache>>,
 }
 
 /// An open SST. Cheap to clone; iterators hold a clone.
@@ -72,6 +88,15 @@ impl Table {
     /// Opens a table: checks the footer (magic, version, checksum, MAC),
     /// then decodes the index, filter and properties blocks.
     pub fn open(data: Bytes, opts: &TableReadOptions<'_>) -> Result<Table> {
+        Self::open_cached(data, opts, None)
+    }
+
+    /// [`open`](Self::open), with data blocks read through `cache`.
+    pub fn open_cached(
+        data: Bytes,
+        opts: &TableReadOptions<'_>,
+        cache: Option<Arc<dyn BlockCache>>,
+    ) -> Result<Table> {
         let n = opts.file_number;
         let len = data.len() as u64;
         let footer_at = len.checked_sub(FOOTER_LEN as u64).ok_or_else(|| {
@@ -88,6 +113,15 @@ impl Table {
                     format!("sst {n}: file uid differs from the manifest's"),
                     footer_at + 48,
                 ));
+            }
+        }
+        if let Some(expected) = opts.expected_key_id {
+            if expected != footer.key_id {
+                return Err(Error::Decrypt {
+                    what: format!("sst {n}: footer declares another encryption than the manifest"),
+                    offset: footer_at + 64,
+                    key_id: expected.or(footer.key_id).unwrap_or(0),
+                });
             }
         }
         let key = match footer.key_id {
@@ -115,6 +149,7 @@ impl Table {
             filter: Bytes::new(),
             properties: Properties::default(),
             blocks_end: footer_at,
+            cache,
         };
         let d = &mut BlockDecoder::new();
         inner.index = Block::new(
@@ -178,10 +213,23 @@ impl Table {
         decoder: &mut BlockDecoder,
         handle: BlockHandle,
     ) -> Result<Block> {
-        Block::new(
+        let n = self.inner.file_number;
+        if let Some(block) = self
+            .inner
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(n, handle.offset))
+        {
+            return Ok(block);
+        }
+        let block = Block::new(
             self.inner.load(decoder, handle, BlockKind::Data)?,
             handle.offset,
-        )
+        )?;
+        if let Some(c) = &self.inner.cache {
+            c.insert(n, handle.offset, block.clone());
+        }
+        Ok(block)
     }
 
     /// The newest version of `user_key` with a timestamp `<= ts`, tombstones
@@ -205,6 +253,12 @@ impl Table {
             kind: parsed.kind,
             value: it.value_bytes(),
         }))
+    }
+
+    /// A cursor over the index block: separator keys and encoded
+    /// [`BlockHandle`]s of the data blocks.
+    pub fn index_iter(&self) -> BlockIter {
+        self.inner.index.iter(compare_internal)
     }
 
     /// A cursor over every entry, in internal-key order. It starts

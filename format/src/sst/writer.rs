@@ -7,6 +7,7 @@ use crate::block::{BlockBuilder, DEFAULT_BLOCK_SIZE, DEFAULT_RESTART_INTERVAL};
 use crate::bloom::{BloomBuilder, DEFAULT_BITS_PER_KEY};
 use crate::codec::{
     BlockContext, BlockEncoder, BlockKind, Compression, EncryptionKey, MAX_BLOCK_LEN,
+    MAX_NONCE_FIELD,
 };
 use crate::error::{Error, Result};
 use crate::key::{compare_internal, separator, InternalKeyRef, MAX_USER_KEY_LEN};
@@ -94,6 +95,11 @@ impl<W: Write> std::fmt::Debug for TableWriter<W> {
 impl<W: Write> TableWriter<W> {
     /// A writer of table `file_number`, whose random id is `file_uid`.
     pub fn new(out: W, file_number: u64, file_uid: [u8; 16], opts: TableOptions) -> Result<Self> {
+        if file_number > MAX_NONCE_FIELD {
+            return Err(Error::InvalidArgument(format!(
+                "file number {file_number} exceeds 2^48 - 1"
+            )));
+        }
         if opts.block_size == 0 || opts.block_size > MAX_BLOCK_LEN {
             return Err(Error::InvalidArgument(format!(
                 "block size {}",
@@ -179,6 +185,12 @@ impl<W: Write> TableWriter<W> {
     }
 
     fn add_sorted(&mut self, parsed: InternalKeyRef<'_>, key: &[u8], value: &[u8]) -> Result<()> {
+        // An entry that would push the block past the codec's limit starts a
+        // block of its own.
+        let entry_len = key.len() + value.len() + 3 * crate::coding::MAX_VARINT64_LEN;
+        if self.data_block.estimated_size() + entry_len > MAX_BLOCK_LEN {
+            self.flush_data_block()?;
+        }
         if let Some(handle) = self.pending_index.take() {
             let sep = separator(&self.last_key, key);
             self.add_index_entry(&sep, handle);

@@ -1,0 +1,79 @@
+//! The engine's error type.
+
+use std::path::PathBuf;
+
+/// The result type of the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine. Errors about stored bytes
+/// name the file they were found in.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// Another process (or another `Db` in this one) has the database open.
+    #[error("database at {0} is locked by another process")]
+    Locked(PathBuf),
+    /// An I/O call failed.
+    #[error("I/O error on {path}: {message} ({kind:?})")]
+    Io {
+        /// The file or directory the call was about.
+        path: PathBuf,
+        /// The kind of the original error.
+        kind: std::io::ErrorKind,
+        /// The original error's message.
+        message: String,
+    },
+    /// A file's bytes are damaged, forged or of an unknown format.
+    #[error("{path}: {source}")]
+    Format {
+        /// The file the damage was found in.
+        path: PathBuf,
+        /// What was wrong and at which offset.
+        source: strata_format::Error,
+    },
+    /// A key longer than the limit (64 KiB).
+    #[error("key of {0} bytes exceeds the limit of 65536")]
+    KeyTooLarge(usize),
+    /// A value longer than the limit (256 MiB).
+    #[error("value of {0} bytes exceeds the limit of 268435456")]
+    ValueTooLarge(usize),
+    /// A batch whose encoded size exceeds what one WAL record can hold.
+    #[error("batch of {0} bytes exceeds the limit of one WAL record")]
+    BatchTooLarge(usize),
+    /// No keyspace of that name exists (it was dropped).
+    #[error("keyspace {0:?} does not exist")]
+    KeyspaceNotFound(String),
+    /// An argument the engine cannot accept; nothing was changed.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// An earlier background or WAL failure put the database in read-only
+    /// mode; writes fail until it is reopened.
+    #[error("database is read-only after an earlier error: {0}")]
+    Poisoned(String),
+    /// The database was closed.
+    #[error("database is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, e: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Wraps a format error with the file it was found in.
+    pub fn format(path: impl Into<PathBuf>, source: strata_format::Error) -> Self {
+        Error::Format {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when stored bytes were found damaged or forged.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Format { source, .. } if source.is_corruption())
+    }
+}

@@ -1,0 +1,125 @@
+//! How a database is configured.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_format::codec::Compression;
+
+use crate::fs::{FileSystem, StdFs};
+
+/// Options of a database, fixed at open.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Size at which a memtable is switched to immutable and flushed.
+    pub memtable_size: usize,
+    /// Immutable memtables allowed to wait for a flush before writers stall.
+    pub max_immutable_memtables: usize,
+    /// Target size of a data block before compression.
+    pub block_size: usize,
+    /// Entries between restart points in a data block.
+    pub restart_interval: usize,
+    /// Bloom filter bits per key.
+    pub bloom_bits_per_key: u32,
+    /// Compression per level (index = level); the last entry applies to all
+    /// deeper levels.
+    pub compression: Vec<Compression>,
+    /// Capacity of the shared block cache in bytes.
+    pub block_cache_size: usize,
+    /// Open tables kept mapped.
+    pub table_cache_capacity: usize,
+    /// L0 files that trigger an L0 → L1 compaction.
+    pub l0_compaction_trigger: usize,
+    /// L0 files at which each write is delayed.
+    pub l0_slowdown_trigger: usize,
+    /// L0 files at which writes stop until compaction catches up.
+    pub l0_stop_trigger: usize,
+    /// Target size of L1; each deeper level is `level_size_ratio` times larger.
+    pub base_level_size: u64,
+    /// Size ratio between adjacent levels.
+    pub level_size_ratio: u64,
+    /// Target size of one compaction output file.
+    pub target_file_size: u64,
+    /// Number of levels (L0 included).
+    pub num_levels: usize,
+    /// When set, the WAL is synced in the background at this interval, so
+    /// writes without `sync` lose at most about this much on power loss.
+    pub wal_sync_interval: Option<Duration>,
+    /// The file system all I/O goes through.
+    pub fs: Arc<dyn FileSystem>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            memtable_size: 64 << 20,
+            max_immutable_memtables: 2,
+            block_size: 4096,
+            restart_interval: 16,
+            bloom_bits_per_key: 10,
+            compression: vec![Compression::None, Compression::None, Compression::Zstd { level: 3 }],
+            block_cache_size: 64 << 20,
+            table_cache_capacity: 4096,
+            l0_compaction_trigger: 4,
+            l0_slowdown_trigger: 12,
+            l0_stop_trigger: 20,
+            base_level_size: 256 << 20,
+            level_size_ratio: 10,
+            target_file_size: 64 << 20,
+            num_levels: 7,
+            wal_sync_interval: None,
+            fs: Arc::new(StdFs),
+        }
+    }
+}
+
+impl Options {
+    /// The compression used for files written to `level`.
+    pub fn compression_for(&self, level: usize) -> Compression {
+        self.compression
+            .get(level)
+            .or(self.compression.last())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The target size of `level` (levels ≥ 1).
+    pub fn level_target(&self, level: usize) -> u64 {
+        let mut t = self.base_level_size;
+        for _ in 1..level {
+            t = t.saturating_mul(self.level_size_ratio);
+        }
+        t
+    }
+
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let bad = |s: &str| Err(crate::Error::InvalidArgument(s.into()));
+        if self.memtable_size < 4096 {
+            return bad("memtable_size must be at least 4 KiB");
+        }
+        if self.num_levels < 2 || self.num_levels > 64 {
+            return bad("num_levels must be between 2 and 64");
+        }
+        if self.l0_compaction_trigger == 0
+            || self.l0_slowdown_trigger < self.l0_compaction_trigger
+            || self.l0_stop_trigger < self.l0_slowdown_trigger
+        {
+            return bad("L0 triggers must satisfy 0 < compaction <= slowdown <= stop");
+        }
+        if self.level_size_ratio < 2 || self.base_level_size == 0 || self.target_file_size == 0 {
+            return bad("level sizes must be positive and the ratio at least 2");
+        }
+        if self.block_size == 0 || self.max_immutable_memtables == 0 {
+            return bad("block_size and max_immutable_memtables must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Durability of one write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Sync the WAL before acknowledging: the write survives power loss. When
+    /// false the write is in the operating system's buffers when
+    /// acknowledged: it survives a process crash but not a power loss.
+    pub sync: bool,
+}
