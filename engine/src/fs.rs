@@ -102,6 +102,7 @@ impl FileSystem for StdFs {
         // mapping valid). Another process truncating the file would break
         // this; the directory lock keeps other Strata instances out, and
         // SPEC.md states that the files must not be modified externally.
+        #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Bytes::from_owner(map))
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
-use strata_format::key::{compare_internal, encode_internal_key, seek_key, user_key, ValueKind};
+use strata_format::key::{compare_internal, encode_internal_key, seek_key, ValueKind};
 
 /// An encoded internal key ordered by the internal-key comparator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,10 +57,17 @@ impl Memtable {
     pub fn insert(&self, key: &[u8], ts: u64, kind: ValueKind, value: Bytes) {
         let mut k = Vec::with_capacity(key.len() + 9);
         encode_internal_key(&mut k, key, ts, kind);
-        self.size
-            .fetch_add(k.len() + value.len() + NODE_OVERHEAD, AtomicOrdering::Relaxed);
+        self.size.fetch_add(
+            k.len() + value.len() + NODE_OVERHEAD,
+            AtomicOrdering::Relaxed,
+        );
         self.max_ts.fetch_max(ts, AtomicOrdering::Relaxed);
         self.map.insert(InternalKey(k), value);
+    }
+
+    /// The largest timestamp inserted.
+    pub fn max_ts(&self) -> u64 {
+        self.max_ts.load(AtomicOrdering::Relaxed)
     }
 
     /// Approximate memory used.
@@ -71,11 +78,6 @@ impl Memtable {
     /// True when nothing was inserted.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.map.len()
     }
 
     /// The newest version of `key` with a timestamp `<= ts`.
@@ -91,23 +93,13 @@ impl Memtable {
         &self,
         lower: Bound<InternalKey>,
         upper: Bound<InternalKey>,
-    ) -> crossbeam_skiplist::map::Range<'_, InternalKey, (Bound<InternalKey>, Bound<InternalKey>), InternalKey, Bytes>
-    {
+    ) -> crossbeam_skiplist::map::Range<
+        '_,
+        InternalKey,
+        (Bound<InternalKey>, Bound<InternalKey>),
+        InternalKey,
+        Bytes,
+    > {
         self.map.range((lower, upper))
     }
-
-    /// Every entry, in order.
-    pub fn iter(&self) -> crossbeam_skiplist::map::Iter<'_, InternalKey, Bytes> {
-        self.map.iter()
-    }
-
-    /// True when the memtable holds any version of `key`.
-    pub fn contains_user_key(&self, key: &[u8]) -> bool {
-        self.get(key, u64::MAX).is_some()
-    }
-}
-
-/// The user-key part of a memtable key.
-pub fn memtable_user_key(k: &InternalKey) -> &[u8] {
-    user_key(&k.0)
 }

@@ -56,7 +56,11 @@ impl Default for Options {
             block_size: 4096,
             restart_interval: 16,
             bloom_bits_per_key: 10,
-            compression: vec![Compression::None, Compression::None, Compression::Zstd { level: 3 }],
+            compression: vec![
+                Compression::None,
+                Compression::None,
+                Compression::Zstd { level: 3 },
+            ],
             block_cache_size: 64 << 20,
             table_cache_capacity: 4096,
             l0_compaction_trigger: 4,

@@ -106,7 +106,7 @@ impl<'a> BloomFilter<'a> {
     /// Validates an encoded filter.
     pub fn new(data: &'a [u8]) -> Result<Self> {
         let bad = |detail: &str| Error::corruption(format!("bloom filter: {detail}"), 0);
-        if data.len() < 2 + 8 || (data.len() - 2) % 8 != 0 {
+        if data.len() < 2 + 8 || !(data.len() - 2).is_multiple_of(8) {
             return Err(bad("impossible length"));
         }
         let (bits, tail) = data.split_at(data.len() - 2);

@@ -1,0 +1,152 @@
+//! The shared block cache and the table cache.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use quick_cache::sync::Cache;
+use quick_cache::Weighter;
+use strata_format::block::Block;
+use strata_format::codec::Keyring;
+use strata_format::sst::{BlockCache as FormatBlockCache, Table, TableReadOptions};
+
+use crate::error::{Error, Result};
+use crate::fs::FileSystem;
+use crate::version::FileMeta;
+
+#[derive(Clone)]
+struct BlockWeighter;
+
+impl Weighter<(u64, u64), Block> for BlockWeighter {
+    fn weight(&self, _key: &(u64, u64), block: &Block) -> u64 {
+        block.size() as u64 + 64
+    }
+}
+
+/// Decoded data blocks of every table, bounded in bytes.
+pub struct BlockCache {
+    cache: Cache<(u64, u64), Block, BlockWeighter>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl std::fmt::Debug for BlockCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockCache")
+            .field("bytes", &self.cache.weight())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlockCache {
+    /// A cache holding up to `capacity` bytes of blocks.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1) as u64;
+        // Estimated 4 KiB per block for the item count hint.
+        let items = (capacity / 4096).max(16) as usize;
+        BlockCache {
+            cache: Cache::with_weighter(items, capacity, BlockWeighter),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Cache hits so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Cache misses so far.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    /// Bytes held.
+    pub fn used(&self) -> u64 {
+        self.cache.weight()
+    }
+}
+
+impl FormatBlockCache for BlockCache {
+    fn get(&self, file_number: u64, offset: u64) -> Option<Block> {
+        let b = self.cache.get(&(file_number, offset));
+        let counter = if b.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        b
+    }
+
+    fn insert(&self, file_number: u64, offset: u64, block: Block) {
+        self.cache.insert((file_number, offset), block);
+    }
+}
+
+/// Open (mapped) tables by file number, bounded in count.
+pub struct TableCache {
+    cache: Cache<u64, Table>,
+    fs: Arc<dyn FileSystem>,
+    blocks: Arc<BlockCache>,
+    keyring: Keyring,
+}
+
+impl std::fmt::Debug for TableCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableCache")
+            .field("open", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TableCache {
+    /// A cache of up to `capacity` open tables.
+    pub fn new(capacity: usize, fs: Arc<dyn FileSystem>, blocks: Arc<BlockCache>) -> Self {
+        TableCache {
+            cache: Cache::new(capacity.max(1)),
+            fs,
+            blocks,
+            keyring: Keyring::new(),
+        }
+    }
+
+    /// The open table for `file`, opening (mapping and verifying) it on a
+    /// miss.
+    pub fn get(&self, file: &FileMeta) -> Result<Table> {
+        if let Some(t) = self.cache.get(&file.number) {
+            return Ok(t);
+        }
+        let path: PathBuf = file.path().to_path_buf();
+        let data = self.fs.map(&path).map_err(|e| Error::io(&path, e))?;
+        let opts = TableReadOptions {
+            file_number: file.number,
+            expected_uid: Some(file.uid),
+            keyring: Some(&self.keyring),
+            expected_key_id: Some(file.key_id),
+        };
+        let blocks: Arc<dyn FormatBlockCache> = self.blocks.clone();
+        let table =
+            Table::open_cached(data, &opts, Some(blocks)).map_err(|e| Error::format(&path, e))?;
+        if table.size() != file.size {
+            return Err(Error::format(
+                &path,
+                strata_format::Error::corruption(
+                    format!(
+                        "file is {} bytes, the manifest says {}",
+                        table.size(),
+                        file.size
+                    ),
+                    table.size(),
+                ),
+            ));
+        }
+        self.cache.insert(file.number, table.clone());
+        Ok(table)
+    }
+
+    /// Forgets a table (its file is going away).
+    pub fn evict(&self, number: u64) {
+        self.cache.remove(&number);
+    }
+}

@@ -1,0 +1,280 @@
+//! Leveled compaction: the picker, the merge, and the install.
+//!
+//! The picker scores each level of each keyspace: L0 by its file count over
+//! `l0_compaction_trigger`, level n ≥ 1 by its bytes over its target size
+//! (`base_level_size · ratio^(n-1)`). The highest score of at least 1 is
+//! compacted: all of L0 with the overlapping L1 files into L1, or one file of
+//! level n (round-robin through the key space) with the overlapping files of
+//! level n+1 into n+1. A file with nothing to merge with below is moved down
+//! without being rewritten.
+
+use std::sync::Arc;
+
+use strata_format::manifest::{FileRemoved, VersionEdit};
+
+use crate::cursor::{Cursor, LevelCursor, MergeCursor, TableCursor};
+use crate::db::{DbInner, KeyspaceState};
+use crate::error::{Error, Result};
+use crate::flush::copy_live;
+use crate::stats::add;
+use crate::table_sink::TableSink;
+use crate::version::{FileMeta, Levels};
+
+/// One compaction job.
+struct Job {
+    ks: Arc<KeyspaceState>,
+    /// The version the job was picked from.
+    levels: Arc<Levels>,
+    /// Input files by level.
+    inputs: Vec<(usize, Arc<FileMeta>)>,
+    output_level: usize,
+    /// Move the single input down without rewriting it.
+    trivial: bool,
+}
+
+fn key_range(files: &[(usize, Arc<FileMeta>)]) -> (Vec<u8>, Vec<u8>) {
+    let lo = files
+        .iter()
+        .map(|(_, f)| f.smallest_user_key())
+        .min()
+        .unwrap_or_default()
+        .to_vec();
+    let hi = files
+        .iter()
+        .map(|(_, f)| f.largest_user_key())
+        .max()
+        .unwrap_or_default()
+        .to_vec();
+    (lo, hi)
+}
+
+impl DbInner {
+    /// Picks the most urgent compaction over every keyspace.
+    fn pick(&self) -> Option<Job> {
+        let vs = self.versions.lock();
+        let keyspaces = self.keyspaces.read();
+        let mut best: Option<(f64, Arc<KeyspaceState>, Arc<Levels>, usize)> = None;
+        for (id, (_, levels)) in &vs.keyspaces {
+            let Some(ks) = keyspaces.by_id.get(id) else {
+                continue;
+            };
+            let last = levels.levels.len() - 1;
+            for level in 0..last {
+                let score = if level == 0 {
+                    levels.levels[0].len() as f64 / self.opts.l0_compaction_trigger as f64
+                } else {
+                    levels.level_bytes(level) as f64 / self.opts.level_target(level) as f64
+                };
+                if score >= 1.0 && best.as_ref().is_none_or(|b| score > b.0) {
+                    best = Some((score, ks.clone(), levels.clone(), level));
+                }
+            }
+        }
+        let (_, ks, levels, level) = best?;
+        let mut inputs: Vec<(usize, Arc<FileMeta>)> = if level == 0 {
+            levels.levels[0].iter().map(|f| (0, f.clone())).collect()
+        } else {
+            let files = &levels.levels[level];
+            let mut pointers = self.compact_pointers.lock();
+            let pointer = pointers.get(&(ks.id, level)).cloned().unwrap_or_default();
+            let f = files
+                .iter()
+                .find(|f| f.smallest_user_key() > pointer.as_slice())
+                .or_else(|| files.first())?
+                .clone();
+            pointers.insert((ks.id, level), f.largest_user_key().to_vec());
+            vec![(level, f)]
+        };
+        let (lo, hi) = key_range(&inputs);
+        let below = levels.overlapping(level + 1, &lo, &hi);
+        let trivial = below.is_empty() && inputs.len() == 1;
+        inputs.extend(below.into_iter().map(|f| (level + 1, f)));
+        Some(Job {
+            ks,
+            levels,
+            inputs,
+            output_level: level + 1,
+            trivial,
+        })
+    }
+
+    /// Runs one job and installs its result.
+    fn run(&self, job: Job) -> Result<()> {
+        let mut edit = VersionEdit::default();
+        for (level, f) in &job.inputs {
+            edit.files_removed.push(FileRemoved {
+                keyspace: job.ks.id,
+                level: *level as u8,
+                file_number: f.number,
+            });
+        }
+        if job.trivial {
+            for (_, f) in &job.inputs {
+                edit.files_added
+                    .push(f.to_edit(job.ks.id, job.output_level as u8));
+            }
+            return self.install(&job, edit, false, 0, 0);
+        }
+        // The merge: L0 files one cursor each (they overlap), other levels
+        // one cursor per level.
+        let mut children: Vec<Box<dyn Cursor>> = Vec::new();
+        let max_level = job.inputs.iter().map(|(l, _)| *l).max().unwrap_or(0);
+        for level in 0..=max_level {
+            let files: Vec<_> = job
+                .inputs
+                .iter()
+                .filter(|(l, _)| *l == level)
+                .map(|(_, f)| f.clone())
+                .collect();
+            if files.is_empty() {
+                continue;
+            }
+            if level == 0 {
+                for f in files {
+                    let t = self.tables.get(&f)?;
+                    children.push(Box::new(TableCursor::new(t.iter(), f.path().to_path_buf())));
+                }
+            } else {
+                let mut files = files;
+                files
+                    .sort_by(|a, b| strata_format::key::compare_internal(&a.smallest, &b.smallest));
+                children.push(Box::new(LevelCursor::new(files, self.tables.clone())));
+            }
+        }
+        let mut merged = MergeCursor::new(children);
+        merged.seek(&[])?;
+        let levels = job.levels.clone();
+        let output_level = job.output_level;
+        // No older data of a key can hide below the output level when no
+        // deeper file covers it.
+        let bottommost = move |key: &[u8]| {
+            levels.levels[output_level + 1..]
+                .iter()
+                .all(|files| files.iter().all(|f| !f.overlaps(key, key)))
+        };
+        let mut sink = TableSink::new(self, job.ks.id, output_level, self.opts.target_file_size);
+        let read = copy_live(
+            &mut merged,
+            &mut sink,
+            self.oldest_readable_ts(),
+            &bottommost,
+            self.shutdown_flag(),
+        )?;
+        let (files, written) = sink.finish()?;
+        edit.files_added = files;
+        self.install(&job, edit, true, read, written)
+    }
+
+    fn install(
+        &self,
+        job: &Job,
+        edit: VersionEdit,
+        obsolete: bool,
+        read: u64,
+        written: u64,
+    ) -> Result<()> {
+        let mut vs = self.versions.lock();
+        if !vs.keyspaces.contains_key(&job.ks.id) {
+            // Dropped while compacting: the outputs are orphans.
+            for f in &edit.files_added {
+                let _ = self
+                    .fs
+                    .remove_file(&crate::fs::names::table(&self.dir, f.file_number));
+            }
+            return Ok(());
+        }
+        let added = edit.files_added.clone();
+        if let Err(e) = vs.log_and_apply(edit) {
+            for f in &added {
+                if obsolete {
+                    let _ = self
+                        .fs
+                        .remove_file(&crate::fs::names::table(&self.dir, f.file_number));
+                }
+            }
+            return Err(e);
+        }
+        if obsolete {
+            for (_, f) in &job.inputs {
+                f.mark_obsolete();
+                self.tables.evict(f.number);
+            }
+        }
+        self.install_levels(&vs);
+        drop(vs);
+        add(&job.ks.counters.compactions, 1);
+        add(&job.ks.counters.compaction_bytes_read, read);
+        add(&job.ks.counters.compaction_bytes_written, written);
+        self.done_cv.notify_all();
+        Ok(())
+    }
+
+    /// Runs compactions until nothing scores at least 1.
+    fn compact_until_settled(&self) -> Result<()> {
+        loop {
+            if self.is_shutdown() {
+                return Ok(());
+            }
+            let _guard = self.compaction_lock.lock();
+            let Some(job) = self.pick() else {
+                return Ok(());
+            };
+            self.run(job)?;
+        }
+    }
+
+    /// Compacts every file of every keyspace into its last level.
+    pub(crate) fn compact_all(&self) -> Result<()> {
+        self.check_writable()?;
+        let _guard = self.compaction_lock.lock();
+        let jobs: Vec<Job> = {
+            let vs = self.versions.lock();
+            let keyspaces = self.keyspaces.read();
+            vs.keyspaces
+                .iter()
+                .filter_map(|(id, (_, levels))| {
+                    let ks = keyspaces.by_id.get(id)?.clone();
+                    let inputs: Vec<_> = levels.all_files().map(|(l, f)| (l, f.clone())).collect();
+                    if inputs.is_empty() {
+                        return None;
+                    }
+                    Some(Job {
+                        ks,
+                        levels: levels.clone(),
+                        output_level: levels.levels.len() - 1,
+                        trivial: false,
+                        inputs,
+                    })
+                })
+                .collect()
+        };
+        for job in jobs {
+            self.run(job)?;
+        }
+        Ok(())
+    }
+}
+
+/// The compaction thread: waits for a flush (or a stalled writer) to ask,
+/// then compacts until the levels are within their targets.
+pub(crate) fn compaction_thread(inner: Arc<DbInner>) {
+    loop {
+        {
+            let mut bg = inner.bg.lock();
+            while !bg.compaction_wanted && !inner.is_shutdown() {
+                inner.bg_cv.wait(&mut bg);
+            }
+            if inner.is_shutdown() {
+                return;
+            }
+            bg.compaction_wanted = false;
+        }
+        match inner.compact_until_settled() {
+            Ok(()) | Err(Error::Closed) => {}
+            Err(e) => {
+                inner.poison(e);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Cursors over the components of a read view (memtables, tables, levels)
+//! and the merge of them: one sorted stream of internal keys.
+//!
+//! A merged cursor is used in one direction only: positioned with `seek`
+//! and moved with `next`, or positioned with `seek_for_prev` and moved with
+//! `prev`. Double-ended iteration runs one of each (see `iter.rs`), which
+//! keeps direction switches out of the merge.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use strata_format::key::compare_internal;
+use strata_format::sst::TableIter;
+
+use crate::cache::TableCache;
+use crate::error::{Error, Result};
+use crate::memtable::{InternalKey, Memtable};
+use crate::version::FileMeta;
+
+/// A positioned stream of internal keys.
+pub(crate) trait Cursor: Send {
+    /// True when on an entry.
+    fn valid(&self) -> bool;
+    /// The current internal key.
+    fn key(&self) -> &[u8];
+    /// The current value.
+    fn value(&self) -> Bytes;
+    /// Positions on the first entry `>= target`.
+    fn seek(&mut self, target: &[u8]) -> Result<()>;
+    /// Positions on the last entry `<= target`.
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()>;
+    /// Positions on the last entry.
+    fn seek_to_last(&mut self) -> Result<()>;
+    /// Moves forward (after `seek`).
+    fn next(&mut self) -> Result<()>;
+    /// Moves backward (after `seek_for_prev`).
+    fn prev(&mut self) -> Result<()>;
+}
+
+/// Entries fetched from the skiplist per refill: cursor steps then cost a
+/// vector index instead of a skiplist search.
+const MEM_BATCH: usize = 64;
+
+/// A cursor over a memtable, refilling a small buffer from the skiplist.
+pub(crate) struct MemCursor {
+    mem: Arc<Memtable>,
+    buf: Vec<(Vec<u8>, Bytes)>,
+    idx: usize,
+    forward: bool,
+}
+
+impl MemCursor {
+    pub(crate) fn new(mem: Arc<Memtable>) -> Self {
+        MemCursor {
+            mem,
+            buf: Vec::new(),
+            idx: 0,
+            forward: true,
+        }
+    }
+
+    fn fill(&mut self, lower: Bound<InternalKey>, upper: Bound<InternalKey>, forward: bool) {
+        self.forward = forward;
+        self.idx = 0;
+        self.buf.clear();
+        let range = self.mem.range(lower, upper);
+        let take = |e: crossbeam_skiplist::map::Entry<'_, InternalKey, Bytes>| {
+            (e.key().0.clone(), e.value().clone())
+        };
+        if forward {
+            self.buf.extend(range.take(MEM_BATCH).map(take));
+        } else {
+            self.buf.extend(range.rev().take(MEM_BATCH).map(take));
+        }
+    }
+}
+
+impl Cursor for MemCursor {
+    fn valid(&self) -> bool {
+        self.idx < self.buf.len()
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.buf[self.idx].0
+    }
+
+    fn value(&self) -> Bytes {
+        self.buf[self.idx].1.clone()
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        self.fill(
+            Bound::Included(InternalKey(target.to_vec())),
+            Bound::Unbounded,
+            true,
+        );
+        Ok(())
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        self.fill(
+            Bound::Unbounded,
+            Bound::Included(InternalKey(target.to_vec())),
+            false,
+        );
+        Ok(())
+    }
+
+    fn seek_to_last(&mut self) -> Result<()> {
+        self.fill(Bound::Unbounded, Bound::Unbounded, false);
+        Ok(())
+    }
+
+    fn next(&mut self) -> Result<()> {
+        self.idx += 1;
+        if self.idx == self.buf.len() && self.buf.len() == MEM_BATCH {
+            let last = InternalKey(self.buf[MEM_BATCH - 1].0.clone());
+            self.fill(Bound::Excluded(last), Bound::Unbounded, true);
+        }
+        Ok(())
+    }
+
+    fn prev(&mut self) -> Result<()> {
+        self.idx += 1;
+        if self.idx == self.buf.len() && self.buf.len() == MEM_BATCH {
+            let last = InternalKey(self.buf[MEM_BATCH - 1].0.clone());
+            self.fill(Bound::Unbounded, Bound::Excluded(last), false);
+        }
+        Ok(())
+    }
+}
+
+/// A cursor over one table.
+pub(crate) struct TableCursor {
+    it: TableIter,
+    path: std::path::PathBuf,
+}
+
+impl TableCursor {
+    pub(crate) fn new(it: TableIter, path: std::path::PathBuf) -> Self {
+        TableCursor { it, path }
+    }
+
+    fn wrap(&self, r: strata_format::Result<()>) -> Result<()> {
+        r.map_err(|e| Error::format(&self.path, e))
+    }
+}
+
+impl Cursor for TableCursor {
+    fn valid(&self) -> bool {
+        self.it.valid()
+    }
+
+    fn key(&self) -> &[u8] {
+        self.it.key()
+    }
+
+    fn value(&self) -> Bytes {
+        self.it.value_bytes()
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        let r = self.it.seek(target);
+        self.wrap(r)
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        let r = self.it.seek(target);
+        self.wrap(r)?;
+        let r = if !self.it.valid() {
+            self.it.seek_to_last()
+        } else if compare_internal(self.it.key(), target) == std::cmp::Ordering::Greater {
+            self.it.prev()
+        } else {
+            Ok(())
+        };
+        self.wrap(r)
+    }
+
+    fn seek_to_last(&mut self) -> Result<()> {
+        let r = self.it.seek_to_last();
+        self.wrap(r)
+    }
+
+    fn next(&mut self) -> Result<()> {
+        let r = self.it.next();
+        self.wrap(r)
+    }
+
+    fn prev(&mut self) -> Result<()> {
+        let r = self.it.prev();
+        self.wrap(r)
+    }
+}
+
+/// A cursor over a level of disjoint, sorted tables, opening each table
+/// only when the cursor reaches it.
+pub(crate) struct LevelCursor {
+    files: Vec<Arc<FileMeta>>,
+    tables: Arc<TableCache>,
+    index: usize,
+    current: Option<TableCursor>,
+}
+
+impl LevelCursor {
+    pub(crate) fn new(files: Vec<Arc<FileMeta>>, tables: Arc<TableCache>) -> Self {
+        LevelCursor {
+            files,
+            tables,
+            index: 0,
+            current: None,
+        }
+    }
+
+    fn open(&mut self, index: usize) -> Result<()> {
+        self.index = index;
+        self.current = None;
+        if let Some(f) = self.files.get(index) {
+            let table = self.tables.get(f)?;
+            self.current = Some(TableCursor::new(table.iter(), f.path().to_path_buf()));
+        }
+        Ok(())
+    }
+
+    fn skip_forward(&mut self) -> Result<()> {
+        while self.current.as_ref().is_some_and(|c| !c.valid()) {
+            self.open(self.index + 1)?;
+            if let Some(c) = self.current.as_mut() {
+                let r = c.it.seek_to_first();
+                c.wrap(r)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn skip_backward(&mut self) -> Result<()> {
+        while self.current.as_ref().is_some_and(|c| !c.valid()) {
+            if self.index == 0 {
+                self.current = None;
+                return Ok(());
+            }
+            self.open(self.index - 1)?;
+            if let Some(c) = self.current.as_mut() {
+                let r = c.it.seek_to_last();
+                c.wrap(r)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Cursor for LevelCursor {
+    fn valid(&self) -> bool {
+        self.current.as_ref().is_some_and(|c| c.valid())
+    }
+
+    fn key(&self) -> &[u8] {
+        self.current.as_ref().map_or(&[], |c| c.key())
+    }
+
+    fn value(&self) -> Bytes {
+        self.current.as_ref().map_or_else(Bytes::new, |c| c.value())
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        // The first file whose largest key is >= target.
+        let i = self
+            .files
+            .partition_point(|f| compare_internal(&f.largest, target) == std::cmp::Ordering::Less);
+        self.open(i)?;
+        if let Some(c) = self.current.as_mut() {
+            c.seek(target)?;
+        }
+        self.skip_forward()
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        // The last file whose smallest key is <= target.
+        let i = self.files.partition_point(|f| {
+            compare_internal(&f.smallest, target) != std::cmp::Ordering::Greater
+        });
+        if i == 0 {
+            self.current = None;
+            return Ok(());
+        }
+        self.open(i - 1)?;
+        if let Some(c) = self.current.as_mut() {
+            c.seek_for_prev(target)?;
+        }
+        self.skip_backward()
+    }
+
+    fn seek_to_last(&mut self) -> Result<()> {
+        if self.files.is_empty() {
+            self.current = None;
+            return Ok(());
+        }
+        self.open(self.files.len() - 1)?;
+        if let Some(c) = self.current.as_mut() {
+            c.seek_to_last()?;
+        }
+        self.skip_backward()
+    }
+
+    fn next(&mut self) -> Result<()> {
+        if let Some(c) = self.current.as_mut() {
+            c.next()?;
+        }
+        self.skip_forward()
+    }
+
+    fn prev(&mut self) -> Result<()> {
+        if let Some(c) = self.current.as_mut() {
+            c.prev()?;
+        }
+        self.skip_backward()
+    }
+}
+
+/// The merge of several cursors: the smallest current key when moving
+/// forward, the largest when moving backward.
+pub(crate) struct MergeCursor {
+    children: Vec<Box<dyn Cursor>>,
+    current: Option<usize>,
+    forward: bool,
+}
+
+impl MergeCursor {
+    pub(crate) fn new(children: Vec<Box<dyn Cursor>>) -> Self {
+        MergeCursor {
+            children,
+            current: None,
+            forward: true,
+        }
+    }
+
+    fn pick(&mut self) {
+        let want = if self.forward {
+            std::cmp::Ordering::Less
+        } else {
+            std::cmp::Ordering::Greater
+        };
+        let mut best: Option<usize> = None;
+        for (i, c) in self.children.iter().enumerate() {
+            if !c.valid() {
+                continue;
+            }
+            best = match best {
+                Some(b) if compare_internal(c.key(), self.children[b].key()) != want => Some(b),
+                _ => Some(i),
+            };
+        }
+        self.current = best;
+    }
+}
+
+impl Cursor for MergeCursor {
+    fn valid(&self) -> bool {
+        self.current.is_some()
+    }
+
+    fn key(&self) -> &[u8] {
+        self.current.map_or(&[], |i| self.children[i].key())
+    }
+
+    fn value(&self) -> Bytes {
+        self.current
+            .map_or_else(Bytes::new, |i| self.children[i].value())
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        self.forward = true;
+        for c in &mut self.children {
+            c.seek(target)?;
+        }
+        self.pick();
+        Ok(())
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        self.forward = false;
+        for c in &mut self.children {
+            c.seek_for_prev(target)?;
+        }
+        self.pick();
+        Ok(())
+    }
+
+    fn seek_to_last(&mut self) -> Result<()> {
+        self.forward = false;
+        for c in &mut self.children {
+            c.seek_to_last()?;
+        }
+        self.pick();
+        Ok(())
+    }
+
+    fn next(&mut self) -> Result<()> {
+        debug_assert!(self.forward, "merge cursor moved against its direction");
+        if let Some(i) = self.current {
+            self.children[i].next()?;
+        }
+        self.pick();
+        Ok(())
+    }
+
+    fn prev(&mut self) -> Result<()> {
+        debug_assert!(!self.forward, "merge cursor moved against its direction");
+        if let Some(i) = self.current {
+            self.children[i].prev()?;
+        }
+        self.pick();
+        Ok(())
+    }
+}

@@ -1,0 +1,540 @@
+//! The database: its shared state, the public handle, keyspaces, and
+//! closing.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use strata_format::manifest::{FileRemoved, VersionEdit, MAX_KEYSPACE_NAME_LEN};
+
+use crate::cache::{BlockCache, TableCache};
+use crate::error::{Error, Result};
+use crate::fs::{names, FileLock, FileSystem};
+use crate::keyspace::Keyspace;
+use crate::memtable::Memtable;
+use crate::options::{Options, WriteOptions};
+use crate::stats::{get, DbCounters, KeyspaceCounters, KeyspaceStats, LevelStats, Stats};
+use crate::version::{Levels, VersionSet};
+use crate::view::{ReadView, SuperVersion};
+use crate::write::{Wal, WriteBatch, WriteState};
+
+/// The state of one keyspace shared by its handles and the engine.
+#[derive(Debug)]
+pub(crate) struct KeyspaceState {
+    pub id: u32,
+    pub name: String,
+    pub sv: Mutex<Arc<SuperVersion>>,
+    pub counters: Arc<KeyspaceCounters>,
+    dropped: AtomicBool,
+}
+
+impl KeyspaceState {
+    pub(crate) fn new(id: u32, name: String, levels: Arc<Levels>) -> Self {
+        KeyspaceState {
+            id,
+            name,
+            sv: Mutex::new(Arc::new(SuperVersion {
+                mem: Arc::new(Memtable::new()),
+                imm: Vec::new(),
+                levels,
+            })),
+            counters: Arc::default(),
+            dropped: AtomicBool::new(false),
+        }
+    }
+
+    /// The current super-version.
+    pub(crate) fn super_version(&self) -> Arc<SuperVersion> {
+        self.sv.lock().clone()
+    }
+
+    pub(crate) fn is_dropped(&self) -> bool {
+        self.dropped.load(Ordering::Acquire)
+    }
+}
+
+/// Live keyspaces by name and by id.
+#[derive(Debug, Default)]
+pub(crate) struct Keyspaces {
+    pub by_name: HashMap<String, Arc<KeyspaceState>>,
+    pub by_id: BTreeMap<u32, Arc<KeyspaceState>>,
+}
+
+/// What the background threads share with writers.
+#[derive(Default)]
+pub(crate) struct BgState {
+    /// Sealed memtables waiting for a flush, oldest first.
+    pub imm: VecDeque<crate::flush::Sealed>,
+    pub compaction_wanted: bool,
+}
+
+/// Everything a database is, shared by its handles and its threads.
+pub(crate) struct DbInner {
+    pub dir: PathBuf,
+    pub opts: Options,
+    pub fs: Arc<dyn FileSystem>,
+    pub lock: Mutex<Option<Box<dyn FileLock>>>,
+    pub versions: Mutex<VersionSet>,
+    pub keyspaces: RwLock<Keyspaces>,
+    pub write: Mutex<WriteState>,
+    pub write_cv: Condvar,
+    /// Held by a commit group from its WAL write to its memtable inserts, so
+    /// the memtables are never switched in between.
+    pub commit_lock: Mutex<()>,
+    /// Serialises memtable switches, so sealed memtables reach the flush
+    /// queue in WAL order.
+    pub switch_lock: Mutex<()>,
+    pub wal: Mutex<Wal>,
+    pub live_wals: Mutex<Vec<u64>>,
+    pub active_bytes: AtomicUsize,
+    visible_ts: AtomicU64,
+    pub bg: Mutex<BgState>,
+    /// Wakes the background threads.
+    pub bg_cv: Condvar,
+    /// Wakes writers and callers waiting for background work.
+    pub done_cv: Condvar,
+    /// Held while a compaction picks, runs and installs.
+    pub compaction_lock: Mutex<()>,
+    pub compact_pointers: Mutex<HashMap<(u32, usize), Vec<u8>>>,
+    pub max_l0: AtomicUsize,
+    pub tables: Arc<TableCache>,
+    pub blocks: Arc<BlockCache>,
+    pub counters: DbCounters,
+    poisoned: Mutex<Option<String>>,
+    shutdown: AtomicBool,
+    pub threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl DbInner {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        dir: PathBuf,
+        opts: Options,
+        lock: Box<dyn FileLock>,
+        versions: VersionSet,
+        wal: Wal,
+        last_ts: u64,
+    ) -> Self {
+        let blocks = Arc::new(BlockCache::new(opts.block_cache_size));
+        let tables = Arc::new(TableCache::new(
+            opts.table_cache_capacity,
+            opts.fs.clone(),
+            blocks.clone(),
+        ));
+        let wal_number = wal.number;
+        DbInner {
+            dir,
+            fs: opts.fs.clone(),
+            opts,
+            lock: Mutex::new(Some(lock)),
+            versions: Mutex::new(versions),
+            keyspaces: RwLock::new(Keyspaces::default()),
+            write: Mutex::new(WriteState {
+                last_ts,
+                ..WriteState::default()
+            }),
+            write_cv: Condvar::new(),
+            commit_lock: Mutex::new(()),
+            switch_lock: Mutex::new(()),
+            wal: Mutex::new(wal),
+            live_wals: Mutex::new(vec![wal_number]),
+            active_bytes: AtomicUsize::new(0),
+            visible_ts: AtomicU64::new(last_ts),
+            bg: Mutex::new(BgState::default()),
+            bg_cv: Condvar::new(),
+            done_cv: Condvar::new(),
+            compaction_lock: Mutex::new(()),
+            compact_pointers: Mutex::new(HashMap::new()),
+            max_l0: AtomicUsize::new(0),
+            tables,
+            blocks,
+            counters: DbCounters::default(),
+            poisoned: Mutex::new(None),
+            shutdown: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The newest commit timestamp readers may see.
+    pub(crate) fn visible_ts(&self) -> u64 {
+        self.visible_ts.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn publish_ts(&self, ts: u64) {
+        self.visible_ts.store(ts, Ordering::Release);
+    }
+
+    /// The oldest timestamp a reader may still ask for: versions shadowed at
+    /// or below it can be dropped by compaction. Readers pin the files they
+    /// read, so today this is the newest visible timestamp; snapshots and a
+    /// history window lower it.
+    pub(crate) fn oldest_readable_ts(&self) -> u64 {
+        self.visible_ts()
+    }
+
+    pub(crate) fn shutdown_flag(&self) -> &AtomicBool {
+        &self.shutdown
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.is_shutdown() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if let Some(why) = self.poisoned.lock().as_ref() {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        Ok(())
+    }
+
+    /// Records a failure that leaves the database unable to write safely
+    /// (a failed WAL write or sync, a failed flush): later writes fail, reads
+    /// keep working. Returns the error for convenience.
+    pub(crate) fn poison(&self, e: Error) -> Error {
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(e.to_string());
+        }
+        self.done_cv.notify_all();
+        e
+    }
+
+    pub(crate) fn max_l0_files(&self) -> usize {
+        self.max_l0.load(Ordering::Relaxed)
+    }
+
+    /// Recomputes the L0 gauge writers throttle on.
+    pub(crate) fn update_max_l0(&self, vs: &VersionSet) {
+        let m = vs
+            .keyspaces
+            .values()
+            .map(|(_, l)| l.levels.first().map_or(0, Vec::len))
+            .max()
+            .unwrap_or(0);
+        self.max_l0.store(m, Ordering::Relaxed);
+    }
+
+    /// Points each keyspace's super-version at the levels in `vs`.
+    pub(crate) fn install_levels(&self, vs: &VersionSet) {
+        let keyspaces = self.keyspaces.read();
+        for (id, (_, levels)) in &vs.keyspaces {
+            if let Some(ks) = keyspaces.by_id.get(id) {
+                let mut sv = ks.sv.lock();
+                if !Arc::ptr_eq(&sv.levels, levels) {
+                    *sv = Arc::new(SuperVersion {
+                        mem: sv.mem.clone(),
+                        imm: sv.imm.clone(),
+                        levels: levels.clone(),
+                    });
+                }
+            }
+        }
+        self.update_max_l0(vs);
+    }
+
+    /// A read view of `ks` at the newest visible timestamp.
+    pub(crate) fn read_view(&self, ks: &KeyspaceState) -> ReadView {
+        // Take the super-version first: everything visible at the timestamp
+        // read afterwards is in it or in what it replaced.
+        let sv = ks.super_version();
+        ReadView {
+            ts: self.visible_ts(),
+            sv,
+            tables: self.tables.clone(),
+            counters: ks.counters.clone(),
+        }
+    }
+
+    fn keyspace(&self, name: &str) -> Result<Arc<KeyspaceState>> {
+        self.check_open()?;
+        if let Some(ks) = self.keyspaces.read().by_name.get(name) {
+            return Ok(ks.clone());
+        }
+        if name.is_empty() || name.len() > MAX_KEYSPACE_NAME_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "keyspace names are 1 to {MAX_KEYSPACE_NAME_LEN} bytes"
+            )));
+        }
+        self.check_writable()?;
+        let mut vs = self.versions.lock();
+        let mut keyspaces = self.keyspaces.write();
+        if let Some(ks) = keyspaces.by_name.get(name) {
+            return Ok(ks.clone());
+        }
+        let id = vs.keyspaces.keys().next_back().map_or(0, |m| m + 1);
+        let edit = VersionEdit {
+            keyspaces_created: vec![(id, name.to_owned())],
+            ..VersionEdit::default()
+        };
+        vs.log_and_apply(edit).map_err(|e| self.poison(e))?;
+        let levels = vs
+            .keyspaces
+            .get(&id)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_else(|| Arc::new(Levels::new(self.opts.num_levels)));
+        let ks = Arc::new(KeyspaceState::new(id, name.to_owned(), levels));
+        keyspaces.by_name.insert(name.to_owned(), ks.clone());
+        keyspaces.by_id.insert(id, ks.clone());
+        Ok(ks)
+    }
+
+    fn drop_keyspace(&self, name: &str) -> Result<()> {
+        self.check_writable()?;
+        let _compaction = self.compaction_lock.lock();
+        let mut vs = self.versions.lock();
+        let mut keyspaces = self.keyspaces.write();
+        let ks = keyspaces
+            .by_name
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::KeyspaceNotFound(name.to_owned()))?;
+        let mut edit = VersionEdit {
+            keyspaces_dropped: vec![ks.id],
+            ..VersionEdit::default()
+        };
+        let mut files = Vec::new();
+        if let Some((_, levels)) = vs.keyspaces.get(&ks.id) {
+            for (level, f) in levels.all_files() {
+                edit.files_removed.push(FileRemoved {
+                    keyspace: ks.id,
+                    level: level as u8,
+                    file_number: f.number,
+                });
+                files.push(f.clone());
+            }
+        }
+        vs.log_and_apply(edit).map_err(|e| self.poison(e))?;
+        ks.dropped.store(true, Ordering::Release);
+        for f in files {
+            f.mark_obsolete();
+            self.tables.evict(f.number);
+        }
+        keyspaces.by_name.remove(name);
+        keyspaces.by_id.remove(&ks.id);
+        // Its memtables and super-version go with the last handle.
+        *ks.sv.lock() = Arc::new(SuperVersion {
+            mem: Arc::new(Memtable::new()),
+            imm: Vec::new(),
+            levels: Arc::new(Levels::new(self.opts.num_levels)),
+        });
+        self.update_max_l0(&vs);
+        Ok(())
+    }
+
+    /// Seals the memtables (if they hold anything) and waits until every
+    /// sealed memtable is flushed.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.check_writable()?;
+        {
+            // No commit may be between its WAL write and its memtable
+            // inserts while the memtables are switched.
+            let _commit = self.commit_lock.lock();
+            if self.active_bytes.load(Ordering::Relaxed) > 0 {
+                self.switch_memtables()?;
+            }
+        }
+        let mut bg = self.bg.lock();
+        while !bg.imm.is_empty() {
+            self.check_writable()?;
+            self.done_cv.wait_for(&mut bg, Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Stats {
+        let vs = self.versions.lock();
+        let mut out = Stats {
+            wal_bytes_written: get(&self.counters.wal_bytes),
+            wal_syncs: get(&self.counters.wal_syncs),
+            writes: get(&self.counters.writes),
+            write_groups: get(&self.counters.write_groups),
+            write_slowdowns: get(&self.counters.slowdowns),
+            write_stalls: get(&self.counters.stalls),
+            write_stall_micros: get(&self.counters.stall_micros),
+            block_cache_hits: self.blocks.hits(),
+            block_cache_misses: self.blocks.misses(),
+            block_cache_bytes: self.blocks.used(),
+            ..Stats::default()
+        };
+        for n in self.live_wals.lock().iter() {
+            out.wal_bytes_live += self.fs.file_size(&names::wal(&self.dir, *n)).unwrap_or(0);
+        }
+        for ks in self.keyspaces.read().by_id.values() {
+            let sv = ks.super_version();
+            let levels = vs
+                .keyspaces
+                .get(&ks.id)
+                .map(|(_, l)| l.clone())
+                .unwrap_or_else(|| sv.levels.clone());
+            let c = &ks.counters;
+            out.keyspaces.push(KeyspaceStats {
+                name: ks.name.clone(),
+                levels: levels
+                    .levels
+                    .iter()
+                    .map(|files| LevelStats {
+                        files: files.len(),
+                        bytes: files.iter().map(|f| f.size).sum(),
+                    })
+                    .collect(),
+                memtable_bytes: sv.mem.size() as u64,
+                immutable_memtable_bytes: sv.imm.iter().map(|m| m.size() as u64).sum(),
+                user_bytes_written: get(&c.user_bytes),
+                flush_bytes_written: get(&c.flush_bytes),
+                compaction_bytes_written: get(&c.compaction_bytes_written),
+                compaction_bytes_read: get(&c.compaction_bytes_read),
+                flushes: get(&c.flushes),
+                compactions: get(&c.compactions),
+                bloom_checks: get(&c.bloom_checks),
+                bloom_false_positives: get(&c.bloom_false_positives),
+            });
+        }
+        out
+    }
+
+    /// Stops background work at a safe point, syncs the WAL and releases the
+    /// directory lock. Idempotent.
+    pub(crate) fn close(&self) -> Result<()> {
+        if self.shutdown.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        {
+            let _bg = self.bg.lock();
+            self.bg_cv.notify_all();
+            self.done_cv.notify_all();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for t in threads {
+            let _ = t.join();
+        }
+        // Wake writers still queued; they see the database closed.
+        self.write_cv.notify_all();
+        let synced = self.wal.lock().sync(&self.dir);
+        self.lock.lock().take();
+        synced
+    }
+}
+
+/// Closes the database when the last handle goes away.
+struct CloseGuard {
+    inner: Arc<DbInner>,
+}
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        let _ = self.inner.close();
+    }
+}
+
+/// An open database. Cheap to clone; every clone and every [`Keyspace`]
+/// shares it, and the last one dropped closes it.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) inner: Arc<DbInner>,
+    guard: Arc<CloseGuard>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens (creating if missing) the database in directory `path`:
+    /// replays the manifest and the WAL, then starts the background threads.
+    /// A directory another process holds open gives [`Error::Locked`].
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let inner = Arc::new(crate::recovery::open(path.as_ref(), opts)?);
+        crate::recovery::start_threads(&inner);
+        let guard = Arc::new(CloseGuard {
+            inner: inner.clone(),
+        });
+        Ok(Db { inner, guard })
+    }
+
+    /// The database's directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The keyspace named `name`, created (durably) if it does not exist.
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
+        let state = self.inner.keyspace(name)?;
+        Ok(Keyspace::new(self.clone(), state))
+    }
+
+    /// Names of the keyspaces, sorted.
+    pub fn keyspaces(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .keyspaces
+            .read()
+            .by_name
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Drops a keyspace and deletes its data. Handles to it fail with
+    /// [`Error::KeyspaceNotFound`] from then on.
+    pub fn drop_keyspace(&self, name: &str) -> Result<()> {
+        self.inner.drop_keyspace(name)
+    }
+
+    /// An empty batch.
+    pub fn batch(&self) -> WriteBatch {
+        WriteBatch::new()
+    }
+
+    /// Applies a batch atomically and returns its commit timestamp.
+    pub fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<u64> {
+        self.inner.write(batch, opts)
+    }
+
+    /// Flushes every memtable to L0 and waits for it.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    /// Flushes, then compacts every keyspace into its last level: afterwards
+    /// each keyspace is one sorted run of non-overlapping files.
+    pub fn compact(&self) -> Result<()> {
+        self.inner.flush()?;
+        self.inner.compact_all()
+    }
+
+    /// Statistics: levels, memtables, traffic, caches, filters.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// The newest commit timestamp reads see.
+    pub fn last_timestamp(&self) -> u64 {
+        self.inner.visible_ts()
+    }
+
+    /// Closes the database now: background work stops at a safe point, the
+    /// WAL is synced, the lock released. Later calls on any handle fail with
+    /// [`Error::Closed`].
+    pub fn close(&self) -> Result<()> {
+        let _ = &self.guard;
+        self.inner.close()
+    }
+}

@@ -1,0 +1,190 @@
+//! Flushes: sealed memtables written to L0, in the order they were sealed.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use strata_format::key::InternalKeyRef;
+use strata_format::manifest::VersionEdit;
+
+use crate::cursor::{Cursor, MemCursor};
+use crate::db::{DbInner, KeyspaceState};
+use crate::error::{Error, Result};
+use crate::fs::names;
+use crate::memtable::Memtable;
+use crate::stats::add;
+use crate::table_sink::TableSink;
+
+/// The memtables sealed by one switch, and the WAL that was started then:
+/// once they are flushed, every older WAL can go.
+#[derive(Clone)]
+pub(crate) struct Sealed {
+    pub next_wal: u64,
+    pub memtables: Vec<(Arc<KeyspaceState>, Arc<Memtable>)>,
+}
+
+/// Copies the entries under `cursor` (positioned) to `sink`, dropping what
+/// no reader can see: of the versions of a key at or below `oldest_ts` only
+/// the newest is kept, and not even that one when it is a tombstone and
+/// `bottommost` says no older data of the key can lie below. Returns the
+/// bytes read.
+pub(crate) fn copy_live(
+    cursor: &mut dyn Cursor,
+    sink: &mut TableSink<'_>,
+    oldest_ts: u64,
+    bottommost: &dyn Fn(&[u8]) -> bool,
+    stop: &AtomicBool,
+) -> Result<u64> {
+    let mut user: Vec<u8> = Vec::new();
+    let mut first = true;
+    let mut kept_below = false;
+    let mut read = 0u64;
+    let mut steps = 0u32;
+    while cursor.valid() {
+        steps = steps.wrapping_add(1);
+        if steps.is_multiple_of(1024) && stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        let key = cursor.key();
+        let value = cursor.value();
+        read += (key.len() + value.len()) as u64;
+        let k = InternalKeyRef::parse(key).map_err(|e| Error::format("<merge input>", e))?;
+        if first || k.user_key != user.as_slice() {
+            user.clear();
+            user.extend_from_slice(k.user_key);
+            kept_below = false;
+            first = false;
+        }
+        if k.ts > oldest_ts {
+            sink.add(key, &value)?;
+        } else if !kept_below {
+            kept_below = true;
+            if !(k.kind.is_tombstone() && bottommost(k.user_key)) {
+                sink.add(key, &value)?;
+            }
+        }
+        cursor.next()?;
+    }
+    Ok(read)
+}
+
+impl DbInner {
+    /// Writes one sealed generation to L0 and installs it.
+    fn flush_sealed(&self, sealed: &Sealed) -> Result<()> {
+        let oldest = self.oldest_readable_ts();
+        let mut edit = VersionEdit::default();
+        let mut max_ts = 0;
+        let mut written = Vec::new();
+        for (ks, mem) in &sealed.memtables {
+            if ks.is_dropped() || mem.is_empty() {
+                continue;
+            }
+            max_ts = max_ts.max(mem.max_ts());
+            let mut sink = TableSink::new(self, ks.id, 0, u64::MAX);
+            let mut cursor = MemCursor::new(mem.clone());
+            cursor.seek(&[])?;
+            copy_live(
+                &mut cursor,
+                &mut sink,
+                oldest,
+                &|_| false,
+                self.shutdown_flag(),
+            )?;
+            let (files, bytes) = sink.finish()?;
+            written.push((ks.clone(), bytes));
+            edit.files_added.extend(files);
+        }
+        edit.log_number = Some(sealed.next_wal);
+        edit.last_timestamp = Some(max_ts);
+        {
+            let mut vs = self.versions.lock();
+            // A keyspace dropped meanwhile: its new files are orphans, and go.
+            let dropped: Vec<_> = edit
+                .files_added
+                .iter()
+                .filter(|f| !vs.keyspaces.contains_key(&f.keyspace))
+                .map(|f| f.file_number)
+                .collect();
+            edit.files_added
+                .retain(|f| vs.keyspaces.contains_key(&f.keyspace));
+            for n in dropped {
+                let _ = self.fs.remove_file(&names::table(&self.dir, n));
+            }
+            vs.log_and_apply(edit)?;
+            for (ks, mem) in &sealed.memtables {
+                let mut sv = ks.sv.lock();
+                let mut next = crate::view::SuperVersion {
+                    mem: sv.mem.clone(),
+                    imm: sv
+                        .imm
+                        .iter()
+                        .filter(|m| !Arc::ptr_eq(m, mem))
+                        .cloned()
+                        .collect(),
+                    levels: sv.levels.clone(),
+                };
+                if let Some((_, levels)) = vs.keyspaces.get(&ks.id) {
+                    next.levels = levels.clone();
+                }
+                *sv = Arc::new(next);
+            }
+            self.install_levels(&vs);
+        }
+        for (ks, bytes) in written {
+            add(&ks.counters.flush_bytes, bytes);
+            add(&ks.counters.flushes, 1);
+        }
+        // Every WAL older than the one started with this generation is now
+        // fully in SSTs.
+        let mut wals = self.live_wals.lock();
+        wals.retain(|&n| {
+            if n < sealed.next_wal {
+                let _ = self.fs.remove_file(&names::wal(&self.dir, n));
+                false
+            } else {
+                true
+            }
+        });
+        Ok(())
+    }
+}
+
+impl DbInner {
+    /// Flushes the memtables rebuilt from the WAL at open, before any
+    /// thread runs.
+    pub(crate) fn flush_replayed(&self, sealed: Sealed) -> Result<()> {
+        self.flush_sealed(&sealed)
+    }
+}
+
+/// The flush thread: flushes sealed generations in order until shutdown.
+/// On shutdown it stops between generations; what it leaves is in the WAL.
+pub(crate) fn flush_thread(inner: Arc<DbInner>) {
+    loop {
+        let job = {
+            let mut bg = inner.bg.lock();
+            loop {
+                if inner.is_shutdown() {
+                    return;
+                }
+                if let Some(s) = bg.imm.front() {
+                    break s.clone();
+                }
+                inner.bg_cv.wait(&mut bg);
+            }
+        };
+        match inner.flush_sealed(&job) {
+            Ok(()) => {
+                let mut bg = inner.bg.lock();
+                bg.imm.pop_front();
+                bg.compaction_wanted = true;
+                inner.bg_cv.notify_all();
+                inner.done_cv.notify_all();
+            }
+            Err(Error::Closed) => return,
+            Err(e) => {
+                inner.poison(e);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Keyspace handles: the key-value API of one named tree.
+
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::db::{Db, KeyspaceState};
+use crate::error::{Error, Result};
+use crate::iter::{prefix_upper, Iter};
+use crate::options::WriteOptions;
+use crate::write::{check_key, WriteBatch};
+
+/// A value read from the database: shared bytes, cheap to clone.
+pub type Value = Bytes;
+
+/// A handle on one keyspace. Cheap to clone; keeps the database open.
+#[derive(Clone)]
+pub struct Keyspace {
+    db: Db,
+    state: Arc<KeyspaceState>,
+}
+
+impl std::fmt::Debug for Keyspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyspace")
+            .field("name", &self.state.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Keyspace {
+    pub(crate) fn new(db: Db, state: Arc<KeyspaceState>) -> Self {
+        Keyspace { db, state }
+    }
+
+    pub(crate) fn state(&self) -> &Arc<KeyspaceState> {
+        &self.state
+    }
+
+    fn check(&self) -> Result<()> {
+        self.db.inner.check_open()?;
+        if self.state.is_dropped() {
+            return Err(Error::KeyspaceNotFound(self.state.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// The keyspace's name.
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// Sets `key` to `value` (not synced: see [`WriteOptions`]). Returns the
+    /// commit timestamp.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<u64> {
+        let mut b = WriteBatch::new();
+        b.put(self, key, value)?;
+        self.db.write(b, WriteOptions::default())
+    }
+
+    /// Deletes `key`. Returns the commit timestamp.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<u64> {
+        let mut b = WriteBatch::new();
+        b.delete(self, key)?;
+        self.db.write(b, WriteOptions::default())
+    }
+
+    /// The value of `key`, if any.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        self.check()?;
+        let key = key.as_ref();
+        check_key(key)?;
+        self.db.inner.read_view(&self.state).get(key)
+    }
+
+    /// True when `key` has a value.
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// The entries with keys in `range`, in key order (or reversed with
+    /// `.rev()`), as of the moment of the call.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Iter> {
+        self.check()?;
+        let lower = owned(range.start_bound().map(|k| k.as_ref()));
+        let upper = owned(range.end_bound().map(|k| k.as_ref()));
+        Ok(Iter::new(
+            self.db.inner.read_view(&self.state),
+            lower,
+            upper,
+        ))
+    }
+
+    /// Every entry, in key order.
+    pub fn iter(&self) -> Result<Iter> {
+        self.range::<&[u8], _>(..)
+    }
+
+    /// The entries whose keys start with `prefix`.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Result<Iter> {
+        self.check()?;
+        let p = prefix.as_ref();
+        Ok(Iter::new(
+            self.db.inner.read_view(&self.state),
+            Bound::Included(p.to_vec()),
+            prefix_upper(p),
+        ))
+    }
+}

@@ -1,0 +1,266 @@
+//! Opening a database: the recovery procedure.
+//!
+//! 1. Create the directory if needed and take the lock file.
+//! 2. Read CURRENT and replay the manifest it names (a torn last record is
+//!    an edit that was never acknowledged, and is ignored).
+//! 3. Replay, in order, every WAL numbered at or above the manifest's log
+//!    number into fresh memtables. A torn tail is accepted only in the newest
+//!    WAL (older ones were synced before the next one was started); damage
+//!    anywhere else fails the open with the file and offset.
+//! 4. Flush what was replayed to L0 and start a new WAL.
+//! 5. Write a new manifest holding a snapshot of the state, point CURRENT at
+//!    it, and delete what is no longer referenced: old manifests, flushed
+//!    WALs, SSTs no version lists (left by a crash mid-flush or
+//!    mid-compaction), and temporary files.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use strata_format::batch::BatchRecord;
+use strata_format::log::{LogKind, LogReadOptions, LogReader};
+use strata_format::manifest::VersionEdit;
+
+use crate::db::{DbInner, KeyspaceState};
+use crate::error::{Error, Result};
+use crate::fs::names::{self, FileKind};
+use crate::options::Options;
+use crate::version::VersionSet;
+use crate::write::{replay_record, Wal};
+
+pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
+    opts.validate()?;
+    let fs = opts.fs.clone();
+    fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let lock_path = dir.join(names::LOCK);
+    let lock = fs.lock(&lock_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::Locked(dir.to_path_buf())
+        } else {
+            Error::io(&lock_path, e)
+        }
+    })?;
+
+    // 2. The manifest.
+    let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels);
+    let current = dir.join(names::CURRENT);
+    let exists = fs
+        .list(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .iter()
+        .any(|n| n == names::CURRENT);
+    let old_manifest = if exists {
+        let text = fs.read(&current).map_err(|e| Error::io(&current, e))?;
+        let name = String::from_utf8_lossy(&text).trim().to_owned();
+        let number = match names::parse(&name) {
+            Some(FileKind::Manifest(n)) => n,
+            _ => {
+                return Err(Error::format(
+                    &current,
+                    strata_format::Error::corruption(format!("CURRENT names {name:?}"), 0),
+                ))
+            }
+        };
+        let path = names::manifest(dir, number);
+        let bytes = fs.read(&path).map_err(|e| Error::io(&path, e))?;
+        let mut reader = LogReader::new(&bytes, &LogReadOptions::new(number, LogKind::Manifest))
+            .map_err(|e| Error::format(&path, e))?;
+        let mut any = false;
+        while let Some((at, record)) = reader.next_record().map_err(|e| Error::format(&path, e))? {
+            let edit = VersionEdit::decode(&record, at).map_err(|e| Error::format(&path, e))?;
+            vs.apply(&edit).map_err(|e| match e {
+                Error::InvalidArgument(m) => {
+                    Error::format(&path, strata_format::Error::corruption(m, at))
+                }
+                other => other,
+            })?;
+            any = true;
+        }
+        if !any {
+            return Err(Error::format(
+                &path,
+                strata_format::Error::corruption("manifest holds no record", 0),
+            ));
+        }
+        vs.next_file_number = vs.next_file_number.max(number + 1);
+        Some(number)
+    } else {
+        None
+    };
+
+    // 3. The WALs.
+    let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+    let mut wals: Vec<u64> = listing
+        .iter()
+        .filter_map(|n| match names::parse(n) {
+            Some(FileKind::Wal(w)) if w >= vs.log_number => Some(w),
+            _ => None,
+        })
+        .collect();
+    wals.sort_unstable();
+    for n in listing.iter().filter_map(|n| match names::parse(n) {
+        Some(FileKind::Wal(w) | FileKind::Table(w) | FileKind::Manifest(w)) => Some(w),
+        _ => None,
+    }) {
+        vs.next_file_number = vs.next_file_number.max(n + 1);
+    }
+
+    let keyspaces: Vec<Arc<KeyspaceState>> = vs
+        .keyspaces
+        .iter()
+        .map(|(id, (name, levels))| Arc::new(KeyspaceState::new(*id, name.clone(), levels.clone())))
+        .collect();
+    let mut last_ts = vs.last_timestamp;
+    for (i, &number) in wals.iter().enumerate() {
+        let newest = i + 1 == wals.len();
+        let path = names::wal(dir, number);
+        let bytes = fs.read(&path).map_err(|e| Error::io(&path, e))?;
+        let ropts = LogReadOptions {
+            // Older WALs were synced whole before the next one started.
+            durable_len: (!newest).then_some(bytes.len() as u64),
+            ..LogReadOptions::new(number, LogKind::Wal)
+        };
+        let mut reader = LogReader::new(&bytes, &ropts).map_err(|e| Error::format(&path, e))?;
+        while let Some((at, record)) = reader.next_record().map_err(|e| Error::format(&path, e))? {
+            let batch = BatchRecord::decode(&record, at).map_err(|e| Error::format(&path, e))?;
+            let ts = replay_record(&batch, |id| keyspaces.iter().find(|k| k.id == id).cloned());
+            last_ts = last_ts.max(ts);
+        }
+    }
+
+    // 4. Flush what was replayed, under a fresh WAL.
+    let _ = old_manifest;
+    let wal_number = vs.new_file_number();
+    let wal = Wal::create(&*fs, dir, wal_number)?;
+    // The new manifest is written below; it must know about the WAL.
+    let inner = DbInner::new(dir.to_path_buf(), opts, lock, vs, wal, last_ts);
+    {
+        let mut ks = inner.keyspaces.write();
+        for k in keyspaces {
+            ks.by_name.insert(k.name.clone(), k.clone());
+            ks.by_id.insert(k.id, k);
+        }
+    }
+    let replayed: Vec<_> = inner
+        .keyspaces
+        .read()
+        .by_id
+        .values()
+        .filter_map(|k| {
+            let sv = k.super_version();
+            (!sv.mem.is_empty()).then(|| (k.clone(), sv.mem.clone()))
+        })
+        .collect();
+    {
+        let mut vs = inner.versions.lock();
+        vs.last_timestamp = vs.last_timestamp.max(last_ts);
+        // 5. A new manifest with the state as replayed so far. Its log
+        // number still covers the replayed WALs until they are flushed.
+        vs.rotate_manifest()?;
+    }
+    if !replayed.is_empty() {
+        for (k, mem) in &replayed {
+            let mut sv = k.sv.lock();
+            *sv = Arc::new(crate::view::SuperVersion {
+                mem: Arc::new(crate::memtable::Memtable::new()),
+                imm: vec![mem.clone()],
+                levels: sv.levels.clone(),
+            });
+        }
+        inner.flush_replayed(crate::flush::Sealed {
+            next_wal: wal_number,
+            memtables: replayed,
+        })?;
+    } else {
+        let mut vs = inner.versions.lock();
+        if vs.log_number < wal_number {
+            vs.log_and_apply(VersionEdit {
+                log_number: Some(wal_number),
+                ..VersionEdit::default()
+            })?;
+        }
+    }
+    inner.active_bytes.store(0, Ordering::Relaxed);
+    remove_obsolete_files(&inner)?;
+    {
+        let vs = inner.versions.lock();
+        inner.update_max_l0(&vs);
+    }
+    Ok(inner)
+}
+
+/// Deletes every file of the directory that the current state does not
+/// reference.
+fn remove_obsolete_files(inner: &DbInner) -> Result<()> {
+    let vs = inner.versions.lock();
+    let live_tables: std::collections::HashSet<u64> = vs
+        .keyspaces
+        .values()
+        .flat_map(|(_, l)| l.all_files().map(|(_, f)| f.number).collect::<Vec<_>>())
+        .collect();
+    let manifest = vs.manifest_number();
+    let log_number = vs.log_number;
+    drop(vs);
+    let listing = inner
+        .fs
+        .list(&inner.dir)
+        .map_err(|e| Error::io(&inner.dir, e))?;
+    for name in listing {
+        let remove = match names::parse(&name) {
+            Some(FileKind::Table(n)) => !live_tables.contains(&n),
+            Some(FileKind::Wal(n)) => n < log_number,
+            Some(FileKind::Manifest(n)) => Some(n) != manifest,
+            Some(FileKind::Temp) => true,
+            None => false,
+        };
+        if remove {
+            let path = inner.dir.join(&name);
+            inner
+                .fs
+                .remove_file(&path)
+                .map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    inner
+        .fs
+        .sync_dir(&inner.dir)
+        .map_err(|e| Error::io(&inner.dir, e))
+}
+
+/// Starts the flush, compaction and (when configured) WAL sync threads.
+pub(crate) fn start_threads(inner: &Arc<DbInner>) {
+    let mut threads = inner.threads.lock();
+    let i = inner.clone();
+    threads.push(std::thread::spawn(move || crate::flush::flush_thread(i)));
+    let i = inner.clone();
+    threads.push(std::thread::spawn(move || {
+        crate::compaction::compaction_thread(i)
+    }));
+    if let Some(interval) = inner.opts.wal_sync_interval {
+        let i = inner.clone();
+        threads.push(std::thread::spawn(move || wal_sync_thread(i, interval)));
+    }
+    // A replayed L0 may already call for a compaction.
+    inner.bg.lock().compaction_wanted = true;
+    inner.bg_cv.notify_all();
+}
+
+fn wal_sync_thread(inner: Arc<DbInner>, interval: std::time::Duration) {
+    loop {
+        {
+            let mut bg = inner.bg.lock();
+            if inner.is_shutdown() {
+                return;
+            }
+            inner.bg_cv.wait_for(&mut bg, interval);
+            if inner.is_shutdown() {
+                return;
+            }
+        }
+        let r = inner.wal.lock().sync(&inner.dir);
+        if let Err(e) = r {
+            inner.poison(e);
+            return;
+        }
+    }
+}

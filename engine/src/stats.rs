@@ -1,0 +1,138 @@
+//! Counters the engine keeps, and the snapshot `Db::stats` returns.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters of one keyspace.
+#[derive(Debug, Default)]
+pub(crate) struct KeyspaceCounters {
+    pub user_bytes: AtomicU64,
+    pub flush_bytes: AtomicU64,
+    pub compaction_bytes_written: AtomicU64,
+    pub compaction_bytes_read: AtomicU64,
+    pub flushes: AtomicU64,
+    pub compactions: AtomicU64,
+    pub bloom_checks: AtomicU64,
+    pub bloom_false_positives: AtomicU64,
+}
+
+/// Live counters of the whole database.
+#[derive(Debug, Default)]
+pub(crate) struct DbCounters {
+    pub wal_bytes: AtomicU64,
+    pub wal_syncs: AtomicU64,
+    pub writes: AtomicU64,
+    pub write_groups: AtomicU64,
+    pub slowdowns: AtomicU64,
+    pub stalls: AtomicU64,
+    pub stall_micros: AtomicU64,
+}
+
+pub(crate) fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+pub(crate) fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// One level of a keyspace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LevelStats {
+    /// Number of SSTs.
+    pub files: usize,
+    /// Bytes of SSTs.
+    pub bytes: u64,
+}
+
+/// A keyspace's shape and traffic.
+#[derive(Debug, Clone, Default)]
+pub struct KeyspaceStats {
+    /// The keyspace's name.
+    pub name: String,
+    /// Levels, L0 first.
+    pub levels: Vec<LevelStats>,
+    /// Bytes in the active memtable.
+    pub memtable_bytes: u64,
+    /// Bytes in immutable memtables waiting for a flush.
+    pub immutable_memtable_bytes: u64,
+    /// Bytes of keys and values written by users.
+    pub user_bytes_written: u64,
+    /// Bytes of SSTs written by flushes.
+    pub flush_bytes_written: u64,
+    /// Bytes of SSTs written by compactions.
+    pub compaction_bytes_written: u64,
+    /// Bytes of SSTs read by compactions.
+    pub compaction_bytes_read: u64,
+    /// Flushes run.
+    pub flushes: u64,
+    /// Compactions run.
+    pub compactions: u64,
+    /// Point reads that consulted a table's bloom filter.
+    pub bloom_checks: u64,
+    /// Filter probes that said "maybe" for a key the table did not have.
+    pub bloom_false_positives: u64,
+}
+
+impl KeyspaceStats {
+    /// Bytes written to SSTs (flushes and compactions) per byte written by
+    /// users; WAL bytes are in [`Stats::wal_bytes_written`].
+    pub fn write_amplification(&self) -> f64 {
+        if self.user_bytes_written == 0 {
+            return 0.0;
+        }
+        (self.flush_bytes_written + self.compaction_bytes_written) as f64
+            / self.user_bytes_written as f64
+    }
+}
+
+/// A snapshot of the database's statistics.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Per keyspace.
+    pub keyspaces: Vec<KeyspaceStats>,
+    /// Bytes appended to the WAL.
+    pub wal_bytes_written: u64,
+    /// Bytes of WAL files on disk not yet deleted.
+    pub wal_bytes_live: u64,
+    /// WAL syncs.
+    pub wal_syncs: u64,
+    /// Write batches committed.
+    pub writes: u64,
+    /// Commit groups (one WAL write each): `writes / write_groups` is the
+    /// average group size.
+    pub write_groups: u64,
+    /// Writes delayed because L0 was filling up.
+    pub write_slowdowns: u64,
+    /// Writes that waited for a flush or a compaction.
+    pub write_stalls: u64,
+    /// Time writers spent stalled, in microseconds.
+    pub write_stall_micros: u64,
+    /// Block cache hits.
+    pub block_cache_hits: u64,
+    /// Block cache misses.
+    pub block_cache_misses: u64,
+    /// Bytes held in the block cache.
+    pub block_cache_bytes: u64,
+}
+
+impl Stats {
+    /// Total bytes written to disk (WAL and SSTs) per byte written by
+    /// users, over every keyspace.
+    pub fn write_amplification(&self) -> f64 {
+        let user: u64 = self.keyspaces.iter().map(|k| k.user_bytes_written).sum();
+        if user == 0 {
+            return 0.0;
+        }
+        let sst: u64 = self
+            .keyspaces
+            .iter()
+            .map(|k| k.flush_bytes_written + k.compaction_bytes_written)
+            .sum();
+        (sst + self.wal_bytes_written) as f64 / user as f64
+    }
+
+    /// The stats of the keyspace named `name`.
+    pub fn keyspace(&self, name: &str) -> Option<&KeyspaceStats> {
+        self.keyspaces.iter().find(|k| k.name == name)
+    }
+}

@@ -1,0 +1,369 @@
+//! Versions: which SSTs make up each keyspace, and the manifest that makes
+//! every change to that set durable and atomic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use strata_format::codec::Compression;
+use strata_format::key::{compare_internal, user_key};
+use strata_format::log::{LogHeader, LogKind, LogWriter};
+use strata_format::manifest::{FileAdded, FileRemoved, VersionEdit};
+
+use crate::error::{Error, Result};
+use crate::fs::{names, FileSystem, WritableFile};
+
+/// One SST as the manifest knows it. When a compaction removes the file from
+/// the current version it is marked obsolete, and the file is deleted when
+/// the last version (and so the last reader) referring to it is dropped.
+#[derive(Debug)]
+pub struct FileMeta {
+    /// File number.
+    pub number: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Random uid, also in the footer.
+    pub uid: [u8; 16],
+    /// Encryption key id, if encrypted.
+    pub key_id: Option<u32>,
+    /// Smallest internal key.
+    pub smallest: Vec<u8>,
+    /// Largest internal key.
+    pub largest: Vec<u8>,
+    /// Smallest timestamp.
+    pub min_ts: u64,
+    /// Largest timestamp.
+    pub max_ts: u64,
+    obsolete: AtomicBool,
+    path: PathBuf,
+    fs: Arc<dyn FileSystem>,
+}
+
+impl FileMeta {
+    pub(crate) fn from_edit(f: &FileAdded, dir: &Path, fs: Arc<dyn FileSystem>) -> Self {
+        FileMeta {
+            number: f.file_number,
+            size: f.size,
+            uid: f.file_uid,
+            key_id: f.key_id,
+            smallest: f.smallest.clone(),
+            largest: f.largest.clone(),
+            min_ts: f.min_ts,
+            max_ts: f.max_ts,
+            obsolete: AtomicBool::new(false),
+            path: names::table(dir, f.file_number),
+            fs,
+        }
+    }
+
+    pub(crate) fn to_edit(&self, keyspace: u32, level: u8) -> FileAdded {
+        FileAdded {
+            keyspace,
+            level,
+            file_number: self.number,
+            size: self.size,
+            file_uid: self.uid,
+            key_id: self.key_id,
+            smallest: self.smallest.clone(),
+            largest: self.largest.clone(),
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Smallest user key.
+    pub fn smallest_user_key(&self) -> &[u8] {
+        user_key(&self.smallest)
+    }
+
+    /// Largest user key.
+    pub fn largest_user_key(&self) -> &[u8] {
+        user_key(&self.largest)
+    }
+
+    /// True when the file's user-key range meets `[lo, hi]`.
+    pub fn overlaps(&self, lo: &[u8], hi: &[u8]) -> bool {
+        self.smallest_user_key() <= hi && self.largest_user_key() >= lo
+    }
+
+    pub(crate) fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for FileMeta {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            // Best effort: a file left behind is removed at the next open.
+            let _ = self.fs.remove_file(&self.path);
+        }
+    }
+}
+
+/// The files of one keyspace, level by level. L0 files may overlap and are
+/// ordered newest first; deeper levels hold files with disjoint user-key
+/// ranges, ordered by key.
+#[derive(Debug, Clone, Default)]
+pub struct Levels {
+    /// Files per level.
+    pub levels: Vec<Vec<Arc<FileMeta>>>,
+}
+
+impl Levels {
+    pub(crate) fn new(num_levels: usize) -> Self {
+        Levels {
+            levels: vec![Vec::new(); num_levels],
+        }
+    }
+
+    /// Bytes in `level`.
+    pub fn level_bytes(&self, level: usize) -> u64 {
+        self.levels
+            .get(level)
+            .map_or(0, |l| l.iter().map(|f| f.size).sum())
+    }
+
+    /// Every file, in no particular order.
+    pub fn all_files(&self) -> impl Iterator<Item = (usize, &Arc<FileMeta>)> {
+        self.levels
+            .iter()
+            .enumerate()
+            .flat_map(|(l, files)| files.iter().map(move |f| (l, f)))
+    }
+
+    /// The files of `level` whose user-key range meets `[lo, hi]`.
+    pub fn overlapping(&self, level: usize, lo: &[u8], hi: &[u8]) -> Vec<Arc<FileMeta>> {
+        self.levels
+            .get(level)
+            .map(|files| {
+                files
+                    .iter()
+                    .filter(|f| f.overlaps(lo, hi))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Applies removals then additions for one keyspace.
+    fn apply(&mut self, removed: &[FileRemoved], added: Vec<(u8, Arc<FileMeta>)>) -> Result<()> {
+        for r in removed {
+            let level = self
+                .levels
+                .get_mut(r.level as usize)
+                .ok_or_else(|| Error::InvalidArgument(format!("level {} out of range", r.level)))?;
+            level.retain(|f| f.number != r.file_number);
+        }
+        for (level, f) in added {
+            let files = self
+                .levels
+                .get_mut(level as usize)
+                .ok_or_else(|| Error::InvalidArgument(format!("level {level} out of range")))?;
+            files.push(f);
+        }
+        // L0: newest (highest number) first. Deeper: by smallest key.
+        if let Some(l0) = self.levels.first_mut() {
+            l0.sort_by_key(|f| std::cmp::Reverse(f.number));
+        }
+        for files in self.levels.iter_mut().skip(1) {
+            files.sort_by(|a, b| compare_internal(&a.smallest, &b.smallest));
+        }
+        Ok(())
+    }
+}
+
+/// Files removed from and added to one keyspace by an edit.
+type Changes = (Vec<FileRemoved>, Vec<(u8, Arc<FileMeta>)>);
+
+/// The durable state the manifest describes.
+#[derive(Debug)]
+pub struct VersionSet {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    num_levels: usize,
+    /// Keyspaces by id: name and levels.
+    pub keyspaces: BTreeMap<u32, (String, Arc<Levels>)>,
+    /// WAL files numbered below this are fully flushed.
+    pub log_number: u64,
+    /// The next file number to hand out.
+    pub next_file_number: u64,
+    /// The largest timestamp made durable in SSTs.
+    pub last_timestamp: u64,
+    manifest: Option<ManifestWriter>,
+}
+
+#[derive(Debug)]
+struct ManifestWriter {
+    number: u64,
+    log: LogWriter<Vec<u8>>,
+    file: FileHandle,
+}
+
+struct FileHandle(Box<dyn WritableFile>);
+
+impl std::fmt::Debug for FileHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileHandle")
+    }
+}
+
+impl VersionSet {
+    /// An empty state (a new database).
+    pub(crate) fn new(dir: &Path, fs: Arc<dyn FileSystem>, num_levels: usize) -> Self {
+        VersionSet {
+            dir: dir.to_path_buf(),
+            fs,
+            num_levels,
+            keyspaces: BTreeMap::new(),
+            log_number: 0,
+            next_file_number: 1,
+            last_timestamp: 0,
+            manifest: None,
+        }
+    }
+
+    /// Hands out a new file number.
+    pub fn new_file_number(&mut self) -> u64 {
+        let n = self.next_file_number;
+        self.next_file_number += 1;
+        n
+    }
+
+    /// Applies an edit to the in-memory state (replay, or after logging).
+    pub(crate) fn apply(&mut self, edit: &VersionEdit) -> Result<()> {
+        if let Some(n) = edit.log_number {
+            self.log_number = self.log_number.max(n);
+        }
+        if let Some(n) = edit.next_file_number {
+            self.next_file_number = self.next_file_number.max(n);
+        }
+        if let Some(t) = edit.last_timestamp {
+            self.last_timestamp = self.last_timestamp.max(t);
+        }
+        for (id, name) in &edit.keyspaces_created {
+            self.keyspaces
+                .insert(*id, (name.clone(), Arc::new(Levels::new(self.num_levels))));
+        }
+        let mut touched: BTreeMap<u32, Changes> = BTreeMap::new();
+        for r in &edit.files_removed {
+            touched.entry(r.keyspace).or_default().0.push(*r);
+        }
+        for f in &edit.files_added {
+            let meta = Arc::new(FileMeta::from_edit(f, &self.dir, self.fs.clone()));
+            touched
+                .entry(f.keyspace)
+                .or_default()
+                .1
+                .push((f.level, meta));
+        }
+        for (ks, (removed, added)) in touched {
+            let (_, levels) = self.keyspaces.get_mut(&ks).ok_or_else(|| {
+                Error::InvalidArgument(format!("manifest names unknown keyspace {ks}"))
+            })?;
+            let mut next = (**levels).clone();
+            next.apply(&removed, added)?;
+            *levels = Arc::new(next);
+        }
+        for id in &edit.keyspaces_dropped {
+            self.keyspaces.remove(id);
+        }
+        Ok(())
+    }
+
+    /// An edit that recreates the whole current state: the first record of a
+    /// new manifest.
+    pub(crate) fn snapshot_edit(&self) -> VersionEdit {
+        let mut edit = VersionEdit {
+            log_number: Some(self.log_number),
+            next_file_number: Some(self.next_file_number),
+            last_timestamp: Some(self.last_timestamp),
+            ..VersionEdit::default()
+        };
+        for (id, (name, levels)) in &self.keyspaces {
+            edit.keyspaces_created.push((*id, name.clone()));
+            for (level, f) in levels.all_files() {
+                edit.files_added.push(f.to_edit(*id, level as u8));
+            }
+        }
+        edit
+    }
+
+    /// Starts a new manifest holding a snapshot of the current state, makes
+    /// it durable, then points CURRENT at it (write a temp file, sync,
+    /// rename, sync the directory). Returns the old manifest's number.
+    pub(crate) fn rotate_manifest(&mut self) -> Result<Option<u64>> {
+        let number = self.new_file_number();
+        let path = names::manifest(&self.dir, number);
+        let fs = self.fs.clone();
+        let uid = crate::random_uid();
+        let header = LogHeader {
+            kind: LogKind::Manifest,
+            file_number: number,
+            file_uid: uid,
+            key_id: None,
+        };
+        let mut log = LogWriter::new(Vec::new(), header, Compression::None, None)
+            .map_err(|e| Error::format(&path, e))?;
+        let edit = self.snapshot_edit();
+        log.add_record(&edit.encode())
+            .map_err(|e| Error::format(&path, e))?;
+        let mut file = fs.create(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = std::mem::take(log.get_mut());
+        file.append(&bytes).map_err(|e| Error::io(&path, e))?;
+        file.sync().map_err(|e| Error::io(&path, e))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?;
+        set_current(&*fs, &self.dir, number)?;
+        let old = self.manifest.replace(ManifestWriter {
+            number,
+            log,
+            file: FileHandle(file),
+        });
+        Ok(old.map(|m| m.number))
+    }
+
+    /// Makes `edit` durable in the manifest, then applies it. Counters
+    /// (next file number, last timestamp) are filled in here so every record
+    /// carries them.
+    pub(crate) fn log_and_apply(&mut self, mut edit: VersionEdit) -> Result<()> {
+        edit.next_file_number = Some(self.next_file_number);
+        let m = self
+            .manifest
+            .as_mut()
+            .ok_or_else(|| Error::InvalidArgument("no manifest is open".into()))?;
+        let path = names::manifest(&self.dir, m.number);
+        m.log
+            .add_record(&edit.encode())
+            .map_err(|e| Error::format(&path, e))?;
+        let bytes = std::mem::take(m.log.get_mut());
+        m.file.0.append(&bytes).map_err(|e| Error::io(&path, e))?;
+        m.file.0.sync().map_err(|e| Error::io(&path, e))?;
+        self.apply(&edit)
+    }
+
+    /// The number of the manifest in use.
+    pub fn manifest_number(&self) -> Option<u64> {
+        self.manifest.as_ref().map(|m| m.number)
+    }
+}
+
+/// Points CURRENT at manifest `number`, atomically and durably.
+fn set_current(fs: &dyn FileSystem, dir: &Path, number: u64) -> Result<()> {
+    let tmp = dir.join("CURRENT.tmp");
+    let mut f = fs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.append(format!("MANIFEST-{number:06}\n").as_bytes())
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.sync().map_err(|e| Error::io(&tmp, e))?;
+    drop(f);
+    let current = dir.join(names::CURRENT);
+    fs.rename(&tmp, &current)
+        .map_err(|e| Error::io(&current, e))?;
+    fs.sync_dir(dir).map_err(|e| Error::io(dir, e))
+}

@@ -1,0 +1,107 @@
+//! Read views: the memtables and files a read uses, pinned together with a
+//! timestamp, so a read sees one consistent state however long it takes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use strata_format::bloom::bloom_hash;
+use strata_format::key::ValueKind;
+
+use crate::cache::TableCache;
+use crate::cursor::{Cursor, LevelCursor, MemCursor, MergeCursor, TableCursor};
+use crate::error::{Error, Result};
+use crate::memtable::Memtable;
+use crate::stats::{add, KeyspaceCounters};
+use crate::version::Levels;
+
+/// The components of one keyspace at one moment: what a read searches.
+/// Replaced as a whole (never mutated) when a memtable is switched, a flush
+/// or a compaction is installed.
+#[derive(Debug)]
+pub(crate) struct SuperVersion {
+    pub mem: Arc<Memtable>,
+    /// Immutable memtables, newest first.
+    pub imm: Vec<Arc<Memtable>>,
+    pub levels: Arc<Levels>,
+}
+
+/// A super-version pinned at a timestamp.
+#[derive(Clone)]
+pub(crate) struct ReadView {
+    pub ts: u64,
+    pub sv: Arc<SuperVersion>,
+    pub tables: Arc<TableCache>,
+    pub counters: Arc<KeyspaceCounters>,
+}
+
+/// A version found by a point read: its kind and value.
+fn resolve(kind: ValueKind, value: Bytes) -> Option<Bytes> {
+    (!kind.is_tombstone()).then_some(value)
+}
+
+impl ReadView {
+    /// The value of `key` at the view's timestamp.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let ts = self.ts;
+        for mem in std::iter::once(&self.sv.mem).chain(&self.sv.imm) {
+            if let Some((_, kind, v)) = mem.get(key, ts) {
+                return Ok(resolve(kind, v));
+            }
+        }
+        let h = bloom_hash(key);
+        let levels = &self.sv.levels.levels;
+        for (level, files) in levels.iter().enumerate() {
+            let candidates: Vec<_> = if level == 0 {
+                files.iter().filter(|f| f.overlaps(key, key)).collect()
+            } else {
+                let i = files.partition_point(|f| f.largest_user_key() < key);
+                files
+                    .get(i)
+                    .filter(|f| f.smallest_user_key() <= key)
+                    .into_iter()
+                    .collect()
+            };
+            for f in candidates {
+                let table = self.tables.get(f)?;
+                add(&self.counters.bloom_checks, 1);
+                if !table.may_contain_hash(h) {
+                    continue;
+                }
+                match table.get(key, ts).map_err(|e| Error::format(f.path(), e))? {
+                    Some(e) => return Ok(resolve(e.kind, e.value)),
+                    None => add(&self.counters.bloom_false_positives, 1),
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A merged cursor over every component, unpositioned.
+    pub fn merged_cursor(&self) -> Result<MergeCursor> {
+        let mut children: Vec<Box<dyn Cursor>> = Vec::new();
+        for mem in std::iter::once(&self.sv.mem).chain(&self.sv.imm) {
+            if !mem.is_empty() {
+                children.push(Box::new(MemCursor::new(mem.clone())));
+            }
+        }
+        let levels = &self.sv.levels.levels;
+        if let Some(l0) = levels.first() {
+            for f in l0 {
+                let table = self.tables.get(f)?;
+                children.push(Box::new(TableCursor::new(
+                    table.iter(),
+                    f.path().to_path_buf(),
+                )));
+            }
+        }
+        for files in levels.iter().skip(1) {
+            if !files.is_empty() {
+                children.push(Box::new(LevelCursor::new(
+                    files.clone(),
+                    self.tables.clone(),
+                )));
+            }
+        }
+        Ok(MergeCursor::new(children))
+    }
+}

@@ -1,0 +1,431 @@
+//! The write path: batches, group commit through the WAL, and the memtable
+//! switch with back-pressure when flushes fall behind.
+//!
+//! Writers queue up; the writer at the head of the queue (the leader) takes
+//! every batch queued behind it, gives each a commit timestamp, writes them
+//! to the WAL in one `append` and at most one sync, inserts them into the
+//! memtables, publishes the last timestamp to readers, and wakes the group.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
+use strata_format::batch::{BatchBuilder, BatchRecord};
+use strata_format::codec::{Compression, MAX_BLOCK_LEN};
+use strata_format::key::{ValueKind, MAX_USER_KEY_LEN};
+use strata_format::log::{LogHeader, LogKind, LogWriter};
+
+use crate::db::{DbInner, KeyspaceState};
+use crate::error::{Error, Result};
+use crate::fs::{names, WritableFile};
+use crate::keyspace::Keyspace;
+use crate::memtable::Memtable;
+use crate::options::WriteOptions;
+use crate::stats::add;
+use crate::view::SuperVersion;
+
+/// The largest value the engine stores (larger values belong in blobs).
+pub const MAX_VALUE_LEN: usize = 256 * 1024 * 1024;
+
+/// Commit groups stop growing past this many bytes of batches.
+const MAX_GROUP_BYTES: usize = 4 << 20;
+
+/// A set of writes applied atomically, across keyspaces: all of them or none,
+/// also across a crash.
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    ops: Vec<Op>,
+    bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Op {
+    keyspace: Arc<KeyspaceState>,
+    kind: ValueKind,
+    key: Vec<u8>,
+    value: Bytes,
+}
+
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_USER_KEY_LEN {
+        return Err(Error::KeyTooLarge(key.len()));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_value(value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::ValueTooLarge(value.len()));
+    }
+    Ok(())
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        WriteBatch::default()
+    }
+
+    /// Sets `key` to `value` in `ks`. Too large a key or value is refused
+    /// here, leaving the batch unchanged.
+    pub fn put(
+        &mut self,
+        ks: &Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        check_key(key)?;
+        check_value(value)?;
+        self.push(ks, ValueKind::Put, key, Bytes::copy_from_slice(value));
+        Ok(())
+    }
+
+    /// Deletes `key` from `ks`.
+    pub fn delete(&mut self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = key.as_ref();
+        check_key(key)?;
+        self.push(ks, ValueKind::Delete, key, Bytes::new());
+        Ok(())
+    }
+
+    fn push(&mut self, ks: &Keyspace, kind: ValueKind, key: &[u8], value: Bytes) {
+        self.bytes += key.len() + value.len() + 16;
+        self.ops.push(Op {
+            keyspace: ks.state().clone(),
+            kind,
+            key: key.to_vec(),
+            value,
+        });
+    }
+
+    /// Number of writes in the batch.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when the batch holds no write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Drops every write.
+    pub fn clear(&mut self) {
+        self.ops.clear();
+        self.bytes = 0;
+    }
+}
+
+/// One batch waiting in the commit queue.
+pub(crate) struct Request {
+    record: BatchBuilder,
+    ops: Vec<Op>,
+    sync: bool,
+    result: Mutex<Option<Result<u64>>>,
+}
+
+/// State of the commit queue, under `DbInner::write`.
+#[derive(Default)]
+pub(crate) struct WriteState {
+    pub(crate) queue: VecDeque<Arc<Request>>,
+    /// The last commit timestamp handed out.
+    pub(crate) last_ts: u64,
+}
+
+/// The open WAL.
+pub(crate) struct Wal {
+    pub number: u64,
+    log: LogWriter<Vec<u8>>,
+    file: Box<dyn WritableFile>,
+    /// Bytes appended to the file so far.
+    pub len: u64,
+    /// Bytes known durable.
+    pub synced: u64,
+}
+
+impl Wal {
+    /// Creates WAL file `number` and writes its header.
+    pub(crate) fn create(
+        inner_fs: &dyn crate::fs::FileSystem,
+        dir: &std::path::Path,
+        number: u64,
+    ) -> Result<Wal> {
+        let path = names::wal(dir, number);
+        let header = LogHeader {
+            kind: LogKind::Wal,
+            file_number: number,
+            file_uid: crate::random_uid(),
+            key_id: None,
+        };
+        let mut log = LogWriter::new(Vec::new(), header, Compression::None, None)
+            .map_err(|e| Error::format(&path, e))?;
+        let mut file = inner_fs.create(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = std::mem::take(log.get_mut());
+        file.append(&bytes).map_err(|e| Error::io(&path, e))?;
+        Ok(Wal {
+            number,
+            log,
+            file,
+            len: bytes.len() as u64,
+            synced: 0,
+        })
+    }
+
+    /// Syncs the file if anything is not yet durable.
+    pub(crate) fn sync(&mut self, dir: &std::path::Path) -> Result<()> {
+        if self.synced < self.len {
+            let path = names::wal(dir, self.number);
+            self.file.sync().map_err(|e| Error::io(&path, e))?;
+            self.synced = self.len;
+        }
+        Ok(())
+    }
+}
+
+impl DbInner {
+    /// Commits a batch; returns its commit timestamp.
+    pub(crate) fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<u64> {
+        self.check_open()?;
+        if batch.ops.is_empty() {
+            return Ok(self.visible_ts());
+        }
+        let mut ops = batch.ops;
+        dedupe(&mut ops);
+        let mut record = BatchBuilder::new();
+        for op in &ops {
+            if op.keyspace.is_dropped() {
+                return Err(Error::KeyspaceNotFound(op.keyspace.name.clone()));
+            }
+            record.add(op.kind, op.keyspace.id, &op.key, &op.value);
+        }
+        if record.size() + 32 > MAX_BLOCK_LEN {
+            return Err(Error::BatchTooLarge(record.size()));
+        }
+        let req = Arc::new(Request {
+            record,
+            ops,
+            sync: opts.sync,
+            result: Mutex::new(None),
+        });
+        let mut st = self.write.lock();
+        st.queue.push_back(req.clone());
+        loop {
+            if let Some(r) = req.result.lock().take() {
+                return r;
+            }
+            if st.queue.front().is_some_and(|f| Arc::ptr_eq(f, &req)) {
+                break;
+            }
+            self.write_cv.wait(&mut st);
+        }
+        // This writer leads a commit group.
+        let result = self.lead_group(&mut st);
+        if let Err(e) = &result {
+            // The leader's own request failed before a group formed.
+            st.queue.pop_front();
+            *req.result.lock() = Some(Err(e.clone()));
+        }
+        self.write_cv.notify_all();
+        drop(st);
+        let result = req.result.lock().take();
+        result.unwrap_or(Err(Error::Closed))
+    }
+
+    fn lead_group(&self, st: &mut MutexGuard<'_, WriteState>) -> Result<()> {
+        self.make_room(st)?;
+        let mut group = Vec::new();
+        let mut bytes = 0;
+        for r in st.queue.iter() {
+            if !group.is_empty() && bytes + r.record.size() > MAX_GROUP_BYTES {
+                break;
+            }
+            bytes += r.record.size();
+            group.push(r.clone());
+        }
+        let first_ts = st.last_ts + 1;
+        st.last_ts += group.len() as u64;
+        let outcome = MutexGuard::unlocked(st, || {
+            let _commit = self.commit_lock.lock();
+            self.commit_group(&group, first_ts)
+        });
+        for (i, r) in group.iter().enumerate() {
+            st.queue.pop_front();
+            *r.result.lock() = Some(match &outcome {
+                Ok(()) => Ok(first_ts + i as u64),
+                Err(e) => Err(e.clone()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the group to the WAL, inserts it into the memtables, and
+    /// publishes its timestamps. Runs without the queue lock, so later
+    /// writers can queue up behind it.
+    fn commit_group(&self, group: &[Arc<Request>], first_ts: u64) -> Result<()> {
+        let sync = group.iter().any(|r| r.sync);
+        {
+            let mut wal = self.wal.lock();
+            let path = names::wal(&self.dir, wal.number);
+            let mut rec = Vec::new();
+            for (i, r) in group.iter().enumerate() {
+                rec.clear();
+                r.record.encode_into(first_ts + i as u64, &mut rec);
+                if let Err(e) = wal.log.add_record(&rec) {
+                    return Err(self.poison(Error::format(&path, e)));
+                }
+            }
+            let bytes = std::mem::take(wal.log.get_mut());
+            if let Err(e) = wal.file.append(&bytes) {
+                return Err(self.poison(Error::io(&path, e)));
+            }
+            wal.len += bytes.len() as u64;
+            add(&self.counters.wal_bytes, bytes.len() as u64);
+            if sync {
+                if let Err(e) = wal.sync(&self.dir) {
+                    return Err(self.poison(e));
+                }
+                add(&self.counters.wal_syncs, 1);
+            }
+        }
+        for (i, r) in group.iter().enumerate() {
+            let ts = first_ts + i as u64;
+            for op in &r.ops {
+                let sv = op.keyspace.super_version();
+                sv.mem.insert(&op.key, ts, op.kind, op.value.clone());
+            }
+            self.active_bytes
+                .fetch_add(r.record.size(), std::sync::atomic::Ordering::Relaxed);
+            add(&self.counters.writes, 1);
+            for op in &r.ops {
+                add(
+                    &op.keyspace.counters.user_bytes,
+                    (op.key.len() + op.value.len()) as u64,
+                );
+            }
+        }
+        add(&self.counters.write_groups, 1);
+        self.publish_ts(first_ts + group.len() as u64 - 1);
+        Ok(())
+    }
+
+    /// Waits until the memtables have room, switching them when full and
+    /// stalling when flushes or L0 compactions fall behind.
+    fn make_room(&self, st: &mut MutexGuard<'_, WriteState>) -> Result<()> {
+        let mut slowed = false;
+        loop {
+            self.check_writable()?;
+            let l0 = self.max_l0_files();
+            if l0 >= self.opts.l0_slowdown_trigger && !slowed {
+                // Spread the delay over many writes rather than stopping.
+                add(&self.counters.slowdowns, 1);
+                MutexGuard::unlocked(st, || std::thread::sleep(Duration::from_millis(1)));
+                slowed = true;
+                continue;
+            }
+            let active = self.active_bytes.load(std::sync::atomic::Ordering::Relaxed);
+            if active < self.opts.memtable_size {
+                return Ok(());
+            }
+            let mut bg = self.bg.lock();
+            if bg.imm.len() >= self.opts.max_immutable_memtables || l0 >= self.opts.l0_stop_trigger
+            {
+                add(&self.counters.stalls, 1);
+                let started = Instant::now();
+                bg.compaction_wanted = true;
+                self.bg_cv.notify_all();
+                self.done_cv.wait_for(&mut bg, Duration::from_millis(100));
+                add(
+                    &self.counters.stall_micros,
+                    started.elapsed().as_micros() as u64,
+                );
+                continue;
+            }
+            drop(bg);
+            self.switch_memtables()?;
+        }
+    }
+
+    /// Seals every keyspace's memtable and starts a new WAL; the sealed
+    /// memtables go to the flush queue. The old WAL is synced first, so a
+    /// torn tail can only be in the newest WAL.
+    pub(crate) fn switch_memtables(&self) -> Result<()> {
+        let _switch = self.switch_lock.lock();
+        let number = self.versions.lock().new_file_number();
+        {
+            let mut wal = self.wal.lock();
+            if let Err(e) = wal.sync(&self.dir) {
+                return Err(self.poison(e));
+            }
+            let new = match Wal::create(&*self.fs, &self.dir, number) {
+                Ok(w) => w,
+                Err(e) => return Err(self.poison(e)),
+            };
+            if let Err(e) = self.fs.sync_dir(&self.dir) {
+                return Err(self.poison(Error::io(&self.dir, e)));
+            }
+            *wal = new;
+            self.live_wals.lock().push(number);
+        }
+        let mut sealed = Vec::new();
+        for ks in self.keyspaces.read().by_id.values() {
+            let mut sv = ks.sv.lock();
+            if sv.mem.is_empty() {
+                continue;
+            }
+            let mut imm = vec![sv.mem.clone()];
+            imm.extend(sv.imm.iter().cloned());
+            sealed.push((ks.clone(), sv.mem.clone()));
+            *sv = Arc::new(SuperVersion {
+                mem: Arc::new(Memtable::new()),
+                imm,
+                levels: sv.levels.clone(),
+            });
+        }
+        self.active_bytes
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        let mut bg = self.bg.lock();
+        bg.imm.push_back(crate::flush::Sealed {
+            next_wal: number,
+            memtables: sealed,
+        });
+        self.bg_cv.notify_all();
+        Ok(())
+    }
+}
+
+/// Keeps only the last write to each (keyspace, key) of a batch: writes of
+/// one batch share a timestamp, so an earlier one would otherwise compete
+/// with the later one by kind order.
+fn dedupe(ops: &mut Vec<Op>) {
+    if ops.len() < 2 {
+        return;
+    }
+    let mut seen = HashSet::with_capacity(ops.len());
+    let mut keep = vec![false; ops.len()];
+    for (i, op) in ops.iter().enumerate().rev() {
+        keep[i] = seen.insert((op.keyspace.id, op.key.clone()));
+    }
+    let mut i = 0;
+    ops.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+}
+
+/// Replays one WAL record into the memtables during recovery; returns its
+/// timestamp.
+pub(crate) fn replay_record(
+    record: &BatchRecord<'_>,
+    lookup: impl Fn(u32) -> Option<Arc<KeyspaceState>>,
+) -> u64 {
+    for op in record.ops() {
+        if let Some(ks) = lookup(op.keyspace) {
+            let sv = ks.super_version();
+            sv.mem
+                .insert(op.key, record.ts, op.kind, Bytes::copy_from_slice(op.value));
+        }
+    }
+    record.ts
+}
