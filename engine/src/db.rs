@@ -246,11 +246,17 @@ impl DbInner {
 
     /// A read view of `ks` at the newest visible timestamp.
     pub(crate) fn read_view(&self, ks: &KeyspaceState) -> ReadView {
-        // Take the super-version first: everything visible at the timestamp
-        // read afterwards is in it or in what it replaced.
-        let sv = ks.super_version();
+        // The timestamp is read under the super-version's lock, so the pair
+        // is consistent with memtable switches and installs: every write at
+        // or below the timestamp is in this super-version, and no flush or
+        // compaction installed in it dropped a version the timestamp can see
+        // (they decide what to drop from an older visible timestamp).
+        let (ts, sv) = {
+            let guard = ks.sv.lock();
+            (self.visible_ts(), guard.clone())
+        };
         ReadView {
-            ts: self.visible_ts(),
+            ts,
             sv,
             tables: self.tables.clone(),
             counters: ks.counters.clone(),
@@ -387,6 +393,15 @@ impl DbInner {
                     .map(|files| LevelStats {
                         files: files.len(),
                         bytes: files.iter().map(|f| f.size).sum(),
+                        key_ranges: files
+                            .iter()
+                            .map(|f| {
+                                (
+                                    f.smallest_user_key().to_vec(),
+                                    f.largest_user_key().to_vec(),
+                                )
+                            })
+                            .collect(),
                     })
                     .collect(),
                 memtable_bytes: sv.mem.size() as u64,

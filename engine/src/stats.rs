@@ -42,6 +42,8 @@ pub struct LevelStats {
     pub files: usize,
     /// Bytes of SSTs.
     pub bytes: u64,
+    /// Smallest and largest user key of each SST, in the level's order.
+    pub key_ranges: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// A keyspace's shape and traffic.
