@@ -4,9 +4,10 @@
 //! 2. Read CURRENT and replay the manifest it names (a torn last record is
 //!    an edit that was never acknowledged, and is ignored).
 //! 3. Replay, in order, every WAL numbered at or above the manifest's log
-//!    number into fresh memtables. A torn tail is accepted only in the newest
-//!    WAL (older ones were synced before the next one was started); damage
-//!    anywhere else fails the open with the file and offset.
+//!    number into fresh memtables. A torn tail ends a WAL's replay; it is
+//!    corruption when a later WAL holds records (a WAL is synced before the
+//!    next is created). Damage before a tail fails the open with the file
+//!    and offset.
 //! 4. Flush what was replayed to L0 and start a new WAL.
 //! 5. Write a new manifest holding a snapshot of the state, point CURRENT at
 //!    it, and delete what is no longer referenced: old manifests, flushed
@@ -18,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use strata_format::batch::BatchRecord;
-use strata_format::log::{LogKind, LogReadOptions, LogReader};
+use strata_format::log::{LogEnd, LogKind, LogReadOptions, LogReader};
 use strata_format::manifest::VersionEdit;
 
 use crate::db::{DbInner, KeyspaceState};
@@ -111,20 +112,32 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         .map(|(id, (name, levels))| Arc::new(KeyspaceState::new(*id, name.clone(), levels.clone())))
         .collect();
     let mut last_ts = vs.last_timestamp;
-    for (i, &number) in wals.iter().enumerate() {
-        let newest = i + 1 == wals.len();
+    // A torn tail is the trace of a crash in the WAL being written then. A
+    // WAL is sealed (synced) before the next is created, and recovery
+    // creates one before it has flushed what it replayed, so a torn WAL may
+    // be followed by WALs only if those hold no record.
+    let mut torn: Option<(u64, u64)> = None;
+    for &number in &wals {
         let path = names::wal(dir, number);
         let bytes = fs.read(&path).map_err(|e| Error::io(&path, e))?;
-        let ropts = LogReadOptions {
-            // Older WALs were synced whole before the next one started.
-            durable_len: (!newest).then_some(bytes.len() as u64),
-            ..LogReadOptions::new(number, LogKind::Wal)
-        };
-        let mut reader = LogReader::new(&bytes, &ropts).map_err(|e| Error::format(&path, e))?;
+        let mut reader = LogReader::new(&bytes, &LogReadOptions::new(number, LogKind::Wal))
+            .map_err(|e| Error::format(&path, e))?;
         while let Some((at, record)) = reader.next_record().map_err(|e| Error::format(&path, e))? {
+            if let Some((torn_wal, offset)) = torn {
+                return Err(Error::format(
+                    names::wal(dir, torn_wal),
+                    strata_format::Error::corruption(
+                        format!("WAL {torn_wal} is cut short but WAL {number} holds later writes"),
+                        offset,
+                    ),
+                ));
+            }
             let batch = BatchRecord::decode(&record, at).map_err(|e| Error::format(&path, e))?;
             let ts = replay_record(&batch, |id| keyspaces.iter().find(|k| k.id == id).cloned());
             last_ts = last_ts.max(ts);
+        }
+        if let Some(LogEnd::TornTail { offset }) = reader.end() {
+            torn.get_or_insert((number, offset));
         }
     }
 

@@ -1,0 +1,195 @@
+//! Recovery from the states a crash leaves: torn WALs, orphan files, and
+//! damage that must be reported rather than served.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use strata_engine::format::codec::Compression;
+use strata_engine::format::log::{LogHeader, LogKind, LogWriter};
+use strata_engine::{Db, Error, Options};
+
+fn files_with(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A database whose only WAL holds `n` single-key batches, left as a crash
+/// would leave it (the process state is dropped without flushing).
+fn crashed_image(n: u32) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    let image = dir.path().join("image");
+    let db = Db::open(&live, Options::default()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    for i in 0..n {
+        ks.put(format!("{i:04}"), format!("v{i}")).unwrap();
+    }
+    std::fs::create_dir_all(&image).unwrap();
+    for e in std::fs::read_dir(&live).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "LOCK" {
+            std::fs::copy(e.path(), image.join(e.file_name())).unwrap();
+        }
+    }
+    drop(ks);
+    db.close().unwrap();
+    (dir, image)
+}
+
+fn empty_wal(dir: &Path, number: u64) -> Vec<u8> {
+    let header = LogHeader {
+        kind: LogKind::Wal,
+        file_number: number,
+        file_uid: [1; 16],
+        key_id: None,
+    };
+    let w = LogWriter::new(Vec::new(), header, Compression::None, None).unwrap();
+    let bytes = w.into_inner();
+    std::fs::write(dir.join(format!("{number:06}.log")), &bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn a_torn_wal_followed_by_an_empty_one_opens_to_its_prefix() {
+    // The state after a crash during a recovery that had created its new
+    // WAL but not yet flushed the old one.
+    let (_tmp, image) = crashed_image(50);
+    let wal = files_with(&image, "log").pop().unwrap();
+    let bytes = std::fs::read(&wal).unwrap();
+    std::fs::write(&wal, &bytes[..bytes.len() - 5]).unwrap();
+    empty_wal(&image, 900);
+    let db = Db::open(&image, Options::default()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    assert_eq!(ks.iter().unwrap().count(), 49);
+    assert_eq!(ks.get("0048").unwrap().as_deref(), Some(&b"v48"[..]));
+    assert!(ks.get("0049").unwrap().is_none());
+}
+
+#[test]
+fn a_torn_wal_followed_by_later_writes_is_corruption() {
+    let (_tmp, image) = crashed_image(50);
+    let wal = files_with(&image, "log").pop().unwrap();
+    let bytes = std::fs::read(&wal).unwrap();
+    std::fs::write(&wal, &bytes[..bytes.len() - 5]).unwrap();
+    // A later WAL holding the original's records: writes after the hole.
+    let later = image.join("000900.log");
+    let header = LogHeader {
+        kind: LogKind::Wal,
+        file_number: 900,
+        file_uid: [1; 16],
+        key_id: None,
+    };
+    let mut w = LogWriter::new(Vec::new(), header, Compression::None, None).unwrap();
+    let mut rec = Vec::new();
+    let mut b = strata_engine::format::batch::BatchBuilder::new();
+    b.add(
+        strata_engine::format::key::ValueKind::Put,
+        0,
+        b"late",
+        b"write",
+    );
+    b.encode_into(10_000, &mut rec);
+    w.add_record(&rec).unwrap();
+    std::fs::write(&later, w.into_inner()).unwrap();
+    let err = Db::open(&image, Options::default()).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains(".log"), "{err}");
+}
+
+#[test]
+fn damage_inside_the_wal_is_reported_with_file_and_offset() {
+    let (_tmp, image) = crashed_image(200);
+    let wal = files_with(&image, "log").pop().unwrap();
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes[500] ^= 0x40;
+    std::fs::write(&wal, &bytes).unwrap();
+    let err = Db::open(&image, Options::default()).unwrap_err();
+    match &err {
+        Error::Format { path, source } => {
+            assert_eq!(path, &wal);
+            assert!(source.is_corruption());
+        }
+        other => panic!("expected a format error, got {other}"),
+    }
+}
+
+#[test]
+fn orphans_of_an_interrupted_flush_are_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        db.keyspace("k").unwrap().put("a", "b").unwrap();
+        db.close().unwrap();
+    }
+    std::fs::write(dir.path().join("999999.sst"), b"half a table").unwrap();
+    std::fs::write(dir.path().join("CURRENT.tmp"), b"MANIFEST-").unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert!(!dir.path().join("999999.sst").exists());
+    assert!(!dir.path().join("CURRENT.tmp").exists());
+    assert_eq!(
+        db.keyspace("k").unwrap().get("a").unwrap().as_deref(),
+        Some(&b"b"[..])
+    );
+}
+
+#[test]
+fn a_damaged_table_is_an_error_naming_it_never_wrong_data() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let ks = db.keyspace("k").unwrap();
+        for i in 0..1000u32 {
+            ks.put(format!("{i:04}"), [i as u8; 50]).unwrap();
+        }
+        db.compact().unwrap();
+        db.close().unwrap();
+    }
+    let sst = files_with(dir.path(), "sst").pop().unwrap();
+    let mut bytes = std::fs::read(&sst).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&sst, &bytes).unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    let mut errors = 0;
+    for i in 0..1000u32 {
+        match ks.get(format!("{i:04}")) {
+            Ok(Some(v)) => assert_eq!(&v[..], &[i as u8; 50][..]),
+            Ok(None) => panic!("key {i} silently missing"),
+            Err(e) => {
+                assert!(e.is_corruption(), "{e}");
+                assert!(e.to_string().contains(".sst"), "{e}");
+                errors += 1;
+            }
+        }
+    }
+    assert!(errors > 0);
+    let scan: Vec<_> = ks.iter().unwrap().collect();
+    assert!(scan.last().unwrap().is_err());
+}
+
+#[test]
+fn data_survives_many_reopens_without_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = common::small_options();
+    let mut model = std::collections::BTreeMap::new();
+    for round in 0..5u32 {
+        let db = Db::open(dir.path(), opts.clone()).unwrap();
+        let ks = db.keyspace("k").unwrap();
+        common::check(&ks, &model);
+        for i in 0..500u32 {
+            let k = format!("{:04}", (i * 31 + round) % 700).into_bytes();
+            let v = format!("{round}-{i}").into_bytes();
+            ks.put(&k, &v).unwrap();
+            model.insert(k, v);
+        }
+        // Dropped, not closed: the last handle closes it.
+        drop(ks);
+        drop(db);
+    }
+}
