@@ -66,7 +66,7 @@ impl MemCursor {
         self.buf.clear();
         let range = self.mem.range(lower, upper);
         let take = |e: crossbeam_skiplist::map::Entry<'_, InternalKey, Bytes>| {
-            (e.key().0.clone(), e.value().clone())
+            (e.key().bytes.to_vec(), e.value().clone())
         };
         if forward {
             self.buf.extend(range.take(MEM_BATCH).map(take));
@@ -91,7 +91,7 @@ impl Cursor for MemCursor {
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
         self.fill(
-            Bound::Included(InternalKey(target.to_vec())),
+            Bound::Included(InternalKey::new(target.to_vec())),
             Bound::Unbounded,
             true,
         );
@@ -101,7 +101,7 @@ impl Cursor for MemCursor {
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
         self.fill(
             Bound::Unbounded,
-            Bound::Included(InternalKey(target.to_vec())),
+            Bound::Included(InternalKey::new(target.to_vec())),
             false,
         );
         Ok(())
@@ -115,7 +115,7 @@ impl Cursor for MemCursor {
     fn next(&mut self) -> Result<()> {
         self.idx += 1;
         if self.idx == self.buf.len() && self.buf.len() == MEM_BATCH {
-            let last = InternalKey(self.buf[MEM_BATCH - 1].0.clone());
+            let last = InternalKey::new(self.buf[MEM_BATCH - 1].0.clone());
             self.fill(Bound::Excluded(last), Bound::Unbounded, true);
         }
         Ok(())
@@ -124,7 +124,7 @@ impl Cursor for MemCursor {
     fn prev(&mut self) -> Result<()> {
         self.idx += 1;
         if self.idx == self.buf.len() && self.buf.len() == MEM_BATCH {
-            let last = InternalKey(self.buf[MEM_BATCH - 1].0.clone());
+            let last = InternalKey::new(self.buf[MEM_BATCH - 1].0.clone());
             self.fill(Bound::Unbounded, Bound::Excluded(last), false);
         }
         Ok(())

@@ -10,12 +10,39 @@ use crossbeam_skiplist::SkipMap;
 use strata_format::key::{compare_internal, encode_internal_key, seek_key, ValueKind};
 
 /// An encoded internal key ordered by the internal-key comparator.
+///
+/// The first eight bytes of the user key are kept inline as a big-endian
+/// integer (zero-padded): most comparisons in the skiplist are decided by it
+/// without following the pointer to the key's bytes, which is what a
+/// memtable search spends its time on. Zero padding keeps the integer order
+/// consistent with bytewise order: when the padded prefixes differ, so do
+/// the keys, in the same direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InternalKey(pub Vec<u8>);
+pub struct InternalKey {
+    prefix: u64,
+    /// The encoded internal key.
+    pub bytes: Box<[u8]>,
+}
+
+impl InternalKey {
+    /// Wraps encoded internal-key bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        let user = strata_format::key::user_key(&bytes);
+        let mut p = [0u8; 8];
+        let n = user.len().min(8);
+        p[..n].copy_from_slice(&user[..n]);
+        InternalKey {
+            prefix: u64::from_be_bytes(p),
+            bytes: bytes.into_boxed_slice(),
+        }
+    }
+}
 
 impl Ord for InternalKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        compare_internal(&self.0, &other.0)
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| compare_internal(&self.bytes, &other.bytes))
     }
 }
 
@@ -62,7 +89,7 @@ impl Memtable {
             AtomicOrdering::Relaxed,
         );
         self.max_ts.fetch_max(ts, AtomicOrdering::Relaxed);
-        self.map.insert(InternalKey(k), value);
+        self.map.insert(InternalKey::new(k), value);
     }
 
     /// The largest timestamp inserted.
@@ -82,9 +109,9 @@ impl Memtable {
 
     /// The newest version of `key` with a timestamp `<= ts`.
     pub fn get(&self, key: &[u8], ts: u64) -> Option<(u64, ValueKind, Bytes)> {
-        let probe = InternalKey(seek_key(key, ts));
+        let probe = InternalKey::new(seek_key(key, ts));
         let entry = self.map.lower_bound(Bound::Included(&probe))?;
-        let ik = strata_format::key::InternalKeyRef::parse(&entry.key().0).ok()?;
+        let ik = strata_format::key::InternalKeyRef::parse(&entry.key().bytes).ok()?;
         (ik.user_key == key).then(|| (ik.ts, ik.kind, entry.value().clone()))
     }
 

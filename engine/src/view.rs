@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_format::bloom::bloom_hash;
+use strata_format::codec::BlockDecoder;
 use strata_format::key::ValueKind;
+use strata_format::sst::Lookup;
 
 use crate::cache::TableCache;
 use crate::cursor::{Cursor, LevelCursor, MemCursor, MergeCursor, TableCursor};
@@ -32,6 +34,12 @@ pub(crate) struct ReadView {
     pub sv: Arc<SuperVersion>,
     pub tables: Arc<TableCache>,
     pub counters: Arc<KeyspaceCounters>,
+}
+
+thread_local! {
+    /// Each reading thread keeps one block decoder, so a point read that
+    /// misses the block cache reuses its zstd context.
+    static DECODER: std::cell::RefCell<BlockDecoder> = std::cell::RefCell::new(BlockDecoder::new());
 }
 
 /// A version found by a point read: its kind and value.
@@ -64,12 +72,13 @@ impl ReadView {
             for f in candidates {
                 let table = self.tables.get(f)?;
                 add(&self.counters.bloom_checks, 1);
-                if !table.may_contain_hash(h) {
-                    continue;
-                }
-                match table.get(key, ts).map_err(|e| Error::format(f.path(), e))? {
-                    Some(e) => return Ok(resolve(e.kind, e.value)),
-                    None => add(&self.counters.bloom_false_positives, 1),
+                let found = DECODER
+                    .with(|d| table.lookup(key, h, ts, &mut d.borrow_mut()))
+                    .map_err(|e| Error::format(f.path(), e))?;
+                match found {
+                    Lookup::Found(e) => return Ok(resolve(e.kind, e.value)),
+                    Lookup::NotFound => add(&self.counters.bloom_false_positives, 1),
+                    Lookup::FilteredOut => {}
                 }
             }
         }

@@ -276,12 +276,17 @@ impl DbInner {
                     return Err(self.poison(Error::format(&path, e)));
                 }
             }
-            let bytes = std::mem::take(wal.log.get_mut());
-            if let Err(e) = wal.file.append(&bytes) {
+            let Wal { log, file, .. } = &mut *wal;
+            let bytes = log.get_mut();
+            let n = bytes.len() as u64;
+            let appended = file.append(bytes);
+            // Cleared, not taken: the buffer keeps its capacity.
+            bytes.clear();
+            if let Err(e) = appended {
                 return Err(self.poison(Error::io(&path, e)));
             }
-            wal.len += bytes.len() as u64;
-            add(&self.counters.wal_bytes, bytes.len() as u64);
+            wal.len += n;
+            add(&self.counters.wal_bytes, n);
             if sync {
                 if let Err(e) = wal.sync(&self.dir) {
                     return Err(self.poison(e));

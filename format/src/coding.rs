@@ -34,6 +34,12 @@ pub fn varint64_len(v: u64) -> usize {
 /// trailing `0x80 0x00`) are refused too, so every value has one encoding.
 #[inline]
 pub fn get_varint64(buf: &[u8]) -> Option<(u64, usize)> {
+    // Most varints in blocks (lengths of keys and values) are one byte.
+    match buf.first() {
+        Some(&b) if b < 0x80 => return Some((u64::from(b), 1)),
+        None => return None,
+        _ => {}
+    }
     let mut v: u64 = 0;
     for (i, &b) in buf.iter().take(MAX_VARINT64_LEN).enumerate() {
         let low = u64::from(b & 0x7f);

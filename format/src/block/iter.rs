@@ -237,21 +237,18 @@ impl BlockIter {
     /// Decodes the three varints of the entry at `at` and checks that the key
     /// and value fit before the restart array. Returns (shared, unshared,
     /// value_len, offset of the key bytes).
+    #[inline]
     fn entry_header(&self, at: usize) -> Result<(usize, usize, usize, usize)> {
         let limit = self.block.restarts_offset;
         let data = &self.block.data[..limit];
-        let mut pos = at;
-        let mut field = || -> Result<usize> {
-            let (v, n) = data
-                .get(pos..)
-                .and_then(get_varint64)
-                .ok_or_else(|| self.corrupt("bad entry header", at))?;
-            pos += n;
-            usize::try_from(v).map_err(|_| self.corrupt("entry length overflows", at))
+        // Fast path: three one-byte varints, the common case for short keys
+        // and values.
+        let (shared, unshared, vlen, pos) = match data.get(at..at + 3) {
+            Some(&[a, b, c]) if (a | b | c) < 0x80 => {
+                (usize::from(a), usize::from(b), usize::from(c), at + 3)
+            }
+            _ => self.entry_header_slow(data, at)?,
         };
-        let shared = field()?;
-        let unshared = field()?;
-        let vlen = field()?;
         let fits = unshared
             .checked_add(vlen)
             .and_then(|n| n.checked_add(pos))
@@ -260,6 +257,21 @@ impl BlockIter {
             return Err(self.corrupt("entry runs past the restart array", at));
         }
         Ok((shared, unshared, vlen, pos))
+    }
+
+    #[cold]
+    fn entry_header_slow(&self, data: &[u8], at: usize) -> Result<(usize, usize, usize, usize)> {
+        let mut pos = at;
+        let mut fields = [0usize; 3];
+        for f in &mut fields {
+            let (v, n) = data
+                .get(pos..)
+                .and_then(get_varint64)
+                .ok_or_else(|| self.corrupt("bad entry header", at))?;
+            pos += n;
+            *f = usize::try_from(v).map_err(|_| self.corrupt("entry length overflows", at))?;
+        }
+        Ok((fields[0], fields[1], fields[2], pos))
     }
 
     fn parse_next(&mut self) -> Result<()> {

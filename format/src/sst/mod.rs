@@ -20,7 +20,7 @@ mod writer;
 
 pub use footer::{Footer, FOOTER_LEN, SST_FORMAT_VERSION, SST_MAGIC};
 pub use properties::Properties;
-pub use reader::{BlockCache, Table, TableEntry, TableIter, TableReadOptions};
+pub use reader::{BlockCache, Lookup, Table, TableEntry, TableIter, TableReadOptions};
 pub use writer::{TableOptions, TableSummary, TableWriter};
 
 use crate::coding::{put_varint64, Cursor};

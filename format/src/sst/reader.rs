@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::block::{Block, BlockIter};
-use crate::bloom::BloomFilter;
+use crate::bloom::{bloom_hash, BloomFilter};
 use crate::codec::{
     BlockContext, BlockDecoder, BlockKind, EncryptionKey, Keyring, MAX_BLOCK_LEN, TRAILER_LEN,
 };
@@ -42,6 +42,18 @@ pub trait BlockCache: Send + Sync {
     fn get(&self, file_number: u64, offset: u64) -> Option<Block>;
     /// Caches a block just read.
     fn insert(&self, file_number: u64, offset: u64, block: Block);
+}
+
+/// What [`Table::lookup`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The bloom filter says the key is absent.
+    FilteredOut,
+    /// The filter let the key through but the table has no visible version
+    /// (a false positive, or only newer versions).
+    NotFound,
+    /// The newest version at or below the timestamp.
+    Found(TableEntry),
 }
 
 /// One entry found by [`Table::get`].
@@ -236,19 +248,42 @@ impl Table {
     /// included; `None` when the table has no such version. The bloom filter
     /// is checked first.
     pub fn get(&self, user_key: &[u8], ts: u64) -> Result<Option<TableEntry>> {
-        if !self.may_contain(user_key) {
-            return Ok(None);
+        match self.lookup(user_key, bloom_hash(user_key), ts, &mut BlockDecoder::new())? {
+            Lookup::Found(e) => Ok(Some(e)),
+            Lookup::FilteredOut | Lookup::NotFound => Ok(None),
+        }
+    }
+
+    /// [`get`](Self::get) for callers that hash the key once for many tables
+    /// ([`bloom_hash`]) and keep a decoder; says whether the filter answered.
+    pub fn lookup(
+        &self,
+        user_key: &[u8],
+        hash: u64,
+        ts: u64,
+        decoder: &mut BlockDecoder,
+    ) -> Result<Lookup> {
+        if !self.may_contain_hash(hash) {
+            return Ok(Lookup::FilteredOut);
         }
         let mut it = self.iter();
+        // The iterator borrows the caller's decoder for the lookup.
+        it.decoder = std::mem::take(decoder);
+        let found = Self::first_version(&mut it, user_key, ts);
+        *decoder = std::mem::take(&mut it.decoder);
+        found
+    }
+
+    fn first_version(it: &mut TableIter, user_key: &[u8], ts: u64) -> Result<Lookup> {
         it.seek(&seek_key(user_key, ts))?;
         if !it.valid() {
-            return Ok(None);
+            return Ok(Lookup::NotFound);
         }
         let parsed = InternalKeyRef::parse(it.key()).map_err(|_| it.corrupt_key())?;
         if parsed.user_key != user_key {
-            return Ok(None);
+            return Ok(Lookup::NotFound);
         }
-        Ok(Some(TableEntry {
+        Ok(Lookup::Found(TableEntry {
             ts: parsed.ts,
             kind: parsed.kind,
             value: it.value_bytes(),
