@@ -436,7 +436,7 @@ impl DbInner {
         }
         // Wake writers still queued; they see the database closed.
         self.write_cv.notify_all();
-        let synced = self.wal.lock().sync(&self.dir);
+        let synced = self.wal.lock().sync(&self.dir).map(|_| ());
         self.lock.lock().take();
         synced
     }

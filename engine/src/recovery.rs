@@ -271,9 +271,12 @@ fn wal_sync_thread(inner: Arc<DbInner>, interval: std::time::Duration) {
             }
         }
         let r = inner.wal.lock().sync(&inner.dir);
-        if let Err(e) = r {
-            inner.poison(e);
-            return;
+        match r {
+            Ok(synced) => crate::stats::add(&inner.counters.wal_syncs, u64::from(synced)),
+            Err(e) => {
+                inner.poison(e);
+                return;
+            }
         }
     }
 }

@@ -173,14 +173,15 @@ impl Wal {
         })
     }
 
-    /// Syncs the file if anything is not yet durable.
-    pub(crate) fn sync(&mut self, dir: &std::path::Path) -> Result<()> {
+    /// Syncs the file if anything is not yet durable; says whether it did.
+    pub(crate) fn sync(&mut self, dir: &std::path::Path) -> Result<bool> {
         if self.synced < self.len {
             let path = names::wal(dir, self.number);
             self.file.sync().map_err(|e| Error::io(&path, e))?;
             self.synced = self.len;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -288,10 +289,10 @@ impl DbInner {
             wal.len += n;
             add(&self.counters.wal_bytes, n);
             if sync {
-                if let Err(e) = wal.sync(&self.dir) {
-                    return Err(self.poison(e));
+                match wal.sync(&self.dir) {
+                    Ok(synced) => add(&self.counters.wal_syncs, u64::from(synced)),
+                    Err(e) => return Err(self.poison(e)),
                 }
-                add(&self.counters.wal_syncs, 1);
             }
         }
         for (i, r) in group.iter().enumerate() {
