@@ -141,7 +141,12 @@ impl TableCache {
                 ),
             ));
         }
-        self.cache.insert(file.number, table.clone());
+        // A file already removed from the current version is reopened only
+        // for an old reader; caching it would keep its mapping (and its disk
+        // space) alive after the reader is gone.
+        if !file.is_obsolete() {
+            self.cache.insert(file.number, table.clone());
+        }
         Ok(table)
     }
 

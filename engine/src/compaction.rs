@@ -142,7 +142,7 @@ impl DbInner {
             }
         }
         let mut merged = MergeCursor::new(children);
-        merged.seek(&[])?;
+        merged.seek_to_first()?;
         let levels = job.levels.clone();
         let output_level = job.output_level;
         // No older data of a key can hide below the output level when no

@@ -30,6 +30,9 @@ pub(crate) trait Cursor: Send {
     fn seek(&mut self, target: &[u8]) -> Result<()>;
     /// Positions on the last entry `<= target`.
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()>;
+    /// Positions on the first entry. (`seek(&[])` is not the same: the
+    /// empty target sorts after every version of the empty user key.)
+    fn seek_to_first(&mut self) -> Result<()>;
     /// Positions on the last entry.
     fn seek_to_last(&mut self) -> Result<()>;
     /// Moves forward (after `seek`).
@@ -107,6 +110,11 @@ impl Cursor for MemCursor {
         Ok(())
     }
 
+    fn seek_to_first(&mut self) -> Result<()> {
+        self.fill(Bound::Unbounded, Bound::Unbounded, true);
+        Ok(())
+    }
+
     fn seek_to_last(&mut self) -> Result<()> {
         self.fill(Bound::Unbounded, Bound::Unbounded, false);
         Ok(())
@@ -175,6 +183,11 @@ impl Cursor for TableCursor {
         } else {
             Ok(())
         };
+        self.wrap(r)
+    }
+
+    fn seek_to_first(&mut self) -> Result<()> {
+        let r = self.it.seek_to_first();
         self.wrap(r)
     }
 
@@ -291,6 +304,14 @@ impl Cursor for LevelCursor {
         self.skip_backward()
     }
 
+    fn seek_to_first(&mut self) -> Result<()> {
+        self.open(0)?;
+        if let Some(c) = self.current.as_mut() {
+            c.seek_to_first()?;
+        }
+        self.skip_forward()
+    }
+
     fn seek_to_last(&mut self) -> Result<()> {
         if self.files.is_empty() {
             self.current = None;
@@ -382,6 +403,15 @@ impl Cursor for MergeCursor {
         self.forward = false;
         for c in &mut self.children {
             c.seek_for_prev(target)?;
+        }
+        self.pick();
+        Ok(())
+    }
+
+    fn seek_to_first(&mut self) -> Result<()> {
+        self.forward = true;
+        for c in &mut self.children {
+            c.seek_to_first()?;
         }
         self.pick();
         Ok(())

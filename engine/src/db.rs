@@ -18,6 +18,7 @@ use crate::keyspace::Keyspace;
 use crate::memtable::Memtable;
 use crate::options::{Options, WriteOptions};
 use crate::stats::{get, DbCounters, KeyspaceCounters, KeyspaceStats, LevelStats, Stats};
+use crate::timestamp::Timestamp;
 use crate::version::{Levels, VersionSet};
 use crate::view::{ReadView, SuperVersion};
 use crate::write::{Wal, WriteBatch, WriteState};
@@ -70,6 +71,9 @@ pub(crate) struct BgState {
     /// Sealed memtables waiting for a flush, oldest first.
     pub imm: VecDeque<crate::flush::Sealed>,
     pub compaction_wanted: bool,
+    /// Generations sealed and flushed so far.
+    pub sealed: u64,
+    pub flushed: u64,
 }
 
 /// Everything a database is, shared by its handles and its threads.
@@ -191,6 +195,10 @@ impl DbInner {
         Ok(())
     }
 
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.lock().is_some()
+    }
+
     pub(crate) fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         if let Some(why) = self.poisoned.lock().as_ref() {
@@ -279,9 +287,13 @@ impl DbInner {
         if let Some(ks) = keyspaces.by_name.get(name) {
             return Ok(ks.clone());
         }
-        let id = vs.keyspaces.keys().next_back().map_or(0, |m| m + 1);
+        let id = vs.next_keyspace_id;
+        if id == u32::MAX {
+            return Err(Error::InvalidArgument("keyspace ids exhausted".into()));
+        }
         let edit = VersionEdit {
             keyspaces_created: vec![(id, name.to_owned())],
+            next_keyspace_id: Some(id + 1),
             ..VersionEdit::default()
         };
         vs.log_and_apply(edit).map_err(|e| self.poison(e))?;
@@ -343,16 +355,18 @@ impl DbInner {
     /// sealed memtable is flushed.
     pub(crate) fn flush(&self) -> Result<()> {
         self.check_writable()?;
-        {
+        let target = {
             // No commit may be between its WAL write and its memtable
             // inserts while the memtables are switched.
             let _commit = self.commit_lock.lock();
             if self.active_bytes.load(Ordering::Relaxed) > 0 {
                 self.switch_memtables()?;
             }
-        }
+            self.bg.lock().sealed
+        };
+        // Wait for what was sealed up to now, not for later generations.
         let mut bg = self.bg.lock();
-        while !bg.imm.is_empty() {
+        while bg.flushed < target {
             self.check_writable()?;
             self.done_cv.wait_for(&mut bg, Duration::from_millis(50));
         }
@@ -434,8 +448,14 @@ impl DbInner {
         for t in threads {
             let _ = t.join();
         }
-        // Wake writers still queued; they see the database closed.
+        // Wake writers still queued; they see the database closed. Wait for
+        // a commit group, a manual flush or a compaction still running on a
+        // caller's thread: nothing may touch the files once the lock is
+        // released.
         self.write_cv.notify_all();
+        let _compaction = self.compaction_lock.lock();
+        let _commit = self.commit_lock.lock();
+        let _switch = self.switch_lock.lock();
         let synced = self.wal.lock().sync(&self.dir).map(|_| ());
         self.lock.lock().take();
         synced
@@ -519,7 +539,7 @@ impl Db {
     }
 
     /// Applies a batch atomically and returns its commit timestamp.
-    pub fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<u64> {
+    pub fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<Timestamp> {
         self.inner.write(batch, opts)
     }
 
@@ -541,8 +561,8 @@ impl Db {
     }
 
     /// The newest commit timestamp reads see.
-    pub fn last_timestamp(&self) -> u64 {
-        self.inner.visible_ts()
+    pub fn last_timestamp(&self) -> Timestamp {
+        Timestamp(self.inner.visible_ts())
     }
 
     /// Closes the database now: background work stops at a safe point, the

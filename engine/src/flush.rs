@@ -81,7 +81,7 @@ impl DbInner {
             max_ts = max_ts.max(mem.max_ts());
             let mut sink = TableSink::new(self, ks.id, 0, u64::MAX);
             let mut cursor = MemCursor::new(mem.clone());
-            cursor.seek(&[])?;
+            cursor.seek_to_first()?;
             copy_live(
                 &mut cursor,
                 &mut sink,
@@ -163,7 +163,7 @@ pub(crate) fn flush_thread(inner: Arc<DbInner>) {
         let job = {
             let mut bg = inner.bg.lock();
             loop {
-                if inner.is_shutdown() {
+                if inner.is_shutdown() || inner.is_poisoned() {
                     return;
                 }
                 if let Some(s) = bg.imm.front() {
@@ -176,6 +176,7 @@ pub(crate) fn flush_thread(inner: Arc<DbInner>) {
             Ok(()) => {
                 let mut bg = inner.bg.lock();
                 bg.imm.pop_front();
+                bg.flushed += 1;
                 bg.compaction_wanted = true;
                 inner.bg_cv.notify_all();
                 inner.done_cv.notify_all();

@@ -112,7 +112,7 @@ impl Iter {
             match &self.lower {
                 Bound::Included(l) => c.seek(&first_version(l))?,
                 Bound::Excluded(l) => c.seek(&after_versions(l))?,
-                Bound::Unbounded => c.seek(&[])?,
+                Bound::Unbounded => c.seek_to_first()?,
             }
             self.front = Some(c);
         }

@@ -9,6 +9,7 @@ use crate::db::{Db, KeyspaceState};
 use crate::error::{Error, Result};
 use crate::iter::{prefix_upper, Iter};
 use crate::options::WriteOptions;
+use crate::timestamp::Timestamp;
 use crate::write::{check_key, WriteBatch};
 
 /// A value read from the database: shared bytes, cheap to clone.
@@ -61,14 +62,14 @@ impl Keyspace {
 
     /// Sets `key` to `value` (not synced: see [`WriteOptions`]). Returns the
     /// commit timestamp.
-    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<u64> {
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<Timestamp> {
         let mut b = WriteBatch::new();
         b.put(self, key, value)?;
         self.db.write(b, WriteOptions::default())
     }
 
     /// Deletes `key`. Returns the commit timestamp.
-    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<u64> {
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<Timestamp> {
         let mut b = WriteBatch::new();
         b.delete(self, key)?;
         self.db.write(b, WriteOptions::default())

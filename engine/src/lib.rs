@@ -37,6 +37,7 @@ mod options;
 mod recovery;
 mod stats;
 mod table_sink;
+mod timestamp;
 mod version;
 mod view;
 mod write;
@@ -48,6 +49,7 @@ pub use keyspace::{Keyspace, Value};
 pub use options::{Options, WriteOptions};
 pub use stats::{KeyspaceStats, LevelStats, Stats};
 pub use strata_format as format;
+pub use timestamp::Timestamp;
 pub use write::{WriteBatch, MAX_VALUE_LEN};
 
 /// A fresh random 128-bit file uid.

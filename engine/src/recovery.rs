@@ -83,7 +83,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
                 strata_format::Error::corruption("manifest holds no record", 0),
             ));
         }
-        vs.next_file_number = vs.next_file_number.max(number + 1);
+        vs.next_file_number = vs.next_file_number.max(number.saturating_add(1));
         Some(number)
     } else {
         None
@@ -103,7 +103,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         Some(FileKind::Wal(w) | FileKind::Table(w) | FileKind::Manifest(w)) => Some(w),
         _ => None,
     }) {
-        vs.next_file_number = vs.next_file_number.max(n + 1);
+        vs.next_file_number = vs.next_file_number.max(n.saturating_add(1));
     }
 
     let keyspaces: Vec<Arc<KeyspaceState>> = vs
@@ -243,19 +243,50 @@ fn remove_obsolete_files(inner: &DbInner) -> Result<()> {
 /// Starts the flush, compaction and (when configured) WAL sync threads.
 pub(crate) fn start_threads(inner: &Arc<DbInner>) {
     let mut threads = inner.threads.lock();
-    let i = inner.clone();
-    threads.push(std::thread::spawn(move || crate::flush::flush_thread(i)));
-    let i = inner.clone();
-    threads.push(std::thread::spawn(move || {
-        crate::compaction::compaction_thread(i)
-    }));
+    threads.push(spawn(inner, "strata-flush", crate::flush::flush_thread));
+    threads.push(spawn(
+        inner,
+        "strata-compaction",
+        crate::compaction::compaction_thread,
+    ));
     if let Some(interval) = inner.opts.wal_sync_interval {
-        let i = inner.clone();
-        threads.push(std::thread::spawn(move || wal_sync_thread(i, interval)));
+        threads.push(spawn(inner, "strata-wal-sync", move |i| {
+            wal_sync_thread(i, interval)
+        }));
     }
     // A replayed L0 may already call for a compaction.
     inner.bg.lock().compaction_wanted = true;
     inner.bg_cv.notify_all();
+}
+
+/// Runs a background thread; a panic in it poisons the database instead of
+/// leaving writers waiting for work that will never happen.
+fn spawn(
+    inner: &Arc<DbInner>,
+    name: &str,
+    body: impl FnOnce(Arc<DbInner>) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    let i = inner.clone();
+    let name = name.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let guard = i.clone();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || body(i))).is_err() {
+                guard.poison(Error::Poisoned(format!(
+                    "background thread {name} panicked"
+                )));
+            }
+        });
+    match spawned {
+        Ok(h) => h,
+        Err(e) => {
+            inner.poison(Error::Poisoned(format!(
+                "cannot start a background thread: {e}"
+            )));
+            std::thread::spawn(|| {})
+        }
+    }
 }
 
 fn wal_sync_thread(inner: Arc<DbInner>, interval: std::time::Duration) {

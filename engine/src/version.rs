@@ -95,6 +95,11 @@ impl FileMeta {
     pub(crate) fn mark_obsolete(&self) {
         self.obsolete.store(true, Ordering::Release);
     }
+
+    /// True once the file left the current version for good.
+    pub(crate) fn is_obsolete(&self) -> bool {
+        self.obsolete.load(Ordering::Acquire)
+    }
 }
 
 impl Drop for FileMeta {
@@ -195,6 +200,11 @@ pub struct VersionSet {
     pub next_file_number: u64,
     /// The largest timestamp made durable in SSTs.
     pub last_timestamp: u64,
+    /// The next keyspace id (ids are never reused).
+    pub next_keyspace_id: u32,
+    /// Set when a manifest write failed: its outcome is unknown, so no
+    /// further record may be written.
+    failed: bool,
     manifest: Option<ManifestWriter>,
 }
 
@@ -224,6 +234,8 @@ impl VersionSet {
             log_number: 0,
             next_file_number: 1,
             last_timestamp: 0,
+            next_keyspace_id: 0,
+            failed: false,
             manifest: None,
         }
     }
@@ -246,7 +258,11 @@ impl VersionSet {
         if let Some(t) = edit.last_timestamp {
             self.last_timestamp = self.last_timestamp.max(t);
         }
+        if let Some(n) = edit.next_keyspace_id {
+            self.next_keyspace_id = self.next_keyspace_id.max(n);
+        }
         for (id, name) in &edit.keyspaces_created {
+            self.next_keyspace_id = self.next_keyspace_id.max(id.saturating_add(1));
             self.keyspaces
                 .insert(*id, (name.clone(), Arc::new(Levels::new(self.num_levels))));
         }
@@ -255,7 +271,24 @@ impl VersionSet {
             touched.entry(r.keyspace).or_default().0.push(*r);
         }
         for f in &edit.files_added {
-            let meta = Arc::new(FileMeta::from_edit(f, &self.dir, self.fs.clone()));
+            // A file moved between levels keeps its FileMeta: readers of the
+            // old version and the new share one deletion flag.
+            let moved = edit
+                .files_removed
+                .iter()
+                .any(|r| r.keyspace == f.keyspace && r.file_number == f.file_number);
+            let existing = if moved {
+                self.keyspaces.get(&f.keyspace).and_then(|(_, levels)| {
+                    levels
+                        .all_files()
+                        .find(|(_, m)| m.number == f.file_number)
+                        .map(|(_, m)| m.clone())
+                })
+            } else {
+                None
+            };
+            let meta = existing
+                .unwrap_or_else(|| Arc::new(FileMeta::from_edit(f, &self.dir, self.fs.clone())));
             touched
                 .entry(f.keyspace)
                 .or_default()
@@ -283,6 +316,7 @@ impl VersionSet {
             log_number: Some(self.log_number),
             next_file_number: Some(self.next_file_number),
             last_timestamp: Some(self.last_timestamp),
+            next_keyspace_id: Some(self.next_keyspace_id),
             ..VersionEdit::default()
         };
         for (id, (name, levels)) in &self.keyspaces {
@@ -333,7 +367,20 @@ impl VersionSet {
     /// (next file number, last timestamp) are filled in here so every record
     /// carries them.
     pub(crate) fn log_and_apply(&mut self, mut edit: VersionEdit) -> Result<()> {
+        if self.failed {
+            return Err(Error::Poisoned("an earlier manifest write failed".into()));
+        }
+        let r = self.log(&mut edit);
+        if r.is_err() {
+            self.failed = true;
+            return r;
+        }
+        self.apply(&edit)
+    }
+
+    fn log(&mut self, edit: &mut VersionEdit) -> Result<()> {
         edit.next_file_number = Some(self.next_file_number);
+        edit.next_keyspace_id = Some(self.next_keyspace_id);
         let m = self
             .manifest
             .as_mut()
@@ -344,8 +391,7 @@ impl VersionSet {
             .map_err(|e| Error::format(&path, e))?;
         let bytes = std::mem::take(m.log.get_mut());
         m.file.0.append(&bytes).map_err(|e| Error::io(&path, e))?;
-        m.file.0.sync().map_err(|e| Error::io(&path, e))?;
-        self.apply(&edit)
+        m.file.0.sync().map_err(|e| Error::io(&path, e))
     }
 
     /// The number of the manifest in use.

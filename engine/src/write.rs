@@ -24,6 +24,7 @@ use crate::keyspace::Keyspace;
 use crate::memtable::Memtable;
 use crate::options::WriteOptions;
 use crate::stats::add;
+use crate::timestamp::Timestamp;
 use crate::view::SuperVersion;
 
 /// The largest value the engine stores (larger values belong in blobs).
@@ -187,20 +188,32 @@ impl Wal {
 
 impl DbInner {
     /// Commits a batch; returns its commit timestamp.
-    pub(crate) fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<u64> {
+    pub(crate) fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<Timestamp> {
         self.check_open()?;
         if batch.ops.is_empty() {
-            return Ok(self.visible_ts());
+            return Ok(Timestamp(self.visible_ts()));
         }
         let mut ops = batch.ops;
         dedupe(&mut ops);
         let mut record = BatchBuilder::new();
+        let keyspaces = self.keyspaces.read();
         for op in &ops {
             if op.keyspace.is_dropped() {
                 return Err(Error::KeyspaceNotFound(op.keyspace.name.clone()));
             }
+            let ours = keyspaces
+                .by_id
+                .get(&op.keyspace.id)
+                .is_some_and(|k| Arc::ptr_eq(k, &op.keyspace));
+            if !ours {
+                return Err(Error::InvalidArgument(format!(
+                    "keyspace {:?} belongs to another database",
+                    op.keyspace.name
+                )));
+            }
             record.add(op.kind, op.keyspace.id, &op.key, &op.value);
         }
+        drop(keyspaces);
         if record.size() + 32 > MAX_BLOCK_LEN {
             return Err(Error::BatchTooLarge(record.size()));
         }
@@ -214,7 +227,7 @@ impl DbInner {
         st.queue.push_back(req.clone());
         loop {
             if let Some(r) = req.result.lock().take() {
-                return r;
+                return r.map(Timestamp);
             }
             if st.queue.front().is_some_and(|f| Arc::ptr_eq(f, &req)) {
                 break;
@@ -231,7 +244,7 @@ impl DbInner {
         self.write_cv.notify_all();
         drop(st);
         let result = req.result.lock().take();
-        result.unwrap_or(Err(Error::Closed))
+        result.unwrap_or(Err(Error::Closed)).map(Timestamp)
     }
 
     fn lead_group(&self, st: &mut MutexGuard<'_, WriteState>) -> Result<()> {
@@ -245,8 +258,8 @@ impl DbInner {
             bytes += r.record.size();
             group.push(r.clone());
         }
-        let first_ts = st.last_ts + 1;
-        st.last_ts += group.len() as u64;
+        let first_ts = crate::timestamp::next_timestamps(st.last_ts, Timestamp::now());
+        st.last_ts = first_ts.saturating_add(group.len() as u64 - 1);
         let outcome = MutexGuard::unlocked(st, || {
             let _commit = self.commit_lock.lock();
             self.commit_group(&group, first_ts)
@@ -396,6 +409,7 @@ impl DbInner {
             next_wal: number,
             memtables: sealed,
         });
+        bg.sealed += 1;
         self.bg_cv.notify_all();
         Ok(())
     }

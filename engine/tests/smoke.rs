@@ -98,3 +98,97 @@ fn the_background_sync_interval_syncs_unsynced_writes() {
     }
     assert!(db.stats().wal_syncs > 0, "no background sync happened");
 }
+
+#[test]
+fn the_empty_key_survives_flush_compaction_and_iteration() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    ks.put(b"", b"empty").unwrap();
+    ks.put(b"a", b"a").unwrap();
+    for step in 0..3 {
+        assert_eq!(
+            ks.get(b"").unwrap().as_deref(),
+            Some(&b"empty"[..]),
+            "step {step}"
+        );
+        let keys: Vec<Vec<u8>> = ks.iter().unwrap().map(|r| r.unwrap().0.to_vec()).collect();
+        assert_eq!(keys, vec![b"".to_vec(), b"a".to_vec()], "step {step}");
+        let back: Vec<Vec<u8>> = ks
+            .iter()
+            .unwrap()
+            .rev()
+            .map(|r| r.unwrap().0.to_vec())
+            .collect();
+        assert_eq!(back, vec![b"a".to_vec(), b"".to_vec()], "step {step}");
+        match step {
+            0 => db.flush().unwrap(),
+            _ => db.compact().unwrap(),
+        }
+    }
+}
+
+#[test]
+fn a_dropped_keyspace_never_leaks_into_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let a = db.keyspace("a").unwrap();
+        a.put(b"k", b"from a").unwrap();
+        drop(a);
+        db.drop_keyspace("a").unwrap();
+        let b = db.keyspace("b").unwrap();
+        assert!(b.get(b"k").unwrap().is_none());
+        db.close().unwrap();
+    }
+    // The WAL still holds a's write: replay must not give it to b.
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.keyspaces(), vec!["b".to_string()]);
+    assert!(db.keyspace("b").unwrap().get(b"k").unwrap().is_none());
+    let a = db.keyspace("a").unwrap();
+    assert!(a.get(b"k").unwrap().is_none());
+}
+
+#[test]
+fn a_keyspace_of_another_database_is_refused() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let db1 = Db::open(d1.path(), Options::default()).unwrap();
+    let db2 = Db::open(d2.path(), Options::default()).unwrap();
+    let foreign = db2.keyspace("x").unwrap();
+    db1.keyspace("x").unwrap();
+    let mut b = db1.batch();
+    b.put(&foreign, b"k", b"v").unwrap();
+    assert!(matches!(
+        db1.write(b, Default::default()),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(foreign.get(b"k").unwrap().is_none());
+}
+
+#[test]
+fn an_old_iterator_outlives_flushes_moves_and_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), common::small_options()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    for i in 0..3000u32 {
+        ks.put(format!("{i:05}"), b"old").unwrap();
+    }
+    db.flush().unwrap();
+    let mut it = ks.iter().unwrap();
+    let first = it.next().unwrap().unwrap();
+    assert_eq!(&first.0[..], b"00000");
+    for round in 0..5u32 {
+        for i in 0..3000u32 {
+            ks.put(format!("{:05}", (i * 7 + round) % 6000), b"new")
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    db.compact().unwrap();
+    let rest: Vec<_> = it.map(|r| r.unwrap()).collect();
+    assert_eq!(rest.len(), 2999);
+    assert!(rest.iter().all(|(_, v)| &v[..] == b"old"));
+    // The files it pinned are gone once it is.
+    let stats = db.stats();
+    assert!(stats.keyspace("k").unwrap().compactions > 0);
+}

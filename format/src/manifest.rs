@@ -24,6 +24,8 @@ const KEYSPACE_CREATED: u64 = 4;
 const KEYSPACE_DROPPED: u64 = 5;
 const FILE_ADDED: u64 = 6;
 const FILE_REMOVED: u64 = 7;
+const HISTORY_HORIZON: u64 = 8;
+const NEXT_KEYSPACE_ID: u64 = 9;
 
 /// An SST added to a level.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +73,12 @@ pub struct VersionEdit {
     pub next_file_number: Option<u64>,
     /// The largest commit timestamp durable in SSTs or the WAL.
     pub last_timestamp: Option<u64>,
+    /// Versions older than this may have been collected: reads of the state
+    /// before it are refused.
+    pub history_horizon: Option<u64>,
+    /// The next keyspace id to hand out: ids are never reused, so a WAL
+    /// record of a dropped keyspace can never land in a new one.
+    pub next_keyspace_id: Option<u32>,
     /// Keyspaces created: id and name.
     pub keyspaces_created: Vec<(u32, String)>,
     /// Keyspaces dropped, by id.
@@ -104,6 +112,12 @@ impl VersionEdit {
         }
         if let Some(v) = self.last_timestamp {
             varint_field(&mut out, LAST_TIMESTAMP, v);
+        }
+        if let Some(v) = self.history_horizon {
+            varint_field(&mut out, HISTORY_HORIZON, v);
+        }
+        if let Some(v) = self.next_keyspace_id {
+            varint_field(&mut out, NEXT_KEYSPACE_ID, u64::from(v));
         }
         for (id, name) in &self.keyspaces_created {
             let mut body = Vec::new();
@@ -159,6 +173,8 @@ impl VersionEdit {
                 LOG_NUMBER => e.log_number = Some(b.varint64()?),
                 NEXT_FILE_NUMBER => e.next_file_number = Some(b.varint64()?),
                 LAST_TIMESTAMP => e.last_timestamp = Some(b.varint64()?),
+                HISTORY_HORIZON => e.history_horizon = Some(b.varint64()?),
+                NEXT_KEYSPACE_ID => e.next_keyspace_id = Some(keyspace_id(&mut b)?),
                 KEYSPACE_CREATED => {
                     let id = keyspace_id(&mut b)?;
                     let name = b.length_prefixed()?;

@@ -160,7 +160,8 @@ proptest! {
 
     #[test]
     fn manifest_records_round_trip(
-        ints in proptest::collection::vec(proptest::option::of(any::<u64>()), 3),
+        ints in proptest::collection::vec(proptest::option::of(any::<u64>()), 4),
+        next_ks in proptest::option::of(any::<u32>()),
         names in proptest::collection::vec((any::<u32>(), "[a-z0-9_]{0,20}"), 0..3),
         dropped in proptest::collection::vec(any::<u32>(), 0..3),
         files in proptest::collection::vec((any::<u32>(), 0u8..7, any::<u64>(), any::<u64>(), any::<[u8; 16]>(), proptest::option::of(any::<u32>()),
@@ -168,7 +169,7 @@ proptest! {
         removed in proptest::collection::vec((any::<u32>(), 0u8..7, any::<u64>()), 0..4),
     ) {
         let edit = VersionEdit {
-            log_number: ints[0], next_file_number: ints[1], last_timestamp: ints[2],
+            log_number: ints[0], next_file_number: ints[1], last_timestamp: ints[2], history_horizon: ints[3], next_keyspace_id: next_ks,
             keyspaces_created: names,
             keyspaces_dropped: dropped,
             files_added: files.into_iter().map(|(keyspace, level, file_number, size, file_uid, key_id, s, l, min_ts, max_ts)| FileAdded {
