@@ -183,16 +183,14 @@ impl DbInner {
             }
             return Ok(());
         }
-        let added = edit.files_added.clone();
+        // On failure the record may or may not be durable: leave the outputs
+        // for the next open to keep or remove, and stop writing.
+        let horizon = edit.history_horizon;
         if let Err(e) = vs.log_and_apply(edit) {
-            for f in &added {
-                if obsolete {
-                    let _ = self
-                        .fs
-                        .remove_file(&crate::fs::names::table(&self.dir, f.file_number));
-                }
-            }
-            return Err(e);
+            return Err(self.poison(e));
+        }
+        if let Some(h) = horizon {
+            self.raise_horizon(h);
         }
         if obsolete {
             for (_, f) in &job.inputs {
@@ -212,7 +210,7 @@ impl DbInner {
     /// Runs compactions until nothing scores at least 1.
     fn compact_until_settled(&self) -> Result<()> {
         loop {
-            if self.is_shutdown() {
+            if self.is_shutdown() || self.is_poisoned() {
                 return Ok(());
             }
             let _guard = self.compaction_lock.lock();
@@ -249,7 +247,11 @@ impl DbInner {
                 .collect()
         };
         for job in jobs {
-            self.run(job)?;
+            match self.run(job) {
+                Ok(()) => {}
+                Err(Error::Closed) => return Err(Error::Closed),
+                Err(e) => return Err(self.poison(e)),
+            }
         }
         Ok(())
     }

@@ -17,8 +17,10 @@ use crate::fs::{names, FileLock, FileSystem};
 use crate::keyspace::Keyspace;
 use crate::memtable::Memtable;
 use crate::options::{Options, WriteOptions};
+use crate::snapshot::Snapshot;
 use crate::stats::{get, DbCounters, KeyspaceCounters, KeyspaceStats, LevelStats, Stats};
 use crate::timestamp::Timestamp;
+use crate::txn::{Isolation, Transaction};
 use crate::version::{Levels, VersionSet};
 use crate::view::{ReadView, SuperVersion};
 use crate::write::{Wal, WriteBatch, WriteState};
@@ -105,6 +107,14 @@ pub(crate) struct DbInner {
     pub compaction_lock: Mutex<()>,
     pub compact_pointers: Mutex<HashMap<(u32, usize), Vec<u8>>>,
     pub max_l0: AtomicUsize,
+    /// Live snapshots and transactions: start timestamp → count.
+    pub snapshots: Mutex<BTreeMap<u64, usize>>,
+    /// The largest window start handed out (it never moves back).
+    window_floor: AtomicU64,
+    /// Versions older than this may have been collected.
+    pub horizon: AtomicU64,
+    /// Recent commits, for transaction validation.
+    pub conflicts: Mutex<crate::txn::ConflictLog>,
     pub tables: Arc<TableCache>,
     pub blocks: Arc<BlockCache>,
     pub counters: DbCounters,
@@ -130,6 +140,7 @@ impl DbInner {
             blocks.clone(),
         ));
         let wal_number = wal.number;
+        let horizon = versions.history_horizon;
         DbInner {
             dir,
             fs: opts.fs.clone(),
@@ -154,6 +165,10 @@ impl DbInner {
             compaction_lock: Mutex::new(()),
             compact_pointers: Mutex::new(HashMap::new()),
             max_l0: AtomicUsize::new(0),
+            snapshots: Mutex::new(BTreeMap::new()),
+            window_floor: AtomicU64::new(0),
+            horizon: AtomicU64::new(horizon),
+            conflicts: Mutex::new(crate::txn::ConflictLog::default()),
             tables,
             blocks,
             counters: DbCounters::default(),
@@ -172,12 +187,126 @@ impl DbInner {
         self.visible_ts.store(ts, Ordering::Release);
     }
 
-    /// The oldest timestamp a reader may still ask for: versions shadowed at
-    /// or below it can be dropped by compaction. Readers pin the files they
-    /// read, so today this is the newest visible timestamp; snapshots and a
-    /// history window lower it.
+    /// The oldest timestamp a reader may still ask for: the start of the
+    /// history window, lowered by live snapshots and transactions. Flushes
+    /// and compactions keep, for every key, each version above it and the
+    /// newest at or below it. Never moves back (a wall clock stepping back
+    /// cannot reopen history that may already be collected).
     pub(crate) fn oldest_readable_ts(&self) -> u64 {
-        self.visible_ts()
+        let snaps = self.snapshots.lock();
+        self.window_start(&snaps)
+    }
+
+    fn window_start(&self, snaps: &BTreeMap<u64, usize>) -> u64 {
+        let retained = Timestamp::now()
+            .saturating_sub(self.opts.history_retention)
+            .as_u64();
+        let mut start = self.visible_ts().min(retained);
+        if let Some((&oldest_snapshot, _)) = snaps.first_key_value() {
+            start = start.min(oldest_snapshot);
+        }
+        let floor = self.window_floor.fetch_max(start, Ordering::AcqRel);
+        start.max(floor)
+    }
+
+    /// The oldest timestamp a read of the past may ask for now: the window
+    /// start, but never below the horizon of what was already collected.
+    pub(crate) fn available_from(&self, snaps: &BTreeMap<u64, usize>) -> u64 {
+        self.window_start(snaps)
+            .max(self.horizon.load(Ordering::Acquire))
+    }
+
+    /// Registers a snapshot at `ts` (checked against the window), so that
+    /// compaction keeps what it can see until it is released.
+    pub(crate) fn register_snapshot(&self, ts: Option<u64>) -> Result<u64> {
+        if let Some(t) = ts {
+            if t > self.visible_ts() {
+                self.advance_clock(t);
+            }
+        }
+        let mut snaps = self.snapshots.lock();
+        let ts = match ts {
+            Some(t) => {
+                let oldest = self.available_from(&snaps);
+                if t < oldest {
+                    return Err(Error::HistoryUnavailable {
+                        requested: Timestamp(t),
+                        oldest: Timestamp(oldest),
+                    });
+                }
+                t
+            }
+            None => self.visible_ts(),
+        };
+        *snaps.entry(ts).or_insert(0) += 1;
+        Ok(ts)
+    }
+
+    pub(crate) fn release_snapshot(&self, ts: u64) {
+        let mut snaps = self.snapshots.lock();
+        if let Some(n) = snaps.get_mut(&ts) {
+            *n -= 1;
+            if *n == 0 {
+                snaps.remove(&ts);
+            }
+        }
+    }
+
+    /// A read view of `ks` at `ts`, which a registered snapshot or
+    /// transaction keeps readable.
+    pub(crate) fn view_at_registered(&self, ks: &KeyspaceState, ts: u64) -> ReadView {
+        ReadView {
+            ts,
+            sv: ks.super_version(),
+            tables: self.tables.clone(),
+            counters: ks.counters.clone(),
+        }
+    }
+
+    /// A read view of `ks` as of `ts`, inside the history window.
+    pub(crate) fn view_at(&self, ks: &KeyspaceState, ts: u64) -> Result<ReadView> {
+        if ts > self.visible_ts() {
+            self.advance_clock(ts);
+        }
+        // The super-version first, then the window check: whatever was
+        // collected in it was collected below a horizon the check sees.
+        let sv = ks.super_version();
+        let snaps = self.snapshots.lock();
+        let oldest = self.available_from(&snaps);
+        if ts < oldest {
+            return Err(Error::HistoryUnavailable {
+                requested: Timestamp(ts),
+                oldest: Timestamp(oldest),
+            });
+        }
+        drop(snaps);
+        Ok(ReadView {
+            ts,
+            sv,
+            tables: self.tables.clone(),
+            counters: ks.counters.clone(),
+        })
+    }
+
+    /// Makes every later commit timestamp larger than `ts`, and `ts`
+    /// visible: a read at a future timestamp then sees a state no later
+    /// commit can change.
+    pub(crate) fn advance_clock(&self, ts: u64) {
+        // Holding the queue and the commit lock: no group is between taking
+        // its timestamps and publishing them.
+        let mut st = self.write.lock();
+        let _commit = self.commit_lock.lock();
+        if st.last_ts < ts {
+            st.last_ts = ts;
+        }
+        if self.visible_ts() < ts {
+            self.publish_ts(ts);
+        }
+    }
+
+    /// Records that a flush or compaction collected versions below `oldest`.
+    pub(crate) fn raise_horizon(&self, oldest: u64) {
+        self.horizon.fetch_max(oldest, Ordering::AcqRel);
     }
 
     pub(crate) fn shutdown_flag(&self) -> &AtomicBool {
@@ -541,6 +670,45 @@ impl Db {
     /// Applies a batch atomically and returns its commit timestamp.
     pub fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<Timestamp> {
         self.inner.write(batch, opts)
+    }
+
+    /// A consistent, repeatable view of every keyspace as of now.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Snapshot::new(self.clone(), None)
+    }
+
+    /// A view of every keyspace as of `ts`, inside the history window
+    /// ([`Error::HistoryUnavailable`] before it).
+    pub fn snapshot_at(&self, ts: Timestamp) -> Result<Snapshot> {
+        Snapshot::new(self.clone(), Some(ts))
+    }
+
+    /// Starts a transaction reading the state as of now.
+    pub fn begin(&self, isolation: Isolation) -> Result<Transaction> {
+        Transaction::begin(self.clone(), isolation)
+    }
+
+    /// Runs `f` in a transaction and commits it, retrying from the start on
+    /// [`Error::Conflict`] (up to 16 attempts; the last conflict is
+    /// returned). `f` may run several times.
+    pub fn transaction<T>(
+        &self,
+        isolation: Isolation,
+        f: impl FnMut(&mut Transaction) -> Result<T>,
+    ) -> Result<T> {
+        crate::txn::run(self, isolation, 16, f)
+    }
+
+    /// Records the conflict log holds (bounded by the oldest running
+    /// transaction).
+    pub fn conflict_records(&self) -> usize {
+        self.inner.conflicts.lock().len()
+    }
+
+    /// The oldest timestamp reads of the past may ask for now.
+    pub fn oldest_readable(&self) -> Timestamp {
+        let snaps = self.inner.snapshots.lock();
+        Timestamp(self.inner.available_from(&snaps))
     }
 
     /// Flushes every memtable to L0 and waits for it.

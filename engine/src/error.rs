@@ -52,6 +52,24 @@ pub enum Error {
     /// The database was closed.
     #[error("database is closed")]
     Closed,
+    /// A read of the past before the oldest state still kept.
+    #[error("history before {oldest} is not kept (requested {requested})")]
+    HistoryUnavailable {
+        /// The timestamp asked for.
+        requested: crate::Timestamp,
+        /// The oldest timestamp that can be read now.
+        oldest: crate::Timestamp,
+    },
+    /// A transaction lost a conflict: another commit wrote what it wrote
+    /// (or, when serializable, what it read) after it began. Nothing of it
+    /// was applied; it may be retried.
+    #[error("transaction conflict on key {key:?} of keyspace {keyspace:?}")]
+    Conflict {
+        /// The keyspace of the conflicting key.
+        keyspace: String,
+        /// The conflicting key.
+        key: Vec<u8>,
+    },
 }
 
 impl Error {

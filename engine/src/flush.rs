@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use strata_format::key::InternalKeyRef;
+use strata_format::key::{InternalKeyRef, ValueKind};
 use strata_format::manifest::VersionEdit;
 
 use crate::cursor::{Cursor, MemCursor};
@@ -58,7 +58,11 @@ pub(crate) fn copy_live(
             sink.add(key, &value)?;
         } else if !kept_below {
             kept_below = true;
-            if !(k.kind.is_tombstone() && bottommost(k.user_key)) {
+            // An entry expired by `oldest` reads as absent to everyone
+            // left: like a tombstone, it still hides older versions below.
+            let expired = k.kind == ValueKind::PutWithTtl
+                && crate::view::ttl_expiry(&value).is_none_or(|e| e <= oldest_ts);
+            if !((k.kind.is_tombstone() || expired) && bottommost(k.user_key)) {
                 sink.add(key, &value)?;
             }
         }
@@ -95,6 +99,7 @@ impl DbInner {
         }
         edit.log_number = Some(sealed.next_wal);
         edit.last_timestamp = Some(max_ts);
+        edit.history_horizon = Some(oldest);
         {
             let mut vs = self.versions.lock();
             // A keyspace dropped meanwhile: its new files are orphans, and go.
@@ -110,6 +115,7 @@ impl DbInner {
                 let _ = self.fs.remove_file(&names::table(&self.dir, n));
             }
             vs.log_and_apply(edit)?;
+            self.raise_horizon(oldest);
             for (ks, mem) in &sealed.memtables {
                 let mut sv = ks.sv.lock();
                 let mut next = crate::view::SuperVersion {

@@ -9,7 +9,7 @@ use strata_format::key::{encode_internal_key, InternalKeyRef, ValueKind, MAX_TIM
 
 use crate::cursor::{Cursor, MergeCursor};
 use crate::error::{Error, Result};
-use crate::view::ReadView;
+use crate::view::{resolve, ReadView};
 
 /// One key and its value.
 pub type KvPair = (Bytes, Bytes);
@@ -48,11 +48,6 @@ fn above_lower(user: &[u8], lower: &Bound<Vec<u8>>) -> bool {
         Bound::Excluded(l) => user > l.as_slice(),
         Bound::Unbounded => true,
     }
-}
-
-/// True for kinds whose value a reader sees.
-fn is_value(kind: ValueKind) -> bool {
-    !kind.is_tombstone()
 }
 
 /// A double-ended iterator over the user keys of one keyspace in a range,
@@ -130,7 +125,7 @@ impl Iter {
             }
             // The newest visible version of this user key.
             let user = Bytes::copy_from_slice(k.user_key);
-            let visible = is_value(k.kind).then(|| c.value());
+            let visible = resolve(k.kind, c.value(), ts);
             // Step past its older versions (usually none).
             c.next()?;
             while c.valid() && parse(c.key())?.user_key == user.as_ref() {
@@ -180,10 +175,8 @@ impl Iter {
                 }
                 c.prev()?;
             }
-            if let Some((kind, v)) = best {
-                if is_value(kind) {
-                    return Ok(Some((user, v)));
-                }
+            if let Some(v) = best.and_then(|(kind, v)| resolve(kind, v, ts)) {
+                return Ok(Some((user, v)));
             }
         }
         Ok(None)

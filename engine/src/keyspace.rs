@@ -15,6 +15,17 @@ use crate::write::{check_key, WriteBatch};
 /// A value read from the database: shared bytes, cheap to clone.
 pub type Value = Bytes;
 
+/// One version of a key, as [`Keyspace::history`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The commit timestamp of the write.
+    pub ts: Timestamp,
+    /// The value written, or `None` for a delete.
+    pub value: Option<Value>,
+    /// When the value expires, for a write with a TTL.
+    pub expires_at: Option<Timestamp>,
+}
+
 /// A handle on one keyspace. Cheap to clone; keeps the database open.
 #[derive(Clone)]
 pub struct Keyspace {
@@ -30,7 +41,7 @@ impl std::fmt::Debug for Keyspace {
     }
 }
 
-fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+pub(crate) fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
     match b {
         Bound::Included(k) => Bound::Included(k.to_vec()),
         Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
@@ -45,6 +56,18 @@ impl Keyspace {
 
     pub(crate) fn state(&self) -> &Arc<KeyspaceState> {
         &self.state
+    }
+
+    /// Checks that this keyspace is live and belongs to `db`.
+    pub(crate) fn check_of(&self, db: &Db) -> Result<()> {
+        self.check()?;
+        if !Arc::ptr_eq(&self.db.inner, &db.inner) {
+            return Err(Error::InvalidArgument(format!(
+                "keyspace {:?} belongs to another database",
+                self.state.name
+            )));
+        }
+        Ok(())
     }
 
     fn check(&self) -> Result<()> {
@@ -66,6 +89,60 @@ impl Keyspace {
         let mut b = WriteBatch::new();
         b.put(self, key, value)?;
         self.db.write(b, WriteOptions::default())
+    }
+
+    /// Sets `key` to `value` until `ttl` from now; from then on the key
+    /// reads as absent (also to reads of the past after the expiry), and
+    /// compaction drops it.
+    pub fn put_with_ttl(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+    ) -> Result<Timestamp> {
+        let mut b = WriteBatch::new();
+        b.put_with_ttl(self, key, value, ttl)?;
+        self.db.write(b, WriteOptions::default())
+    }
+
+    /// The value of `key` as of `ts`, inside the history window
+    /// ([`Error::HistoryUnavailable`] before it).
+    pub fn get_at(&self, key: impl AsRef<[u8]>, ts: Timestamp) -> Result<Option<Value>> {
+        self.check()?;
+        let key = key.as_ref();
+        check_key(key)?;
+        self.db.inner.view_at(&self.state, ts.as_u64())?.get(key)
+    }
+
+    /// The entries in `range` as of `ts`, inside the history window.
+    pub fn range_at<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        range: R,
+        ts: Timestamp,
+    ) -> Result<Iter> {
+        self.check()?;
+        let lower = owned(range.start_bound().map(|k| k.as_ref()));
+        let upper = owned(range.end_bound().map(|k| k.as_ref()));
+        Ok(Iter::new(
+            self.db.inner.view_at(&self.state, ts.as_u64())?,
+            lower,
+            upper,
+        ))
+    }
+
+    /// The versions of `key` in the history window, newest first: every
+    /// write (or delete) since the window's start, and the one in effect at
+    /// its start.
+    pub fn history(&self, key: impl AsRef<[u8]>) -> Result<Vec<Version>> {
+        self.check()?;
+        let key = key.as_ref();
+        check_key(key)?;
+        let view = self.db.inner.read_view(&self.state);
+        let oldest = {
+            let snaps = self.db.inner.snapshots.lock();
+            self.db.inner.available_from(&snaps)
+        };
+        crate::history::versions(&view, key, oldest)
     }
 
     /// Deletes `key`. Returns the commit timestamp.

@@ -44,6 +44,11 @@ pub struct Options {
     /// When set, the WAL is synced in the background at this interval, so
     /// writes without `sync` lose at most about this much on power loss.
     pub wal_sync_interval: Option<Duration>,
+    /// How far back reads of the past (`get_at`, `range_at`,
+    /// `snapshot_at`, `history`) may go: compaction keeps every version a
+    /// read within this window can see. Zero keeps only what live snapshots
+    /// and transactions need.
+    pub history_retention: Duration,
     /// The file system all I/O goes through.
     pub fs: Arc<dyn FileSystem>,
 }
@@ -71,6 +76,7 @@ impl Default for Options {
             target_file_size: 64 << 20,
             num_levels: 7,
             wal_sync_interval: None,
+            history_retention: Duration::ZERO,
             fs: Arc::new(StdFs),
         }
     }

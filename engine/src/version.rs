@@ -200,6 +200,8 @@ pub struct VersionSet {
     pub next_file_number: u64,
     /// The largest timestamp made durable in SSTs.
     pub last_timestamp: u64,
+    /// Versions older than this may have been collected.
+    pub history_horizon: u64,
     /// The next keyspace id (ids are never reused).
     pub next_keyspace_id: u32,
     /// Set when a manifest write failed: its outcome is unknown, so no
@@ -234,6 +236,7 @@ impl VersionSet {
             log_number: 0,
             next_file_number: 1,
             last_timestamp: 0,
+            history_horizon: 0,
             next_keyspace_id: 0,
             failed: false,
             manifest: None,
@@ -257,6 +260,9 @@ impl VersionSet {
         }
         if let Some(t) = edit.last_timestamp {
             self.last_timestamp = self.last_timestamp.max(t);
+        }
+        if let Some(t) = edit.history_horizon {
+            self.history_horizon = self.history_horizon.max(t);
         }
         if let Some(n) = edit.next_keyspace_id {
             self.next_keyspace_id = self.next_keyspace_id.max(n);
@@ -316,6 +322,7 @@ impl VersionSet {
             log_number: Some(self.log_number),
             next_file_number: Some(self.next_file_number),
             last_timestamp: Some(self.last_timestamp),
+            history_horizon: Some(self.history_horizon),
             next_keyspace_id: Some(self.next_keyspace_id),
             ..VersionEdit::default()
         };

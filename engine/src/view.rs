@@ -42,9 +42,25 @@ thread_local! {
     static DECODER: std::cell::RefCell<BlockDecoder> = std::cell::RefCell::new(BlockDecoder::new());
 }
 
-/// A version found by a point read: its kind and value.
-fn resolve(kind: ValueKind, value: Bytes) -> Option<Bytes> {
-    (!kind.is_tombstone()).then_some(value)
+/// The value a version shows a reader at `ts`: none for a tombstone or an
+/// entry expired by then; a TTL entry's expiry prefix is stripped.
+pub(crate) fn resolve(kind: ValueKind, value: Bytes, ts: u64) -> Option<Bytes> {
+    match kind {
+        ValueKind::Delete | ValueKind::RangeDelete => None,
+        ValueKind::PutWithTtl => {
+            let expiry = ttl_expiry(&value)?;
+            (ts < expiry).then(|| value.slice(8..))
+        }
+        ValueKind::Put | ValueKind::BlobPointer => Some(value),
+    }
+}
+
+/// The expiry timestamp of a TTL entry's value (none if malformed).
+pub(crate) fn ttl_expiry(value: &[u8]) -> Option<u64> {
+    value
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
 }
 
 impl ReadView {
@@ -53,7 +69,7 @@ impl ReadView {
         let ts = self.ts;
         for mem in std::iter::once(&self.sv.mem).chain(&self.sv.imm) {
             if let Some((_, kind, v)) = mem.get(key, ts) {
-                return Ok(resolve(kind, v));
+                return Ok(resolve(kind, v, ts));
             }
         }
         let h = bloom_hash(key);
@@ -76,7 +92,7 @@ impl ReadView {
                     .with(|d| table.lookup(key, h, ts, &mut d.borrow_mut()))
                     .map_err(|e| Error::format(f.path(), e))?;
                 match found {
-                    Lookup::Found(e) => return Ok(resolve(e.kind, e.value)),
+                    Lookup::Found(e) => return Ok(resolve(e.kind, e.value, ts)),
                     Lookup::NotFound => add(&self.counters.bloom_false_positives, 1),
                     Lookup::FilteredOut => {}
                 }

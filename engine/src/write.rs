@@ -25,6 +25,7 @@ use crate::memtable::Memtable;
 use crate::options::WriteOptions;
 use crate::stats::add;
 use crate::timestamp::Timestamp;
+use crate::txn::TxnCheck;
 use crate::view::SuperVersion;
 
 /// The largest value the engine stores (larger values belong in blobs).
@@ -56,6 +57,16 @@ pub(crate) fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The stored value of a TTL entry: its expiry timestamp (big-endian)
+/// followed by the value.
+pub(crate) fn ttl_value(value: &[u8], ttl: std::time::Duration) -> Bytes {
+    let expiry = Timestamp::now().saturating_add(ttl).as_u64();
+    let mut v = Vec::with_capacity(8 + value.len());
+    v.extend_from_slice(&expiry.to_be_bytes());
+    v.extend_from_slice(value);
+    Bytes::from(v)
+}
+
 pub(crate) fn check_value(value: &[u8]) -> Result<()> {
     if value.len() > MAX_VALUE_LEN {
         return Err(Error::ValueTooLarge(value.len()));
@@ -82,6 +93,26 @@ impl WriteBatch {
         check_value(value)?;
         self.push(ks, ValueKind::Put, key, Bytes::copy_from_slice(value));
         Ok(())
+    }
+
+    /// Sets `key` to `value` in `ks`, expiring `ttl` from now: from then on
+    /// it reads as absent, and compaction drops it.
+    pub fn put_with_ttl(
+        &mut self,
+        ks: &Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+    ) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        check_key(key)?;
+        check_value(value)?;
+        self.push(ks, ValueKind::PutWithTtl, key, ttl_value(value, ttl));
+        Ok(())
+    }
+
+    pub(crate) fn push_raw(&mut self, ks: &Keyspace, kind: ValueKind, key: &[u8], value: Bytes) {
+        self.push(ks, kind, key, value);
     }
 
     /// Deletes `key` from `ks`.
@@ -124,7 +155,19 @@ pub(crate) struct Request {
     record: BatchBuilder,
     ops: Vec<Op>,
     sync: bool,
+    /// Validation of a transaction's commit.
+    check: Option<TxnCheck>,
     result: Mutex<Option<Result<u64>>>,
+}
+
+impl Request {
+    /// The (keyspace, key) pairs the request writes.
+    fn keys(&self) -> Vec<(u32, Vec<u8>)> {
+        self.ops
+            .iter()
+            .map(|o| (o.keyspace.id, o.key.clone()))
+            .collect()
+    }
 }
 
 /// State of the commit queue, under `DbInner::write`.
@@ -189,6 +232,17 @@ impl Wal {
 impl DbInner {
     /// Commits a batch; returns its commit timestamp.
     pub(crate) fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<Timestamp> {
+        self.write_checked(batch, opts, None)
+    }
+
+    /// Commits a batch, validating it first as a transaction when `check`
+    /// is given.
+    pub(crate) fn write_checked(
+        &self,
+        batch: WriteBatch,
+        opts: WriteOptions,
+        check: Option<TxnCheck>,
+    ) -> Result<Timestamp> {
         self.check_open()?;
         if batch.ops.is_empty() {
             return Ok(Timestamp(self.visible_ts()));
@@ -221,6 +275,7 @@ impl DbInner {
             record,
             ops,
             sync: opts.sync,
+            check,
             result: Mutex::new(None),
         });
         let mut st = self.write.lock();
@@ -258,18 +313,60 @@ impl DbInner {
             bytes += r.record.size();
             group.push(r.clone());
         }
+        // Validate transactions, in queue order, against the commits made
+        // since each began and against the earlier members of this group.
+        let mut passed: Vec<Arc<Request>> = Vec::with_capacity(group.len());
+        let mut failed: Vec<(Arc<Request>, Error)> = Vec::new();
+        {
+            let log = self.conflicts.lock();
+            for r in &group {
+                if let Some(check) = &r.check {
+                    let mine: HashSet<(u32, Vec<u8>)> = r.keys().into_iter().collect();
+                    let conflict = log
+                        .check(check, &mine)
+                        .or_else(|| passed.iter().find_map(|p| check.conflict(&mine, &p.keys())));
+                    if let Some(key) = conflict {
+                        failed.push((r.clone(), check.to_error(key)));
+                        continue;
+                    }
+                }
+                passed.push(r.clone());
+            }
+        }
         let first_ts = crate::timestamp::next_timestamps(st.last_ts, Timestamp::now());
-        st.last_ts = first_ts.saturating_add(group.len() as u64 - 1);
-        let outcome = MutexGuard::unlocked(st, || {
-            let _commit = self.commit_lock.lock();
-            self.commit_group(&group, first_ts)
-        });
-        for (i, r) in group.iter().enumerate() {
+        if !passed.is_empty() {
+            st.last_ts = first_ts.saturating_add(passed.len() as u64 - 1);
+        }
+        let outcome = if passed.is_empty() {
+            Ok(())
+        } else {
+            MutexGuard::unlocked(st, || {
+                let _commit = self.commit_lock.lock();
+                self.commit_group(&passed, first_ts)
+            })
+        };
+        if outcome.is_ok() {
+            // Published: record the writes for transactions running now
+            // (one that begins later starts after them).
+            let mut log = self.conflicts.lock();
+            if log.tracking() {
+                for (i, r) in passed.iter().enumerate() {
+                    log.record(first_ts + i as u64, Arc::new(r.keys()));
+                }
+            }
+            log.prune();
+        }
+        for _ in 0..group.len() {
             st.queue.pop_front();
+        }
+        for (i, r) in passed.iter().enumerate() {
             *r.result.lock() = Some(match &outcome {
                 Ok(()) => Ok(first_ts + i as u64),
                 Err(e) => Err(e.clone()),
             });
+        }
+        for (r, e) in failed {
+            *r.result.lock() = Some(Err(e));
         }
         Ok(())
     }

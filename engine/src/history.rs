@@ -1,0 +1,51 @@
+//! Listing the versions of one key.
+
+use bytes::Bytes;
+use strata_format::key::{encode_internal_key, InternalKeyRef, ValueKind, MAX_TIMESTAMP};
+
+use crate::cursor::Cursor;
+use crate::error::{Error, Result};
+use crate::keyspace::Version;
+use crate::timestamp::Timestamp;
+use crate::view::{ttl_expiry, ReadView};
+
+/// The versions of `key` visible in `view`, newest first, down to the one in
+/// effect at `oldest`.
+pub(crate) fn versions(view: &ReadView, key: &[u8], oldest: u64) -> Result<Vec<Version>> {
+    let mut c = view.merged_cursor()?;
+    let mut start = Vec::with_capacity(key.len() + 9);
+    encode_internal_key(&mut start, key, MAX_TIMESTAMP, ValueKind::MAX);
+    c.seek(&start)?;
+    let mut out = Vec::new();
+    while c.valid() {
+        let k = InternalKeyRef::parse(c.key()).map_err(|e| Error::format("<merged view>", e))?;
+        if k.user_key != key {
+            break;
+        }
+        if k.ts <= view.ts {
+            let value: Bytes = c.value();
+            out.push(match k.kind {
+                ValueKind::Delete | ValueKind::RangeDelete => Version {
+                    ts: Timestamp(k.ts),
+                    value: None,
+                    expires_at: None,
+                },
+                ValueKind::PutWithTtl => Version {
+                    ts: Timestamp(k.ts),
+                    expires_at: ttl_expiry(&value).map(Timestamp),
+                    value: Some(value.slice(8.min(value.len())..)),
+                },
+                ValueKind::Put | ValueKind::BlobPointer => Version {
+                    ts: Timestamp(k.ts),
+                    value: Some(value),
+                    expires_at: None,
+                },
+            });
+            if k.ts <= oldest {
+                break;
+            }
+        }
+        c.next()?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,557 @@
+//! Transactions: optimistic concurrency over MVCC snapshots.
+//!
+//! A transaction reads the snapshot at its start timestamp (plus its own
+//! writes) and buffers its writes. At commit, the group-commit leader
+//! validates it against the commits made since it began, recorded in the
+//! [`ConflictLog`]: under snapshot isolation a key it writes must not have
+//! been written by them (first committer wins); under serializable
+//! isolation neither may any key it read, nor any key in a range it
+//! scanned. A transaction that passes is committed as one batch: one WAL
+//! record, one commit timestamp.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_format::key::ValueKind;
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::iter::{prefix_upper, Iter, KvPair};
+use crate::keyspace::{Keyspace, Value};
+use crate::options::WriteOptions;
+use crate::timestamp::Timestamp;
+use crate::view::ReadView;
+use crate::write::{check_key, check_value, WriteBatch};
+
+/// How much a transaction is isolated from concurrent ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Reads see the snapshot at the start; a commit fails if another
+    /// transaction committed a write to one of its keys after it began
+    /// (first committer wins). Write skew is possible.
+    Snapshot,
+    /// Snapshot isolation, and a commit also fails if anything it read —
+    /// point reads and scanned ranges, so phantoms count — was written by a
+    /// commit after it began. Equivalent to some serial order.
+    Serializable,
+}
+
+type KeyRef = (u32, Vec<u8>);
+type Range = (u32, Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// What a commit must be validated against.
+#[derive(Debug)]
+pub(crate) struct TxnCheck {
+    pub start: u64,
+    pub serializable: bool,
+    pub reads: HashSet<KeyRef>,
+    pub ranges: Vec<Range>,
+    pub names: BTreeMap<u32, String>,
+}
+
+fn in_range(key: &[u8], lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
+    let above = match lo {
+        Bound::Included(l) => key >= l.as_slice(),
+        Bound::Excluded(l) => key > l.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let below = match hi {
+        Bound::Included(h) => key <= h.as_slice(),
+        Bound::Excluded(h) => key < h.as_slice(),
+        Bound::Unbounded => true,
+    };
+    above && below
+}
+
+impl TxnCheck {
+    /// The first key of `written` this transaction conflicts with, given its
+    /// own write set `mine`.
+    pub(crate) fn conflict(&self, mine: &HashSet<KeyRef>, written: &[KeyRef]) -> Option<KeyRef> {
+        written
+            .iter()
+            .find(|k| {
+                mine.contains(*k)
+                    || (self.serializable
+                        && (self.reads.contains(*k)
+                            || self
+                                .ranges
+                                .iter()
+                                .any(|(ks, lo, hi)| *ks == k.0 && in_range(&k.1, lo, hi))))
+            })
+            .cloned()
+    }
+
+    pub(crate) fn to_error(&self, key: KeyRef) -> Error {
+        Error::Conflict {
+            keyspace: self.names.get(&key.0).cloned().unwrap_or_default(),
+            key: key.1,
+        }
+    }
+}
+
+/// The keys written by recent commits, kept while a transaction that began
+/// before them is still running; older records are dropped, so the log stays
+/// bounded however long the process runs.
+#[derive(Debug, Default)]
+pub(crate) struct ConflictLog {
+    entries: VecDeque<(u64, Arc<Vec<KeyRef>>)>,
+    /// Start timestamps of running transactions.
+    starts: BTreeMap<u64, usize>,
+}
+
+impl ConflictLog {
+    /// True when a running transaction may need the commits made now.
+    pub(crate) fn tracking(&self) -> bool {
+        !self.starts.is_empty()
+    }
+
+    pub(crate) fn record(&mut self, ts: u64, keys: Arc<Vec<KeyRef>>) {
+        self.entries.push_back((ts, keys));
+    }
+
+    /// The first conflict of a transaction that began at `check.start` and
+    /// writes `mine`, against every commit recorded since.
+    pub(crate) fn check(&self, check: &TxnCheck, mine: &HashSet<KeyRef>) -> Option<KeyRef> {
+        self.entries
+            .iter()
+            .rev()
+            .take_while(|(ts, _)| *ts > check.start)
+            .find_map(|(_, keys)| check.conflict(mine, keys))
+    }
+
+    pub(crate) fn begin(&mut self, start: u64) {
+        *self.starts.entry(start).or_insert(0) += 1;
+    }
+
+    pub(crate) fn end(&mut self, start: u64) {
+        if let Some(n) = self.starts.get_mut(&start) {
+            *n -= 1;
+            if *n == 0 {
+                self.starts.remove(&start);
+            }
+        }
+        self.prune();
+    }
+
+    /// Drops records no running transaction can conflict with.
+    pub(crate) fn prune(&mut self) {
+        match self.starts.first_key_value() {
+            None => self.entries.clear(),
+            Some((&oldest, _)) => {
+                while self.entries.front().is_some_and(|(ts, _)| *ts <= oldest) {
+                    self.entries.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Records held (for tests of boundedness).
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// A write buffered in a transaction.
+#[derive(Clone)]
+struct Pending {
+    ks: Keyspace,
+    kind: ValueKind,
+    value: Bytes,
+}
+
+/// An optimistic transaction over any keyspaces. Reads see the state at its
+/// start plus its own writes; nothing is visible to others until
+/// [`commit`](Self::commit). Dropping it uncommitted rolls it back.
+pub struct Transaction {
+    db: Db,
+    isolation: Isolation,
+    start: u64,
+    writes: BTreeMap<KeyRef, Pending>,
+    reads: HashSet<KeyRef>,
+    ranges: Vec<Range>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("isolation", &self.isolation)
+            .field("start", &self.start)
+            .field("writes", &self.writes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transaction {
+    pub(crate) fn begin(db: Db, isolation: Isolation) -> Result<Transaction> {
+        db.inner.check_writable()?;
+        // Registered as a snapshot (so compaction keeps what it reads) and in
+        // the conflict log (so commits from now on are recorded for it),
+        // under the log's lock: a commit either sees this transaction
+        // running, or published before its start.
+        let start = {
+            let mut log = db.inner.conflicts.lock();
+            let start = db.inner.register_snapshot(None)?;
+            log.begin(start);
+            start
+        };
+        Ok(Transaction {
+            db,
+            isolation,
+            start,
+            writes: BTreeMap::new(),
+            reads: HashSet::new(),
+            ranges: Vec::new(),
+            done: false,
+        })
+    }
+
+    /// The timestamp of the snapshot this transaction reads.
+    pub fn start_ts(&self) -> Timestamp {
+        Timestamp(self.start)
+    }
+
+    /// The isolation level.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    fn check_live(&self, ks: &Keyspace) -> Result<()> {
+        if self.done {
+            return Err(Error::InvalidArgument(
+                "transaction already finished".into(),
+            ));
+        }
+        ks.check_of(&self.db)
+    }
+
+    fn view(&self, ks: &Keyspace) -> ReadView {
+        self.db.inner.view_at_registered(ks.state(), self.start)
+    }
+
+    /// The value of `key` in `ks`: the transaction's own write if any, else
+    /// the snapshot's.
+    pub fn get(&mut self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        self.check_live(ks)?;
+        let key = key.as_ref();
+        check_key(key)?;
+        let k = (ks.state().id, key.to_vec());
+        if let Some(p) = self.writes.get(&k) {
+            return Ok(own_value(p));
+        }
+        if self.isolation == Isolation::Serializable {
+            self.reads.insert(k);
+        }
+        self.view(ks).get(key)
+    }
+
+    /// Sets `key` to `value` in `ks` when the transaction commits.
+    pub fn put(
+        &mut self,
+        ks: &Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        self.check_live(ks)?;
+        let (key, value) = (key.as_ref(), value.as_ref());
+        check_key(key)?;
+        check_value(value)?;
+        self.buffer(ks, key, ValueKind::Put, Bytes::copy_from_slice(value));
+        Ok(())
+    }
+
+    /// Like [`put`](Self::put), with the entry expiring `ttl` from now.
+    pub fn put_with_ttl(
+        &mut self,
+        ks: &Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: Duration,
+    ) -> Result<()> {
+        self.check_live(ks)?;
+        let (key, value) = (key.as_ref(), value.as_ref());
+        check_key(key)?;
+        check_value(value)?;
+        self.buffer(
+            ks,
+            key,
+            ValueKind::PutWithTtl,
+            crate::write::ttl_value(value, ttl),
+        );
+        Ok(())
+    }
+
+    /// Deletes `key` from `ks` when the transaction commits.
+    pub fn delete(&mut self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<()> {
+        self.check_live(ks)?;
+        let key = key.as_ref();
+        check_key(key)?;
+        self.buffer(ks, key, ValueKind::Delete, Bytes::new());
+        Ok(())
+    }
+
+    fn buffer(&mut self, ks: &Keyspace, key: &[u8], kind: ValueKind, value: Bytes) {
+        self.writes.insert(
+            (ks.state().id, key.to_vec()),
+            Pending {
+                ks: ks.clone(),
+                kind,
+                value,
+            },
+        );
+    }
+
+    /// The entries of `ks` in `range` as the transaction sees them: the
+    /// snapshot merged with its own writes.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &mut self,
+        ks: &Keyspace,
+        range: R,
+    ) -> Result<TxIter> {
+        self.check_live(ks)?;
+        let lo = crate::keyspace::owned(range.start_bound().map(|k| k.as_ref()));
+        let hi = crate::keyspace::owned(range.end_bound().map(|k| k.as_ref()));
+        Ok(self.scan(ks, lo, hi))
+    }
+
+    /// The entries of `ks` whose keys start with `prefix`.
+    pub fn prefix(&mut self, ks: &Keyspace, prefix: impl AsRef<[u8]>) -> Result<TxIter> {
+        self.check_live(ks)?;
+        let p = prefix.as_ref();
+        Ok(self.scan(ks, Bound::Included(p.to_vec()), prefix_upper(p)))
+    }
+
+    fn scan(&mut self, ks: &Keyspace, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> TxIter {
+        let id = ks.state().id;
+        if self.isolation == Isolation::Serializable {
+            self.ranges.push((id, lo.clone(), hi.clone()));
+        }
+        let local: VecDeque<(Bytes, Option<Bytes>)> = self
+            .writes
+            .range((id, Vec::new())..)
+            .take_while(|((k, _), _)| *k == id)
+            .filter(|((_, key), _)| in_range(key, &lo, &hi))
+            .map(|((_, key), p)| (Bytes::copy_from_slice(key), own_value(p)))
+            .collect();
+        TxIter {
+            base: Iter::new(self.view(ks), lo, hi),
+            local,
+            front: None,
+            back: None,
+            base_done: false,
+        }
+    }
+
+    /// Validates and commits the transaction (not synced; see
+    /// [`commit_with`](Self::commit_with)). Returns its commit timestamp.
+    pub fn commit(self) -> Result<Timestamp> {
+        self.commit_with(WriteOptions::default())
+    }
+
+    /// Validates and commits with the given durability. On
+    /// [`Error::Conflict`] nothing was written.
+    pub fn commit_with(mut self, opts: WriteOptions) -> Result<Timestamp> {
+        if self.done {
+            return Err(Error::InvalidArgument(
+                "transaction already finished".into(),
+            ));
+        }
+        let writes = std::mem::take(&mut self.writes);
+        let result = if writes.is_empty() {
+            // A read-only transaction read one consistent snapshot.
+            Ok(Timestamp(self.start))
+        } else {
+            let mut batch = WriteBatch::new();
+            let mut names = BTreeMap::new();
+            for ((id, key), p) in writes {
+                names.insert(id, p.ks.name().to_owned());
+                batch.push_raw(&p.ks, p.kind, &key, p.value);
+            }
+            let check = TxnCheck {
+                start: self.start,
+                serializable: self.isolation == Isolation::Serializable,
+                reads: std::mem::take(&mut self.reads),
+                ranges: std::mem::take(&mut self.ranges),
+                names,
+            };
+            self.db.inner.write_checked(batch, opts, Some(check))
+        };
+        self.finish();
+        result
+    }
+
+    /// Discards the transaction's writes.
+    pub fn rollback(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.db.inner.conflicts.lock().end(self.start);
+            self.db.inner.release_snapshot(self.start);
+        }
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// What a transaction's own write shows its reads.
+fn own_value(p: &Pending) -> Option<Bytes> {
+    crate::view::resolve(p.kind, p.value.clone(), Timestamp::now().as_u64())
+}
+
+/// A transaction's view of a range: its snapshot merged with its own
+/// writes (which win), in both directions.
+pub struct TxIter {
+    base: Iter,
+    local: VecDeque<(Bytes, Option<Bytes>)>,
+    front: Option<KvPair>,
+    back: Option<KvPair>,
+    base_done: bool,
+}
+
+impl std::fmt::Debug for TxIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxIter")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TxIter {
+    /// The next base entry from the front, stealing the back's peeked one
+    /// when the base has met itself.
+    fn peek_front(&mut self) -> Result<Option<&KvPair>> {
+        if self.front.is_none() && !self.base_done {
+            match self.base.next() {
+                Some(r) => self.front = Some(r?),
+                None => {
+                    self.base_done = true;
+                }
+            }
+        }
+        if self.front.is_none() && self.base_done {
+            self.front = self.back.take();
+        }
+        Ok(self.front.as_ref())
+    }
+
+    fn peek_back(&mut self) -> Result<Option<&KvPair>> {
+        if self.back.is_none() && !self.base_done {
+            match self.base.next_back() {
+                Some(r) => self.back = Some(r?),
+                None => {
+                    self.base_done = true;
+                }
+            }
+        }
+        if self.back.is_none() && self.base_done {
+            self.back = self.front.take();
+        }
+        Ok(self.back.as_ref())
+    }
+
+    fn step_front(&mut self) -> Result<Option<KvPair>> {
+        loop {
+            let base_key = self.peek_front()?.map(|(k, _)| k.clone());
+            let local_key = self.local.front().map(|(k, _)| k.clone());
+            match (base_key, local_key) {
+                (None, None) => return Ok(None),
+                (Some(_), None) => return Ok(self.front.take()),
+                (b, Some(l)) => {
+                    if let Some(b) = &b {
+                        if *b < l {
+                            return Ok(self.front.take());
+                        }
+                        if *b == l {
+                            self.front = None;
+                        }
+                    }
+                    let Some((k, v)) = self.local.pop_front() else {
+                        return Ok(None);
+                    };
+                    if let Some(v) = v {
+                        return Ok(Some((k, v)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn step_back(&mut self) -> Result<Option<KvPair>> {
+        loop {
+            let base_key = self.peek_back()?.map(|(k, _)| k.clone());
+            let local_key = self.local.back().map(|(k, _)| k.clone());
+            match (base_key, local_key) {
+                (None, None) => return Ok(None),
+                (Some(_), None) => return Ok(self.back.take()),
+                (b, Some(l)) => {
+                    if let Some(b) = &b {
+                        if *b > l {
+                            return Ok(self.back.take());
+                        }
+                        if *b == l {
+                            self.back = None;
+                        }
+                    }
+                    let Some((k, v)) = self.local.pop_back() else {
+                        return Ok(None);
+                    };
+                    if let Some(v) = v {
+                        return Ok(Some((k, v)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for TxIter {
+    type Item = Result<KvPair>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step_front().transpose()
+    }
+}
+
+impl DoubleEndedIterator for TxIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.step_back().transpose()
+    }
+}
+
+/// Runs `f` in a transaction and commits it, retrying on conflict up to
+/// `attempts` times in all (the last conflict is returned).
+pub(crate) fn run<T>(
+    db: &Db,
+    isolation: Isolation,
+    attempts: usize,
+    mut f: impl FnMut(&mut Transaction) -> Result<T>,
+) -> Result<T> {
+    let mut last = None;
+    for attempt in 0..attempts.max(1) {
+        if attempt > 0 {
+            // Back off a little so the winner can finish.
+            std::thread::sleep(Duration::from_micros(50 << attempt.min(6)));
+        }
+        let mut tx = Transaction::begin(db.clone(), isolation)?;
+        match f(&mut tx) {
+            Ok(v) => match tx.commit() {
+                Ok(_) => return Ok(v),
+                Err(e @ Error::Conflict { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            },
+            Err(e @ Error::Conflict { .. }) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(Error::Closed))
+}
