@@ -25,7 +25,9 @@ fn setup() -> Setup {
 }
 
 fn r(tx: &mut Transaction, ks: &Keyspace, key: &str) -> Option<String> {
-    tx.get(ks, key).unwrap().map(|v| String::from_utf8(v.to_vec()).unwrap())
+    tx.get(ks, key)
+        .unwrap()
+        .map(|v| String::from_utf8(v.to_vec()).unwrap())
 }
 
 fn w(tx: &mut Transaction, ks: &Keyspace, key: &str, value: &str) {
@@ -42,7 +44,10 @@ fn scan(tx: &mut Transaction, ks: &Keyspace, pred: impl Fn(u32) -> bool) -> Vec<
         .unwrap()
         .map(|e| {
             let (k, v) = e.unwrap();
-            (String::from_utf8(k.to_vec()).unwrap(), std::str::from_utf8(&v).unwrap().parse().unwrap())
+            (
+                String::from_utf8(k.to_vec()).unwrap(),
+                std::str::from_utf8(&v).unwrap().parse().unwrap(),
+            )
         })
         .filter(|(_, v)| pred(*v))
         .collect()
@@ -64,13 +69,19 @@ fn state(ks: &Keyspace) -> Vec<(String, String)> {
         .unwrap()
         .map(|e| {
             let (k, v) = e.unwrap();
-            (String::from_utf8(k.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap())
+            (
+                String::from_utf8(k.to_vec()).unwrap(),
+                String::from_utf8(v.to_vec()).unwrap(),
+            )
         })
         .collect()
 }
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -247,7 +258,11 @@ fn g2_item_write_skew() {
         w(&mut t2, &t.ks, "2", "21");
         assert!(!conflict(t1.commit()));
         // Snapshot isolation allows write skew; serializable does not.
-        assert_eq!(conflict(t2.commit()), iso == Isolation::Serializable, "{iso:?}");
+        assert_eq!(
+            conflict(t2.commit()),
+            iso == Isolation::Serializable,
+            "{iso:?}"
+        );
     }
 }
 
@@ -261,7 +276,11 @@ fn g2_anti_dependency_cycles() {
         w(&mut t1, &t.ks, "3", "30");
         w(&mut t2, &t.ks, "4", "42");
         assert!(!conflict(t1.commit()));
-        assert_eq!(conflict(t2.commit()), iso == Isolation::Serializable, "{iso:?}");
+        assert_eq!(
+            conflict(t2.commit()),
+            iso == Isolation::Serializable,
+            "{iso:?}"
+        );
     }
 }
 
@@ -275,10 +294,17 @@ fn g2_fekete_read_only_anomaly() {
         w(&mut t2, &t.ks, "2", "25");
         assert!(!conflict(t2.commit()));
         let mut t3 = t.db.begin(iso).unwrap();
-        assert_eq!(scan(&mut t3, &t.ks, |_| true), vec![("1".to_string(), 10), ("2".to_string(), 25)]);
+        assert_eq!(
+            scan(&mut t3, &t.ks, |_| true),
+            vec![("1".to_string(), 10), ("2".to_string(), 25)]
+        );
         assert!(!conflict(t3.commit()));
         w(&mut t1, &t.ks, "1", "0");
-        assert_eq!(conflict(t1.commit()), iso == Isolation::Serializable, "{iso:?}");
+        assert_eq!(
+            conflict(t1.commit()),
+            iso == Isolation::Serializable,
+            "{iso:?}"
+        );
     }
 }
 
@@ -289,7 +315,10 @@ fn a_conflict_leaves_no_trace_and_dropping_rolls_back() {
     w(&mut t1, &t.ks, "9", "90");
     drop(t1);
     assert_eq!(state(&t.ks), kv(&[("1", "10"), ("2", "20")]));
-    let (mut a, mut b) = (t.db.begin(Isolation::Snapshot).unwrap(), t.db.begin(Isolation::Snapshot).unwrap());
+    let (mut a, mut b) = (
+        t.db.begin(Isolation::Snapshot).unwrap(),
+        t.db.begin(Isolation::Snapshot).unwrap(),
+    );
     w(&mut a, &t.ks, "1", "a");
     w(&mut b, &t.ks, "1", "b");
     w(&mut b, &t.ks, "5", "b");
@@ -318,7 +347,10 @@ fn transactions_read_their_own_writes_in_iterators() {
         .unwrap()
         .map(|e| {
             let (k, v) = e.unwrap();
-            (String::from_utf8(k.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap())
+            (
+                String::from_utf8(k.to_vec()).unwrap(),
+                String::from_utf8(v.to_vec()).unwrap(),
+            )
         })
         .collect();
     let expected = kv(&[("0", "own"), ("2", "changed"), ("3", "new")]);
@@ -329,7 +361,10 @@ fn transactions_read_their_own_writes_in_iterators() {
         .rev()
         .map(|e| {
             let (k, v) = e.unwrap();
-            (String::from_utf8(k.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap())
+            (
+                String::from_utf8(k.to_vec()).unwrap(),
+                String::from_utf8(v.to_vec()).unwrap(),
+            )
         })
         .collect();
     back.reverse();

@@ -153,15 +153,17 @@ impl DbInner {
                 .all(|files| files.iter().all(|f| !f.overlaps(key, key)))
         };
         let mut sink = TableSink::new(self, job.ks.id, output_level, self.opts.target_file_size);
+        let points = self.gc_points();
         let read = copy_live(
             &mut merged,
             &mut sink,
-            self.oldest_readable_ts(),
+            &points,
             &bottommost,
             self.shutdown_flag(),
         )?;
         let (files, written) = sink.finish()?;
         edit.files_added = files;
+        edit.history_horizon = Some(points.window);
         self.install(&job, edit, true, read, written)
     }
 

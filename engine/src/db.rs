@@ -187,33 +187,51 @@ impl DbInner {
         self.visible_ts.store(ts, Ordering::Release);
     }
 
-    /// The oldest timestamp a reader may still ask for: the start of the
-    /// history window, lowered by live snapshots and transactions. Flushes
-    /// and compactions keep, for every key, each version above it and the
-    /// newest at or below it. Never moves back (a wall clock stepping back
-    /// cannot reopen history that may already be collected).
-    pub(crate) fn oldest_readable_ts(&self) -> u64 {
+    /// What flushes and compactions must keep readable: every timestamp
+    /// from the history window's start on, and each live snapshot.
+    pub(crate) fn gc_points(&self) -> crate::flush::GcPoints {
         let snaps = self.snapshots.lock();
-        self.window_start(&snaps)
+        let window = self.window_start();
+        let snapshots = snaps
+            .keys()
+            .rev()
+            .copied()
+            .filter(|&s| s < window)
+            .collect();
+        crate::flush::GcPoints { window, snapshots }
     }
 
-    fn window_start(&self, snaps: &BTreeMap<u64, usize>) -> u64 {
+    /// The start of the history window: `history_retention` before now, but
+    /// never after the newest visible timestamp (the present is always
+    /// readable) and never earlier than a window start already handed out
+    /// (a wall clock stepping back cannot reopen history that may be gone).
+    fn window_start(&self) -> u64 {
         let retained = Timestamp::now()
             .saturating_sub(self.opts.history_retention)
             .as_u64();
-        let mut start = self.visible_ts().min(retained);
-        if let Some((&oldest_snapshot, _)) = snaps.first_key_value() {
-            start = start.min(oldest_snapshot);
-        }
+        let start = self.visible_ts().min(retained);
         let floor = self.window_floor.fetch_max(start, Ordering::AcqRel);
         start.max(floor)
     }
 
-    /// The oldest timestamp a read of the past may ask for now: the window
-    /// start, but never below the horizon of what was already collected.
-    pub(crate) fn available_from(&self, snaps: &BTreeMap<u64, usize>) -> u64 {
-        self.window_start(snaps)
+    /// The oldest timestamp a read of the past may ask for now (live
+    /// snapshots' own timestamps stay readable too): the window start, but
+    /// never below the horizon of what was already collected.
+    pub(crate) fn available_from(&self) -> u64 {
+        self.window_start()
             .max(self.horizon.load(Ordering::Acquire))
+    }
+
+    /// True when a read at `ts` is inside the window or at a live snapshot.
+    fn readable(&self, snaps: &BTreeMap<u64, usize>, ts: u64) -> std::result::Result<(), Error> {
+        let oldest = self.available_from();
+        if ts < oldest && !snaps.contains_key(&ts) {
+            return Err(Error::HistoryUnavailable {
+                requested: Timestamp(ts),
+                oldest: Timestamp(oldest),
+            });
+        }
+        Ok(())
     }
 
     /// Registers a snapshot at `ts` (checked against the window), so that
@@ -227,13 +245,7 @@ impl DbInner {
         let mut snaps = self.snapshots.lock();
         let ts = match ts {
             Some(t) => {
-                let oldest = self.available_from(&snaps);
-                if t < oldest {
-                    return Err(Error::HistoryUnavailable {
-                        requested: Timestamp(t),
-                        oldest: Timestamp(oldest),
-                    });
-                }
+                self.readable(&snaps, t)?;
                 t
             }
             None => self.visible_ts(),
@@ -257,6 +269,7 @@ impl DbInner {
     pub(crate) fn view_at_registered(&self, ks: &KeyspaceState, ts: u64) -> ReadView {
         ReadView {
             ts,
+            expiry_ts: ts,
             sv: ks.super_version(),
             tables: self.tables.clone(),
             counters: ks.counters.clone(),
@@ -271,17 +284,10 @@ impl DbInner {
         // The super-version first, then the window check: whatever was
         // collected in it was collected below a horizon the check sees.
         let sv = ks.super_version();
-        let snaps = self.snapshots.lock();
-        let oldest = self.available_from(&snaps);
-        if ts < oldest {
-            return Err(Error::HistoryUnavailable {
-                requested: Timestamp(ts),
-                oldest: Timestamp(oldest),
-            });
-        }
-        drop(snaps);
+        self.readable(&self.snapshots.lock(), ts)?;
         Ok(ReadView {
             ts,
+            expiry_ts: ts,
             sv,
             tables: self.tables.clone(),
             counters: ks.counters.clone(),
@@ -394,6 +400,7 @@ impl DbInner {
         };
         ReadView {
             ts,
+            expiry_ts: ts.max(Timestamp::now().as_u64()),
             sv,
             tables: self.tables.clone(),
             counters: ks.counters.clone(),
@@ -707,8 +714,7 @@ impl Db {
 
     /// The oldest timestamp reads of the past may ask for now.
     pub fn oldest_readable(&self) -> Timestamp {
-        let snaps = self.inner.snapshots.lock();
-        Timestamp(self.inner.available_from(&snaps))
+        Timestamp(self.inner.available_from())
     }
 
     /// Flushes every memtable to L0 and waits for it.

@@ -22,21 +22,54 @@ pub(crate) struct Sealed {
     pub memtables: Vec<(Arc<KeyspaceState>, Arc<Memtable>)>,
 }
 
+/// The read points a flush or compaction must preserve: every timestamp
+/// from `window` on (the history window, or the present), and each live
+/// snapshot below it.
+#[derive(Debug, Clone)]
+pub(crate) struct GcPoints {
+    pub window: u64,
+    /// Snapshot timestamps below `window`, newest first.
+    pub snapshots: Vec<u64>,
+}
+
+impl GcPoints {
+    /// The stripe of a version at `ts`: the smallest read point at or above
+    /// it (`None` above the window, where every version is kept). Within a
+    /// stripe only the newest version can be read.
+    fn stripe(&self, ts: u64) -> Option<u64> {
+        if ts > self.window {
+            return None;
+        }
+        Some(
+            self.snapshots
+                .iter()
+                .copied()
+                .rfind(|&s| s >= ts)
+                .unwrap_or(self.window),
+        )
+    }
+
+    /// True when no read point lies below `stripe`.
+    fn is_lowest(&self, stripe: u64) -> bool {
+        self.snapshots.last().is_none_or(|&s| s >= stripe)
+    }
+}
+
 /// Copies the entries under `cursor` (positioned) to `sink`, dropping what
-/// no reader can see: of the versions of a key at or below `oldest_ts` only
-/// the newest is kept, and not even that one when it is a tombstone and
-/// `bottommost` says no older data of the key can lie below. Returns the
-/// bytes read.
+/// no reader can see: in each stripe between read points only the newest
+/// version of a key is kept, and in the lowest stripe not even that one
+/// when it is a tombstone (or expired by then) and `bottommost` says no
+/// older data of the key can lie below. Returns the bytes read.
 pub(crate) fn copy_live(
     cursor: &mut dyn Cursor,
     sink: &mut TableSink<'_>,
-    oldest_ts: u64,
+    points: &GcPoints,
     bottommost: &dyn Fn(&[u8]) -> bool,
     stop: &AtomicBool,
 ) -> Result<u64> {
     let mut user: Vec<u8> = Vec::new();
     let mut first = true;
-    let mut kept_below = false;
+    let mut last_stripe: Option<u64> = None;
     let mut read = 0u64;
     let mut steps = 0u32;
     while cursor.valid() {
@@ -51,19 +84,25 @@ pub(crate) fn copy_live(
         if first || k.user_key != user.as_slice() {
             user.clear();
             user.extend_from_slice(k.user_key);
-            kept_below = false;
+            last_stripe = None;
             first = false;
         }
-        if k.ts > oldest_ts {
-            sink.add(key, &value)?;
-        } else if !kept_below {
-            kept_below = true;
-            // An entry expired by `oldest` reads as absent to everyone
-            // left: like a tombstone, it still hides older versions below.
-            let expired = k.kind == ValueKind::PutWithTtl
-                && crate::view::ttl_expiry(&value).is_none_or(|e| e <= oldest_ts);
-            if !((k.kind.is_tombstone() || expired) && bottommost(k.user_key)) {
-                sink.add(key, &value)?;
+        match points.stripe(k.ts) {
+            None => sink.add(key, &value)?,
+            Some(stripe) if Some(stripe) == last_stripe => {} // shadowed
+            Some(stripe) => {
+                last_stripe = Some(stripe);
+                // Expired by the stripe's read point, a TTL entry reads as
+                // absent there: like a tombstone, it still hides what is
+                // below it.
+                let expired = k.kind == ValueKind::PutWithTtl
+                    && crate::view::ttl_expiry(&value).is_none_or(|e| e <= stripe);
+                let droppable = (k.kind.is_tombstone() || expired)
+                    && points.is_lowest(stripe)
+                    && bottommost(k.user_key);
+                if !droppable {
+                    sink.add(key, &value)?;
+                }
             }
         }
         cursor.next()?;
@@ -74,7 +113,8 @@ pub(crate) fn copy_live(
 impl DbInner {
     /// Writes one sealed generation to L0 and installs it.
     fn flush_sealed(&self, sealed: &Sealed) -> Result<()> {
-        let oldest = self.oldest_readable_ts();
+        let points = self.gc_points();
+        let oldest = points.window;
         let mut edit = VersionEdit::default();
         let mut max_ts = 0;
         let mut written = Vec::new();
@@ -89,7 +129,7 @@ impl DbInner {
             copy_live(
                 &mut cursor,
                 &mut sink,
-                oldest,
+                &points,
                 &|_| false,
                 self.shutdown_flag(),
             )?;

@@ -125,7 +125,7 @@ impl Iter {
             }
             // The newest visible version of this user key.
             let user = Bytes::copy_from_slice(k.user_key);
-            let visible = resolve(k.kind, c.value(), ts);
+            let visible = resolve(k.kind, c.value(), self.view.expiry_ts);
             // Step past its older versions (usually none).
             c.next()?;
             while c.valid() && parse(c.key())?.user_key == user.as_ref() {
@@ -175,7 +175,7 @@ impl Iter {
                 }
                 c.prev()?;
             }
-            if let Some(v) = best.and_then(|(kind, v)| resolve(kind, v, ts)) {
+            if let Some(v) = best.and_then(|(kind, v)| resolve(kind, v, self.view.expiry_ts)) {
                 return Ok(Some((user, v)));
             }
         }

@@ -138,10 +138,7 @@ impl Keyspace {
         let key = key.as_ref();
         check_key(key)?;
         let view = self.db.inner.read_view(&self.state);
-        let oldest = {
-            let snaps = self.db.inner.snapshots.lock();
-            self.db.inner.available_from(&snaps)
-        };
+        let oldest = self.db.inner.available_from();
         crate::history::versions(&view, key, oldest)
     }
 

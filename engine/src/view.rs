@@ -31,6 +31,11 @@ pub(crate) struct SuperVersion {
 #[derive(Clone)]
 pub(crate) struct ReadView {
     pub ts: u64,
+    /// The time TTL entries are judged against: the view's timestamp for a
+    /// read of the past or a snapshot (repeatable), the wall clock for a
+    /// read of the present (an entry expires with no write to move the
+    /// commit clock).
+    pub expiry_ts: u64,
     pub sv: Arc<SuperVersion>,
     pub tables: Arc<TableCache>,
     pub counters: Arc<KeyspaceCounters>,
@@ -69,7 +74,7 @@ impl ReadView {
         let ts = self.ts;
         for mem in std::iter::once(&self.sv.mem).chain(&self.sv.imm) {
             if let Some((_, kind, v)) = mem.get(key, ts) {
-                return Ok(resolve(kind, v, ts));
+                return Ok(resolve(kind, v, self.expiry_ts));
             }
         }
         let h = bloom_hash(key);
@@ -92,7 +97,7 @@ impl ReadView {
                     .with(|d| table.lookup(key, h, ts, &mut d.borrow_mut()))
                     .map_err(|e| Error::format(f.path(), e))?;
                 match found {
-                    Lookup::Found(e) => return Ok(resolve(e.kind, e.value, ts)),
+                    Lookup::Found(e) => return Ok(resolve(e.kind, e.value, self.expiry_ts)),
                     Lookup::NotFound => add(&self.counters.bloom_false_positives, 1),
                     Lookup::FilteredOut => {}
                 }
