@@ -60,7 +60,8 @@ fn commits(c: &mut Criterion) {
                         for _ in 0..iters {
                             let dir = tempfile::tempdir().unwrap();
                             let db = Db::open(dir.path(), Options::default()).unwrap();
-                            total += commit_many(&db, threads, per_thread_total / threads, hot, sync);
+                            total +=
+                                commit_many(&db, threads, per_thread_total / threads, hot, sync);
                         }
                         total
                     })
