@@ -426,3 +426,27 @@ fn the_conflict_log_is_bounded_by_the_oldest_running_transaction() {
     drop(short);
     assert_eq!(db.conflict_records(), 0);
 }
+
+#[test]
+fn reads_at_future_timestamps_are_refused_and_the_present_is_repeatable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small(Duration::from_secs(3600))).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    ks.put("a", "1").unwrap();
+    assert!(matches!(
+        ks.get_at("a", Timestamp::MAX),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        db.snapshot_at(Timestamp::MAX),
+        Err(Error::InvalidArgument(_))
+    ));
+    // A read at the wall clock's present moves the clock: later commits
+    // come after it, so the read repeats.
+    let now = Timestamp::now();
+    assert_eq!(ks.get_at("a", now).unwrap().as_deref(), Some(&b"1"[..]));
+    let t = ks.put("a", "2").unwrap();
+    assert!(t > now);
+    assert_eq!(ks.get_at("a", now).unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(ks.get("a").unwrap().as_deref(), Some(&b"2"[..]));
+}

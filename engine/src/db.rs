@@ -184,7 +184,7 @@ impl DbInner {
     }
 
     pub(crate) fn publish_ts(&self, ts: u64) {
-        self.visible_ts.store(ts, Ordering::Release);
+        self.visible_ts.fetch_max(ts, Ordering::AcqRel);
     }
 
     /// What flushes and compactions must keep readable: every timestamp
@@ -239,7 +239,7 @@ impl DbInner {
     pub(crate) fn register_snapshot(&self, ts: Option<u64>) -> Result<u64> {
         if let Some(t) = ts {
             if t > self.visible_ts() {
-                self.advance_clock(t);
+                self.advance_clock(t)?;
             }
         }
         let mut snaps = self.snapshots.lock();
@@ -279,7 +279,7 @@ impl DbInner {
     /// A read view of `ks` as of `ts`, inside the history window.
     pub(crate) fn view_at(&self, ks: &KeyspaceState, ts: u64) -> Result<ReadView> {
         if ts > self.visible_ts() {
-            self.advance_clock(ts);
+            self.advance_clock(ts)?;
         }
         // The super-version first, then the window check: whatever was
         // collected in it was collected below a horizon the check sees.
@@ -295,9 +295,20 @@ impl DbInner {
     }
 
     /// Makes every later commit timestamp larger than `ts`, and `ts`
-    /// visible: a read at a future timestamp then sees a state no later
-    /// commit can change.
-    pub(crate) fn advance_clock(&self, ts: u64) {
+    /// visible: a read at a later timestamp than any commit then sees a state
+    /// no later commit can change. Only timestamps up to the wall clock are
+    /// accepted: the clock resumes above the wall clock after a restart, so
+    /// the promise holds across restarts too, and no read can push the clock
+    /// toward its end.
+    pub(crate) fn advance_clock(&self, ts: u64) -> Result<()> {
+        let now = Timestamp::now().as_u64();
+        if ts > now {
+            return Err(Error::InvalidArgument(format!(
+                "timestamp {} is in the future (now is {})",
+                Timestamp(ts),
+                Timestamp(now)
+            )));
+        }
         // Holding the queue and the commit lock: no group is between taking
         // its timestamps and publishing them.
         let mut st = self.write.lock();
@@ -305,9 +316,8 @@ impl DbInner {
         if st.last_ts < ts {
             st.last_ts = ts;
         }
-        if self.visible_ts() < ts {
-            self.publish_ts(ts);
-        }
+        self.publish_ts(ts);
+        Ok(())
     }
 
     /// Records that a flush or compaction collected versions below `oldest`.

@@ -111,7 +111,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         .iter()
         .map(|(id, (name, levels))| Arc::new(KeyspaceState::new(*id, name.clone(), levels.clone())))
         .collect();
-    let mut last_ts = vs.last_timestamp;
+    // The clock resumes above every timestamp the files know of, the
+    // history horizon included.
+    let mut last_ts = vs.last_timestamp.max(vs.history_horizon);
     // A torn tail is the trace of a crash in the WAL being written then. A
     // WAL is sealed (synced) before the next is created, and recovery
     // creates one before it has flushed what it replayed, so a torn WAL may

@@ -340,9 +340,15 @@ impl DbInner {
         let outcome = if passed.is_empty() {
             Ok(())
         } else {
-            MutexGuard::unlocked(st, || {
-                let _commit = self.commit_lock.lock();
-                self.commit_group(&passed, first_ts)
+            // The commit lock is taken before the queue lock is released, so
+            // nothing (a memtable switch, a clock advance) can come between
+            // handing out these timestamps and publishing them; it is dropped
+            // before the queue lock is taken back, keeping one lock order.
+            let commit = self.commit_lock.lock();
+            let passed = &passed;
+            MutexGuard::unlocked(st, move || {
+                let _commit = commit;
+                self.commit_group(passed, first_ts)
             })
         };
         if outcome.is_ok() {
