@@ -49,6 +49,9 @@ pub struct Options {
     /// read within this window can see. Zero keeps only what live snapshots
     /// and transactions need.
     pub history_retention: Duration,
+    /// Size at which the manifest is rewritten as a single snapshot record
+    /// (it is also rewritten at every open).
+    pub max_manifest_size: u64,
     /// The file system all I/O goes through.
     pub fs: Arc<dyn FileSystem>,
 }
@@ -77,6 +80,7 @@ impl Default for Options {
             num_levels: 7,
             wal_sync_interval: None,
             history_retention: Duration::ZERO,
+            max_manifest_size: 64 << 20,
             fs: Arc::new(StdFs),
         }
     }

@@ -44,6 +44,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
 
     // 2. The manifest.
     let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels);
+    vs.max_manifest_size = opts.max_manifest_size;
     let current = dir.join(names::CURRENT);
     let exists = fs
         .list(dir)

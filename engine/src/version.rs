@@ -207,12 +207,16 @@ pub struct VersionSet {
     /// Set when a manifest write failed: its outcome is unknown, so no
     /// further record may be written.
     failed: bool,
+    /// The manifest is rewritten as a snapshot once it grows past this.
+    pub max_manifest_size: u64,
     manifest: Option<ManifestWriter>,
 }
 
 #[derive(Debug)]
 struct ManifestWriter {
     number: u64,
+    /// Bytes of the snapshot record the manifest started with.
+    snapshot_len: u64,
     log: LogWriter<Vec<u8>>,
     file: FileHandle,
 }
@@ -239,6 +243,7 @@ impl VersionSet {
             history_horizon: 0,
             next_keyspace_id: 0,
             failed: false,
+            max_manifest_size: 64 << 20,
             manifest: None,
         }
     }
@@ -364,6 +369,7 @@ impl VersionSet {
         set_current(&*fs, &self.dir, number)?;
         let old = self.manifest.replace(ManifestWriter {
             number,
+            snapshot_len: log.offset(),
             log,
             file: FileHandle(file),
         });
@@ -382,7 +388,27 @@ impl VersionSet {
             self.failed = true;
             return r;
         }
-        self.apply(&edit)
+        self.apply(&edit)?;
+        let (len, base) = self
+            .manifest
+            .as_ref()
+            .map_or((0, 0), |m| (m.log.offset(), m.snapshot_len));
+        // Twice the snapshot at least, so a large state does not rewrite
+        // the manifest at every edit.
+        if len > self.max_manifest_size.max(2 * base) {
+            // The edit is durable; rewriting the manifest as one snapshot
+            // record keeps it from growing without bound. If that fails the
+            // old manifest stays current, but no further record may go to
+            // it (its writer may be torn).
+            match self.rotate_manifest() {
+                Ok(Some(old)) => {
+                    let _ = self.fs.remove_file(&names::manifest(&self.dir, old));
+                }
+                Ok(None) => {}
+                Err(_) => self.failed = true,
+            }
+        }
+        Ok(())
     }
 
     fn log(&mut self, edit: &mut VersionEdit) -> Result<()> {

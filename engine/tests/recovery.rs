@@ -193,3 +193,42 @@ fn data_survives_many_reopens_without_close() {
         drop(db);
     }
 }
+
+#[test]
+fn the_manifest_is_rewritten_when_it_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        max_manifest_size: 4096,
+        ..Options::default()
+    };
+    let manifests = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("MANIFEST-"))
+            .collect();
+        v.sort();
+        v
+    };
+    let first;
+    {
+        let db = Db::open(dir.path(), opts.clone()).unwrap();
+        first = manifests(dir.path());
+        for i in 0..300 {
+            db.keyspace(&format!("ks{i:03}")).unwrap();
+        }
+        let ks = db.keyspace("ks007").unwrap();
+        ks.put("k", "v").unwrap();
+        let now = manifests(dir.path());
+        assert_eq!(now.len(), 1, "old manifests are deleted: {now:?}");
+        assert_ne!(now, first, "the manifest was rewritten");
+        assert!(std::fs::metadata(dir.path().join(&now[0])).unwrap().len() < 16 * 1024);
+        db.close().unwrap();
+    }
+    let db = Db::open(dir.path(), opts).unwrap();
+    assert_eq!(db.keyspaces().len(), 300);
+    assert_eq!(
+        db.keyspace("ks007").unwrap().get("k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+}
