@@ -87,7 +87,6 @@ pub(crate) struct DbInner {
     pub versions: Mutex<VersionSet>,
     pub keyspaces: RwLock<Keyspaces>,
     pub write: Mutex<WriteState>,
-    pub write_cv: Condvar,
     /// Held by a commit group from its WAL write to its memtable inserts, so
     /// the memtables are never switched in between.
     pub commit_lock: Mutex<()>,
@@ -152,7 +151,6 @@ impl DbInner {
                 last_ts,
                 ..WriteState::default()
             }),
-            write_cv: Condvar::new(),
             commit_lock: Mutex::new(()),
             switch_lock: Mutex::new(()),
             wal: Mutex::new(wal),
@@ -598,7 +596,9 @@ impl DbInner {
         // a commit group, a manual flush or a compaction still running on a
         // caller's thread: nothing may touch the files once the lock is
         // released.
-        self.write_cv.notify_all();
+        for r in self.write.lock().queue.iter() {
+            r.wake();
+        }
         let _compaction = self.compaction_lock.lock();
         let _commit = self.commit_lock.lock();
         let _switch = self.switch_lock.lock();

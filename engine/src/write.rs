@@ -158,9 +158,17 @@ pub(crate) struct Request {
     /// Validation of a transaction's commit.
     check: Option<TxnCheck>,
     result: Mutex<Option<Result<u64>>>,
+    /// Wakes this writer alone (its result is in, or it leads next), so a
+    /// finished group does not wake every queued writer.
+    cv: parking_lot::Condvar,
 }
 
 impl Request {
+    /// Wakes the writer waiting on this request.
+    pub(crate) fn wake(&self) {
+        self.cv.notify_one();
+    }
+
     /// The (keyspace, key) pairs the request writes.
     fn keys(&self) -> Vec<(u32, Vec<u8>)> {
         self.ops
@@ -277,6 +285,7 @@ impl DbInner {
             sync: opts.sync,
             check,
             result: Mutex::new(None),
+            cv: parking_lot::Condvar::new(),
         });
         let mut st = self.write.lock();
         st.queue.push_back(req.clone());
@@ -287,22 +296,33 @@ impl DbInner {
             if st.queue.front().is_some_and(|f| Arc::ptr_eq(f, &req)) {
                 break;
             }
-            self.write_cv.wait(&mut st);
+            req.cv.wait(&mut st);
         }
         // This writer leads a commit group.
-        let result = self.lead_group(&mut st);
-        if let Err(e) = &result {
-            // The leader's own request failed before a group formed.
-            st.queue.pop_front();
-            *req.result.lock() = Some(Err(e.clone()));
+        match self.lead_group(&mut st) {
+            Ok(finished) => {
+                for r in finished {
+                    r.cv.notify_one();
+                }
+            }
+            Err(e) => {
+                // The leader's own request failed before a group formed.
+                st.queue.pop_front();
+                *req.result.lock() = Some(Err(e));
+            }
         }
-        self.write_cv.notify_all();
+        // The next writer in line leads the next group.
+        if let Some(next) = st.queue.front() {
+            next.cv.notify_one();
+        }
         drop(st);
         let result = req.result.lock().take();
         result.unwrap_or(Err(Error::Closed)).map(Timestamp)
     }
 
-    fn lead_group(&self, st: &mut MutexGuard<'_, WriteState>) -> Result<()> {
+    /// Commits the group at the head of the queue; returns the requests
+    /// whose results are in, to be woken.
+    fn lead_group(&self, st: &mut MutexGuard<'_, WriteState>) -> Result<Vec<Arc<Request>>> {
         self.make_room(st)?;
         let mut group = Vec::new();
         let mut bytes = 0;
@@ -371,10 +391,10 @@ impl DbInner {
                 Err(e) => Err(e.clone()),
             });
         }
-        for (r, e) in failed {
-            *r.result.lock() = Some(Err(e));
+        for (r, e) in &failed {
+            *r.result.lock() = Some(Err(e.clone()));
         }
-        Ok(())
+        Ok(group)
     }
 
     /// Writes the group to the WAL, inserts it into the memtables, and
