@@ -7,7 +7,6 @@ use std::sync::Arc;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 use strata_format::block::Block;
-use strata_format::codec::Keyring;
 use strata_format::sst::{BlockCache as FormatBlockCache, Table, TableReadOptions};
 
 use crate::error::{Error, Result};
@@ -89,7 +88,7 @@ pub struct TableCache {
     cache: Cache<u64, Table>,
     fs: Arc<dyn FileSystem>,
     blocks: Arc<BlockCache>,
-    keyring: Keyring,
+    ciphers: Arc<crate::encryption::Ciphers>,
 }
 
 impl std::fmt::Debug for TableCache {
@@ -102,12 +101,17 @@ impl std::fmt::Debug for TableCache {
 
 impl TableCache {
     /// A cache of up to `capacity` open tables.
-    pub fn new(capacity: usize, fs: Arc<dyn FileSystem>, blocks: Arc<BlockCache>) -> Self {
+    pub(crate) fn new(
+        capacity: usize,
+        fs: Arc<dyn FileSystem>,
+        blocks: Arc<BlockCache>,
+        ciphers: Arc<crate::encryption::Ciphers>,
+    ) -> Self {
         TableCache {
             cache: Cache::new(capacity.max(1)),
             fs,
             blocks,
-            keyring: Keyring::new(),
+            ciphers,
         }
     }
 
@@ -119,10 +123,11 @@ impl TableCache {
         }
         let path: PathBuf = file.path().to_path_buf();
         let data = self.fs.map(&path).map_err(|e| Error::io(&path, e))?;
+        let keyring = self.ciphers.keyring(file.key_id);
         let opts = TableReadOptions {
             file_number: file.number,
             expected_uid: Some(file.uid),
-            keyring: Some(&self.keyring),
+            keyring: Some(&keyring),
             expected_key_id: Some(file.key_id),
         };
         let blocks: Arc<dyn FormatBlockCache> = self.blocks.clone();

@@ -259,6 +259,76 @@ impl DbInner {
     }
 }
 
+impl DbInner {
+    /// Rewrites every SST not under the key its keyspace now uses (the
+    /// provider's current key, or none for a plaintext keyspace), and the
+    /// manifest, so an old key can be retired. L0 files are compacted into
+    /// L1; deeper files are rewritten in place.
+    pub(crate) fn reencrypt(&self) -> Result<()> {
+        self.flush()?;
+        let _guard = self.compaction_lock.lock();
+        let jobs: Vec<Job> = {
+            let vs = self.versions.lock();
+            let keyspaces = self.keyspaces.read();
+            let mut jobs = Vec::new();
+            for (id, (_, levels)) in &vs.keyspaces {
+                let Some(ks) = keyspaces.by_id.get(id) else {
+                    continue;
+                };
+                let target = self.table_key(*id)?.map(|k| k.id());
+                let stale = |f: &Arc<FileMeta>| f.key_id != target;
+                if levels.levels[0].iter().any(stale) {
+                    let mut inputs: Vec<_> =
+                        levels.levels[0].iter().map(|f| (0, f.clone())).collect();
+                    let (lo, hi) = key_range(&inputs);
+                    inputs.extend(levels.overlapping(1, &lo, &hi).into_iter().map(|f| (1, f)));
+                    jobs.push(Job {
+                        ks: ks.clone(),
+                        levels: levels.clone(),
+                        inputs,
+                        output_level: 1,
+                        trivial: false,
+                    });
+                }
+                for (level, files) in levels.levels.iter().enumerate().skip(1) {
+                    for f in files.iter().filter(|f| stale(f)) {
+                        // Already part of the L0 job above.
+                        if level == 1
+                            && jobs.last().is_some_and(|j| {
+                                j.ks.id == *id && j.inputs.iter().any(|(_, g)| g.number == f.number)
+                            })
+                        {
+                            continue;
+                        }
+                        jobs.push(Job {
+                            ks: ks.clone(),
+                            levels: levels.clone(),
+                            inputs: vec![(level, f.clone())],
+                            output_level: level,
+                            trivial: false,
+                        });
+                    }
+                }
+            }
+            jobs
+        };
+        for job in jobs {
+            match self.run(job) {
+                Ok(()) => {}
+                Err(Error::Closed) => return Err(Error::Closed),
+                Err(e) => return Err(self.poison(e)),
+            }
+        }
+        let mut vs = self.versions.lock();
+        if let Some(old) = vs.rotate_manifest().map_err(|e| self.poison(e))? {
+            let _ = self
+                .fs
+                .remove_file(&crate::fs::names::manifest(&self.dir, old));
+        }
+        Ok(())
+    }
+}
+
 /// The compaction thread: waits for a flush (or a stalled writer) to ask,
 /// then compacts until the levels are within their targets.
 pub(crate) fn compaction_thread(inner: Arc<DbInner>) {

@@ -116,6 +116,7 @@ pub(crate) struct DbInner {
     pub conflicts: Mutex<crate::txn::ConflictLog>,
     pub tables: Arc<TableCache>,
     pub blocks: Arc<BlockCache>,
+    pub ciphers: Arc<crate::encryption::Ciphers>,
     pub counters: DbCounters,
     poisoned: Mutex<Option<String>>,
     shutdown: AtomicBool,
@@ -133,10 +134,12 @@ impl DbInner {
         last_ts: u64,
     ) -> Self {
         let blocks = Arc::new(BlockCache::new(opts.block_cache_size));
+        let ciphers = versions.ciphers.clone();
         let tables = Arc::new(TableCache::new(
             opts.table_cache_capacity,
             opts.fs.clone(),
             blocks.clone(),
+            ciphers.clone(),
         ));
         let wal_number = wal.number;
         let horizon = versions.history_horizon;
@@ -169,11 +172,30 @@ impl DbInner {
             conflicts: Mutex::new(crate::txn::ConflictLog::default()),
             tables,
             blocks,
+            ciphers,
             counters: DbCounters::default(),
             poisoned: Mutex::new(None),
             shutdown: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The key new SSTs of keyspace `id` are encrypted with (none without a
+    /// key provider, or for a keyspace that opted out).
+    pub(crate) fn table_key(
+        &self,
+        id: u32,
+    ) -> Result<Option<Arc<strata_format::codec::EncryptionKey>>> {
+        let plaintext = self
+            .keyspaces
+            .read()
+            .by_id
+            .get(&id)
+            .is_some_and(|ks| self.opts.plaintext_keyspaces.contains(&ks.name));
+        if plaintext {
+            return Ok(None);
+        }
+        self.ciphers.current()
     }
 
     /// The newest commit timestamp readers may see.
@@ -535,6 +557,11 @@ impl DbInner {
         for n in self.live_wals.lock().iter() {
             out.wal_bytes_live += self.fs.file_size(&names::wal(&self.dir, *n)).unwrap_or(0);
         }
+        for (_, levels) in vs.keyspaces.values() {
+            for (_, f) in levels.all_files() {
+                *out.bytes_by_key_id.entry(f.key_id).or_insert(0) += f.size;
+            }
+        }
         for ks in self.keyspaces.read().by_id.values() {
             let sv = ks.super_version();
             let levels = vs
@@ -737,6 +764,14 @@ impl Db {
     pub fn compact(&self) -> Result<()> {
         self.inner.flush()?;
         self.inner.compact_all()
+    }
+
+    /// Rewrites, in the background of this call, every file still under an
+    /// older key (or plaintext, for a keyspace that is now encrypted) with
+    /// the provider's current key, so the old key can then be removed from
+    /// the provider. `stats().bytes_by_key_id` shows what is left.
+    pub fn reencrypt(&self) -> Result<()> {
+        self.inner.reencrypt()
     }
 
     /// Statistics: levels, memtables, traffic, caches, filters.

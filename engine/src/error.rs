@@ -30,6 +30,16 @@ pub enum Error {
         /// What was wrong and at which offset.
         source: strata_format::Error,
     },
+    /// A file could not be decrypted or authenticated: the key is wrong or
+    /// missing, or the file was tampered with (a block moved, swapped,
+    /// truncated, or its encryption stripped).
+    #[error("{path}: cannot decrypt: {source}")]
+    Decrypt {
+        /// The file.
+        path: PathBuf,
+        /// What failed and where.
+        source: strata_format::Error,
+    },
     /// A key longer than the limit (64 KiB).
     #[error("key of {0} bytes exceeds the limit of 65536")]
     KeyTooLarge(usize),
@@ -84,14 +94,22 @@ impl Error {
 
     /// Wraps a format error with the file it was found in.
     pub fn format(path: impl Into<PathBuf>, source: strata_format::Error) -> Self {
-        Error::Format {
-            path: path.into(),
-            source,
+        match source {
+            strata_format::Error::Decrypt { .. } | strata_format::Error::MissingKey { .. } => {
+                Error::Decrypt {
+                    path: path.into(),
+                    source,
+                }
+            }
+            source => Error::Format {
+                path: path.into(),
+                source,
+            },
         }
     }
 
     /// True when stored bytes were found damaged or forged.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Format { source, .. } if source.is_corruption())
+        matches!(self, Error::Format { source, .. } | Error::Decrypt { source, .. } if source.is_corruption())
     }
 }

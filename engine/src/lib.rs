@@ -27,6 +27,7 @@ mod cache;
 mod compaction;
 mod cursor;
 mod db;
+mod encryption;
 mod error;
 mod flush;
 pub mod fs;
@@ -46,6 +47,7 @@ mod view;
 mod write;
 
 pub use db::Db;
+pub use encryption::{EncryptionKeyProvider, FileKeyProvider, Key, MemoryKeyProvider};
 pub use error::{Error, Result};
 pub use iter::{Iter, KvPair};
 pub use keyspace::Version;

@@ -52,6 +52,13 @@ pub struct Options {
     /// Size at which the manifest is rewritten as a single snapshot record
     /// (it is also rewritten at every open).
     pub max_manifest_size: u64,
+    /// Where encryption keys come from. When set, every new SST (unless its
+    /// keyspace is listed in `plaintext_keyspaces`), WAL and manifest is
+    /// encrypted with the provider's current key.
+    pub key_provider: Option<Arc<dyn crate::encryption::EncryptionKeyProvider>>,
+    /// Keyspaces whose SSTs stay plaintext under a key provider (data that
+    /// is public anyway). The WAL and the manifest are encrypted regardless.
+    pub plaintext_keyspaces: Vec<String>,
     /// The file system all I/O goes through.
     pub fs: Arc<dyn FileSystem>,
 }
@@ -81,6 +88,8 @@ impl Default for Options {
             wal_sync_interval: None,
             history_retention: Duration::ZERO,
             max_manifest_size: 64 << 20,
+            key_provider: None,
+            plaintext_keyspaces: Vec::new(),
             fs: Arc::new(StdFs),
         }
     }

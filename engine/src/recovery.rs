@@ -23,6 +23,7 @@ use strata_format::log::{LogEnd, LogKind, LogReadOptions, LogReader};
 use strata_format::manifest::VersionEdit;
 
 use crate::db::{DbInner, KeyspaceState};
+use crate::encryption::Ciphers;
 use crate::error::{Error, Result};
 use crate::fs::names::{self, FileKind};
 use crate::options::Options;
@@ -45,6 +46,12 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     // 2. The manifest.
     let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels);
     vs.max_manifest_size = opts.max_manifest_size;
+    let ciphers = Arc::new(Ciphers::new(opts.key_provider.clone()));
+    vs.ciphers = ciphers.clone();
+    // Nothing is written before every key the files need has been checked:
+    // a wrong or missing key fails the open and leaves the directory as it
+    // was.
+    ciphers.current()?;
     let current = dir.join(names::CURRENT);
     let exists = fs
         .list(dir)
@@ -65,8 +72,12 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         };
         let path = names::manifest(dir, number);
         let bytes = fs.read(&path).map_err(|e| Error::io(&path, e))?;
-        let mut reader = LogReader::new(&bytes, &LogReadOptions::new(number, LogKind::Manifest))
-            .map_err(|e| Error::format(&path, e))?;
+        let keyring = ciphers.keyring(log_key_id(&bytes));
+        let ropts = LogReadOptions {
+            keyring: Some(&keyring),
+            ..LogReadOptions::new(number, LogKind::Manifest)
+        };
+        let mut reader = LogReader::new(&bytes, &ropts).map_err(|e| Error::format(&path, e))?;
         let mut any = false;
         while let Some((at, record)) = reader.next_record().map_err(|e| Error::format(&path, e))? {
             let edit = VersionEdit::decode(&record, at).map_err(|e| Error::format(&path, e))?;
@@ -123,8 +134,12 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     for &number in &wals {
         let path = names::wal(dir, number);
         let bytes = fs.read(&path).map_err(|e| Error::io(&path, e))?;
-        let mut reader = LogReader::new(&bytes, &LogReadOptions::new(number, LogKind::Wal))
-            .map_err(|e| Error::format(&path, e))?;
+        let keyring = ciphers.keyring(log_key_id(&bytes));
+        let ropts = LogReadOptions {
+            keyring: Some(&keyring),
+            ..LogReadOptions::new(number, LogKind::Wal)
+        };
+        let mut reader = LogReader::new(&bytes, &ropts).map_err(|e| Error::format(&path, e))?;
         while let Some((at, record)) = reader.next_record().map_err(|e| Error::format(&path, e))? {
             if let Some((torn_wal, offset)) = torn {
                 return Err(Error::format(
@@ -144,10 +159,12 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         }
     }
 
+    verify_table_keys(&vs, &ciphers)?;
+
     // 4. Flush what was replayed, under a fresh WAL.
     let _ = old_manifest;
     let wal_number = vs.new_file_number();
-    let wal = Wal::create(&*fs, dir, wal_number)?;
+    let wal = Wal::create(&*fs, dir, wal_number, ciphers.current()?)?;
     // The new manifest is written below; it must know about the WAL.
     let inner = DbInner::new(dir.to_path_buf(), opts, lock, vs, wal, last_ts);
     {
@@ -203,6 +220,37 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         inner.update_max_l0(&vs);
     }
     Ok(inner)
+}
+
+/// The key id a log's header declares (the header is plaintext), so the
+/// right key can be fetched before reading the records.
+fn log_key_id(bytes: &[u8]) -> Option<u32> {
+    strata_format::log::peek_header(bytes).and_then(|h| h.key_id)
+}
+
+/// Opens one SST per key id the manifest names, so that a missing or wrong
+/// key fails the open (as `Decrypt`, naming the file) before anything is
+/// written.
+fn verify_table_keys(vs: &VersionSet, ciphers: &Ciphers) -> Result<()> {
+    let mut checked = std::collections::HashSet::new();
+    for (_, levels) in vs.keyspaces.values() {
+        for (_, f) in levels.all_files() {
+            let Some(id) = f.key_id else { continue };
+            if !checked.insert(id) {
+                continue;
+            }
+            let keyring = ciphers.keyring(Some(id));
+            let data = vs.fs().map(f.path()).map_err(|e| Error::io(f.path(), e))?;
+            let opts = strata_format::sst::TableReadOptions {
+                file_number: f.number,
+                expected_uid: Some(f.uid),
+                keyring: Some(&keyring),
+                expected_key_id: Some(f.key_id),
+            };
+            strata_format::sst::Table::open(data, &opts).map_err(|e| Error::format(f.path(), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes every file of the directory that the current state does not

@@ -115,6 +115,8 @@ pub struct Stats {
     pub block_cache_misses: u64,
     /// Bytes held in the block cache.
     pub block_cache_bytes: u64,
+    /// Bytes of SSTs on disk per encryption key id (`None`: plaintext).
+    pub bytes_by_key_id: std::collections::BTreeMap<Option<u32>, u64>,
 }
 
 impl Stats {

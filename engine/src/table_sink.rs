@@ -118,7 +118,7 @@ impl<'a> TableSink<'a> {
             restart_interval: self.inner.opts.restart_interval,
             bloom_bits_per_key: self.inner.opts.bloom_bits_per_key,
             compression: self.inner.opts.compression_for(self.level),
-            key: None,
+            key: self.inner.table_key(self.keyspace)?,
             created_at_micros: crate::now_micros(),
         };
         let sink = FileSink {

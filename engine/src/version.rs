@@ -209,6 +209,8 @@ pub struct VersionSet {
     failed: bool,
     /// The manifest is rewritten as a snapshot once it grows past this.
     pub max_manifest_size: u64,
+    /// The keys the manifest is encrypted with.
+    pub(crate) ciphers: Arc<crate::encryption::Ciphers>,
     manifest: Option<ManifestWriter>,
 }
 
@@ -244,6 +246,7 @@ impl VersionSet {
             next_keyspace_id: 0,
             failed: false,
             max_manifest_size: 64 << 20,
+            ciphers: Arc::new(crate::encryption::Ciphers::default()),
             manifest: None,
         }
     }
@@ -348,13 +351,14 @@ impl VersionSet {
         let path = names::manifest(&self.dir, number);
         let fs = self.fs.clone();
         let uid = crate::random_uid();
+        let key = self.ciphers.current()?;
         let header = LogHeader {
             kind: LogKind::Manifest,
             file_number: number,
             file_uid: uid,
-            key_id: None,
+            key_id: key.as_ref().map(|k| k.id()),
         };
-        let mut log = LogWriter::new(Vec::new(), header, Compression::None, None)
+        let mut log = LogWriter::new(Vec::new(), header, Compression::None, key)
             .map_err(|e| Error::format(&path, e))?;
         let edit = self.snapshot_edit();
         log.add_record(&edit.encode())
@@ -425,6 +429,11 @@ impl VersionSet {
         let bytes = std::mem::take(m.log.get_mut());
         m.file.0.append(&bytes).map_err(|e| Error::io(&path, e))?;
         m.file.0.sync().map_err(|e| Error::io(&path, e))
+    }
+
+    /// The file system the manifest is written through.
+    pub(crate) fn fs(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
     }
 
     /// The number of the manifest in use.

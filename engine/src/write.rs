@@ -203,15 +203,16 @@ impl Wal {
         inner_fs: &dyn crate::fs::FileSystem,
         dir: &std::path::Path,
         number: u64,
+        key: Option<Arc<strata_format::codec::EncryptionKey>>,
     ) -> Result<Wal> {
         let path = names::wal(dir, number);
         let header = LogHeader {
             kind: LogKind::Wal,
             file_number: number,
             file_uid: crate::random_uid(),
-            key_id: None,
+            key_id: key.as_ref().map(|k| k.id()),
         };
-        let mut log = LogWriter::new(Vec::new(), header, Compression::None, None)
+        let mut log = LogWriter::new(Vec::new(), header, Compression::None, key)
             .map_err(|e| Error::format(&path, e))?;
         let mut file = inner_fs.create(&path).map_err(|e| Error::io(&path, e))?;
         let bytes = std::mem::take(log.get_mut());
@@ -500,7 +501,11 @@ impl DbInner {
             if let Err(e) = wal.sync(&self.dir) {
                 return Err(self.poison(e));
             }
-            let new = match Wal::create(&*self.fs, &self.dir, number) {
+            let key = match self.ciphers.current() {
+                Ok(k) => k,
+                Err(e) => return Err(self.poison(e)),
+            };
+            let new = match Wal::create(&*self.fs, &self.dir, number, key) {
                 Ok(w) => w,
                 Err(e) => return Err(self.poison(e)),
             };

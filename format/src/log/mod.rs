@@ -21,7 +21,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{LogEnd, LogReadOptions, LogReader};
+pub use reader::{peek_header, LogEnd, LogReadOptions, LogReader};
 pub use writer::LogWriter;
 
 use crate::coding::Cursor;

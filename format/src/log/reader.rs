@@ -326,6 +326,26 @@ impl<'a> LogReader<'a> {
     }
 }
 
+/// The header of the log in `data`, read without keys or expectations (the
+/// header record is plaintext), so a caller can fetch the right key before
+/// reading the records. `None` when the header record is cut off or damaged.
+pub fn peek_header(data: &[u8]) -> Option<LogHeader> {
+    let (kind, payload) = fragment_at(data, 0).ok()?;
+    if kind != FULL {
+        return None;
+    }
+    let ctx = BlockContext {
+        file_number: 0,
+        file_uid: [0; 16],
+        offset: 0,
+        kind: crate::codec::BlockKind::WalRecord,
+    };
+    let plain = BlockDecoder::new()
+        .decode(&data[payload], &ctx, None, MAX_BLOCK_LEN)
+        .ok()?;
+    LogHeader::decode(&plain).ok()
+}
+
 /// Parses and verifies the fragment header at `pos`: its type, its length
 /// (inside the block and the file) and its crc. On failure, returns where
 /// valid data may resume: past the claimed payload when the type and length
