@@ -132,13 +132,18 @@ impl DbInner {
             if level == 0 {
                 for f in files {
                     let t = self.tables.get(&f)?;
-                    children.push(Box::new(TableCursor::new(t.iter(), f.path().to_path_buf())));
+                    children.push(Box::new(TableCursor::new(
+                        t.iter_without_fill(),
+                        f.path().to_path_buf(),
+                    )));
                 }
             } else {
                 let mut files = files;
                 files
                     .sort_by(|a, b| strata_format::key::compare_internal(&a.smallest, &b.smallest));
-                children.push(Box::new(LevelCursor::new(files, self.tables.clone())));
+                children.push(Box::new(
+                    LevelCursor::new(files, self.tables.clone()).without_fill(),
+                ));
             }
         }
         let mut merged = MergeCursor::new(children);

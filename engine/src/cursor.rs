@@ -214,6 +214,8 @@ pub(crate) struct LevelCursor {
     tables: Arc<TableCache>,
     index: usize,
     current: Option<TableCursor>,
+    /// Whether blocks read go into the block cache (not for compactions).
+    fill_cache: bool,
 }
 
 impl LevelCursor {
@@ -223,7 +225,14 @@ impl LevelCursor {
             tables,
             index: 0,
             current: None,
+            fill_cache: true,
         }
+    }
+
+    /// A cursor whose reads do not fill the block cache.
+    pub(crate) fn without_fill(mut self) -> Self {
+        self.fill_cache = false;
+        self
     }
 
     fn open(&mut self, index: usize) -> Result<()> {
@@ -231,7 +240,12 @@ impl LevelCursor {
         self.current = None;
         if let Some(f) = self.files.get(index) {
             let table = self.tables.get(f)?;
-            self.current = Some(TableCursor::new(table.iter(), f.path().to_path_buf()));
+            let it = if self.fill_cache {
+                table.iter()
+            } else {
+                table.iter_without_fill()
+            };
+            self.current = Some(TableCursor::new(it, f.path().to_path_buf()));
         }
         Ok(())
     }

@@ -215,3 +215,46 @@ impl Ciphers {
         ring
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_keys_must_be_private_and_well_formed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("3.key");
+        std::fs::write(&path, "ab".repeat(32)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = FileKeyProvider::new(dir.path(), 3).unwrap_err();
+            assert!(
+                err.to_string().contains("readable by group or others"),
+                "{err}"
+            );
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let p = FileKeyProvider::new(dir.path(), 3).unwrap();
+        assert_eq!(p.current_key_id(), 3);
+        assert_eq!(p.key(3).unwrap().bytes(), &[0xab; 32]);
+        assert!(p.key(4).is_none());
+        std::fs::write(&path, "not hex").unwrap();
+        assert!(FileKeyProvider::new(dir.path(), 3).is_err());
+        // Debug output never shows key bytes.
+        assert_eq!(format!("{:?}", Key::new([7; 32])), "Key(..)");
+    }
+
+    #[test]
+    fn memory_keys_rotate() {
+        let p = MemoryKeyProvider::new(1, [1; 32]);
+        assert!(p.set_current(2).is_err());
+        p.add_key(2, [2; 32]);
+        p.set_current(2).unwrap();
+        assert!(p.remove_key(2).is_err());
+        p.remove_key(1).unwrap();
+        assert!(p.key(1).is_none());
+        assert_eq!(p.current_key_id(), 2);
+    }
+}

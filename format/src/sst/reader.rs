@@ -305,7 +305,42 @@ impl Table {
             data: None,
             block_offset: 0,
             decoder: BlockDecoder::new(),
+            fill_cache: true,
         }
+    }
+
+    /// A cursor that reads blocks the cache does not hold without adding
+    /// them: for compactions, whose inputs are about to be deleted and would
+    /// only push useful blocks out.
+    pub fn iter_without_fill(&self) -> TableIter {
+        TableIter {
+            fill_cache: false,
+            ..self.iter()
+        }
+    }
+
+    fn read_block_filling(
+        &self,
+        decoder: &mut BlockDecoder,
+        handle: BlockHandle,
+        fill: bool,
+    ) -> Result<Block> {
+        if fill {
+            return self.read_block_with(decoder, handle);
+        }
+        let n = self.inner.file_number;
+        if let Some(block) = self
+            .inner
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(n, handle.offset))
+        {
+            return Ok(block);
+        }
+        Block::new(
+            self.inner.load(decoder, handle, BlockKind::Data)?,
+            handle.offset,
+        )
     }
 }
 
@@ -355,6 +390,8 @@ pub struct TableIter {
     /// Offset of the current data block, for errors.
     block_offset: u64,
     decoder: BlockDecoder,
+    /// Whether blocks read go into the table's block cache.
+    fill_cache: bool,
 }
 
 impl TableIter {
@@ -454,7 +491,9 @@ impl TableIter {
         if self.index.valid() {
             let handle =
                 BlockHandle::decode(self.index.value(), self.table.inner.footer.index.offset)?;
-            let block = self.table.read_block_with(&mut self.decoder, handle)?;
+            let block =
+                self.table
+                    .read_block_filling(&mut self.decoder, handle, self.fill_cache)?;
             self.data = Some(block.iter(compare_internal));
             self.block_offset = handle.offset;
         }
