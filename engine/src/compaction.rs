@@ -270,7 +270,10 @@ impl DbInner {
     /// manifest, so an old key can be retired. L0 files are compacted into
     /// L1; deeper files are rewritten in place.
     pub(crate) fn reencrypt(&self) -> Result<()> {
-        self.flush()?;
+        // A new WAL under the current key; the old ones go once flushed.
+        let current = self.ciphers.current()?.map(|k| k.id());
+        let stale_wal = self.wal.lock().key_id != current;
+        self.flush_and_switch(stale_wal)?;
         let _guard = self.compaction_lock.lock();
         let jobs: Vec<Job> = {
             let vs = self.versions.lock();
@@ -282,11 +285,14 @@ impl DbInner {
                 };
                 let target = self.table_key(*id)?.map(|k| k.id());
                 let stale = |f: &Arc<FileMeta>| f.key_id != target;
+                // L1 files merged by the L0 job are rewritten by it.
+                let mut in_l0_job = std::collections::HashSet::new();
                 if levels.levels[0].iter().any(stale) {
                     let mut inputs: Vec<_> =
                         levels.levels[0].iter().map(|f| (0, f.clone())).collect();
                     let (lo, hi) = key_range(&inputs);
                     inputs.extend(levels.overlapping(1, &lo, &hi).into_iter().map(|f| (1, f)));
+                    in_l0_job.extend(inputs.iter().map(|(_, f)| f.number));
                     jobs.push(Job {
                         ks: ks.clone(),
                         levels: levels.clone(),
@@ -297,12 +303,7 @@ impl DbInner {
                 }
                 for (level, files) in levels.levels.iter().enumerate().skip(1) {
                     for f in files.iter().filter(|f| stale(f)) {
-                        // Already part of the L0 job above.
-                        if level == 1
-                            && jobs.last().is_some_and(|j| {
-                                j.ks.id == *id && j.inputs.iter().any(|(_, g)| g.number == f.number)
-                            })
-                        {
+                        if in_l0_job.contains(&f.number) {
                             continue;
                         }
                         jobs.push(Job {

@@ -520,12 +520,18 @@ impl DbInner {
     /// Seals the memtables (if they hold anything) and waits until every
     /// sealed memtable is flushed.
     pub(crate) fn flush(&self) -> Result<()> {
+        self.flush_and_switch(false)
+    }
+
+    /// Flushes; with `new_wal`, also starts a new WAL even if the memtables
+    /// are empty (so the WAL in use is under the current key).
+    pub(crate) fn flush_and_switch(&self, new_wal: bool) -> Result<()> {
         self.check_writable()?;
         let target = {
             // No commit may be between its WAL write and its memtable
             // inserts while the memtables are switched.
             let _commit = self.commit_lock.lock();
-            if self.active_bytes.load(Ordering::Relaxed) > 0 {
+            if new_wal || self.active_bytes.load(Ordering::Relaxed) > 0 {
                 self.switch_memtables()?;
             }
             self.bg.lock().sealed

@@ -136,17 +136,25 @@ impl FileKeyProvider {
                 )));
             }
         }
-        let _ = meta;
-        let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?);
-        let hex = text.trim();
+        if meta.len() > 1024 {
+            return Err(Error::InvalidArgument(format!(
+                "key file {} is too large to hold a key",
+                path.display()
+            )));
+        }
+        let raw = Zeroizing::new(std::fs::read(&path).map_err(|e| Error::io(&path, e))?);
+        let hex = raw.trim_ascii();
         let mut bytes = Zeroizing::new([0u8; 32]);
+        let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
         let ok = hex.len() == 64
-            && (0..32).all(|i| match u8::from_str_radix(&hex[2 * i..2 * i + 2], 16) {
-                Ok(b) => {
-                    bytes[i] = b;
-                    true
+            && hex.chunks(2).zip(bytes.iter_mut()).all(|(pair, out)| {
+                match (digit(pair[0]), digit(pair[1])) {
+                    (Some(h), Some(l)) => {
+                        *out = h << 4 | l;
+                        true
+                    }
+                    _ => false,
                 }
-                Err(_) => false,
             });
         if !ok {
             return Err(Error::InvalidArgument(format!(
@@ -185,11 +193,15 @@ impl Ciphers {
 
     /// The cipher of key `id`, if the provider has the key.
     pub(crate) fn get(&self, id: u32) -> Option<Arc<EncryptionKey>> {
+        // Asked each time: a key the provider dropped is dropped here too.
+        let Some(key) = self.provider.as_ref()?.key(id) else {
+            self.keyed.lock().remove(&id);
+            return None;
+        };
         let mut keyed = self.keyed.lock();
         if let Some(k) = keyed.get(&id) {
             return Some(k.clone());
         }
-        let key = self.provider.as_ref()?.key(id)?;
         let cipher = Arc::new(EncryptionKey::new(id, *key.bytes()));
         keyed.insert(id, cipher.clone());
         Some(cipher)
@@ -240,8 +252,14 @@ mod tests {
         assert_eq!(p.current_key_id(), 3);
         assert_eq!(p.key(3).unwrap().bytes(), &[0xab; 32]);
         assert!(p.key(4).is_none());
-        std::fs::write(&path, "not hex").unwrap();
-        assert!(FileKeyProvider::new(dir.path(), 3).is_err());
+        for bad in [
+            "not hex".to_string(),
+            format!("€{}", "a".repeat(61)),
+            "+f".repeat(32),
+        ] {
+            std::fs::write(&path, &bad).unwrap();
+            assert!(FileKeyProvider::new(dir.path(), 3).is_err(), "{bad:?}");
+        }
         // Debug output never shows key bytes.
         assert_eq!(format!("{:?}", Key::new([7; 32])), "Key(..)");
     }

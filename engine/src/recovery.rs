@@ -98,6 +98,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         vs.next_file_number = vs.next_file_number.max(number.saturating_add(1));
         Some(number)
     } else {
+        refuse_data_without_current(&*fs, dir)?;
         None
     };
 
@@ -220,6 +221,35 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         inner.update_max_l0(&vs);
     }
     Ok(inner)
+}
+
+/// A directory without CURRENT is a new database only if it holds no
+/// data: SSTs, or WALs with records past their header, without CURRENT mean
+/// the file was lost, and opening as new would delete them all.
+fn refuse_data_without_current(fs: &dyn crate::fs::FileSystem, dir: &Path) -> Result<()> {
+    // A WAL holding only its header record (a database created and stopped
+    // before its first write) is 59 bytes.
+    const HEADER_ONLY: u64 = 64;
+    for name in fs.list(dir).map_err(|e| Error::io(dir, e))? {
+        let path = dir.join(&name);
+        let data = match names::parse(&name) {
+            Some(FileKind::Table(_)) => true,
+            Some(FileKind::Wal(_)) => {
+                fs.file_size(&path).map_err(|e| Error::io(&path, e))? > HEADER_ONLY
+            }
+            _ => false,
+        };
+        if data {
+            return Err(Error::format(
+                dir.join(names::CURRENT),
+                strata_format::Error::corruption(
+                    format!("CURRENT is missing but {name} holds data; refusing to start an empty database over it"),
+                    0,
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The key id a log's header declares (the header is plaintext), so the

@@ -189,6 +189,8 @@ pub(crate) struct WriteState {
 /// The open WAL.
 pub(crate) struct Wal {
     pub number: u64,
+    /// The key the WAL's records are encrypted with.
+    pub key_id: Option<u32>,
     log: LogWriter<Vec<u8>>,
     file: Box<dyn WritableFile>,
     /// Bytes appended to the file so far.
@@ -219,6 +221,7 @@ impl Wal {
         file.append(&bytes).map_err(|e| Error::io(&path, e))?;
         Ok(Wal {
             number,
+            key_id: header.key_id,
             log,
             file,
             len: bytes.len() as u64,

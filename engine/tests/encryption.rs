@@ -446,3 +446,25 @@ fn a_plaintext_database_opened_with_a_key_encrypts_from_then_on() {
     assert_eq!(leaked(dir.path(), &written), 0);
     assert!(read_all(dir.path(), provider, &written).is_empty());
 }
+
+#[test]
+fn rotation_with_nothing_written_since_still_retires_the_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(MemoryKeyProvider::new(1, KEY_A));
+    let db = Db::open(dir.path(), opts(Some(provider.clone()))).unwrap();
+    let ks = db.keyspace("a").unwrap();
+    ks.put(b"k", b"v").unwrap();
+    db.flush().unwrap();
+    // The WAL in use was created under key 1 and holds nothing.
+    provider.add_key(2, KEY_B);
+    provider.set_current(2).unwrap();
+    db.reencrypt().unwrap();
+    ks.put(b"after", b"rotation").unwrap();
+    drop(ks);
+    db.close().unwrap();
+    provider.remove_key(1).unwrap();
+    let db = Db::open(dir.path(), opts(Some(provider))).unwrap();
+    let ks = db.keyspace("a").unwrap();
+    assert_eq!(ks.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(ks.get(b"after").unwrap().as_deref(), Some(&b"rotation"[..]));
+}

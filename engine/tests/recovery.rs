@@ -232,3 +232,23 @@ fn the_manifest_is_rewritten_when_it_grows() {
         Some(&b"v"[..])
     );
 }
+
+#[test]
+fn a_lost_current_file_is_refused_rather_than_starting_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        db.keyspace("k").unwrap().put("a", "b").unwrap();
+        db.close().unwrap();
+    }
+    std::fs::remove_file(dir.path().join("CURRENT")).unwrap();
+    let before: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let err = Db::open(dir.path(), Options::default()).unwrap_err();
+    assert!(err.to_string().contains("CURRENT"), "{err}");
+    for p in before {
+        assert!(p.exists(), "{p:?} was deleted");
+    }
+}

@@ -225,23 +225,7 @@ impl Table {
         decoder: &mut BlockDecoder,
         handle: BlockHandle,
     ) -> Result<Block> {
-        let n = self.inner.file_number;
-        if let Some(block) = self
-            .inner
-            .cache
-            .as_ref()
-            .and_then(|c| c.get(n, handle.offset))
-        {
-            return Ok(block);
-        }
-        let block = Block::new(
-            self.inner.load(decoder, handle, BlockKind::Data)?,
-            handle.offset,
-        )?;
-        if let Some(c) = &self.inner.cache {
-            c.insert(n, handle.offset, block.clone());
-        }
-        Ok(block)
+        self.read_block_filling(decoder, handle, true)
     }
 
     /// The newest version of `user_key` with a timestamp `<= ts`, tombstones
@@ -325,22 +309,19 @@ impl Table {
         handle: BlockHandle,
         fill: bool,
     ) -> Result<Block> {
-        if fill {
-            return self.read_block_with(decoder, handle);
-        }
         let n = self.inner.file_number;
-        if let Some(block) = self
-            .inner
-            .cache
-            .as_ref()
-            .and_then(|c| c.get(n, handle.offset))
-        {
+        let cache = self.inner.cache.as_ref();
+        if let Some(block) = cache.and_then(|c| c.get(n, handle.offset)) {
             return Ok(block);
         }
-        Block::new(
+        let block = Block::new(
             self.inner.load(decoder, handle, BlockKind::Data)?,
             handle.offset,
-        )
+        )?;
+        if let Some(c) = cache.filter(|_| fill) {
+            c.insert(n, handle.offset, block.clone());
+        }
+        Ok(block)
     }
 }
 
