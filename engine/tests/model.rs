@@ -274,7 +274,11 @@ fn key_of(k: u8) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    // 24 cases in the normal run; STRATA_MODEL_CASES=N for a long campaign.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("STRATA_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+        ..ProptestConfig::default()
+    })]
 
     /// Random sequences of every operation, checked against the model after
     /// every step.
