@@ -657,7 +657,8 @@ impl Drop for CloseGuard {
 #[derive(Clone)]
 pub struct Db {
     pub(crate) inner: Arc<DbInner>,
-    guard: Arc<CloseGuard>,
+    /// Shared by every handle; dropping the last one closes the database.
+    _guard: Arc<CloseGuard>,
 }
 
 impl std::fmt::Debug for Db {
@@ -678,7 +679,10 @@ impl Db {
         let guard = Arc::new(CloseGuard {
             inner: inner.clone(),
         });
-        Ok(Db { inner, guard })
+        Ok(Db {
+            inner,
+            _guard: guard,
+        })
     }
 
     /// The database's directory.
@@ -794,7 +798,6 @@ impl Db {
     /// WAL is synced, the lock released. Later calls on any handle fail with
     /// [`Error::Closed`].
     pub fn close(&self) -> Result<()> {
-        let _ = &self.guard;
         self.inner.close()
     }
 }

@@ -58,7 +58,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         .map_err(|e| Error::io(dir, e))?
         .iter()
         .any(|n| n == names::CURRENT);
-    let old_manifest = if exists {
+    if exists {
         let text = fs.read(&current).map_err(|e| Error::io(&current, e))?;
         let name = String::from_utf8_lossy(&text).trim().to_owned();
         let number = match names::parse(&name) {
@@ -96,11 +96,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             ));
         }
         vs.next_file_number = vs.next_file_number.max(number.saturating_add(1));
-        Some(number)
     } else {
         refuse_data_without_current(&*fs, dir)?;
-        None
-    };
+    }
 
     // 3. The WALs.
     let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
@@ -163,7 +161,6 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     verify_table_keys(&vs, &ciphers)?;
 
     // 4. Flush what was replayed, under a fresh WAL.
-    let _ = old_manifest;
     let wal_number = vs.new_file_number();
     let wal = Wal::create(&*fs, dir, wal_number, ciphers.current()?)?;
     // The new manifest is written below; it must know about the WAL.

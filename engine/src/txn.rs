@@ -24,7 +24,7 @@ use crate::keyspace::{Keyspace, Value};
 use crate::options::WriteOptions;
 use crate::timestamp::Timestamp;
 use crate::view::ReadView;
-use crate::write::{check_key, check_value, WriteBatch};
+use crate::write::{check_key, stored_value, WriteBatch};
 
 /// How much a transaction is isolated from concurrent ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,10 +256,9 @@ impl Transaction {
         value: impl AsRef<[u8]>,
     ) -> Result<()> {
         self.check_live(ks)?;
-        let (key, value) = (key.as_ref(), value.as_ref());
-        check_key(key)?;
-        check_value(value)?;
-        self.buffer(ks, key, ValueKind::Put, Bytes::copy_from_slice(value));
+        let key = key.as_ref();
+        let (kind, value) = stored_value(key, value.as_ref(), None)?;
+        self.buffer(ks, key, kind, value);
         Ok(())
     }
 
@@ -272,15 +271,9 @@ impl Transaction {
         ttl: Duration,
     ) -> Result<()> {
         self.check_live(ks)?;
-        let (key, value) = (key.as_ref(), value.as_ref());
-        check_key(key)?;
-        check_value(value)?;
-        self.buffer(
-            ks,
-            key,
-            ValueKind::PutWithTtl,
-            crate::write::ttl_value(value, ttl),
-        );
+        let key = key.as_ref();
+        let (kind, value) = stored_value(key, value.as_ref(), Some(ttl))?;
+        self.buffer(ks, key, kind, value);
         Ok(())
     }
 

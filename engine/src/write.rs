@@ -57,14 +57,26 @@ pub(crate) fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The stored value of a TTL entry: its expiry timestamp (big-endian)
-/// followed by the value.
-pub(crate) fn ttl_value(value: &[u8], ttl: std::time::Duration) -> Bytes {
-    let expiry = Timestamp::now().saturating_add(ttl).as_u64();
-    let mut v = Vec::with_capacity(8 + value.len());
-    v.extend_from_slice(&expiry.to_be_bytes());
-    v.extend_from_slice(value);
-    Bytes::from(v)
+/// Checks a put and gives what is stored for it: the value as is, or for
+/// a TTL entry its expiry timestamp (big-endian) followed by the value.
+/// Batches and transactions both go through it.
+pub(crate) fn stored_value(
+    key: &[u8],
+    value: &[u8],
+    ttl: Option<std::time::Duration>,
+) -> Result<(ValueKind, Bytes)> {
+    check_key(key)?;
+    check_value(value)?;
+    Ok(match ttl {
+        None => (ValueKind::Put, Bytes::copy_from_slice(value)),
+        Some(ttl) => {
+            let expiry = Timestamp::now().saturating_add(ttl).as_u64();
+            let mut v = Vec::with_capacity(8 + value.len());
+            v.extend_from_slice(&expiry.to_be_bytes());
+            v.extend_from_slice(value);
+            (ValueKind::PutWithTtl, Bytes::from(v))
+        }
+    })
 }
 
 pub(crate) fn check_value(value: &[u8]) -> Result<()> {
@@ -88,10 +100,9 @@ impl WriteBatch {
         key: impl AsRef<[u8]>,
         value: impl AsRef<[u8]>,
     ) -> Result<()> {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        check_key(key)?;
-        check_value(value)?;
-        self.push(ks, ValueKind::Put, key, Bytes::copy_from_slice(value));
+        let key = key.as_ref();
+        let (kind, value) = stored_value(key, value.as_ref(), None)?;
+        self.push(ks, kind, key, value);
         Ok(())
     }
 
@@ -104,10 +115,9 @@ impl WriteBatch {
         value: impl AsRef<[u8]>,
         ttl: std::time::Duration,
     ) -> Result<()> {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        check_key(key)?;
-        check_value(value)?;
-        self.push(ks, ValueKind::PutWithTtl, key, ttl_value(value, ttl));
+        let key = key.as_ref();
+        let (kind, value) = stored_value(key, value.as_ref(), Some(ttl))?;
+        self.push(ks, kind, key, value);
         Ok(())
     }
 
