@@ -635,7 +635,7 @@ impl DbInner {
         let _compaction = self.compaction_lock.lock();
         let _commit = self.commit_lock.lock();
         let _switch = self.switch_lock.lock();
-        let synced = self.wal.lock().sync(&self.dir).map(|_| ());
+        let synced = self.wal.lock().seal(&self.dir);
         self.lock.lock().take();
         synced
     }

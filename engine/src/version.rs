@@ -223,6 +223,25 @@ struct ManifestWriter {
     file: FileHandle,
 }
 
+impl ManifestWriter {
+    /// After a record was synced: appends and syncs a sync marker covering
+    /// it, so that damage to any acknowledged edit reads as corruption
+    /// rather than as a torn tail (which recovery would silently drop).
+    fn mark_synced(&mut self, path: &Path) -> Result<()> {
+        let durable = self.log.offset();
+        if self
+            .log
+            .add_sync_marker(durable)
+            .map_err(|e| Error::format(path, e))?
+        {
+            let bytes = std::mem::take(self.log.get_mut());
+            self.file.0.append(&bytes).map_err(|e| Error::io(path, e))?;
+            self.file.0.sync().map_err(|e| Error::io(path, e))?;
+        }
+        Ok(())
+    }
+}
+
 struct FileHandle(Box<dyn WritableFile>);
 
 impl std::fmt::Debug for FileHandle {
@@ -367,16 +386,18 @@ impl VersionSet {
         let bytes = std::mem::take(log.get_mut());
         file.append(&bytes).map_err(|e| Error::io(&path, e))?;
         file.sync().map_err(|e| Error::io(&path, e))?;
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io(&self.dir, e))?;
-        set_current(&*fs, &self.dir, number)?;
-        let old = self.manifest.replace(ManifestWriter {
+        let mut writer = ManifestWriter {
             number,
             snapshot_len: log.offset(),
             log,
             file: FileHandle(file),
-        });
+        };
+        writer.mark_synced(&path)?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?;
+        set_current(&*fs, &self.dir, number)?;
+        let old = self.manifest.replace(writer);
         Ok(old.map(|m| m.number))
     }
 
@@ -428,7 +449,8 @@ impl VersionSet {
             .map_err(|e| Error::format(&path, e))?;
         let bytes = std::mem::take(m.log.get_mut());
         m.file.0.append(&bytes).map_err(|e| Error::io(&path, e))?;
-        m.file.0.sync().map_err(|e| Error::io(&path, e))
+        m.file.0.sync().map_err(|e| Error::io(&path, e))?;
+        m.mark_synced(&path)
     }
 
     /// The file system the manifest is written through.

@@ -207,6 +207,10 @@ pub(crate) struct Wal {
     pub len: u64,
     /// Bytes known durable.
     pub synced: u64,
+    /// A sync happened since the last sync marker was written: the next
+    /// append starts with one, so recovery can tell damage to synced
+    /// records (corruption) from a torn unsynced tail.
+    marker_due: bool,
 }
 
 impl Wal {
@@ -236,7 +240,41 @@ impl Wal {
             file,
             len: bytes.len() as u64,
             synced: 0,
+            marker_due: false,
         })
+    }
+
+    /// Queues a sync marker for the next append, if one is due.
+    fn mark_synced(&mut self, path: &std::path::Path) -> Result<()> {
+        if self.marker_due {
+            let synced = self.synced;
+            if self
+                .log
+                .add_sync_marker(synced)
+                .map_err(|e| Error::format(path, e))?
+            {
+                self.marker_due = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs the file, then appends and syncs a sync marker covering
+    /// everything before it: after this, any damage to the file's records
+    /// is detectable as corruption. Used when the WAL is retired or the
+    /// database closed.
+    pub(crate) fn seal(&mut self, dir: &std::path::Path) -> Result<()> {
+        self.sync(dir)?;
+        let path = names::wal(dir, self.number);
+        self.mark_synced(&path)?;
+        let bytes = std::mem::take(self.log.get_mut());
+        if !bytes.is_empty() {
+            self.file.append(&bytes).map_err(|e| Error::io(&path, e))?;
+            self.len += bytes.len() as u64;
+            self.sync(dir)?;
+            self.marker_due = false;
+        }
+        Ok(())
     }
 
     /// Syncs the file if anything is not yet durable; says whether it did.
@@ -245,6 +283,7 @@ impl Wal {
             let path = names::wal(dir, self.number);
             self.file.sync().map_err(|e| Error::io(&path, e))?;
             self.synced = self.len;
+            self.marker_due = true;
             return Ok(true);
         }
         Ok(false)
@@ -420,6 +459,9 @@ impl DbInner {
             let mut wal = self.wal.lock();
             let path = names::wal(&self.dir, wal.number);
             let mut rec = Vec::new();
+            if let Err(e) = wal.mark_synced(&path) {
+                return Err(self.poison(e));
+            }
             for (i, r) in group.iter().enumerate() {
                 rec.clear();
                 r.record.encode_into(first_ts + i as u64, &mut rec);
@@ -511,7 +553,7 @@ impl DbInner {
         let number = self.versions.lock().new_file_number();
         {
             let mut wal = self.wal.lock();
-            if let Err(e) = wal.sync(&self.dir) {
+            if let Err(e) = wal.seal(&self.dir) {
                 return Err(self.poison(e));
             }
             let key = match self.ciphers.current() {

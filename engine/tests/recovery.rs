@@ -22,13 +22,20 @@ fn files_with(dir: &Path, ext: &str) -> Vec<PathBuf> {
 /// A database whose only WAL holds `n` single-key batches, left as a crash
 /// would leave it (the process state is dropped without flushing).
 fn crashed_image(n: u32) -> (tempfile::TempDir, PathBuf) {
+    crashed_image_with(n, false)
+}
+
+/// Like [`crashed_image`], with every write synced when `sync`.
+fn crashed_image_with(n: u32, sync: bool) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live");
     let image = dir.path().join("image");
     let db = Db::open(&live, Options::default()).unwrap();
     let ks = db.keyspace("k").unwrap();
     for i in 0..n {
-        ks.put(format!("{i:04}"), format!("v{i}")).unwrap();
+        let mut b = db.batch();
+        b.put(&ks, format!("{i:04}"), format!("v{i}")).unwrap();
+        db.write(b, strata_engine::WriteOptions { sync }).unwrap();
     }
     std::fs::create_dir_all(&image).unwrap();
     for e in std::fs::read_dir(&live).unwrap() {
@@ -104,7 +111,8 @@ fn a_torn_wal_followed_by_later_writes_is_corruption() {
 
 #[test]
 fn damage_inside_the_wal_is_reported_with_file_and_offset() {
-    let (_tmp, image) = crashed_image(200);
+    // Synced writes: damage to them is corruption, not a torn tail.
+    let (_tmp, image) = crashed_image_with(200, true);
     let wal = files_with(&image, "log").pop().unwrap();
     let mut bytes = std::fs::read(&wal).unwrap();
     bytes[500] ^= 0x40;
@@ -116,6 +124,27 @@ fn damage_inside_the_wal_is_reported_with_file_and_offset() {
             assert!(source.is_corruption());
         }
         other => panic!("expected a format error, got {other}"),
+    }
+}
+
+#[test]
+fn damage_to_unsynced_writes_is_a_torn_tail() {
+    // Nothing was synced: after a crash any of it may be lost, so damage
+    // ends the replay there instead of failing the open.
+    let (_tmp, image) = crashed_image(200);
+    let wal = files_with(&image, "log").pop().unwrap();
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes[500] ^= 0x40;
+    std::fs::write(&wal, &bytes).unwrap();
+    let db = Db::open(&image, Options::default()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    let n = common::scan(&ks).len();
+    assert!(n < 200, "the damaged record and all after it are dropped");
+    for i in 0..n {
+        assert_eq!(
+            ks.get(format!("{i:04}")).unwrap().as_deref(),
+            Some(format!("v{i}").as_bytes())
+        );
     }
 }
 

@@ -264,6 +264,44 @@ fn every_bit_flip_of_a_log_is_detected() {
 }
 
 #[test]
+fn every_bit_flip_of_a_synced_log_with_markers_is_an_error() {
+    // A writer that syncs after each record and says so with a sync marker:
+    // damage to any record is provably damage to durable data.
+    let (key, ring) = ring();
+    for encrypted in [false, true] {
+        let header = LogHeader {
+            kind: LogKind::Wal,
+            file_number: 8,
+            file_uid: UID,
+            key_id: encrypted.then_some(1),
+        };
+        let mut w = LogWriter::new(
+            Vec::new(),
+            header,
+            Compression::None,
+            encrypted.then(|| key.clone()),
+        )
+        .unwrap();
+        let records: Vec<Vec<u8>> = (0..4).map(|i| format!("rec {i}").into_bytes()).collect();
+        for r in &records {
+            w.add_record(r).unwrap();
+            let synced = w.offset();
+            assert!(w.add_sync_marker(synced).unwrap());
+        }
+        let last_marker = w.offset() - 15;
+        let bytes = w.into_inner();
+        for bit in 0..last_marker as usize * 8 {
+            let mut bad = bytes.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            match read_log(&bad, &ring, None) {
+                Err(e) => assert!(e.is_corruption(), "bit {bit}: {e}"),
+                Ok(got) => panic!("bit {bit} went unnoticed: {got:?}"),
+            }
+        }
+    }
+}
+
+#[test]
 fn every_truncation_of_a_log_is_a_prefix_or_an_error() {
     let (_, ring) = ring();
     for encrypted in [false, true] {

@@ -391,8 +391,21 @@ fn damage_before_the_tail_is_corruption_at_its_offset() {
     let mut w = LogWriter::new(Vec::new(), header, Compression::None, None).unwrap();
     let a = w.add_record(b"aaaa").unwrap();
     w.add_record(b"bbbb").unwrap();
+    let unsynced = w.get_ref().clone();
+    // The writer synced both records, and says so.
+    let synced_len = w.offset();
+    assert!(w.add_sync_marker(synced_len).unwrap());
     let mut bytes = w.into_inner();
     bytes[a as usize + 9] ^= 0x10;
+
+    // Without the marker nothing proves the records were durable: the
+    // damage is a torn tail and nothing after it is read.
+    let mut torn = unsynced.clone();
+    torn[a as usize + 9] ^= 0x10;
+    let mut r = LogReader::new(&torn, &LogReadOptions::new(4, LogKind::Manifest)).unwrap();
+    assert!(r.next_record().unwrap().is_none());
+    assert_eq!(r.end(), Some(LogEnd::TornTail { offset: a }));
+
     let mut r = LogReader::new(
         &bytes,
         &LogReadOptions {

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! where the crc covers the length, the type and the payload, and the type
-//! is FULL (1), FIRST (2), MIDDLE (3) or LAST (4). When fewer than seven
+//! is FULL (1), FIRST (2), MIDDLE (3) or LAST (4), or SYNC (5). When fewer than seven
 //! bytes remain in a block they are zero-filled and the next fragment starts
 //! in the next block, so every block boundary is a fragment boundary: a
 //! reader can resynchronise after damage.
@@ -17,6 +17,14 @@
 //! record's offset (the offset of its first fragment), so records can be
 //! encrypted like SST blocks. The first record of every file is a
 //! plaintext [`LogHeader`].
+//!
+//! A SYNC fragment (payload: u64 LE) is a sync marker, not a record: the
+//! writer states that the first that-many bytes of the file were durable
+//! before the marker was written. After a crash the unsynced tail of a log
+//! may hold any mix of kept, lost, zeroed and garbled sectors, so damage is
+//! a torn tail unless something proves the damaged bytes were durable: a
+//! marker (before or after the damage) or the caller's durable length. Then
+//! it is corruption.
 
 mod reader;
 mod writer;
@@ -43,6 +51,9 @@ pub(crate) const FULL: u8 = 1;
 pub(crate) const FIRST: u8 = 2;
 pub(crate) const MIDDLE: u8 = 3;
 pub(crate) const LAST: u8 = 4;
+pub(crate) const SYNC: u8 = 5;
+/// Payload length of a SYNC fragment.
+pub(crate) const SYNC_LEN: usize = 8;
 
 /// Which log a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

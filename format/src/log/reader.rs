@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 
 use super::{
     fragment_crc, LogHeader, LogKind, FIRST, FRAGMENT_HEADER_LEN, FULL, LAST, LOG_BLOCK_SIZE,
-    MIDDLE,
+    MIDDLE, SYNC, SYNC_LEN,
 };
 
 /// How a log ended, once [`LogReader::next_record`] has returned `None`.
@@ -60,12 +60,13 @@ impl<'a> LogReadOptions<'a> {
 
 /// Reads the records of one log file held in memory.
 ///
-/// A damaged record followed by valid data is [`Error::Corruption`] at the
-/// damaged record's offset. A damaged record with nothing valid after it is
-/// a torn tail ([`LogEnd::TornTail`]), which a crash produces normally.
-/// When the caller knows how many bytes of the file were made durable
-/// (`durable_len`), the rule is exact instead: damage before that length is
-/// corruption, damage after it a torn tail.
+/// Damage (a bad fragment, an unfinished record, a record that fails to
+/// decode) at an offset known to have been durable is
+/// [`Error::Corruption`] at that offset; damage anywhere else is a torn
+/// tail ([`LogEnd::TornTail`]), the normal trace of a crash, and nothing
+/// after it is read. An offset is known durable when it lies below the
+/// caller's `durable_len` or below what a sync marker anywhere in the file
+/// (before or after the damage) states.
 #[derive(Debug)]
 pub struct LogReader<'a> {
     data: &'a [u8],
@@ -75,6 +76,8 @@ pub struct LogReader<'a> {
     header: Option<LogHeader>,
     key: Option<Arc<EncryptionKey>>,
     durable_len: Option<u64>,
+    /// The largest durable length the markers read so far state.
+    marked: u64,
     end: Option<LogEnd>,
     /// The corruption found, repeated to every later call.
     failed: Option<Error>,
@@ -90,13 +93,9 @@ enum Fragment {
         kind: u8,
         payload: std::ops::Range<usize>,
     },
-    /// A bad fragment at `at`; valid data after it, if any, starts at or
-    /// after `resume` (past the payload its header claims, when the header
-    /// itself is sound, so bytes inside a torn record are not mistaken for
-    /// later records).
+    /// A bad fragment at `at`.
     Bad {
         at: usize,
-        resume: usize,
     },
     Eof,
 }
@@ -115,6 +114,7 @@ impl<'a> LogReader<'a> {
             header: None,
             key: None,
             durable_len: opts.durable_len,
+            marked: 0,
             end: None,
             failed: None,
             valid_len: 0,
@@ -202,19 +202,24 @@ impl<'a> LogReader<'a> {
                 Fragment::Eof => {
                     return match record {
                         None => self.finish_clean().map(|()| None),
-                        Some((start, _)) => {
-                            let end = self.data.len();
-                            self.finish_bad(start, end).map(|()| None)
-                        }
+                        Some((start, _)) => self.finish_bad(start).map(|()| None),
                     };
                 }
-                Fragment::Bad { at, resume } => {
+                Fragment::Bad { at } => {
                     let start = record.map_or(at, |(s, _)| s);
-                    return self.finish_bad(start, resume).map(|()| None);
+                    return self.finish_bad(start).map(|()| None);
                 }
                 Fragment::Ok { at, kind, payload } => {
                     let bytes = &self.data[payload];
                     match (kind, record.as_mut()) {
+                        (SYNC, None) => match sync_marker(bytes, at) {
+                            Some(d) => {
+                                self.marked = self.marked.max(d);
+                                self.valid_len = self.pos as u64;
+                                continue;
+                            }
+                            None => return self.finish_bad(at).map(|()| None),
+                        },
                         (FULL | FIRST, None) => record = Some((at, bytes.to_vec())),
                         (MIDDLE | LAST, Some((_, buf))) => buf.extend_from_slice(bytes),
                         // A record started but never finished, or a
@@ -222,7 +227,7 @@ impl<'a> LogReader<'a> {
                         // is itself valid data after the damage.
                         (_, r) => {
                             let start = r.map_or(at, |(s, _)| *s);
-                            return self.finish_bad(start, at).map(|()| None);
+                            return self.finish_bad(start).map(|()| None);
                         }
                     }
                     if matches!(kind, FULL | LAST) {
@@ -260,10 +265,7 @@ impl<'a> LogReader<'a> {
         if block_left < FRAGMENT_HEADER_LEN {
             let end = (self.pos + block_left).min(len);
             if self.data[self.pos..end].iter().any(|&b| b != 0) {
-                return Fragment::Bad {
-                    at: self.pos,
-                    resume: self.pos + 1,
-                };
+                return Fragment::Bad { at: self.pos };
             }
             self.pos = end;
         }
@@ -272,11 +274,11 @@ impl<'a> LogReader<'a> {
             return Fragment::Eof;
         }
         match fragment_at(self.data, at) {
-            Ok((kind, payload)) => {
+            Some((kind, payload)) => {
                 self.pos = payload.end;
                 Fragment::Ok { at, kind, payload }
             }
-            Err(resume) => Fragment::Bad { at, resume },
+            None => Fragment::Bad { at },
         }
     }
 
@@ -301,13 +303,14 @@ impl<'a> LogReader<'a> {
     }
 
     /// Decides whether the record at `offset`, found damaged, is a torn tail
-    /// or corruption; valid data after the damage starts at `scan_from` or
-    /// later.
-    fn finish_bad(&mut self, offset: usize, scan_from: usize) -> Result<()> {
-        let torn = match self.durable_len {
-            Some(d) => offset as u64 >= d,
-            None => !valid_fragment_after(self.data, scan_from),
-        };
+    /// or corruption.
+    fn finish_bad(&mut self, offset: usize) -> Result<()> {
+        let durable = self
+            .durable_len
+            .unwrap_or(0)
+            .max(self.marked)
+            .max(markers_after(self.data, offset + 1));
+        let torn = offset as u64 >= durable;
         if !torn {
             let e = Error::corruption(
                 format!(
@@ -330,7 +333,7 @@ impl<'a> LogReader<'a> {
 /// header record is plaintext), so a caller can fetch the right key before
 /// reading the records. `None` when the header record is cut off or damaged.
 pub fn peek_header(data: &[u8]) -> Option<LogHeader> {
-    let (kind, payload) = fragment_at(data, 0).ok()?;
+    let (kind, payload) = fragment_at(data, 0)?;
     if kind != FULL {
         return None;
     }
@@ -347,43 +350,52 @@ pub fn peek_header(data: &[u8]) -> Option<LogHeader> {
 }
 
 /// Parses and verifies the fragment header at `pos`: its type, its length
-/// (inside the block and the file) and its crc. On failure, returns where
-/// valid data may resume: past the claimed payload when the type and length
-/// are plausible, else the next byte.
-fn fragment_at(data: &[u8], pos: usize) -> Result<(u8, std::ops::Range<usize>), usize> {
+/// (inside the block and the file) and its crc. `None` when it is bad.
+fn fragment_at(data: &[u8], pos: usize) -> Option<(u8, std::ops::Range<usize>)> {
     let block_end = pos - pos % LOG_BLOCK_SIZE + LOG_BLOCK_SIZE;
-    let Some(header) = data.get(pos..pos + FRAGMENT_HEADER_LEN) else {
-        return Err(pos + 1);
-    };
+    let header = data.get(pos..pos + FRAGMENT_HEADER_LEN)?;
     let kind = header[6];
     let n = u16::from_le_bytes([header[4], header[5]]) as usize;
     let start = pos + FRAGMENT_HEADER_LEN;
-    if !(FULL..=LAST).contains(&kind) || start + n > block_end {
-        return Err(pos + 1);
+    if !(FULL..=SYNC).contains(&kind) || start + n > block_end {
+        return None;
     }
     if start + n > data.len() {
         // Cut off by the end of the file: a torn write.
-        return Err(start + n);
+        return None;
     }
     let stored = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     if fragment_crc(&header[4..7], &data[start..start + n]) == stored {
-        Ok((kind, start..start + n))
+        Some((kind, start..start + n))
     } else {
-        Err(start + n)
+        None
     }
 }
 
-/// True when a valid fragment starts anywhere in `from..` of the block that
-/// holds `from`, or at the start of any later block. Every block starts with
-/// a fragment, so this finds any valid record after damage while checking
-/// at most one block byte by byte.
-fn valid_fragment_after(data: &[u8], from: usize) -> bool {
-    let block_end = from - from % LOG_BLOCK_SIZE + LOG_BLOCK_SIZE;
-    let same_block = (from..block_end.min(data.len())).any(|p| {
-        LOG_BLOCK_SIZE - p % LOG_BLOCK_SIZE >= FRAGMENT_HEADER_LEN && fragment_at(data, p).is_ok()
-    });
-    same_block
-        || (block_end..data.len())
-            .step_by(LOG_BLOCK_SIZE)
-            .any(|p| fragment_at(data, p).is_ok())
+/// The payload of a sync marker fragment found at `at`: the durable length
+/// it states, which cannot exceed the marker's own offset.
+fn sync_marker(payload: &[u8], at: usize) -> Option<u64> {
+    let d = u64::from_le_bytes(payload.try_into().ok()?);
+    (d <= at as u64).then_some(d)
+}
+
+/// The largest durable length stated by any valid sync marker at or after
+/// `from`. Damage may have broken the fragment chain, so every offset is
+/// tried; a marker's type, length and crc make a false match about as
+/// likely as a crc collision.
+fn markers_after(data: &[u8], from: usize) -> u64 {
+    let mut best = 0;
+    let mut p = from;
+    while p + FRAGMENT_HEADER_LEN + SYNC_LEN <= data.len() {
+        let h = &data[p..p + FRAGMENT_HEADER_LEN];
+        if h[6] == SYNC && h[4] == SYNC_LEN as u8 && h[5] == 0 {
+            if let Some((SYNC, payload)) = fragment_at(data, p) {
+                if let Some(d) = sync_marker(&data[payload], p) {
+                    best = best.max(d);
+                }
+            }
+        }
+        p += 1;
+    }
+    best
 }

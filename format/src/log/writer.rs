@@ -7,7 +7,8 @@ use crate::codec::{BlockContext, BlockEncoder, Compression, EncryptionKey};
 use crate::error::{Error, Result};
 
 use super::{
-    fragment_crc, LogHeader, FIRST, FRAGMENT_HEADER_LEN, FULL, LAST, LOG_BLOCK_SIZE, MIDDLE,
+    fragment_crc, LogHeader, FIRST, FRAGMENT_HEADER_LEN, FULL, LAST, LOG_BLOCK_SIZE, MIDDLE, SYNC,
+    SYNC_LEN,
 };
 
 /// Writes records to any [`Write`], fragmenting them across 32 KiB blocks.
@@ -94,6 +95,11 @@ impl<W: Write> LogWriter<W> {
         &mut self.out
     }
 
+    /// The underlying writer.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     /// Returns the underlying writer.
     pub fn into_inner(self) -> W {
         self.out
@@ -155,6 +161,37 @@ impl<W: Write> LogWriter<W> {
         self.out.write_all(&self.frame)?;
         self.offset += self.frame.len() as u64;
         Ok(start)
+    }
+
+    /// Appends a sync marker stating that the first `durable` bytes of the
+    /// file are durable (the caller synced them). It lets a reader tell
+    /// damage to synced bytes (corruption) from a torn unsynced tail. A
+    /// marker never spans blocks: when the current block has no room for it
+    /// nothing is written and `false` is returned; the caller may try again
+    /// with its next write.
+    pub fn add_sync_marker(&mut self, durable: u64) -> Result<bool> {
+        if durable > self.offset {
+            return Err(Error::InvalidArgument(format!(
+                "sync marker at {durable} beyond the end of the log ({})",
+                self.offset
+            )));
+        }
+        let block_left = LOG_BLOCK_SIZE - (self.offset % LOG_BLOCK_SIZE as u64) as usize;
+        if block_left < FRAGMENT_HEADER_LEN + SYNC_LEN {
+            return Ok(false);
+        }
+        let mut len_and_type = [0u8; 3];
+        len_and_type[..2].copy_from_slice(&(SYNC_LEN as u16).to_le_bytes());
+        len_and_type[2] = SYNC;
+        let payload = durable.to_le_bytes();
+        let crc = fragment_crc(&len_and_type, &payload);
+        self.frame.clear();
+        self.frame.extend_from_slice(&crc.to_le_bytes());
+        self.frame.extend_from_slice(&len_and_type);
+        self.frame.extend_from_slice(&payload);
+        self.out.write_all(&self.frame)?;
+        self.offset += self.frame.len() as u64;
+        Ok(true)
     }
 
     /// Flushes the underlying writer's buffers (not a sync).

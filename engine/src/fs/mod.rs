@@ -2,7 +2,16 @@
 //!
 //! Every file operation of the engine goes through [`FileSystem`], so that
 //! tests can put a fault-injecting or crash-simulating implementation under
-//! it. [`StdFs`] is the default: `std::fs` plus `memmap2`.
+//! it. [`StdFs`] is the default: `std::fs` plus `memmap2`. [`SimFs`] is an
+//! in-memory file system that knows what is durable and can produce the
+//! image a power loss would leave; [`FaultFs`] wraps any file system and
+//! makes chosen calls fail.
+
+mod fault;
+mod sim;
+
+pub use fault::{FaultFs, FaultKind, FaultPlan, FaultTarget};
+pub use sim::{CrashMode, SimFs};
 
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
