@@ -352,8 +352,14 @@ pub(crate) fn compaction_thread(inner: Arc<DbInner>) {
         match inner.compact_until_settled() {
             Ok(()) | Err(Error::Closed) => {}
             Err(e) => {
+                // The outputs of a failed compaction are unreferenced (the
+                // next open removes them) and its inputs intact.
+                let retry = matches!(e, Error::Io { .. });
                 inner.poison(e);
-                return;
+                if !inner.wait_for_resume(retry) {
+                    return;
+                }
+                inner.bg.lock().compaction_wanted = true;
             }
         }
     }

@@ -118,7 +118,16 @@ pub(crate) struct DbInner {
     pub blocks: Arc<BlockCache>,
     pub ciphers: Arc<crate::encryption::Ciphers>,
     pub counters: DbCounters,
+    /// The error state: why writes are refused, if they are.
     poisoned: Mutex<Option<String>>,
+    /// Set when the error state cannot be left by [`DbInner::resume`] (a
+    /// background thread died).
+    fatal: AtomicBool,
+    /// Held by whoever writes a sealed generation to L0 (the flush thread
+    /// or a resume), so a generation is flushed once.
+    pub flush_lock: Mutex<()>,
+    /// One resume at a time.
+    resume_lock: Mutex<()>,
     shutdown: AtomicBool,
     pub threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -175,6 +184,9 @@ impl DbInner {
             ciphers,
             counters: DbCounters::default(),
             poisoned: Mutex::new(None),
+            fatal: AtomicBool::new(false),
+            flush_lock: Mutex::new(()),
+            resume_lock: Mutex::new(()),
             shutdown: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         }
@@ -373,15 +385,99 @@ impl DbInner {
     }
 
     /// Records a failure that leaves the database unable to write safely
-    /// (a failed WAL write or sync, a failed flush): later writes fail, reads
-    /// keep working. Returns the error for convenience.
+    /// (a failed WAL write or sync, a failed flush, compaction or manifest
+    /// write): later writes fail, reads keep working, until
+    /// [`resume`](Self::resume) succeeds. Returns the error for convenience.
     pub(crate) fn poison(&self, e: Error) -> Error {
         let mut p = self.poisoned.lock();
         if p.is_none() {
-            *p = Some(e.to_string());
+            *p = Some(format!("{e}; writes are refused until Db::resume succeeds"));
+            crate::stats::add(&self.counters.background_errors, 1);
         }
+        drop(p);
         self.done_cv.notify_all();
         e
+    }
+
+    /// Like [`poison`](Self::poison), for failures `resume` cannot repair.
+    pub(crate) fn poison_fatal(&self, e: Error) -> Error {
+        self.fatal.store(true, Ordering::Release);
+        self.poison(e)
+    }
+
+    /// Leaves the error state once its cause is gone. The WAL in use when
+    /// the error happened may end in a record that was never acknowledged,
+    /// half written or not durable, so it is not trusted: a new WAL is
+    /// started, every memtable is flushed to L0 (they hold exactly the
+    /// acknowledged writes), and the manifest is rewritten if one of its
+    /// writes failed. Only then do writes resume and the old WALs go.
+    pub(crate) fn resume(&self) -> Result<()> {
+        self.check_open()?;
+        let _resume = self.resume_lock.lock();
+        let Some(why) = self.poisoned.lock().clone() else {
+            return Ok(());
+        };
+        if self.fatal.load(Ordering::Acquire) {
+            return Err(Error::Poisoned(format!("{why} (cannot be resumed)")));
+        }
+        {
+            // No commit group runs, and none starts, until this is done.
+            let _commit = self.commit_lock.lock();
+            let _flush = self.flush_lock.lock();
+            {
+                let mut vs = self.versions.lock();
+                if vs.failed() {
+                    if let Some(old) = vs.rotate_manifest()? {
+                        let _ = self.fs.remove_file(&names::manifest(&self.dir, old));
+                    }
+                    vs.clear_failed();
+                }
+            }
+            self.switch_memtables_unsealed()?;
+            loop {
+                let job = self.bg.lock().imm.front().cloned();
+                let Some(job) = job else { break };
+                self.flush_sealed(&job)?;
+                let mut bg = self.bg.lock();
+                bg.imm.pop_front();
+                bg.flushed += 1;
+                bg.compaction_wanted = true;
+            }
+            *self.poisoned.lock() = None;
+        }
+        crate::stats::add(&self.counters.resumes, 1);
+        let _bg = self.bg.lock();
+        self.bg_cv.notify_all();
+        self.done_cv.notify_all();
+        Ok(())
+    }
+
+    /// Called by a background thread after it put the database in the
+    /// error state: waits until the state is left (by a caller's `resume`,
+    /// or, for an I/O error such as a full disk, by retrying `resume`
+    /// itself with a growing pause). Returns false at shutdown or when the
+    /// state cannot be left.
+    pub(crate) fn wait_for_resume(&self, retry: bool) -> bool {
+        let mut pause = Duration::from_millis(20);
+        loop {
+            if self.is_shutdown() || self.fatal.load(Ordering::Acquire) {
+                return false;
+            }
+            if !self.is_poisoned() {
+                return true;
+            }
+            {
+                let mut bg = self.bg.lock();
+                if self.is_shutdown() {
+                    return false;
+                }
+                self.bg_cv.wait_for(&mut bg, pause);
+            }
+            if retry && self.resume().is_ok() {
+                return true;
+            }
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
     }
 
     pub(crate) fn max_l0_files(&self) -> usize {
@@ -558,6 +654,10 @@ impl DbInner {
             block_cache_hits: self.blocks.hits(),
             block_cache_misses: self.blocks.misses(),
             block_cache_bytes: self.blocks.used(),
+            error_state: self.poisoned.lock().clone(),
+            background_errors: get(&self.counters.background_errors),
+            resumes: get(&self.counters.resumes),
+            files_removed_at_open: get(&self.counters.removed_at_open),
             ..Stats::default()
         };
         for n in self.live_wals.lock().iter() {
@@ -782,6 +882,19 @@ impl Db {
     /// the provider. `stats().bytes_by_key_id` shows what is left.
     pub fn reencrypt(&self) -> Result<()> {
         self.inner.reencrypt()
+    }
+
+    /// Leaves the error state a failed write, flush, compaction or
+    /// manifest write put the database in (writes fail with
+    /// [`Error::Poisoned`] meanwhile; reads keep working), once the cause
+    /// (a full disk, a failing device) is gone: the WAL that saw the failure
+    /// is retired and the memtables are flushed, so nothing unacknowledged
+    /// is replayed later and nothing acknowledged is lost. Returns the new
+    /// failure if the cause is still there, and `Ok` when there was no error.
+    /// After a full disk during a flush or compaction the engine also
+    /// retries this by itself, with a growing pause.
+    pub fn resume(&self) -> Result<()> {
+        self.inner.resume()
     }
 
     /// Statistics: levels, memtables, traffic, caches, filters.

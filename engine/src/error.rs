@@ -95,6 +95,12 @@ impl Error {
     /// Wraps a format error with the file it was found in.
     pub fn format(path: impl Into<PathBuf>, source: strata_format::Error) -> Self {
         match source {
+            // A write through a format encoder failed: an I/O error.
+            strata_format::Error::Io(e) => Error::Io {
+                path: path.into(),
+                kind: e.kind,
+                message: e.message,
+            },
             strata_format::Error::Decrypt { .. } | strata_format::Error::MissingKey { .. } => {
                 Error::Decrypt {
                     path: path.into(),

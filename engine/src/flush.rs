@@ -112,7 +112,7 @@ pub(crate) fn copy_live(
 
 impl DbInner {
     /// Writes one sealed generation to L0 and installs it.
-    fn flush_sealed(&self, sealed: &Sealed) -> Result<()> {
+    pub(crate) fn flush_sealed(&self, sealed: &Sealed) -> Result<()> {
         let points = self.gc_points();
         let oldest = points.window;
         let mut edit = VersionEdit::default();
@@ -209,16 +209,32 @@ pub(crate) fn flush_thread(inner: Arc<DbInner>) {
         let job = {
             let mut bg = inner.bg.lock();
             loop {
-                if inner.is_shutdown() || inner.is_poisoned() {
+                if inner.is_shutdown() {
                     return;
                 }
-                if let Some(s) = bg.imm.front() {
-                    break s.clone();
+                if !inner.is_poisoned() {
+                    if let Some(s) = bg.imm.front() {
+                        break s.clone();
+                    }
                 }
                 inner.bg_cv.wait(&mut bg);
             }
         };
-        match inner.flush_sealed(&job) {
+        let flushed = {
+            let _flush = inner.flush_lock.lock();
+            // A resume may have flushed this generation meanwhile.
+            let still_first = inner
+                .bg
+                .lock()
+                .imm
+                .front()
+                .is_some_and(|s| s.next_wal == job.next_wal);
+            if !still_first {
+                continue;
+            }
+            inner.flush_sealed(&job)
+        };
+        match flushed {
             Ok(()) => {
                 let mut bg = inner.bg.lock();
                 bg.imm.pop_front();
@@ -229,8 +245,14 @@ pub(crate) fn flush_thread(inner: Arc<DbInner>) {
             }
             Err(Error::Closed) => return,
             Err(e) => {
+                // Nothing is lost: the generation stays queued and in its
+                // WAL. A full disk or a failing device may recover, so
+                // resuming is retried.
+                let retry = matches!(e, Error::Io { .. });
                 inner.poison(e);
-                return;
+                if !inner.wait_for_resume(retry) {
+                    return;
+                }
             }
         }
     }

@@ -310,6 +310,12 @@ fn remove_obsolete_files(inner: &DbInner) -> Result<()> {
                 .fs
                 .remove_file(&path)
                 .map_err(|e| Error::io(&path, e))?;
+            if matches!(
+                names::parse(&name),
+                Some(FileKind::Table(_) | FileKind::Temp)
+            ) {
+                crate::stats::add(&inner.counters.removed_at_open, 1);
+            }
         }
     }
     inner
@@ -351,7 +357,7 @@ fn spawn(
         .spawn(move || {
             let guard = i.clone();
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || body(i))).is_err() {
-                guard.poison(Error::Poisoned(format!(
+                guard.poison_fatal(Error::Poisoned(format!(
                     "background thread {name} panicked"
                 )));
             }
@@ -359,7 +365,7 @@ fn spawn(
     match spawned {
         Ok(h) => h,
         Err(e) => {
-            inner.poison(Error::Poisoned(format!(
+            inner.poison_fatal(Error::Poisoned(format!(
                 "cannot start a background thread: {e}"
             )));
             std::thread::spawn(|| {})
@@ -384,7 +390,9 @@ fn wal_sync_thread(inner: Arc<DbInner>, interval: std::time::Duration) {
             Ok(synced) => crate::stats::add(&inner.counters.wal_syncs, u64::from(synced)),
             Err(e) => {
                 inner.poison(e);
-                return;
+                if !inner.wait_for_resume(false) {
+                    return;
+                }
             }
         }
     }

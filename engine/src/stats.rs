@@ -25,6 +25,9 @@ pub(crate) struct DbCounters {
     pub slowdowns: AtomicU64,
     pub stalls: AtomicU64,
     pub stall_micros: AtomicU64,
+    pub background_errors: AtomicU64,
+    pub resumes: AtomicU64,
+    pub removed_at_open: AtomicU64,
 }
 
 pub(crate) fn add(c: &AtomicU64, n: u64) {
@@ -117,6 +120,17 @@ pub struct Stats {
     pub block_cache_bytes: u64,
     /// Bytes of SSTs on disk per encryption key id (`None`: plaintext).
     pub bytes_by_key_id: std::collections::BTreeMap<Option<u32>, u64>,
+    /// Why writes are refused, when the database is in the error state
+    /// (see `Db::resume`).
+    pub error_state: Option<String>,
+    /// Times the database entered the error state.
+    pub background_errors: u64,
+    /// Times it left the error state.
+    pub resumes: u64,
+    /// Tables and temporary files the last open found unreferenced and
+    /// removed: leftovers of a flush or compaction cut short by a crash or
+    /// an error.
+    pub files_removed_at_open: u64,
 }
 
 impl Stats {

@@ -453,6 +453,17 @@ impl VersionSet {
         m.mark_synced(&path)
     }
 
+    /// True after a manifest write failed: no edit may be logged until the
+    /// manifest is rewritten.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Clears the failure, once `rotate_manifest` has written a new manifest.
+    pub(crate) fn clear_failed(&mut self) {
+        self.failed = false;
+    }
+
     /// The file system the manifest is written through.
     pub(crate) fn fs(&self) -> &Arc<dyn FileSystem> {
         &self.fs

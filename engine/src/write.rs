@@ -549,12 +549,25 @@ impl DbInner {
     /// memtables go to the flush queue. The old WAL is synced first, so a
     /// torn tail can only be in the newest WAL.
     pub(crate) fn switch_memtables(&self) -> Result<()> {
+        self.switch(true)
+    }
+
+    /// Switches the memtables without sealing the WAL in use, whose tail
+    /// is in doubt after a failed write: its memtables are flushed before
+    /// anything else is written (see `resume`).
+    pub(crate) fn switch_memtables_unsealed(&self) -> Result<()> {
+        self.switch(false)
+    }
+
+    fn switch(&self, seal: bool) -> Result<()> {
         let _switch = self.switch_lock.lock();
         let number = self.versions.lock().new_file_number();
         {
             let mut wal = self.wal.lock();
-            if let Err(e) = wal.seal(&self.dir) {
-                return Err(self.poison(e));
+            if seal {
+                if let Err(e) = wal.seal(&self.dir) {
+                    return Err(self.poison(e));
+                }
             }
             let key = match self.ciphers.current() {
                 Ok(k) => k,

@@ -36,6 +36,8 @@ pub struct FaultTarget {
     pub metadata: bool,
     /// `read` and `map`.
     pub reads: bool,
+    /// Only calls on files whose name ends with this (e.g. `".sst"`).
+    pub suffix: Option<&'static str>,
 }
 
 impl FaultTarget {
@@ -46,6 +48,7 @@ impl FaultTarget {
             syncs: true,
             metadata: true,
             reads: true,
+            suffix: None,
         }
     }
 
@@ -122,10 +125,15 @@ impl FaultPlan {
     }
 
     /// Counts a call; returns the fault to inject, if any.
-    fn hit(&self, call: Call) -> Option<FaultKind> {
+    fn hit(&self, call: Call, path: &Path) -> Option<FaultKind> {
         let mut st = self.state.lock();
         if !st.enabled {
             return None;
+        }
+        if let Some(suffix) = st.target.suffix {
+            if !path.to_string_lossy().ends_with(suffix) {
+                return None;
+            }
         }
         let targeted = match call {
             Call::Write => st.target.writes,
@@ -174,8 +182,8 @@ impl<F: FileSystem> FaultFs<F> {
         &self.inner
     }
 
-    fn check(&self, call: Call) -> io::Result<()> {
-        match self.plan.hit(call) {
+    fn check(&self, call: Call, path: &Path) -> io::Result<()> {
+        match self.plan.hit(call, path) {
             Some(kind) => Err(error(kind)),
             None => Ok(()),
         }
@@ -185,11 +193,12 @@ impl<F: FileSystem> FaultFs<F> {
 struct FaultFile {
     inner: Box<dyn WritableFile>,
     plan: FaultPlan,
+    path: std::path::PathBuf,
 }
 
 impl WritableFile for FaultFile {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        match self.plan.hit(Call::Write) {
+        match self.plan.hit(Call::Write, &self.path) {
             Some(FaultKind::ShortWrite) => {
                 self.inner.append(&data[..data.len() / 2])?;
                 Err(error(FaultKind::ShortWrite))
@@ -200,7 +209,7 @@ impl WritableFile for FaultFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        match self.plan.hit(Call::Sync) {
+        match self.plan.hit(Call::Sync, &self.path) {
             Some(kind) => Err(error(kind)),
             None => self.inner.sync(),
         }
@@ -213,30 +222,31 @@ impl<F: FileSystem> FileSystem for FaultFs<F> {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.check(Call::Write)?;
+        self.check(Call::Write, path)?;
         Ok(Box::new(FaultFile {
             inner: self.inner.create(path)?,
             plan: self.plan.clone(),
+            path: path.to_path_buf(),
         }))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.check(Call::Read)?;
+        self.check(Call::Read, path)?;
         self.inner.read(path)
     }
 
     fn map(&self, path: &Path) -> io::Result<Bytes> {
-        self.check(Call::Read)?;
+        self.check(Call::Read, path)?;
         self.inner.map(path)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.check(Call::Meta)?;
+        self.check(Call::Meta, to)?;
         self.inner.rename(from, to)
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.check(Call::Meta)?;
+        self.check(Call::Meta, path)?;
         self.inner.remove_file(path)
     }
 
@@ -245,7 +255,7 @@ impl<F: FileSystem> FileSystem for FaultFs<F> {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.check(Call::Meta)?;
+        self.check(Call::Meta, dir)?;
         self.inner.sync_dir(dir)
     }
 
