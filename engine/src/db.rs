@@ -735,9 +735,29 @@ impl DbInner {
         let _compaction = self.compaction_lock.lock();
         let _commit = self.commit_lock.lock();
         let _switch = self.switch_lock.lock();
-        let synced = self.wal.lock().seal(&self.dir);
+        if self.is_poisoned() {
+            // The WAL's tail is in doubt: leave it as it is for recovery.
+            self.lock.lock().take();
+            return Ok(());
+        }
+        let sealed = {
+            let mut wal = self.wal.lock();
+            wal.seal(&self.dir).map(|()| (wal.number, wal.len))
+        };
+        // Recovery will hold the WAL to its sealed length: a truncated or
+        // missing WAL is then corruption, not a torn tail.
+        let result = sealed.and_then(|sealed| {
+            let mut vs = self.versions.lock();
+            if vs.failed() {
+                return Ok(());
+            }
+            vs.log_and_apply(VersionEdit {
+                wals_sealed: vec![sealed],
+                ..VersionEdit::default()
+            })
+        });
         self.lock.lock().take();
-        synced
+        result
     }
 }
 
@@ -895,6 +915,14 @@ impl Db {
     /// retries this by itself, with a growing pause.
     pub fn resume(&self) -> Result<()> {
         self.inner.resume()
+    }
+
+    /// Reads every live file in full (CURRENT, the manifest, the WALs, every
+    /// SST, bypassing the caches) and checks every checksum, MAC and
+    /// structural invariant; returns every damaged file found. Writes and
+    /// reads go on meanwhile.
+    pub fn verify(&self) -> Result<crate::VerifyReport> {
+        self.inner.verify()
     }
 
     /// Statistics: levels, memtables, traffic, caches, filters.

@@ -42,6 +42,7 @@ mod stats;
 mod table_sink;
 mod timestamp;
 mod txn;
+mod verify;
 mod version;
 mod view;
 mod write;
@@ -58,6 +59,7 @@ pub use stats::{KeyspaceStats, LevelStats, Stats};
 pub use strata_format as format;
 pub use timestamp::Timestamp;
 pub use txn::{Isolation, Transaction, TxIter};
+pub use verify::{DamagedFile, VerifyReport};
 pub use write::{WriteBatch, MAX_VALUE_LEN};
 
 /// A fresh random 128-bit file uid.

@@ -53,6 +53,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     // was.
     ciphers.current()?;
     let current = dir.join(names::CURRENT);
+    let mut replayed_manifest = None;
     let exists = fs
         .list(dir)
         .map_err(|e| Error::io(dir, e))?
@@ -71,7 +72,20 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             }
         };
         let path = names::manifest(dir, number);
-        let bytes = fs.read(&path).map_err(|e| Error::io(&path, e))?;
+        replayed_manifest = Some(number);
+        let bytes = fs.read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::format(
+                    &current,
+                    strata_format::Error::corruption(
+                        format!("CURRENT names {name}, which does not exist"),
+                        0,
+                    ),
+                )
+            } else {
+                Error::io(&path, e)
+            }
+        })?;
         let keyring = ciphers.keyring(log_key_id(&bytes));
         let ropts = LogReadOptions {
             keyring: Some(&keyring),
@@ -110,6 +124,31 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         })
         .collect();
     wals.sort_unstable();
+    // The WAL the manifest's log number names was created (and its
+    // directory entry synced) before the record naming it, and is deleted
+    // only after a later record moves the log number past it: if it is
+    // missing, records of the manifest were lost.
+    if replayed_manifest.is_some() && vs.log_number > 0 && !wals.contains(&vs.log_number) {
+        return Err(manifest_says(
+            dir,
+            replayed_manifest,
+            format!(
+                "the manifest's log number names WAL {}, which is missing (its later records were lost)",
+                vs.log_number
+            ),
+        ));
+    }
+    // A sealed WAL the manifest knows of must be there, whole.
+    for (&n, _) in vs.sealed_wals.iter() {
+        if !wals.contains(&n) {
+            return Err(manifest_says(
+                dir,
+                replayed_manifest,
+                format!("WAL {n} was sealed and not yet flushed, but it is missing"),
+            ));
+        }
+    }
+    check_tables_present(dir, replayed_manifest, &vs, &listing)?;
     for n in listing.iter().filter_map(|n| match names::parse(n) {
         Some(FileKind::Wal(w) | FileKind::Table(w) | FileKind::Manifest(w)) => Some(w),
         _ => None,
@@ -136,6 +175,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         let keyring = ciphers.keyring(log_key_id(&bytes));
         let ropts = LogReadOptions {
             keyring: Some(&keyring),
+            durable_len: vs.sealed_wals.get(&number).copied(),
             ..LogReadOptions::new(number, LogKind::Wal)
         };
         let mut reader = LogReader::new(&bytes, &ropts).map_err(|e| Error::format(&path, e))?;
@@ -150,6 +190,25 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
                 ));
             }
             let batch = BatchRecord::decode(&record, at).map_err(|e| Error::format(&path, e))?;
+            // A keyspace id never handed out means the manifest lost the
+            // record creating it: replaying would drop the writes silently.
+            if let Some(op) = batch
+                .ops()
+                .iter()
+                .find(|op| op.keyspace >= vs.next_keyspace_id)
+            {
+                return Err(Error::format(
+                    &path,
+                    strata_format::Error::corruption(
+                        format!(
+                            "write to keyspace id {}, which MANIFEST-{:06} never created",
+                            op.keyspace,
+                            replayed_manifest.unwrap_or(0)
+                        ),
+                        at,
+                    ),
+                ));
+            }
             let ts = replay_record(&batch, |id| keyspaces.iter().find(|k| k.id == id).cloned());
             last_ts = last_ts.max(ts);
         }
@@ -218,6 +277,55 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         inner.update_max_l0(&vs);
     }
     Ok(inner)
+}
+
+/// A corruption error on the manifest in use, for a state it describes
+/// that the directory contradicts.
+fn manifest_says(dir: &Path, manifest: Option<u64>, what: String) -> Error {
+    let path = match manifest {
+        Some(n) => names::manifest(dir, n),
+        None => dir.join(names::CURRENT),
+    };
+    Error::format(path, strata_format::Error::corruption(what, 0))
+}
+
+/// Every SST the manifest names must exist with the size it recorded: a
+/// missing or resized table is damage (to it, or to the manifest), found
+/// at open rather than at the first read that needs it.
+fn check_tables_present(
+    dir: &Path,
+    manifest: Option<u64>,
+    vs: &VersionSet,
+    listing: &[String],
+) -> Result<()> {
+    let present: std::collections::HashSet<&str> = listing.iter().map(String::as_str).collect();
+    for (_, levels) in vs.keyspaces.values() {
+        for (_, f) in levels.all_files() {
+            let path = f.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !present.contains(name.as_str()) {
+                return Err(manifest_says(
+                    dir,
+                    manifest,
+                    format!("the manifest names {name}, which is missing"),
+                ));
+            }
+            let size = vs.fs().file_size(path).map_err(|e| Error::io(path, e))?;
+            if size != f.size {
+                return Err(Error::format(
+                    path,
+                    strata_format::Error::corruption(
+                        format!("file is {size} bytes, the manifest says {}", f.size),
+                        size.min(f.size),
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A directory without CURRENT is a new database only if it holds no

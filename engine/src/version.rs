@@ -204,6 +204,8 @@ pub struct VersionSet {
     pub history_horizon: u64,
     /// The next keyspace id (ids are never reused).
     pub next_keyspace_id: u32,
+    /// Sealed WALs not yet flushed: number → length.
+    pub sealed_wals: BTreeMap<u64, u64>,
     /// Set when a manifest write failed: its outcome is unknown, so no
     /// further record may be written.
     failed: bool,
@@ -263,6 +265,7 @@ impl VersionSet {
             last_timestamp: 0,
             history_horizon: 0,
             next_keyspace_id: 0,
+            sealed_wals: BTreeMap::new(),
             failed: false,
             max_manifest_size: 64 << 20,
             ciphers: Arc::new(crate::encryption::Ciphers::default()),
@@ -279,9 +282,14 @@ impl VersionSet {
 
     /// Applies an edit to the in-memory state (replay, or after logging).
     pub(crate) fn apply(&mut self, edit: &VersionEdit) -> Result<()> {
+        for &(n, len) in &edit.wals_sealed {
+            self.sealed_wals.insert(n, len);
+        }
         if let Some(n) = edit.log_number {
             self.log_number = self.log_number.max(n);
         }
+        let log_number = self.log_number;
+        self.sealed_wals.retain(|&n, _| n >= log_number);
         if let Some(n) = edit.next_file_number {
             self.next_file_number = self.next_file_number.max(n);
         }
@@ -351,6 +359,7 @@ impl VersionSet {
             last_timestamp: Some(self.last_timestamp),
             history_horizon: Some(self.history_horizon),
             next_keyspace_id: Some(self.next_keyspace_id),
+            wals_sealed: self.sealed_wals.iter().map(|(&n, &l)| (n, l)).collect(),
             ..VersionEdit::default()
         };
         for (id, (name, levels)) in &self.keyspaces {

@@ -16,6 +16,7 @@ use strata_format::batch::{BatchBuilder, BatchRecord};
 use strata_format::codec::{Compression, MAX_BLOCK_LEN};
 use strata_format::key::{ValueKind, MAX_USER_KEY_LEN};
 use strata_format::log::{LogHeader, LogKind, LogWriter};
+use strata_format::manifest::VersionEdit;
 
 use crate::db::{DbInner, KeyspaceState};
 use crate::error::{Error, Result};
@@ -580,8 +581,20 @@ impl DbInner {
             if let Err(e) = self.fs.sync_dir(&self.dir) {
                 return Err(self.poison(Error::io(&self.dir, e)));
             }
+            let sealed = (wal.number, wal.len);
             *wal = new;
             self.live_wals.lock().push(number);
+            drop(wal);
+            if seal {
+                // Recovery holds the old WAL to this length.
+                let edit = VersionEdit {
+                    wals_sealed: vec![sealed],
+                    ..VersionEdit::default()
+                };
+                if let Err(e) = self.versions.lock().log_and_apply(edit) {
+                    return Err(self.poison(e));
+                }
+            }
         }
         let mut sealed = Vec::new();
         for ks in self.keyspaces.read().by_id.values() {

@@ -26,6 +26,7 @@ const FILE_ADDED: u64 = 6;
 const FILE_REMOVED: u64 = 7;
 const HISTORY_HORIZON: u64 = 8;
 const NEXT_KEYSPACE_ID: u64 = 9;
+const WAL_SEALED: u64 = 10;
 
 /// An SST added to a level.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +88,10 @@ pub struct VersionEdit {
     pub files_added: Vec<FileAdded>,
     /// Files removed.
     pub files_removed: Vec<FileRemoved>,
+    /// WALs sealed (synced in full, never written again): number and
+    /// length. Recovery holds a sealed WAL to that length: a missing or
+    /// shorter file is corruption, not a torn tail.
+    pub wals_sealed: Vec<(u64, u64)>,
 }
 
 fn field(out: &mut Vec<u8>, tag: u64, body: &[u8]) {
@@ -155,6 +160,12 @@ impl VersionEdit {
             put_varint64(&mut body, f.file_number);
             field(&mut out, FILE_REMOVED, &body);
         }
+        for (number, len) in &self.wals_sealed {
+            let mut body = Vec::new();
+            put_varint64(&mut body, *number);
+            put_varint64(&mut body, *len);
+            field(&mut out, WAL_SEALED, &body);
+        }
         out
     }
 
@@ -214,6 +225,7 @@ impl VersionEdit {
                         max_ts,
                     });
                 }
+                WAL_SEALED => e.wals_sealed.push((b.varint64()?, b.varint64()?)),
                 FILE_REMOVED => e.files_removed.push(FileRemoved {
                     keyspace: keyspace_id(&mut b)?,
                     level: level(&mut b)?,

@@ -167,6 +167,7 @@ proptest! {
         files in proptest::collection::vec((any::<u32>(), 0u8..7, any::<u64>(), any::<u64>(), any::<[u8; 16]>(), proptest::option::of(any::<u32>()),
                                             proptest::collection::vec(any::<u8>(), 0..10), proptest::collection::vec(any::<u8>(), 0..10), any::<u64>(), any::<u64>()), 0..4),
         removed in proptest::collection::vec((any::<u32>(), 0u8..7, any::<u64>()), 0..4),
+        sealed in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3),
     ) {
         let edit = VersionEdit {
             log_number: ints[0], next_file_number: ints[1], last_timestamp: ints[2], history_horizon: ints[3], next_keyspace_id: next_ks,
@@ -177,6 +178,7 @@ proptest! {
                 smallest: internal(&s, min_ts, ValueKind::Put), largest: internal(&l, max_ts, ValueKind::Delete), min_ts, max_ts,
             }).collect(),
             files_removed: removed.into_iter().map(|(keyspace, level, file_number)| FileRemoved { keyspace, level, file_number }).collect(),
+            wals_sealed: sealed,
         };
         prop_assert_eq!(VersionEdit::decode(&edit.encode(), 0).unwrap(), edit);
     }
