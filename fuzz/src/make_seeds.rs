@@ -99,6 +99,10 @@ fn main() {
                     ..VersionEdit::default()
                 };
                 w.add_record(&edit.encode()).expect("record");
+                if i % 2 == 1 {
+                    let synced = w.offset();
+                    w.add_sync_marker(synced).expect("sync marker");
+                }
             }
             write(&dir, target, &format!("{kind:?}-{name}"), &w.into_inner());
         }
@@ -132,5 +136,29 @@ fn main() {
         ..VersionEdit::default()
     };
     write(&dir, "manifest_decode", "edit", &edit.encode());
+
+    for (name, n) in [("small", 10u32), ("large", 1000)] {
+        let mut b = strata_format::bloom::BloomBuilder::new(10);
+        for k in 0..n {
+            b.add_key(&k.to_le_bytes());
+        }
+        write(&dir, "bloom_decode", name, &b.finish());
+    }
+
+    // Operation sequences: bytes from a fixed generator, so every kind of
+    // step (writes, batches, transactions, snapshots, flushes, compactions,
+    // reopens) appears.
+    for seed in 1..=6u64 {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let bytes: Vec<u8> = (0..(100 * seed as usize))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        write(&dir, "ops", &format!("seq-{seed}"), &bytes);
+    }
     println!("seeds written to {}", dir.display());
 }

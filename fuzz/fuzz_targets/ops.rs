@@ -1,0 +1,10 @@
+//! Runs arbitrary operation sequences on an in-memory database against a model.
+//! The body lives in `src/targets.rs`, shared with the corpus replay test.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../src/targets.rs"]
+mod targets;
+
+fuzz_target!(|data: &[u8]| targets::ops(data));
