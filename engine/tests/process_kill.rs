@@ -87,7 +87,7 @@ fn worker(dir: &Path) {
     loop {
         let (g, delete) = op_group(i);
         let next = (i + 1).to_be_bytes();
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             let mut b = db.batch();
             for j in 0..10 {
                 let (k, key) = key(g, j);
