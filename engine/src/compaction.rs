@@ -215,7 +215,7 @@ impl DbInner {
     }
 
     /// Runs compactions until nothing scores at least 1.
-    fn compact_until_settled(&self) -> Result<()> {
+    pub(crate) fn compact_until_settled(&self) -> Result<()> {
         loop {
             if self.is_shutdown() || self.is_poisoned() {
                 return Ok(());

@@ -238,7 +238,10 @@ impl DbInner {
     /// readable) and never earlier than a window start already handed out
     /// (a wall clock stepping back cannot reopen history that may be gone).
     fn window_start(&self) -> u64 {
-        let retained = Timestamp::now()
+        let retained = self
+            .opts
+            .clock
+            .now()
             .saturating_sub(self.opts.history_retention)
             .as_u64();
         let start = self.visible_ts().min(retained);
@@ -333,7 +336,7 @@ impl DbInner {
     /// the promise holds across restarts too, and no read can push the clock
     /// toward its end.
     pub(crate) fn advance_clock(&self, ts: u64) -> Result<()> {
-        let now = Timestamp::now().as_u64();
+        let now = self.opts.clock.now().as_u64();
         if ts > now {
             return Err(Error::InvalidArgument(format!(
                 "timestamp {} is in the future (now is {})",
@@ -526,7 +529,7 @@ impl DbInner {
         };
         ReadView {
             ts,
-            expiry_ts: ts.max(Timestamp::now().as_u64()),
+            expiry_ts: ts.max(self.opts.clock.now().as_u64()),
             sv,
             tables: self.tables.clone(),
             counters: ks.counters.clone(),

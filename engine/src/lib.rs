@@ -57,7 +57,7 @@ pub use options::{Options, WriteOptions};
 pub use snapshot::Snapshot;
 pub use stats::{KeyspaceStats, LevelStats, Stats};
 pub use strata_format as format;
-pub use timestamp::Timestamp;
+pub use timestamp::{Clock, ManualClock, SystemClock, Timestamp};
 pub use txn::{Isolation, Transaction, TxIter};
 pub use verify::{DamagedFile, VerifyReport};
 pub use write::{WriteBatch, MAX_VALUE_LEN};

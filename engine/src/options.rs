@@ -44,6 +44,13 @@ pub struct Options {
     /// When set, the WAL is synced in the background at this interval, so
     /// writes without `sync` lose at most about this much on power loss.
     pub wal_sync_interval: Option<Duration>,
+    /// Run flushes and compactions on background threads (the default).
+    /// When false the engine starts no thread: the writer that fills the
+    /// memtables flushes and compacts before it returns. Slower, but every
+    /// run of a workload is the same sequence of file operations, which
+    /// deterministic simulation tests rely on. `wal_sync_interval` needs the
+    /// threads and has no effect without them.
+    pub background_threads: bool,
     /// How far back reads of the past (`get_at`, `range_at`,
     /// `snapshot_at`, `history`) may go: compaction keeps every version a
     /// read within this window can see. Zero keeps only what live snapshots
@@ -61,6 +68,8 @@ pub struct Options {
     pub plaintext_keyspaces: Vec<String>,
     /// The file system all I/O goes through.
     pub fs: Arc<dyn FileSystem>,
+    /// The clock commit timestamps and the history window follow.
+    pub clock: Arc<dyn crate::timestamp::Clock>,
 }
 
 impl Default for Options {
@@ -86,11 +95,13 @@ impl Default for Options {
             target_file_size: 64 << 20,
             num_levels: 7,
             wal_sync_interval: None,
+            background_threads: true,
             history_retention: Duration::ZERO,
             max_manifest_size: 64 << 20,
             key_provider: None,
             plaintext_keyspaces: Vec::new(),
             fs: Arc::new(StdFs),
+            clock: Arc::new(crate::timestamp::SystemClock),
         }
     }
 }

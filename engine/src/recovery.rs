@@ -434,6 +434,14 @@ fn remove_obsolete_files(inner: &DbInner) -> Result<()> {
 
 /// Starts the flush, compaction and (when configured) WAL sync threads.
 pub(crate) fn start_threads(inner: &Arc<DbInner>) {
+    if !inner.opts.background_threads {
+        // A replayed L0 may already call for a compaction; it runs on the
+        // next switch, or now.
+        if let Err(e) = inner.compact_until_settled() {
+            inner.poison(e);
+        }
+        return;
+    }
     let mut threads = inner.threads.lock();
     threads.push(spawn(inner, "strata-flush", crate::flush::flush_thread));
     threads.push(spawn(

@@ -119,7 +119,7 @@ impl<'a> TableSink<'a> {
             bloom_bits_per_key: self.inner.opts.bloom_bits_per_key,
             compression: self.inner.opts.compression_for(self.level),
             key: self.inner.table_key(self.keyspace)?,
-            created_at_micros: crate::now_micros(),
+            created_at_micros: self.inner.opts.clock.now().physical_micros(),
         };
         let sink = FileSink {
             file,

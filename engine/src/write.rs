@@ -407,7 +407,7 @@ impl DbInner {
                 passed.push(r.clone());
             }
         }
-        let first_ts = crate::timestamp::next_timestamps(st.last_ts, Timestamp::now());
+        let first_ts = crate::timestamp::next_timestamps(st.last_ts, self.opts.clock.now());
         if !passed.is_empty() {
             st.last_ts = first_ts.saturating_add(passed.len() as u64 - 1);
         }
@@ -528,6 +528,14 @@ impl DbInner {
                 return Ok(());
             }
             let mut bg = self.bg.lock();
+            if (bg.imm.len() >= self.opts.max_immutable_memtables
+                || l0 >= self.opts.l0_stop_trigger)
+                && !self.opts.background_threads
+            {
+                drop(bg);
+                MutexGuard::unlocked(st, || self.background_work_inline())?;
+                continue;
+            }
             if bg.imm.len() >= self.opts.max_immutable_memtables || l0 >= self.opts.l0_stop_trigger
             {
                 add(&self.counters.stalls, 1);
@@ -620,7 +628,35 @@ impl DbInner {
         });
         bg.sealed += 1;
         self.bg_cv.notify_all();
+        drop(bg);
+        if seal && !self.opts.background_threads {
+            self.background_work_inline()?;
+        }
         Ok(())
+    }
+
+    /// Without background threads: flushes every sealed generation and
+    /// compacts until the levels are within their targets, on the caller's
+    /// thread.
+    pub(crate) fn background_work_inline(&self) -> Result<()> {
+        {
+            let _flush = self.flush_lock.lock();
+            loop {
+                let job = self.bg.lock().imm.front().cloned();
+                let Some(job) = job else { break };
+                if let Err(e) = self.flush_sealed(&job) {
+                    return Err(self.poison(e));
+                }
+                let mut bg = self.bg.lock();
+                bg.imm.pop_front();
+                bg.flushed += 1;
+            }
+        }
+        self.done_cv.notify_all();
+        match self.compact_until_settled() {
+            Ok(()) | Err(Error::Closed) => Ok(()),
+            Err(e) => Err(self.poison(e)),
+        }
     }
 }
 

@@ -10,7 +10,15 @@
 //! every batch and transaction whole; reads of the past must agree with the
 //! same prefix.
 //!
-//! `STRATA_CRASH_CASES=N` runs N cases instead of the default.
+//! A second test is the deterministic simulation of scenario S12: the
+//! engine runs without background threads, so a seed fixes every file
+//! operation; knobs are "buggified" per seed (tiny memtables, files, blocks
+//! and manifests, compaction triggers), and one-shot I/O errors are
+//! injected at random calls, after which the workload resumes the
+//! database and retries. A failing seed reproduces exactly.
+//!
+//! `STRATA_CRASH_CASES=N` and `STRATA_SIM_SEEDS=N` run more cases than the
+//! default; `STRATA_CRASH_SEED` / `STRATA_SIM_SEED` pick the first seed.
 
 mod common;
 
@@ -18,8 +26,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use strata_engine::fs::{CrashMode, SimFs};
-use strata_engine::{Db, Isolation, MemoryKeyProvider, Options, Timestamp, WriteOptions};
+use strata_engine::format::codec::Compression;
+use strata_engine::fs::{CrashMode, FaultFs, FaultKind, FaultPlan, FaultTarget, FileSystem, SimFs};
+use strata_engine::{
+    Db, Isolation, ManualClock, MemoryKeyProvider, Options, Timestamp, WriteOptions,
+};
 
 const KEYSPACES: [&str; 3] = ["a", "b", "c"];
 const META: &str = "meta";
@@ -104,18 +115,68 @@ fn workload(rng: &mut Rng, len: usize) -> Vec<Step> {
     steps
 }
 
-fn options(fs: &SimFs, rng_bits: u64) -> Options {
+/// How a case is set up: random option bits, and whether it is a
+/// deterministic simulation (no background threads, buggified knobs,
+/// injected I/O errors).
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    bits: u64,
+    simulate: bool,
+}
+
+impl Config {
+    /// Bit `i` of the option bits, on in a quarter of seeds for the
+    /// buggified knobs.
+    fn knob(&self, i: u32) -> bool {
+        (self.bits >> (8 + 2 * i)) & 3 == 0
+    }
+}
+
+fn options(fs: &SimFs, cfg: Config, plan: Option<&FaultPlan>) -> Options {
     let mut o = common::small_options();
-    o.fs = Arc::new(fs.clone());
+    o.fs = match plan {
+        Some(p) => Arc::new(FaultFs::new(fs.clone(), p.clone())),
+        None => Arc::new(fs.clone()),
+    };
     o.memtable_size = 8 * 1024;
     o.target_file_size = 8 * 1024;
     o.base_level_size = 32 * 1024;
     o.history_retention = std::time::Duration::from_secs(3600);
-    if rng_bits & 1 == 1 {
+    if cfg.bits & 1 == 1 {
         o.max_manifest_size = 2048;
     }
-    if rng_bits & 2 == 2 {
+    if cfg.bits & 2 == 2 {
         o.key_provider = Some(Arc::new(MemoryKeyProvider::new(7, [42; 32])));
+    }
+    if cfg.simulate {
+        o.background_threads = false;
+        // Simulated time: timestamps, and so key prefixes and file sizes,
+        // repeat from run to run.
+        o.clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000_000 << 12)));
+        // Compressed sizes depend on the timestamps in the data, which come
+        // from the clock: without compression every run writes the same
+        // sizes, so the same file operations.
+        o.compression = vec![Compression::None];
+        if cfg.knob(0) {
+            o.memtable_size = 4096;
+        }
+        if cfg.knob(1) {
+            o.target_file_size = 2048;
+            o.base_level_size = 8192;
+        }
+        if cfg.knob(2) {
+            o.block_size = 64;
+            o.restart_interval = 2;
+        }
+        if cfg.knob(3) {
+            o.max_manifest_size = 256;
+        }
+        if cfg.knob(4) {
+            o.l0_compaction_trigger = 1;
+        }
+        if cfg.knob(5) {
+            o.max_immutable_memtables = 1;
+        }
     }
     o
 }
@@ -136,31 +197,110 @@ fn seq_key() -> &'static [u8] {
     b"seq"
 }
 
-/// Runs the steps until the first failure (the power loss).
-fn run(dir: &Path, fs: &SimFs, opts: &Options, steps: &[Step]) -> Trace {
+/// Injects one-shot I/O errors at random calls, in simulations.
+struct Faults {
+    plan: FaultPlan,
+    rng: Rng,
+}
+
+impl Faults {
+    /// Before a step: now and then, arms a fault a few calls ahead.
+    fn maybe_arm(&mut self) {
+        if self.rng.chance(15) {
+            let target = match self.rng.below(3) {
+                0 => FaultTarget {
+                    writes: true,
+                    ..FaultTarget::default()
+                },
+                1 => FaultTarget {
+                    syncs: true,
+                    ..FaultTarget::default()
+                },
+                _ => FaultTarget {
+                    metadata: true,
+                    ..FaultTarget::default()
+                },
+            };
+            let kind = match self.rng.below(3) {
+                0 => FaultKind::Eio,
+                1 => FaultKind::NoSpace,
+                _ => FaultKind::ShortWrite,
+            };
+            let n = 1 + self.rng.below(12);
+            self.plan.arm(target, n, kind, false);
+        }
+    }
+}
+
+/// Runs `f`; after an injected error, resumes the database and retries (a
+/// retried operation writes the same values, so a first attempt that
+/// reached the disk changes nothing). Gives up when the power is off.
+fn retrying<T>(
+    db: &Db,
+    faults: &mut Option<Faults>,
+    mut f: impl FnMut() -> strata_engine::Result<T>,
+) -> strata_engine::Result<T> {
+    let mut tries = 0;
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let Some(fl) = faults.as_mut() else {
+                    return Err(e);
+                };
+                tries += 1;
+                if fl.plan.faults() == 0 || tries > 4 {
+                    return Err(e);
+                }
+                fl.plan.disarm();
+                if db.resume().is_err() {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Runs the steps until the first failure that is not an injected error
+/// (the power loss).
+fn run(dir: &Path, opts: &Options, steps: &[Step], mut faults: Option<Faults>) -> Trace {
     let mut trace = Trace::default();
-    let Ok(mut db) = Db::open(dir, opts.clone()) else {
+    let open = |faults: &mut Option<Faults>| {
+        let first = Db::open(dir, opts.clone());
+        match (first, faults.as_mut()) {
+            (Ok(db), _) => Some(db),
+            (Err(_), Some(fl)) if fl.plan.faults() > 0 => {
+                fl.plan.disarm();
+                Db::open(dir, opts.clone()).ok()
+            }
+            _ => None,
+        }
+    };
+    let Some(mut db) = open(&mut faults) else {
         return trace;
     };
     for step in steps {
+        if let Some(fl) = faults.as_mut() {
+            fl.maybe_arm();
+        }
         let ok = match step {
-            Step::Flush => db.flush().is_ok(),
-            Step::Compact => db.compact().is_ok(),
+            Step::Flush => retrying(&db, &mut faults, || db.flush()).is_ok(),
+            Step::Compact => retrying(&db, &mut faults, || db.compact()).is_ok(),
             Step::Reopen => {
                 let _ = db.close();
                 drop(db);
-                match Db::open(dir, opts.clone()) {
-                    Ok(d) => {
+                match open(&mut faults) {
+                    Some(d) => {
                         db = d;
                         true
                     }
-                    Err(_) => return trace,
+                    None => return trace,
                 }
             }
             Step::Op { writes, txn, sync } => {
                 let i = trace.attempted;
                 trace.attempted += 1;
-                let r = apply(&db, i, writes, *txn, *sync);
+                let r = retrying(&db, &mut faults, || apply(&db, i, writes, *txn, *sync));
                 trace.ts.push(r.as_ref().ok().copied());
                 if r.is_ok() && *sync {
                     trace.synced_prefix = i + 1;
@@ -172,7 +312,6 @@ fn run(dir: &Path, fs: &SimFs, opts: &Options, steps: &[Step]) -> Trace {
             break;
         }
     }
-    let _ = fs;
     trace
 }
 
@@ -258,12 +397,12 @@ fn read_state(db: &Db, at: Option<Timestamp>) -> (usize, Model) {
 fn verify(
     dir: &Path,
     image: &SimFs,
-    opts_bits: u64,
+    cfg: Config,
     steps: &[Step],
     trace: &Trace,
     what: &str,
 ) -> usize {
-    let opts = options(image, opts_bits);
+    let opts = options(image, cfg, None);
     let db = Db::open(dir, opts).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
     let (n, state) = read_state(&db, None);
     assert!(
@@ -301,19 +440,63 @@ fn verify(
     n
 }
 
-fn one_case(seed: u64) {
+fn one_case(seed: u64, simulate: bool) {
     let mut rng = Rng(seed);
     let dir = Path::new("/db");
-    let bits = rng.next();
+    let cfg = Config {
+        bits: rng.next(),
+        simulate,
+    };
     let len = 20 + rng.below(80) as usize;
     let steps = workload(&mut rng, len);
+    let fault_seed = rng.next();
+    let faults = |plan: &FaultPlan| {
+        simulate.then(|| Faults {
+            plan: plan.clone(),
+            rng: Rng(fault_seed),
+        })
+    };
 
     // A dry run counts the file-system calls, to place the crash among them.
-    let dry = SimFs::new();
-    let _ = run(dir, &dry, &options(&dry, bits), &steps);
+    let dry_run = || {
+        let dry = SimFs::new();
+        let plan = FaultPlan::new();
+        let _ = run(dir, &options(&dry, cfg, Some(&plan)), &steps, faults(&plan));
+        dry
+    };
+    let dry = dry_run();
     let total = dry.ops().max(2);
+    if simulate {
+        // Deterministic: the same seed makes the same file operations.
+        let again = dry_run();
+        assert_eq!(
+            again.ops(),
+            total,
+            "seed {seed}: the simulation is not deterministic"
+        );
+        // The same files, byte for byte in size: the clock is simulated.
+        let sizes = |fs: &SimFs| {
+            let mut v: Vec<(String, u64)> = fs
+                .list(dir)
+                .unwrap()
+                .into_iter()
+                .map(|n| {
+                    let size = fs.file_size(&dir.join(&n)).unwrap();
+                    (n, size)
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            sizes(&again),
+            sizes(&dry),
+            "seed {seed}: files differ between runs"
+        );
+    }
 
     let fs = SimFs::new();
+    let plan = FaultPlan::new();
     let mode = if rng.chance(50) {
         CrashMode::Torn
     } else {
@@ -321,28 +504,28 @@ fn one_case(seed: u64) {
     };
     let crash_at = 1 + rng.below(total + total / 10);
     fs.crash_at(crash_at, mode, rng.next());
-    let trace = run(dir, &fs, &options(&fs, bits), &steps);
+    let trace = run(dir, &options(&fs, cfg, Some(&plan)), &steps, faults(&plan));
     let image = fs
         .crashed_image()
         .unwrap_or_else(|| fs.crash(mode, rng.next()));
-    let what = format!("seed {seed} ({mode:?} before call {crash_at} of ~{total})");
+    let what = format!("seed {seed} ({mode:?} before call {crash_at} of ~{total}, {cfg:?})");
     let recovered = if rng.chance(30) {
         // S9: a second power loss during recovery of the image, then a
         // clean recovery must find the same state.
         let second = image.snapshot();
         let probe = second.snapshot();
-        let _ = Db::open(dir, options(&probe, bits)).map(|d| d.close());
+        let _ = Db::open(dir, options(&probe, cfg, None)).map(|d| d.close());
         let calls = probe.ops().max(1);
         second.crash_at(1 + rng.below(calls), CrashMode::DropUnsynced, rng.next());
-        let _ = Db::open(dir, options(&second, bits)).map(|d| d.close());
+        let _ = Db::open(dir, options(&second, cfg, None)).map(|d| d.close());
         let again = second
             .crashed_image()
             .unwrap_or_else(|| second.crash(CrashMode::DropUnsynced, 0));
-        let first = verify(dir, &image.snapshot(), bits, &steps, &trace, &what);
+        let first = verify(dir, &image.snapshot(), cfg, &steps, &trace, &what);
         let n = verify(
             dir,
             &again,
-            bits,
+            cfg,
             &steps,
             &trace,
             &format!("{what}, crash in recovery"),
@@ -353,27 +536,39 @@ fn one_case(seed: u64) {
         );
         n
     } else {
-        verify(dir, &image, bits, &steps, &trace, &what)
+        verify(dir, &image, cfg, &steps, &trace, &what)
     };
     if std::env::var_os("STRATA_CRASH_VERBOSE").is_some() {
         eprintln!(
-            "{what}: attempted {}, synced {}, recovered {recovered}",
-            trace.attempted, trace.synced_prefix
+            "{what}: attempted {}, synced {}, recovered {recovered}, faults {}",
+            trace.attempted,
+            trace.synced_prefix,
+            plan.faults()
         );
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn deterministic_simulation_with_buggified_knobs_and_injected_errors() {
+    let seeds = env_u64("STRATA_SIM_SEEDS", 150);
+    let base = env_u64("STRATA_SIM_SEED", 0x51a1);
+    for i in 0..seeds {
+        one_case(base.wrapping_add(i), true);
     }
 }
 
 #[test]
 fn power_loss_at_random_instants_keeps_an_acknowledged_prefix() {
-    let cases: u64 = std::env::var("STRATA_CRASH_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
-    let base: u64 = std::env::var("STRATA_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed);
+    let cases = env_u64("STRATA_CRASH_CASES", 300);
+    let base = env_u64("STRATA_CRASH_SEED", 0x5eed);
     for i in 0..cases {
-        one_case(base.wrapping_add(i));
+        one_case(base.wrapping_add(i), false);
     }
 }
