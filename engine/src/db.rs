@@ -928,6 +928,16 @@ impl Db {
         self.inner.verify()
     }
 
+    /// Checks the closed database in `path` like [`verify`](Self::verify),
+    /// without opening it: nothing is recovered or written, so a damaged
+    /// database can be examined as it is. Every damaged file is reported;
+    /// when the manifest is unreadable, every SST and WAL in the directory
+    /// is still checked on its own. Fails with [`Error::Locked`] while the
+    /// database is open.
+    pub fn verify_dir(path: impl AsRef<Path>, opts: &Options) -> Result<crate::VerifyReport> {
+        crate::verify::verify_dir(path.as_ref(), opts)
+    }
+
     /// Statistics: levels, memtables, traffic, caches, filters.
     pub fn stats(&self) -> Stats {
         self.inner.stats()

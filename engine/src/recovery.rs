@@ -34,14 +34,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     opts.validate()?;
     let fs = opts.fs.clone();
     fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let lock_path = dir.join(names::LOCK);
-    let lock = fs.lock(&lock_path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            Error::Locked(dir.to_path_buf())
-        } else {
-            Error::io(&lock_path, e)
-        }
-    })?;
+    let lock = take_lock(&*fs, dir)?;
 
     // 2. The manifest.
     let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels);
@@ -52,65 +45,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     // a wrong or missing key fails the open and leaves the directory as it
     // was.
     ciphers.current()?;
-    let current = dir.join(names::CURRENT);
-    let mut replayed_manifest = None;
-    let exists = fs
-        .list(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .iter()
-        .any(|n| n == names::CURRENT);
-    if exists {
-        let text = fs.read(&current).map_err(|e| Error::io(&current, e))?;
-        let name = String::from_utf8_lossy(&text).trim().to_owned();
-        let number = match names::parse(&name) {
-            Some(FileKind::Manifest(n)) => n,
-            _ => {
-                return Err(Error::format(
-                    &current,
-                    strata_format::Error::corruption(format!("CURRENT names {name:?}"), 0),
-                ))
-            }
-        };
-        let path = names::manifest(dir, number);
-        replayed_manifest = Some(number);
-        let bytes = fs.read(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::format(
-                    &current,
-                    strata_format::Error::corruption(
-                        format!("CURRENT names {name}, which does not exist"),
-                        0,
-                    ),
-                )
-            } else {
-                Error::io(&path, e)
-            }
-        })?;
-        let keyring = ciphers.keyring(log_key_id(&bytes));
-        let ropts = LogReadOptions {
-            keyring: Some(&keyring),
-            ..LogReadOptions::new(number, LogKind::Manifest)
-        };
-        let mut reader = LogReader::new(&bytes, &ropts).map_err(|e| Error::format(&path, e))?;
-        let mut any = false;
-        while let Some((at, record)) = reader.next_record().map_err(|e| Error::format(&path, e))? {
-            let edit = VersionEdit::decode(&record, at).map_err(|e| Error::format(&path, e))?;
-            vs.apply(&edit).map_err(|e| match e {
-                Error::InvalidArgument(m) => {
-                    Error::format(&path, strata_format::Error::corruption(m, at))
-                }
-                other => other,
-            })?;
-            any = true;
-        }
-        if !any {
-            return Err(Error::format(
-                &path,
-                strata_format::Error::corruption("manifest holds no record", 0),
-            ));
-        }
-        vs.next_file_number = vs.next_file_number.max(number.saturating_add(1));
-    } else {
+    let replayed_manifest = replay_manifest(dir, &mut vs, &ciphers)?;
+    if replayed_manifest.is_none() {
         refuse_data_without_current(&*fs, dir)?;
     }
 
@@ -328,6 +264,90 @@ fn check_tables_present(
     Ok(())
 }
 
+/// Takes the directory's lock file, or fails with [`Error::Locked`].
+pub(crate) fn take_lock(
+    fs: &dyn crate::fs::FileSystem,
+    dir: &Path,
+) -> Result<Box<dyn crate::fs::FileLock>> {
+    let lock_path = dir.join(names::LOCK);
+    fs.lock(&lock_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::Locked(dir.to_path_buf())
+        } else {
+            Error::io(&lock_path, e)
+        }
+    })
+}
+
+/// Reads CURRENT and replays the manifest it names into `vs`; returns the
+/// manifest's number, or `None` when there is no CURRENT (a new database).
+pub(crate) fn replay_manifest(
+    dir: &Path,
+    vs: &mut VersionSet,
+    ciphers: &Ciphers,
+) -> Result<Option<u64>> {
+    let fs = vs.fs().clone();
+    let current = dir.join(names::CURRENT);
+    let exists = fs
+        .list(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .iter()
+        .any(|n| n == names::CURRENT);
+    if !exists {
+        return Ok(None);
+    }
+    let text = fs.read(&current).map_err(|e| Error::io(&current, e))?;
+    let name = String::from_utf8_lossy(&text).trim().to_owned();
+    let number = match names::parse(&name) {
+        Some(FileKind::Manifest(n)) => n,
+        _ => {
+            return Err(Error::format(
+                &current,
+                strata_format::Error::corruption(format!("CURRENT names {name:?}"), 0),
+            ))
+        }
+    };
+    let path = names::manifest(dir, number);
+    let bytes = fs.read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::format(
+                &current,
+                strata_format::Error::corruption(
+                    format!("CURRENT names {name}, which does not exist"),
+                    0,
+                ),
+            )
+        } else {
+            Error::io(&path, e)
+        }
+    })?;
+    let keyring = ciphers.keyring(log_key_id(&bytes));
+    let ropts = LogReadOptions {
+        keyring: Some(&keyring),
+        ..LogReadOptions::new(number, LogKind::Manifest)
+    };
+    let mut reader = LogReader::new(&bytes, &ropts).map_err(|e| Error::format(&path, e))?;
+    let mut any = false;
+    while let Some((at, record)) = reader.next_record().map_err(|e| Error::format(&path, e))? {
+        let edit = VersionEdit::decode(&record, at).map_err(|e| Error::format(&path, e))?;
+        vs.apply(&edit).map_err(|e| match e {
+            Error::InvalidArgument(m) => {
+                Error::format(&path, strata_format::Error::corruption(m, at))
+            }
+            other => other,
+        })?;
+        any = true;
+    }
+    if !any {
+        return Err(Error::format(
+            &path,
+            strata_format::Error::corruption("manifest holds no record", 0),
+        ));
+    }
+    vs.next_file_number = vs.next_file_number.max(number.saturating_add(1));
+    Ok(Some(number))
+}
+
 /// A directory without CURRENT is a new database only if it holds no
 /// data: SSTs, or WALs with records past their header, without CURRENT mean
 /// the file was lost, and opening as new would delete them all.
@@ -359,7 +379,7 @@ fn refuse_data_without_current(fs: &dyn crate::fs::FileSystem, dir: &Path) -> Re
 
 /// The key id a log's header declares (the header is plaintext), so the
 /// right key can be fetched before reading the records.
-fn log_key_id(bytes: &[u8]) -> Option<u32> {
+pub(crate) fn log_key_id(bytes: &[u8]) -> Option<u32> {
     strata_format::log::peek_header(bytes).and_then(|h| h.key_id)
 }
 

@@ -3,7 +3,7 @@
 //! Reads bypass the caches, so what is checked is what is on disk. Every
 //! damaged file is reported, not just the first.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_format::key::InternalKeyRef;
@@ -12,9 +12,11 @@ use strata_format::manifest::VersionEdit;
 use strata_format::sst::{Table, TableReadOptions};
 
 use crate::db::DbInner;
+use crate::encryption::Ciphers;
 use crate::error::{Error, Result};
-use crate::fs::names;
-use crate::version::FileMeta;
+use crate::fs::{names, FileSystem};
+use crate::options::Options;
+use crate::version::{FileMeta, VersionSet};
 
 /// One damaged file found by [`Db::verify`](crate::Db::verify).
 #[derive(Debug, Clone)]
@@ -53,27 +55,34 @@ impl VerifyReport {
     }
 }
 
+/// What checking a file needs: where the files are and the keys.
+struct Checker<'a> {
+    fs: &'a dyn FileSystem,
+    dir: &'a Path,
+    ciphers: &'a Ciphers,
+}
+
 impl DbInner {
     /// Reads and checks CURRENT, the manifest, the live WALs and every live
     /// SST.
     pub(crate) fn verify(&self) -> Result<VerifyReport> {
         self.check_open()?;
+        let c = Checker {
+            fs: &*self.fs,
+            dir: &self.dir,
+            ciphers: &self.ciphers,
+        };
         let mut report = VerifyReport::default();
         let (manifest, tables) = {
             let vs = self.versions.lock();
-            let tables: Vec<Arc<FileMeta>> = vs
-                .keyspaces
-                .values()
-                .flat_map(|(_, l)| l.all_files().map(|(_, f)| f.clone()).collect::<Vec<_>>())
-                .collect();
-            (vs.manifest_number(), tables)
+            (vs.manifest_number(), live_tables(&vs))
         };
         let current = self.dir.join(names::CURRENT);
-        let r = self.verify_current(manifest);
+        let r = c.current(manifest);
         report.record(current, r);
         if let Some(n) = manifest {
             let path = names::manifest(&self.dir, n);
-            let r = self.verify_log(n, LogKind::Manifest, None);
+            let r = c.log(n, LogKind::Manifest, Durable::UpToMarkers);
             report.record(path, r);
         }
         // Older WALs were sealed (synced) before the next one started: all
@@ -85,10 +94,10 @@ impl DbInner {
             let r = {
                 let wal = self.wal.lock();
                 if wal.number == n {
-                    self.verify_log(n, LogKind::Wal, Some(wal.synced))
+                    c.log(n, LogKind::Wal, Durable::Len(wal.synced))
                 } else {
                     drop(wal);
-                    self.verify_log(n, LogKind::Wal, None)
+                    c.log(n, LogKind::Wal, Durable::Whole)
                 }
             };
             match r {
@@ -102,13 +111,122 @@ impl DbInner {
             }
         }
         for f in tables {
-            let r = self.verify_table(&f, &mut report.entries_checked);
+            let r = c.table(&f, &mut report.entries_checked);
             report.record(f.path().to_path_buf(), r);
         }
         Ok(report)
     }
+}
 
-    fn verify_current(&self, manifest: Option<u64>) -> Result<u64> {
+/// Every SST of the current version.
+fn live_tables(vs: &VersionSet) -> Vec<Arc<FileMeta>> {
+    vs.keyspaces
+        .values()
+        .flat_map(|(_, l)| l.all_files().map(|(_, f)| f.clone()).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The path an error concerns, when it names one.
+fn error_path(e: &Error) -> Option<PathBuf> {
+    match e {
+        Error::Io { path, .. } | Error::Format { path, .. } | Error::Decrypt { path, .. } => {
+            Some(path.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Checks a closed database's directory without changing anything in it
+/// (no recovery runs): CURRENT, the manifest, every WAL recovery would
+/// replay and every SST the manifest names. When the manifest cannot be
+/// read, every SST and WAL in the directory is still checked on its own.
+pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
+    let fs = opts.fs.clone();
+    let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+    let _lock = crate::recovery::take_lock(&*fs, dir)?;
+    let ciphers = Ciphers::new(opts.key_provider.clone());
+    let c = Checker {
+        fs: &*fs,
+        dir,
+        ciphers: &ciphers,
+    };
+    let mut report = VerifyReport::default();
+    let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels);
+    let replayed = crate::recovery::replay_manifest(dir, &mut vs, &ciphers);
+    let current = dir.join(names::CURRENT);
+    let manifest_ok = match replayed {
+        Ok(Some(n)) => {
+            report.record(current, Ok(0));
+            let r = c.log(n, LogKind::Manifest, Durable::UpToMarkers);
+            report.record(names::manifest(dir, n), r);
+            true
+        }
+        Ok(None) => {
+            if listing.iter().any(|n| names::parse(n).is_some()) {
+                let e = Error::format(
+                    &current,
+                    strata_format::Error::corruption("CURRENT is missing", 0),
+                );
+                report.record(current, Err(e));
+            }
+            false
+        }
+        Err(e) => {
+            let path = error_path(&e).unwrap_or(current);
+            report.record(path, Err(e));
+            false
+        }
+    };
+    let mut wals: Vec<u64> = listing
+        .iter()
+        .filter_map(|n| match names::parse(n) {
+            Some(names::FileKind::Wal(w)) if !manifest_ok || w >= vs.log_number => Some(w),
+            _ => None,
+        })
+        .collect();
+    wals.sort_unstable();
+    let newest = wals.last().copied();
+    for n in wals {
+        let durable = match vs.sealed_wals.get(&n) {
+            Some(&len) => Durable::Len(len),
+            // The newest WAL may end in a crash's torn tail.
+            None if Some(n) == newest => Durable::UpToMarkers,
+            None => Durable::Whole,
+        };
+        let r = c.log(n, LogKind::Wal, durable);
+        report.record(names::wal(dir, n), r);
+    }
+    if manifest_ok {
+        for f in live_tables(&vs) {
+            let r = c.table(&f, &mut report.entries_checked);
+            report.record(f.path().to_path_buf(), r);
+        }
+    } else {
+        for name in &listing {
+            if let Some(names::FileKind::Table(n)) = names::parse(name) {
+                let path = dir.join(name);
+                let r = c.table_alone(n, &path, &mut report.entries_checked);
+                report.record(path, r);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// How much of a log must be sound.
+#[derive(Debug, Clone, Copy)]
+enum Durable {
+    /// All of it: a sealed log.
+    Whole,
+    /// This many bytes: a log being written, or one sealed at this length.
+    Len(u64),
+    /// What its sync markers prove durable; a torn tail after that is the
+    /// normal trace of a crash.
+    UpToMarkers,
+}
+
+impl Checker<'_> {
+    fn current(&self, manifest: Option<u64>) -> Result<u64> {
         let path = self.dir.join(names::CURRENT);
         let text = self.fs.read(&path).map_err(|e| Error::io(&path, e))?;
         let name = String::from_utf8_lossy(&text).trim().to_owned();
@@ -124,29 +242,26 @@ impl DbInner {
         }
     }
 
-    /// Reads every record of a log. `durable` is the synced length of a log
-    /// still being written; without it the whole file must be sound.
-    fn verify_log(&self, number: u64, kind: LogKind, durable: Option<u64>) -> Result<u64> {
+    /// Reads every record of a log and decodes it.
+    fn log(&self, number: u64, kind: LogKind, durable: Durable) -> Result<u64> {
         let path = match kind {
-            LogKind::Wal => names::wal(&self.dir, number),
-            LogKind::Manifest => names::manifest(&self.dir, number),
+            LogKind::Wal => names::wal(self.dir, number),
+            LogKind::Manifest => names::manifest(self.dir, number),
         };
         let bytes = self.fs.read(&path).map_err(|e| Error::io(&path, e))?;
-        let id = strata_format::log::peek_header(&bytes).and_then(|h| h.key_id);
-        let keyring = self.ciphers.keyring(id);
+        let keyring = self.ciphers.keyring(crate::recovery::log_key_id(&bytes));
+        let durable_len = match durable {
+            Durable::Whole => Some(bytes.len() as u64),
+            Durable::Len(n) => Some(n),
+            Durable::UpToMarkers => None,
+        };
         let opts = LogReadOptions {
             keyring: Some(&keyring),
-            durable_len: Some(durable.unwrap_or(bytes.len() as u64)),
+            durable_len,
             ..LogReadOptions::new(number, kind)
         };
         let fail = |e| Error::format(&path, e);
         let mut reader = LogReader::new(&bytes, &opts).map_err(fail)?;
-        if reader.header().is_none() && durable.is_none_or(|d| d > 0) {
-            return Err(fail(strata_format::Error::corruption(
-                "log header is missing or damaged",
-                0,
-            )));
-        }
         while let Some((at, record)) = reader.next_record().map_err(fail)? {
             match kind {
                 LogKind::Manifest => {
@@ -157,7 +272,7 @@ impl DbInner {
                 }
             }
         }
-        if let (Some(LogEnd::TornTail { offset }), None) = (reader.end(), durable) {
+        if let (Some(LogEnd::TornTail { offset }), Durable::Whole) = (reader.end(), durable) {
             return Err(fail(strata_format::Error::corruption(
                 "log cut short",
                 offset,
@@ -166,56 +281,82 @@ impl DbInner {
         Ok(bytes.len() as u64)
     }
 
-    /// Opens a table afresh (footer, index, filter, properties) and decodes
-    /// every entry, checking order, count and bounds against the manifest.
-    fn verify_table(&self, f: &FileMeta, entries: &mut u64) -> Result<u64> {
+    /// Checks a live table against what the manifest recorded of it.
+    fn table(&self, f: &FileMeta, entries: &mut u64) -> Result<u64> {
         let path = f.path();
-        let data = self.fs.map(path).map_err(|e| Error::io(path, e))?;
-        let len = data.len() as u64;
         let fail = |what: String, offset: u64| {
             Error::format(path, strata_format::Error::corruption(what, offset))
         };
-        if len != f.size {
+        let size = self.fs.file_size(path).map_err(|e| Error::io(path, e))?;
+        if size != f.size {
             return Err(fail(
-                format!("file is {len} bytes, the manifest says {}", f.size),
-                len.min(f.size),
+                format!("file is {size} bytes, the manifest says {}", f.size),
+                size.min(f.size),
             ));
         }
-        let keyring = self.ciphers.keyring(f.key_id);
-        let opts = TableReadOptions {
-            file_number: f.number,
-            expected_uid: Some(f.uid),
-            keyring: Some(&keyring),
-            expected_key_id: Some(f.key_id),
-        };
-        let table = Table::open(data, &opts).map_err(|e| Error::format(path, e))?;
-        let mut it = table.iter_without_fill();
-        it.seek_to_first().map_err(|e| Error::format(path, e))?;
-        let mut count = 0u64;
-        let mut prev: Option<Vec<u8>> = None;
-        while it.valid() {
-            let key = it.key();
-            InternalKeyRef::parse(key).map_err(|e| Error::format(path, e))?;
-            if let Some(p) = &prev {
-                if strata_format::key::compare_internal(p, key) != std::cmp::Ordering::Less {
-                    return Err(fail("keys out of order".into(), 0));
-                }
-            }
-            prev = Some(key.to_vec());
-            count += 1;
-            it.next().map_err(|e| Error::format(path, e))?;
-        }
+        let table = self.open_table(f.number, path, Some(f.uid), Some(f.key_id))?;
         let props = table.properties();
-        if count != props.entries {
-            return Err(fail(
-                format!("{count} entries, the properties say {}", props.entries),
-                0,
-            ));
-        }
         if props.smallest_key != f.smallest || props.largest_key != f.largest {
             return Err(fail("key range differs from the manifest's".into(), 0));
         }
-        *entries += count;
-        Ok(len)
+        scan_table(&table, path, entries)?;
+        Ok(size)
     }
+
+    /// Checks a table on its own, when the manifest cannot say what it
+    /// should hold.
+    fn table_alone(&self, number: u64, path: &Path, entries: &mut u64) -> Result<u64> {
+        let table = self.open_table(number, path, None, None)?;
+        scan_table(&table, path, entries)?;
+        Ok(table.size())
+    }
+
+    /// Opens a table afresh: footer, index, filter, properties.
+    fn open_table(
+        &self,
+        number: u64,
+        path: &Path,
+        uid: Option<[u8; 16]>,
+        key_id: Option<Option<u32>>,
+    ) -> Result<Table> {
+        let data = self.fs.map(path).map_err(|e| Error::io(path, e))?;
+        let footer_key = strata_format::sst::peek_key_id(&data);
+        let keyring = self.ciphers.keyring(key_id.unwrap_or(footer_key));
+        let opts = TableReadOptions {
+            file_number: number,
+            expected_uid: uid,
+            keyring: Some(&keyring),
+            expected_key_id: key_id,
+        };
+        Table::open(data, &opts).map_err(|e| Error::format(path, e))
+    }
+}
+
+/// Decodes every entry of a table, checking order and count.
+fn scan_table(table: &Table, path: &Path, entries: &mut u64) -> Result<()> {
+    let fail = |what: String| Error::format(path, strata_format::Error::corruption(what, 0));
+    let mut it = table.iter_without_fill();
+    it.seek_to_first().map_err(|e| Error::format(path, e))?;
+    let mut count = 0u64;
+    let mut prev: Option<Vec<u8>> = None;
+    while it.valid() {
+        let key = it.key();
+        InternalKeyRef::parse(key).map_err(|e| Error::format(path, e))?;
+        if let Some(p) = &prev {
+            if strata_format::key::compare_internal(p, key) != std::cmp::Ordering::Less {
+                return Err(fail("keys out of order".into()));
+            }
+        }
+        prev = Some(key.to_vec());
+        count += 1;
+        it.next().map_err(|e| Error::format(path, e))?;
+    }
+    let expected = table.properties().entries;
+    if count != expected {
+        return Err(fail(format!(
+            "{count} entries, the properties say {expected}"
+        )));
+    }
+    *entries += count;
+    Ok(())
 }

@@ -189,3 +189,68 @@ fn verify_reports_every_damaged_file_at_once() {
         assert!(d.error.is_corruption(), "{}", d.error);
     }
 }
+
+#[test]
+fn verify_dir_checks_a_closed_database_without_changing_it() {
+    let (fs, _) = build(true);
+    let opts = options(&fs, true);
+    let clean = Db::verify_dir(DIR, &opts).unwrap();
+    assert!(clean.is_ok(), "{:?}", clean.damaged);
+    assert!(clean.files_checked >= 4 && clean.entries_checked > 0);
+    let before = fs.snapshot();
+
+    let ssts: Vec<String> = fs
+        .list(Path::new(DIR))
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.ends_with(".sst"))
+        .collect();
+    let damage = |name: &str| {
+        let path = Path::new(DIR).join(name);
+        let mut bytes = fs.read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x20;
+        fs.overwrite(&path, bytes).unwrap();
+    };
+    damage(&ssts[0]);
+    damage(&ssts[1]);
+    let names = |r: &strata_engine::VerifyReport| {
+        let mut v: Vec<String> = r
+            .damaged
+            .iter()
+            .map(|d| d.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let report = Db::verify_dir(DIR, &opts).unwrap();
+    assert_eq!(names(&report), ssts[..2].to_vec());
+
+    // With the manifest damaged too, the tables are still checked alone.
+    let manifest = fs
+        .list(Path::new(DIR))
+        .unwrap()
+        .into_iter()
+        .find(|n| n.starts_with("MANIFEST"))
+        .unwrap();
+    damage(&manifest);
+    let report = Db::verify_dir(DIR, &opts).unwrap();
+    let mut expected = vec![manifest, ssts[0].clone(), ssts[1].clone()];
+    expected.sort();
+    assert_eq!(names(&report), expected);
+
+    // Nothing was written, and an open database is refused.
+    for name in before.list(Path::new(DIR)).unwrap() {
+        assert!(
+            fs.read(&Path::new(DIR).join(&name)).is_ok(),
+            "{name} removed"
+        );
+    }
+    let (fs, _) = build(false);
+    let db = Db::open(DIR, options(&fs, false)).unwrap();
+    assert!(matches!(
+        Db::verify_dir(DIR, &options(&fs, false)),
+        Err(strata_engine::Error::Locked(_))
+    ));
+    drop(db);
+}

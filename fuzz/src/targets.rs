@@ -63,25 +63,18 @@ pub fn sst_open(data: &[u8]) {
     let Ok(table) = Table::open(Bytes::copy_from_slice(data), &opts) else {
         return;
     };
-    let mut forward = Vec::new();
+    // A scan ends, and yields no more entries than the file has bytes. Key
+    // order is not asserted: a plaintext file whose checksums were forged
+    // to match (the fuzzer learns checksums from comparisons) may hold any
+    // order, which only `Db::verify` checks.
     let mut it = table.iter();
+    let mut n = 0usize;
     if it.seek_to_first().is_ok() {
-        while it.valid() {
-            forward.push(it.key().to_vec());
-            if it.next().is_err() {
-                forward.clear();
-                break;
-            }
+        while it.valid() && it.next().is_ok() {
+            n += 1;
         }
     }
-    // A full scan is in order.
-    for w in forward.windows(2) {
-        assert_eq!(
-            compare_internal(&w[0], &w[1]),
-            std::cmp::Ordering::Less,
-            "scan out of order"
-        );
-    }
+    assert!(n <= data.len(), "more entries than bytes");
     if it.seek_to_last().is_ok() {
         while it.valid() && it.prev().is_ok() {}
     }

@@ -62,3 +62,11 @@ impl BlockHandle {
         self.offset.checked_add(self.size)
     }
 }
+
+/// The encryption key id an SST's footer declares (`None` for a plaintext
+/// table or an unreadable footer), so a reader without the manifest can
+/// fetch the right key before opening the table.
+pub fn peek_key_id(data: &[u8]) -> Option<u32> {
+    let at = data.len().checked_sub(FOOTER_LEN)?;
+    Footer::decode(&data[at..], 0, at as u64).ok()?.key_id
+}
