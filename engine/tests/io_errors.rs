@@ -328,3 +328,57 @@ fn a_full_disk_during_flush_recovers_by_itself_when_space_returns() {
     let ks = db.keyspace("k").unwrap();
     assert_eq!(common::scan(&ks).len(), 21);
 }
+
+#[test]
+fn failed_reads_are_errors_that_leave_the_database_writable() {
+    let sim = SimFs::new();
+    let plan = FaultPlan::new();
+    let fs: Arc<dyn FileSystem> = Arc::new(FaultFs::new(sim, plan.clone()));
+    let mut opts = options(fs.clone());
+    // No block cache and a one-entry table cache, so reads reach the files.
+    opts.block_cache_size = 0;
+    opts.table_cache_capacity = 1;
+    let db = Db::open(DIR, opts.clone()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    for i in 0..200 {
+        ks.put(format!("key{i:03}"), [b'v'; 64]).unwrap();
+    }
+    db.compact().unwrap();
+    let other = db.keyspace("other").unwrap();
+    for i in 0..200 {
+        other.put(format!("key{i:03}"), [b'w'; 64]).unwrap();
+    }
+    db.compact().unwrap();
+    plan.arm(
+        FaultTarget {
+            reads: true,
+            ..FaultTarget::default()
+        },
+        1,
+        FaultKind::Eio,
+        true,
+    );
+    // Reads that need a file fail with an I/O error naming it.
+    let mut failed = 0;
+    for i in (0..200).step_by(17) {
+        for k in [&ks, &other] {
+            match k.get(format!("key{i:03}")) {
+                Ok(v) => assert!(v.is_some()),
+                Err(e) => {
+                    assert!(matches!(e, Error::Io { .. }), "{e}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    assert!(failed > 0, "no read reached the disk");
+    // A failed read is not a failed write: writes go on.
+    ks.put("during", "x").unwrap();
+    assert!(db.stats().error_state.is_none());
+    plan.disarm();
+    for i in 0..200 {
+        assert!(ks.get(format!("key{i:03}")).unwrap().is_some());
+        assert!(other.get(format!("key{i:03}")).unwrap().is_some());
+    }
+    db.close().unwrap();
+}
