@@ -243,6 +243,7 @@ fn every_failing_call_of_a_workload_loses_nothing_acknowledged() {
             }
         }
     }
+    eprintln!("{runs} fault runs");
     assert!(runs > 100, "only {runs} runs");
 }
 
