@@ -426,7 +426,6 @@ impl DbInner {
         {
             // No commit group runs, and none starts, until this is done.
             let _commit = self.commit_lock.lock();
-            let _flush = self.flush_lock.lock();
             {
                 let mut vs = self.versions.lock();
                 if vs.failed() {
@@ -436,7 +435,10 @@ impl DbInner {
                     vs.clear_failed();
                 }
             }
+            // Switched before the flush lock is taken: a switch holds the
+            // switch lock, and flushing takes the flush lock after it.
             self.switch_memtables_unsealed()?;
+            let _flush = self.flush_lock.lock();
             loop {
                 let job = self.bg.lock().imm.front().cloned();
                 let Some(job) = job else { break };
@@ -635,6 +637,9 @@ impl DbInner {
             }
             self.bg.lock().sealed
         };
+        if !self.opts.background_threads {
+            self.background_work_inline()?;
+        }
         // Wait for what was sealed up to now, not for later generations.
         let mut bg = self.bg.lock();
         while bg.flushed < target {

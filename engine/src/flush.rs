@@ -232,14 +232,20 @@ pub(crate) fn flush_thread(inner: Arc<DbInner>) {
             if !still_first {
                 continue;
             }
-            inner.flush_sealed(&job)
-        };
-        match flushed {
-            Ok(()) => {
+            let r = inner.flush_sealed(&job);
+            if r.is_ok() {
+                // Still under the flush lock, so a resume cannot flush this
+                // generation again or see it queued after it is done.
                 let mut bg = inner.bg.lock();
                 bg.imm.pop_front();
                 bg.flushed += 1;
                 bg.compaction_wanted = true;
+            }
+            r
+        };
+        match flushed {
+            Ok(()) => {
+                let _bg = inner.bg.lock();
                 inner.bg_cv.notify_all();
                 inner.done_cv.notify_all();
             }

@@ -112,6 +112,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         let ropts = LogReadOptions {
             keyring: Some(&keyring),
             durable_len: vs.sealed_wals.get(&number).copied(),
+            expected_uid: vs.wal_uids.get(&number).copied(),
             ..LogReadOptions::new(number, LogKind::Wal)
         };
         let mut reader = LogReader::new(&bytes, &ropts).map_err(|e| Error::format(&path, e))?;
@@ -158,6 +159,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     // 4. Flush what was replayed, under a fresh WAL.
     let wal_number = vs.new_file_number();
     let wal = Wal::create(&*fs, dir, wal_number, ciphers.current()?)?;
+    // The new manifest written below records the new WAL's uid.
+    vs.wal_uids.insert(wal_number, wal.uid);
     // The new manifest is written below; it must know about the WAL.
     let inner = DbInner::new(dir.to_path_buf(), opts, lock, vs, wal, last_ts);
     {

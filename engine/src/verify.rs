@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_format::key::InternalKeyRef;
-use strata_format::log::{LogEnd, LogKind, LogReadOptions, LogReader};
+use strata_format::log::{LogKind, LogReadOptions, LogReader};
 use strata_format::manifest::VersionEdit;
 use strata_format::sst::{Table, TableReadOptions};
 
@@ -73,18 +73,25 @@ impl DbInner {
             ciphers: &self.ciphers,
         };
         let mut report = VerifyReport::default();
-        let (manifest, tables) = {
+        let (tables, sealed, uids) = {
+            // CURRENT and the manifest are read under the version lock, so
+            // no rotation can replace them meanwhile.
             let vs = self.versions.lock();
-            (vs.manifest_number(), live_tables(&vs))
+            let manifest = vs.manifest_number();
+            let current = self.dir.join(names::CURRENT);
+            let r = c.current(manifest);
+            report.record(current, r);
+            if let Some(n) = manifest {
+                let path = names::manifest(&self.dir, n);
+                let r = c.log(n, LogKind::Manifest, Durable::UpToMarkers, None);
+                report.record(path, r);
+            }
+            (
+                live_tables(&vs),
+                vs.sealed_wals.clone(),
+                vs.wal_uids.clone(),
+            )
         };
-        let current = self.dir.join(names::CURRENT);
-        let r = c.current(manifest);
-        report.record(current, r);
-        if let Some(n) = manifest {
-            let path = names::manifest(&self.dir, n);
-            let r = c.log(n, LogKind::Manifest, Durable::UpToMarkers);
-            report.record(path, r);
-        }
         // Older WALs were sealed (synced) before the next one started: all
         // of each must be sound. The one in use may end in a write not yet
         // synced, so it is read under the WAL lock with its durable length.
@@ -94,10 +101,14 @@ impl DbInner {
             let r = {
                 let wal = self.wal.lock();
                 if wal.number == n {
-                    c.log(n, LogKind::Wal, Durable::Len(wal.synced))
+                    c.log(n, LogKind::Wal, Durable::Len(wal.synced), Some(wal.uid))
                 } else {
                     drop(wal);
-                    c.log(n, LogKind::Wal, Durable::Whole)
+                    // A WAL retired unsealed by `resume` may end torn.
+                    let durable = sealed
+                        .get(&n)
+                        .map_or(Durable::UpToMarkers, |&l| Durable::Len(l));
+                    c.log(n, LogKind::Wal, durable, uids.get(&n).copied())
                 }
             };
             match r {
@@ -157,7 +168,7 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
     let manifest_ok = match replayed {
         Ok(Some(n)) => {
             report.record(current, Ok(0));
-            let r = c.log(n, LogKind::Manifest, Durable::UpToMarkers);
+            let r = c.log(n, LogKind::Manifest, Durable::UpToMarkers, None);
             report.record(names::manifest(dir, n), r);
             true
         }
@@ -185,15 +196,15 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
         })
         .collect();
     wals.sort_unstable();
-    let newest = wals.last().copied();
     for n in wals {
+        // A WAL not recorded as sealed may end in a crash's torn tail (the
+        // newest, or one retired unsealed by an open or a resume that did
+        // not finish); only what its markers prove durable must be sound.
         let durable = match vs.sealed_wals.get(&n) {
             Some(&len) => Durable::Len(len),
-            // The newest WAL may end in a crash's torn tail.
-            None if Some(n) == newest => Durable::UpToMarkers,
-            None => Durable::Whole,
+            None => Durable::UpToMarkers,
         };
-        let r = c.log(n, LogKind::Wal, durable);
+        let r = c.log(n, LogKind::Wal, durable, vs.wal_uids.get(&n).copied());
         report.record(names::wal(dir, n), r);
     }
     if manifest_ok {
@@ -216,8 +227,6 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
 /// How much of a log must be sound.
 #[derive(Debug, Clone, Copy)]
 enum Durable {
-    /// All of it: a sealed log.
-    Whole,
     /// This many bytes: a log being written, or one sealed at this length.
     Len(u64),
     /// What its sync markers prove durable; a torn tail after that is the
@@ -243,7 +252,13 @@ impl Checker<'_> {
     }
 
     /// Reads every record of a log and decodes it.
-    fn log(&self, number: u64, kind: LogKind, durable: Durable) -> Result<u64> {
+    fn log(
+        &self,
+        number: u64,
+        kind: LogKind,
+        durable: Durable,
+        uid: Option<[u8; 16]>,
+    ) -> Result<u64> {
         let path = match kind {
             LogKind::Wal => names::wal(self.dir, number),
             LogKind::Manifest => names::manifest(self.dir, number),
@@ -251,13 +266,13 @@ impl Checker<'_> {
         let bytes = self.fs.read(&path).map_err(|e| Error::io(&path, e))?;
         let keyring = self.ciphers.keyring(crate::recovery::log_key_id(&bytes));
         let durable_len = match durable {
-            Durable::Whole => Some(bytes.len() as u64),
             Durable::Len(n) => Some(n),
             Durable::UpToMarkers => None,
         };
         let opts = LogReadOptions {
             keyring: Some(&keyring),
             durable_len,
+            expected_uid: uid,
             ..LogReadOptions::new(number, kind)
         };
         let fail = |e| Error::format(&path, e);
@@ -271,12 +286,6 @@ impl Checker<'_> {
                     strata_format::batch::BatchRecord::decode(&record, at).map_err(fail)?;
                 }
             }
-        }
-        if let (Some(LogEnd::TornTail { offset }), Durable::Whole) = (reader.end(), durable) {
-            return Err(fail(strata_format::Error::corruption(
-                "log cut short",
-                offset,
-            )));
         }
         Ok(bytes.len() as u64)
     }

@@ -206,6 +206,8 @@ pub struct VersionSet {
     pub next_keyspace_id: u32,
     /// Sealed WALs not yet flushed: number → length.
     pub sealed_wals: BTreeMap<u64, u64>,
+    /// Live WALs' uids: number → uid.
+    pub wal_uids: BTreeMap<u64, [u8; 16]>,
     /// Set when a manifest write failed: its outcome is unknown, so no
     /// further record may be written.
     failed: bool,
@@ -266,6 +268,7 @@ impl VersionSet {
             history_horizon: 0,
             next_keyspace_id: 0,
             sealed_wals: BTreeMap::new(),
+            wal_uids: BTreeMap::new(),
             failed: false,
             max_manifest_size: 64 << 20,
             ciphers: Arc::new(crate::encryption::Ciphers::default()),
@@ -288,8 +291,12 @@ impl VersionSet {
         if let Some(n) = edit.log_number {
             self.log_number = self.log_number.max(n);
         }
+        for &(n, uid) in &edit.wals_created {
+            self.wal_uids.insert(n, uid);
+        }
         let log_number = self.log_number;
         self.sealed_wals.retain(|&n, _| n >= log_number);
+        self.wal_uids.retain(|&n, _| n >= log_number);
         if let Some(n) = edit.next_file_number {
             self.next_file_number = self.next_file_number.max(n);
         }
@@ -360,6 +367,7 @@ impl VersionSet {
             history_horizon: Some(self.history_horizon),
             next_keyspace_id: Some(self.next_keyspace_id),
             wals_sealed: self.sealed_wals.iter().map(|(&n, &l)| (n, l)).collect(),
+            wals_created: self.wal_uids.iter().map(|(&n, &u)| (n, u)).collect(),
             ..VersionEdit::default()
         };
         for (id, (name, levels)) in &self.keyspaces {

@@ -202,6 +202,8 @@ pub(crate) struct Wal {
     pub number: u64,
     /// The key the WAL's records are encrypted with.
     pub key_id: Option<u32>,
+    /// The file's uid, recorded in the manifest.
+    pub uid: [u8; 16],
     log: LogWriter<Vec<u8>>,
     file: Box<dyn WritableFile>,
     /// Bytes appended to the file so far.
@@ -237,6 +239,7 @@ impl Wal {
         Ok(Wal {
             number,
             key_id: header.key_id,
+            uid: header.file_uid,
             log,
             file,
             len: bytes.len() as u64,
@@ -551,6 +554,11 @@ impl DbInner {
             }
             drop(bg);
             self.switch_memtables()?;
+            if !self.opts.background_threads {
+                // Without threads the writer does the flush, with the
+                // queue unlocked (as a background thread would).
+                MutexGuard::unlocked(st, || self.background_work_inline())?;
+            }
         }
     }
 
@@ -570,6 +578,12 @@ impl DbInner {
 
     fn switch(&self, seal: bool) -> Result<()> {
         let _switch = self.switch_lock.lock();
+        if seal {
+            // After a failed append the WAL's tail and its writer's offset
+            // are in doubt: it must not be sealed (only `resume` may retire
+            // it, unsealed).
+            self.check_writable()?;
+        }
         let number = self.versions.lock().new_file_number();
         {
             let mut wal = self.wal.lock();
@@ -590,18 +604,19 @@ impl DbInner {
                 return Err(self.poison(Error::io(&self.dir, e)));
             }
             let sealed = (wal.number, wal.len);
+            let created = (new.number, new.uid);
             *wal = new;
             self.live_wals.lock().push(number);
             drop(wal);
-            if seal {
-                // Recovery holds the old WAL to this length.
-                let edit = VersionEdit {
-                    wals_sealed: vec![sealed],
-                    ..VersionEdit::default()
-                };
-                if let Err(e) = self.versions.lock().log_and_apply(edit) {
-                    return Err(self.poison(e));
-                }
+            // Recovery holds the old WAL to its sealed length, and expects
+            // the new one's uid.
+            let edit = VersionEdit {
+                wals_sealed: if seal { vec![sealed] } else { Vec::new() },
+                wals_created: vec![created],
+                ..VersionEdit::default()
+            };
+            if let Err(e) = self.versions.lock().log_and_apply(edit) {
+                return Err(self.poison(e));
             }
         }
         let mut sealed = Vec::new();
@@ -628,24 +643,22 @@ impl DbInner {
         });
         bg.sealed += 1;
         self.bg_cv.notify_all();
-        drop(bg);
-        if seal && !self.opts.background_threads {
-            self.background_work_inline()?;
-        }
         Ok(())
     }
 
     /// Without background threads: flushes every sealed generation and
     /// compacts until the levels are within their targets, on the caller's
-    /// thread.
+    /// thread. Callers hold none of the write-path locks.
     pub(crate) fn background_work_inline(&self) -> Result<()> {
         {
             let _flush = self.flush_lock.lock();
             loop {
                 let job = self.bg.lock().imm.front().cloned();
                 let Some(job) = job else { break };
-                if let Err(e) = self.flush_sealed(&job) {
-                    return Err(self.poison(e));
+                match self.flush_sealed(&job) {
+                    Ok(()) => {}
+                    Err(Error::Closed) => return Err(Error::Closed),
+                    Err(e) => return Err(self.poison(e)),
                 }
                 let mut bg = self.bg.lock();
                 bg.imm.pop_front();

@@ -27,6 +27,7 @@ const FILE_REMOVED: u64 = 7;
 const HISTORY_HORIZON: u64 = 8;
 const NEXT_KEYSPACE_ID: u64 = 9;
 const WAL_SEALED: u64 = 10;
+const WAL_CREATED: u64 = 11;
 
 /// An SST added to a level.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +93,10 @@ pub struct VersionEdit {
     /// length. Recovery holds a sealed WAL to that length: a missing or
     /// shorter file is corruption, not a torn tail.
     pub wals_sealed: Vec<(u64, u64)>,
+    /// WALs created: number and file uid. Recovery expects that uid in the
+    /// WAL's header and checks its sync markers with it even when the
+    /// header is damaged.
+    pub wals_created: Vec<(u64, [u8; 16])>,
 }
 
 fn field(out: &mut Vec<u8>, tag: u64, body: &[u8]) {
@@ -166,6 +171,12 @@ impl VersionEdit {
             put_varint64(&mut body, *len);
             field(&mut out, WAL_SEALED, &body);
         }
+        for (number, uid) in &self.wals_created {
+            let mut body = Vec::new();
+            put_varint64(&mut body, *number);
+            body.extend_from_slice(uid);
+            field(&mut out, WAL_CREATED, &body);
+        }
         out
     }
 
@@ -226,6 +237,7 @@ impl VersionEdit {
                     });
                 }
                 WAL_SEALED => e.wals_sealed.push((b.varint64()?, b.varint64()?)),
+                WAL_CREATED => e.wals_created.push((b.varint64()?, b.array::<16>()?)),
                 FILE_REMOVED => e.files_removed.push(FileRemoved {
                     keyspace: keyspace_id(&mut b)?,
                     level: level(&mut b)?,

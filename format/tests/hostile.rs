@@ -288,12 +288,29 @@ fn every_bit_flip_of_a_synced_log_with_markers_is_an_error() {
             let synced = w.offset();
             assert!(w.add_sync_marker(synced).unwrap());
         }
-        let last_marker = w.offset() - 15;
+        let last_marker = w.offset() - 19;
         let bytes = w.into_inner();
         for bit in 0..last_marker as usize * 8 {
             let mut bad = bytes.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            match read_log(&bad, &ring, None) {
+            // The caller knows the uid (the manifest records it), so markers
+            // count even when the header is what was damaged.
+            let read = LogReader::new(
+                &bad,
+                &LogReadOptions {
+                    keyring: Some(&ring),
+                    expected_uid: Some(UID),
+                    ..LogReadOptions::new(8, LogKind::Wal)
+                },
+            )
+            .and_then(|mut r| {
+                let mut out = Vec::new();
+                while let Some((_, rec)) = r.next_record()? {
+                    out.push(rec);
+                }
+                Ok((out, r.end()))
+            });
+            match read {
                 Err(e) => assert!(e.is_corruption(), "bit {bit}: {e}"),
                 Ok(got) => panic!("bit {bit} went unnoticed: {got:?}"),
             }
@@ -415,4 +432,40 @@ proptest! {
             prop_assert_eq!(got, original);
         }
     }
+}
+
+#[test]
+fn a_marker_copied_into_a_record_does_not_count() {
+    // A record whose payload holds a valid marker of another log (another
+    // uid) claiming everything durable: damage before it stays a torn tail.
+    let (_, ring) = ring();
+    let other = LogHeader {
+        kind: LogKind::Wal,
+        file_number: 8,
+        file_uid: [0xaa; 16],
+        key_id: None,
+    };
+    let mut w = LogWriter::new(Vec::new(), other, Compression::None, None).unwrap();
+    w.add_record(&[0u8; 4000]).unwrap();
+    let start = w.offset();
+    assert!(w.add_sync_marker(start).unwrap());
+    let planted = w.get_ref()[start as usize..].to_vec();
+
+    let header = LogHeader {
+        kind: LogKind::Wal,
+        file_number: 8,
+        file_uid: UID,
+        key_id: None,
+    };
+    let mut w = LogWriter::new(Vec::new(), header, Compression::None, None).unwrap();
+    w.add_record(b"first").unwrap();
+    let second = w.add_record(b"second, lost in a crash").unwrap();
+    let mut value = vec![b'.'; 5000];
+    value.extend_from_slice(&planted);
+    w.add_record(&value).unwrap();
+    let mut bytes = w.into_inner();
+    bytes[second as usize + 9] ^= 0xff;
+    let (got, end) = read_log(&bytes, &ring, None).unwrap();
+    assert_eq!(got, vec![b"first".to_vec()]);
+    assert_eq!(end, Some(LogEnd::TornTail { offset: second }));
 }

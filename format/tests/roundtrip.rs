@@ -168,6 +168,7 @@ proptest! {
                                             proptest::collection::vec(any::<u8>(), 0..10), proptest::collection::vec(any::<u8>(), 0..10), any::<u64>(), any::<u64>()), 0..4),
         removed in proptest::collection::vec((any::<u32>(), 0u8..7, any::<u64>()), 0..4),
         sealed in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3),
+        created in proptest::collection::vec((any::<u64>(), any::<[u8; 16]>()), 0..3),
     ) {
         let edit = VersionEdit {
             log_number: ints[0], next_file_number: ints[1], last_timestamp: ints[2], history_horizon: ints[3], next_keyspace_id: next_ks,
@@ -179,6 +180,7 @@ proptest! {
             }).collect(),
             files_removed: removed.into_iter().map(|(keyspace, level, file_number)| FileRemoved { keyspace, level, file_number }).collect(),
             wals_sealed: sealed,
+            wals_created: created,
         };
         prop_assert_eq!(VersionEdit::decode(&edit.encode(), 0).unwrap(), edit);
     }

@@ -18,9 +18,10 @@
 //! encrypted like SST blocks. The first record of every file is a
 //! plaintext [`LogHeader`].
 //!
-//! A SYNC fragment (payload: u64 LE) is a sync marker, not a record: the
-//! writer states that the first that-many bytes of the file were durable
-//! before the marker was written. After a crash the unsynced tail of a log
+//! A SYNC fragment (payload: u64 LE, then a u32 LE tag binding it to the
+//! file's uid) is a sync marker, not a record: the writer states that the
+//! first that-many bytes of the file were durable before the marker was
+//! written. After a crash the unsynced tail of a log
 //! may hold any mix of kept, lost, zeroed and garbled sectors, so damage is
 //! a torn tail unless something proves the damaged bytes were durable: a
 //! marker (before or after the damage) or the caller's durable length. Then
@@ -53,7 +54,14 @@ pub(crate) const MIDDLE: u8 = 3;
 pub(crate) const LAST: u8 = 4;
 pub(crate) const SYNC: u8 = 5;
 /// Payload length of a SYNC fragment.
-pub(crate) const SYNC_LEN: usize = 8;
+pub(crate) const SYNC_LEN: usize = 12;
+
+/// The tag that binds a sync marker to its file: without the file's random
+/// uid nobody can make one, so bytes a user stores (which may contain
+/// anything, a copy of a log included) never pass for a marker.
+pub(crate) fn sync_tag(file_uid: &[u8; 16], durable: u64) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(file_uid), &durable.to_le_bytes())
+}
 
 /// Which log a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

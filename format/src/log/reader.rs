@@ -7,8 +7,8 @@ use crate::codec::{BlockContext, BlockDecoder, EncryptionKey, Keyring, MAX_BLOCK
 use crate::error::{Error, Result};
 
 use super::{
-    fragment_crc, LogHeader, LogKind, FIRST, FRAGMENT_HEADER_LEN, FULL, LAST, LOG_BLOCK_SIZE,
-    MIDDLE, SYNC, SYNC_LEN,
+    fragment_crc, sync_tag, LogHeader, LogKind, FIRST, FRAGMENT_HEADER_LEN, FULL, LAST,
+    LOG_BLOCK_SIZE, MIDDLE, SYNC, SYNC_LEN,
 };
 
 /// How a log ended, once [`LogReader::next_record`] has returned `None`.
@@ -78,6 +78,9 @@ pub struct LogReader<'a> {
     durable_len: Option<u64>,
     /// The largest durable length the markers read so far state.
     marked: u64,
+    /// The uid the caller expects, to check markers when the header itself
+    /// is damaged.
+    expected_uid: Option<[u8; 16]>,
     end: Option<LogEnd>,
     /// The corruption found, repeated to every later call.
     failed: Option<Error>,
@@ -115,6 +118,7 @@ impl<'a> LogReader<'a> {
             key: None,
             durable_len: opts.durable_len,
             marked: 0,
+            expected_uid: opts.expected_uid,
             end: None,
             failed: None,
             valid_len: 0,
@@ -212,7 +216,7 @@ impl<'a> LogReader<'a> {
                 Fragment::Ok { at, kind, payload } => {
                     let bytes = &self.data[payload];
                     match (kind, record.as_mut()) {
-                        (SYNC, None) => match sync_marker(bytes, at) {
+                        (SYNC, None) => match sync_marker(bytes, at, &file_uid) {
                             Some(d) => {
                                 self.marked = self.marked.max(d);
                                 self.valid_len = self.pos as u64;
@@ -305,11 +309,9 @@ impl<'a> LogReader<'a> {
     /// Decides whether the record at `offset`, found damaged, is a torn tail
     /// or corruption.
     fn finish_bad(&mut self, offset: usize) -> Result<()> {
-        let durable = self
-            .durable_len
-            .unwrap_or(0)
-            .max(self.marked)
-            .max(markers_after(self.data, offset + 1));
+        let uid = self.header.map(|h| h.file_uid).or(self.expected_uid);
+        let after = uid.map_or(0, |u| markers_after(self.data, offset + 1, &u));
+        let durable = self.durable_len.unwrap_or(0).max(self.marked).max(after);
         let torn = offset as u64 >= durable;
         if !torn {
             let e = Error::corruption(
@@ -372,25 +374,26 @@ fn fragment_at(data: &[u8], pos: usize) -> Option<(u8, std::ops::Range<usize>)> 
     }
 }
 
-/// The payload of a sync marker fragment found at `at`: the durable length
-/// it states, which cannot exceed the marker's own offset.
-fn sync_marker(payload: &[u8], at: usize) -> Option<u64> {
-    let d = u64::from_le_bytes(payload.try_into().ok()?);
-    (d <= at as u64).then_some(d)
+/// The durable length a sync marker fragment found at `at` states, if its
+/// tag binds it to this file and it claims no more than its own offset.
+fn sync_marker(payload: &[u8], at: usize, file_uid: &[u8; 16]) -> Option<u64> {
+    let d = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
+    let tag = u32::from_le_bytes(payload.get(8..SYNC_LEN)?.try_into().ok()?);
+    (payload.len() == SYNC_LEN && tag == sync_tag(file_uid, d) && d <= at as u64).then_some(d)
 }
 
 /// The largest durable length stated by any valid sync marker at or after
 /// `from`. Damage may have broken the fragment chain, so every offset is
-/// tried; a marker's type, length and crc make a false match about as
-/// likely as a crc collision.
-fn markers_after(data: &[u8], from: usize) -> u64 {
+/// tried; a stored value cannot contain a false marker, whose tag needs the
+/// file's random uid.
+fn markers_after(data: &[u8], from: usize, file_uid: &[u8; 16]) -> u64 {
     let mut best = 0;
     let mut p = from;
     while p + FRAGMENT_HEADER_LEN + SYNC_LEN <= data.len() {
         let h = &data[p..p + FRAGMENT_HEADER_LEN];
         if h[6] == SYNC && h[4] == SYNC_LEN as u8 && h[5] == 0 {
             if let Some((SYNC, payload)) = fragment_at(data, p) {
-                if let Some(d) = sync_marker(&data[payload], p) {
+                if let Some(d) = sync_marker(&data[payload], p, file_uid) {
                     best = best.max(d);
                 }
             }

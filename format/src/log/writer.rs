@@ -7,8 +7,8 @@ use crate::codec::{BlockContext, BlockEncoder, Compression, EncryptionKey};
 use crate::error::{Error, Result};
 
 use super::{
-    fragment_crc, LogHeader, FIRST, FRAGMENT_HEADER_LEN, FULL, LAST, LOG_BLOCK_SIZE, MIDDLE, SYNC,
-    SYNC_LEN,
+    fragment_crc, sync_tag, LogHeader, FIRST, FRAGMENT_HEADER_LEN, FULL, LAST, LOG_BLOCK_SIZE,
+    MIDDLE, SYNC, SYNC_LEN,
 };
 
 /// Writes records to any [`Write`], fragmenting them across 32 KiB blocks.
@@ -183,7 +183,9 @@ impl<W: Write> LogWriter<W> {
         let mut len_and_type = [0u8; 3];
         len_and_type[..2].copy_from_slice(&(SYNC_LEN as u16).to_le_bytes());
         len_and_type[2] = SYNC;
-        let payload = durable.to_le_bytes();
+        let mut payload = [0u8; SYNC_LEN];
+        payload[..8].copy_from_slice(&durable.to_le_bytes());
+        payload[8..].copy_from_slice(&sync_tag(&self.header.file_uid, durable).to_le_bytes());
         let crc = fragment_crc(&len_and_type, &payload);
         self.frame.clear();
         self.frame.extend_from_slice(&crc.to_le_bytes());
