@@ -1,0 +1,311 @@
+//! The key-value provider: items in their storage type's keyspace, with an
+//! optional read cache.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use strata_engine::{Timestamp, WriteOptions};
+
+use crate::cache::{CachedItem, ReadCache};
+use crate::envelope;
+use crate::error::{EncryptionError, Result, StorageError};
+use crate::provider::{ProviderContext, StorageProvider};
+use crate::transaction::StorageTransaction;
+use crate::types::{
+    DeleteOptions, KeyPattern, RetrieveOptions, StorageItem, StorageKey, StorageMetadata,
+    StorageOptions, StorageType, VersionInfo, MAX_KEY_LEN, RESERVED_PREFIX,
+};
+
+/// Checks a caller's key: not empty, not too long, not reserved.
+pub(crate) fn check_key(key: &StorageKey) -> Result<&[u8]> {
+    let k = key.as_str();
+    if k.is_empty() {
+        return Err(StorageError::InvalidArgument("empty key".into()));
+    }
+    if k.len() > MAX_KEY_LEN {
+        return Err(StorageError::InvalidArgument(format!(
+            "key of {} bytes exceeds {MAX_KEY_LEN}",
+            k.len()
+        )));
+    }
+    if k.starts_with(RESERVED_PREFIX) {
+        return Err(StorageError::InvalidArgument(
+            "keys starting with NUL \"strata/\" are reserved".into(),
+        ));
+    }
+    Ok(k.as_bytes())
+}
+
+/// Checks a value's size.
+pub(crate) fn check_value(value: &[u8]) -> Result<()> {
+    if value.len() > crate::MAX_VALUE_LEN {
+        return Err(StorageError::InvalidArgument(format!(
+            "value of {} bytes exceeds {}; use the blob provider",
+            value.len(),
+            crate::MAX_VALUE_LEN
+        )));
+    }
+    Ok(())
+}
+
+/// The metadata of a value about to be stored.
+pub(crate) fn new_metadata(
+    key: &StorageKey,
+    value: &[u8],
+    options: &StorageOptions,
+) -> StorageMetadata {
+    let now = Timestamp::now();
+    StorageMetadata {
+        key: key.clone(),
+        size: value.len() as u64,
+        stored_at: now,
+        expires_at: options.ttl.map(|t| now.saturating_add(t)),
+        checksum: envelope::checksum_of(value),
+    }
+}
+
+/// Items of one storage type as key-value pairs.
+pub struct KeyValueStorageProvider {
+    ctx: ProviderContext,
+    cache: Option<Arc<ReadCache>>,
+}
+
+impl std::fmt::Debug for KeyValueStorageProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyValueStorageProvider")
+            .field("storage_type", &self.ctx.storage_type)
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+impl KeyValueStorageProvider {
+    /// A provider on `ctx.keyspace`, with a read cache of
+    /// `ctx.config.cache_bytes` (none when zero).
+    pub fn new(ctx: ProviderContext) -> Self {
+        let cache = (ctx.config.cache_bytes > 0).then(|| {
+            let c = Arc::new(ReadCache::new(ctx.config.cache_bytes));
+            ctx.transactions.register_cache(ctx.storage_type, c.clone());
+            c
+        });
+        KeyValueStorageProvider { ctx, cache }
+    }
+
+    /// Items held by the read cache (0 without one).
+    pub fn cached_items(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.len())
+    }
+
+    fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            sync: self.ctx.sync,
+        }
+    }
+
+    fn decode(&self, key: &StorageKey, bytes: &[u8], from_cache: bool) -> Result<StorageItem> {
+        let (value, metadata) = envelope::decode(key, bytes)?;
+        Ok(StorageItem {
+            key: key.clone(),
+            value,
+            metadata,
+            from_cache,
+        })
+    }
+}
+
+impl StorageProvider for KeyValueStorageProvider {
+    fn storage_type(&self) -> StorageType {
+        self.ctx.storage_type
+    }
+
+    fn store(
+        &self,
+        key: &StorageKey,
+        value: &[u8],
+        options: &StorageOptions,
+    ) -> Result<StorageMetadata> {
+        let k = check_key(key)?;
+        check_value(value)?;
+        if options.encryption && !self.ctx.encrypted {
+            return Err(EncryptionError::NotEncrypted(self.ctx.storage_type).into());
+        }
+        if options.ttl.is_some_and(|t| t.is_zero()) {
+            return Err(StorageError::InvalidArgument(
+                "a TTL must be positive".into(),
+            ));
+        }
+        let meta = new_metadata(key, value, options);
+        let bytes = envelope::encode_with(value, &meta, options.compression, options.cacheable);
+        let ks = &self.ctx.keyspace;
+        match options.transaction {
+            Some(id) => {
+                self.ctx.transactions.with(id, |tx| match options.ttl {
+                    Some(ttl) => tx.put_with_ttl(ks, k, &bytes, ttl),
+                    None => tx.put(ks, k, &bytes),
+                })?;
+                self.ctx
+                    .transactions
+                    .note_write(id, self.ctx.storage_type, k)?;
+            }
+            None => {
+                let mut b = self.ctx.db.batch();
+                match options.ttl {
+                    Some(ttl) => b.put_with_ttl(ks, k, &bytes, ttl)?,
+                    None => b.put(ks, k, &bytes)?,
+                }
+                self.ctx.db.write(b, self.write_options())?;
+                if let Some(c) = &self.cache {
+                    c.invalidate(k);
+                }
+            }
+        }
+        Ok(meta)
+    }
+
+    fn retrieve(&self, key: &StorageKey, options: &RetrieveOptions) -> Result<StorageItem> {
+        let k = check_key(key)?;
+        let ks = &self.ctx.keyspace;
+        let raw = if let Some(id) = options.transaction {
+            self.ctx.transactions.with(id, |tx| tx.get(ks, k))?
+        } else if let Some(ts) = options.at {
+            ks.get_at(k, ts)?
+        } else {
+            let cache = self.cache.as_ref().filter(|_| !options.bypass_cache);
+            if let Some(c) = cache {
+                if let Some(hit) = c.get(k, Timestamp::now()) {
+                    return Ok(StorageItem {
+                        key: key.clone(),
+                        value: hit.value.as_ref().clone(),
+                        metadata: hit.metadata,
+                        from_cache: true,
+                    });
+                }
+                let generation = c.generation(k);
+                let raw = ks.get(k)?;
+                if let Some(bytes) = &raw {
+                    let item = self.decode(key, bytes, false)?;
+                    if envelope::cacheable(bytes) {
+                        c.fill(
+                            k,
+                            generation,
+                            CachedItem {
+                                value: Arc::new(item.value.clone()),
+                                metadata: item.metadata.clone(),
+                            },
+                        );
+                    }
+                    return Ok(item);
+                }
+                raw
+            } else {
+                ks.get(k)?
+            }
+        };
+        match raw {
+            Some(bytes) => self.decode(key, &bytes, false),
+            None => Err(StorageError::NotFound(key.clone())),
+        }
+    }
+
+    fn exists(&self, key: &StorageKey) -> Result<bool> {
+        let k = check_key(key)?;
+        Ok(self.ctx.keyspace.contains_key(k)?)
+    }
+
+    fn delete(&self, key: &StorageKey, options: &DeleteOptions) -> Result<()> {
+        let k = check_key(key)?;
+        let ks = &self.ctx.keyspace;
+        match options.transaction {
+            Some(id) => {
+                self.ctx.transactions.with(id, |tx| tx.delete(ks, k))?;
+                self.ctx
+                    .transactions
+                    .note_write(id, self.ctx.storage_type, k)?;
+            }
+            None => {
+                let mut b = self.ctx.db.batch();
+                b.delete(ks, k)?;
+                self.ctx.db.write(b, self.write_options())?;
+                if let Some(c) = &self.cache {
+                    c.invalidate(k);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn list_keys(&self, pattern: &KeyPattern) -> Result<Vec<StorageKey>> {
+        list_keys(&self.ctx.keyspace, pattern, |_| true)
+    }
+
+    fn history(&self, key: &StorageKey) -> Result<Vec<VersionInfo>> {
+        let k = check_key(key)?;
+        let versions = self.ctx.keyspace.history(k)?;
+        versions
+            .into_iter()
+            .map(|v| {
+                let item = v
+                    .value
+                    .map(|bytes| self.decode(key, &bytes, false))
+                    .transpose()?;
+                Ok(VersionInfo { ts: v.ts, item })
+            })
+            .collect()
+    }
+
+    fn begin_transaction(&self) -> Result<StorageTransaction> {
+        self.ctx.transactions.begin()
+    }
+
+    fn commit_transaction(&self, transaction: &StorageTransaction) -> Result<()> {
+        self.ctx.transactions.commit(transaction.id).map(|_| ())
+    }
+
+    fn rollback_transaction(&self, transaction: &StorageTransaction) -> Result<()> {
+        self.ctx.transactions.rollback(transaction.id).map(|_| ())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The keys of `ks` matching `pattern` (and `keep`), in order, skipping
+/// reserved keys: one range scan from the pattern's prefix (or past its
+/// cursor).
+pub(crate) fn list_keys(
+    ks: &strata_engine::Keyspace,
+    pattern: &KeyPattern,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<StorageKey>> {
+    let mut start = pattern.prefix.as_bytes().to_vec();
+    if let Some(after) = &pattern.start_after {
+        let mut past = after.as_str().as_bytes().to_vec();
+        past.push(0);
+        if past > start {
+            start = past;
+        }
+    }
+    let limit = pattern.limit.unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    for entry in ks.range(start..)? {
+        let (k, _) = entry?;
+        if !k.starts_with(pattern.prefix.as_bytes()) {
+            break;
+        }
+        let Ok(s) = std::str::from_utf8(&k) else {
+            continue;
+        };
+        if s.starts_with(RESERVED_PREFIX) || !pattern.matches(s) || !keep(s) {
+            continue;
+        }
+        out.push(StorageKey::new(s));
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,397 @@
+//! The storage system: one engine database, a provider per storage type,
+//! and the services they share (transactions, encryption, access control,
+//! metrics, observers); and its builder.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_engine::{Db, EncryptionKeyProvider, Options};
+
+use crate::access::{
+    AccessControlledProvider, AccessPolicy, AccessPolicyProvider, Identity,
+    StorageAccessController, StoredPolicyProvider,
+};
+use crate::blob::BlobStorageProvider;
+use crate::config::StorageSystemConfig;
+use crate::encryption::StorageEncryptionManager;
+use crate::error::{RegistryError, Result, StorageError};
+use crate::instrument::Instrumented;
+use crate::kv::KeyValueStorageProvider;
+use crate::metrics::{MetricsRegistry, StorageMetricsCollector};
+use crate::observer::{Observers, StorageObserver};
+use crate::provider::{ProviderContext, ProviderFactory, StorageProvider};
+use crate::registry::StorageProviderRegistry;
+use crate::transaction::{StorageTransaction, StorageTransactionManager, TransactionId};
+use crate::types::StorageType;
+
+struct Inner {
+    db: Db,
+    config: StorageSystemConfig,
+    registry: StorageProviderRegistry,
+    blob: Option<Arc<BlobStorageProvider>>,
+    transactions: Arc<StorageTransactionManager>,
+    metrics: Arc<StorageMetricsCollector>,
+    encryption: Arc<StorageEncryptionManager>,
+    access: Option<Arc<StorageAccessController>>,
+}
+
+/// The storage system. Cheap to clone; the database closes when the last
+/// clone (and the last provider handle) is dropped, or at [`close`](Self::close).
+#[derive(Clone)]
+pub struct StorageSystem {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for StorageSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSystem")
+            .field("path", &self.inner.db.path())
+            .field("registry", &self.inner.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StorageSystem {
+    /// Opens (creating if needed) the storage system in `dir` with the
+    /// default configuration.
+    pub fn open(dir: impl AsRef<Path>) -> Result<StorageSystem> {
+        Self::builder().path(dir).build()
+    }
+
+    /// A builder, for configuration, keys, metrics, observers, policies
+    /// and provider factories.
+    pub fn builder() -> StorageSystemBuilder {
+        StorageSystemBuilder::default()
+    }
+
+    /// The provider of `t`.
+    pub fn get_provider(&self, t: StorageType) -> Result<Arc<dyn StorageProvider>> {
+        Ok(self.inner.registry.get_provider(t)?)
+    }
+
+    /// The blob provider, with its streaming calls.
+    pub fn get_blob_storage(&self) -> Result<Arc<BlobStorageProvider>> {
+        self.inner.blob.clone().ok_or_else(|| {
+            match self.inner.registry.get_provider(StorageType::Blob) {
+                Ok(_) => RegistryError::WrongKind(StorageType::Blob, "blob").into(),
+                Err(e) => e.into(),
+            }
+        })
+    }
+
+    /// The provider registry.
+    pub fn registry(&self) -> &StorageProviderRegistry {
+        &self.inner.registry
+    }
+
+    /// Starts a transaction spanning every provider.
+    pub fn begin_transaction(&self) -> Result<StorageTransaction> {
+        self.inner.transactions.begin()
+    }
+
+    /// Commits transaction `id`: all its operations apply atomically.
+    pub fn commit_transaction(&self, id: TransactionId) -> Result<StorageTransaction> {
+        self.inner.transactions.commit(id)
+    }
+
+    /// Rolls transaction `id` back.
+    pub fn rollback_transaction(&self, id: TransactionId) -> Result<StorageTransaction> {
+        self.inner.transactions.rollback(id)
+    }
+
+    /// Transaction `id` as it is now; finished ones are remembered for the
+    /// configured retention.
+    pub fn transaction_status(&self, id: TransactionId) -> Result<StorageTransaction> {
+        self.inner.transactions.status(id)
+    }
+
+    /// Runs `f` in a transaction and commits it; on a conflict, runs it
+    /// again in a new transaction (up to `transactions.max_attempts`). An
+    /// error from `f` rolls back and is returned.
+    pub fn transaction<T>(&self, mut f: impl FnMut(&StorageTransaction) -> Result<T>) -> Result<T> {
+        let attempts = self.inner.transactions.config().max_attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let tx = self.begin_transaction()?;
+            let outcome = match f(&tx) {
+                Ok(v) => self.commit_transaction(tx.id).map(|_| v),
+                Err(e) => {
+                    let _ = self.rollback_transaction(tx.id);
+                    Err(e)
+                }
+            };
+            match outcome {
+                Err(e) if e.is_conflict() && attempt < attempts => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// The transaction manager.
+    pub fn transactions(&self) -> &Arc<StorageTransactionManager> {
+        &self.inner.transactions
+    }
+
+    /// Providers that check every call of `identity` against the access
+    /// policies (every call is allowed when access control is off).
+    pub fn as_identity(&self, identity: &Identity) -> IdentityStorage {
+        IdentityStorage {
+            system: self.clone(),
+            identity: identity.clone(),
+        }
+    }
+
+    /// The access controller, when access control is on: add and remove
+    /// policies through it.
+    pub fn access_control(&self) -> Option<&Arc<StorageAccessController>> {
+        self.inner.access.as_ref()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<StorageMetricsCollector> {
+        &self.inner.metrics
+    }
+
+    /// The encryption manager.
+    pub fn encryption(&self) -> &Arc<StorageEncryptionManager> {
+        &self.inner.encryption
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &StorageSystemConfig {
+        &self.inner.config
+    }
+
+    /// The engine database underneath.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// Closes the database: later calls fail.
+    pub fn close(&self) -> Result<()> {
+        Ok(self.inner.db.close()?)
+    }
+}
+
+/// The storage system seen through one identity.
+#[derive(Debug, Clone)]
+pub struct IdentityStorage {
+    system: StorageSystem,
+    identity: Identity,
+}
+
+impl IdentityStorage {
+    /// The provider of `t`, checking every call.
+    pub fn get_provider(&self, t: StorageType) -> Result<Arc<dyn StorageProvider>> {
+        let inner = self.system.get_provider(t)?;
+        Ok(match &self.system.inner.access {
+            Some(controller) => Arc::new(AccessControlledProvider::new(
+                inner,
+                self.identity.clone(),
+                controller.clone(),
+            )),
+            None => inner,
+        })
+    }
+
+    /// The identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+}
+
+/// Builds a [`StorageSystem`].
+#[derive(Default)]
+pub struct StorageSystemBuilder {
+    path: Option<PathBuf>,
+    config: StorageSystemConfig,
+    key_provider: Option<Arc<dyn EncryptionKeyProvider>>,
+    metrics_registry: Option<Arc<MetricsRegistry>>,
+    observers: Vec<Arc<dyn StorageObserver>>,
+    policies: Option<Vec<AccessPolicy>>,
+    policy_provider: Option<Arc<dyn AccessPolicyProvider>>,
+    factories: HashMap<String, Arc<dyn ProviderFactory>>,
+    engine_options: Option<Options>,
+}
+
+impl std::fmt::Debug for StorageSystemBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSystemBuilder")
+            .field("path", &self.path)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StorageSystemBuilder {
+    /// A builder with the default configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The database directory.
+    pub fn path(mut self, dir: impl AsRef<Path>) -> Self {
+        self.path = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// The configuration.
+    pub fn with_config(mut self, config: StorageSystemConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The key provider: storage types are encrypted at rest with its keys
+    /// (every type, unless the configuration names some).
+    pub fn with_key_provider(mut self, provider: Arc<dyn EncryptionKeyProvider>) -> Self {
+        self.key_provider = Some(provider);
+        self
+    }
+
+    /// A metrics registry to record into (shared with the application).
+    pub fn with_metrics_registry(mut self, registry: Arc<MetricsRegistry>) -> Self {
+        self.metrics_registry = Some(registry);
+        self
+    }
+
+    /// An observer of storage events.
+    pub fn with_observer(mut self, observer: Arc<dyn StorageObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Turns access control on, storing these policies (replacing stored
+    /// ones with the same ids).
+    pub fn with_access_policies(mut self, policies: Vec<AccessPolicy>) -> Self {
+        self.policies = Some(policies);
+        self
+    }
+
+    /// Turns access control on with policies from another source than the
+    /// Registry keyspace.
+    pub fn with_policy_provider(mut self, provider: Arc<dyn AccessPolicyProvider>) -> Self {
+        self.policy_provider = Some(provider);
+        self
+    }
+
+    /// A provider factory, for configurations naming `name` as a
+    /// provider type.
+    pub fn register_provider_factory(
+        mut self,
+        name: impl Into<String>,
+        factory: impl ProviderFactory + 'static,
+    ) -> Self {
+        self.factories.insert(name.into(), Arc::new(factory));
+        self
+    }
+
+    /// Engine options to start from (file system, clock, level shapes...);
+    /// the configuration's engine settings and the key provider still
+    /// apply on top.
+    pub fn with_engine_options(mut self, options: Options) -> Self {
+        self.engine_options = Some(options);
+        self
+    }
+
+    /// Opens the database and builds every provider.
+    pub fn build(self) -> Result<StorageSystem> {
+        let config = self.config;
+        let dir = self
+            .path
+            .or_else(|| config.path.clone())
+            .ok_or_else(|| StorageError::Configuration("no path given".into()))?;
+        let encryption = Arc::new(StorageEncryptionManager::new(
+            self.key_provider.clone(),
+            &config.encryption,
+        ));
+        let mut opts = self.engine_options.unwrap_or_default();
+        opts.memtable_size = config.engine.memtable_size;
+        opts.block_cache_size = config.engine.block_cache_size;
+        opts.history_retention = Duration::from_secs(config.engine.history_retention_secs);
+        opts.key_provider = self.key_provider.clone();
+        opts.plaintext_keyspaces = encryption.plaintext_keyspaces();
+        let db = Db::open(&dir, opts)?;
+        let metrics = Arc::new(StorageMetricsCollector::new(
+            self.metrics_registry.unwrap_or_default(),
+            db.clone(),
+        ));
+        let observers = Arc::new(Observers::new(self.observers, metrics.clone()));
+        let transactions = Arc::new(StorageTransactionManager::new(
+            db.clone(),
+            config.transactions.clone(),
+            config.engine.sync_writes,
+            observers.clone(),
+        ));
+        let registry = StorageProviderRegistry::new();
+        let mut blob = None;
+        for t in StorageType::ALL {
+            let pc = config.provider_config(t);
+            let ctx = ProviderContext {
+                db: db.clone(),
+                keyspace: db.keyspace(t.name())?,
+                storage_type: t,
+                transactions: transactions.clone(),
+                encrypted: encryption.is_encrypted(t),
+                sync: config.engine.sync_writes,
+                config: pc.clone(),
+            };
+            let provider: Arc<dyn StorageProvider> = match pc.provider_type.as_str() {
+                "kv" => Arc::new(KeyValueStorageProvider::new(ctx)),
+                "blob" => {
+                    let b = Arc::new(BlobStorageProvider::new(ctx)?);
+                    if t == StorageType::Blob {
+                        blob = Some(b.clone());
+                    }
+                    b
+                }
+                name => match self.factories.get(name) {
+                    Some(f) => f.create_provider(ctx)?,
+                    None => {
+                        return Err(StorageError::Configuration(format!(
+                            "no provider factory named {name:?} (for {t})"
+                        )))
+                    }
+                },
+            };
+            if provider.storage_type() != t {
+                return Err(StorageError::Configuration(format!(
+                    "the provider built for {t} serves {}",
+                    provider.storage_type()
+                )));
+            }
+            registry.register_provider(Arc::new(Instrumented::new(
+                provider,
+                metrics.clone(),
+                observers.clone(),
+            )))?;
+        }
+        let access = if let Some(p) = self.policy_provider {
+            Some(Arc::new(StorageAccessController::new(p)))
+        } else if config.access_control || self.policies.is_some() {
+            let stored =
+                StoredPolicyProvider::load(db.clone(), db.keyspace(StorageType::Registry.name())?)?;
+            for p in self.policies.unwrap_or_default() {
+                stored.put_policy(p)?;
+            }
+            Some(Arc::new(StorageAccessController::new(Arc::new(stored))))
+        } else {
+            None
+        };
+        let _ = &observers;
+        Ok(StorageSystem {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                registry,
+                blob,
+                transactions,
+                metrics,
+                encryption,
+                access,
+            }),
+        })
+    }
+}

@@ -1,0 +1,376 @@
+//! Transactions across providers: every operation given a transaction is
+//! buffered in one engine transaction, which sees its own writes and
+//! commits all of them atomically (or none).
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use strata_engine::{Db, Isolation, Timestamp, WriteOptions};
+
+use crate::cache::ReadCache;
+use crate::error::{Result, StorageError, TransactionError};
+use crate::observer::Observers;
+use crate::types::StorageType;
+
+/// A transaction's id, unique within a storage system's lifetime and,
+/// being seeded from the clock, across restarts in practice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TransactionId(pub u64);
+
+impl fmt::Display for TransactionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tx-{:016x}", self.0)
+    }
+}
+
+/// Where a transaction is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransactionStatus {
+    /// Accepting operations.
+    Active,
+    /// Committed: every operation applied.
+    Committed,
+    /// Rolled back (by the caller, or after a conflict): none applied.
+    RolledBack,
+}
+
+impl fmt::Display for TransactionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransactionStatus::Active => "active",
+            TransactionStatus::Committed => "committed",
+            TransactionStatus::RolledBack => "rolled back",
+        })
+    }
+}
+
+/// A storage transaction, as callers see it: pass it to
+/// `StorageOptions::with_transaction` to buffer operations in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageTransaction {
+    /// Its id.
+    pub id: TransactionId,
+    /// Its status when this copy was taken.
+    pub status: TransactionStatus,
+    /// When it began (its reads see the state as of then).
+    pub start_time: Timestamp,
+    /// Its commit timestamp, once committed.
+    pub commit_time: Option<Timestamp>,
+}
+
+/// The isolation of storage transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum IsolationLevel {
+    /// Snapshot isolation: first committer wins; write skew possible.
+    Snapshot,
+    /// Serializable (the default).
+    #[default]
+    Serializable,
+}
+
+/// How transactions behave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TransactionConfig {
+    /// Their isolation.
+    pub isolation: IsolationLevel,
+    /// How long a finished transaction stays queryable, in seconds.
+    pub retention_secs: u64,
+    /// At most this many finished transactions are remembered.
+    pub max_finished: usize,
+    /// Attempts of `StorageSystem::transaction` before a conflict is
+    /// returned.
+    pub max_attempts: usize,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        TransactionConfig {
+            isolation: IsolationLevel::Serializable,
+            retention_secs: 300,
+            max_finished: 100_000,
+            max_attempts: 16,
+        }
+    }
+}
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+struct Active {
+    info: StorageTransaction,
+    /// `None` once committing or rolled back.
+    engine: Mutex<Option<strata_engine::Transaction>>,
+    /// Keys written, for cache invalidation at commit.
+    written: Mutex<Vec<(StorageType, Vec<u8>)>>,
+    /// Run if the transaction does not commit (e.g. to delete blob chunks
+    /// written ahead of it).
+    on_abort: Mutex<Vec<Hook>>,
+    /// Run after it commits (e.g. to delete the chunks of replaced blobs).
+    on_commit: Mutex<Vec<Hook>>,
+}
+
+#[derive(Default)]
+struct Finished {
+    by_id: HashMap<TransactionId, StorageTransaction>,
+    order: VecDeque<(Instant, TransactionId)>,
+}
+
+/// Runs storage transactions on the engine.
+pub struct StorageTransactionManager {
+    db: Db,
+    config: TransactionConfig,
+    sync: bool,
+    next: AtomicU64,
+    active: Mutex<HashMap<TransactionId, Arc<Active>>>,
+    finished: Mutex<Finished>,
+    caches: RwLock<HashMap<StorageType, Arc<ReadCache>>>,
+    observers: Arc<Observers>,
+}
+
+impl fmt::Debug for StorageTransactionManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageTransactionManager")
+            .field("active", &self.active.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn conflict(id: TransactionId, e: strata_engine::Error) -> StorageError {
+    match e {
+        strata_engine::Error::Conflict { key, .. } => {
+            StorageError::Transaction(TransactionError::Conflict {
+                id,
+                key: String::from_utf8_lossy(&key).into_owned(),
+            })
+        }
+        other => StorageError::Engine(other),
+    }
+}
+
+impl StorageTransactionManager {
+    pub(crate) fn new(
+        db: Db,
+        config: TransactionConfig,
+        sync: bool,
+        observers: Arc<Observers>,
+    ) -> Self {
+        StorageTransactionManager {
+            db,
+            config,
+            sync,
+            next: AtomicU64::new(Timestamp::now().as_u64()),
+            active: Mutex::new(HashMap::new()),
+            finished: Mutex::new(Finished::default()),
+            caches: RwLock::new(HashMap::new()),
+            observers,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TransactionConfig {
+        &self.config
+    }
+
+    pub(crate) fn register_cache(&self, t: StorageType, cache: Arc<ReadCache>) {
+        self.caches.write().insert(t, cache);
+    }
+
+    /// Starts a transaction.
+    pub fn begin(&self) -> Result<StorageTransaction> {
+        self.prune();
+        let isolation = match self.config.isolation {
+            IsolationLevel::Snapshot => Isolation::Snapshot,
+            IsolationLevel::Serializable => Isolation::Serializable,
+        };
+        let engine = self.db.begin(isolation)?;
+        let info = StorageTransaction {
+            id: TransactionId(self.next.fetch_add(1, Ordering::Relaxed)),
+            status: TransactionStatus::Active,
+            start_time: engine.start_ts(),
+            commit_time: None,
+        };
+        self.active.lock().insert(
+            info.id,
+            Arc::new(Active {
+                info: info.clone(),
+                engine: Mutex::new(Some(engine)),
+                written: Mutex::new(Vec::new()),
+                on_abort: Mutex::new(Vec::new()),
+                on_commit: Mutex::new(Vec::new()),
+            }),
+        );
+        self.observers
+            .notify("transaction_begin", |o| o.on_transaction_begin(&info));
+        Ok(info)
+    }
+
+    fn active(&self, id: TransactionId) -> Result<Arc<Active>> {
+        if let Some(a) = self.active.lock().get(&id) {
+            return Ok(a.clone());
+        }
+        Err(self.not_active(id))
+    }
+
+    fn not_active(&self, id: TransactionId) -> StorageError {
+        self.prune();
+        match self.finished.lock().by_id.get(&id) {
+            Some(t) => TransactionError::InvalidStatus {
+                id,
+                status: t.status.to_string(),
+            }
+            .into(),
+            None => TransactionError::NotFound(id).into(),
+        }
+    }
+
+    /// Runs `f` on the engine transaction of `id`.
+    pub(crate) fn with<T>(
+        &self,
+        id: TransactionId,
+        f: impl FnOnce(&mut strata_engine::Transaction) -> strata_engine::Result<T>,
+    ) -> Result<T> {
+        let a = self.active(id)?;
+        let mut guard = a.engine.lock();
+        let Some(tx) = guard.as_mut() else {
+            return Err(self.not_active(id));
+        };
+        f(tx).map_err(|e| conflict(id, e))
+    }
+
+    /// Records a key written in `id`, so the read cache drops it at commit.
+    pub(crate) fn note_write(&self, id: TransactionId, t: StorageType, key: &[u8]) -> Result<()> {
+        self.active(id)?.written.lock().push((t, key.to_vec()));
+        Ok(())
+    }
+
+    /// Runs `hook` if `id` ends without committing.
+    pub(crate) fn on_abort(&self, id: TransactionId, hook: Hook) -> Result<()> {
+        self.active(id)?.on_abort.lock().push(hook);
+        Ok(())
+    }
+
+    /// Runs `hook` after `id` commits.
+    pub(crate) fn on_commit(&self, id: TransactionId, hook: Hook) -> Result<()> {
+        self.active(id)?.on_commit.lock().push(hook);
+        Ok(())
+    }
+
+    /// The transaction as it is now (active, or finished and still
+    /// remembered).
+    pub fn status(&self, id: TransactionId) -> Result<StorageTransaction> {
+        if let Some(a) = self.active.lock().get(&id) {
+            return Ok(a.info.clone());
+        }
+        self.prune();
+        self.finished
+            .lock()
+            .by_id
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| TransactionError::NotFound(id).into())
+    }
+
+    /// Commits every buffered operation of `id` atomically. On a conflict
+    /// the transaction is rolled back and the error says so.
+    pub fn commit(&self, id: TransactionId) -> Result<StorageTransaction> {
+        let a = self.active(id)?;
+        let engine = a.engine.lock().take();
+        let Some(engine) = engine else {
+            return Err(self.not_active(id));
+        };
+        let outcome = engine.commit_with(WriteOptions { sync: self.sync });
+        self.active.lock().remove(&id);
+        let mut info = a.info.clone();
+        match outcome {
+            Ok(ts) => {
+                let caches = self.caches.read();
+                for (t, key) in a.written.lock().iter() {
+                    if let Some(c) = caches.get(t) {
+                        c.invalidate(key);
+                    }
+                }
+                drop(caches);
+                a.on_abort.lock().clear();
+                for hook in a.on_commit.lock().drain(..) {
+                    hook();
+                }
+                info.status = TransactionStatus::Committed;
+                info.commit_time = Some(ts);
+                self.remember(&info);
+                self.observers
+                    .notify("transaction_commit", |o| o.on_transaction_commit(&info));
+                Ok(info)
+            }
+            Err(e) => {
+                // The engine transaction is gone: nothing was applied.
+                info.status = TransactionStatus::RolledBack;
+                self.abort_hooks(&a);
+                self.remember(&info);
+                self.observers
+                    .notify("transaction_rollback", |o| o.on_transaction_rollback(&info));
+                Err(conflict(id, e))
+            }
+        }
+    }
+
+    /// Discards every buffered operation of `id`.
+    pub fn rollback(&self, id: TransactionId) -> Result<StorageTransaction> {
+        let a = self.active(id)?;
+        let engine = a.engine.lock().take();
+        let Some(engine) = engine else {
+            return Err(self.not_active(id));
+        };
+        engine.rollback();
+        self.active.lock().remove(&id);
+        self.abort_hooks(&a);
+        let mut info = a.info.clone();
+        info.status = TransactionStatus::RolledBack;
+        self.remember(&info);
+        self.observers
+            .notify("transaction_rollback", |o| o.on_transaction_rollback(&info));
+        Ok(info)
+    }
+
+    fn abort_hooks(&self, a: &Active) {
+        for hook in a.on_abort.lock().drain(..) {
+            hook();
+        }
+    }
+
+    fn remember(&self, info: &StorageTransaction) {
+        let mut f = self.finished.lock();
+        f.by_id.insert(info.id, info.clone());
+        f.order.push_back((Instant::now(), info.id));
+        drop(f);
+        self.prune();
+    }
+
+    /// Forgets finished transactions past their retention (or beyond the
+    /// count limit), so memory stays bounded.
+    fn prune(&self) {
+        let keep = Duration::from_secs(self.config.retention_secs);
+        let mut f = self.finished.lock();
+        while let Some(&(at, id)) = f.order.front() {
+            if at.elapsed() < keep && f.order.len() <= self.config.max_finished {
+                break;
+            }
+            f.order.pop_front();
+            f.by_id.remove(&id);
+        }
+    }
+
+    /// Finished transactions still remembered.
+    pub fn remembered(&self) -> usize {
+        self.finished.lock().by_id.len()
+    }
+
+    /// Transactions active now.
+    pub fn active_count(&self) -> usize {
+        self.active.lock().len()
+    }
+}
