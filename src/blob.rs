@@ -261,7 +261,6 @@ impl BlobStorageProvider {
                             t.put(&ks, format!("d/{}", m.blob_id), m.chunks.to_le_bytes())?;
                         }
                     }
-                    t.delete(&ks, format!("p/{id}"))?;
                     Ok(old)
                 })?;
                 let _ = old;
@@ -273,10 +272,19 @@ impl BlobStorageProvider {
                         let _ = this.remove_chunks(&id2, Some(chunks));
                     }),
                 )?;
+                // After the commit: the write is no longer pending (its
+                // marker was written after the transaction began, so the
+                // transaction itself must not touch it), and the replaced
+                // chunks go.
                 let this = self.clone_for_hooks();
+                let id3 = id.clone();
                 self.ctx.transactions.on_commit(
                     tx,
                     Box::new(move || {
+                        let mut b = this.db().batch();
+                        if b.delete(this.ks(), format!("p/{id3}")).is_ok() {
+                            let _ = this.db().write(b, this.sync());
+                        }
                         let _ = this.collect_garbage(false);
                     }),
                 )?;
