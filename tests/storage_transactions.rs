@@ -15,10 +15,12 @@ fn key(s: &str) -> StorageKey {
 }
 
 fn open_with_cache(dir: &std::path::Path, retention_secs: u64) -> StorageSystem {
-    let mut config = StorageSystemConfig::default();
-    config.cache = Some(strata::CacheConfig {
-        capacity_bytes: 1 << 20,
-    });
+    let mut config = StorageSystemConfig {
+        cache: Some(strata::CacheConfig {
+            capacity_bytes: 1 << 20,
+        }),
+        ..Default::default()
+    };
     config.transactions.retention_secs = retention_secs;
     config.engine.sync_writes = false;
     StorageSystem::builder()
