@@ -260,8 +260,10 @@ fn policies_are_durable_and_changes_take_effect_at_once() {
             .is_allowed());
         storage.close().unwrap();
     }
-    let mut config = StorageSystemConfig::default();
-    config.access_control = true;
+    let config = StorageSystemConfig {
+        access_control: true,
+        ..Default::default()
+    };
     let storage = StorageSystem::builder()
         .path(dir.path())
         .with_config(config)
