@@ -5,6 +5,7 @@
 //! read (missing or locked directory, wrong key, damage that stops the
 //! command).
 
+mod bench;
 mod verify;
 
 use std::path::PathBuf;
@@ -24,6 +25,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Throughput benchmarks: db_bench workloads and YCSB A-F, on Strata
+    /// and, built with `--features peers`, on RocksDB, fjall, redb and sled.
+    #[command(
+        after_help = "Examples:\n  strata bench\n  strata bench --workloads fillrandom,readrandom --num 100000\n  strata bench --workloads fillsync --threads 8\n  strata bench --engine all --json results.json --plot results.svg   (needs --features peers)\n\nEvery run starts from a fresh temporary directory unless --db is given."
+    )]
+    Bench(bench::BenchArgs),
     /// Check every checksum of every file of a closed database, without
     /// changing anything; list every damaged file.
     #[command(
@@ -86,6 +93,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Verify(args) => verify::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(code) => code,

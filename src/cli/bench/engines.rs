@@ -1,0 +1,160 @@
+//! The engines a benchmark can drive, behind one small trait.
+
+use std::path::Path;
+
+use strata::engine::{Db, Isolation, Keyspace, Options, WriteOptions};
+use strata::format::codec::Compression;
+
+/// What every workload needs from an engine.
+pub(crate) trait BenchDb: Send + Sync {
+    /// Writes one entry; with `sync`, durable before it returns.
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), String>;
+    /// Reads one entry; returns its length.
+    fn get(&self, key: &[u8]) -> Result<Option<usize>, String>;
+    /// Seeks to `start` and reads up to `n` entries; returns how many.
+    fn scan(&self, start: &[u8], n: usize) -> Result<usize, String>;
+    /// Reads every entry in order (or in reverse); returns how many.
+    fn scan_all(&self, reverse: bool) -> Result<usize, String>;
+    /// Reads `key` and writes `value` in one transaction, retrying on
+    /// conflict.
+    fn read_modify_write(&self, key: &[u8], value: &[u8]) -> Result<(), String>;
+    /// Makes everything written durable and settled (flushes memtables),
+    /// before disk usage is measured.
+    fn settle(&self) -> Result<(), String>;
+}
+
+/// The names `--engine` accepts.
+pub(crate) const ENGINES: [&str; 5] = ["strata", "rocksdb", "fjall", "redb", "sled"];
+
+/// Settings every engine gets, for a fair race.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EngineSettings {
+    /// Bytes of block (or page) cache.
+    pub cache_bytes: usize,
+    /// Compress data (zstd where the engine has it).
+    pub compression: bool,
+    /// Encrypt data at rest (Strata only).
+    pub encryption: bool,
+}
+
+/// Opens engine `name` in `dir`.
+pub(crate) fn open(name: &str, dir: &Path, s: EngineSettings) -> Result<Box<dyn BenchDb>, String> {
+    match name {
+        "strata" => Ok(Box::new(StrataDb::open(dir, s)?)),
+        "rocksdb" | "fjall" | "redb" | "sled" => Err(format!(
+            "{name}: the peer engines are not part of this build (they come with the `peers` feature)"
+        )),
+        other => Err(format!("unknown engine {other:?} (one of {})", ENGINES.join(", "))),
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Strata's engine, one keyspace.
+struct StrataDb {
+    db: Db,
+    ks: Keyspace,
+}
+
+impl StrataDb {
+    fn open(dir: &Path, s: EngineSettings) -> Result<Self, String> {
+        let mut opts = Options {
+            block_cache_size: s.cache_bytes,
+            ..Options::default()
+        };
+        opts.compression = if s.compression {
+            vec![
+                Compression::None,
+                Compression::Zstd { level: 1 },
+                Compression::Zstd { level: 3 },
+            ]
+        } else {
+            vec![Compression::None]
+        };
+        if s.encryption {
+            opts.key_provider = Some(std::sync::Arc::new(strata::engine::MemoryKeyProvider::new(
+                1, [0x5a; 32],
+            )));
+        }
+        let db = Db::open(dir, opts).map_err(err)?;
+        let ks = db.keyspace("bench").map_err(err)?;
+        Ok(StrataDb { db, ks })
+    }
+}
+
+impl BenchDb for StrataDb {
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), String> {
+        if sync {
+            let mut b = self.db.batch();
+            b.put(&self.ks, key, value).map_err(err)?;
+            self.db
+                .write(b, WriteOptions { sync: true })
+                .map(|_| ())
+                .map_err(err)
+        } else {
+            self.ks.put(key, value).map(|_| ()).map_err(err)
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<usize>, String> {
+        self.ks.get(key).map(|v| v.map(|v| v.len())).map_err(err)
+    }
+
+    fn scan(&self, start: &[u8], n: usize) -> Result<usize, String> {
+        let mut count = 0;
+        for e in self.ks.range(start..).map_err(err)?.take(n) {
+            e.map_err(err)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn scan_all(&self, reverse: bool) -> Result<usize, String> {
+        let it = self.ks.iter().map_err(err)?;
+        let mut count = 0;
+        if reverse {
+            for e in it.rev() {
+                e.map_err(err)?;
+                count += 1;
+            }
+        } else {
+            for e in it {
+                e.map_err(err)?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    fn read_modify_write(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        self.db
+            .transaction(Isolation::Serializable, |tx| {
+                let _ = tx.get(&self.ks, key)?;
+                tx.put(&self.ks, key, value)
+            })
+            .map_err(err)
+    }
+
+    fn settle(&self) -> Result<(), String> {
+        self.db.flush().map_err(err)
+    }
+}
+
+/// Bytes of every file under `dir`.
+pub(crate) fn disk_usage(dir: &Path) -> u64 {
+    let mut total = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    for e in entries.flatten() {
+        let Ok(meta) = e.metadata() else { continue };
+        if meta.is_dir() {
+            total += disk_usage(&e.path());
+        } else {
+            total += meta.len();
+        }
+    }
+    total
+}
