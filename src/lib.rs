@@ -57,7 +57,9 @@ pub use error::{
     EncryptionError, ObserverError, RegistryError, Result, StorageError, TransactionError,
 };
 pub use kv::KeyValueStorageProvider;
-pub use metrics::{Histogram, MetricsRegistry, OperationStats, StorageMetricsCollector};
+pub use metrics::{
+    engine_prometheus, Histogram, MetricsRegistry, OperationStats, StorageMetricsCollector,
+};
 pub use observer::StorageObserver;
 pub use provider::{ProviderConfig, ProviderContext, ProviderFactory, StorageProvider};
 pub use registry::StorageProviderRegistry;

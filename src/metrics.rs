@@ -242,51 +242,92 @@ impl StorageMetricsCollector {
     /// text format.
     pub fn render_prometheus(&self) -> String {
         let mut out = self.registry.render_prometheus();
-        let s = self.db.stats();
-        let mut gauge = |name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        gauge(
-            "strata_engine_wal_bytes_written",
-            "Bytes appended to the WAL.",
-            s.wal_bytes_written,
-        );
-        gauge("strata_engine_wal_syncs", "WAL syncs.", s.wal_syncs);
-        gauge("strata_engine_writes", "Write batches committed.", s.writes);
-        gauge(
-            "strata_engine_write_stalls",
-            "Writes that waited for background work.",
-            s.write_stalls,
-        );
-        gauge(
-            "strata_engine_block_cache_hits",
-            "Block cache hits.",
-            s.block_cache_hits,
-        );
-        gauge(
-            "strata_engine_block_cache_misses",
-            "Block cache misses.",
-            s.block_cache_misses,
-        );
-        gauge(
-            "strata_engine_background_errors",
-            "Times the engine entered its error state.",
-            s.background_errors,
-        );
-        let _ = writeln!(out, "# TYPE strata_engine_sst_bytes gauge");
-        for k in &s.keyspaces {
-            for (level, l) in k.levels.iter().enumerate() {
-                if l.files > 0 {
-                    let _ = writeln!(
-                        out,
-                        "strata_engine_sst_bytes{{keyspace=\"{}\",level=\"{level}\"}} {}",
-                        k.name, l.bytes
-                    );
-                }
-            }
-        }
+        out.push_str(&engine_prometheus(&self.db.stats()));
         out
     }
+}
+
+/// The engine's statistics in the Prometheus text format.
+pub fn engine_prometheus(s: &strata_engine::Stats) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    };
+    gauge(
+        "strata_engine_wal_bytes_written",
+        "Bytes appended to the WAL.",
+        s.wal_bytes_written,
+    );
+    gauge(
+        "strata_engine_wal_bytes_live",
+        "Bytes of WAL files not yet deleted.",
+        s.wal_bytes_live,
+    );
+    gauge("strata_engine_wal_syncs", "WAL syncs.", s.wal_syncs);
+    gauge("strata_engine_writes", "Write batches committed.", s.writes);
+    gauge(
+        "strata_engine_write_groups",
+        "Commit groups.",
+        s.write_groups,
+    );
+    gauge(
+        "strata_engine_write_stalls",
+        "Writes that waited for background work.",
+        s.write_stalls,
+    );
+    gauge(
+        "strata_engine_block_cache_hits",
+        "Block cache hits.",
+        s.block_cache_hits,
+    );
+    gauge(
+        "strata_engine_block_cache_misses",
+        "Block cache misses.",
+        s.block_cache_misses,
+    );
+    gauge(
+        "strata_engine_block_cache_bytes",
+        "Bytes held by the block cache.",
+        s.block_cache_bytes,
+    );
+    gauge(
+        "strata_engine_background_errors",
+        "Times the engine entered its error state.",
+        s.background_errors,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP strata_engine_sst_bytes Bytes of SSTs per keyspace and level."
+    );
+    let _ = writeln!(out, "# TYPE strata_engine_sst_bytes gauge");
+    for k in &s.keyspaces {
+        for (level, l) in k.levels.iter().enumerate() {
+            if l.files > 0 {
+                let _ = writeln!(
+                    out,
+                    "strata_engine_sst_bytes{{keyspace=\"{}\",level=\"{level}\"}} {}",
+                    k.name, l.bytes
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP strata_engine_sst_files SSTs per keyspace and level."
+    );
+    let _ = writeln!(out, "# TYPE strata_engine_sst_files gauge");
+    for k in &s.keyspaces {
+        for (level, l) in k.levels.iter().enumerate() {
+            if l.files > 0 {
+                let _ = writeln!(
+                    out,
+                    "strata_engine_sst_files{{keyspace=\"{}\",level=\"{level}\"}} {}",
+                    k.name, l.files
+                );
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -943,6 +943,15 @@ impl Db {
         crate::verify::verify_dir(path.as_ref(), opts)
     }
 
+    /// Describes the closed database in `path` from its manifest, without
+    /// opening it (nothing is recovered or written): keyspaces, levels,
+    /// every table with its key and timestamp range and key id, the WALs,
+    /// and files nothing references. Fails with [`Error::Locked`] while the
+    /// database is open.
+    pub fn describe_dir(path: impl AsRef<Path>, opts: &Options) -> Result<crate::DirDescription> {
+        crate::describe::describe_dir(path.as_ref(), opts)
+    }
+
     /// Statistics: levels, memtables, traffic, caches, filters.
     pub fn stats(&self) -> Stats {
         self.inner.stats()

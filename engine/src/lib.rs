@@ -27,6 +27,7 @@ mod cache;
 mod compaction;
 mod cursor;
 mod db;
+mod describe;
 mod encryption;
 mod error;
 mod flush;
@@ -48,6 +49,7 @@ mod view;
 mod write;
 
 pub use db::Db;
+pub use describe::{DirDescription, KeyspaceDescription, TableDescription};
 pub use encryption::{EncryptionKeyProvider, FileKeyProvider, Key, MemoryKeyProvider};
 pub use error::{Error, Result};
 pub use iter::{Iter, KvPair};

@@ -182,6 +182,9 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
             }
             false
         }
+        // Without the right key nothing can be checked: a missing or wrong
+        // key is the caller's problem, not damage to report.
+        Err(e @ Error::Decrypt { .. }) => return Err(e),
         Err(e) => {
             let path = error_path(&e).unwrap_or(current);
             report.record(path, Err(e));

@@ -6,6 +6,8 @@
 //! command).
 
 mod bench;
+mod data;
+mod inspect;
 mod verify;
 
 use std::path::PathBuf;
@@ -31,6 +33,38 @@ enum Command {
         after_help = "Examples:\n  strata bench\n  strata bench --workloads fillrandom,readrandom --num 100000\n  strata bench --workloads fillsync --threads 8\n  strata bench --engine all --json results.json --plot results.svg   (needs --features peers)\n\nEvery run starts from a fresh temporary directory unless --db is given."
     )]
     Bench(bench::BenchArgs),
+    /// Describe a closed database (keyspaces, levels, tables with key and
+    /// timestamp ranges, WALs, bytes per key id), or decode one SST, WAL or
+    /// manifest.
+    #[command(
+        after_help = "Examples:\n  strata inspect /var/lib/app/db\n  strata inspect sst /var/lib/app/db/000012.sst --entries\n  strata inspect wal /var/lib/app/db/000015.log\n  strata inspect manifest /var/lib/app/db/MANIFEST-000014"
+    )]
+    Inspect(inspect::InspectArgs),
+    /// Print the value of a key (exit status 1 when absent).
+    #[command(
+        after_help = "Example:\n  strata get /var/lib/app/db users ada\n  strata get /var/lib/app/db users ada --at 7355822171400896512"
+    )]
+    Get(data::GetArgs),
+    /// Write a value (synced).
+    #[command(after_help = "Example:\n  strata put /var/lib/app/db users ada lovelace")]
+    Put(data::PutArgs),
+    /// Delete a key (synced).
+    #[command(after_help = "Example:\n  strata delete /var/lib/app/db users ada")]
+    Delete(data::DeleteArgs),
+    /// Print entries in key order.
+    #[command(
+        after_help = "Example:\n  strata scan /var/lib/app/db users --from a --to m --limit 20"
+    )]
+    Scan(data::ScanArgs),
+    /// Print every version of a key in the history window.
+    #[command(after_help = "Example:\n  strata history /var/lib/app/db users ada")]
+    History(data::HistoryArgs),
+    /// Compact every keyspace into its last level.
+    #[command(after_help = "Example:\n  strata compact /var/lib/app/db")]
+    Compact(DbArgs),
+    /// Print the engine's statistics in the Prometheus text format.
+    #[command(after_help = "Example:\n  strata stats /var/lib/app/db")]
+    Stats(DbArgs),
     /// Check every checksum of every file of a closed database, without
     /// changing anything; list every damaged file.
     #[command(
@@ -51,12 +85,19 @@ pub(crate) struct DbArgs {
     /// The current key id in `--key-dir`.
     #[arg(long, value_name = "ID", default_value_t = 1, requires = "key_dir")]
     pub key_id: u32,
+    /// How far back reads of the past (`get --at`, `history`) may go, in
+    /// seconds; compaction keeps what they need while the command runs.
+    #[arg(long, value_name = "SECS", default_value_t = 7 * 24 * 3600)]
+    pub history_secs: u64,
 }
 
 impl DbArgs {
     /// Engine options for this directory.
     pub(crate) fn options(&self) -> Result<Options, Failure> {
-        let mut opts = Options::default();
+        let mut opts = Options {
+            history_retention: std::time::Duration::from_secs(self.history_secs),
+            ..Options::default()
+        };
         if let Some(dir) = &self.key_dir {
             let provider = FileKeyProvider::new(dir, self.key_id).map_err(Failure::from)?;
             opts.key_provider = Some(Arc::new(provider));
@@ -94,6 +135,14 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify(args) => verify::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Get(args) => data::get(&args),
+        Command::Put(args) => data::put(&args),
+        Command::Delete(args) => data::delete(&args),
+        Command::Scan(args) => data::scan(&args),
+        Command::History(args) => data::history(&args),
+        Command::Compact(args) => data::compact(&args),
+        Command::Stats(args) => data::stats(&args),
     };
     match result {
         Ok(code) => code,
