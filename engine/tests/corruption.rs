@@ -134,6 +134,7 @@ fn damage_every_file(encrypted: bool) {
             cases += 1;
         }
     }
+    eprintln!("{cases} damaged images of {} files", files.len());
     assert!(cases > 500, "{cases} cases");
 }
 
