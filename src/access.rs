@@ -8,7 +8,6 @@
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -233,7 +232,7 @@ impl AccessPolicyProvider for StoredPolicyProvider {
     }
 }
 
-type DecisionKey = (u64, StorageType, String, AccessType);
+type DecisionKey = (Identity, StorageType, String, AccessType);
 
 /// Decides accesses from the policies, caching decisions until the
 /// policies change.
@@ -251,12 +250,6 @@ impl std::fmt::Debug for StorageAccessController {
 
 /// Decisions cached at most; the cache is cleared when full.
 const MAX_CACHED_DECISIONS: usize = 100_000;
-
-fn identity_hash(who: &Identity) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    who.hash(&mut h);
-    h.finish()
-}
 
 impl StorageAccessController {
     /// A controller over `provider`'s policies.
@@ -281,7 +274,7 @@ impl StorageAccessController {
         access: AccessType,
     ) -> Result<AccessDecision> {
         let epoch = self.provider.epoch();
-        let ck = (identity_hash(who), t, key.to_owned(), access);
+        let ck = (who.clone(), t, key.to_owned(), access);
         {
             let mut c = self.cache.lock();
             if c.0 != epoch {
@@ -401,27 +394,28 @@ impl StorageProvider for AccessControlledProvider {
     }
 
     /// Needs List on the pattern's prefix; leaves out the keys the identity
-    /// may not read, and pages over what is left.
+    /// may not list or read, and pages over what is left.
     fn list_keys(&self, pattern: &KeyPattern) -> Result<Vec<StorageKey>> {
         self.require(&pattern.prefix, AccessType::List)?;
         let limit = pattern.limit.unwrap_or(usize::MAX);
         let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
         let mut page = pattern.clone();
         page.limit = Some(limit.clamp(1, 1000));
         loop {
             let keys = self.inner.list_keys(&page)?;
             let done = keys.len() < page.limit.unwrap_or(0);
             for k in &keys {
-                if self
-                    .controller
-                    .check_access(
-                        &self.identity,
-                        self.storage_type(),
-                        k.as_str(),
-                        AccessType::Read,
-                    )?
-                    .is_allowed()
-                {
+                let visible = |access| {
+                    self.controller
+                        .check_access(&self.identity, self.storage_type(), k.as_str(), access)
+                        .map(|d| d.is_allowed())
+                };
+                // Each key must be listable (a deny on a deeper pattern
+                // still counts) and readable.
+                if visible(AccessType::List)? && visible(AccessType::Read)? {
                     out.push(k.clone());
                     if out.len() >= limit {
                         return Ok(out);

@@ -70,6 +70,9 @@ impl BlobMetadata {
     }
 }
 
+/// More chunks than any blob can have (2^40 bytes in 1-byte chunks).
+const MAX_CHUNKS: u64 = 1 << 40;
+
 fn meta_key(key: &[u8]) -> Vec<u8> {
     [b"m/", key].concat()
 }
@@ -190,21 +193,43 @@ impl BlobStorageProvider {
     /// Deletes every chunk of `id` (`count` of them when known, else found
     /// by scanning), then its `d/` and `p/` markers.
     fn remove_chunks(&self, id: &str, count: Option<u64>) -> Result<()> {
-        let keys: Vec<Vec<u8>> = match count {
-            Some(n) => (0..n).map(|i| chunk_key(id, i)).collect(),
-            None => self
-                .ks()
-                .prefix(chunk_prefix(id))?
-                .map(|e| e.map(|(k, _)| k.to_vec()))
-                .collect::<std::result::Result<_, _>>()?,
-        };
-        for group in keys.chunks(256) {
+        // In groups, so memory stays flat whatever the count.
+        let mut group: Vec<Vec<u8>> = Vec::with_capacity(256);
+        let flush = |group: &mut Vec<Vec<u8>>| -> Result<()> {
+            if group.is_empty() {
+                return Ok(());
+            }
             let mut b = self.db().batch();
-            for k in group {
+            for k in group.drain(..) {
                 b.delete(self.ks(), k)?;
             }
             self.db().write(b, WriteOptions::default())?;
+            Ok(())
+        };
+        match count.filter(|&n| n <= MAX_CHUNKS) {
+            Some(n) => {
+                for i in 0..n {
+                    group.push(chunk_key(id, i));
+                    if group.len() == 256 {
+                        flush(&mut group)?;
+                    }
+                }
+            }
+            None => {
+                let keys: Vec<Vec<u8>> = self
+                    .ks()
+                    .prefix(chunk_prefix(id))?
+                    .map(|e| e.map(|(k, _)| k.to_vec()))
+                    .collect::<std::result::Result<_, _>>()?;
+                for k in keys {
+                    group.push(k);
+                    if group.len() == 256 {
+                        flush(&mut group)?;
+                    }
+                }
+            }
         }
+        flush(&mut group)?;
         let mut b = self.db().batch();
         b.delete(self.ks(), format!("d/{id}"))?;
         b.delete(self.ks(), format!("p/{id}"))?;
@@ -253,7 +278,31 @@ impl BlobStorageProvider {
             Some(tx) => {
                 let ks = self.ks().clone();
                 let mk = meta_key(k);
-                let old = self.ctx.transactions.with(tx, |t| {
+                // If the transaction does not commit, the chunks written
+                // ahead of it go. If it does, the write is no longer
+                // pending (its marker was written after the transaction
+                // began, so the transaction itself must not touch it), and
+                // the replaced chunks go.
+                let this = self.clone_for_hooks();
+                let id2 = id.clone();
+                let on_abort: crate::transaction::Hook = Box::new(move || {
+                    let _ = this.remove_chunks(&id2, Some(chunks));
+                });
+                let this = self.clone_for_hooks();
+                let id3 = id.clone();
+                let on_commit: crate::transaction::Hook = Box::new(move || {
+                    let mut b = this.db().batch();
+                    if b.delete(this.ks(), format!("p/{id3}")).is_ok() {
+                        let _ = this.db().write(b, this.sync());
+                    }
+                    let _ = this.collect_garbage(false);
+                });
+                let effects = crate::transaction::Effects {
+                    on_abort: Some(on_abort),
+                    on_commit: Some(on_commit),
+                    ..Default::default()
+                };
+                let swapped = self.ctx.transactions.with_effects(tx, effects, |t| {
                     let old = t.get(&ks, &mk)?;
                     t.put(&ks, &mk, &bytes)?;
                     if let Some(old) = &old {
@@ -261,33 +310,12 @@ impl BlobStorageProvider {
                             t.put(&ks, format!("d/{}", m.blob_id), m.chunks.to_le_bytes())?;
                         }
                     }
-                    Ok(old)
-                })?;
-                let _ = old;
-                let this = self.clone_for_hooks();
-                let id2 = id.clone();
-                self.ctx.transactions.on_abort(
-                    tx,
-                    Box::new(move || {
-                        let _ = this.remove_chunks(&id2, Some(chunks));
-                    }),
-                )?;
-                // After the commit: the write is no longer pending (its
-                // marker was written after the transaction began, so the
-                // transaction itself must not touch it), and the replaced
-                // chunks go.
-                let this = self.clone_for_hooks();
-                let id3 = id.clone();
-                self.ctx.transactions.on_commit(
-                    tx,
-                    Box::new(move || {
-                        let mut b = this.db().batch();
-                        if b.delete(this.ks(), format!("p/{id3}")).is_ok() {
-                            let _ = this.db().write(b, this.sync());
-                        }
-                        let _ = this.collect_garbage(false);
-                    }),
-                )?;
+                    Ok(())
+                });
+                if let Err(e) = swapped {
+                    let _ = self.remove_chunks(&id, Some(chunks));
+                    return Err(e);
+                }
             }
             None => {
                 let old = self.swap_meta(k, Some(&bytes), Some(&id))?;
@@ -399,12 +427,36 @@ impl BlobStorageProvider {
         self.open_in(key, snap)
     }
 
+    /// A reader over the blob under `key` as transaction `tx` sees it: the
+    /// metadata is read in the transaction (its own writes included, and
+    /// the read checked at commit); the chunks, written ahead of any
+    /// transaction under their own id, from the latest state.
+    fn open_in_transaction(
+        &self,
+        key: &StorageKey,
+        tx: crate::transaction::TransactionId,
+    ) -> Result<BlobReader> {
+        let k = check_key(key)?;
+        let ks = self.ks().clone();
+        let raw = self
+            .ctx
+            .transactions
+            .with(tx, |t| t.get(&ks, meta_key(k)))?
+            .ok_or_else(|| StorageError::NotFound(key.clone()))?;
+        let snap = self.db().snapshot()?;
+        self.reader(key, &raw, snap)
+    }
+
     fn open_in(&self, key: &StorageKey, snap: Snapshot) -> Result<BlobReader> {
         let k = check_key(key)?;
         let raw = snap
             .get(self.ks(), meta_key(k))?
             .ok_or_else(|| StorageError::NotFound(key.clone()))?;
-        let meta = self.parse_meta(key, &raw)?;
+        self.reader(key, &raw, snap)
+    }
+
+    fn reader(&self, key: &StorageKey, raw: &[u8], snap: Snapshot) -> Result<BlobReader> {
+        let meta = self.parse_meta(key, raw)?;
         if meta.chunk_size == 0 || meta.chunks != meta.size.div_ceil(meta.chunk_size) {
             return Err(StorageError::Corrupt {
                 key: key.clone(),
@@ -574,9 +626,10 @@ impl StorageProvider for BlobStorageProvider {
     }
 
     fn retrieve(&self, key: &StorageKey, options: &RetrieveOptions) -> Result<StorageItem> {
-        let mut reader = match options.at {
-            Some(ts) => self.open_at(key, ts)?,
-            None => self.open(key)?,
+        let mut reader = match (options.transaction, options.at) {
+            (Some(tx), _) => self.open_in_transaction(key, tx)?,
+            (None, Some(ts)) => self.open_at(key, ts)?,
+            (None, None) => self.open(key)?,
         };
         let mut value =
             Vec::with_capacity(usize::try_from(reader.meta.size).unwrap_or(0).min(1 << 30));
@@ -605,7 +658,14 @@ impl StorageProvider for BlobStorageProvider {
                 let k = check_key(key)?;
                 let ks = self.ks().clone();
                 let mk = meta_key(k);
-                self.ctx.transactions.with(tx, |t| {
+                let this = self.clone_for_hooks();
+                let effects = crate::transaction::Effects {
+                    on_commit: Some(Box::new(move || {
+                        let _ = this.collect_garbage(false);
+                    })),
+                    ..Default::default()
+                };
+                self.ctx.transactions.with_effects(tx, effects, |t| {
                     if let Some(old) = t.get(&ks, &mk)? {
                         if let Ok(m) = serde_json::from_slice::<BlobMetadata>(&old) {
                             t.put(&ks, format!("d/{}", m.blob_id), m.chunks.to_le_bytes())?;
@@ -613,13 +673,6 @@ impl StorageProvider for BlobStorageProvider {
                     }
                     t.delete(&ks, &mk)
                 })?;
-                let this = self.clone_for_hooks();
-                self.ctx.transactions.on_commit(
-                    tx,
-                    Box::new(move || {
-                        let _ = this.collect_garbage(false);
-                    }),
-                )?;
                 Ok(())
             }
             None => self.delete_blob(key).map(|_| ()),

@@ -10,7 +10,7 @@ use crate::cache::{CachedItem, ReadCache};
 use crate::envelope;
 use crate::error::{EncryptionError, Result, StorageError};
 use crate::provider::{ProviderContext, StorageProvider};
-use crate::transaction::StorageTransaction;
+use crate::transaction::{Effects, StorageTransaction};
 use crate::types::{
     DeleteOptions, KeyPattern, RetrieveOptions, StorageItem, StorageKey, StorageMetadata,
     StorageOptions, StorageType, VersionInfo, MAX_KEY_LEN, RESERVED_PREFIX,
@@ -139,13 +139,16 @@ impl StorageProvider for KeyValueStorageProvider {
         let ks = &self.ctx.keyspace;
         match options.transaction {
             Some(id) => {
-                self.ctx.transactions.with(id, |tx| match options.ttl {
-                    Some(ttl) => tx.put_with_ttl(ks, k, &bytes, ttl),
-                    None => tx.put(ks, k, &bytes),
-                })?;
+                let effects = Effects {
+                    written: vec![(self.ctx.storage_type, k.to_vec())],
+                    ..Effects::default()
+                };
                 self.ctx
                     .transactions
-                    .note_write(id, self.ctx.storage_type, k)?;
+                    .with_effects(id, effects, |tx| match options.ttl {
+                        Some(ttl) => tx.put_with_ttl(ks, k, &bytes, ttl),
+                        None => tx.put(ks, k, &bytes),
+                    })?;
             }
             None => {
                 let mut b = self.ctx.db.batch();
@@ -172,7 +175,10 @@ impl StorageProvider for KeyValueStorageProvider {
         } else {
             let cache = self.cache.as_ref().filter(|_| !options.bypass_cache);
             if let Some(c) = cache {
-                if let Some(hit) = c.get(k, Timestamp::now()) {
+                // Expiry as the engine judges it: its clock, never before
+                // the newest commit.
+                let now = Timestamp::now().max(self.ctx.db.last_timestamp());
+                if let Some(hit) = c.get(k, now) {
                     return Ok(StorageItem {
                         key: key.clone(),
                         value: hit.value.as_ref().clone(),
@@ -217,10 +223,13 @@ impl StorageProvider for KeyValueStorageProvider {
         let ks = &self.ctx.keyspace;
         match options.transaction {
             Some(id) => {
-                self.ctx.transactions.with(id, |tx| tx.delete(ks, k))?;
+                let effects = Effects {
+                    written: vec![(self.ctx.storage_type, k.to_vec())],
+                    ..Effects::default()
+                };
                 self.ctx
                     .transactions
-                    .note_write(id, self.ctx.storage_type, k)?;
+                    .with_effects(id, effects, |tx| tx.delete(ks, k))?;
             }
             None => {
                 let mut b = self.ctx.db.batch();

@@ -116,6 +116,11 @@ impl StorageSystem {
         loop {
             attempt += 1;
             let tx = self.begin_transaction()?;
+            // Rolled back if `f` panics, so no transaction is left behind.
+            let guard = RollbackOnUnwind {
+                system: self,
+                id: tx.id,
+            };
             let outcome = match f(&tx) {
                 Ok(v) => self.commit_transaction(tx.id).map(|_| v),
                 Err(e) => {
@@ -123,6 +128,7 @@ impl StorageSystem {
                     Err(e)
                 }
             };
+            std::mem::forget(guard);
             match outcome {
                 Err(e) if e.is_conflict() && attempt < attempts => continue,
                 other => return other,
@@ -173,6 +179,18 @@ impl StorageSystem {
     /// Closes the database: later calls fail.
     pub fn close(&self) -> Result<()> {
         Ok(self.inner.db.close()?)
+    }
+}
+
+/// Rolls a transaction back when dropped during a panic.
+struct RollbackOnUnwind<'a> {
+    system: &'a StorageSystem,
+    id: TransactionId,
+}
+
+impl Drop for RollbackOnUnwind<'_> {
+    fn drop(&mut self) {
+        let _ = self.system.rollback_transaction(self.id);
     }
 }
 

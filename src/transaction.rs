@@ -86,6 +86,9 @@ pub struct TransactionConfig {
     /// Attempts of `StorageSystem::transaction` before a conflict is
     /// returned.
     pub max_attempts: usize,
+    /// A transaction still active after this many seconds is rolled back
+    /// (at the next `begin`).
+    pub max_active_secs: u64,
 }
 
 impl Default for TransactionConfig {
@@ -95,14 +98,35 @@ impl Default for TransactionConfig {
             retention_secs: 300,
             max_finished: 100_000,
             max_attempts: 16,
+            max_active_secs: 3600,
         }
     }
 }
 
-type Hook = Box<dyn FnOnce() + Send>;
+/// Work run after a transaction ends.
+pub(crate) type Hook = Box<dyn FnOnce() + Send>;
+
+/// What an operation in a transaction leaves for its end: keys to drop
+/// from read caches at commit, and hooks.
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub written: Vec<(StorageType, Vec<u8>)>,
+    pub on_abort: Option<Hook>,
+    pub on_commit: Option<Hook>,
+}
+
+/// A transaction being committed or rolled back right now.
+fn finishing(id: TransactionId) -> StorageError {
+    TransactionError::InvalidStatus {
+        id,
+        status: "finishing".into(),
+    }
+    .into()
+}
 
 struct Active {
     info: StorageTransaction,
+    began: Instant,
     /// `None` once committing or rolled back.
     engine: Mutex<Option<strata_engine::Transaction>>,
     /// Keys written, for cache invalidation at commit.
@@ -163,7 +187,7 @@ impl StorageTransactionManager {
             db,
             config,
             sync,
-            next: AtomicU64::new(Timestamp::now().as_u64()),
+            next: AtomicU64::new(0),
             active: Mutex::new(HashMap::new()),
             finished: Mutex::new(Finished::default()),
             caches: RwLock::new(HashMap::new()),
@@ -180,16 +204,30 @@ impl StorageTransactionManager {
         self.caches.write().insert(t, cache);
     }
 
-    /// Starts a transaction.
+    /// A random id, so that nobody can guess another caller's transaction
+    /// (falling back to a counter without OS randomness).
+    fn new_id(&self) -> TransactionId {
+        let mut b = [0u8; 8];
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        if getrandom::fill(&mut b).is_err() {
+            return TransactionId(n ^ Timestamp::now().as_u64());
+        }
+        TransactionId(u64::from_le_bytes(b))
+    }
+
+    /// Starts a transaction. Transactions left active longer than
+    /// `max_active_secs` are rolled back first, so abandoned ones cannot
+    /// pin old versions and memory forever.
     pub fn begin(&self) -> Result<StorageTransaction> {
         self.prune();
+        self.expire_abandoned();
         let isolation = match self.config.isolation {
             IsolationLevel::Snapshot => Isolation::Snapshot,
             IsolationLevel::Serializable => Isolation::Serializable,
         };
         let engine = self.db.begin(isolation)?;
         let info = StorageTransaction {
-            id: TransactionId(self.next.fetch_add(1, Ordering::Relaxed)),
+            id: self.new_id(),
             status: TransactionStatus::Active,
             start_time: engine.start_ts(),
             commit_time: None,
@@ -198,6 +236,7 @@ impl StorageTransactionManager {
             info.id,
             Arc::new(Active {
                 info: info.clone(),
+                began: Instant::now(),
                 engine: Mutex::new(Some(engine)),
                 written: Mutex::new(Vec::new()),
                 on_abort: Mutex::new(Vec::new()),
@@ -234,30 +273,33 @@ impl StorageTransactionManager {
         id: TransactionId,
         f: impl FnOnce(&mut strata_engine::Transaction) -> strata_engine::Result<T>,
     ) -> Result<T> {
+        self.with_effects(id, Effects::default(), f)
+    }
+
+    /// Runs `f` on the engine transaction of `id` and, if it succeeds,
+    /// records `effects` while still holding the transaction: a commit
+    /// taking place concurrently either comes first (and `f` is refused)
+    /// or sees every key written and every hook.
+    pub(crate) fn with_effects<T>(
+        &self,
+        id: TransactionId,
+        effects: Effects,
+        f: impl FnOnce(&mut strata_engine::Transaction) -> strata_engine::Result<T>,
+    ) -> Result<T> {
         let a = self.active(id)?;
         let mut guard = a.engine.lock();
         let Some(tx) = guard.as_mut() else {
-            return Err(self.not_active(id));
+            return Err(finishing(id));
         };
-        f(tx).map_err(|e| conflict(id, e))
-    }
-
-    /// Records a key written in `id`, so the read cache drops it at commit.
-    pub(crate) fn note_write(&self, id: TransactionId, t: StorageType, key: &[u8]) -> Result<()> {
-        self.active(id)?.written.lock().push((t, key.to_vec()));
-        Ok(())
-    }
-
-    /// Runs `hook` if `id` ends without committing.
-    pub(crate) fn on_abort(&self, id: TransactionId, hook: Hook) -> Result<()> {
-        self.active(id)?.on_abort.lock().push(hook);
-        Ok(())
-    }
-
-    /// Runs `hook` after `id` commits.
-    pub(crate) fn on_commit(&self, id: TransactionId, hook: Hook) -> Result<()> {
-        self.active(id)?.on_commit.lock().push(hook);
-        Ok(())
+        let v = f(tx).map_err(|e| conflict(id, e))?;
+        a.written.lock().extend(effects.written);
+        if let Some(h) = effects.on_abort {
+            a.on_abort.lock().push(h);
+        }
+        if let Some(h) = effects.on_commit {
+            a.on_commit.lock().push(h);
+        }
+        Ok(v)
     }
 
     /// The transaction as it is now (active, or finished and still
@@ -281,10 +323,9 @@ impl StorageTransactionManager {
         let a = self.active(id)?;
         let engine = a.engine.lock().take();
         let Some(engine) = engine else {
-            return Err(self.not_active(id));
+            return Err(finishing(id));
         };
         let outcome = engine.commit_with(WriteOptions { sync: self.sync });
-        self.active.lock().remove(&id);
         let mut info = a.info.clone();
         match outcome {
             Ok(ts) => {
@@ -302,6 +343,7 @@ impl StorageTransactionManager {
                 info.status = TransactionStatus::Committed;
                 info.commit_time = Some(ts);
                 self.remember(&info);
+                self.active.lock().remove(&id);
                 self.observers
                     .notify("transaction_commit", |o| o.on_transaction_commit(&info));
                 Ok(info)
@@ -311,6 +353,7 @@ impl StorageTransactionManager {
                 info.status = TransactionStatus::RolledBack;
                 self.abort_hooks(&a);
                 self.remember(&info);
+                self.active.lock().remove(&id);
                 self.observers
                     .notify("transaction_rollback", |o| o.on_transaction_rollback(&info));
                 Err(conflict(id, e))
@@ -323,17 +366,31 @@ impl StorageTransactionManager {
         let a = self.active(id)?;
         let engine = a.engine.lock().take();
         let Some(engine) = engine else {
-            return Err(self.not_active(id));
+            return Err(finishing(id));
         };
         engine.rollback();
-        self.active.lock().remove(&id);
         self.abort_hooks(&a);
         let mut info = a.info.clone();
         info.status = TransactionStatus::RolledBack;
         self.remember(&info);
+        self.active.lock().remove(&id);
         self.observers
             .notify("transaction_rollback", |o| o.on_transaction_rollback(&info));
         Ok(info)
+    }
+
+    fn expire_abandoned(&self) {
+        let limit = Duration::from_secs(self.config.max_active_secs);
+        let stale: Vec<TransactionId> = self
+            .active
+            .lock()
+            .iter()
+            .filter(|(_, a)| a.began.elapsed() > limit)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            let _ = self.rollback(id);
+        }
     }
 
     fn abort_hooks(&self, a: &Active) {

@@ -202,6 +202,12 @@ fn blobs_in_transactions_appear_at_commit_and_vanish_on_rollback() {
     blobs.put_stream(&key("doc"), pattern(4_500), &o).unwrap();
     facts.store(&key("f"), b"doc replaced", &o).unwrap();
     assert_eq!(blobs.metadata(&key("doc")).unwrap().size, 2_500);
+    // Inside the transaction, its own blob is the one read.
+    let p = storage.get_provider(StorageType::Blob).unwrap();
+    let inside = p
+        .retrieve(&key("doc"), &RetrieveOptions::new().with_transaction(&tx))
+        .unwrap();
+    assert_eq!(inside.value.len(), 4_500);
     storage.commit_transaction(tx.id).unwrap();
     assert_eq!(blobs.metadata(&key("doc")).unwrap().size, 4_500);
     assert_eq!(chunk_count(&storage), 5, "the old chunks are gone");

@@ -401,3 +401,53 @@ fn application_data_encryption_with_associated_data_and_rotation() {
         EncryptionError::NoKeyProvider
     );
 }
+
+#[test]
+fn a_deny_on_a_deeper_pattern_hides_keys_from_a_broader_listing() {
+    use AccessType::*;
+    let dir = tempfile::tempdir().unwrap();
+    let everyone = vec![Principal::Any];
+    let storage = StorageSystem::builder()
+        .path(dir.path())
+        .with_access_policies(vec![
+            policy(
+                "list-all",
+                Effect::Allow,
+                everyone.clone(),
+                vec![],
+                "*",
+                vec![List, Read],
+            ),
+            policy(
+                "no-hr-list",
+                Effect::Deny,
+                everyone,
+                vec![],
+                "hr/*",
+                vec![List],
+            ),
+        ])
+        .build()
+        .unwrap();
+    let admin = storage.get_provider(StorageType::Metadata).unwrap();
+    for k in ["hr/salaries", "hr/reviews", "eng/plan"] {
+        admin.store(&key(k), b"v", &StorageOptions::new()).unwrap();
+    }
+    let p = storage
+        .as_identity(&Identity::new("eve"))
+        .get_provider(StorageType::Metadata)
+        .unwrap();
+    assert_eq!(
+        p.list_keys(&KeyPattern::all()).unwrap(),
+        vec![key("eng/plan")]
+    );
+    assert_eq!(
+        p.list_keys(&KeyPattern::prefix("hr")).unwrap(),
+        Vec::<StorageKey>::new()
+    );
+    assert!(p.list_keys(&KeyPattern::prefix("hr/")).is_err());
+    assert!(p
+        .list_keys(&KeyPattern::all().with_limit(0))
+        .unwrap()
+        .is_empty());
+}

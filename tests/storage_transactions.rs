@@ -339,3 +339,55 @@ fn concurrent_readers_never_see_a_replaced_value_after_the_write_returns() {
         r.join().unwrap();
     }
 }
+
+#[test]
+fn abandoned_and_panicking_transactions_are_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StorageSystemConfig::default();
+    config.transactions.max_active_secs = 0;
+    let storage = StorageSystem::builder()
+        .path(dir.path())
+        .with_config(config)
+        .build()
+        .unwrap();
+    let p = storage.get_provider(StorageType::Fact).unwrap();
+    let abandoned = storage.begin_transaction().unwrap();
+    p.store(
+        &key("a"),
+        b"v",
+        &StorageOptions::new().with_transaction(&abandoned),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    // The next begin rolls the abandoned one back.
+    let next = storage.begin_transaction().unwrap();
+    assert_eq!(
+        storage.transaction_status(abandoned.id).unwrap().status,
+        TransactionStatus::RolledBack
+    );
+    storage.rollback_transaction(next.id).unwrap();
+    assert!(!p.exists(&key("a")).unwrap());
+
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        storage
+            .transaction(|tx| {
+                p.store(&key("b"), b"v", &StorageOptions::new().with_transaction(tx))?;
+                panic!("a bug in the caller");
+                #[allow(unreachable_code)]
+                Ok(())
+            })
+            .unwrap();
+    }));
+    assert!(outcome.is_err());
+    assert_eq!(storage.transactions().active_count(), 0);
+    assert!(!p.exists(&key("b")).unwrap());
+}
+
+#[test]
+fn transaction_ids_are_not_sequential() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open_with_cache(dir.path(), 300);
+    let a = storage.begin_transaction().unwrap().id.0;
+    let b = storage.begin_transaction().unwrap().id.0;
+    assert!(a.abs_diff(b) > 1_000_000, "{a} {b}");
+}
