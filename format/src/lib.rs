@@ -28,6 +28,7 @@ pub mod bloom;
 pub mod codec;
 pub mod coding;
 pub mod error;
+pub mod item;
 pub mod key;
 pub mod log;
 pub mod manifest;

@@ -137,6 +137,25 @@ fn main() {
     };
     write(&dir, "manifest_decode", "edit", &edit.encode());
 
+    for (name, value, compress) in [
+        ("item-plain", &b"a value"[..], false),
+        ("item-zstd", &[b'z'; 4000][..], true),
+    ] {
+        let header = strata_format::item::ItemHeader {
+            stored_at: 1,
+            expires_at: Some(2),
+            size: value.len() as u64,
+            checksum: strata_format::item::item_checksum(value),
+            cacheable: true,
+        };
+        write(
+            &dir,
+            "codec_decode",
+            name,
+            &strata_format::item::encode_item(value, &header, compress),
+        );
+    }
+
     for (name, n) in [("small", 10u32), ("large", 1000)] {
         let mut b = strata_format::bloom::BloomBuilder::new(10);
         for k in 0..n {

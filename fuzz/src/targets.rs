@@ -144,7 +144,8 @@ pub fn block_iter(data: &[u8]) {
     let _ = it.seek(probe);
 }
 
-/// Decodes arbitrary bytes as a stored block, plaintext and encrypted.
+/// Decodes arbitrary bytes as a stored block, plaintext and encrypted, and
+/// as a storage-system item.
 pub fn codec_decode(data: &[u8]) {
     let key = EncryptionKey::new(keys::KEY_ID, keys::KEY);
     let ctx = BlockContext {
@@ -156,6 +157,13 @@ pub fn codec_decode(data: &[u8]) {
     let mut d = BlockDecoder::new();
     let _ = d.decode(data, &ctx, None, 1 << 20);
     let _ = d.decode(data, &ctx, Some(&key), 1 << 20);
+    // The storage system's item encoding: what decodes re-encodes to the
+    // same value and header.
+    if let Ok((value, header)) = strata_format::item::decode_item(data, 1 << 20) {
+        let again = strata_format::item::encode_item(&value, &header, false);
+        let (v2, h2) = strata_format::item::decode_item(&again, 1 << 20).expect("re-encoded item");
+        assert_eq!((v2, h2), (value, header));
+    }
 }
 
 /// Decodes arbitrary bytes as a bloom filter and probes it.
