@@ -18,7 +18,7 @@ for t in $targets; do
   san=address
   [ "$t" = ops ] && san=none
   cargo +nightly fuzz run -s "$san" "$t" "corpus/$t" "seeds/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 2>&1 \
-    | grep -E "^#[0-9]+ +DONE|ERROR|SUMMARY|panicked|Done [0-9]+ runs" || true
+    | grep -E "^#[0-9]+[[:space:]]+DONE|ERROR|SUMMARY|panicked|Done [0-9]+ runs" || true
   if compgen -G "artifacts/$t/crash-*" >/dev/null || compgen -G "artifacts/$t/timeout-*" >/dev/null \
      || compgen -G "artifacts/$t/oom-*" >/dev/null; then
     echo "findings for $t in artifacts/$t"; exit 1
