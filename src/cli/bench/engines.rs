@@ -1,4 +1,5 @@
-//! The engines a benchmark can drive, behind one small trait.
+//! The engines a benchmark can drive, behind one small trait: Strata, and
+//! with the `peers` feature RocksDB, fjall, redb and sled.
 
 use std::path::Path;
 
@@ -41,8 +42,11 @@ pub(crate) struct EngineSettings {
 pub(crate) fn open(name: &str, dir: &Path, s: EngineSettings) -> Result<Box<dyn BenchDb>, String> {
     match name {
         "strata" => Ok(Box::new(StrataDb::open(dir, s)?)),
+        #[cfg(feature = "peers")]
+        "rocksdb" | "fjall" | "redb" | "sled" => super::peers::open(name, dir, s),
+        #[cfg(not(feature = "peers"))]
         "rocksdb" | "fjall" | "redb" | "sled" => Err(format!(
-            "{name}: the peer engines are not part of this build (they come with the `peers` feature)"
+            "{name} is built only with the `peers` feature: cargo run --release --features peers -- bench --engine {name}"
         )),
         other => Err(format!("unknown engine {other:?} (one of {})", ENGINES.join(", "))),
     }

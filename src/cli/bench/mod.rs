@@ -2,6 +2,8 @@
 //! operation, with write and space amplification and peak memory.
 
 mod engines;
+#[cfg(feature = "peers")]
+mod peers;
 mod report;
 mod workloads;
 
