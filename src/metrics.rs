@@ -295,34 +295,26 @@ pub fn engine_prometheus(s: &strata_engine::Stats) -> String {
         "Times the engine entered its error state.",
         s.background_errors,
     );
-    let _ = writeln!(
-        out,
-        "# HELP strata_engine_sst_bytes Bytes of SSTs per keyspace and level."
-    );
-    let _ = writeln!(out, "# TYPE strata_engine_sst_bytes gauge");
-    for k in &s.keyspaces {
-        for (level, l) in k.levels.iter().enumerate() {
-            if l.files > 0 {
+    for (name, help, bytes) in [
+        (
+            "strata_engine_sst_bytes",
+            "Bytes of SSTs per keyspace and level.",
+            true,
+        ),
+        (
+            "strata_engine_sst_files",
+            "SSTs per keyspace and level.",
+            false,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for k in &s.keyspaces {
+            for (level, l) in k.levels.iter().enumerate().filter(|(_, l)| l.files > 0) {
+                let v = if bytes { l.bytes } else { l.files as u64 };
                 let _ = writeln!(
                     out,
-                    "strata_engine_sst_bytes{{keyspace=\"{}\",level=\"{level}\"}} {}",
-                    k.name, l.bytes
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP strata_engine_sst_files SSTs per keyspace and level."
-    );
-    let _ = writeln!(out, "# TYPE strata_engine_sst_files gauge");
-    for k in &s.keyspaces {
-        for (level, l) in k.levels.iter().enumerate() {
-            if l.files > 0 {
-                let _ = writeln!(
-                    out,
-                    "strata_engine_sst_files{{keyspace=\"{}\",level=\"{level}\"}} {}",
-                    k.name, l.files
+                    "{name}{{keyspace=\"{}\",level=\"{level}\"}} {v}",
+                    k.name
                 );
             }
         }

@@ -1,18 +1,8 @@
 //! `strata bench` run as a user would, on a small load.
 
-use std::process::Command;
+mod common;
 
-fn strata(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::strata;
 
 #[test]
 fn bench_runs_every_workload_and_writes_json_and_svg() {

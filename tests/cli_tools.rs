@@ -1,20 +1,11 @@
 //! The `strata` inspection and manual-use subcommands, run as a user would
 //! on a small database, with a damaged file and a wrong key.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn strata(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::strata;
+
+use std::path::Path;
 
 fn files(dir: &Path, ext: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

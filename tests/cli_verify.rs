@@ -1,21 +1,11 @@
 //! `strata verify` run as a user would: a sound database, a damaged file,
 //! a missing directory, a database in use.
 
-use std::process::Command;
+mod common;
+
+use common::strata;
 
 use strata::engine::{Db, Options};
-
-fn strata(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn verify_reports_sound_and_damaged_databases() {
