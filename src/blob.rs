@@ -88,14 +88,14 @@ fn chunk_prefix(id: &str) -> Vec<u8> {
 }
 
 fn new_blob_id() -> String {
+    static FALLBACK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut b = [0u8; 16];
     if getrandom::fill(&mut b).is_err() {
-        b = Timestamp::now()
-            .as_u64()
-            .to_le_bytes()
-            .repeat(2)
-            .try_into()
-            .unwrap_or([7; 16]);
+        // No OS randomness: the clock and a process-wide counter still
+        // give every blob written by this process its own id.
+        let n = FALLBACK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        b[..8].copy_from_slice(&Timestamp::now().as_u64().to_le_bytes());
+        b[8..].copy_from_slice(&n.to_le_bytes());
     }
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

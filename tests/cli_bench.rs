@@ -69,7 +69,7 @@ fn bench_runs_every_workload_and_writes_json_and_svg() {
         "{}",
         &picture[..200.min(picture.len())]
     );
-    // The temporary directory is gone.
+    // No workload reported an error.
     assert!(!out.contains("error"));
 }
 

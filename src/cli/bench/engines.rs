@@ -52,8 +52,20 @@ pub(crate) fn open(name: &str, dir: &Path, s: EngineSettings) -> Result<Box<dyn 
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
+pub(crate) fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+/// Counts the entries an engine's iterator yields, stopping at an error.
+pub(crate) fn count<T, E: std::fmt::Display>(
+    it: impl Iterator<Item = Result<T, E>>,
+) -> Result<usize, String> {
+    let mut n = 0;
+    for e in it {
+        e.map_err(err)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Strata's engine, one keyspace.
@@ -107,29 +119,16 @@ impl BenchDb for StrataDb {
     }
 
     fn scan(&self, start: &[u8], n: usize) -> Result<usize, String> {
-        let mut count = 0;
-        for e in self.ks.range(start..).map_err(err)?.take(n) {
-            e.map_err(err)?;
-            count += 1;
-        }
-        Ok(count)
+        count(self.ks.range(start..).map_err(err)?.take(n))
     }
 
     fn scan_all(&self, reverse: bool) -> Result<usize, String> {
         let it = self.ks.iter().map_err(err)?;
-        let mut count = 0;
         if reverse {
-            for e in it.rev() {
-                e.map_err(err)?;
-                count += 1;
-            }
+            count(it.rev())
         } else {
-            for e in it {
-                e.map_err(err)?;
-                count += 1;
-            }
+            count(it)
         }
-        Ok(count)
     }
 
     fn read_modify_write(&self, key: &[u8], value: &[u8]) -> Result<(), String> {

@@ -9,11 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use redb::ReadableTable;
 
-use super::engines::{BenchDb, EngineSettings};
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
+use super::engines::{count, err, BenchDb, EngineSettings};
 
 /// Opens peer `name` in `dir`.
 pub(crate) fn open(name: &str, dir: &Path, s: EngineSettings) -> Result<Box<dyn BenchDb>, String> {
@@ -72,12 +68,7 @@ impl BenchDb for Rocks {
             start,
             rocksdb::Direction::Forward,
         ));
-        let mut count = 0;
-        for e in it.take(n) {
-            e.map_err(err)?;
-            count += 1;
-        }
-        Ok(count)
+        count(it.take(n))
     }
     fn scan_all(&self, reverse: bool) -> Result<usize, String> {
         let mode = if reverse {
@@ -85,12 +76,7 @@ impl BenchDb for Rocks {
         } else {
             rocksdb::IteratorMode::Start
         };
-        let mut count = 0;
-        for e in self.db.iterator(mode) {
-            e.map_err(err)?;
-            count += 1;
-        }
-        Ok(count)
+        count(self.db.iterator(mode))
     }
     fn read_modify_write(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
         rmw(self, key, value)
@@ -137,27 +123,14 @@ impl BenchDb for Fjall {
         Ok(self.part.get(key).map_err(err)?.map(|v| v.len()))
     }
     fn scan(&self, start: &[u8], n: usize) -> Result<usize, String> {
-        let mut count = 0;
-        for e in self.part.range(start.to_vec()..).take(n) {
-            e.map_err(err)?;
-            count += 1;
-        }
-        Ok(count)
+        count(self.part.range(start.to_vec()..).take(n))
     }
     fn scan_all(&self, reverse: bool) -> Result<usize, String> {
-        let mut count = 0;
         if reverse {
-            for e in self.part.iter().rev() {
-                e.map_err(err)?;
-                count += 1;
-            }
+            count(self.part.iter().rev())
         } else {
-            for e in self.part.iter() {
-                e.map_err(err)?;
-                count += 1;
-            }
+            count(self.part.iter())
         }
-        Ok(count)
     }
     fn read_modify_write(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
         rmw(self, key, value)
@@ -235,30 +208,17 @@ impl BenchDb for Redb {
     fn scan(&self, start: &[u8], n: usize) -> Result<usize, String> {
         let r = self.db.begin_read().map_err(err)?;
         let t = r.open_table(REDB_TABLE).map_err(err)?;
-        let mut count = 0;
-        for e in t.range(start..).map_err(err)?.take(n) {
-            e.map_err(err)?;
-            count += 1;
-        }
-        Ok(count)
+        count(t.range(start..).map_err(err)?.take(n))
     }
     fn scan_all(&self, reverse: bool) -> Result<usize, String> {
         let r = self.db.begin_read().map_err(err)?;
         let t = r.open_table(REDB_TABLE).map_err(err)?;
         let it = t.iter().map_err(err)?;
-        let mut count = 0;
         if reverse {
-            for e in it.rev() {
-                e.map_err(err)?;
-                count += 1;
-            }
+            count(it.rev())
         } else {
-            for e in it {
-                e.map_err(err)?;
-                count += 1;
-            }
+            count(it)
         }
-        Ok(count)
     }
     fn read_modify_write(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
         let mut w = self.db.begin_write().map_err(err)?;
@@ -305,27 +265,14 @@ impl BenchDb for Sled {
         Ok(self.db.get(key).map_err(err)?.map(|v| v.len()))
     }
     fn scan(&self, start: &[u8], n: usize) -> Result<usize, String> {
-        let mut count = 0;
-        for e in self.db.range(start..).take(n) {
-            e.map_err(err)?;
-            count += 1;
-        }
-        Ok(count)
+        count(self.db.range(start..).take(n))
     }
     fn scan_all(&self, reverse: bool) -> Result<usize, String> {
-        let mut count = 0;
         if reverse {
-            for e in self.db.iter().rev() {
-                e.map_err(err)?;
-                count += 1;
-            }
+            count(self.db.iter().rev())
         } else {
-            for e in self.db.iter() {
-                e.map_err(err)?;
-                count += 1;
-            }
+            count(self.db.iter())
         }
-        Ok(count)
     }
     fn read_modify_write(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
         rmw(self, key, value)
