@@ -47,6 +47,21 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// A document does not satisfy the schema it names; nothing was
+    /// stored.
+    #[error("document violates schema {schema_id:?} at field {field:?}: {reason}")]
+    SchemaViolation {
+        /// The schema.
+        schema_id: String,
+        /// The first offending field path.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A value could not be converted to or from JSON (a document that
+    /// does not serialize, or does not deserialize as the type asked for).
+    #[error("serialization: {0}")]
+    Serialization(String),
     /// An I/O error outside the engine (reading a blob's source stream).
     #[error("I/O: {0}")]
     Io(String),

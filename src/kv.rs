@@ -48,6 +48,24 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Checks what a store asks for: encryption only where it is configured,
+/// a positive TTL.
+pub(crate) fn check_store_options(
+    options: &StorageOptions,
+    encrypted: bool,
+    t: StorageType,
+) -> Result<()> {
+    if options.encryption && !encrypted {
+        return Err(EncryptionError::NotEncrypted(t).into());
+    }
+    if options.ttl.is_some_and(|t| t.is_zero()) {
+        return Err(StorageError::InvalidArgument(
+            "a TTL must be positive".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The metadata of a value about to be stored.
 pub(crate) fn new_metadata(
     key: &StorageKey,
@@ -126,14 +144,7 @@ impl StorageProvider for KeyValueStorageProvider {
     ) -> Result<StorageMetadata> {
         let k = check_key(key)?;
         check_value(value)?;
-        if options.encryption && !self.ctx.encrypted {
-            return Err(EncryptionError::NotEncrypted(self.ctx.storage_type).into());
-        }
-        if options.ttl.is_some_and(|t| t.is_zero()) {
-            return Err(StorageError::InvalidArgument(
-                "a TTL must be positive".into(),
-            ));
-        }
+        check_store_options(options, self.ctx.encrypted, self.ctx.storage_type)?;
         let meta = new_metadata(key, value, options);
         let bytes = envelope::encode_with(value, &meta, options.compression, options.cacheable);
         let ks = &self.ctx.keyspace;

@@ -30,6 +30,7 @@ pub mod access;
 pub mod blob;
 mod cache;
 pub mod config;
+pub mod document;
 pub mod encryption;
 mod envelope;
 pub mod error;
@@ -49,6 +50,10 @@ pub use access::{
 };
 pub use blob::{BlobMetadata, BlobReader, BlobStorageProvider};
 pub use config::{CacheConfig, EngineConfig, StorageSystemConfig};
+pub use document::{
+    DocumentMetadata, DocumentOptions, DocumentQuery, DocumentSchema, DocumentStorageProvider,
+    FieldType, QueryOptions, QueryPlan, SortOrder,
+};
 pub use encryption::{
     EncryptedData, EncryptionAlgorithm, EncryptionConfig, EncryptionContext,
     StorageEncryptionManager,

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use strata_engine::{Db, EncryptionKeyProvider, Options};
@@ -15,6 +17,7 @@ use crate::access::{
 };
 use crate::blob::BlobStorageProvider;
 use crate::config::StorageSystemConfig;
+use crate::document::DocumentStorageProvider;
 use crate::encryption::StorageEncryptionManager;
 use crate::error::{RegistryError, Result, StorageError};
 use crate::instrument::Instrumented;
@@ -35,6 +38,9 @@ struct Inner {
     metrics: Arc<StorageMetricsCollector>,
     encryption: Arc<StorageEncryptionManager>,
     access: Option<Arc<StorageAccessController>>,
+    /// Document providers, made on first use (one per storage type, so
+    /// their counters and schemas are shared).
+    documents: Mutex<HashMap<StorageType, DocumentStorageProvider>>,
 }
 
 /// The storage system. Cheap to clone; the database closes when the last
@@ -79,6 +85,31 @@ impl StorageSystem {
                 Err(e) => e.into(),
             }
         })
+    }
+
+    /// The document provider of `t`: collections of JSON documents in
+    /// `t`'s keyspace, beside (and invisible to) its key-value items. Not
+    /// available for [`StorageType::Blob`].
+    pub fn get_document_storage(&self, t: StorageType) -> Result<Arc<DocumentStorageProvider>> {
+        if t == StorageType::Blob {
+            return Err(RegistryError::WrongKind(t, "document").into());
+        }
+        let mut docs = self.inner.documents.lock();
+        if let Some(d) = docs.get(&t) {
+            return Ok(Arc::new(d.clone()));
+        }
+        let ctx = ProviderContext {
+            db: self.inner.db.clone(),
+            keyspace: self.inner.db.keyspace(t.name())?,
+            storage_type: t,
+            transactions: self.inner.transactions.clone(),
+            encrypted: self.inner.encryption.is_encrypted(t),
+            sync: self.inner.config.engine.sync_writes,
+            config: self.inner.config.provider_config(t),
+        };
+        let d = DocumentStorageProvider::new(ctx, self.inner.metrics.clone())?;
+        docs.insert(t, d.clone());
+        Ok(Arc::new(d))
     }
 
     /// The provider registry.
@@ -211,6 +242,18 @@ impl IdentityStorage {
                 self.identity.clone(),
                 controller.clone(),
             )),
+            None => inner,
+        })
+    }
+
+    /// The document provider of `t`, checking every call; a query leaves
+    /// out the documents the identity may not read.
+    pub fn get_document_storage(&self, t: StorageType) -> Result<Arc<DocumentStorageProvider>> {
+        let inner = self.system.get_document_storage(t)?;
+        Ok(match &self.system.inner.access {
+            Some(controller) => {
+                Arc::new(inner.with_identity(self.identity.clone(), controller.clone()))
+            }
             None => inner,
         })
     }
@@ -409,6 +452,7 @@ impl StorageSystemBuilder {
                 metrics,
                 encryption,
                 access,
+                documents: Mutex::new(HashMap::new()),
             }),
         })
     }

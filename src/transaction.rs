@@ -286,12 +286,26 @@ impl StorageTransactionManager {
         effects: Effects,
         f: impl FnOnce(&mut strata_engine::Transaction) -> strata_engine::Result<T>,
     ) -> Result<T> {
+        self.with_storage(id, effects, |tx| f(tx).map_err(StorageError::Engine))
+    }
+
+    /// Like [`with_effects`](Self::with_effects), for work that fails with
+    /// storage errors of its own (decoding, validation).
+    pub(crate) fn with_storage<T>(
+        &self,
+        id: TransactionId,
+        effects: Effects,
+        f: impl FnOnce(&mut strata_engine::Transaction) -> Result<T>,
+    ) -> Result<T> {
         let a = self.active(id)?;
         let mut guard = a.engine.lock();
         let Some(tx) = guard.as_mut() else {
             return Err(finishing(id));
         };
-        let v = f(tx).map_err(|e| conflict(id, e))?;
+        let v = f(tx).map_err(|e| match e {
+            StorageError::Engine(e) => conflict(id, e),
+            other => other,
+        })?;
         a.written.lock().extend(effects.written);
         if let Some(h) = effects.on_abort {
             a.on_abort.lock().push(h);
@@ -424,6 +438,12 @@ impl StorageTransactionManager {
     /// Finished transactions still remembered.
     pub fn remembered(&self) -> usize {
         self.finished.lock().by_id.len()
+    }
+
+    /// The start of the oldest transaction still active: index builds wait
+    /// for every transaction that began before them.
+    pub(crate) fn oldest_active_start(&self) -> Option<Timestamp> {
+        self.active.lock().values().map(|a| a.info.start_time).min()
     }
 
     /// Transactions active now.

@@ -3,6 +3,8 @@
 //! size. `STRATA_BLOB_GIB=1` streams a 1 GiB blob (the normal run streams
 //! 256 MiB); the peak memory bound is the same.
 
+mod common;
+
 use std::io::{Read, Seek, SeekFrom};
 
 use strata::{
@@ -261,50 +263,6 @@ fn chunks_of_an_interrupted_write_are_collected_at_open() {
     assert!(blobs.open(&key("kept")).unwrap().verify().unwrap());
 }
 
-/// Anonymous resident memory of this process (heap and stacks, not the
-/// page cache of mapped files, which the kernel reclaims at will).
-fn rss_anon() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("RssAnon:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 1024
-}
-
-/// Samples [`rss_anon`] every few milliseconds until dropped; keeps the
-/// peak.
-struct PeakSampler {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<u64>>,
-}
-
-impl PeakSampler {
-    fn start() -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut peak = 0;
-            while !s.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(rss_anon());
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            peak
-        });
-        PeakSampler {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn peak(mut self) -> u64 {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
 #[test]
 fn a_large_blob_streams_in_and_out_in_flat_memory() {
     let gib: u64 = std::env::var("STRATA_BLOB_GIB")
@@ -323,8 +281,8 @@ fn a_large_blob_streams_in_and_out_in_flat_memory() {
         .build()
         .unwrap();
     let blobs = storage.get_blob_storage().unwrap();
-    let base = rss_anon();
-    let sampler = PeakSampler::start();
+    let base = common::rss_anon();
+    let sampler = common::PeakSampler::start();
     let meta = blobs
         .put_stream(&key("big"), pattern(size), &StorageOptions::new())
         .unwrap();

@@ -300,11 +300,16 @@ impl DbInner {
     }
 
     /// A read view of `ks` at `ts`, which a registered snapshot or
-    /// transaction keeps readable.
-    pub(crate) fn view_at_registered(&self, ks: &KeyspaceState, ts: u64) -> ReadView {
+    /// transaction keeps readable, judging TTL entries at `expiry_ts`.
+    pub(crate) fn view_at_registered(
+        &self,
+        ks: &KeyspaceState,
+        ts: u64,
+        expiry_ts: u64,
+    ) -> ReadView {
         ReadView {
             ts,
-            expiry_ts: ts,
+            expiry_ts,
             sv: ks.super_version(),
             tables: self.tables.clone(),
             counters: ks.counters.clone(),
@@ -335,6 +340,12 @@ impl DbInner {
     /// accepted: the clock resumes above the wall clock after a restart, so
     /// the promise holds across restarts too, and no read can push the clock
     /// toward its end.
+    /// The clock's time, never below the newest visible commit: what a
+    /// read of the present judges TTL entries against.
+    pub(crate) fn expiry_now(&self) -> u64 {
+        self.visible_ts().max(self.opts.clock.now().as_u64())
+    }
+
     pub(crate) fn advance_clock(&self, ts: u64) -> Result<()> {
         let now = self.opts.clock.now().as_u64();
         if ts > now {
@@ -854,7 +865,9 @@ impl Db {
         self.inner.write(batch, opts)
     }
 
-    /// A consistent, repeatable view of every keyspace as of now.
+    /// A consistent, repeatable view of every keyspace as of now. TTL
+    /// entries are judged at the clock's time when it is taken, like a read
+    /// of the present.
     pub fn snapshot(&self) -> Result<Snapshot> {
         Snapshot::new(self.clone(), None)
     }

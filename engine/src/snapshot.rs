@@ -15,6 +15,9 @@ use crate::write::check_key;
 pub struct Snapshot {
     db: Db,
     ts: u64,
+    /// When TTL entries are judged: the clock's time at creation for a
+    /// snapshot of the present, else `ts`.
+    expiry_ts: u64,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -27,7 +30,11 @@ impl Snapshot {
     pub(crate) fn new(db: Db, at: Option<Timestamp>) -> Result<Snapshot> {
         db.inner.check_open()?;
         let ts = db.inner.register_snapshot(at.map(|t| t.as_u64()))?;
-        Ok(Snapshot { db, ts })
+        let expiry_ts = match at {
+            Some(_) => ts,
+            None => ts.max(db.inner.expiry_now()),
+        };
+        Ok(Snapshot { db, ts, expiry_ts })
     }
 
     /// The timestamp the snapshot reads at.
@@ -42,7 +49,7 @@ impl Snapshot {
         check_key(key)?;
         self.db
             .inner
-            .view_at_registered(ks.state(), self.ts)
+            .view_at_registered(ks.state(), self.ts, self.expiry_ts)
             .get(key)
     }
 
@@ -56,7 +63,9 @@ impl Snapshot {
         let lo = owned(range.start_bound().map(|k| k.as_ref()));
         let hi = owned(range.end_bound().map(|k| k.as_ref()));
         Ok(Iter::new(
-            self.db.inner.view_at_registered(ks.state(), self.ts),
+            self.db
+                .inner
+                .view_at_registered(ks.state(), self.ts, self.expiry_ts),
             lo,
             hi,
         ))
@@ -67,7 +76,9 @@ impl Snapshot {
         ks.check_of(&self.db)?;
         let p = prefix.as_ref();
         Ok(Iter::new(
-            self.db.inner.view_at_registered(ks.state(), self.ts),
+            self.db
+                .inner
+                .view_at_registered(ks.state(), self.ts, self.expiry_ts),
             std::ops::Bound::Included(p.to_vec()),
             prefix_upper(p),
         ))

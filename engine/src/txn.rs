@@ -169,6 +169,8 @@ pub struct Transaction {
     db: Db,
     isolation: Isolation,
     start: u64,
+    /// When its reads judge TTL entries: the clock's time at begin.
+    expiry: u64,
     writes: BTreeMap<KeyRef, Pending>,
     reads: HashSet<KeyRef>,
     ranges: Vec<Range>,
@@ -198,10 +200,12 @@ impl Transaction {
             log.begin(start);
             start
         };
+        let expiry = start.max(db.inner.expiry_now());
         Ok(Transaction {
             db,
             isolation,
             start,
+            expiry,
             writes: BTreeMap::new(),
             reads: HashSet::new(),
             ranges: Vec::new(),
@@ -229,7 +233,9 @@ impl Transaction {
     }
 
     fn view(&self, ks: &Keyspace) -> ReadView {
-        self.db.inner.view_at_registered(ks.state(), self.start)
+        self.db
+            .inner
+            .view_at_registered(ks.state(), self.start, self.expiry)
     }
 
     /// The value of `key` in `ks`: the transaction's own write if any, else

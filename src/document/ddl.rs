@@ -1,0 +1,324 @@
+//! Creating and dropping indexes over collections that are in use.
+//!
+//! Creation: the definition is committed as `Building`, after which every
+//! new write maintains the index. Writers outside a caller's transaction
+//! are serializable and retry when the definitions they read change; the
+//! build waits for every caller's transaction that began before it (which
+//! may not know of the index) to finish. Then the existing documents are
+//! read in chunks of bounded size, each chunk's entries written in a
+//! serializable transaction that retries when a writer touched the chunk
+//! meanwhile; finally the definition turns `Ready`. A crash at any point
+//! before that leaves a `Building` definition, which the next start drops
+//! with its entries: a half-built index is never read.
+
+use std::ops::Bound;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use strata_engine::{Isolation, Timestamp, WriteOptions};
+
+use super::index::{decode_info, encode_info, entry_key, read_infos, IndexInfo, IndexState};
+use super::keys;
+use super::plan::decode_doc;
+use super::source::Source;
+use super::value::{check_path, prefix_successor};
+use super::{DocumentStorageProvider, Shared};
+use crate::access::AccessType;
+use crate::envelope;
+use crate::error::{Result, StorageError};
+use crate::types::StorageKey;
+
+/// Documents indexed per transaction while building.
+const BUILD_CHUNK: usize = 1000;
+/// How long a build waits for older transactions to finish.
+const WAIT_FOR_OLDER: Duration = Duration::from_secs(30);
+/// Entries removed per batch when an index is dropped.
+const DROP_CHUNK: usize = 4096;
+
+impl DocumentStorageProvider {
+    /// Creates an index on `field` of `collection` and builds it over the
+    /// documents already there, in bounded memory; returns once queries
+    /// use it. Needs Admin on `collection/`.
+    pub fn create_index(&self, collection: &str, field: &str) -> Result<IndexInfo> {
+        self.timed("create_index", || {
+            keys::check_collection(collection)?;
+            check_path(field).map_err(StorageError::InvalidArgument)?;
+            self.require(&format!("{collection}/"), AccessType::Admin)?;
+            self.shared.create_index(collection, field)
+        })
+    }
+
+    /// Drops the index on `field` of `collection`: queries stop using it
+    /// at once, and its entries are removed. Needs Admin on `collection/`.
+    pub fn drop_index(&self, collection: &str, field: &str) -> Result<()> {
+        self.timed("drop_index", || {
+            keys::check_collection(collection)?;
+            check_path(field).map_err(StorageError::InvalidArgument)?;
+            self.require(&format!("{collection}/"), AccessType::Admin)?;
+            let _ddl = self.shared.ddl.lock();
+            let sh = &self.shared;
+            let mk = keys::meta(collection, field);
+            let Some(bytes) = sh.keyspace.get(&mk)? else {
+                return Err(StorageError::NotFound(StorageKey::new(format!(
+                    "{collection}/index/{field}"
+                ))));
+            };
+            let info = decode_info(&mk, &bytes)?;
+            sh.remove(collection, info)
+        })
+    }
+
+    /// The indexes of `collection`, in field order.
+    pub fn indexes(&self, collection: &str) -> Result<Vec<IndexInfo>> {
+        keys::check_collection(collection)?;
+        self.require(&format!("{collection}/"), AccessType::List)?;
+        let snap = self.shared.db.snapshot()?;
+        read_infos(
+            &mut Source::Snapshot(&snap),
+            &self.shared.keyspace,
+            collection,
+        )
+    }
+}
+
+impl Shared {
+    fn write_options(&self) -> WriteOptions {
+        WriteOptions { sync: self.sync }
+    }
+
+    /// Commits `info` as the definition of its field if the definition is
+    /// now `expect`; returns the commit time.
+    fn swap_info(
+        &self,
+        collection: &str,
+        expect: Option<&IndexInfo>,
+        info: Option<&IndexInfo>,
+        field: &str,
+    ) -> Result<Timestamp> {
+        let mk = keys::meta(collection, field);
+        let mut t = self.db.begin(Isolation::Serializable)?;
+        let now = match t.get(&self.keyspace, &mk)? {
+            Some(b) => Some(decode_info(&mk, &b)?),
+            None => None,
+        };
+        if now.as_ref() != expect {
+            t.rollback();
+            return Err(match now {
+                Some(i) => StorageError::InvalidArgument(format!(
+                    "the index on {field:?} of {collection:?} is {:?}",
+                    i.state
+                )),
+                None => {
+                    StorageError::NotFound(StorageKey::new(format!("{collection}/index/{field}")))
+                }
+            });
+        }
+        match info {
+            Some(i) => t.put(&self.keyspace, &mk, encode_info(i))?,
+            None => t.delete(&self.keyspace, &mk)?,
+        }
+        Ok(t.commit_with(self.write_options())?)
+    }
+
+    /// Waits until every caller's transaction that began before `ts` has
+    /// finished; false after [`WAIT_FOR_OLDER`].
+    fn wait_for_older(&self, ts: Timestamp) -> bool {
+        let deadline = Instant::now() + WAIT_FOR_OLDER;
+        while self
+            .transactions
+            .oldest_active_start()
+            .is_some_and(|s| s < ts)
+        {
+            if Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
+    fn create_index(&self, collection: &str, field: &str) -> Result<IndexInfo> {
+        let _ddl = self.ddl.lock();
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id)
+            .map_err(|e| StorageError::Io(format!("no randomness for an index id: {e}")))?;
+        let building = IndexInfo {
+            field: field.to_owned(),
+            id: u64::from_le_bytes(id),
+            state: IndexState::Building,
+        };
+        let at = self.swap_info(collection, None, Some(&building), field)?;
+        let built = if self.wait_for_older(at) {
+            self.build(collection, &building)
+        } else {
+            Err(StorageError::InvalidArgument(format!(
+                "transactions begun before the index on {field:?} did not finish within {} s",
+                WAIT_FOR_OLDER.as_secs()
+            )))
+        };
+        if let Err(e) = built {
+            // Best effort: a leftover `Building` definition is dropped at
+            // the next start anyway.
+            let _ = self.remove(collection, building);
+            return Err(e);
+        }
+        let ready = IndexInfo {
+            state: IndexState::Ready,
+            ..building.clone()
+        };
+        self.swap_info(collection, Some(&building), Some(&ready), field)?;
+        Ok(ready)
+    }
+
+    /// Writes the entries of every existing document, chunk by chunk.
+    fn build(&self, collection: &str, info: &IndexInfo) -> Result<()> {
+        let ks = &self.keyspace;
+        let prefix = keys::docs(collection);
+        let end = prefix_successor(&prefix);
+        let mk = keys::meta(collection, &info.field);
+        let mut cursor = prefix.clone();
+        let mut chunk = BUILD_CHUNK;
+        let mut conflicts = 0u32;
+        loop {
+            // The chunk's last key, read outside the transaction, bounds
+            // what the transaction reads: writes past it do not conflict.
+            let last = {
+                let snap = self.db.snapshot()?;
+                let hi = end.clone().map_or(Bound::Unbounded, Bound::Excluded);
+                let mut last = None;
+                for (n, e) in snap
+                    .range(ks, (Bound::Included(cursor.clone()), hi))?
+                    .enumerate()
+                {
+                    let (k, _) = e?;
+                    last = Some(k.to_vec());
+                    if n + 1 >= chunk {
+                        break;
+                    }
+                }
+                last
+            };
+            let Some(last) = last else {
+                return Ok(());
+            };
+            let mut t = self.db.begin(Isolation::Serializable)?;
+            let current = t.get(ks, &mk)?.map(|b| decode_info(&mk, &b)).transpose()?;
+            if current.as_ref() != Some(info) {
+                t.rollback();
+                return Err(StorageError::InvalidArgument(format!(
+                    "the index on {:?} of {collection:?} was dropped while it was built",
+                    info.field
+                )));
+            }
+            let docs: Vec<_> = t
+                .range(
+                    ks,
+                    (
+                        Bound::Included(cursor.clone()),
+                        Bound::Included(last.clone()),
+                    ),
+                )?
+                .collect::<strata_engine::Result<_>>()?;
+            let now = Timestamp::now().max(self.db.last_timestamp());
+            for (k, v) in &docs {
+                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                let doc = decode_doc(collection, &id, v)?;
+                let key = entry_key(collection, info, &id, &doc)?;
+                let doc_key = StorageKey::new(format!("{collection}/{id}"));
+                let (_, meta) = envelope::decode(&doc_key, v)?;
+                match meta.expires_at {
+                    Some(exp) => {
+                        let left = exp.physical_micros().saturating_sub(now.physical_micros());
+                        t.put_with_ttl(ks, &key, id.as_bytes(), Duration::from_micros(left.max(1)))?
+                    }
+                    None => t.put(ks, &key, id.as_bytes())?,
+                }
+            }
+            match t.commit_with(self.write_options()) {
+                Ok(_) => {
+                    cursor = last;
+                    cursor.push(0);
+                    conflicts = 0;
+                    chunk = BUILD_CHUNK;
+                }
+                Err(strata_engine::Error::Conflict { .. }) => {
+                    // A writer changed the chunk: read it again, smaller
+                    // if writers keep winning.
+                    conflicts += 1;
+                    chunk = (chunk / 2).max(1);
+                    if conflicts > 10_000 {
+                        return Err(StorageError::InvalidArgument(
+                            "index build kept conflicting with writers".into(),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Marks `info` as dropping, waits out older transactions, removes its
+    /// entries, then its definition.
+    pub(super) fn remove(&self, collection: &str, info: IndexInfo) -> Result<()> {
+        let field = info.field.clone();
+        let dropping = IndexInfo {
+            state: IndexState::Dropping,
+            ..info.clone()
+        };
+        let at = if info.state == IndexState::Dropping {
+            self.db.last_timestamp()
+        } else {
+            self.swap_info(collection, Some(&info), Some(&dropping), &field)?
+        };
+        // Writers that still maintain it are gone after this (or their
+        // late entries, under an id nobody reads again, are harmless).
+        let _ = self.wait_for_older(at);
+        let prefix = keys::entries(collection, info.id);
+        let end = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        let mut cursor = prefix;
+        loop {
+            let mut b = self.db.batch();
+            let mut last = None;
+            let range = (Bound::Included(cursor.clone()), end.clone());
+            for e in self.keyspace.range(range)?.take(DROP_CHUNK) {
+                let (k, _) = e?;
+                b.delete(&self.keyspace, &k)?;
+                last = Some(k);
+            }
+            let Some(last) = last else {
+                break;
+            };
+            self.db.write(b, self.write_options())?;
+            cursor = last.to_vec();
+            cursor.push(0);
+        }
+        self.swap_info(collection, Some(&dropping), None, &field)?;
+        Ok(())
+    }
+
+    /// Drops every index left `Building` or `Dropping` by a crash.
+    pub(super) fn finish_unfinished(&self) -> Result<()> {
+        let _ddl = self.ddl.lock();
+        let mut unfinished = Vec::new();
+        for e in self.keyspace.prefix(keys::META)? {
+            let (k, v) = e?;
+            let info = decode_info(&k, &v)?;
+            if info.state != IndexState::Ready {
+                let rest = &k[keys::META.len()..];
+                let collection = rest
+                    .iter()
+                    .position(|&b| b == b'/')
+                    .map(|i| String::from_utf8_lossy(&rest[..i]).into_owned())
+                    .ok_or_else(|| StorageError::Corrupt {
+                        key: StorageKey::new(String::from_utf8_lossy(&k)),
+                        reason: "index definition key without a collection".into(),
+                    })?;
+                unfinished.push((collection, info));
+            }
+        }
+        for (collection, info) in unfinished {
+            self.remove(&collection, info)?;
+        }
+        Ok(())
+    }
+}

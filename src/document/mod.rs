@@ -1,0 +1,607 @@
+//! The document provider: serde documents grouped in collections, with
+//! secondary indexes kept in the same engine transaction as the
+//! documents, a query planner that explains itself, schema validation,
+//! and queries against the state as of any past time in the history
+//! window (SPEC §17).
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use strata::document::{DocumentOptions, DocumentQuery, QueryOptions, SortOrder};
+//! use strata::{StorageSystem, StorageType};
+//! # fn main() -> strata::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! #[derive(Serialize, Deserialize)]
+//! struct Task { title: String, priority: u32 }
+//!
+//! let storage = StorageSystem::open(dir.path())?;
+//! let docs = storage.get_document_storage(StorageType::Resource)?;
+//! docs.create_index("tasks", "priority")?;
+//! for (id, p) in [("a", 3), ("b", 1), ("c", 2)] {
+//!     let task = Task { title: format!("task {id}"), priority: p };
+//!     docs.store_document("tasks", id, &task, &DocumentOptions::new())?;
+//! }
+//! let query = DocumentQuery::new().with_field_greater_than("priority", 1);
+//! let options = QueryOptions::new().with_sort_field("priority", SortOrder::Descending);
+//! let found: Vec<Task> = docs.query_documents("tasks", &query, &options)?;
+//! assert_eq!(found.iter().map(|t| t.priority).collect::<Vec<_>>(), [3, 2]);
+//! assert!(docs.explain("tasks", &query, &options)?.to_string().starts_with("INDEX SCAN"));
+//! # Ok(()) }
+//! ```
+
+mod ddl;
+mod index;
+mod keys;
+mod plan;
+mod query;
+mod schema;
+mod source;
+mod value;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use strata_engine::{Db, Isolation, Keyspace, Timestamp, Transaction, WriteOptions};
+
+pub use index::{IndexInfo, IndexState, MAX_INDEXED_VALUE_LEN};
+pub use keys::{MAX_COLLECTION_LEN, MAX_ID_LEN};
+pub use plan::{PlanKind, QueryPlan, QueryStats};
+pub use query::{DocumentQuery, FieldFilter, FilterOp, QueryOptions, SortOrder};
+pub use schema::{DocumentSchema, FieldType, SchemaField, SchemaRegistry};
+
+use crate::access::{AccessType, Identity, StorageAccessController};
+use crate::envelope;
+use crate::error::{Result, StorageError};
+use crate::kv::{check_store_options, check_value, new_metadata};
+use crate::metrics::StorageMetricsCollector;
+use crate::provider::ProviderContext;
+use crate::transaction::{Effects, TransactionId};
+use crate::types::{DeleteOptions, RetrieveOptions, StorageKey, StorageOptions, StorageType};
+use source::Source;
+
+/// Attempts of a document write outside a caller's transaction before a
+/// conflict is returned.
+const WRITE_ATTEMPTS: usize = 32;
+
+/// How a document is stored: the storage options of any store (a
+/// transaction, a TTL, encryption demanded, compression) and the schema
+/// it must satisfy.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentOptions {
+    /// The options every store takes.
+    pub storage: StorageOptions,
+    /// Validate the document against this schema first.
+    pub schema_id: Option<String>,
+}
+
+impl DocumentOptions {
+    /// Defaults: no transaction, no TTL, no schema.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Validates against schema `id`.
+    pub fn with_schema(mut self, id: impl Into<String>) -> Self {
+        self.schema_id = Some(id.into());
+        self
+    }
+
+    /// Buffers the write in `tx`.
+    pub fn with_transaction(mut self, tx: &crate::StorageTransaction) -> Self {
+        self.storage.transaction = Some(tx.id);
+        self
+    }
+
+    /// Expires the document (and its index entries) after `ttl`.
+    pub fn with_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.storage.ttl = ttl;
+        self
+    }
+}
+
+impl From<StorageOptions> for DocumentOptions {
+    fn from(storage: StorageOptions) -> Self {
+        DocumentOptions {
+            storage,
+            schema_id: None,
+        }
+    }
+}
+
+/// What storing a document produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentMetadata {
+    /// The collection.
+    pub collection: String,
+    /// The document's id.
+    pub id: String,
+    /// `collection/id`: the key access policies match.
+    pub key: StorageKey,
+    /// Bytes of JSON.
+    pub size: u64,
+    /// When it was stored.
+    pub stored_at: Timestamp,
+    /// When it expires, with a TTL.
+    pub expires_at: Option<Timestamp>,
+    /// The checksum of its JSON.
+    pub checksum: u64,
+    /// The schema it was validated against.
+    pub schema_id: Option<String>,
+}
+
+/// Counters of one document provider since the storage system opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentStats {
+    /// Documents stored.
+    pub documents_stored: u64,
+    /// Documents deleted.
+    pub documents_deleted: u64,
+    /// Queries run.
+    pub queries: u64,
+    /// Queries answered through an index.
+    pub index_queries: u64,
+    /// Queries answered by a collection scan.
+    pub scan_queries: u64,
+    /// Index entries read by queries.
+    pub index_entries_read: u64,
+    /// Documents read by queries.
+    pub documents_read: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    stored: AtomicU64,
+    deleted: AtomicU64,
+    queries: AtomicU64,
+    index_queries: AtomicU64,
+    scan_queries: AtomicU64,
+    entries_read: AtomicU64,
+    docs_read: AtomicU64,
+}
+
+/// State shared by a provider and its identity-scoped views.
+pub(crate) struct Shared {
+    db: Db,
+    keyspace: Keyspace,
+    storage_type: StorageType,
+    transactions: Arc<crate::StorageTransactionManager>,
+    encrypted: bool,
+    sync: bool,
+    schemas: SchemaRegistry,
+    metrics: Arc<StorageMetricsCollector>,
+    counters: Counters,
+    /// Serializes index creation and removal.
+    ddl: Mutex<()>,
+}
+
+/// Whose calls these are, when access control is on.
+#[derive(Clone)]
+struct Caller {
+    identity: Identity,
+    controller: Arc<StorageAccessController>,
+}
+
+/// Documents of one storage type, in collections, with indexes and
+/// schemas. Get it from
+/// [`StorageSystem::get_document_storage`](crate::StorageSystem::get_document_storage).
+#[derive(Clone)]
+pub struct DocumentStorageProvider {
+    shared: Arc<Shared>,
+    caller: Option<Caller>,
+}
+
+impl std::fmt::Debug for DocumentStorageProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentStorageProvider")
+            .field("storage_type", &self.shared.storage_type)
+            .field("identity", &self.caller.as_ref().map(|c| &c.identity))
+            .finish()
+    }
+}
+
+impl DocumentStorageProvider {
+    /// A provider on `ctx.keyspace`; finishes removing any index whose
+    /// build or removal a crash interrupted.
+    pub(crate) fn new(ctx: ProviderContext, metrics: Arc<StorageMetricsCollector>) -> Result<Self> {
+        let schemas = SchemaRegistry::load(ctx.db.clone(), ctx.keyspace.clone(), ctx.sync)?;
+        let shared = Arc::new(Shared {
+            db: ctx.db,
+            keyspace: ctx.keyspace,
+            storage_type: ctx.storage_type,
+            transactions: ctx.transactions,
+            encrypted: ctx.encrypted,
+            sync: ctx.sync,
+            schemas,
+            metrics,
+            counters: Counters::default(),
+            ddl: Mutex::new(()),
+        });
+        shared.finish_unfinished()?;
+        Ok(DocumentStorageProvider {
+            shared,
+            caller: None,
+        })
+    }
+
+    /// The same provider, checking every call of `identity`.
+    pub(crate) fn with_identity(
+        &self,
+        identity: Identity,
+        controller: Arc<StorageAccessController>,
+    ) -> Self {
+        DocumentStorageProvider {
+            shared: self.shared.clone(),
+            caller: Some(Caller {
+                identity,
+                controller,
+            }),
+        }
+    }
+
+    /// The storage type whose keyspace holds the documents.
+    pub fn storage_type(&self) -> StorageType {
+        self.shared.storage_type
+    }
+
+    /// The schemas documents are validated against.
+    pub fn schema_registry(&self) -> &SchemaRegistry {
+        &self.shared.schemas
+    }
+
+    /// Stores `schema` (needs Admin on the key `schema/<id>`).
+    pub fn register_schema(&self, schema: DocumentSchema) -> Result<()> {
+        self.require(&format!("schema/{}", schema.id), AccessType::Admin)?;
+        self.shared.schemas.register(schema)
+    }
+
+    /// Counters since the storage system opened.
+    pub fn stats(&self) -> DocumentStats {
+        let c = &self.shared.counters;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DocumentStats {
+            documents_stored: l(&c.stored),
+            documents_deleted: l(&c.deleted),
+            queries: l(&c.queries),
+            index_queries: l(&c.index_queries),
+            scan_queries: l(&c.scan_queries),
+            index_entries_read: l(&c.entries_read),
+            documents_read: l(&c.docs_read),
+        }
+    }
+
+    fn require(&self, key: &str, access: AccessType) -> Result<()> {
+        match &self.caller {
+            Some(c) => c
+                .controller
+                .require(&c.identity, self.shared.storage_type, key, access),
+            None => Ok(()),
+        }
+    }
+
+    fn allowed(&self, key: &str, access: AccessType) -> Result<bool> {
+        match &self.caller {
+            Some(c) => Ok(c
+                .controller
+                .check_access(&c.identity, self.shared.storage_type, key, access)?
+                .is_allowed()),
+            None => Ok(true),
+        }
+    }
+
+    fn timed<T>(&self, op: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let start = Instant::now();
+        let r = f();
+        self.shared.metrics.record_operation(
+            op,
+            self.shared.storage_type,
+            r.is_ok(),
+            start.elapsed(),
+            0,
+        );
+        r
+    }
+
+    /// Stores `document` as `id` in `collection`, replacing any document
+    /// with that id, and updates every index of the collection in the same
+    /// engine transaction. Needs Write on `collection/id`.
+    pub fn store_document<T: Serialize + ?Sized>(
+        &self,
+        collection: &str,
+        id: &str,
+        document: &T,
+        options: &DocumentOptions,
+    ) -> Result<DocumentMetadata> {
+        self.timed("store_document", || {
+            keys::check_collection(collection)?;
+            keys::check_id(id)?;
+            let key = StorageKey::new(format!("{collection}/{id}"));
+            self.require(key.as_str(), AccessType::Write)?;
+            let doc = serde_json::to_value(document)
+                .map_err(|e| StorageError::Serialization(format!("document {key}: {e}")))?;
+            if value::depth(&doc) > value::MAX_DEPTH {
+                return Err(StorageError::InvalidArgument(format!(
+                    "document {key} nests deeper than {}",
+                    value::MAX_DEPTH
+                )));
+            }
+            if let Some(s) = &options.schema_id {
+                self.shared.schemas.validate(s, &doc)?;
+            }
+            let o = &options.storage;
+            check_store_options(o, self.shared.encrypted, self.shared.storage_type)?;
+            let json = serde_json::to_vec(&doc)
+                .map_err(|e| StorageError::Serialization(format!("document {key}: {e}")))?;
+            check_value(&json)?;
+            let meta = new_metadata(&key, &json, o);
+            let bytes = envelope::encode_with(&json, &meta, o.compression, o.cacheable);
+            self.shared
+                .write(collection, id, Some((&doc, &bytes)), o.ttl, o.transaction)?;
+            self.shared.counters.stored.fetch_add(1, Ordering::Relaxed);
+            Ok(DocumentMetadata {
+                collection: collection.to_owned(),
+                id: id.to_owned(),
+                key,
+                size: meta.size,
+                stored_at: meta.stored_at,
+                expires_at: meta.expires_at,
+                checksum: meta.checksum,
+                schema_id: options.schema_id.clone(),
+            })
+        })
+    }
+
+    /// The document `id` of `collection` as a `T`: now, as of
+    /// `options.at`, or inside `options.transaction`. Needs Read on
+    /// `collection/id`.
+    pub fn retrieve_document<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        id: &str,
+        options: &RetrieveOptions,
+    ) -> Result<T> {
+        self.timed("retrieve_document", || {
+            keys::check_collection(collection)?;
+            keys::check_id(id)?;
+            let key = StorageKey::new(format!("{collection}/{id}"));
+            self.require(key.as_str(), AccessType::Read)?;
+            let sh = &self.shared;
+            let dk = keys::doc(collection, id);
+            let raw = match (options.transaction, options.at) {
+                (Some(_), Some(_)) => {
+                    return Err(StorageError::InvalidArgument(
+                        "a read is either in a transaction or at a past time".into(),
+                    ))
+                }
+                (Some(tx), None) => sh.transactions.with(tx, |t| t.get(&sh.keyspace, &dk))?,
+                (None, Some(ts)) => sh.keyspace.get_at(&dk, ts)?,
+                (None, None) => sh.keyspace.get(&dk)?,
+            };
+            let bytes = raw.ok_or_else(|| StorageError::NotFound(key.clone()))?;
+            let doc = plan::decode_doc(collection, id, &bytes)?;
+            serde_json::from_value(doc)
+                .map_err(|e| StorageError::Serialization(format!("document {key}: {e}")))
+        })
+    }
+
+    /// Deletes document `id` and its index entries; true when it existed.
+    /// Needs Delete on `collection/id`.
+    pub fn delete_document(
+        &self,
+        collection: &str,
+        id: &str,
+        options: &DeleteOptions,
+    ) -> Result<bool> {
+        self.timed("delete_document", || {
+            keys::check_collection(collection)?;
+            keys::check_id(id)?;
+            self.require(&format!("{collection}/{id}"), AccessType::Delete)?;
+            let existed = self
+                .shared
+                .write(collection, id, None, None, options.transaction)?;
+            if existed {
+                self.shared.counters.deleted.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(existed)
+        })
+    }
+
+    /// The documents of `collection` matching `query`, as `T`s, in the
+    /// order `options` asks for. Needs List on `collection/`; documents
+    /// the caller may not read are left out.
+    pub fn query_documents<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        query: &DocumentQuery,
+        options: &QueryOptions,
+    ) -> Result<Vec<T>> {
+        self.query_documents_with_stats(collection, query, options)
+            .map(|(docs, _)| docs)
+    }
+
+    /// [`query_documents`](Self::query_documents), with what the query
+    /// read: its plan, index entries and documents.
+    pub fn query_documents_with_stats<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        query: &DocumentQuery,
+        options: &QueryOptions,
+    ) -> Result<(Vec<T>, QueryStats)> {
+        self.timed("query_documents", || {
+            let (docs, stats) = self.run_query(collection, query, options, true)?;
+            let c = &self.shared.counters;
+            c.queries.fetch_add(1, Ordering::Relaxed);
+            match stats.plan.kind {
+                PlanKind::IndexScan => c.index_queries.fetch_add(1, Ordering::Relaxed),
+                PlanKind::CollectionScan => c.scan_queries.fetch_add(1, Ordering::Relaxed),
+            };
+            c.entries_read
+                .fetch_add(stats.index_entries_read, Ordering::Relaxed);
+            c.docs_read
+                .fetch_add(stats.documents_read, Ordering::Relaxed);
+            let docs = docs
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<std::result::Result<Vec<T>, _>>()
+                .map_err(|e| StorageError::Serialization(format!("query result: {e}")))?;
+            Ok((docs, stats))
+        })
+    }
+
+    /// The plan `query` would run with, and why, without running it.
+    pub fn explain(
+        &self,
+        collection: &str,
+        query: &DocumentQuery,
+        options: &QueryOptions,
+    ) -> Result<QueryPlan> {
+        self.run_query(collection, query, options, false)
+            .map(|(_, s)| s.plan)
+    }
+
+    fn run_query(
+        &self,
+        collection: &str,
+        query: &DocumentQuery,
+        options: &QueryOptions,
+        execute: bool,
+    ) -> Result<(Vec<Value>, QueryStats)> {
+        keys::check_collection(collection)?;
+        query.check().map_err(StorageError::InvalidArgument)?;
+        if let Some(f) = &options.sort_field {
+            value::check_path(f).map_err(StorageError::InvalidArgument)?;
+        }
+        self.require(&format!("{collection}/"), AccessType::List)?;
+        let sh = &self.shared;
+        let visible = |id: &str| self.allowed(&format!("{collection}/{id}"), AccessType::Read);
+        let run = |src: &mut Source<'_>| -> Result<(Vec<Value>, QueryStats)> {
+            let ready: Vec<IndexInfo> = index::read_infos(src, &sh.keyspace, collection)?
+                .into_iter()
+                .filter(|i| i.state == IndexState::Ready)
+                .collect();
+            let p = plan::plan(collection, query, options, &ready);
+            if !execute {
+                let stats = QueryStats {
+                    plan: p.public,
+                    index_entries_read: 0,
+                    documents_read: 0,
+                    stale_entries: 0,
+                    documents_matched: 0,
+                    documents_returned: 0,
+                };
+                return Ok((Vec::new(), stats));
+            }
+            plan::execute(&p, src, &sh.keyspace, collection, query, options, &visible)
+        };
+        match (options.transaction, options.at) {
+            (Some(_), Some(_)) => Err(StorageError::InvalidArgument(
+                "a query runs either in a transaction or at a past time".into(),
+            )),
+            (Some(tx), None) => sh
+                .transactions
+                .with_storage(tx, Effects::default(), |t| run(&mut Source::Transaction(t))),
+            (None, at) => {
+                let snap = match at {
+                    Some(ts) => sh.db.snapshot_at(ts)?,
+                    None => sh.db.snapshot()?,
+                };
+                run(&mut Source::Snapshot(&snap))
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Writes (or with `new` `None`, deletes) a document and its index
+    /// entries, in the caller's transaction or in one of its own.
+    fn write(
+        &self,
+        collection: &str,
+        id: &str,
+        new: Option<(&Value, &[u8])>,
+        ttl: Option<Duration>,
+        tx: Option<TransactionId>,
+    ) -> Result<bool> {
+        let apply = |t: &mut Transaction| self.apply_write(t, collection, id, new, ttl);
+        if let Some(tx) = tx {
+            return self
+                .transactions
+                .with_storage(tx, Effects::default(), apply);
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // Serializable: a concurrent index creation changes the
+            // definitions read here, which makes this commit retry.
+            let mut t = self.db.begin(Isolation::Serializable)?;
+            let existed = match apply(&mut t) {
+                Ok(e) => e,
+                Err(e) => {
+                    t.rollback();
+                    return Err(e);
+                }
+            };
+            match t.commit_with(WriteOptions { sync: self.sync }) {
+                Ok(_) => return Ok(existed),
+                Err(strata_engine::Error::Conflict { .. }) if attempt < WRITE_ATTEMPTS => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn apply_write(
+        &self,
+        t: &mut Transaction,
+        collection: &str,
+        id: &str,
+        new: Option<(&Value, &[u8])>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        let ks = &self.keyspace;
+        let dk = keys::doc(collection, id);
+        let old = t.get(ks, &dk)?;
+        let old_doc = match &old {
+            Some(b) => Some(plan::decode_doc(collection, id, b)?),
+            None => None,
+        };
+        let infos = index::read_infos(&mut Source::Transaction(t), ks, collection)?;
+        // Every key is computed before anything is written, so a value too
+        // long to index leaves the transaction untouched.
+        let mut dels = Vec::new();
+        let mut puts = Vec::new();
+        for info in infos.iter().filter(|i| i.maintained()) {
+            let new_key = match new {
+                Some((doc, _)) => Some(index::entry_key(collection, info, id, doc)?),
+                None => None,
+            };
+            let old_key = old_doc
+                .as_ref()
+                .and_then(|d| index::entry_key(collection, info, id, d).ok());
+            if let Some(k) = old_key {
+                if new_key.as_ref() != Some(&k) {
+                    dels.push(k);
+                }
+            }
+            puts.extend(new_key);
+        }
+        for k in dels {
+            t.delete(ks, k)?;
+        }
+        let put = |t: &mut Transaction, k: &[u8], v: &[u8]| match ttl {
+            Some(ttl) => t.put_with_ttl(ks, k, v, ttl),
+            None => t.put(ks, k, v),
+        };
+        for k in puts {
+            put(t, &k, id.as_bytes())?;
+        }
+        match new {
+            Some((_, bytes)) => put(t, &dk, bytes)?,
+            None if old.is_some() => t.delete(ks, &dk)?,
+            None => {}
+        }
+        Ok(old.is_some())
+    }
+}

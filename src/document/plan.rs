@@ -1,0 +1,528 @@
+//! The query planner and executor: which index (if any) answers a query,
+//! why, and running the plan against a read source.
+//!
+//! Every plan fetches each candidate document and checks the whole filter
+//! on it, so an index only narrows what is read; it never decides what
+//! matches. An index entry whose document no longer has that value (an
+//! expired or rewritten document) is skipped.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use strata_engine::Keyspace;
+
+use super::index::{entry_key, IndexInfo};
+use super::keys;
+use super::query::{DocumentQuery, FilterOp, QueryOptions, SortOrder};
+use super::source::Source;
+use super::value::{
+    compare_values, encode, escape_into, kind, kind_range, lookup, prefix_successor, TAG_MISSING,
+    TAG_STRING,
+};
+use crate::envelope;
+use crate::error::{Result, StorageError};
+use crate::types::StorageKey;
+
+/// How a query reads its candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// Every document of the collection, in id order.
+    CollectionScan,
+    /// The entries of one index in a key range, each leading to a document.
+    IndexScan,
+}
+
+/// What [`explain`](super::DocumentStorageProvider::explain) says about a
+/// query: the plan and why it was chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryPlan {
+    /// Scan or index.
+    pub kind: PlanKind,
+    /// The indexed field used.
+    pub index: Option<String>,
+    /// The part of the index read, e.g. `= "document"` or `> 5`.
+    pub bounds: Option<String>,
+    /// Whether the index gives the requested order, so that reading stops
+    /// after `offset + limit` results.
+    pub sorted_by_index: bool,
+    /// Whether results are sorted in memory (keeping at most
+    /// `offset + limit` of them when there is a limit).
+    pub in_memory_sort: bool,
+    /// Why this plan.
+    pub reason: String,
+}
+
+impl fmt::Display for QueryPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.kind, &self.index) {
+            (PlanKind::IndexScan, Some(field)) => write!(
+                f,
+                "INDEX SCAN on {field} {}",
+                self.bounds.as_deref().unwrap_or("(all)")
+            )?,
+            _ => f.write_str("COLLECTION SCAN")?,
+        }
+        if self.sorted_by_index {
+            f.write_str(", order from the index")?;
+        }
+        if self.in_memory_sort {
+            f.write_str(", sorted in memory")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// What running a query read and found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryStats {
+    /// The plan that ran.
+    pub plan: QueryPlan,
+    /// Index entries read.
+    pub index_entries_read: u64,
+    /// Documents read and decoded.
+    pub documents_read: u64,
+    /// Index entries whose document is gone or no longer has the entry's
+    /// value (expired by a TTL; otherwise a sign of damage).
+    pub stale_entries: u64,
+    /// Documents that passed the filter (and access control).
+    pub documents_matched: u64,
+    /// Documents returned.
+    pub documents_returned: u64,
+}
+
+/// A key range `[lo, hi)` (`hi` `None`: to the end).
+type KeyRange = (Vec<u8>, Option<Vec<u8>>);
+
+/// A chosen plan: what explain shows, and how to read.
+pub(crate) struct Plan {
+    pub(crate) public: QueryPlan,
+    index: Option<(IndexInfo, Vec<KeyRange>)>,
+    /// Candidates arrive in the final order: stream, stop at the limit.
+    ordered: bool,
+}
+
+/// One index candidate for a filter field.
+struct Candidate {
+    info: IndexInfo,
+    ranges: Vec<KeyRange>,
+    bounds: String,
+    /// Higher is more selective (a heuristic: no statistics are kept).
+    score: u8,
+    /// Within one range, entries come in id order.
+    id_ordered: bool,
+}
+
+fn prefix_range(p: Vec<u8>) -> KeyRange {
+    let hi = prefix_successor(&p);
+    (p, hi)
+}
+
+fn with_base(base: &[u8], tail: &[u8]) -> Vec<u8> {
+    let mut k = base.to_vec();
+    k.extend_from_slice(tail);
+    k
+}
+
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 80 {
+        format!("{}…", s.chars().take(80).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// The best use of `info` for the filters on its field.
+fn candidate(collection: &str, info: &IndexInfo, query: &DocumentQuery) -> Option<Candidate> {
+    let base = keys::entries(collection, info.id);
+    let on_field = || query.filters.iter().filter(|f| f.field == info.field);
+    let cand = |ranges, bounds, score, id_ordered| Candidate {
+        info: info.clone(),
+        ranges,
+        bounds,
+        score,
+        id_ordered,
+    };
+    // Equality first: one value, entries in id order.
+    for f in on_field() {
+        if let FilterOp::Equals(v) = &f.op {
+            let r = prefix_range(with_base(&base, &encode(Some(v))));
+            return Some(cand(vec![r], format!("= {}", show(v)), 5, true));
+        }
+    }
+    for f in on_field() {
+        if let FilterOp::In(vs) = &f.op {
+            let mut vs: Vec<&Value> = vs.iter().collect();
+            vs.sort_by(|a, b| compare_values(a, b));
+            vs.dedup_by(|a, b| compare_values(a, b) == Ordering::Equal);
+            let ranges = vs
+                .iter()
+                .map(|v| prefix_range(with_base(&base, &encode(Some(v)))))
+                .collect();
+            let shown: Vec<String> = vs.iter().map(|v| show(v)).collect();
+            return Some(cand(ranges, format!("in [{}]", shown.join(", ")), 4, false));
+        }
+    }
+    // Ranges (and string prefixes) of the first range filter's kind,
+    // intersected.
+    let mut lo: Option<Vec<u8>> = None;
+    let mut hi: Option<Vec<u8>> = None;
+    let mut shown = Vec::new();
+    let mut range_kind = None;
+    for f in on_field() {
+        let (op_kind, l, h, text) = match &f.op {
+            FilterOp::GreaterThan(v) => {
+                let e = with_base(&base, &encode(Some(v)));
+                (
+                    kind(v),
+                    prefix_successor(&e),
+                    None,
+                    format!("> {}", show(v)),
+                )
+            }
+            FilterOp::GreaterOrEqual(v) => {
+                let e = with_base(&base, &encode(Some(v)));
+                (kind(v), Some(e), None, format!(">= {}", show(v)))
+            }
+            FilterOp::LessThan(v) => {
+                let e = with_base(&base, &encode(Some(v)));
+                (kind(v), None, Some(e), format!("< {}", show(v)))
+            }
+            FilterOp::LessOrEqual(v) => {
+                let e = with_base(&base, &encode(Some(v)));
+                (
+                    kind(v),
+                    None,
+                    prefix_successor(&e),
+                    format!("<= {}", show(v)),
+                )
+            }
+            FilterOp::Prefix(p) => {
+                let mut e = with_base(&base, &[TAG_STRING]);
+                escape_into(p.as_bytes(), &mut e);
+                let h = prefix_successor(&e);
+                (
+                    super::value::Kind::String,
+                    Some(e),
+                    h,
+                    format!("prefix {}", show(&Value::String(p.clone()))),
+                )
+            }
+            _ => continue,
+        };
+        if *range_kind.get_or_insert(op_kind) != op_kind {
+            continue;
+        }
+        if let Some(l) = l {
+            lo = Some(lo.map_or(l.clone(), |x: Vec<u8>| x.max(l)));
+        }
+        if let Some(h) = h {
+            hi = Some(hi.map_or(h.clone(), |x: Vec<u8>| x.min(h)));
+        }
+        shown.push(text);
+    }
+    if let Some(k) = range_kind {
+        let (klo, khi) = kind_range(k);
+        let lo = lo
+            .unwrap_or_else(|| with_base(&base, &[klo]))
+            .max(with_base(&base, &[klo]));
+        let hi = hi
+            .unwrap_or_else(|| with_base(&base, &[khi]))
+            .min(with_base(&base, &[khi]));
+        let ranges = if lo < hi {
+            vec![(lo, Some(hi))]
+        } else {
+            Vec::new()
+        };
+        return Some(cand(ranges, shown.join(" and "), 3, false));
+    }
+    for f in on_field() {
+        if f.op == FilterOp::Exists(false) {
+            let r = prefix_range(with_base(&base, &[TAG_MISSING]));
+            return Some(cand(vec![r], "missing".into(), 2, true));
+        }
+    }
+    None
+}
+
+/// Chooses a plan for `query` given the ready indexes.
+pub(crate) fn plan(
+    collection: &str,
+    query: &DocumentQuery,
+    options: &QueryOptions,
+    ready: &[IndexInfo],
+) -> Plan {
+    let sort = options.sort_field.as_deref();
+    let scan = |reason: String| {
+        let ordered = sort.is_none();
+        Plan {
+            public: QueryPlan {
+                kind: PlanKind::CollectionScan,
+                index: None,
+                bounds: None,
+                sorted_by_index: false,
+                in_memory_sort: !ordered,
+                reason,
+            },
+            index: None,
+            ordered,
+        }
+    };
+    if options.force_scan {
+        return scan("an index was ruled out by force_scan".into());
+    }
+    let mut best: Option<Candidate> = None;
+    for info in ready {
+        let Some(c) = candidate(collection, info, query) else {
+            continue;
+        };
+        // Ties go to the index that also gives the order.
+        let better = match &best {
+            None => true,
+            Some(b) => {
+                c.score > b.score
+                    || (c.score == b.score
+                        && sort == Some(c.info.field.as_str())
+                        && sort != Some(b.info.field.as_str()))
+            }
+        };
+        if better {
+            best = Some(c);
+        }
+    }
+    if let Some(c) = best {
+        let sorted = sort == Some(c.info.field.as_str());
+        let ordered = sorted || (sort.is_none() && c.id_ordered && c.ranges.len() <= 1);
+        let reason = match c.score {
+            5 => "equality on an indexed field reads only the matching entries",
+            4 => "a list of values on an indexed field reads only their entries",
+            3 => "a range on an indexed field reads only the entries inside it",
+            _ => "documents missing an indexed field are together in its index",
+        };
+        return Plan {
+            public: QueryPlan {
+                kind: PlanKind::IndexScan,
+                index: Some(c.info.field.clone()),
+                bounds: Some(c.bounds),
+                sorted_by_index: sorted,
+                in_memory_sort: !ordered,
+                reason: reason.into(),
+            },
+            index: Some((c.info, c.ranges)),
+            ordered,
+        };
+    }
+    if let Some(s) = sort {
+        if let Some(info) = ready.iter().find(|i| i.field == s) {
+            if query.limit.is_some() {
+                let base = keys::entries(collection, info.id);
+                return Plan {
+                    public: QueryPlan {
+                        kind: PlanKind::IndexScan,
+                        index: Some(s.to_owned()),
+                        bounds: None,
+                        sorted_by_index: true,
+                        in_memory_sort: false,
+                        reason: "no filter can use an index; the sort field's index gives \
+                                 the order, so reading stops at the limit"
+                            .into(),
+                    },
+                    index: Some((info.clone(), vec![prefix_range(base)])),
+                    ordered: true,
+                };
+            }
+            return scan(
+                "no filter can use an index, and without a limit a scan reads each \
+                 document once where the sort field's index would read all of them out of order"
+                    .into(),
+            );
+        }
+    }
+    let indexed: Vec<&str> = ready.iter().map(|i| i.field.as_str()).collect();
+    scan(if indexed.is_empty() {
+        "the collection has no ready index".into()
+    } else if query.filters.is_empty() {
+        "no filter to narrow the read".into()
+    } else {
+        format!(
+            "no filter can use an index (indexed: {})",
+            indexed.join(", ")
+        )
+    })
+}
+
+/// A result kept for an in-memory sort, ordered by its sort key.
+struct Ranked {
+    key: Vec<u8>,
+    descending: bool,
+    doc: Value,
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, o: &Self) -> Ordering {
+        let c = self.key.cmp(&o.key);
+        if self.descending {
+            c.reverse()
+        } else {
+            c
+        }
+    }
+}
+
+/// Decodes a stored document.
+pub(crate) fn decode_doc(collection: &str, id: &str, bytes: &[u8]) -> Result<Value> {
+    let key = StorageKey::new(format!("{collection}/{id}"));
+    let (json, _) = envelope::decode(&key, bytes)?;
+    serde_json::from_slice(&json).map_err(|e| StorageError::Corrupt {
+        key,
+        reason: format!("document is not JSON: {e}"),
+    })
+}
+
+/// Where the results go: streamed when candidates arrive in order, else a
+/// bounded heap.
+enum Sink {
+    Stream { skip: usize, out: Vec<Value> },
+    Heap(BinaryHeap<Ranked>),
+}
+
+/// Runs `plan`, keeping documents `visible` says the caller may read.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn execute(
+    plan: &Plan,
+    src: &mut Source<'_>,
+    ks: &Keyspace,
+    collection: &str,
+    query: &DocumentQuery,
+    options: &QueryOptions,
+    visible: &dyn Fn(&str) -> Result<bool>,
+) -> Result<(Vec<Value>, QueryStats)> {
+    let mut stats = QueryStats {
+        plan: plan.public.clone(),
+        index_entries_read: 0,
+        documents_read: 0,
+        stale_entries: 0,
+        documents_matched: 0,
+        documents_returned: 0,
+    };
+    let limit = query.limit.unwrap_or(usize::MAX);
+    if limit == 0 {
+        return Ok((Vec::new(), stats));
+    }
+    let descending = options.sort_order == SortOrder::Descending && options.sort_field.is_some();
+    let keep = query.offset.saturating_add(limit);
+    let mut sink = if plan.ordered {
+        Sink::Stream {
+            skip: query.offset,
+            out: Vec::new(),
+        }
+    } else {
+        Sink::Heap(BinaryHeap::new())
+    };
+    // Offers one candidate; false when the results are complete.
+    let mut offer = |id: &str, doc: Value, stats: &mut QueryStats| -> Result<bool> {
+        if !query.matches(&doc) || !visible(id)? {
+            return Ok(true);
+        }
+        stats.documents_matched += 1;
+        match &mut sink {
+            Sink::Stream { skip, out } => {
+                if *skip > 0 {
+                    *skip -= 1;
+                } else {
+                    out.push(doc);
+                }
+                Ok(out.len() < limit)
+            }
+            Sink::Heap(h) => {
+                let mut key = match &options.sort_field {
+                    Some(f) => encode(lookup(&doc, f)),
+                    None => Vec::new(),
+                };
+                key.extend_from_slice(id.as_bytes());
+                h.push(Ranked {
+                    key,
+                    descending,
+                    doc,
+                });
+                if h.len() > keep {
+                    h.pop();
+                }
+                Ok(true)
+            }
+        }
+    };
+    match &plan.index {
+        None => {
+            let prefix = keys::docs(collection);
+            let hi = prefix_successor(&prefix);
+            for entry in src.range(ks, prefix.clone(), hi, false)? {
+                let (k, v) = entry?;
+                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                stats.documents_read += 1;
+                let doc = decode_doc(collection, &id, &v)?;
+                if !offer(&id, doc, &mut stats)? {
+                    break;
+                }
+            }
+        }
+        Some((info, ranges)) => {
+            let reverse = descending && plan.public.sorted_by_index;
+            let ordered_ranges: Vec<&KeyRange> = if reverse {
+                ranges.iter().rev().collect()
+            } else {
+                ranges.iter().collect()
+            };
+            'ranges: for (lo, hi) in ordered_ranges {
+                // The entries iterator owns its view, so the source is free
+                // to fetch each document meanwhile.
+                let entries = src.range(ks, lo.clone(), hi.clone(), reverse)?;
+                for entry in entries {
+                    let (k, v) = entry?;
+                    stats.index_entries_read += 1;
+                    let id = String::from_utf8_lossy(&v).into_owned();
+                    let Some(bytes) = src.get(ks, &keys::doc(collection, &id))? else {
+                        stats.stale_entries += 1;
+                        continue;
+                    };
+                    stats.documents_read += 1;
+                    let doc = decode_doc(collection, &id, &bytes)?;
+                    if entry_key(collection, info, &id, &doc).ok().as_deref() != Some(&k[..]) {
+                        stats.stale_entries += 1;
+                        continue;
+                    }
+                    if !offer(&id, doc, &mut stats)? {
+                        break 'ranges;
+                    }
+                }
+            }
+        }
+    }
+    let results = match sink {
+        Sink::Stream { out, .. } => out,
+        Sink::Heap(h) => h
+            .into_sorted_vec()
+            .into_iter()
+            .skip(query.offset)
+            .take(limit)
+            .map(|r| r.doc)
+            .collect(),
+    };
+    stats.documents_returned = results.len() as u64;
+    Ok((results, stats))
+}
