@@ -628,3 +628,64 @@ fn an_index_over_100k_documents_builds_in_bounded_memory_and_reads_under_one_per
         stats.documents_read
     );
 }
+
+#[test]
+fn the_document_provider_serves_the_provider_interface() {
+    use strata::{StorageKey, StorageOptions, StorageProvider};
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    docs.create_index("users", "age").unwrap();
+    let p: &dyn StorageProvider = docs.as_ref();
+    let key = StorageKey::new("users/ada");
+    p.store(&key, br#"{"id":"ada","age":36}"#, &StorageOptions::new())
+        .unwrap();
+    p.store(
+        &StorageKey::new("users/bob"),
+        br#"{"id":"bob","age":7}"#,
+        &StorageOptions::new(),
+    )
+    .unwrap();
+    // Written through the plain interface, the index is still kept.
+    let q = DocumentQuery::new().with_field_greater_than("age", 10);
+    let (found, stats) = docs
+        .query_documents_with_stats::<Value>("users", &q, &QueryOptions::new())
+        .unwrap();
+    assert_eq!(ids(&found), ["ada"]);
+    assert_eq!(stats.plan.kind, PlanKind::IndexScan);
+    let item = p.retrieve(&key, &RetrieveOptions::new()).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&item.value).unwrap()["age"],
+        36
+    );
+    assert!(p.exists(&key).unwrap());
+    let keys: Vec<String> = p
+        .list_keys(&KeyPattern::prefix("users/"))
+        .unwrap()
+        .into_iter()
+        .map(|k| k.as_str().to_owned())
+        .collect();
+    assert_eq!(keys, ["users/ada", "users/bob"]);
+    let after = p
+        .list_keys(&KeyPattern::prefix("users/").start_after("users/ada"))
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(p.history(&key).unwrap().len(), 1);
+    assert!(matches!(
+        p.store(&key, b"not json", &StorageOptions::new()),
+        Err(StorageError::InvalidArgument(_))
+    ));
+    assert!(p
+        .store(
+            &StorageKey::new("nocollection"),
+            b"{}",
+            &StorageOptions::new()
+        )
+        .is_err());
+    p.delete(&key, &DeleteOptions::new()).unwrap();
+    assert!(!p.exists(&key).unwrap());
+    let (found, _) = docs
+        .query_documents_with_stats::<Value>("users", &q, &QueryOptions::new())
+        .unwrap();
+    assert!(found.is_empty());
+}

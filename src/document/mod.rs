@@ -32,6 +32,7 @@ mod ddl;
 mod index;
 mod keys;
 mod plan;
+mod provider;
 mod query;
 mod schema;
 mod source;
