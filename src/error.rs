@@ -58,6 +58,13 @@ pub enum StorageError {
         /// What is wrong with it.
         reason: String,
     },
+    /// What is being created exists already (an index on the field).
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The operation gave up waiting for concurrent work (transactions
+    /// that stayed open, writers that kept conflicting); retry later.
+    #[error("busy: {0}")]
+    Busy(String),
     /// A value could not be converted to or from JSON (a document that
     /// does not serialize, or does not deserialize as the type asked for).
     #[error("serialization: {0}")]

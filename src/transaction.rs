@@ -225,14 +225,19 @@ impl StorageTransactionManager {
             IsolationLevel::Snapshot => Isolation::Snapshot,
             IsolationLevel::Serializable => Isolation::Serializable,
         };
+        let id = self.new_id();
+        // The engine transaction begins under the lock of the active set:
+        // whoever reads the oldest active start (an index build waiting for
+        // older transactions) sees every transaction that has begun.
+        let mut active = self.active.lock();
         let engine = self.db.begin(isolation)?;
         let info = StorageTransaction {
-            id: self.new_id(),
+            id,
             status: TransactionStatus::Active,
             start_time: engine.start_ts(),
             commit_time: None,
         };
-        self.active.lock().insert(
+        active.insert(
             info.id,
             Arc::new(Active {
                 info: info.clone(),
@@ -243,6 +248,7 @@ impl StorageTransactionManager {
                 on_commit: Mutex::new(Vec::new()),
             }),
         );
+        drop(active);
         self.observers
             .notify("transaction_begin", |o| o.on_transaction_begin(&info));
         Ok(info)

@@ -158,12 +158,28 @@ fn documents_store_retrieve_and_delete_beside_key_value_items() {
     assert!(matches!(r, Err(StorageError::InvalidArgument(_))));
     assert!(docs.create_index("users", "").is_err());
     assert!(storage.get_document_storage(StorageType::Blob).is_err());
+    // Nesting beyond what can be read back is refused; up to it, it reads.
+    let nest = |n: usize| (0..n).fold(json!(1), |v, _| json!([v]));
+    let deep = docs.store_document("users", "deep", &nest(101), &o);
+    assert!(
+        matches!(deep, Err(StorageError::InvalidArgument(_))),
+        "{deep:?}"
+    );
+    docs.store_document("users", "deep", &nest(100), &o)
+        .unwrap();
+    let back: Value = docs
+        .retrieve_document("users", "deep", &RetrieveOptions::new())
+        .unwrap();
+    assert_eq!(back, nest(100));
+    assert!(docs
+        .delete_document("users", "deep", &DeleteOptions::new())
+        .unwrap());
     let all = docs
         .query_documents::<Value>("users", &DocumentQuery::new(), &QueryOptions::new())
         .unwrap();
     assert!(all.is_empty());
-    assert_eq!(docs.stats().documents_stored, 1);
-    assert_eq!(docs.stats().documents_deleted, 1);
+    assert_eq!(docs.stats().documents_stored, 2);
+    assert_eq!(docs.stats().documents_deleted, 2);
 }
 
 #[test]
@@ -382,8 +398,12 @@ fn queries_leave_out_what_the_identity_may_not_read() {
         .unwrap();
     let q = DocumentQuery::new().with_field_equals("topic", "x");
     for o in [QueryOptions::new(), QueryOptions::new().force_scan()] {
-        let found = alice.query_documents::<Value>("notes", &q, &o).unwrap();
+        let (found, stats) = alice
+            .query_documents_with_stats::<Value>("notes", &q, &o)
+            .unwrap();
         assert_eq!(ids(&found), ["a", "b"]);
+        // Hidden documents are not even counted.
+        assert_eq!(stats.documents_read, 2, "{stats:?}");
         // The limit counts visible documents only.
         let one = alice
             .query_documents::<Value>("notes", &q.clone().with_limit(1).with_offset(1), &o)
@@ -408,6 +428,9 @@ fn queries_leave_out_what_the_identity_may_not_read() {
     ));
     let other = alice.query_documents::<Value>("other", &q, &QueryOptions::new());
     assert!(matches!(other, Err(StorageError::AccessDenied { .. })));
+    let schema = alice.register_schema(DocumentSchema::new("s"));
+    assert!(matches!(schema, Err(StorageError::AccessDenied { .. })));
+    assert!(alice.schema_registry().ids().is_empty());
 }
 
 #[test]
@@ -497,7 +520,10 @@ fn indexes_are_created_listed_and_dropped() {
     }
     let info = docs.create_index("items", "a.b").unwrap();
     assert_eq!(info.state, IndexState::Ready);
-    assert!(docs.create_index("items", "a.b").is_err());
+    assert!(matches!(
+        docs.create_index("items", "a.b"),
+        Err(StorageError::AlreadyExists(_))
+    ));
     docs.create_index("items", "n").unwrap();
     let fields: Vec<String> = docs
         .indexes("items")

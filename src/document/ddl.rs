@@ -19,17 +19,19 @@ use strata_engine::{Isolation, Timestamp, WriteOptions};
 
 use super::index::{decode_info, encode_info, entry_key, read_infos, IndexInfo, IndexState};
 use super::keys;
-use super::plan::decode_doc;
+use super::plan::decode_doc_with_expiry;
 use super::source::Source;
 use super::value::{check_path, prefix_successor};
-use super::{DocumentStorageProvider, Shared};
+use super::{DocumentStorageProvider, Shared, ENTRY_TTL_SLACK};
 use crate::access::AccessType;
-use crate::envelope;
 use crate::error::{Result, StorageError};
 use crate::types::StorageKey;
 
-/// Documents indexed per transaction while building.
+/// Documents indexed per transaction while building, at most.
 const BUILD_CHUNK: usize = 1000;
+/// Bytes of documents read per build transaction, at most (one document
+/// larger than this makes a chunk of its own).
+const BUILD_CHUNK_BYTES: usize = 4 << 20;
 /// How long a build waits for older transactions to finish.
 const WAIT_FOR_OLDER: Duration = Duration::from_secs(30);
 /// Entries removed per batch when an index is dropped.
@@ -103,12 +105,16 @@ impl Shared {
         };
         if now.as_ref() != expect {
             t.rollback();
-            return Err(match now {
-                Some(i) => StorageError::InvalidArgument(format!(
-                    "the index on {field:?} of {collection:?} is {:?}",
+            return Err(match (now, expect) {
+                (Some(i), None) => StorageError::AlreadyExists(format!(
+                    "an index on {field:?} of {collection:?} ({:?})",
                     i.state
                 )),
-                None => {
+                (Some(i), Some(_)) => StorageError::Busy(format!(
+                    "the index on {field:?} of {collection:?} changed meanwhile (now {:?})",
+                    i.state
+                )),
+                (None, _) => {
                     StorageError::NotFound(StorageKey::new(format!("{collection}/index/{field}")))
                 }
             });
@@ -151,7 +157,7 @@ impl Shared {
         let built = if self.wait_for_older(at) {
             self.build(collection, &building)
         } else {
-            Err(StorageError::InvalidArgument(format!(
+            Err(StorageError::Busy(format!(
                 "transactions begun before the index on {field:?} did not finish within {} s",
                 WAIT_FOR_OLDER.as_secs()
             )))
@@ -186,13 +192,15 @@ impl Shared {
                 let snap = self.db.snapshot()?;
                 let hi = end.clone().map_or(Bound::Unbounded, Bound::Excluded);
                 let mut last = None;
+                let mut bytes = 0;
                 for (n, e) in snap
                     .range(ks, (Bound::Included(cursor.clone()), hi))?
                     .enumerate()
                 {
-                    let (k, _) = e?;
+                    let (k, v) = e?;
                     last = Some(k.to_vec());
-                    if n + 1 >= chunk {
+                    bytes += k.len() + v.len();
+                    if n + 1 >= chunk || bytes >= BUILD_CHUNK_BYTES {
                         break;
                     }
                 }
@@ -205,31 +213,32 @@ impl Shared {
             let current = t.get(ks, &mk)?.map(|b| decode_info(&mk, &b)).transpose()?;
             if current.as_ref() != Some(info) {
                 t.rollback();
-                return Err(StorageError::InvalidArgument(format!(
+                return Err(StorageError::Busy(format!(
                     "the index on {:?} of {collection:?} was dropped while it was built",
                     info.field
                 )));
             }
-            let docs: Vec<_> = t
-                .range(
-                    ks,
-                    (
-                        Bound::Included(cursor.clone()),
-                        Bound::Included(last.clone()),
-                    ),
-                )?
-                .collect::<strata_engine::Result<_>>()?;
-            let now = Timestamp::now().max(self.db.last_timestamp());
-            for (k, v) in &docs {
+            // The iterator owns its view: entries are put while it runs.
+            let docs = t.range(
+                ks,
+                (
+                    Bound::Included(cursor.clone()),
+                    Bound::Included(last.clone()),
+                ),
+            )?;
+            let now = Timestamp::now();
+            for e in docs {
+                let (k, v) = e?;
                 let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                let doc = decode_doc(collection, &id, v)?;
+                let (doc, expires_at) = decode_doc_with_expiry(collection, &id, &v)?;
                 let key = entry_key(collection, info, &id, &doc)?;
-                let doc_key = StorageKey::new(format!("{collection}/{id}"));
-                let (_, meta) = envelope::decode(&doc_key, v)?;
-                match meta.expires_at {
+                match expires_at {
+                    // The margin keeps the entry alive at least as long as
+                    // the document (an entry outliving it is skipped).
                     Some(exp) => {
                         let left = exp.physical_micros().saturating_sub(now.physical_micros());
-                        t.put_with_ttl(ks, &key, id.as_bytes(), Duration::from_micros(left.max(1)))?
+                        let ttl = Duration::from_micros(left.max(1)) + ENTRY_TTL_SLACK;
+                        t.put_with_ttl(ks, &key, id.as_bytes(), ttl)?
                     }
                     None => t.put(ks, &key, id.as_bytes())?,
                 }
@@ -247,7 +256,7 @@ impl Shared {
                     conflicts += 1;
                     chunk = (chunk / 2).max(1);
                     if conflicts > 10_000 {
-                        return Err(StorageError::InvalidArgument(
+                        return Err(StorageError::Busy(
                             "index build kept conflicting with writers".into(),
                         ));
                     }

@@ -68,6 +68,12 @@ use source::Source;
 /// conflict is returned.
 const WRITE_ATTEMPTS: usize = 32;
 
+/// How much longer than its document an index entry lives under a TTL:
+/// each expiry is fixed when its put is made, so without a margin an entry
+/// could expire a moment before its document and hide it from index plans
+/// (an entry outliving its document is skipped as stale).
+pub(crate) const ENTRY_TTL_SLACK: Duration = Duration::from_secs(1);
+
 /// How a document is stored: the storage options of any store (a
 /// transaction, a TTL, encryption demanded, compression) and the schema
 /// it must satisfy.
@@ -100,6 +106,19 @@ impl DocumentOptions {
     /// Expires the document (and its index entries) after `ttl`.
     pub fn with_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.storage.ttl = ttl;
+        self
+    }
+
+    /// Compresses the document's JSON (zstd) when that makes it smaller.
+    pub fn with_compression(mut self, on: bool) -> Self {
+        self.storage.compression = on;
+        self
+    }
+
+    /// Demands encryption at rest: an error, never plaintext, when the
+    /// storage type is not encrypted.
+    pub fn with_encryption(mut self, on: bool) -> Self {
+        self.storage.encryption = on;
         self
     }
 }
@@ -248,14 +267,18 @@ impl DocumentStorageProvider {
         self.shared.storage_type
     }
 
-    /// The schemas documents are validated against.
+    /// The schemas documents are validated against (read-only: register
+    /// through [`register_schema`](Self::register_schema), which checks
+    /// access).
     pub fn schema_registry(&self) -> &SchemaRegistry {
         &self.shared.schemas
     }
 
-    /// Stores `schema` (needs Admin on the key `schema/<id>`).
+    /// Stores `schema`, replacing any with its id. Needs Admin on the key
+    /// `/schema/<id>` (which no document key can equal: collection names
+    /// are not empty).
     pub fn register_schema(&self, schema: DocumentSchema) -> Result<()> {
-        self.require(&format!("schema/{}", schema.id), AccessType::Admin)?;
+        self.require(&format!("/schema/{}", schema.id), AccessType::Admin)?;
         self.shared.schemas.register(schema)
     }
 
@@ -564,10 +587,12 @@ impl Shared {
         let ks = &self.keyspace;
         let dk = keys::doc(collection, id);
         let old = t.get(ks, &dk)?;
-        let old_doc = match &old {
-            Some(b) => Some(plan::decode_doc(collection, id, b)?),
-            None => None,
-        };
+        // An old document that does not decode is being replaced or deleted
+        // by the caller: its entries cannot be found, and are skipped as
+        // stale by queries from now on.
+        let old_doc = old
+            .as_ref()
+            .and_then(|b| plan::decode_doc(collection, id, b).ok());
         let infos = index::read_infos(&mut Source::Transaction(t), ks, collection)?;
         // Every key is computed before anything is written, so a value too
         // long to index leaves the transaction untouched.
@@ -591,15 +616,15 @@ impl Shared {
         for k in dels {
             t.delete(ks, k)?;
         }
-        let put = |t: &mut Transaction, k: &[u8], v: &[u8]| match ttl {
+        let put = |t: &mut Transaction, k: &[u8], v: &[u8], ttl: Option<Duration>| match ttl {
             Some(ttl) => t.put_with_ttl(ks, k, v, ttl),
             None => t.put(ks, k, v),
         };
         for k in puts {
-            put(t, &k, id.as_bytes())?;
+            put(t, &k, id.as_bytes(), ttl.map(|t| t + ENTRY_TTL_SLACK))?;
         }
         match new {
-            Some((_, bytes)) => put(t, &dk, bytes)?,
+            Some((_, bytes)) => put(t, &dk, bytes, ttl)?,
             None if old.is_some() => t.delete(ks, &dk)?,
             None => {}
         }

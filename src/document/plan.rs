@@ -386,12 +386,22 @@ impl Ord for Ranked {
 
 /// Decodes a stored document.
 pub(crate) fn decode_doc(collection: &str, id: &str, bytes: &[u8]) -> Result<Value> {
+    decode_doc_with_expiry(collection, id, bytes).map(|(doc, _)| doc)
+}
+
+/// Decodes a stored document and the expiry its metadata records.
+pub(crate) fn decode_doc_with_expiry(
+    collection: &str,
+    id: &str,
+    bytes: &[u8],
+) -> Result<(Value, Option<strata_engine::Timestamp>)> {
     let key = StorageKey::new(format!("{collection}/{id}"));
-    let (json, _) = envelope::decode(&key, bytes)?;
-    serde_json::from_slice(&json).map_err(|e| StorageError::Corrupt {
+    let (json, meta) = envelope::decode(&key, bytes)?;
+    let doc = serde_json::from_slice(&json).map_err(|e| StorageError::Corrupt {
         key,
         reason: format!("document is not JSON: {e}"),
-    })
+    })?;
+    Ok((doc, meta.expires_at))
 }
 
 /// Where the results go: streamed when candidates arrive in order, else a
@@ -434,9 +444,10 @@ pub(crate) fn execute(
     } else {
         Sink::Heap(BinaryHeap::new())
     };
-    // Offers one candidate; false when the results are complete.
-    let mut offer = |id: &str, doc: Value, stats: &mut QueryStats| -> Result<bool> {
-        if !query.matches(&doc) || !visible(id)? {
+    // Offers one candidate the caller may read; false when the results
+    // are complete.
+    let mut offer = |doc: Value, id: &str, stats: &mut QueryStats| -> Result<bool> {
+        if !query.matches(&doc) {
             return Ok(true);
         }
         stats.documents_matched += 1;
@@ -474,9 +485,13 @@ pub(crate) fn execute(
             for entry in src.range(ks, prefix.clone(), hi, false)? {
                 let (k, v) = entry?;
                 let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                // What the caller may not read is not even counted.
+                if !visible(&id)? {
+                    continue;
+                }
                 stats.documents_read += 1;
                 let doc = decode_doc(collection, &id, &v)?;
-                if !offer(&id, doc, &mut stats)? {
+                if !offer(doc, &id, &mut stats)? {
                     break;
                 }
             }
@@ -494,8 +509,11 @@ pub(crate) fn execute(
                 let entries = src.range(ks, lo.clone(), hi.clone(), reverse)?;
                 for entry in entries {
                     let (k, v) = entry?;
-                    stats.index_entries_read += 1;
                     let id = String::from_utf8_lossy(&v).into_owned();
+                    if !visible(&id)? {
+                        continue;
+                    }
+                    stats.index_entries_read += 1;
                     let Some(bytes) = src.get(ks, &keys::doc(collection, &id))? else {
                         stats.stale_entries += 1;
                         continue;
@@ -506,7 +524,7 @@ pub(crate) fn execute(
                         stats.stale_entries += 1;
                         continue;
                     }
-                    if !offer(&id, doc, &mut stats)? {
+                    if !offer(doc, &id, &mut stats)? {
                         break 'ranges;
                     }
                 }

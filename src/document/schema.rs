@@ -193,7 +193,7 @@ impl SchemaRegistry {
 
     /// Stores `schema`, replacing any schema with its id. Documents already
     /// stored are not checked again.
-    pub fn register(&self, schema: DocumentSchema) -> Result<()> {
+    pub(crate) fn register(&self, schema: DocumentSchema) -> Result<()> {
         schema.check()?;
         let bytes = serde_json::to_vec(&schema)
             .map_err(|e| StorageError::InvalidArgument(format!("schema: {e}")))?;

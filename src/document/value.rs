@@ -30,9 +30,9 @@ pub(crate) const TAG_STRING: u8 = 0x50;
 const TAG_ARRAY: u8 = 0x60;
 const TAG_OBJECT: u8 = 0x70;
 
-/// Deepest nesting [`encode`] and [`compare`] follow; deeper values are
-/// refused when a document is stored (serde_json itself stops at 128).
-pub(crate) const MAX_DEPTH: usize = 128;
+/// Deepest nesting a stored document may have: serde_json refuses to
+/// parse beyond 127 levels, so a deeper document could not be read back.
+pub(crate) const MAX_DEPTH: usize = 100;
 
 /// The kinds of JSON values; range predicates match only values of the
 /// operand's kind.
@@ -94,7 +94,13 @@ pub(crate) fn lookup<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     for seg in path.split('.') {
         v = match v {
             Value::Object(m) => m.get(seg)?,
-            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+            Value::Array(a) => {
+                // Decimal digits only (`usize::from_str` also takes "+1").
+                if !seg.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                a.get(seg.parse::<usize>().ok()?)?
+            }
             _ => return None,
         };
     }
@@ -405,6 +411,7 @@ mod tests {
         assert_eq!(lookup(&d, "a.b.1.c"), Some(&json!("x")));
         assert_eq!(lookup(&d, "n"), Some(&Value::Null));
         assert_eq!(lookup(&d, "a.b.2"), None);
+        assert_eq!(lookup(&d, "a.b.+1"), None);
         assert_eq!(lookup(&d, "a.x"), None);
         assert_eq!(lookup(&d, "n.x"), None);
         assert!(check_path("a..b").is_err());
