@@ -69,7 +69,7 @@ impl MemCursor {
         self.buf.clear();
         let range = self.mem.range(lower, upper);
         let take = |e: crossbeam_skiplist::map::Entry<'_, InternalKey, Bytes>| {
-            (e.key().bytes.to_vec(), e.value().clone())
+            (e.key().bytes().to_vec(), e.value().clone())
         };
         if forward {
             self.buf.extend(range.take(MEM_BATCH).map(take));

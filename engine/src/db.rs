@@ -340,12 +340,6 @@ impl DbInner {
     /// accepted: the clock resumes above the wall clock after a restart, so
     /// the promise holds across restarts too, and no read can push the clock
     /// toward its end.
-    /// The clock's time, never below the newest visible commit: what a
-    /// read of the present judges TTL entries against.
-    pub(crate) fn expiry_now(&self) -> u64 {
-        self.visible_ts().max(self.opts.clock.now().as_u64())
-    }
-
     pub(crate) fn advance_clock(&self, ts: u64) -> Result<()> {
         let now = self.opts.clock.now().as_u64();
         if ts > now {
@@ -364,6 +358,12 @@ impl DbInner {
         }
         self.publish_ts(ts);
         Ok(())
+    }
+
+    /// The clock's time, never below the newest visible commit: what a
+    /// read of the present judges TTL entries against.
+    pub(crate) fn expiry_now(&self) -> u64 {
+        self.visible_ts().max(self.opts.clock.now().as_u64())
     }
 
     /// Records that a flush or compaction collected versions below `oldest`.
@@ -761,7 +761,7 @@ impl DbInner {
         }
         let sealed = {
             let mut wal = self.wal.lock();
-            wal.seal(&self.dir).map(|()| (wal.number, wal.len))
+            wal.seal().map(|()| (wal.number, wal.len))
         };
         // Recovery will hold the WAL to its sealed length: a truncated or
         // missing WAL is then corruption, not a torn tail.

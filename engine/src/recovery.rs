@@ -524,7 +524,7 @@ fn wal_sync_thread(inner: Arc<DbInner>, interval: std::time::Duration) {
                 return;
             }
         }
-        let r = inner.wal.lock().sync(&inner.dir);
+        let r = inner.wal.lock().sync();
         match r {
             Ok(synced) => crate::stats::add(&inner.counters.wal_syncs, u64::from(synced)),
             Err(e) => {

@@ -214,6 +214,10 @@ pub(crate) struct Wal {
     /// append starts with one, so recovery can tell damage to synced
     /// records (corruption) from a torn unsynced tail.
     marker_due: bool,
+    /// The file's path, for errors (kept, not rebuilt per commit).
+    path: std::path::PathBuf,
+    /// A record being encoded; reused, so a commit allocates nothing here.
+    scratch: Vec<u8>,
 }
 
 impl Wal {
@@ -245,17 +249,19 @@ impl Wal {
             len: bytes.len() as u64,
             synced: 0,
             marker_due: false,
+            path,
+            scratch: Vec::new(),
         })
     }
 
     /// Queues a sync marker for the next append, if one is due.
-    fn mark_synced(&mut self, path: &std::path::Path) -> Result<()> {
+    fn mark_synced(&mut self) -> Result<()> {
         if self.marker_due {
             let synced = self.synced;
             if self
                 .log
                 .add_sync_marker(synced)
-                .map_err(|e| Error::format(path, e))?
+                .map_err(|e| Error::format(&self.path, e))?
             {
                 self.marker_due = false;
             }
@@ -267,25 +273,25 @@ impl Wal {
     /// everything before it: after this, any damage to the file's records
     /// is detectable as corruption. Used when the WAL is retired or the
     /// database closed.
-    pub(crate) fn seal(&mut self, dir: &std::path::Path) -> Result<()> {
-        self.sync(dir)?;
-        let path = names::wal(dir, self.number);
-        self.mark_synced(&path)?;
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.sync()?;
+        self.mark_synced()?;
         let bytes = std::mem::take(self.log.get_mut());
         if !bytes.is_empty() {
-            self.file.append(&bytes).map_err(|e| Error::io(&path, e))?;
+            self.file
+                .append(&bytes)
+                .map_err(|e| Error::io(&self.path, e))?;
             self.len += bytes.len() as u64;
-            self.sync(dir)?;
+            self.sync()?;
             self.marker_due = false;
         }
         Ok(())
     }
 
     /// Syncs the file if anything is not yet durable; says whether it did.
-    pub(crate) fn sync(&mut self, dir: &std::path::Path) -> Result<bool> {
+    pub(crate) fn sync(&mut self) -> Result<bool> {
         if self.synced < self.len {
-            let path = names::wal(dir, self.number);
-            self.file.sync().map_err(|e| Error::io(&path, e))?;
+            self.file.sync().map_err(|e| Error::io(&self.path, e))?;
             self.synced = self.len;
             self.marker_due = true;
             return Ok(true);
@@ -461,31 +467,28 @@ impl DbInner {
         let sync = group.iter().any(|r| r.sync);
         {
             let mut wal = self.wal.lock();
-            let path = names::wal(&self.dir, wal.number);
-            let mut rec = Vec::new();
-            if let Err(e) = wal.mark_synced(&path) {
+            let wal = &mut *wal;
+            if let Err(e) = wal.mark_synced() {
                 return Err(self.poison(e));
             }
             for (i, r) in group.iter().enumerate() {
-                rec.clear();
-                r.record.encode_into(first_ts + i as u64, &mut rec);
-                if let Err(e) = wal.log.add_record(&rec) {
-                    return Err(self.poison(Error::format(&path, e)));
+                wal.scratch.clear();
+                r.record.encode_into(first_ts + i as u64, &mut wal.scratch);
+                if let Err(e) = wal.log.add_record(&wal.scratch) {
+                    return Err(self.poison(Error::format(&wal.path, e)));
                 }
             }
-            let Wal { log, file, .. } = &mut *wal;
-            let bytes = log.get_mut();
-            let n = bytes.len() as u64;
-            let appended = file.append(bytes);
+            let n = wal.log.get_mut().len() as u64;
+            let appended = wal.file.append(wal.log.get_mut());
             // Cleared, not taken: the buffer keeps its capacity.
-            bytes.clear();
+            wal.log.get_mut().clear();
             if let Err(e) = appended {
-                return Err(self.poison(Error::io(&path, e)));
+                return Err(self.poison(Error::io(&wal.path, e)));
             }
             wal.len += n;
             add(&self.counters.wal_bytes, n);
             if sync {
-                match wal.sync(&self.dir) {
+                match wal.sync() {
                     Ok(synced) => add(&self.counters.wal_syncs, u64::from(synced)),
                     Err(e) => return Err(self.poison(e)),
                 }
@@ -588,7 +591,7 @@ impl DbInner {
         {
             let mut wal = self.wal.lock();
             if seal {
-                if let Err(e) = wal.seal(&self.dir) {
+                if let Err(e) = wal.seal() {
                     return Err(self.poison(e));
                 }
             }

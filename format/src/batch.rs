@@ -41,6 +41,9 @@ impl BatchBuilder {
 
     /// Appends one write.
     pub fn add(&mut self, kind: ValueKind, keyspace: u32, key: &[u8], value: &[u8]) {
+        // One reservation for the whole entry (kind, three varints, bytes)
+        // instead of growing the buffer step by step.
+        self.ops.reserve(1 + 5 + 10 + 10 + key.len() + value.len());
         self.ops.push(kind as u8);
         put_varint64(&mut self.ops, u64::from(keyspace));
         put_bytes(&mut self.ops, key);
