@@ -195,7 +195,14 @@ pub(crate) struct WriteState {
     pub(crate) queue: VecDeque<Arc<Request>>,
     /// The last commit timestamp handed out.
     pub(crate) last_ts: u64,
+    /// A writer is leading commit groups (possibly on behalf of the
+    /// requests at the head of the queue).
+    pub(crate) leading: bool,
 }
+
+/// Commit groups one writer leads in a row at most before handing the lead
+/// on (its own caller waits meanwhile).
+const MAX_LEAD_ROUNDS: usize = 8;
 
 /// The open WAL.
 pub(crate) struct Wal {
@@ -356,24 +363,40 @@ impl DbInner {
             if let Some(r) = req.result.lock().take() {
                 return r.map(Timestamp);
             }
-            if st.queue.front().is_some_and(|f| Arc::ptr_eq(f, &req)) {
+            if !st.leading && st.queue.front().is_some_and(|f| Arc::ptr_eq(f, &req)) {
                 break;
             }
             req.cv.wait(&mut st);
         }
-        // This writer leads a commit group.
-        match self.lead_group(&mut st) {
-            Ok(finished) => {
-                for r in finished {
+        // This writer leads commit groups: its own, then (for a few rounds)
+        // those of the writers that queued meanwhile, so that handing the
+        // lead to a sleeping thread, a wake-up, stays off the commit path
+        // while others wait on a sync.
+        st.leading = true;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let finished = match self.lead_group(&mut st) {
+                Ok(finished) => finished,
+                Err(e) => {
+                    // The request at the head failed before a group formed.
+                    let failed = st.queue.pop_front();
+                    if let Some(f) = &failed {
+                        *f.result.lock() = Some(Err(e));
+                    }
+                    failed.into_iter().collect()
+                }
+            };
+            for r in finished {
+                if !Arc::ptr_eq(&r, &req) {
                     r.cv.notify_one();
                 }
             }
-            Err(e) => {
-                // The leader's own request failed before a group formed.
-                st.queue.pop_front();
-                *req.result.lock() = Some(Err(e));
+            if rounds >= MAX_LEAD_ROUNDS || st.queue.is_empty() {
+                break;
             }
         }
+        st.leading = false;
         // The next writer in line leads the next group.
         if let Some(next) = st.queue.front() {
             next.cv.notify_one();
