@@ -49,7 +49,7 @@ fn bench_runs_every_workload_and_writes_json_and_svg() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 18);
+    assert_eq!(results.len(), 19);
     for r in results {
         assert!(r["ops_per_sec"].as_f64().unwrap() > 0.0, "{r}");
         assert!(

@@ -22,6 +22,9 @@ pub(crate) trait BenchDb: Send + Sync {
     /// Makes everything written durable and settled (flushes memtables),
     /// before disk usage is measured.
     fn settle(&self) -> Result<(), String>;
+    /// Compacts everything into the last level; false when the engine
+    /// offers no full compaction.
+    fn compact(&self) -> Result<bool, String>;
 }
 
 /// The names `--engine` accepts.
@@ -142,6 +145,10 @@ impl BenchDb for StrataDb {
 
     fn settle(&self) -> Result<(), String> {
         self.db.flush().map_err(err)
+    }
+
+    fn compact(&self) -> Result<bool, String> {
+        self.db.compact().map_err(err).map(|()| true)
     }
 }
 

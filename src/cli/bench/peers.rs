@@ -84,6 +84,10 @@ impl BenchDb for Rocks {
     fn settle(&self) -> Result<(), String> {
         self.db.flush().map_err(err)
     }
+    fn compact(&self) -> Result<bool, String> {
+        self.db.compact_range::<&[u8], &[u8]>(None, None);
+        Ok(true)
+    }
 }
 
 struct Fjall {
@@ -139,6 +143,9 @@ impl BenchDb for Fjall {
         self.keyspace
             .persist(fjall::PersistMode::SyncAll)
             .map_err(err)
+    }
+    fn compact(&self) -> Result<bool, String> {
+        self.part.major_compact().map_err(err).map(|()| true)
     }
 }
 
@@ -234,6 +241,11 @@ impl BenchDb for Redb {
         let writes = std::mem::take(&mut *self.pending.lock());
         self.commit(writes, true)
     }
+    /// A B-tree has no levels to merge (`Database::compact` only returns
+    /// free pages, and needs the database exclusively).
+    fn compact(&self) -> Result<bool, String> {
+        Ok(false)
+    }
 }
 
 struct Sled {
@@ -279,5 +291,9 @@ impl BenchDb for Sled {
     }
     fn settle(&self) -> Result<(), String> {
         self.db.flush().map(|_| ()).map_err(err)
+    }
+    /// sled offers no full compaction.
+    fn compact(&self) -> Result<bool, String> {
+        Ok(false)
     }
 }

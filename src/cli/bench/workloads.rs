@@ -11,10 +11,11 @@ use indicatif::ProgressBar;
 use super::engines::BenchDb;
 
 /// Every workload name `--workloads` accepts, in the default order.
-pub(crate) const ALL: [&str; 18] = [
+pub(crate) const ALL: [&str; 19] = [
     "fillseq",
     "fillrandom",
     "overwrite",
+    "compact",
     "readrandom",
     "readmissing",
     "readhot",
@@ -277,6 +278,24 @@ pub(crate) fn run(
     let threads = shape.threads;
     let zipf = || Zipf::new(live.max(1));
     match w {
+        // One full compaction; what it leaves is the space amplification.
+        "compact" => {
+            let started = Instant::now();
+            let done = db.compact()?;
+            let elapsed = started.elapsed();
+            let mut latency = histogram();
+            let _ = latency.record(elapsed.as_nanos().max(1) as u64);
+            bar.inc(1);
+            // No operation at all: the engine has no full compaction.
+            Ok(Measured {
+                ops: u64::from(done),
+                elapsed,
+                latency,
+                bytes_written: 0,
+                bytes_moved: live * kv,
+                inserted: 0,
+            })
+        }
         "fillseq" | "fillrandom" | "overwrite" | "fillsync" => {
             let sync = w == "fillsync";
             let seq = w == "fillseq";
