@@ -6,8 +6,9 @@
 //! applications program against: a [`StorageSystem`] with a
 //! [`StorageProvider`] per [`StorageType`], transactions across providers,
 //! a key-value provider with a read cache, blobs of any size as streams,
-//! encryption at rest and of application data, access control, metrics and
-//! observers.
+//! [documents](document) with secondary indexes and queries as of any past
+//! time, encryption at rest and of application data, access control,
+//! metrics and observers.
 //!
 //! ```
 //! use strata::{RetrieveOptions, StorageKey, StorageOptions, StorageSystem, StorageType};
