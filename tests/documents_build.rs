@@ -160,12 +160,14 @@ fn worker(dir: &Path) {
     {
         load(&storage, DOCS);
     }
-    // A writer keeps changing documents during the build.
+    // A writer keeps changing documents during the build. The worker ends
+    // itself after a minute, should its parent die without killing it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let s2 = storage.clone();
     std::thread::spawn(move || {
         let docs = s2.get_document_storage(StorageType::Resource).unwrap();
         let mut i = 0u64;
-        loop {
+        while std::time::Instant::now() < deadline {
             i += 1;
             let id = format!("{:06}", (i * 7919) % DOCS);
             if let Err(e) =
@@ -180,9 +182,10 @@ fn worker(dir: &Path) {
         Ok(_) => println!("built"),
         Err(e) => println!("refused {e}"),
     }
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
     }
+    std::process::exit(0);
 }
 
 #[test]

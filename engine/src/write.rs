@@ -200,6 +200,11 @@ pub(crate) struct WriteState {
     pub(crate) leading: bool,
 }
 
+/// WAL space is allocated this much at a time ahead of the appends, so a
+/// synced commit rarely changes the file's size (fdatasync then commits no
+/// metadata). Sealing gives the rest back.
+const WAL_PREALLOC: u64 = 1 << 20;
+
 /// Commit groups one writer leads in a row at most before handing the lead
 /// on (its own caller waits meanwhile).
 const MAX_LEAD_ROUNDS: usize = 8;
@@ -225,6 +230,11 @@ pub(crate) struct Wal {
     path: std::path::PathBuf,
     /// A record being encoded; reused, so a commit allocates nothing here.
     scratch: Vec<u8>,
+    /// Bytes allocated ahead of the appends (zeros past `len`, which a
+    /// reader after a crash takes for the torn tail they are).
+    allocated: u64,
+    /// False once the file system declined to preallocate: not asked again.
+    preallocating: bool,
 }
 
 impl Wal {
@@ -258,6 +268,8 @@ impl Wal {
             marker_due: false,
             path,
             scratch: Vec::new(),
+            allocated: 0,
+            preallocating: true,
         })
     }
 
@@ -291,6 +303,21 @@ impl Wal {
             self.len += bytes.len() as u64;
             self.sync()?;
             self.marker_due = false;
+        }
+        self.give_back_preallocated()
+    }
+
+    /// Cuts the zeros allocated past the appends and makes that durable, so
+    /// a retired WAL ends where its records end (recovery reads zeros after
+    /// the last record as a torn tail, which is only allowed in the WAL a
+    /// crash interrupted).
+    pub(crate) fn give_back_preallocated(&mut self) -> Result<()> {
+        if self.allocated > self.len {
+            self.file
+                .truncate(self.len)
+                .and_then(|()| self.file.sync())
+                .map_err(|e| Error::io(&self.path, e))?;
+            self.allocated = self.len;
         }
         Ok(())
     }
@@ -502,6 +529,15 @@ impl DbInner {
                 }
             }
             let n = wal.log.get_mut().len() as u64;
+            if wal.preallocating && wal.len + n > wal.allocated {
+                // Best effort: where space cannot be allocated ahead, the
+                // appends grow the file as they go.
+                let want = (wal.len + n).div_ceil(WAL_PREALLOC) * WAL_PREALLOC;
+                match wal.file.preallocate(want) {
+                    Ok(true) => wal.allocated = want,
+                    Ok(false) | Err(_) => wal.preallocating = false,
+                }
+            }
             let appended = wal.file.append(wal.log.get_mut());
             // Cleared, not taken: the buffer keeps its capacity.
             wal.log.get_mut().clear();
@@ -617,6 +653,11 @@ impl DbInner {
                 if let Err(e) = wal.seal() {
                     return Err(self.poison(e));
                 }
+            } else {
+                // Retired in doubt by `resume`: still give back the zeros,
+                // if the file system lets us (a torn tail is expected here
+                // anyway).
+                let _ = wal.give_back_preallocated();
             }
             let key = match self.ciphers.current() {
                 Ok(k) => k,

@@ -49,6 +49,13 @@ fn crashed_image_with(n: u32, sync: bool) -> (tempfile::TempDir, PathBuf) {
     (dir, image)
 }
 
+/// Where a live WAL's records end: past them lie the zeros allocated ahead
+/// of the appends (the last record ends in its checksummed payload, not in
+/// zeros, for the writes these tests make).
+fn records_end(wal: &[u8]) -> usize {
+    wal.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
+}
+
 fn empty_wal(dir: &Path, number: u64) -> Vec<u8> {
     let header = LogHeader {
         kind: LogKind::Wal,
@@ -69,7 +76,8 @@ fn a_torn_wal_followed_by_an_empty_one_opens_to_its_prefix() {
     let (_tmp, image) = crashed_image(50);
     let wal = files_with(&image, "log").pop().unwrap();
     let bytes = std::fs::read(&wal).unwrap();
-    std::fs::write(&wal, &bytes[..bytes.len() - 5]).unwrap();
+    let end = records_end(&bytes);
+    std::fs::write(&wal, &bytes[..end - 5]).unwrap();
     empty_wal(&image, 900);
     let db = Db::open(&image, Options::default()).unwrap();
     let ks = db.keyspace("k").unwrap();
@@ -83,7 +91,8 @@ fn a_torn_wal_followed_by_later_writes_is_corruption() {
     let (_tmp, image) = crashed_image(50);
     let wal = files_with(&image, "log").pop().unwrap();
     let bytes = std::fs::read(&wal).unwrap();
-    std::fs::write(&wal, &bytes[..bytes.len() - 5]).unwrap();
+    let end = records_end(&bytes);
+    std::fs::write(&wal, &bytes[..end - 5]).unwrap();
     // A later WAL holding the original's records: writes after the hole.
     let later = image.join("000900.log");
     let header = LogHeader {
@@ -280,4 +289,42 @@ fn a_lost_current_file_is_refused_rather_than_starting_empty() {
     for p in before {
         assert!(p.exists(), "{p:?} was deleted");
     }
+}
+
+/// The live WAL is allocated ahead of its appends; a crash leaves that
+/// space as zeros after the last record, which recovery reads as the end
+/// of the log. A sealed WAL gives the space back.
+#[test]
+fn a_preallocated_wal_recovers_every_synced_write_and_is_cut_when_sealed() {
+    let (_tmp, image) = crashed_image_with(200, true);
+    let wals = files_with(&image, "log");
+    assert_eq!(wals.len(), 1);
+    let size = std::fs::metadata(&wals[0]).unwrap().len();
+    assert!(
+        size >= 1 << 20,
+        "the live WAL was not preallocated: {size} bytes"
+    );
+    let db = Db::open(&image, Options::default()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    for i in 0..200 {
+        assert_eq!(
+            ks.get(format!("{i:04}")).unwrap().as_deref(),
+            Some(format!("v{i}").as_bytes()),
+            "key {i}"
+        );
+    }
+    let mut b = db.batch();
+    b.put(&ks, "after", "crash").unwrap();
+    db.write(b, strata_engine::WriteOptions { sync: true })
+        .unwrap();
+    drop(ks);
+    db.close().unwrap();
+    // Closed cleanly, every WAL ends where its records end.
+    for w in files_with(&image, "log") {
+        let len = std::fs::metadata(&w).unwrap().len();
+        assert!(len < 1 << 20, "{}: {len} bytes after sealing", w.display());
+    }
+    let db = Db::open(&image, Options::default()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    assert_eq!(ks.get("after").unwrap().as_deref(), Some(&b"crash"[..]));
 }

@@ -26,6 +26,18 @@ pub trait WritableFile: Send + Sync {
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
     /// Makes everything appended so far durable (fdatasync).
     fn sync(&mut self) -> io::Result<()>;
+    /// Allocates the file's space up to `len` bytes, zero-filled, ahead of
+    /// the appends (appends still go to the end of what was appended): a
+    /// sync then has no size to commit. Returns whether it did; where the
+    /// file system cannot, it does nothing and says so.
+    fn preallocate(&mut self, _len: u64) -> io::Result<bool> {
+        Ok(false)
+    }
+    /// Cuts the file to `len` bytes (the end of what was appended), giving
+    /// back preallocated space; durable at the next sync.
+    fn truncate(&mut self, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A held lock on a file, released on drop.
@@ -72,6 +84,19 @@ impl WritableFile for StdFile {
 
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn preallocate(&mut self, len: u64) -> io::Result<bool> {
+        // Mode 0: the file's size grows to `len`, its new blocks read as
+        // zeros; the write position stays where the appends left it.
+        rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len)
+            .map_err(io::Error::from)?;
+        Ok(true)
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
     }
 }
 
