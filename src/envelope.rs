@@ -5,7 +5,7 @@ use strata_engine::Timestamp;
 use strata_format::item::{decode_item, encode_item, ItemHeader};
 
 use crate::error::{Result, StorageError};
-use crate::types::{StorageKey, StorageMetadata};
+use crate::types::{StorageItem, StorageKey, StorageMetadata, VersionInfo};
 
 /// Encodes `value` with its metadata.
 pub(crate) fn encode_with(
@@ -41,6 +41,32 @@ pub(crate) fn decode(key: &StorageKey, bytes: &[u8]) -> Result<(Vec<u8>, Storage
             checksum: h.checksum,
         },
     ))
+}
+
+/// A stored item as callers see it (read from the engine, not a cache).
+pub(crate) fn stored_item(key: &StorageKey, bytes: &[u8]) -> Result<StorageItem> {
+    let (value, metadata) = decode(key, bytes)?;
+    Ok(StorageItem {
+        key: key.clone(),
+        value,
+        metadata,
+        from_cache: false,
+    })
+}
+
+/// The versions of a key (newest first, as the engine lists them), each
+/// decoded; a deletion is a version without an item.
+pub(crate) fn decode_history(
+    key: &StorageKey,
+    versions: Vec<strata_engine::Version>,
+) -> Result<Vec<VersionInfo>> {
+    versions
+        .into_iter()
+        .map(|v| {
+            let item = v.value.map(|b| stored_item(key, &b)).transpose()?;
+            Ok(VersionInfo { ts: v.ts, item })
+        })
+        .collect()
 }
 
 /// Whether read caches may keep this stored item.

@@ -119,16 +119,6 @@ impl KeyValueStorageProvider {
             sync: self.ctx.sync,
         }
     }
-
-    fn decode(&self, key: &StorageKey, bytes: &[u8], from_cache: bool) -> Result<StorageItem> {
-        let (value, metadata) = envelope::decode(key, bytes)?;
-        Ok(StorageItem {
-            key: key.clone(),
-            value,
-            metadata,
-            from_cache,
-        })
-    }
 }
 
 impl StorageProvider for KeyValueStorageProvider {
@@ -200,7 +190,7 @@ impl StorageProvider for KeyValueStorageProvider {
                 let generation = c.generation(k);
                 let raw = ks.get(k)?;
                 if let Some(bytes) = &raw {
-                    let item = self.decode(key, bytes, false)?;
+                    let item = envelope::stored_item(key, bytes)?;
                     if envelope::cacheable(bytes) {
                         c.fill(
                             k,
@@ -219,7 +209,7 @@ impl StorageProvider for KeyValueStorageProvider {
             }
         };
         match raw {
-            Some(bytes) => self.decode(key, &bytes, false),
+            Some(bytes) => envelope::stored_item(key, &bytes),
             None => Err(StorageError::NotFound(key.clone())),
         }
     }
@@ -260,17 +250,7 @@ impl StorageProvider for KeyValueStorageProvider {
 
     fn history(&self, key: &StorageKey) -> Result<Vec<VersionInfo>> {
         let k = check_key(key)?;
-        let versions = self.ctx.keyspace.history(k)?;
-        versions
-            .into_iter()
-            .map(|v| {
-                let item = v
-                    .value
-                    .map(|bytes| self.decode(key, &bytes, false))
-                    .transpose()?;
-                Ok(VersionInfo { ts: v.ts, item })
-            })
-            .collect()
+        envelope::decode_history(key, self.ctx.keyspace.history(k)?)
     }
 
     fn begin_transaction(&self) -> Result<StorageTransaction> {

@@ -347,6 +347,16 @@ fn ttl_expires_documents_and_their_entries() {
         .query_documents_with_stats::<Value>("sessions", &q, &QueryOptions::new())
         .unwrap();
     assert_eq!(stats.index_entries_read, 2);
+    // The longest TTL there is: the entries' margin saturates.
+    let forever = DocumentOptions::new().with_ttl(Some(Duration::MAX));
+    docs.store_document(
+        "sessions",
+        "s3",
+        &json!({"id": "s3", "user": "ada"}),
+        &forever,
+    )
+    .unwrap();
+    assert_eq!(run(&QueryOptions::new()), ["s1", "s2", "s3"]);
 }
 
 #[test]

@@ -8,9 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -207,47 +205,22 @@ fn a_build_killed_midway_leaves_no_half_index() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6);
-    let exe = std::env::current_exe().unwrap();
     let mut x = u64::from(std::process::id()) | 1;
     let (mut absent, mut midway, mut complete) = (0, 0, 0);
     for round in 0..rounds {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("db");
-        let mut child = Command::new(&exe)
-            .args([
-                "doc_kill_worker_entry",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(WORKER_ENV, &dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
+        let worker = common::Worker::spawn("doc_kill_worker_entry", WORKER_ENV, &dir);
         // The harness's own "test ... " precedes the worker's first line.
-        while !rx
+        while !worker
+            .lines
             .recv_timeout(Duration::from_secs(120))
             .unwrap()
             .ends_with("building")
         {}
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
         // Most kills land inside the build; some after it.
-        std::thread::sleep(Duration::from_millis(x % 250));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        reader.join().unwrap();
-        let finished = rx.try_iter().any(|l| l == "built");
+        std::thread::sleep(Duration::from_millis(common::xorshift(&mut x) % 250));
+        let finished = worker.kill().try_iter().any(|l| l == "built");
 
         let storage = common::open_unsynced(&dir);
         // Entries on disk before the document provider starts: a build

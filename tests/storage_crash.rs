@@ -5,10 +5,10 @@
 //! transaction is all there or all absent, and that every acknowledged one
 //! is there. `STRATA_STORAGE_KILL_ROUNDS=N` runs N rounds instead of 20.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use strata::{
@@ -100,42 +100,21 @@ fn transactions_over_two_providers_survive_sigkill_whole() {
         .unwrap_or(20);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("db");
-    let exe = std::env::current_exe().unwrap();
     let mut x = u64::from(std::process::id()) | 1;
     let mut acked: Option<u64> = None;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args([
-                "storage_kill_worker_entry",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(WORKER_ENV, &dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(n) = line.strip_prefix("ack ") {
-                    let _ = tx.send(n.parse::<u64>().unwrap());
-                }
+        let worker = common::Worker::spawn("storage_kill_worker_entry", WORKER_ENV, &dir);
+        let ack = |line: String| line.strip_prefix("ack ").map(|n| n.parse::<u64>().unwrap());
+        let first = loop {
+            let line = worker.lines.recv_timeout(Duration::from_secs(60));
+            assert!(line.is_ok(), "round {round}: no commit from the worker");
+            if let Some(n) = line.ok().and_then(ack) {
+                break n;
             }
-        });
-        let first = rx.recv_timeout(Duration::from_secs(60));
-        assert!(first.is_ok(), "round {round}: no commit from the worker");
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        std::thread::sleep(Duration::from_millis(x % 300));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        reader.join().unwrap();
-        for n in std::iter::once(first.unwrap()).chain(rx.try_iter()) {
+        };
+        std::thread::sleep(Duration::from_millis(common::xorshift(&mut x) % 300));
+        let rest = worker.kill();
+        for n in std::iter::once(first).chain(rest.try_iter().filter_map(ack)) {
             acked = Some(acked.map_or(n, |a| a.max(n)));
         }
 

@@ -237,7 +237,8 @@ impl Shared {
                     // the document (an entry outliving it is skipped).
                     Some(exp) => {
                         let left = exp.physical_micros().saturating_sub(now.physical_micros());
-                        let ttl = Duration::from_micros(left.max(1)) + ENTRY_TTL_SLACK;
+                        let ttl =
+                            Duration::from_micros(left.max(1)).saturating_add(ENTRY_TTL_SLACK);
                         t.put_with_ttl(ks, &key, id.as_bytes(), ttl)?
                     }
                     None => t.put(ks, &key, id.as_bytes())?,

@@ -392,19 +392,7 @@ impl DocumentStorageProvider {
             keys::check_id(id)?;
             let key = StorageKey::new(format!("{collection}/{id}"));
             self.require(key.as_str(), AccessType::Read)?;
-            let sh = &self.shared;
-            let dk = keys::doc(collection, id);
-            let raw = match (options.transaction, options.at) {
-                (Some(_), Some(_)) => {
-                    return Err(StorageError::InvalidArgument(
-                        "a read is either in a transaction or at a past time".into(),
-                    ))
-                }
-                (Some(tx), None) => sh.transactions.with(tx, |t| t.get(&sh.keyspace, &dk))?,
-                (None, Some(ts)) => sh.keyspace.get_at(&dk, ts)?,
-                (None, None) => sh.keyspace.get(&dk)?,
-            };
-            let bytes = raw.ok_or_else(|| StorageError::NotFound(key.clone()))?;
+            let bytes = self.shared.read_doc(collection, id, &key, options)?;
             let doc = plan::decode_doc(collection, id, &bytes)?;
             serde_json::from_value(doc)
                 .map_err(|e| StorageError::Serialization(format!("document {key}: {e}")))
@@ -539,6 +527,29 @@ impl DocumentStorageProvider {
 }
 
 impl Shared {
+    /// The stored bytes of document `id`: now, as of `options.at`, or in
+    /// `options.transaction`; `NotFound` naming `key` without one.
+    fn read_doc(
+        &self,
+        collection: &str,
+        id: &str,
+        key: &StorageKey,
+        options: &RetrieveOptions,
+    ) -> Result<strata_engine::Value> {
+        let dk = keys::doc(collection, id);
+        let raw = match (options.transaction, options.at) {
+            (Some(_), Some(_)) => {
+                return Err(StorageError::InvalidArgument(
+                    "a read is either in a transaction or at a past time".into(),
+                ))
+            }
+            (Some(tx), None) => self.transactions.with(tx, |t| t.get(&self.keyspace, &dk))?,
+            (None, Some(ts)) => self.keyspace.get_at(&dk, ts)?,
+            (None, None) => self.keyspace.get(&dk)?,
+        };
+        raw.ok_or_else(|| StorageError::NotFound(key.clone()))
+    }
+
     /// Writes (or with `new` `None`, deletes) a document and its index
     /// entries, in the caller's transaction or in one of its own.
     fn write(
@@ -621,7 +632,12 @@ impl Shared {
             None => t.put(ks, k, v),
         };
         for k in puts {
-            put(t, &k, id.as_bytes(), ttl.map(|t| t + ENTRY_TTL_SLACK))?;
+            put(
+                t,
+                &k,
+                id.as_bytes(),
+                ttl.map(|t| t.saturating_add(ENTRY_TTL_SLACK)),
+            )?;
         }
         match new {
             Some((_, bytes)) => put(t, &dk, bytes, ttl)?,

@@ -29,18 +29,6 @@ fn split(key: &StorageKey) -> Result<(&str, &str)> {
     Ok((c, id))
 }
 
-impl DocumentStorageProvider {
-    fn item(&self, key: &StorageKey, bytes: &[u8]) -> Result<StorageItem> {
-        let (value, metadata) = envelope::decode(key, bytes)?;
-        Ok(StorageItem {
-            key: key.clone(),
-            value,
-            metadata,
-            from_cache: false,
-        })
-    }
-}
-
 impl StorageProvider for DocumentStorageProvider {
     fn storage_type(&self) -> StorageType {
         self.shared.storage_type
@@ -70,20 +58,8 @@ impl StorageProvider for DocumentStorageProvider {
     fn retrieve(&self, key: &StorageKey, options: &RetrieveOptions) -> Result<StorageItem> {
         let (c, id) = split(key)?;
         self.require(key.as_str(), AccessType::Read)?;
-        let sh = &self.shared;
-        let dk = keys::doc(c, id);
-        let raw = match (options.transaction, options.at) {
-            (Some(_), Some(_)) => {
-                return Err(StorageError::InvalidArgument(
-                    "a read is either in a transaction or at a past time".into(),
-                ))
-            }
-            (Some(tx), None) => sh.transactions.with(tx, |t| t.get(&sh.keyspace, &dk))?,
-            (None, Some(ts)) => sh.keyspace.get_at(&dk, ts)?,
-            (None, None) => sh.keyspace.get(&dk)?,
-        };
-        let bytes = raw.ok_or_else(|| StorageError::NotFound(key.clone()))?;
-        self.item(key, &bytes)
+        let bytes = self.shared.read_doc(c, id, key, options)?;
+        envelope::stored_item(key, &bytes)
     }
 
     fn exists(&self, key: &StorageKey) -> Result<bool> {
@@ -137,15 +113,7 @@ impl StorageProvider for DocumentStorageProvider {
     fn history(&self, key: &StorageKey) -> Result<Vec<VersionInfo>> {
         let (c, id) = split(key)?;
         self.require(key.as_str(), AccessType::Read)?;
-        self.shared
-            .keyspace
-            .history(keys::doc(c, id))?
-            .into_iter()
-            .map(|v| {
-                let item = v.value.map(|b| self.item(key, &b)).transpose()?;
-                Ok(VersionInfo { ts: v.ts, item })
-            })
-            .collect()
+        envelope::decode_history(key, self.shared.keyspace.history(keys::doc(c, id))?)
     }
 
     fn begin_transaction(&self) -> Result<StorageTransaction> {

@@ -71,3 +71,59 @@ pub fn open_unsynced(dir: &std::path::Path) -> strata::StorageSystem {
         .build()
         .unwrap()
 }
+
+/// A copy of this test binary running one test (`entry`) as a worker with
+/// `env` set to `dir`; its stdout lines arrive on `lines`. The parent kills
+/// it with [`Worker::kill`].
+pub struct Worker {
+    child: std::process::Child,
+    /// The worker's stdout, line by line.
+    pub lines: std::sync::mpsc::Receiver<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the worker.
+    pub fn spawn(entry: &str, env: &str, dir: &std::path::Path) -> Worker {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([entry, "--exact", "--nocapture", "--test-threads=1"])
+            .env(env, dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        Worker {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// Kills the worker (SIGKILL) and waits until its output is all read.
+    pub fn kill(mut self) -> std::sync::mpsc::Receiver<String> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        self.lines
+    }
+}
+
+/// A xorshift step: the kill tests' source of random delays.
+pub fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
