@@ -8,14 +8,15 @@
 //! makes chosen calls fail.
 
 mod fault;
+mod real;
 mod sim;
 
 pub use fault::{FaultFs, FaultKind, FaultPlan, FaultTarget};
+pub use real::StdFs;
 pub use sim::{CrashMode, SimFs};
 
 use std::fmt::Debug;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -67,119 +68,6 @@ pub trait FileSystem: Send + Sync + Debug {
     /// Takes an exclusive lock on `path` (creating it), or fails with
     /// `WouldBlock` when another holder has it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
-}
-
-/// The real file system.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StdFs;
-
-struct StdFile {
-    file: File,
-}
-
-impl WritableFile for StdFile {
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.file.write_all(data)
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
-    }
-
-    #[cfg(target_os = "linux")]
-    fn preallocate(&mut self, len: u64) -> io::Result<bool> {
-        // Mode 0: the file's size grows to `len`, its new blocks read as
-        // zeros; the write position stays where the appends left it.
-        rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len)
-            .map_err(io::Error::from)?;
-        Ok(true)
-    }
-
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
-    }
-}
-
-#[derive(Debug)]
-struct StdLock {
-    _file: File,
-}
-
-impl FileLock for StdLock {}
-
-impl FileSystem for StdFs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(path)
-    }
-
-    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
-        Ok(Box::new(StdFile { file }))
-    }
-
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        std::fs::read(path)
-    }
-
-    fn map(&self, path: &Path) -> io::Result<Bytes> {
-        let file = File::open(path)?;
-        if file.metadata()?.len() == 0 {
-            return Ok(Bytes::new());
-        }
-        // SAFETY: the engine maps only SSTs, which are written once, synced
-        // and renamed into place before they are mapped, and are never
-        // modified afterwards (they are only unlinked, which leaves the
-        // mapping valid). Another process truncating the file would break
-        // this; the directory lock keeps other Strata instances out, and
-        // SPEC.md states that the files must not be modified externally.
-        #[allow(unsafe_code)]
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(Bytes::from_owner(map))
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
-    }
-
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            if let Ok(name) = entry?.file_name().into_string() {
-                out.push(name);
-            }
-        }
-        Ok(out)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
-    }
-
-    fn file_size(&self, path: &Path) -> io::Result<u64> {
-        Ok(std::fs::metadata(path)?.len())
-    }
-
-    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Box::new(StdLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
-        }
-    }
 }
 
 /// The names of the engine's files.
