@@ -6,7 +6,6 @@
 //! `prev`. Double-ended iteration runs one of each (see `iter.rs`), which
 //! keeps direction switches out of the merge.
 
-use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +14,7 @@ use strata_format::sst::TableIter;
 
 use crate::cache::TableCache;
 use crate::error::{Error, Result};
-use crate::memtable::{InternalKey, Memtable};
+use crate::memtable::{Memtable, Node, NodePos, Probe};
 use crate::version::FileMeta;
 
 /// A positioned stream of internal keys.
@@ -26,6 +25,10 @@ pub(crate) trait Cursor: Send {
     fn key(&self) -> &[u8];
     /// The current value.
     fn value(&self) -> Bytes;
+    /// The current value, borrowed: flushes and compactions copy values
+    /// into new tables, and a shared handle per entry (a reference count
+    /// touched in another cache line) is a cost they need not pay.
+    fn value_ref(&self) -> &[u8];
     /// Positions on the first entry `>= target`.
     fn seek(&mut self, target: &[u8]) -> Result<()>;
     /// Positions on the last entry `<= target`.
@@ -41,100 +44,86 @@ pub(crate) trait Cursor: Send {
     fn prev(&mut self) -> Result<()>;
 }
 
-/// Entries fetched from the skiplist per refill: cursor steps then cost a
-/// vector index instead of a skiplist search.
-const MEM_BATCH: usize = 64;
-
-/// A cursor over a memtable, refilling a small buffer from the skiplist.
+/// A cursor over a memtable: a position in its skiplist.
 pub(crate) struct MemCursor {
     mem: Arc<Memtable>,
-    buf: Vec<(Vec<u8>, Bytes)>,
-    idx: usize,
-    forward: bool,
+    pos: Option<NodePos>,
 }
 
 impl MemCursor {
     pub(crate) fn new(mem: Arc<Memtable>) -> Self {
-        MemCursor {
-            mem,
-            buf: Vec::new(),
-            idx: 0,
-            forward: true,
-        }
+        MemCursor { mem, pos: None }
     }
 
-    fn fill(&mut self, lower: Bound<InternalKey>, upper: Bound<InternalKey>, forward: bool) {
-        self.forward = forward;
-        self.idx = 0;
-        self.buf.clear();
-        let range = self.mem.range(lower, upper);
-        let take = |e: crossbeam_skiplist::map::Entry<'_, InternalKey, Bytes>| {
-            (e.key().bytes().to_vec(), e.value().clone())
-        };
-        if forward {
-            self.buf.extend(range.take(MEM_BATCH).map(take));
-        } else {
-            self.buf.extend(range.rev().take(MEM_BATCH).map(take));
-        }
+    fn node(&self) -> Option<Node<'_>> {
+        // SAFETY: `pos` was taken from a node of `self.mem`, which the
+        // cursor keeps alive.
+        #[allow(unsafe_code)]
+        self.pos.map(|p| unsafe { self.mem.at(p) })
+    }
+
+    fn set(&mut self, node: Option<NodePos>) {
+        self.pos = node;
     }
 }
 
 impl Cursor for MemCursor {
     fn valid(&self) -> bool {
-        self.idx < self.buf.len()
+        self.pos.is_some()
     }
 
     fn key(&self) -> &[u8] {
-        &self.buf[self.idx].0
+        self.node().map_or(&[][..], |n| n.key())
     }
 
     fn value(&self) -> Bytes {
-        self.buf[self.idx].1.clone()
+        self.node().map(|n| n.value().clone()).unwrap_or_default()
+    }
+
+    fn value_ref(&self) -> &[u8] {
+        self.node().map_or(&[][..], |n| n.value())
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.fill(
-            Bound::Included(InternalKey::new(target.to_vec())),
-            Bound::Unbounded,
-            true,
-        );
+        let pos = self.mem.lower_bound(&Probe::new(target)).map(|n| n.pos());
+        self.set(pos);
         Ok(())
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
-        self.fill(
-            Bound::Unbounded,
-            Bound::Included(InternalKey::new(target.to_vec())),
-            false,
-        );
+        let pos = self
+            .mem
+            .last_before(&Probe::new(target), true)
+            .map(|n| n.pos());
+        self.set(pos);
         Ok(())
     }
 
     fn seek_to_first(&mut self) -> Result<()> {
-        self.fill(Bound::Unbounded, Bound::Unbounded, true);
+        let pos = self.mem.first().map(|n| n.pos());
+        self.set(pos);
         Ok(())
     }
 
     fn seek_to_last(&mut self) -> Result<()> {
-        self.fill(Bound::Unbounded, Bound::Unbounded, false);
+        let pos = self.mem.last().map(|n| n.pos());
+        self.set(pos);
         Ok(())
     }
 
     fn next(&mut self) -> Result<()> {
-        self.idx += 1;
-        if self.idx == self.buf.len() && self.buf.len() == MEM_BATCH {
-            let last = InternalKey::new(self.buf[MEM_BATCH - 1].0.clone());
-            self.fill(Bound::Excluded(last), Bound::Unbounded, true);
-        }
+        let pos = self.node().and_then(|n| n.next()).map(|n| n.pos());
+        self.set(pos);
         Ok(())
     }
 
     fn prev(&mut self) -> Result<()> {
-        self.idx += 1;
-        if self.idx == self.buf.len() && self.buf.len() == MEM_BATCH {
-            let last = InternalKey::new(self.buf[MEM_BATCH - 1].0.clone());
-            self.fill(Bound::Unbounded, Bound::Excluded(last), false);
-        }
+        // No back links: the last entry before this one is a search.
+        let pos = self
+            .node()
+            .and_then(|n| self.mem.last_before(&Probe::new(n.key()), false))
+            .map(|n| n.pos());
+        self.set(pos);
         Ok(())
     }
 }
@@ -166,6 +155,10 @@ impl Cursor for TableCursor {
 
     fn value(&self) -> Bytes {
         self.it.value_bytes()
+    }
+
+    fn value_ref(&self) -> &[u8] {
+        self.it.value()
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
@@ -290,6 +283,10 @@ impl Cursor for LevelCursor {
         self.current.as_ref().map_or_else(Bytes::new, |c| c.value())
     }
 
+    fn value_ref(&self) -> &[u8] {
+        self.current.as_ref().map_or(&[], |c| c.value_ref())
+    }
+
     fn seek(&mut self, target: &[u8]) -> Result<()> {
         // The first file whose largest key is >= target.
         let i = self
@@ -402,6 +399,10 @@ impl Cursor for MergeCursor {
     fn value(&self) -> Bytes {
         self.current
             .map_or_else(Bytes::new, |i| self.children[i].value())
+    }
+
+    fn value_ref(&self) -> &[u8] {
+        self.current.map_or(&[], |i| self.children[i].value_ref())
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {

@@ -78,7 +78,7 @@ pub(crate) fn copy_live(
             return Err(Error::Closed);
         }
         let key = cursor.key();
-        let value = cursor.value();
+        let value = cursor.value_ref();
         read += (key.len() + value.len()) as u64;
         let k = InternalKeyRef::parse(key).map_err(|e| Error::format("<merge input>", e))?;
         if first || k.user_key != user.as_slice() {
@@ -88,7 +88,7 @@ pub(crate) fn copy_live(
             first = false;
         }
         match points.stripe(k.ts) {
-            None => sink.add(key, &value)?,
+            None => sink.add(key, value)?,
             Some(stripe) if Some(stripe) == last_stripe => {} // shadowed
             Some(stripe) => {
                 last_stripe = Some(stripe);
@@ -96,12 +96,12 @@ pub(crate) fn copy_live(
                 // absent there: like a tombstone, it still hides what is
                 // below it.
                 let expired = k.kind == ValueKind::PutWithTtl
-                    && crate::view::ttl_expiry(&value).is_none_or(|e| e <= stripe);
+                    && crate::view::ttl_expiry(value).is_none_or(|e| e <= stripe);
                 let droppable = (k.kind.is_tombstone() || expired)
                     && points.is_lowest(stripe)
                     && bottommost(k.user_key);
                 if !droppable {
-                    sink.add(key, &value)?;
+                    sink.add(key, value)?;
                 }
             }
         }
