@@ -488,8 +488,11 @@ mod tests {
         /// comparator's order.
         #[test]
         fn searches_agree_with_an_ordered_model(
-            entries in prop::collection::vec((arb_key(), 0u64..4, 0usize..3), 0..300),
-            probes in prop::collection::vec((arb_key(), 0u64..5), 0..50),
+            entries in prop::collection::vec(
+                (arb_key(), 0u64..4, 0usize..3),
+                0..if cfg!(miri) { 40 } else { 300 },
+            ),
+            probes in prop::collection::vec((arb_key(), 0u64..5), 0..if cfg!(miri) { 8 } else { 50 }),
         ) {
             let kinds = [ValueKind::Put, ValueKind::Delete, ValueKind::PutWithTtl];
             let list = SkipList::new();
