@@ -87,6 +87,8 @@ pub(crate) struct DbInner {
     pub versions: Mutex<VersionSet>,
     pub keyspaces: RwLock<Keyspaces>,
     pub write: Mutex<WriteState>,
+    /// Wakes a leader lingering for a synced group's writers.
+    pub arrivals: Condvar,
     /// Held by a commit group from its WAL write to its memtable inserts, so
     /// the memtables are never switched in between.
     pub commit_lock: Mutex<()>,
@@ -163,6 +165,7 @@ impl DbInner {
                 last_ts,
                 ..WriteState::default()
             }),
+            arrivals: Condvar::new(),
             commit_lock: Mutex::new(()),
             switch_lock: Mutex::new(()),
             wal: Mutex::new(wal),
