@@ -44,6 +44,15 @@ pub struct Options {
     /// When set, the WAL is synced in the background at this interval, so
     /// writes without `sync` lose at most about this much on power loss.
     pub wal_sync_interval: Option<Duration>,
+    /// Append to the WAL through a memory mapping of its preallocated
+    /// space where the file system allows it (ext4, XFS, tmpfs; default
+    /// true): a copy per commit instead of a system call. The cost: an I/O
+    /// error while writing the WAL (a journal aborted by a failing disk)
+    /// reaches the process as SIGBUS, which ends it, instead of as an
+    /// error that puts the database in the error state (reads go on).
+    /// No acknowledged write is lost either way. Set it to false where
+    /// the process must outlive such a failure.
+    pub wal_mmap: bool,
     /// Run flushes and compactions on background threads (the default).
     /// When false the engine starts no thread: the writer that fills the
     /// memtables flushes and compacts before it returns. Slower, but every
@@ -95,6 +104,7 @@ impl Default for Options {
             target_file_size: 64 << 20,
             num_levels: 7,
             wal_sync_interval: None,
+            wal_mmap: true,
             background_threads: true,
             history_retention: Duration::ZERO,
             max_manifest_size: 64 << 20,

@@ -158,7 +158,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
 
     // 4. Flush what was replayed, under a fresh WAL.
     let wal_number = vs.new_file_number();
-    let wal = Wal::create(&*fs, dir, wal_number, ciphers.current()?)?;
+    let wal = Wal::create(&*fs, dir, wal_number, ciphers.current()?, opts.wal_mmap)?;
     // The new manifest written below records the new WAL's uid.
     vs.wal_uids.insert(wal_number, wal.uid);
     // The new manifest is written below; it must know about the WAL.

@@ -256,6 +256,7 @@ impl Wal {
         dir: &std::path::Path,
         number: u64,
         key: Option<Arc<strata_format::codec::EncryptionKey>>,
+        map_appends: bool,
     ) -> Result<Wal> {
         let path = names::wal(dir, number);
         let header = LogHeader {
@@ -267,6 +268,7 @@ impl Wal {
         let mut log = LogWriter::new(Vec::new(), header, Compression::None, key)
             .map_err(|e| Error::format(&path, e))?;
         let mut file = inner_fs.create(&path).map_err(|e| Error::io(&path, e))?;
+        file.map_appends(map_appends);
         let bytes = std::mem::take(log.get_mut());
         file.append(&bytes).map_err(|e| Error::io(&path, e))?;
         Ok(Wal {
@@ -695,7 +697,7 @@ impl DbInner {
                 Ok(k) => k,
                 Err(e) => return Err(self.poison(e)),
             };
-            let new = match Wal::create(&*self.fs, &self.dir, number, key) {
+            let new = match Wal::create(&*self.fs, &self.dir, number, key, self.opts.wal_mmap) {
                 Ok(w) => w,
                 Err(e) => return Err(self.poison(e)),
             };

@@ -2,7 +2,8 @@
 //! checklist): a child process writes batches and transactions across
 //! keyspaces, synced in even rounds and unsynced in odd ones (a process
 //! crash keeps unsynced writes too: they are in the OS's buffers), and
-//! reports each acknowledged one; the parent kills it
+//! reports each acknowledged one (with the WAL appended through a mapping
+//! in two rounds of four, by `write` in the others); the parent kills it
 //! with SIGKILL at a random moment, reopens the database, and checks that
 //! the state is exactly the acknowledged prefix (or one more, the write in
 //! flight), that every batch is whole, and, over the rounds, that flushes
@@ -24,6 +25,8 @@ use strata_engine::{Db, Isolation, Options, WriteOptions};
 const WORKER_ENV: &str = "STRATA_KILL_WORKER_DIR";
 /// `1` when the worker writes without sync.
 const UNSYNCED_ENV: &str = "STRATA_KILL_WORKER_UNSYNCED";
+/// `1` when the worker appends to the WAL with `write` (`wal_mmap` off).
+const NO_MMAP_ENV: &str = "STRATA_KILL_WORKER_NO_MMAP";
 const KEYSPACES: [&str; 3] = ["x", "y", "z"];
 const GROUPS: u64 = 40;
 
@@ -83,7 +86,11 @@ fn seq(db: &Db) -> u64 {
 /// The child: continues the operation sequence where the database left it,
 /// printing `ack N` after operation N is acknowledged.
 fn worker(dir: &Path) {
-    let db = Db::open(dir, options()).unwrap();
+    let opts = Options {
+        wal_mmap: std::env::var(NO_MMAP_ENV).as_deref() != Ok("1"),
+        ..options()
+    };
+    let db = Db::open(dir, opts).unwrap();
     let meta = db.keyspace("meta").unwrap();
     let ks: Vec<_> = KEYSPACES.iter().map(|n| db.keyspace(n).unwrap()).collect();
     let mut i = seq(&db);
@@ -165,6 +172,7 @@ fn sigkill_at_random_moments_keeps_the_acknowledged_prefix() {
             ])
             .env(WORKER_ENV, &dir)
             .env(UNSYNCED_ENV, if round % 2 == 1 { "1" } else { "" })
+            .env(NO_MMAP_ENV, if round / 2 % 2 == 1 { "1" } else { "" })
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

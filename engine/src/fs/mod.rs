@@ -34,6 +34,11 @@ pub trait WritableFile: Send + Sync {
     fn preallocate(&mut self, _len: u64) -> io::Result<bool> {
         Ok(false)
     }
+    /// Lets appends go through a memory mapping of preallocated space,
+    /// where the file system keeps that space for such writes (see
+    /// `Options::wal_mmap`). Off until asked for; a no-op where files are
+    /// not real.
+    fn map_appends(&mut self, _on: bool) {}
     /// Cuts the file to `len` bytes (the end of what was appended), giving
     /// back preallocated space; durable at the next sync.
     fn truncate(&mut self, _len: u64) -> io::Result<()> {

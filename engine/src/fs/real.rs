@@ -33,6 +33,8 @@ struct StdFile {
     /// mapped page is first written. Elsewhere a full disk would show as
     /// a SIGBUS at that write instead of an error from `write`.
     mappable: bool,
+    /// Whether the file's owner asked for mapped appends.
+    wanted: bool,
 }
 
 /// A writable mapping of `[start, start + map.len())` of the file.
@@ -49,6 +51,7 @@ impl StdFile {
             pos: 0,
             map: None,
             mappable,
+            wanted: false,
         }
     }
 
@@ -150,12 +153,19 @@ impl WritableFile for StdFile {
         // zeros; appends still go to `pos`.
         rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len)
             .map_err(io::Error::from)?;
-        if self.mappable && self.map_preallocated(len).is_err() {
+        if self.wanted && self.mappable && self.map_preallocated(len).is_err() {
             // Appends fall back to `write`; the space is allocated anyway.
             self.map = None;
             self.mappable = false;
         }
         Ok(true)
+    }
+
+    fn map_appends(&mut self, on: bool) {
+        self.wanted = on;
+        if !on {
+            self.map = None;
+        }
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
@@ -260,6 +270,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let mut f = StdFs.create(&path).unwrap();
+        f.map_appends(true);
         let mut want = Vec::new();
         let mut next = 0u8;
         let mut append = |f: &mut Box<dyn WritableFile>, want: &mut Vec<u8>, n: usize| {
@@ -273,7 +284,7 @@ mod tests {
             want.extend_from_slice(&data);
         };
         append(&mut f, &mut want, 100);
-        let mapped = f.preallocate(10_000).unwrap();
+        let preallocated = f.preallocate(10_000).unwrap();
         for _ in 0..90 {
             append(&mut f, &mut want, 97);
         }
@@ -285,7 +296,7 @@ mod tests {
         let size = std::fs::metadata(&path).unwrap().len();
         let got = std::fs::read(&path).unwrap();
         assert_eq!(&got[..want.len()], &want[..]);
-        if mapped {
+        if preallocated {
             assert_eq!(size, 30_000);
             assert!(got[want.len()..].iter().all(|&b| b == 0));
         }
