@@ -214,7 +214,9 @@ impl DbInner {
         Ok(())
     }
 
-    /// Runs compactions until nothing scores at least 1.
+    /// Runs compactions until nothing scores at least 1. A failure puts
+    /// the database in the error state before the compaction lock is let
+    /// go, so a `resume` (which takes that lock) never misses it.
     pub(crate) fn compact_until_settled(&self) -> Result<()> {
         loop {
             if self.is_shutdown() || self.is_poisoned() {
@@ -224,7 +226,11 @@ impl DbInner {
             let Some(job) = self.pick() else {
                 return Ok(());
             };
-            self.run(job)?;
+            match self.run(job) {
+                Ok(()) => {}
+                Err(Error::Closed) => return Err(Error::Closed),
+                Err(e) => return Err(self.poison(e)),
+            }
         }
     }
 
@@ -354,8 +360,9 @@ pub(crate) fn compaction_thread(inner: Arc<DbInner>) {
             Err(e) => {
                 // The outputs of a failed compaction are unreferenced (the
                 // next open removes them) and its inputs intact.
+                // `compact_until_settled` has put the database in the
+                // error state already.
                 let retry = matches!(e, Error::Io { .. });
-                inner.poison(e);
                 if !inner.wait_for_resume(retry) {
                     return;
                 }

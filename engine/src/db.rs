@@ -431,6 +431,14 @@ impl DbInner {
     pub(crate) fn resume(&self) -> Result<()> {
         self.check_open()?;
         let _resume = self.resume_lock.lock();
+        // A flush or compaction that fails puts the database in the error
+        // state before letting go of its lock. Waiting for both locks here
+        // means no failure that happened before this call goes unseen, to
+        // poison the database again just after it was resumed. (The flush
+        // lock is only passed through: it is taken again below, after the
+        // memtable switch, in the order flushes take it.)
+        let _compaction = self.compaction_lock.lock();
+        drop(self.flush_lock.lock());
         let Some(why) = self.poisoned.lock().clone() else {
             return Ok(());
         };

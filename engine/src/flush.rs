@@ -233,13 +233,22 @@ pub(crate) fn flush_thread(inner: Arc<DbInner>) {
                 continue;
             }
             let r = inner.flush_sealed(&job);
-            if r.is_ok() {
-                // Still under the flush lock, so a resume cannot flush this
-                // generation again or see it queued after it is done.
-                let mut bg = inner.bg.lock();
-                bg.imm.pop_front();
-                bg.flushed += 1;
-                bg.compaction_wanted = true;
+            match &r {
+                Ok(()) => {
+                    // Still under the flush lock, so a resume cannot flush
+                    // this generation again or see it queued after it is
+                    // done.
+                    let mut bg = inner.bg.lock();
+                    bg.imm.pop_front();
+                    bg.flushed += 1;
+                    bg.compaction_wanted = true;
+                }
+                Err(Error::Closed) => {}
+                // Into the error state before the flush lock is let go, so
+                // a `resume` (which takes it) never misses the failure.
+                Err(e) => {
+                    inner.poison(e.clone());
+                }
             }
             r
         };
@@ -255,7 +264,6 @@ pub(crate) fn flush_thread(inner: Arc<DbInner>) {
                 // WAL. A full disk or a failing device may recover, so
                 // resuming is retried.
                 let retry = matches!(e, Error::Io { .. });
-                inner.poison(e);
                 if !inner.wait_for_resume(retry) {
                     return;
                 }
