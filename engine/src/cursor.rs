@@ -61,10 +61,6 @@ impl MemCursor {
         #[allow(unsafe_code)]
         self.pos.map(|p| unsafe { self.mem.at(p) })
     }
-
-    fn set(&mut self, node: Option<NodePos>) {
-        self.pos = node;
-    }
 }
 
 impl Cursor for MemCursor {
@@ -85,45 +81,39 @@ impl Cursor for MemCursor {
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        let pos = self.mem.lower_bound(&Probe::new(target)).map(|n| n.pos());
-        self.set(pos);
+        self.pos = self.mem.lower_bound(&Probe::new(target)).map(|n| n.pos());
         Ok(())
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
-        let pos = self
+        self.pos = self
             .mem
             .last_before(&Probe::new(target), true)
             .map(|n| n.pos());
-        self.set(pos);
         Ok(())
     }
 
     fn seek_to_first(&mut self) -> Result<()> {
-        let pos = self.mem.first().map(|n| n.pos());
-        self.set(pos);
+        self.pos = self.mem.first().map(|n| n.pos());
         Ok(())
     }
 
     fn seek_to_last(&mut self) -> Result<()> {
-        let pos = self.mem.last().map(|n| n.pos());
-        self.set(pos);
+        self.pos = self.mem.last().map(|n| n.pos());
         Ok(())
     }
 
     fn next(&mut self) -> Result<()> {
-        let pos = self.node().and_then(|n| n.next()).map(|n| n.pos());
-        self.set(pos);
+        self.pos = self.node().and_then(|n| n.next()).map(|n| n.pos());
         Ok(())
     }
 
     fn prev(&mut self) -> Result<()> {
         // No back links: the last entry before this one is a search.
-        let pos = self
+        self.pos = self
             .node()
             .and_then(|n| self.mem.last_before(&Probe::new(n.key()), false))
             .map(|n| n.pos());
-        self.set(pos);
         Ok(())
     }
 }

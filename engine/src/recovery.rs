@@ -460,9 +460,8 @@ pub(crate) fn start_threads(inner: &Arc<DbInner>) {
     if !inner.opts.background_threads {
         // A replayed L0 may already call for a compaction; it runs on the
         // next switch, or now.
-        if let Err(e) = inner.compact_until_settled() {
-            inner.poison(e);
-        }
+        // A failure puts the database in the error state by itself.
+        let _ = inner.compact_until_settled();
         return;
     }
     let mut threads = inner.threads.lock();

@@ -71,7 +71,7 @@ fn a_batch_across_keyspaces_survives_a_crash_whole_or_not_at_all() {
         .unwrap();
     let full = std::fs::read(&wal).unwrap();
     // The live WAL's space is allocated ahead: past its records lie zeros.
-    let end = full.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let end = common::records_end(&full);
     let mut seen_complete = 0;
     for cut in (0..=end).step_by(7).chain([end, full.len()]) {
         let trial = dir.path().join(format!("trial{cut}"));

@@ -49,13 +49,6 @@ fn crashed_image_with(n: u32, sync: bool) -> (tempfile::TempDir, PathBuf) {
     (dir, image)
 }
 
-/// Where a live WAL's records end: past them lie the zeros allocated ahead
-/// of the appends (the last record ends in its checksummed payload, not in
-/// zeros, for the writes these tests make).
-fn records_end(wal: &[u8]) -> usize {
-    wal.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
-}
-
 fn empty_wal(dir: &Path, number: u64) -> Vec<u8> {
     let header = LogHeader {
         kind: LogKind::Wal,
@@ -76,7 +69,7 @@ fn a_torn_wal_followed_by_an_empty_one_opens_to_its_prefix() {
     let (_tmp, image) = crashed_image(50);
     let wal = files_with(&image, "log").pop().unwrap();
     let bytes = std::fs::read(&wal).unwrap();
-    let end = records_end(&bytes);
+    let end = common::records_end(&bytes);
     std::fs::write(&wal, &bytes[..end - 5]).unwrap();
     empty_wal(&image, 900);
     let db = Db::open(&image, Options::default()).unwrap();
@@ -91,7 +84,7 @@ fn a_torn_wal_followed_by_later_writes_is_corruption() {
     let (_tmp, image) = crashed_image(50);
     let wal = files_with(&image, "log").pop().unwrap();
     let bytes = std::fs::read(&wal).unwrap();
-    let end = records_end(&bytes);
+    let end = common::records_end(&bytes);
     std::fs::write(&wal, &bytes[..end - 5]).unwrap();
     // A later WAL holding the original's records: writes after the hole.
     let later = image.join("000900.log");

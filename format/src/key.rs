@@ -114,6 +114,17 @@ pub fn encode_internal_key(buf: &mut Vec<u8>, user_key: &[u8], ts: u64, kind: Va
     buf.push(kind as u8);
 }
 
+/// Writes the internal key `(user_key, ts, kind)` into `out`, which must be
+/// exactly `user_key.len() + TRAILER_LEN` bytes (for callers that own the
+/// memory: a stack buffer, an arena slot).
+#[inline]
+pub fn write_internal_key(out: &mut [u8], user_key: &[u8], ts: u64, kind: ValueKind) {
+    let (user, trailer) = out.split_at_mut(user_key.len());
+    user.copy_from_slice(user_key);
+    trailer[..8].copy_from_slice(&ts.to_be_bytes());
+    trailer[8] = kind as u8;
+}
+
 /// The internal key a point read at `ts` seeks to: it sorts before every
 /// version of `user_key` with a timestamp `<= ts` and after every newer one.
 pub fn seek_key(user_key: &[u8], ts: u64) -> Vec<u8> {
@@ -206,6 +217,9 @@ mod tests {
             prop_assert_eq!(InternalKeyRef::parse(&enc).unwrap(), key);
             prop_assert_eq!(user_key(&enc), &uk[..]);
             prop_assert_eq!(timestamp(&enc), ts);
+            let mut out = vec![0xAA; uk.len() + TRAILER_LEN];
+            write_internal_key(&mut out, &uk, ts, k);
+            prop_assert_eq!(out, enc);
         }
 
         #[test]

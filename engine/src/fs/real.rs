@@ -28,13 +28,11 @@ struct StdFile {
     pos: u64,
     /// The preallocated space from `pos` on (as `pos` was when mapped).
     map: Option<AppendMap>,
-    /// Whether writes through a mapping may use the preallocated space:
-    /// only on file systems that do not need to allocate more when a
-    /// mapped page is first written. Elsewhere a full disk would show as
-    /// a SIGBUS at that write instead of an error from `write`.
-    mappable: bool,
-    /// Whether the file's owner asked for mapped appends.
-    wanted: bool,
+    /// Whether preallocated space is mapped for appends: asked for by the
+    /// file's owner, and on a file system that needs no new allocation
+    /// when a mapped page is first written (elsewhere a full disk would
+    /// show as a SIGBUS at that write instead of an error from `write`).
+    map_appends: bool,
 }
 
 /// A writable mapping of `[start, start + map.len())` of the file.
@@ -45,13 +43,11 @@ struct AppendMap {
 
 impl StdFile {
     fn new(file: File) -> Self {
-        let mappable = mapping_keeps_space(&file);
         StdFile {
             file,
             pos: 0,
             map: None,
-            mappable,
-            wanted: false,
+            map_appends: false,
         }
     }
 
@@ -153,17 +149,17 @@ impl WritableFile for StdFile {
         // zeros; appends still go to `pos`.
         rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len)
             .map_err(io::Error::from)?;
-        if self.wanted && self.mappable && self.map_preallocated(len).is_err() {
+        if self.map_appends && self.map_preallocated(len).is_err() {
             // Appends fall back to `write`; the space is allocated anyway.
-            self.map = None;
-            self.mappable = false;
+            self.map_appends = false;
         }
         Ok(true)
     }
 
     fn map_appends(&mut self, on: bool) {
-        self.wanted = on;
-        if !on {
+        // Asked once per WAL; other files never pay for the check.
+        self.map_appends = on && mapping_keeps_space(&self.file);
+        if !self.map_appends {
             self.map = None;
         }
     }

@@ -69,9 +69,7 @@ impl Memtable {
         let heap;
         let n = key.len() + strata_format::key::TRAILER_LEN;
         let probe: &[u8] = if n <= buf.len() {
-            buf[..key.len()].copy_from_slice(key);
-            buf[key.len()..n - 1].copy_from_slice(&ts.to_be_bytes());
-            buf[n - 1] = ValueKind::MAX as u8;
+            strata_format::key::write_internal_key(&mut buf[..n], key, ts, ValueKind::MAX);
             &buf[..n]
         } else {
             heap = strata_format::key::seek_key(key, ts);

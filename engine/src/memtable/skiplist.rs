@@ -18,6 +18,7 @@
 //! search that dominates a random insert (with one node in two reaching
 //! each next level, a search step is one forward move or one stop, and
 //! only the moves load a node).
+//!
 //! Profiles of random loads put 30% of the time in the skiplist search of
 //! the general-purpose map this replaces, whose nodes keep the links after
 //! key and value, two cache lines a step.
@@ -30,7 +31,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering as AtomicOrd
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use strata_format::key::{compare_internal, ValueKind, TRAILER_LEN};
+use strata_format::key::{compare_internal, write_internal_key, ValueKind, TRAILER_LEN};
 
 /// The tallest tower. With one node in two reaching each next level, 20
 /// levels index 2^20 (1M) entries at full speed, and more still work.
@@ -45,7 +46,6 @@ struct Header {
     prefix: [u64; 2],
     value: Bytes,
     key_len: u32,
-    height: u32,
 }
 
 /// One level of a tower.
@@ -119,13 +119,13 @@ pub(crate) struct Node<'a> {
 }
 
 /// A node's address, for a cursor that owns (an `Arc` of) its list and so
-/// cannot hold a borrow of it. Only [`SkipList::node`] of the same list
-/// turns it back into a node.
+/// cannot hold a borrow of it. Only [`SkipList::at`] of the same list turns
+/// it back into a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NodePos(NonNull<Header>);
 
 // SAFETY: a `NodePos` is an address; it is only dereferenced through
-// `SkipList::node`, whose contract requires the list it came from, and a
+// `SkipList::at`, whose contract requires the list it came from, and a
 // list is `Sync`.
 unsafe impl Send for NodePos {}
 // SAFETY: as for `Send`.
@@ -166,7 +166,7 @@ impl<'a> Node<'a> {
         })
     }
 
-    /// The node's address, for [`SkipList::node`].
+    /// The node's address, for [`SkipList::at`].
     pub(crate) fn pos(&self) -> NodePos {
         NodePos(self.ptr)
     }
@@ -337,13 +337,12 @@ impl SkipList {
                 prefix: prefix_of(user_key),
                 value,
                 key_len: key_len as u32,
-                height: height as u32,
             });
-            let key = header.cast::<u8>().add(size_of::<Header>());
-            ptr::copy_nonoverlapping(user_key.as_ptr(), key, user_key.len());
-            let trailer = key.add(user_key.len());
-            ptr::copy_nonoverlapping(ts.to_be_bytes().as_ptr(), trailer, 8);
-            trailer.add(8).write(kind as u8);
+            let key = std::slice::from_raw_parts_mut(
+                header.cast::<u8>().add(size_of::<Header>()),
+                key_len,
+            );
+            write_internal_key(key, user_key, ts, kind);
             NonNull::new_unchecked(header)
         };
         let new = self.node(node);

@@ -55,3 +55,10 @@ pub fn check(ks: &Keyspace, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
 pub fn open(dir: &std::path::Path, opts: &Options) -> Db {
     Db::open(dir, opts.clone()).unwrap()
 }
+
+/// Where a live WAL's records end: past them lie the zeros allocated ahead
+/// of the appends (the last record ends in its checksummed payload, not in
+/// zeros, for the writes these tests make).
+pub fn records_end(wal: &[u8]) -> usize {
+    wal.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
+}
