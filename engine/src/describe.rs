@@ -74,8 +74,8 @@ pub(crate) fn describe_dir(dir: &Path, opts: &Options) -> Result<DirDescription>
     let fs = opts.fs.clone();
     let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
     let _lock = crate::recovery::take_lock(&*fs, dir)?;
-    let ciphers = Ciphers::new(opts.key_provider.clone());
-    let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels);
+    let ciphers = std::sync::Arc::new(Ciphers::new(opts.key_provider.clone()));
+    let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels, u64::MAX, ciphers.clone());
     let manifest = crate::recovery::replay_manifest(dir, &mut vs, &ciphers)?;
     let size = |p: &Path| fs.file_size(p).map_err(|e| Error::io(p, e));
     let manifest = match manifest {
@@ -90,9 +90,9 @@ pub(crate) fn describe_dir(dir: &Path, opts: &Options) -> Result<DirDescription>
     let mut live = std::collections::HashSet::new();
     let mut keyspaces = Vec::new();
     let mut bytes_by_key_id = BTreeMap::new();
-    for (id, (name, levels)) in &vs.keyspaces {
+    for (id, (name, levels)) in vs.keyspaces() {
         let mut out = Vec::new();
-        for files in &levels.levels {
+        for files in levels.iter() {
             let mut level = Vec::new();
             for f in files {
                 live.insert(f.number);
@@ -121,7 +121,7 @@ pub(crate) fn describe_dir(dir: &Path, opts: &Options) -> Result<DirDescription>
     sorted.sort();
     for name in sorted {
         match names::parse(&name) {
-            Some(FileKind::Wal(n)) if n >= vs.log_number => {
+            Some(FileKind::Wal(n)) if n >= vs.log_number() => {
                 let p = dir.join(&name);
                 let s = size(&p)?;
                 wals.push((p, s));
@@ -138,9 +138,9 @@ pub(crate) fn describe_dir(dir: &Path, opts: &Options) -> Result<DirDescription>
         wals,
         keyspaces,
         bytes_by_key_id,
-        log_number: vs.log_number,
-        last_timestamp: vs.last_timestamp,
-        history_horizon: vs.history_horizon,
+        log_number: vs.log_number(),
+        last_timestamp: vs.last_timestamp(),
+        history_horizon: vs.history_horizon(),
         unreferenced,
     })
 }

@@ -22,7 +22,7 @@ pub(crate) fn versions(view: &ReadView, key: &[u8], oldest: u64) -> Result<Vec<V
         if k.user_key != key {
             break;
         }
-        if k.ts <= view.ts {
+        if k.ts <= view.ts() {
             let value: Bytes = c.value();
             out.push(match k.kind {
                 ValueKind::Delete | ValueKind::RangeDelete => Version {

@@ -7,6 +7,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 use strata_format::key::{encode_internal_key, InternalKeyRef, ValueKind, MAX_TIMESTAMP};
 
+use crate::bounds::{above_lower, below_upper};
 use crate::cursor::{Cursor, MergeCursor};
 use crate::error::{Error, Result};
 use crate::view::{resolve, ReadView};
@@ -34,22 +35,6 @@ fn parse(key: &[u8]) -> Result<InternalKeyRef<'_>> {
     InternalKeyRef::parse(key).map_err(|e| Error::format("<merged view>", e))
 }
 
-fn below_upper(user: &[u8], upper: &Bound<Vec<u8>>) -> bool {
-    match upper {
-        Bound::Included(u) => user <= u.as_slice(),
-        Bound::Excluded(u) => user < u.as_slice(),
-        Bound::Unbounded => true,
-    }
-}
-
-fn above_lower(user: &[u8], lower: &Bound<Vec<u8>>) -> bool {
-    match lower {
-        Bound::Included(l) => user >= l.as_slice(),
-        Bound::Excluded(l) => user > l.as_slice(),
-        Bound::Unbounded => true,
-    }
-}
-
 /// A double-ended iterator over the user keys of one keyspace in a range,
 /// as of one timestamp. Items are `Result`s: a damaged file ends the
 /// iteration with an error.
@@ -68,7 +53,7 @@ pub struct Iter {
 impl std::fmt::Debug for Iter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Iter")
-            .field("ts", &self.view.ts)
+            .field("ts", &self.view.ts())
             .field("lower", &self.lower)
             .field("upper", &self.upper)
             .finish_non_exhaustive()
@@ -97,11 +82,11 @@ impl Iter {
 
     /// The timestamp this iterator reads at.
     pub fn ts(&self) -> u64 {
-        self.view.ts
+        self.view.ts()
     }
 
     fn next_front(&mut self) -> Result<Option<KvPair>> {
-        let ts = self.view.ts;
+        let ts = self.view.ts();
         if self.front.is_none() {
             let mut c = self.view.merged_cursor()?;
             match &self.lower {
@@ -125,7 +110,7 @@ impl Iter {
             }
             // The newest visible version of this user key.
             let user = Bytes::copy_from_slice(k.user_key);
-            let visible = resolve(k.kind, c.value(), self.view.expiry_ts);
+            let visible = resolve(k.kind, c.value(), self.view.expiry_ts());
             // Step past its older versions (usually none).
             c.next()?;
             while c.valid() && parse(c.key())?.user_key == user.as_ref() {
@@ -139,7 +124,7 @@ impl Iter {
     }
 
     fn next_back_entry(&mut self) -> Result<Option<KvPair>> {
-        let ts = self.view.ts;
+        let ts = self.view.ts();
         if self.back.is_none() {
             let mut c = self.view.merged_cursor()?;
             match &self.upper {
@@ -175,7 +160,7 @@ impl Iter {
                 }
                 c.prev()?;
             }
-            if let Some(v) = best.and_then(|(kind, v)| resolve(kind, v, self.view.expiry_ts)) {
+            if let Some(v) = best.and_then(|(kind, v)| resolve(kind, v, self.view.expiry_ts())) {
                 return Ok(Some((user, v)));
             }
         }
@@ -235,17 +220,4 @@ impl DoubleEndedIterator for Iter {
             }
         }
     }
-}
-
-/// The exclusive upper bound of the keys starting with `prefix`: the prefix
-/// with its last non-0xff byte incremented, or unbounded.
-pub(crate) fn prefix_upper(prefix: &[u8]) -> Bound<Vec<u8>> {
-    let mut p = prefix.to_vec();
-    while let Some(last) = p.pop() {
-        if last < 0xff {
-            p.push(last + 1);
-            return Bound::Excluded(p);
-        }
-    }
-    Bound::Unbounded
 }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::db::{Db, KeyspaceState};
+use crate::bounds::prefix_upper;
+use crate::commit::batch::{check_key, WriteBatch};
+use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::iter::{prefix_upper, Iter};
+use crate::iter::Iter;
+use crate::keyspaces::KeyspaceState;
 use crate::options::WriteOptions;
 use crate::timestamp::Timestamp;
-use crate::write::{check_key, WriteBatch};
 
 /// A value read from the database: shared bytes, cheap to clone.
 pub type Value = Bytes;
@@ -36,7 +38,7 @@ pub struct Keyspace {
 impl std::fmt::Debug for Keyspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyspace")
-            .field("name", &self.state.name)
+            .field("name", &self.state.name())
             .finish_non_exhaustive()
     }
 }
@@ -64,7 +66,7 @@ impl Keyspace {
         if !Arc::ptr_eq(&self.db.inner, &db.inner) {
             return Err(Error::InvalidArgument(format!(
                 "keyspace {:?} belongs to another database",
-                self.state.name
+                self.state.name()
             )));
         }
         Ok(())
@@ -73,14 +75,14 @@ impl Keyspace {
     fn check(&self) -> Result<()> {
         self.db.inner.check_open()?;
         if self.state.is_dropped() {
-            return Err(Error::KeyspaceNotFound(self.state.name.clone()));
+            return Err(Error::KeyspaceNotFound(self.state.name().to_owned()));
         }
         Ok(())
     }
 
     /// The keyspace's name.
     pub fn name(&self) -> &str {
-        &self.state.name
+        self.state.name()
     }
 
     /// Sets `key` to `value` (not synced: see [`WriteOptions`]). Returns the

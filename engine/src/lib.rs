@@ -23,21 +23,27 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod bounds;
 mod cache;
-mod compaction;
+mod commit;
 mod cursor;
 mod db;
 mod describe;
 mod encryption;
 mod error;
+mod error_state;
 mod flush;
 pub mod fs;
+mod gc;
 mod history;
 mod iter;
 mod keyspace;
+mod keyspaces;
 mod memtable;
 mod options;
+mod policy;
 mod recovery;
+mod retention;
 mod snapshot;
 mod stats;
 mod table_sink;
@@ -46,8 +52,8 @@ mod txn;
 mod verify;
 mod version;
 mod view;
-mod write;
 
+pub use commit::batch::{WriteBatch, MAX_VALUE_LEN};
 pub use db::Db;
 pub use describe::{DirDescription, KeyspaceDescription, TableDescription};
 pub use encryption::{EncryptionKeyProvider, FileKeyProvider, Key, MemoryKeyProvider};
@@ -62,7 +68,6 @@ pub use strata_format as format;
 pub use timestamp::{Clock, ManualClock, SystemClock, Timestamp};
 pub use txn::{Isolation, Transaction, TxIter};
 pub use verify::{DamagedFile, VerifyReport};
-pub use write::{WriteBatch, MAX_VALUE_LEN};
 
 /// A fresh random 128-bit file uid.
 pub(crate) fn random_uid() -> [u8; 16] {

@@ -15,32 +15,54 @@
 //!    mid-compaction), and temporary files.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use strata_format::batch::BatchRecord;
 use strata_format::log::{LogEnd, LogKind, LogReadOptions, LogReader};
 use strata_format::manifest::VersionEdit;
 
-use crate::db::{DbInner, KeyspaceState};
+use crate::commit::wal::Wal;
 use crate::encryption::Ciphers;
 use crate::error::{Error, Result};
 use crate::fs::names::{self, FileKind};
+use crate::fs::FileLock;
+use crate::keyspaces::KeyspaceState;
 use crate::options::Options;
 use crate::version::VersionSet;
-use crate::write::{replay_record, Wal};
 
-pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
+/// What steps 1 to 3 recover, and the WAL started for step 4.
+pub(crate) struct Recovered {
+    /// The directory's lock.
+    pub lock: Box<dyn FileLock>,
+    /// The state the manifest describes.
+    pub versions: VersionSet,
+    /// The keyspaces, their memtables holding what the WALs replayed.
+    pub keyspaces: Vec<Arc<KeyspaceState>>,
+    /// The new WAL, not yet in the manifest.
+    pub wal: Wal,
+    /// The last commit timestamp found.
+    pub last_ts: u64,
+    /// The keys.
+    pub ciphers: Arc<Ciphers>,
+}
+
+/// Steps 1 to 3 of opening, and the new WAL of step 4; the caller wires
+/// the database, then finishes with [`finish`].
+pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     opts.validate()?;
     let fs = opts.fs.clone();
     fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let lock = take_lock(&*fs, dir)?;
 
     // 2. The manifest.
-    let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels);
-    vs.max_manifest_size = opts.max_manifest_size;
     let ciphers = Arc::new(Ciphers::new(opts.key_provider.clone()));
-    vs.ciphers = ciphers.clone();
+    let mut vs = VersionSet::new(
+        dir,
+        fs.clone(),
+        opts.num_levels,
+        opts.max_manifest_size,
+        ciphers.clone(),
+    );
     // Nothing is written before every key the files need has been checked:
     // a wrong or missing key fails the open and leaves the directory as it
     // was.
@@ -55,7 +77,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     let mut wals: Vec<u64> = listing
         .iter()
         .filter_map(|n| match names::parse(n) {
-            Some(FileKind::Wal(w)) if w >= vs.log_number => Some(w),
+            Some(FileKind::Wal(w)) if w >= vs.log_number() => Some(w),
             _ => None,
         })
         .collect();
@@ -64,18 +86,18 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     // directory entry synced) before the record naming it, and is deleted
     // only after a later record moves the log number past it: if it is
     // missing, records of the manifest were lost.
-    if replayed_manifest.is_some() && vs.log_number > 0 && !wals.contains(&vs.log_number) {
+    if replayed_manifest.is_some() && vs.log_number() > 0 && !wals.contains(&vs.log_number()) {
         return Err(manifest_says(
             dir,
             replayed_manifest,
             format!(
                 "the manifest's log number names WAL {}, which is missing (its later records were lost)",
-                vs.log_number
+                vs.log_number()
             ),
         ));
     }
     // A sealed WAL the manifest knows of must be there, whole.
-    for (&n, _) in vs.sealed_wals.iter() {
+    for (&n, _) in vs.sealed_wals().iter() {
         if !wals.contains(&n) {
             return Err(manifest_says(
                 dir,
@@ -89,17 +111,17 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         Some(FileKind::Wal(w) | FileKind::Table(w) | FileKind::Manifest(w)) => Some(w),
         _ => None,
     }) {
-        vs.next_file_number = vs.next_file_number.max(n.saturating_add(1));
+        vs.reserve_file_numbers_below(n.saturating_add(1));
     }
 
     let keyspaces: Vec<Arc<KeyspaceState>> = vs
-        .keyspaces
+        .keyspaces()
         .iter()
         .map(|(id, (name, levels))| Arc::new(KeyspaceState::new(*id, name.clone(), levels.clone())))
         .collect();
     // The clock resumes above every timestamp the files know of, the
     // history horizon included.
-    let mut last_ts = vs.last_timestamp.max(vs.history_horizon);
+    let mut last_ts = vs.last_timestamp().max(vs.history_horizon());
     // A torn tail is the trace of a crash in the WAL being written then. A
     // WAL is sealed (synced) before the next is created, and recovery
     // creates one before it has flushed what it replayed, so a torn WAL may
@@ -111,8 +133,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         let keyring = ciphers.keyring(log_key_id(&bytes));
         let ropts = LogReadOptions {
             keyring: Some(&keyring),
-            durable_len: vs.sealed_wals.get(&number).copied(),
-            expected_uid: vs.wal_uids.get(&number).copied(),
+            durable_len: vs.sealed_wals().get(&number).copied(),
+            expected_uid: vs.wal_uids().get(&number).copied(),
             ..LogReadOptions::new(number, LogKind::Wal)
         };
         let mut reader = LogReader::new(&bytes, &ropts).map_err(|e| Error::format(&path, e))?;
@@ -132,7 +154,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             if let Some(op) = batch
                 .ops()
                 .iter()
-                .find(|op| op.keyspace >= vs.next_keyspace_id)
+                .find(|op| op.keyspace >= vs.next_keyspace_id())
             {
                 return Err(Error::format(
                     &path,
@@ -146,7 +168,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
                     ),
                 ));
             }
-            let ts = replay_record(&batch, |id| keyspaces.iter().find(|k| k.id == id).cloned());
+            let ts = replay_record(&batch, |id| {
+                keyspaces.iter().find(|k| k.id() == id).cloned()
+            });
             last_ts = last_ts.max(ts);
         }
         if let Some(LogEnd::TornTail { offset }) = reader.end() {
@@ -156,66 +180,38 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
 
     verify_table_keys(&vs, &ciphers)?;
 
-    // 4. Flush what was replayed, under a fresh WAL.
+    // 4. Flush what was replayed, under a fresh WAL (flushed by `finish`).
     let wal_number = vs.new_file_number();
     let wal = Wal::create(&*fs, dir, wal_number, ciphers.current()?, opts.wal_mmap)?;
-    // The new manifest written below records the new WAL's uid.
-    vs.wal_uids.insert(wal_number, wal.uid);
-    // The new manifest is written below; it must know about the WAL.
-    let inner = DbInner::new(dir.to_path_buf(), opts, lock, vs, wal, last_ts);
-    {
-        let mut ks = inner.keyspaces.write();
-        for k in keyspaces {
-            ks.by_name.insert(k.name.clone(), k.clone());
-            ks.by_id.insert(k.id, k);
+    // The new manifest written by `finish` records the new WAL's uid.
+    vs.note_wal_created(wal_number, wal.uid());
+    vs.note_last_timestamp(last_ts);
+    Ok(Recovered {
+        lock,
+        versions: vs,
+        keyspaces,
+        wal,
+        last_ts,
+        ciphers,
+    })
+}
+
+/// Replays one WAL record into the memtables; returns its timestamp.
+fn replay_record(
+    record: &BatchRecord<'_>,
+    lookup: impl Fn(u32) -> Option<Arc<KeyspaceState>>,
+) -> u64 {
+    for op in record.ops() {
+        if let Some(ks) = lookup(op.keyspace) {
+            ks.active_memtable().insert(
+                op.key,
+                record.ts,
+                op.kind,
+                bytes::Bytes::copy_from_slice(op.value),
+            );
         }
     }
-    let replayed: Vec<_> = inner
-        .keyspaces
-        .read()
-        .by_id
-        .values()
-        .filter_map(|k| {
-            let sv = k.super_version();
-            (!sv.mem.is_empty()).then(|| (k.clone(), sv.mem.clone()))
-        })
-        .collect();
-    {
-        let mut vs = inner.versions.lock();
-        vs.last_timestamp = vs.last_timestamp.max(last_ts);
-        // 5. A new manifest with the state as replayed so far. Its log
-        // number still covers the replayed WALs until they are flushed.
-        vs.rotate_manifest()?;
-    }
-    if !replayed.is_empty() {
-        for (k, mem) in &replayed {
-            let mut sv = k.sv.lock();
-            *sv = Arc::new(crate::view::SuperVersion {
-                mem: Arc::new(crate::memtable::Memtable::new()),
-                imm: vec![mem.clone()],
-                levels: sv.levels.clone(),
-            });
-        }
-        inner.flush_replayed(crate::flush::Sealed {
-            next_wal: wal_number,
-            memtables: replayed,
-        })?;
-    } else {
-        let mut vs = inner.versions.lock();
-        if vs.log_number < wal_number {
-            vs.log_and_apply(VersionEdit {
-                log_number: Some(wal_number),
-                ..VersionEdit::default()
-            })?;
-        }
-    }
-    inner.active_bytes.store(0, Ordering::Relaxed);
-    remove_obsolete_files(&inner)?;
-    {
-        let vs = inner.versions.lock();
-        inner.update_max_l0(&vs);
-    }
-    Ok(inner)
+    record.ts
 }
 
 /// A corruption error on the manifest in use, for a state it describes
@@ -238,7 +234,7 @@ fn check_tables_present(
     listing: &[String],
 ) -> Result<()> {
     let present: std::collections::HashSet<&str> = listing.iter().map(String::as_str).collect();
-    for (_, levels) in vs.keyspaces.values() {
+    for (_, levels) in vs.keyspaces().values() {
         for (_, f) in levels.all_files() {
             let path = f.path();
             let name = path
@@ -347,7 +343,7 @@ pub(crate) fn replay_manifest(
             strata_format::Error::corruption("manifest holds no record", 0),
         ));
     }
-    vs.next_file_number = vs.next_file_number.max(number.saturating_add(1));
+    vs.reserve_file_numbers_below(number.saturating_add(1));
     Ok(Some(number))
 }
 
@@ -391,7 +387,7 @@ pub(crate) fn log_key_id(bytes: &[u8]) -> Option<u32> {
 /// written.
 fn verify_table_keys(vs: &VersionSet, ciphers: &Ciphers) -> Result<()> {
     let mut checked = std::collections::HashSet::new();
-    for (_, levels) in vs.keyspaces.values() {
+    for (_, levels) in vs.keyspaces().values() {
         for (_, f) in levels.all_files() {
             let Some(id) = f.key_id else { continue };
             if !checked.insert(id) {
@@ -411,22 +407,22 @@ fn verify_table_keys(vs: &VersionSet, ciphers: &Ciphers) -> Result<()> {
     Ok(())
 }
 
-/// Deletes every file of the directory that the current state does not
-/// reference.
-fn remove_obsolete_files(inner: &DbInner) -> Result<()> {
-    let vs = inner.versions.lock();
+/// Deletes every file of the directory that the current state `vs` does
+/// not reference; returns how many tables and temporary files went.
+pub(crate) fn remove_obsolete_files(
+    fs: &dyn crate::fs::FileSystem,
+    dir: &Path,
+    vs: &VersionSet,
+) -> Result<u64> {
     let live_tables: std::collections::HashSet<u64> = vs
-        .keyspaces
+        .keyspaces()
         .values()
         .flat_map(|(_, l)| l.all_files().map(|(_, f)| f.number).collect::<Vec<_>>())
         .collect();
     let manifest = vs.manifest_number();
-    let log_number = vs.log_number;
-    drop(vs);
-    let listing = inner
-        .fs
-        .list(&inner.dir)
-        .map_err(|e| Error::io(&inner.dir, e))?;
+    let log_number = vs.log_number();
+    let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+    let mut removed = 0;
     for name in listing {
         let remove = match names::parse(&name) {
             Some(FileKind::Table(n)) => !live_tables.contains(&n),
@@ -436,102 +432,16 @@ fn remove_obsolete_files(inner: &DbInner) -> Result<()> {
             None => false,
         };
         if remove {
-            let path = inner.dir.join(&name);
-            inner
-                .fs
-                .remove_file(&path)
-                .map_err(|e| Error::io(&path, e))?;
+            let path = dir.join(&name);
+            fs.remove_file(&path).map_err(|e| Error::io(&path, e))?;
             if matches!(
                 names::parse(&name),
                 Some(FileKind::Table(_) | FileKind::Temp)
             ) {
-                crate::stats::add(&inner.counters.removed_at_open, 1);
+                removed += 1;
             }
         }
     }
-    inner
-        .fs
-        .sync_dir(&inner.dir)
-        .map_err(|e| Error::io(&inner.dir, e))
-}
-
-/// Starts the flush, compaction and (when configured) WAL sync threads.
-pub(crate) fn start_threads(inner: &Arc<DbInner>) {
-    if !inner.opts.background_threads {
-        // A replayed L0 may already call for a compaction; it runs on the
-        // next switch, or now.
-        // A failure puts the database in the error state by itself.
-        let _ = inner.compact_until_settled();
-        return;
-    }
-    let mut threads = inner.threads.lock();
-    threads.push(spawn(inner, "strata-flush", crate::flush::flush_thread));
-    threads.push(spawn(
-        inner,
-        "strata-compaction",
-        crate::compaction::compaction_thread,
-    ));
-    if let Some(interval) = inner.opts.wal_sync_interval {
-        threads.push(spawn(inner, "strata-wal-sync", move |i| {
-            wal_sync_thread(i, interval)
-        }));
-    }
-    // A replayed L0 may already call for a compaction.
-    inner.bg.lock().compaction_wanted = true;
-    inner.bg_cv.notify_all();
-}
-
-/// Runs a background thread; a panic in it poisons the database instead of
-/// leaving writers waiting for work that will never happen.
-fn spawn(
-    inner: &Arc<DbInner>,
-    name: &str,
-    body: impl FnOnce(Arc<DbInner>) + Send + 'static,
-) -> std::thread::JoinHandle<()> {
-    let i = inner.clone();
-    let name = name.to_owned();
-    let spawned = std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || {
-            let guard = i.clone();
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || body(i))).is_err() {
-                guard.poison_fatal(Error::Poisoned(format!(
-                    "background thread {name} panicked"
-                )));
-            }
-        });
-    match spawned {
-        Ok(h) => h,
-        Err(e) => {
-            inner.poison_fatal(Error::Poisoned(format!(
-                "cannot start a background thread: {e}"
-            )));
-            std::thread::spawn(|| {})
-        }
-    }
-}
-
-fn wal_sync_thread(inner: Arc<DbInner>, interval: std::time::Duration) {
-    loop {
-        {
-            let mut bg = inner.bg.lock();
-            if inner.is_shutdown() {
-                return;
-            }
-            inner.bg_cv.wait_for(&mut bg, interval);
-            if inner.is_shutdown() {
-                return;
-            }
-        }
-        let r = inner.wal.lock().sync();
-        match r {
-            Ok(synced) => crate::stats::add(&inner.counters.wal_syncs, u64::from(synced)),
-            Err(e) => {
-                inner.poison(e);
-                if !inner.wait_for_resume(false) {
-                    return;
-                }
-            }
-        }
-    }
+    fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+    Ok(removed)
 }

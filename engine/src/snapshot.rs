@@ -2,12 +2,13 @@
 
 use std::ops::RangeBounds;
 
+use crate::bounds::prefix_upper;
+use crate::commit::batch::check_key;
 use crate::db::Db;
 use crate::error::Result;
-use crate::iter::{prefix_upper, Iter};
+use crate::iter::Iter;
 use crate::keyspace::{owned, Keyspace, Value};
 use crate::timestamp::Timestamp;
-use crate::write::check_key;
 
 /// The state of the whole database as of one timestamp. While it lives,
 /// compaction keeps every version it can see; reads through it are

@@ -18,15 +18,9 @@ pub(crate) struct KeyspaceCounters {
 /// Live counters of the whole database.
 #[derive(Debug, Default)]
 pub(crate) struct DbCounters {
-    pub wal_bytes: AtomicU64,
-    pub wal_syncs: AtomicU64,
-    pub writes: AtomicU64,
-    pub write_groups: AtomicU64,
     pub slowdowns: AtomicU64,
     pub stalls: AtomicU64,
     pub stall_micros: AtomicU64,
-    pub background_errors: AtomicU64,
-    pub resumes: AtomicU64,
     pub removed_at_open: AtomicU64,
 }
 
@@ -123,6 +117,9 @@ pub struct Stats {
     /// Why writes are refused, when the database is in the error state
     /// (see `Db::resume`).
     pub error_state: Option<String>,
+    /// How to leave the error state, when in it: whether the engine
+    /// retries by itself (and its next pause), or what the caller must do.
+    pub error_remedy: Option<String>,
     /// Times the database entered the error state.
     pub background_errors: u64,
     /// Times it left the error state.

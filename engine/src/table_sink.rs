@@ -2,15 +2,79 @@
 //! files and their manifest records out.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use strata_format::key::InternalKeyRef;
 use strata_format::manifest::FileAdded;
 use strata_format::sst::{TableOptions, TableWriter};
 
-use crate::db::DbInner;
 use crate::error::{Error, Result};
-use crate::fs::{names, WritableFile};
+use crate::fs::{names, FileSystem, WritableFile};
+
+/// What a flush or compaction needs to create tables: where, through which
+/// file system, with which file numbers and table options.
+pub(crate) struct TableFactory<'a> {
+    dir: &'a Path,
+    fs: &'a dyn FileSystem,
+    numbers: &'a (dyn Fn() -> u64 + 'a),
+    options: TableOptions,
+}
+
+impl<'a> TableFactory<'a> {
+    /// Tables in `dir` written with `options`, numbered by `numbers`.
+    pub(crate) fn new(
+        dir: &'a Path,
+        fs: &'a dyn FileSystem,
+        numbers: &'a (dyn Fn() -> u64 + 'a),
+        options: TableOptions,
+    ) -> Self {
+        TableFactory {
+            dir,
+            fs,
+            numbers,
+            options,
+        }
+    }
+}
+
+/// The tables a job (a flush of several keyspaces, a compaction) has
+/// finished: deleted when the guard is dropped unless the job installed
+/// them, so a failed job leaves no table behind.
+pub(crate) struct JobOutputs<'a> {
+    fs: &'a dyn FileSystem,
+    paths: Vec<PathBuf>,
+}
+
+impl<'a> JobOutputs<'a> {
+    /// No outputs yet.
+    pub(crate) fn new(fs: &'a dyn FileSystem) -> Self {
+        JobOutputs {
+            fs,
+            paths: Vec::new(),
+        }
+    }
+
+    /// Adds finished tables of `dir`.
+    pub(crate) fn add(&mut self, dir: &Path, files: &[FileAdded]) {
+        self.paths
+            .extend(files.iter().map(|f| names::table(dir, f.file_number)));
+    }
+
+    /// The outputs are the manifest's now (or may be: a manifest write
+    /// that failed may still have reached the disk, and the next open
+    /// decides): they are not deleted.
+    pub(crate) fn keep(mut self) {
+        self.paths.clear();
+    }
+}
+
+impl Drop for JobOutputs<'_> {
+    fn drop(&mut self) {
+        for p in &self.paths {
+            let _ = self.fs.remove_file(p);
+        }
+    }
+}
 
 /// Adapts a [`WritableFile`] to `io::Write` with a buffer, so a table's
 /// blocks reach the file in large appends.
@@ -49,7 +113,7 @@ struct Current {
 /// when the current one reaches `target_size` (only between user keys, so
 /// the versions of a key never straddle two files of a level).
 pub(crate) struct TableSink<'a> {
-    inner: &'a DbInner,
+    factory: &'a TableFactory<'a>,
     keyspace: u32,
     level: usize,
     target_size: u64,
@@ -62,9 +126,14 @@ pub(crate) struct TableSink<'a> {
 }
 
 impl<'a> TableSink<'a> {
-    pub(crate) fn new(inner: &'a DbInner, keyspace: u32, level: usize, target_size: u64) -> Self {
+    pub(crate) fn new(
+        factory: &'a TableFactory<'a>,
+        keyspace: u32,
+        level: usize,
+        target_size: u64,
+    ) -> Self {
         TableSink {
-            inner,
+            factory,
             keyspace,
             level,
             target_size,
@@ -105,22 +174,12 @@ impl<'a> TableSink<'a> {
     }
 
     fn start(&mut self) -> Result<()> {
-        let number = self.inner.versions.lock().new_file_number();
-        let path = names::table(&self.inner.dir, number);
-        let file = self
-            .inner
-            .fs
-            .create(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let f = self.factory;
+        let number = (f.numbers)();
+        let path = names::table(f.dir, number);
+        let file = f.fs.create(&path).map_err(|e| Error::io(&path, e))?;
         self.created.push(path.clone());
-        let opts = TableOptions {
-            block_size: self.inner.opts.block_size,
-            restart_interval: self.inner.opts.restart_interval,
-            bloom_bits_per_key: self.inner.opts.bloom_bits_per_key,
-            compression: self.inner.opts.compression_for(self.level),
-            key: self.inner.table_key(self.keyspace)?,
-            created_at_micros: self.inner.opts.clock.now().physical_micros(),
-        };
+        let opts = f.options.clone();
         let sink = FileSink {
             file,
             buf: Vec::with_capacity(SINK_BUFFER),
@@ -164,10 +223,8 @@ impl<'a> TableSink<'a> {
     pub(crate) fn finish(mut self) -> Result<(Vec<FileAdded>, u64)> {
         self.finish_current()?;
         if !self.finished.is_empty() {
-            self.inner
-                .fs
-                .sync_dir(&self.inner.dir)
-                .map_err(|e| Error::io(&self.inner.dir, e))?;
+            let f = self.factory;
+            f.fs.sync_dir(f.dir).map_err(|e| Error::io(f.dir, e))?;
         }
         self.created.clear();
         Ok((std::mem::take(&mut self.finished), self.bytes_written))
@@ -179,7 +236,7 @@ impl Drop for TableSink<'_> {
         // An abandoned job (error or shutdown) leaves no file behind.
         self.current = None;
         for p in &self.created {
-            let _ = self.inner.fs.remove_file(p);
+            let _ = self.factory.fs.remove_file(p);
         }
     }
 }

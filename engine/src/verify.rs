@@ -11,7 +11,6 @@ use strata_format::log::{LogKind, LogReadOptions, LogReader};
 use strata_format::manifest::VersionEdit;
 use strata_format::sst::{Table, TableReadOptions};
 
-use crate::db::DbInner;
 use crate::encryption::Ciphers;
 use crate::error::{Error, Result};
 use crate::fs::{names, FileSystem};
@@ -46,7 +45,7 @@ impl VerifyReport {
         self.damaged.is_empty()
     }
 
-    fn record(&mut self, path: PathBuf, r: Result<u64>) {
+    pub(crate) fn record(&mut self, path: PathBuf, r: Result<u64>) {
         self.files_checked += 1;
         match r {
             Ok(bytes) => self.bytes_checked += bytes,
@@ -56,82 +55,15 @@ impl VerifyReport {
 }
 
 /// What checking a file needs: where the files are and the keys.
-struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     fs: &'a dyn FileSystem,
     dir: &'a Path,
     ciphers: &'a Ciphers,
 }
 
-impl DbInner {
-    /// Reads and checks CURRENT, the manifest, the live WALs and every live
-    /// SST.
-    pub(crate) fn verify(&self) -> Result<VerifyReport> {
-        self.check_open()?;
-        let c = Checker {
-            fs: &*self.fs,
-            dir: &self.dir,
-            ciphers: &self.ciphers,
-        };
-        let mut report = VerifyReport::default();
-        let (tables, sealed, uids) = {
-            // CURRENT and the manifest are read under the version lock, so
-            // no rotation can replace them meanwhile.
-            let vs = self.versions.lock();
-            let manifest = vs.manifest_number();
-            let current = self.dir.join(names::CURRENT);
-            let r = c.current(manifest);
-            report.record(current, r);
-            if let Some(n) = manifest {
-                let path = names::manifest(&self.dir, n);
-                let r = c.log(n, LogKind::Manifest, Durable::UpToMarkers, None);
-                report.record(path, r);
-            }
-            (
-                live_tables(&vs),
-                vs.sealed_wals.clone(),
-                vs.wal_uids.clone(),
-            )
-        };
-        // Older WALs were sealed (synced) before the next one started: all
-        // of each must be sound. The one in use may end in a write not yet
-        // synced, so it is read under the WAL lock with its durable length.
-        let wals: Vec<u64> = self.live_wals.lock().clone();
-        for n in wals {
-            let path = names::wal(&self.dir, n);
-            let r = {
-                let wal = self.wal.lock();
-                if wal.number == n {
-                    c.log(n, LogKind::Wal, Durable::Len(wal.synced), Some(wal.uid))
-                } else {
-                    drop(wal);
-                    // A WAL retired unsealed by `resume` may end torn.
-                    let durable = sealed
-                        .get(&n)
-                        .map_or(Durable::UpToMarkers, |&l| Durable::Len(l));
-                    c.log(n, LogKind::Wal, durable, uids.get(&n).copied())
-                }
-            };
-            match r {
-                Err(Error::Io {
-                    kind: std::io::ErrorKind::NotFound,
-                    ..
-                }) => {
-                    // Flushed and deleted meanwhile.
-                }
-                r => report.record(path, r),
-            }
-        }
-        for f in tables {
-            let r = c.table(&f, &mut report.entries_checked);
-            report.record(f.path().to_path_buf(), r);
-        }
-        Ok(report)
-    }
-}
-
 /// Every SST of the current version.
-fn live_tables(vs: &VersionSet) -> Vec<Arc<FileMeta>> {
-    vs.keyspaces
+pub(crate) fn live_tables(vs: &VersionSet) -> Vec<Arc<FileMeta>> {
+    vs.keyspaces()
         .values()
         .flat_map(|(_, l)| l.all_files().map(|(_, f)| f.clone()).collect::<Vec<_>>())
         .collect()
@@ -155,14 +87,10 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
     let fs = opts.fs.clone();
     let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
     let _lock = crate::recovery::take_lock(&*fs, dir)?;
-    let ciphers = Ciphers::new(opts.key_provider.clone());
-    let c = Checker {
-        fs: &*fs,
-        dir,
-        ciphers: &ciphers,
-    };
+    let ciphers = std::sync::Arc::new(Ciphers::new(opts.key_provider.clone()));
+    let c = Checker::new(&*fs, dir, &ciphers);
     let mut report = VerifyReport::default();
-    let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels);
+    let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels, u64::MAX, ciphers.clone());
     let replayed = crate::recovery::replay_manifest(dir, &mut vs, &ciphers);
     let current = dir.join(names::CURRENT);
     let manifest_ok = match replayed {
@@ -194,7 +122,7 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
     let mut wals: Vec<u64> = listing
         .iter()
         .filter_map(|n| match names::parse(n) {
-            Some(names::FileKind::Wal(w)) if !manifest_ok || w >= vs.log_number => Some(w),
+            Some(names::FileKind::Wal(w)) if !manifest_ok || w >= vs.log_number() => Some(w),
             _ => None,
         })
         .collect();
@@ -203,11 +131,11 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
         // A WAL not recorded as sealed may end in a crash's torn tail (the
         // newest, or one retired unsealed by an open or a resume that did
         // not finish); only what its markers prove durable must be sound.
-        let durable = match vs.sealed_wals.get(&n) {
+        let durable = match vs.sealed_wals().get(&n) {
             Some(&len) => Durable::Len(len),
             None => Durable::UpToMarkers,
         };
-        let r = c.log(n, LogKind::Wal, durable, vs.wal_uids.get(&n).copied());
+        let r = c.log(n, LogKind::Wal, durable, vs.wal_uids().get(&n).copied());
         report.record(names::wal(dir, n), r);
     }
     if manifest_ok {
@@ -229,7 +157,7 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
 
 /// How much of a log must be sound.
 #[derive(Debug, Clone, Copy)]
-enum Durable {
+pub(crate) enum Durable {
     /// This many bytes: a log being written, or one sealed at this length.
     Len(u64),
     /// What its sync markers prove durable; a torn tail after that is the
@@ -237,8 +165,13 @@ enum Durable {
     UpToMarkers,
 }
 
-impl Checker<'_> {
-    fn current(&self, manifest: Option<u64>) -> Result<u64> {
+impl<'a> Checker<'a> {
+    /// Checks files of `dir` read through `fs`, decrypting with `ciphers`.
+    pub(crate) fn new(fs: &'a dyn FileSystem, dir: &'a Path, ciphers: &'a Ciphers) -> Self {
+        Checker { fs, dir, ciphers }
+    }
+
+    pub(crate) fn current(&self, manifest: Option<u64>) -> Result<u64> {
         let path = self.dir.join(names::CURRENT);
         let text = self.fs.read(&path).map_err(|e| Error::io(&path, e))?;
         let name = String::from_utf8_lossy(&text).trim().to_owned();
@@ -255,7 +188,7 @@ impl Checker<'_> {
     }
 
     /// Reads every record of a log and decodes it.
-    fn log(
+    pub(crate) fn log(
         &self,
         number: u64,
         kind: LogKind,
@@ -294,7 +227,7 @@ impl Checker<'_> {
     }
 
     /// Checks a live table against what the manifest recorded of it.
-    fn table(&self, f: &FileMeta, entries: &mut u64) -> Result<u64> {
+    pub(crate) fn table(&self, f: &FileMeta, entries: &mut u64) -> Result<u64> {
         let path = f.path();
         let fail = |what: String, offset: u64| {
             Error::format(path, strata_format::Error::corruption(what, offset))

@@ -117,7 +117,7 @@ impl Drop for FileMeta {
 #[derive(Debug, Clone, Default)]
 pub struct Levels {
     /// Files per level.
-    pub levels: Vec<Vec<Arc<FileMeta>>>,
+    levels: Vec<Vec<Arc<FileMeta>>>,
 }
 
 impl Levels {
@@ -125,6 +125,21 @@ impl Levels {
         Levels {
             levels: vec![Vec::new(); num_levels],
         }
+    }
+
+    /// The files of `level` (none past the last level).
+    pub fn level(&self, level: usize) -> &[Arc<FileMeta>] {
+        self.levels.get(level).map_or(&[], Vec::as_slice)
+    }
+
+    /// Number of levels.
+    pub fn num_levels(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// The levels, L0 first.
+    pub fn iter(&self) -> impl Iterator<Item = &[Arc<FileMeta>]> {
+        self.levels.iter().map(Vec::as_slice)
     }
 
     /// Bytes in `level`.
@@ -193,28 +208,28 @@ pub struct VersionSet {
     fs: Arc<dyn FileSystem>,
     num_levels: usize,
     /// Keyspaces by id: name and levels.
-    pub keyspaces: BTreeMap<u32, (String, Arc<Levels>)>,
+    keyspaces: BTreeMap<u32, (String, Arc<Levels>)>,
     /// WAL files numbered below this are fully flushed.
-    pub log_number: u64,
+    log_number: u64,
     /// The next file number to hand out.
-    pub next_file_number: u64,
+    next_file_number: u64,
     /// The largest timestamp made durable in SSTs.
-    pub last_timestamp: u64,
+    last_timestamp: u64,
     /// Versions older than this may have been collected.
-    pub history_horizon: u64,
+    history_horizon: u64,
     /// The next keyspace id (ids are never reused).
-    pub next_keyspace_id: u32,
+    next_keyspace_id: u32,
     /// Sealed WALs not yet flushed: number → length.
-    pub sealed_wals: BTreeMap<u64, u64>,
+    sealed_wals: BTreeMap<u64, u64>,
     /// Live WALs' uids: number → uid.
-    pub wal_uids: BTreeMap<u64, [u8; 16]>,
+    wal_uids: BTreeMap<u64, [u8; 16]>,
     /// Set when a manifest write failed: its outcome is unknown, so no
     /// further record may be written.
     failed: bool,
     /// The manifest is rewritten as a snapshot once it grows past this.
-    pub max_manifest_size: u64,
+    max_manifest_size: u64,
     /// The keys the manifest is encrypted with.
-    pub(crate) ciphers: Arc<crate::encryption::Ciphers>,
+    ciphers: Arc<crate::encryption::Ciphers>,
     manifest: Option<ManifestWriter>,
 }
 
@@ -255,8 +270,15 @@ impl std::fmt::Debug for FileHandle {
 }
 
 impl VersionSet {
-    /// An empty state (a new database).
-    pub(crate) fn new(dir: &Path, fs: Arc<dyn FileSystem>, num_levels: usize) -> Self {
+    /// An empty state (a new database) whose manifest is encrypted with
+    /// `ciphers` and rewritten once past `max_manifest_size`.
+    pub(crate) fn new(
+        dir: &Path,
+        fs: Arc<dyn FileSystem>,
+        num_levels: usize,
+        max_manifest_size: u64,
+        ciphers: Arc<crate::encryption::Ciphers>,
+    ) -> Self {
         VersionSet {
             dir: dir.to_path_buf(),
             fs,
@@ -270,10 +292,75 @@ impl VersionSet {
             sealed_wals: BTreeMap::new(),
             wal_uids: BTreeMap::new(),
             failed: false,
-            max_manifest_size: 64 << 20,
-            ciphers: Arc::new(crate::encryption::Ciphers::default()),
+            max_manifest_size,
+            ciphers,
             manifest: None,
         }
+    }
+
+    /// Keyspaces by id: name and levels.
+    pub(crate) fn keyspaces(&self) -> &BTreeMap<u32, (String, Arc<Levels>)> {
+        &self.keyspaces
+    }
+
+    /// The levels of keyspace `id`.
+    pub(crate) fn levels_of(&self, id: u32) -> Option<&Arc<Levels>> {
+        self.keyspaces.get(&id).map(|(_, l)| l)
+    }
+
+    /// WAL files numbered below this are fully flushed.
+    pub(crate) fn log_number(&self) -> u64 {
+        self.log_number
+    }
+
+    /// The largest timestamp made durable in SSTs.
+    pub(crate) fn last_timestamp(&self) -> u64 {
+        self.last_timestamp
+    }
+
+    /// Versions older than this may have been collected.
+    pub(crate) fn history_horizon(&self) -> u64 {
+        self.history_horizon
+    }
+
+    /// The next keyspace id (ids are never reused).
+    pub(crate) fn next_keyspace_id(&self) -> u32 {
+        self.next_keyspace_id
+    }
+
+    /// Sealed WALs not yet flushed: number → length.
+    pub(crate) fn sealed_wals(&self) -> &BTreeMap<u64, u64> {
+        &self.sealed_wals
+    }
+
+    /// Live WALs' uids: number → uid.
+    pub(crate) fn wal_uids(&self) -> &BTreeMap<u64, [u8; 16]> {
+        &self.wal_uids
+    }
+
+    /// Makes the next file number at least `n` (numbers found in use).
+    pub(crate) fn reserve_file_numbers_below(&mut self, n: u64) {
+        self.next_file_number = self.next_file_number.max(n);
+    }
+
+    /// Raises the last durable timestamp to `ts` (recorded with the next
+    /// snapshot of the state).
+    pub(crate) fn note_last_timestamp(&mut self, ts: u64) {
+        self.last_timestamp = self.last_timestamp.max(ts);
+    }
+
+    /// Records a WAL created before the manifest that will name it.
+    pub(crate) fn note_wal_created(&mut self, number: u64, uid: [u8; 16]) {
+        self.wal_uids.insert(number, uid);
+    }
+
+    /// The highest L0 file count of any keyspace.
+    pub(crate) fn max_l0_files(&self) -> usize {
+        self.keyspaces
+            .values()
+            .map(|(_, l)| l.level(0).len())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Hands out a new file number.
@@ -489,6 +576,47 @@ impl VersionSet {
     /// The number of the manifest in use.
     pub fn manifest_number(&self) -> Option<u64> {
         self.manifest.as_ref().map(|m| m.number)
+    }
+}
+
+/// The version set part: the [`VersionSet`] behind its lock, and the L0
+/// gauge writers throttle on (kept outside the lock, as they read it per
+/// commit group).
+#[derive(Debug)]
+pub(crate) struct Versions {
+    set: parking_lot::Mutex<VersionSet>,
+    max_l0: std::sync::atomic::AtomicUsize,
+}
+
+impl Versions {
+    /// The part over `set`.
+    pub(crate) fn new(set: VersionSet) -> Self {
+        let max_l0 = set.max_l0_files();
+        Versions {
+            set: parking_lot::Mutex::new(set),
+            max_l0: std::sync::atomic::AtomicUsize::new(max_l0),
+        }
+    }
+
+    /// Locks the version set. Whoever changes the levels through it calls
+    /// [`levels_changed`](Self::levels_changed) before letting go.
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, VersionSet> {
+        self.set.lock()
+    }
+
+    /// Hands out a new file number.
+    pub(crate) fn new_file_number(&self) -> u64 {
+        self.set.lock().new_file_number()
+    }
+
+    /// Recomputes the L0 gauge from `vs` (this part's set, locked).
+    pub(crate) fn levels_changed(&self, vs: &VersionSet) {
+        self.max_l0.store(vs.max_l0_files(), Ordering::Relaxed);
+    }
+
+    /// The highest L0 file count of any keyspace, as of the last change.
+    pub(crate) fn max_l0_files(&self) -> usize {
+        self.max_l0.load(Ordering::Relaxed)
     }
 }
 

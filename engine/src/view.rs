@@ -18,27 +18,83 @@ use crate::version::Levels;
 
 /// The components of one keyspace at one moment: what a read searches.
 /// Replaced as a whole (never mutated) when a memtable is switched, a flush
-/// or a compaction is installed.
+/// or a compaction is installed; the constructors below are the only ways
+/// to derive one, and [`KeyspaceState::install`](crate::keyspaces::KeyspaceState::install)
+/// the only place one is swapped in.
 #[derive(Debug)]
 pub(crate) struct SuperVersion {
-    pub mem: Arc<Memtable>,
+    mem: Arc<Memtable>,
     /// Immutable memtables, newest first.
-    pub imm: Vec<Arc<Memtable>>,
-    pub levels: Arc<Levels>,
+    imm: Vec<Arc<Memtable>>,
+    levels: Arc<Levels>,
+}
+
+impl SuperVersion {
+    /// A super-version of these components.
+    pub(crate) fn new(mem: Arc<Memtable>, imm: Vec<Arc<Memtable>>, levels: Arc<Levels>) -> Self {
+        SuperVersion { mem, imm, levels }
+    }
+
+    /// The memtable being written.
+    pub(crate) fn mem(&self) -> &Arc<Memtable> {
+        &self.mem
+    }
+
+    /// The sealed memtables not yet flushed, newest first.
+    pub(crate) fn imm(&self) -> &[Arc<Memtable>] {
+        &self.imm
+    }
+
+    /// The files.
+    pub(crate) fn levels(&self) -> &Arc<Levels> {
+        &self.levels
+    }
+
+    /// This one with the active memtable sealed behind a new empty one.
+    pub(crate) fn sealed(&self) -> SuperVersion {
+        let mut imm = Vec::with_capacity(self.imm.len() + 1);
+        imm.push(self.mem.clone());
+        imm.extend(self.imm.iter().cloned());
+        SuperVersion::new(Arc::new(Memtable::new()), imm, self.levels.clone())
+    }
+
+    /// This one over other levels, or `None` when they are the same.
+    pub(crate) fn with_levels(&self, levels: &Arc<Levels>) -> Option<SuperVersion> {
+        (!Arc::ptr_eq(&self.levels, levels))
+            .then(|| SuperVersion::new(self.mem.clone(), self.imm.clone(), levels.clone()))
+    }
+
+    /// This one after `flushed` reached `levels`: the memtable leaves the
+    /// sealed list in the same step as its table joins the levels.
+    pub(crate) fn after_flush(
+        &self,
+        flushed: &Arc<Memtable>,
+        levels: Option<&Arc<Levels>>,
+    ) -> SuperVersion {
+        SuperVersion::new(
+            self.mem.clone(),
+            self.imm
+                .iter()
+                .filter(|m| !Arc::ptr_eq(m, flushed))
+                .cloned()
+                .collect(),
+            levels.unwrap_or(&self.levels).clone(),
+        )
+    }
 }
 
 /// A super-version pinned at a timestamp.
 #[derive(Clone)]
 pub(crate) struct ReadView {
-    pub ts: u64,
+    ts: u64,
     /// The time TTL entries are judged against: the view's timestamp for a
     /// read of the past or a snapshot (repeatable), the wall clock for a
     /// read of the present (an entry expires with no write to move the
     /// commit clock).
-    pub expiry_ts: u64,
-    pub sv: Arc<SuperVersion>,
-    pub tables: Arc<TableCache>,
-    pub counters: Arc<KeyspaceCounters>,
+    expiry_ts: u64,
+    sv: Arc<SuperVersion>,
+    tables: Arc<TableCache>,
+    counters: Arc<KeyspaceCounters>,
 }
 
 thread_local! {
@@ -69,17 +125,43 @@ pub(crate) fn ttl_expiry(value: &[u8]) -> Option<u64> {
 }
 
 impl ReadView {
+    /// A view of `sv` at `ts`, judging TTL entries at `expiry_ts`.
+    pub(crate) fn new(
+        ts: u64,
+        expiry_ts: u64,
+        sv: Arc<SuperVersion>,
+        tables: Arc<TableCache>,
+        counters: Arc<KeyspaceCounters>,
+    ) -> Self {
+        ReadView {
+            ts,
+            expiry_ts,
+            sv,
+            tables,
+            counters,
+        }
+    }
+
+    /// The timestamp the view reads at.
+    pub(crate) fn ts(&self) -> u64 {
+        self.ts
+    }
+
+    /// The time TTL entries are judged against.
+    pub(crate) fn expiry_ts(&self) -> u64 {
+        self.expiry_ts
+    }
+
     /// The value of `key` at the view's timestamp.
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         let ts = self.ts;
-        for mem in std::iter::once(&self.sv.mem).chain(&self.sv.imm) {
+        for mem in std::iter::once(self.sv.mem()).chain(self.sv.imm()) {
             if let Some((_, kind, v)) = mem.get(key, ts) {
                 return Ok(resolve(kind, v, self.expiry_ts));
             }
         }
         let h = bloom_hash(key);
-        let levels = &self.sv.levels.levels;
-        for (level, files) in levels.iter().enumerate() {
+        for (level, files) in self.sv.levels().iter().enumerate() {
             let candidates: Vec<_> = if level == 0 {
                 files.iter().filter(|f| f.overlaps(key, key)).collect()
             } else {
@@ -109,13 +191,14 @@ impl ReadView {
     /// A merged cursor over every component, unpositioned.
     pub fn merged_cursor(&self) -> Result<MergeCursor> {
         let mut children: Vec<Box<dyn Cursor>> = Vec::new();
-        for mem in std::iter::once(&self.sv.mem).chain(&self.sv.imm) {
+        for mem in std::iter::once(self.sv.mem()).chain(self.sv.imm()) {
             if !mem.is_empty() {
                 children.push(Box::new(MemCursor::new(mem.clone())));
             }
         }
-        let levels = &self.sv.levels.levels;
-        if let Some(l0) = levels.first() {
+        let levels = self.sv.levels();
+        {
+            let l0 = levels.level(0);
             for f in l0 {
                 let table = self.tables.get(f)?;
                 children.push(Box::new(TableCursor::new(
@@ -127,7 +210,7 @@ impl ReadView {
         for files in levels.iter().skip(1) {
             if !files.is_empty() {
                 children.push(Box::new(LevelCursor::new(
-                    files.clone(),
+                    files.to_vec(),
                     self.tables.clone(),
                 )));
             }

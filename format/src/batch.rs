@@ -41,14 +41,31 @@ impl BatchBuilder {
 
     /// Appends one write.
     pub fn add(&mut self, kind: ValueKind, keyspace: u32, key: &[u8], value: &[u8]) {
+        self.add_parts(kind, keyspace, key, &[value]);
+    }
+
+    /// Appends one write whose value is the concatenation of `value`, so a
+    /// caller that prefixes a value (a TTL's expiry) copies it only once,
+    /// into the record.
+    pub fn add_parts(&mut self, kind: ValueKind, keyspace: u32, key: &[u8], value: &[&[u8]]) {
+        let len: usize = value.iter().map(|p| p.len()).sum();
         // One reservation for the whole entry (kind, three varints, bytes)
         // instead of growing the buffer step by step.
-        self.ops.reserve(1 + 5 + 10 + 10 + key.len() + value.len());
+        self.ops.reserve(1 + 5 + 10 + 10 + key.len() + len);
         self.ops.push(kind as u8);
         put_varint64(&mut self.ops, u64::from(keyspace));
         put_bytes(&mut self.ops, key);
-        put_bytes(&mut self.ops, value);
+        put_varint64(&mut self.ops, len as u64);
+        for p in value {
+            self.ops.extend_from_slice(p);
+        }
         self.count += 1;
+    }
+
+    /// The encoded writes (the record without its header) and their count,
+    /// for a caller that writes the header itself (see [`encode_header`]).
+    pub fn into_parts(self) -> (Vec<u8>, u64) {
+        (self.ops, self.count)
     }
 
     /// Number of writes.
@@ -80,6 +97,87 @@ impl BatchBuilder {
     }
 }
 
+/// The header of a record of `count` writes committed at `ts`: what
+/// precedes the encoded writes (`ts ‖ count`). Returns the bytes used of
+/// `out`.
+pub fn encode_header(ts: u64, count: u64, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
+    out[..8].copy_from_slice(&ts.to_le_bytes());
+    let mut n = 8;
+    let mut v = count;
+    while v >= 0x80 {
+        out[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    out[n] = v as u8;
+    n + 1
+}
+
+/// The longest record header: a timestamp and a 10-byte varint.
+pub const MAX_HEADER_LEN: usize = 18;
+
+/// Decodes the `count` writes of `bytes` (a record's writes, without its
+/// header) one at a time; `offset` locates errors. Each write is checked
+/// as [`BatchRecord::decode`] checks it.
+#[derive(Debug, Clone)]
+pub struct OpIter<'a> {
+    cursor: Cursor<'a>,
+    left: u64,
+    failed: bool,
+}
+
+impl<'a> OpIter<'a> {
+    /// The writes of `bytes`, of which there are `count`.
+    pub fn new(bytes: &'a [u8], count: u64, offset: u64) -> Self {
+        OpIter {
+            cursor: Cursor::new(bytes, offset, "batch record"),
+            left: count,
+            failed: false,
+        }
+    }
+
+    fn op(&mut self) -> Result<BatchOp<'a>> {
+        let c = &mut self.cursor;
+        let at = c.offset();
+        let kind = ValueKind::from_u8(c.u8()?)
+            .ok_or_else(|| Error::corruption("batch record: unknown kind", at))?;
+        let keyspace = u32::try_from(c.varint64()?)
+            .map_err(|_| Error::corruption("batch record: keyspace id out of range", at))?;
+        let key = c.length_prefixed()?;
+        if key.len() > MAX_USER_KEY_LEN {
+            return Err(Error::corruption("batch record: key too long", at));
+        }
+        let value = c.length_prefixed()?;
+        Ok(BatchOp {
+            kind,
+            keyspace,
+            key,
+            value,
+        })
+    }
+}
+
+impl<'a> Iterator for OpIter<'a> {
+    type Item = Result<BatchOp<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.left == 0 {
+            if self.cursor.is_empty() {
+                return None;
+            }
+            self.failed = true;
+            return Some(Err(self.cursor.error("trailing bytes")));
+        }
+        self.left -= 1;
+        let r = self.op();
+        self.failed = r.is_err();
+        Some(r)
+    }
+}
+
 /// A decoded batch record: its timestamp and a validated list of writes.
 #[derive(Debug, Clone)]
 pub struct BatchRecord<'a> {
@@ -96,28 +194,9 @@ impl<'a> BatchRecord<'a> {
         let ts = c.u64_le()?;
         // Every op takes at least 4 bytes: bound the count by what is left.
         let count = c.len(c.remaining() / 4)?;
-        let mut ops = Vec::with_capacity(count);
-        for _ in 0..count {
-            let at = c.offset();
-            let kind = ValueKind::from_u8(c.u8()?)
-                .ok_or_else(|| Error::corruption("batch record: unknown kind", at))?;
-            let keyspace = u32::try_from(c.varint64()?)
-                .map_err(|_| Error::corruption("batch record: keyspace id out of range", at))?;
-            let key = c.length_prefixed()?;
-            if key.len() > MAX_USER_KEY_LEN {
-                return Err(Error::corruption("batch record: key too long", at));
-            }
-            let value = c.length_prefixed()?;
-            ops.push(BatchOp {
-                kind,
-                keyspace,
-                key,
-                value,
-            });
-        }
-        if !c.is_empty() {
-            return Err(c.error("trailing bytes"));
-        }
+        let offset = c.offset();
+        let rest = c.bytes(c.remaining())?;
+        let ops = OpIter::new(rest, count as u64, offset).collect::<Result<Vec<_>>>()?;
         Ok(BatchRecord { ts, ops })
     }
 
@@ -148,6 +227,13 @@ mod tests {
             prop_assert_eq!(r.ts, ts);
             let got: Vec<_> = r.ops().iter().map(|o| (o.kind, o.keyspace, o.key.to_vec(), o.value.to_vec())).collect();
             prop_assert_eq!(got, ops);
+            // The same record from a header written apart and the writes.
+            let (writes, count) = b.into_parts();
+            let mut header = [0u8; MAX_HEADER_LEN];
+            let n = encode_header(ts, count, &mut header);
+            let mut apart = header[..n].to_vec();
+            apart.extend_from_slice(&writes);
+            prop_assert_eq!(apart, out);
         }
 
         #[test]

@@ -73,6 +73,12 @@ pub trait FileSystem: Send + Sync + Debug {
     /// Takes an exclusive lock on `path` (creating it), or fails with
     /// `WouldBlock` when another holder has it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+    /// Bytes free for unprivileged writers on the file system holding
+    /// `path`, where it can tell (the engine retries a job that failed for
+    /// lack of space early once this grows).
+    fn free_space(&self, _path: &Path) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// The names of the engine's files.

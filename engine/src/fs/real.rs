@@ -253,6 +253,19 @@ impl FileSystem for StdFs {
             Err(std::fs::TryLockError::Error(e)) => Err(e),
         }
     }
+
+    fn free_space(&self, path: &Path) -> io::Result<Option<u64>> {
+        #[cfg(target_os = "linux")]
+        {
+            let st = rustix::fs::statvfs(path)?;
+            Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = path;
+            Ok(None)
+        }
+    }
 }
 
 #[cfg(test)]

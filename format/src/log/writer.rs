@@ -105,6 +105,12 @@ impl<W: Write> LogWriter<W> {
         self.out
     }
 
+    /// Appends one record whose payload is the concatenation of `parts`.
+    pub fn add_record_parts(&mut self, parts: &[&[u8]]) -> Result<u64> {
+        let payload = parts.concat();
+        self.add_record(&payload)
+    }
+
     /// Appends one record and returns the offset it starts at. The bytes
     /// reach the writer in one `write_all`, so a record is never interleaved
     /// with another.

@@ -13,12 +13,15 @@ use std::sync::Arc;
 use strata_format::manifest::{FileRemoved, VersionEdit};
 
 use crate::cursor::{Cursor, LevelCursor, MergeCursor, TableCursor};
-use crate::db::{DbInner, KeyspaceState};
 use crate::error::{Error, Result};
-use crate::flush::copy_live;
+use crate::error_state::Origin;
+use crate::gc::copy_live;
+use crate::keyspaces::KeyspaceState;
 use crate::stats::add;
-use crate::table_sink::TableSink;
+use crate::table_sink::{JobOutputs, TableFactory, TableSink};
 use crate::version::{FileMeta, Levels};
+
+use super::DbInner;
 
 /// One compaction job.
 struct Job {
@@ -52,16 +55,15 @@ impl DbInner {
     /// Picks the most urgent compaction over every keyspace.
     fn pick(&self) -> Option<Job> {
         let vs = self.versions.lock();
-        let keyspaces = self.keyspaces.read();
         let mut best: Option<(f64, Arc<KeyspaceState>, Arc<Levels>, usize)> = None;
-        for (id, (_, levels)) in &vs.keyspaces {
-            let Some(ks) = keyspaces.by_id.get(id) else {
+        for (id, (_, levels)) in vs.keyspaces() {
+            let Some(ks) = self.keyspaces.by_id(*id) else {
                 continue;
             };
-            let last = levels.levels.len() - 1;
+            let last = levels.num_levels() - 1;
             for level in 0..last {
                 let score = if level == 0 {
-                    levels.levels[0].len() as f64 / self.opts.l0_compaction_trigger as f64
+                    levels.level(0).len() as f64 / self.opts.l0_compaction_trigger as f64
                 } else {
                     levels.level_bytes(level) as f64 / self.opts.level_target(level) as f64
                 };
@@ -72,17 +74,17 @@ impl DbInner {
         }
         let (_, ks, levels, level) = best?;
         let mut inputs: Vec<(usize, Arc<FileMeta>)> = if level == 0 {
-            levels.levels[0].iter().map(|f| (0, f.clone())).collect()
+            levels.level(0).iter().map(|f| (0, f.clone())).collect()
         } else {
-            let files = &levels.levels[level];
+            let files = levels.level(level);
             let mut pointers = self.compact_pointers.lock();
-            let pointer = pointers.get(&(ks.id, level)).cloned().unwrap_or_default();
+            let pointer = pointers.get(&(ks.id(), level)).cloned().unwrap_or_default();
             let f = files
                 .iter()
                 .find(|f| f.smallest_user_key() > pointer.as_slice())
                 .or_else(|| files.first())?
                 .clone();
-            pointers.insert((ks.id, level), f.largest_user_key().to_vec());
+            pointers.insert((ks.id(), level), f.largest_user_key().to_vec());
             vec![(level, f)]
         };
         let (lo, hi) = key_range(&inputs);
@@ -103,7 +105,7 @@ impl DbInner {
         let mut edit = VersionEdit::default();
         for (level, f) in &job.inputs {
             edit.files_removed.push(FileRemoved {
-                keyspace: job.ks.id,
+                keyspace: job.ks.id(),
                 level: *level as u8,
                 file_number: f.number,
             });
@@ -111,9 +113,9 @@ impl DbInner {
         if job.trivial {
             for (_, f) in &job.inputs {
                 edit.files_added
-                    .push(f.to_edit(job.ks.id, job.output_level as u8));
+                    .push(f.to_edit(job.ks.id(), job.output_level as u8));
             }
-            return self.install(&job, edit, false, 0, 0);
+            return self.install(&job, edit, false, 0, 0, JobOutputs::new(&*self.fs));
         }
         // The merge: L0 files one cursor each (they overlap), other levels
         // one cursor per level.
@@ -153,23 +155,32 @@ impl DbInner {
         // No older data of a key can hide below the output level when no
         // deeper file covers it.
         let bottommost = move |key: &[u8]| {
-            levels.levels[output_level + 1..]
+            levels
                 .iter()
+                .skip(output_level + 1)
                 .all(|files| files.iter().all(|f| !f.overlaps(key, key)))
         };
-        let mut sink = TableSink::new(self, job.ks.id, output_level, self.opts.target_file_size);
+        let numbers = || self.versions.new_file_number();
+        let factory = TableFactory::new(
+            &self.dir,
+            &*self.fs,
+            &numbers,
+            self.table_options(job.ks.id(), output_level)?,
+        );
+        let mut sink = TableSink::new(
+            &factory,
+            job.ks.id(),
+            output_level,
+            self.opts.target_file_size,
+        );
         let points = self.gc_points();
-        let read = copy_live(
-            &mut merged,
-            &mut sink,
-            &points,
-            &bottommost,
-            self.shutdown_flag(),
-        )?;
+        let read = copy_live(&mut merged, &mut sink, &points, &bottommost, &self.shutdown)?;
         let (files, written) = sink.finish()?;
+        let mut outputs = JobOutputs::new(&*self.fs);
+        outputs.add(&self.dir, &files);
         edit.files_added = files;
-        edit.history_horizon = Some(points.window);
-        self.install(&job, edit, true, read, written)
+        edit.history_horizon = Some(points.window());
+        self.install(&job, edit, true, read, written, outputs)
     }
 
     fn install(
@@ -179,25 +190,21 @@ impl DbInner {
         obsolete: bool,
         read: u64,
         written: u64,
+        outputs: JobOutputs<'_>,
     ) -> Result<()> {
         let mut vs = self.versions.lock();
-        if !vs.keyspaces.contains_key(&job.ks.id) {
-            // Dropped while compacting: the outputs are orphans.
-            for f in &edit.files_added {
-                let _ = self
-                    .fs
-                    .remove_file(&crate::fs::names::table(&self.dir, f.file_number));
-            }
+        if !vs.keyspaces().contains_key(&job.ks.id()) {
+            // Dropped while compacting: the outputs are orphans, and go
+            // with `outputs`.
             return Ok(());
         }
         // On failure the record may or may not be durable: leave the outputs
         // for the next open to keep or remove, and stop writing.
+        outputs.keep();
         let horizon = edit.history_horizon;
-        if let Err(e) = vs.log_and_apply(edit) {
-            return Err(self.poison(e));
-        }
+        vs.log_and_apply(edit)?;
         if let Some(h) = horizon {
-            self.raise_horizon(h);
+            self.retention.raise_horizon(h);
         }
         if obsolete {
             for (_, f) in &job.inputs {
@@ -207,10 +214,12 @@ impl DbInner {
         }
         self.install_levels(&vs);
         drop(vs);
-        add(&job.ks.counters.compactions, 1);
-        add(&job.ks.counters.compaction_bytes_read, read);
-        add(&job.ks.counters.compaction_bytes_written, written);
-        self.done_cv.notify_all();
+        let c = job.ks.counters();
+        add(&c.compactions, 1);
+        add(&c.compaction_bytes_read, read);
+        add(&c.compaction_bytes_written, written);
+        self.errors.work_succeeded();
+        self.flushes.notify_all();
         Ok(())
     }
 
@@ -219,7 +228,7 @@ impl DbInner {
     /// go, so a `resume` (which takes that lock) never misses it.
     pub(crate) fn compact_until_settled(&self) -> Result<()> {
         loop {
-            if self.is_shutdown() || self.is_poisoned() {
+            if self.is_shutdown() || self.errors.is_set() {
                 return Ok(());
             }
             let _guard = self.compaction_lock.lock();
@@ -229,7 +238,7 @@ impl DbInner {
             match self.run(job) {
                 Ok(()) => {}
                 Err(Error::Closed) => return Err(Error::Closed),
-                Err(e) => return Err(self.poison(e)),
+                Err(e) => return Err(self.poison(e, Origin::Background)),
             }
         }
     }
@@ -240,11 +249,10 @@ impl DbInner {
         let _guard = self.compaction_lock.lock();
         let jobs: Vec<Job> = {
             let vs = self.versions.lock();
-            let keyspaces = self.keyspaces.read();
-            vs.keyspaces
+            vs.keyspaces()
                 .iter()
                 .filter_map(|(id, (_, levels))| {
-                    let ks = keyspaces.by_id.get(id)?.clone();
+                    let ks = self.keyspaces.by_id(*id)?;
                     let inputs: Vec<_> = levels.all_files().map(|(l, f)| (l, f.clone())).collect();
                     if inputs.is_empty() {
                         return None;
@@ -252,7 +260,7 @@ impl DbInner {
                     Some(Job {
                         ks,
                         levels: levels.clone(),
-                        output_level: levels.levels.len() - 1,
+                        output_level: levels.num_levels() - 1,
                         trivial: false,
                         inputs,
                     })
@@ -263,7 +271,7 @@ impl DbInner {
             match self.run(job) {
                 Ok(()) => {}
                 Err(Error::Closed) => return Err(Error::Closed),
-                Err(e) => return Err(self.poison(e)),
+                Err(e) => return Err(self.poison(e, Origin::Background)),
             }
         }
         Ok(())
@@ -278,24 +286,23 @@ impl DbInner {
     pub(crate) fn reencrypt(&self) -> Result<()> {
         // A new WAL under the current key; the old ones go once flushed.
         let current = self.ciphers.current()?.map(|k| k.id());
-        let stale_wal = self.wal.lock().key_id != current;
+        let stale_wal = self.pipeline.logs().with_current(|w| w.key_id()) != current;
         self.flush_and_switch(stale_wal)?;
         let _guard = self.compaction_lock.lock();
         let jobs: Vec<Job> = {
             let vs = self.versions.lock();
-            let keyspaces = self.keyspaces.read();
             let mut jobs = Vec::new();
-            for (id, (_, levels)) in &vs.keyspaces {
-                let Some(ks) = keyspaces.by_id.get(id) else {
+            for (id, (_, levels)) in vs.keyspaces() {
+                let Some(ks) = self.keyspaces.by_id(*id) else {
                     continue;
                 };
                 let target = self.table_key(*id)?.map(|k| k.id());
                 let stale = |f: &Arc<FileMeta>| f.key_id != target;
                 // L1 files merged by the L0 job are rewritten by it.
                 let mut in_l0_job = std::collections::HashSet::new();
-                if levels.levels[0].iter().any(stale) {
+                if levels.level(0).iter().any(stale) {
                     let mut inputs: Vec<_> =
-                        levels.levels[0].iter().map(|f| (0, f.clone())).collect();
+                        levels.level(0).iter().map(|f| (0, f.clone())).collect();
                     let (lo, hi) = key_range(&inputs);
                     inputs.extend(levels.overlapping(1, &lo, &hi).into_iter().map(|f| (1, f)));
                     in_l0_job.extend(inputs.iter().map(|(_, f)| f.number));
@@ -307,7 +314,7 @@ impl DbInner {
                         trivial: false,
                     });
                 }
-                for (level, files) in levels.levels.iter().enumerate().skip(1) {
+                for (level, files) in levels.iter().enumerate().skip(1) {
                     for f in files.iter().filter(|f| stale(f)) {
                         if in_l0_job.contains(&f.number) {
                             continue;
@@ -328,11 +335,14 @@ impl DbInner {
             match self.run(job) {
                 Ok(()) => {}
                 Err(Error::Closed) => return Err(Error::Closed),
-                Err(e) => return Err(self.poison(e)),
+                Err(e) => return Err(self.poison(e, Origin::Background)),
             }
         }
         let mut vs = self.versions.lock();
-        if let Some(old) = vs.rotate_manifest().map_err(|e| self.poison(e))? {
+        if let Some(old) = vs
+            .rotate_manifest()
+            .map_err(|e| self.poison(e, Origin::Manifest))?
+        {
             let _ = self
                 .fs
                 .remove_file(&crate::fs::names::manifest(&self.dir, old));
@@ -342,32 +352,31 @@ impl DbInner {
 }
 
 /// The compaction thread: waits for a flush (or a stalled writer) to ask,
-/// then compacts until the levels are within their targets.
-pub(crate) fn compaction_thread(inner: Arc<DbInner>) {
+/// then compacts until the levels are within their targets. It also
+/// leaves the error state by itself after an I/O error in any flush or
+/// compaction (a caller's too), with the pauses of the retry policy.
+pub(super) fn compaction_thread(inner: Arc<DbInner>) {
     loop {
-        {
-            let mut bg = inner.bg.lock();
-            while !bg.compaction_wanted && !inner.is_shutdown() {
-                inner.bg_cv.wait(&mut bg);
-            }
-            if inner.is_shutdown() {
+        let woken = inner.flushes.wait_for_compaction(
+            || inner.is_shutdown(),
+            || inner.errors.auto_retry_pause().is_some(),
+        );
+        if !woken {
+            return;
+        }
+        if inner.errors.auto_retry_pause().is_some() {
+            if !inner.wait_for_resume() {
                 return;
             }
-            bg.compaction_wanted = false;
+            // The compaction that failed is tried again now.
+            inner.flushes.request_compaction();
+            continue;
         }
         match inner.compact_until_settled() {
-            Ok(()) | Err(Error::Closed) => {}
-            Err(e) => {
-                // The outputs of a failed compaction are unreferenced (the
-                // next open removes them) and its inputs intact.
-                // `compact_until_settled` has put the database in the
-                // error state already.
-                let retry = matches!(e, Error::Io { .. });
-                if !inner.wait_for_resume(retry) {
-                    return;
-                }
-                inner.bg.lock().compaction_wanted = true;
-            }
+            // The outputs of a failed compaction are gone and its inputs
+            // intact; `compact_until_settled` put the database in the error
+            // state, which the next round waits out.
+            Ok(()) | Err(_) => {}
         }
     }
 }

@@ -11,20 +11,24 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use strata_format::key::ValueKind;
 
+use crate::bounds::{in_range, prefix_upper};
+use crate::commit::batch::{check_key, stored_value, WriteBatch};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::iter::{prefix_upper, Iter, KvPair};
+use crate::iter::{Iter, KvPair};
 use crate::keyspace::{Keyspace, Value};
 use crate::options::WriteOptions;
 use crate::timestamp::Timestamp;
 use crate::view::ReadView;
-use crate::write::{check_key, stored_value, WriteBatch};
+
+mod conflicts;
+
+pub(crate) use conflicts::{Conflicts, KeyRef, Range, TxnCheck};
 
 /// How much a transaction is isolated from concurrent ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,121 +41,6 @@ pub enum Isolation {
     /// point reads and scanned ranges, so phantoms count — was written by a
     /// commit after it began. Equivalent to some serial order.
     Serializable,
-}
-
-type KeyRef = (u32, Vec<u8>);
-type Range = (u32, Bound<Vec<u8>>, Bound<Vec<u8>>);
-
-/// What a commit must be validated against.
-#[derive(Debug)]
-pub(crate) struct TxnCheck {
-    pub start: u64,
-    pub serializable: bool,
-    pub reads: HashSet<KeyRef>,
-    pub ranges: Vec<Range>,
-    pub names: BTreeMap<u32, String>,
-}
-
-fn in_range(key: &[u8], lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
-    let above = match lo {
-        Bound::Included(l) => key >= l.as_slice(),
-        Bound::Excluded(l) => key > l.as_slice(),
-        Bound::Unbounded => true,
-    };
-    let below = match hi {
-        Bound::Included(h) => key <= h.as_slice(),
-        Bound::Excluded(h) => key < h.as_slice(),
-        Bound::Unbounded => true,
-    };
-    above && below
-}
-
-impl TxnCheck {
-    /// The first key of `written` this transaction conflicts with, given its
-    /// own write set `mine`.
-    pub(crate) fn conflict(&self, mine: &HashSet<KeyRef>, written: &[KeyRef]) -> Option<KeyRef> {
-        written
-            .iter()
-            .find(|k| {
-                mine.contains(*k)
-                    || (self.serializable
-                        && (self.reads.contains(*k)
-                            || self
-                                .ranges
-                                .iter()
-                                .any(|(ks, lo, hi)| *ks == k.0 && in_range(&k.1, lo, hi))))
-            })
-            .cloned()
-    }
-
-    pub(crate) fn to_error(&self, key: KeyRef) -> Error {
-        Error::Conflict {
-            keyspace: self.names.get(&key.0).cloned().unwrap_or_default(),
-            key: key.1,
-        }
-    }
-}
-
-/// The keys written by recent commits, kept while a transaction that began
-/// before them is still running; older records are dropped, so the log stays
-/// bounded however long the process runs.
-#[derive(Debug, Default)]
-pub(crate) struct ConflictLog {
-    entries: VecDeque<(u64, Arc<Vec<KeyRef>>)>,
-    /// Start timestamps of running transactions.
-    starts: BTreeMap<u64, usize>,
-}
-
-impl ConflictLog {
-    /// True when a running transaction may need the commits made now.
-    pub(crate) fn tracking(&self) -> bool {
-        !self.starts.is_empty()
-    }
-
-    pub(crate) fn record(&mut self, ts: u64, keys: Arc<Vec<KeyRef>>) {
-        self.entries.push_back((ts, keys));
-    }
-
-    /// The first conflict of a transaction that began at `check.start` and
-    /// writes `mine`, against every commit recorded since.
-    pub(crate) fn check(&self, check: &TxnCheck, mine: &HashSet<KeyRef>) -> Option<KeyRef> {
-        self.entries
-            .iter()
-            .rev()
-            .take_while(|(ts, _)| *ts > check.start)
-            .find_map(|(_, keys)| check.conflict(mine, keys))
-    }
-
-    pub(crate) fn begin(&mut self, start: u64) {
-        *self.starts.entry(start).or_insert(0) += 1;
-    }
-
-    pub(crate) fn end(&mut self, start: u64) {
-        if let Some(n) = self.starts.get_mut(&start) {
-            *n -= 1;
-            if *n == 0 {
-                self.starts.remove(&start);
-            }
-        }
-        self.prune();
-    }
-
-    /// Drops records no running transaction can conflict with.
-    pub(crate) fn prune(&mut self) {
-        match self.starts.first_key_value() {
-            None => self.entries.clear(),
-            Some((&oldest, _)) => {
-                while self.entries.front().is_some_and(|(ts, _)| *ts <= oldest) {
-                    self.entries.pop_front();
-                }
-            }
-        }
-    }
-
-    /// Records held (for tests of boundedness).
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
 }
 
 /// A write buffered in a transaction.
@@ -194,12 +83,7 @@ impl Transaction {
         // the conflict log (so commits from now on are recorded for it),
         // under the log's lock: a commit either sees this transaction
         // running, or published before its start.
-        let start = {
-            let mut log = db.inner.conflicts.lock();
-            let start = db.inner.register_snapshot(None)?;
-            log.begin(start);
-            start
-        };
+        let start = db.inner.begin_transaction()?;
         let expiry = start.max(db.inner.expiry_now());
         Ok(Transaction {
             db,
@@ -244,7 +128,7 @@ impl Transaction {
         self.check_live(ks)?;
         let key = key.as_ref();
         check_key(key)?;
-        let k = (ks.state().id, key.to_vec());
+        let k = (ks.state().id(), key.to_vec());
         if let Some(p) = self.writes.get(&k) {
             return Ok(own_value(p));
         }
@@ -294,7 +178,7 @@ impl Transaction {
 
     fn buffer(&mut self, ks: &Keyspace, key: &[u8], kind: ValueKind, value: Bytes) {
         self.writes.insert(
-            (ks.state().id, key.to_vec()),
+            (ks.state().id(), key.to_vec()),
             Pending {
                 ks: ks.clone(),
                 kind,
@@ -324,7 +208,7 @@ impl Transaction {
     }
 
     fn scan(&mut self, ks: &Keyspace, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> TxIter {
-        let id = ks.state().id;
+        let id = ks.state().id();
         if self.isolation == Isolation::Serializable {
             self.ranges.push((id, lo.clone(), hi.clone()));
         }
@@ -367,16 +251,16 @@ impl Transaction {
             let mut names = BTreeMap::new();
             for ((id, key), p) in writes {
                 names.insert(id, p.ks.name().to_owned());
-                batch.push_raw(&p.ks, p.kind, &key, p.value);
+                batch.push_stored(&p.ks, p.kind, &key, &p.value);
             }
-            let check = TxnCheck {
-                start: self.start,
-                serializable: self.isolation == Isolation::Serializable,
-                reads: std::mem::take(&mut self.reads),
-                ranges: std::mem::take(&mut self.ranges),
+            let check = TxnCheck::new(
+                self.start,
+                self.isolation == Isolation::Serializable,
+                std::mem::take(&mut self.reads),
+                std::mem::take(&mut self.ranges),
                 names,
-            };
-            self.db.inner.write_checked(batch, opts, Some(check))
+            );
+            self.db.inner.commit(batch, opts, Some(check))
         };
         self.finish();
         result
@@ -390,8 +274,7 @@ impl Transaction {
     fn finish(&mut self) {
         if !self.done {
             self.done = true;
-            self.db.inner.conflicts.lock().end(self.start);
-            self.db.inner.release_snapshot(self.start);
+            self.db.inner.end_transaction(self.start);
         }
     }
 }

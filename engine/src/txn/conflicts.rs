@@ -1,0 +1,213 @@
+//! Validation of transactions at commit: the log of recent commits'
+//! keys, and the check of a commit group against it. The commit pipeline
+//! calls [`Conflicts::validate`] for each group before it hands out
+//! timestamps, and [`Conflicts::committed`] once the group is published.
+//!
+//! Locks: one `Mutex` over the log. `Transaction::begin` holds it while it
+//! registers its snapshot (the retention lock), so a commit either sees
+//! the transaction running or was published before its start.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::bounds::in_range;
+use crate::error::{Error, Result};
+
+/// A key of a keyspace.
+pub(crate) type KeyRef = (u32, Vec<u8>);
+/// A scanned range of a keyspace.
+pub(crate) type Range = (u32, Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// What a commit must be validated against.
+#[derive(Debug)]
+pub(crate) struct TxnCheck {
+    start: u64,
+    serializable: bool,
+    reads: HashSet<KeyRef>,
+    ranges: Vec<Range>,
+    names: BTreeMap<u32, String>,
+}
+
+impl TxnCheck {
+    /// The check of a transaction that began at `start`, read `reads` and
+    /// scanned `ranges`; `names` names the keyspaces it writes, for errors.
+    pub(crate) fn new(
+        start: u64,
+        serializable: bool,
+        reads: HashSet<KeyRef>,
+        ranges: Vec<Range>,
+        names: BTreeMap<u32, String>,
+    ) -> Self {
+        TxnCheck {
+            start,
+            serializable,
+            reads,
+            ranges,
+            names,
+        }
+    }
+
+    /// The first key of `written` this transaction conflicts with, given its
+    /// own write set `mine`.
+    pub(crate) fn conflict(&self, mine: &HashSet<KeyRef>, written: &[KeyRef]) -> Option<KeyRef> {
+        written
+            .iter()
+            .find(|k| {
+                mine.contains(*k)
+                    || (self.serializable
+                        && (self.reads.contains(*k)
+                            || self
+                                .ranges
+                                .iter()
+                                .any(|(ks, lo, hi)| *ks == k.0 && in_range(&k.1, lo, hi))))
+            })
+            .cloned()
+    }
+
+    pub(crate) fn to_error(&self, key: KeyRef) -> Error {
+        Error::Conflict {
+            keyspace: self.names.get(&key.0).cloned().unwrap_or_default(),
+            key: key.1,
+        }
+    }
+}
+
+/// The keys written by recent commits, kept while a transaction that began
+/// before them is still running; older records are dropped, so the log stays
+/// bounded however long the process runs.
+#[derive(Debug, Default)]
+struct ConflictLog {
+    entries: VecDeque<(u64, Arc<Vec<KeyRef>>)>,
+    /// Start timestamps of running transactions.
+    starts: BTreeMap<u64, usize>,
+}
+
+impl ConflictLog {
+    /// True when a running transaction may need the commits made now.
+    pub(crate) fn tracking(&self) -> bool {
+        !self.starts.is_empty()
+    }
+
+    pub(crate) fn record(&mut self, ts: u64, keys: Arc<Vec<KeyRef>>) {
+        self.entries.push_back((ts, keys));
+    }
+
+    /// The first conflict of a transaction that began at `check.start` and
+    /// writes `mine`, against every commit recorded since.
+    pub(crate) fn check(&self, check: &TxnCheck, mine: &HashSet<KeyRef>) -> Option<KeyRef> {
+        self.entries
+            .iter()
+            .rev()
+            .take_while(|(ts, _)| *ts > check.start)
+            .find_map(|(_, keys)| check.conflict(mine, keys))
+    }
+
+    pub(crate) fn begin(&mut self, start: u64) {
+        *self.starts.entry(start).or_insert(0) += 1;
+    }
+
+    pub(crate) fn end(&mut self, start: u64) {
+        if let Some(n) = self.starts.get_mut(&start) {
+            *n -= 1;
+            if *n == 0 {
+                self.starts.remove(&start);
+            }
+        }
+        self.prune();
+    }
+
+    /// Drops records no running transaction can conflict with.
+    pub(crate) fn prune(&mut self) {
+        match self.starts.first_key_value() {
+            None => self.entries.clear(),
+            Some((&oldest, _)) => {
+                while self.entries.front().is_some_and(|(ts, _)| *ts <= oldest) {
+                    self.entries.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Records held (for tests of boundedness).
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// The conflict log part (see the module doc).
+#[derive(Debug, Default)]
+pub(crate) struct Conflicts {
+    log: Mutex<ConflictLog>,
+}
+
+impl Conflicts {
+    /// Starts tracking commits for a transaction: `register` (which
+    /// registers its snapshot and returns its start timestamp) runs under
+    /// the log's lock.
+    pub(crate) fn begin(&self, register: impl FnOnce() -> Result<u64>) -> Result<u64> {
+        let mut log = self.log.lock();
+        let start = register()?;
+        log.begin(start);
+        Ok(start)
+    }
+
+    /// Stops tracking for a transaction that began at `start`.
+    pub(crate) fn end(&self, start: u64) {
+        self.log.lock().end(start);
+    }
+
+    /// Records held (bounded by the oldest running transaction).
+    pub(crate) fn len(&self) -> usize {
+        self.log.lock().len()
+    }
+
+    /// Validates a commit group in queue order: member `i` carries the
+    /// check `checks[i]` (none for a plain batch) and writes `keys(i)`. A
+    /// transaction conflicts with the commits made since it began and with
+    /// the earlier members of its group that passed. Returns, per member,
+    /// the conflict that fails it.
+    pub(crate) fn validate(
+        &self,
+        checks: &[Option<&TxnCheck>],
+        keys: impl Fn(usize) -> Vec<KeyRef>,
+    ) -> Vec<Option<Error>> {
+        if checks.iter().all(Option::is_none) {
+            return vec![None; checks.len()];
+        }
+        let log = self.log.lock();
+        let mut passed: Vec<Vec<KeyRef>> = Vec::with_capacity(checks.len());
+        let mut out = Vec::with_capacity(checks.len());
+        for (i, check) in checks.iter().enumerate() {
+            let written = keys(i);
+            if let Some(check) = check {
+                let mine: HashSet<KeyRef> = written.iter().cloned().collect();
+                let conflict = log
+                    .check(check, &mine)
+                    .or_else(|| passed.iter().find_map(|p| check.conflict(&mine, p)));
+                if let Some(key) = conflict {
+                    out.push(Some(check.to_error(key)));
+                    continue;
+                }
+            }
+            passed.push(written);
+            out.push(None);
+        }
+        out
+    }
+
+    /// Records the writes of a published group, the `i`th committed at
+    /// `first_ts + i`, for the transactions running now (one that begins
+    /// later starts after them).
+    pub(crate) fn committed(&self, first_ts: u64, n: usize, keys: impl Fn(usize) -> Vec<KeyRef>) {
+        let mut log = self.log.lock();
+        if log.tracking() {
+            for i in 0..n {
+                log.record(first_ts + i as u64, Arc::new(keys(i)));
+            }
+        }
+        log.prune();
+    }
+}
