@@ -73,7 +73,7 @@ fn user_key(internal: &[u8]) -> Vec<u8> {
 pub(crate) fn describe_dir(dir: &Path, opts: &Options) -> Result<DirDescription> {
     let fs = opts.fs.clone();
     let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
-    let _lock = crate::recovery::take_lock(&*fs, dir)?;
+    let _lock = crate::recovery::lock_for_reading(&*fs, dir)?;
     let ciphers = std::sync::Arc::new(Ciphers::new(opts.key_provider.clone()));
     let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels, u64::MAX, ciphers.clone());
     let manifest = crate::recovery::replay_manifest(dir, &mut vs, &ciphers)?;

@@ -62,6 +62,10 @@ pub enum Error {
     /// The database was closed.
     #[error("database is closed")]
     Closed,
+    /// The database was opened with `Db::open_read_only`: nothing may be
+    /// written through it.
+    #[error("database at {0} is open read-only")]
+    ReadOnly(PathBuf),
     /// A read of the past before the oldest state still kept.
     #[error("history before {oldest} is not kept (requested {requested})")]
     HistoryUnavailable {

@@ -47,12 +47,19 @@ pub(crate) struct Recovered {
 }
 
 /// Steps 1 to 3 of opening, and the new WAL of step 4; the caller wires
-/// the database, then finishes with [`finish`].
-pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
+/// the database, then flushes what was replayed. With `read_only`, nothing
+/// is created or written: no lock file is taken (any number of readers may
+/// open the directory, on a read-only mount too), the WALs are replayed in
+/// memory only, and the WAL returned is detached (it refuses appends).
+pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Recovered> {
     opts.validate()?;
     let fs = opts.fs.clone();
-    fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let lock = take_lock(&*fs, dir)?;
+    let lock = if read_only {
+        Box::new(NoLock) as Box<dyn FileLock>
+    } else {
+        fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        take_lock(&*fs, dir)?
+    };
 
     // 2. The manifest.
     let ciphers = Arc::new(Ciphers::new(opts.key_provider.clone()));
@@ -69,6 +76,12 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     ciphers.current()?;
     let replayed_manifest = replay_manifest(dir, &mut vs, &ciphers)?;
     if replayed_manifest.is_none() {
+        if read_only {
+            return Err(Error::format(
+                dir.join(names::CURRENT),
+                strata_format::Error::corruption("no database here: CURRENT is missing", 0),
+            ));
+        }
         refuse_data_without_current(&*fs, dir)?;
     }
 
@@ -182,7 +195,11 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
 
     // 4. Flush what was replayed, under a fresh WAL (flushed by `finish`).
     let wal_number = vs.new_file_number();
-    let wal = Wal::create(&*fs, dir, wal_number, ciphers.current()?, opts.wal_mmap)?;
+    let wal = if read_only {
+        Wal::detached(dir, wal_number)?
+    } else {
+        Wal::create(&*fs, dir, wal_number, ciphers.current()?, opts.wal_mmap)?
+    };
     // The new manifest written by `finish` records the new WAL's uid.
     vs.note_wal_created(wal_number, wal.uid());
     vs.note_last_timestamp(last_ts);
@@ -261,6 +278,31 @@ fn check_tables_present(
         }
     }
     Ok(())
+}
+
+/// The lock of a read-only open: none.
+#[derive(Debug)]
+struct NoLock;
+
+impl FileLock for NoLock {}
+
+/// For a reader that changes nothing (`verify_dir`, `describe_dir`): the
+/// directory's lock when it can be taken, so a database open for writing
+/// is reported as [`Error::Locked`]; none on a read-only file system, where
+/// no lock file can be created (and nothing can be written through this
+/// mount either).
+pub(crate) fn lock_for_reading(
+    fs: &dyn crate::fs::FileSystem,
+    dir: &Path,
+) -> Result<Option<Box<dyn FileLock>>> {
+    match take_lock(fs, dir) {
+        Ok(l) => Ok(Some(l)),
+        Err(Error::Io {
+            kind: std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied,
+            ..
+        }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Takes the directory's lock file, or fails with [`Error::Locked`].
@@ -344,6 +386,7 @@ pub(crate) fn replay_manifest(
         ));
     }
     vs.reserve_file_numbers_below(number.saturating_add(1));
+    vs.replayed_from(number);
     Ok(Some(number))
 }
 

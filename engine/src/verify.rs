@@ -86,7 +86,7 @@ fn error_path(e: &Error) -> Option<PathBuf> {
 pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
     let fs = opts.fs.clone();
     let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
-    let _lock = crate::recovery::take_lock(&*fs, dir)?;
+    let _lock = crate::recovery::lock_for_reading(&*fs, dir)?;
     let ciphers = std::sync::Arc::new(Ciphers::new(opts.key_provider.clone()));
     let c = Checker::new(&*fs, dir, &ciphers);
     let mut report = VerifyReport::default();

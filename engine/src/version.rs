@@ -231,6 +231,8 @@ pub struct VersionSet {
     /// The keys the manifest is encrypted with.
     ciphers: Arc<crate::encryption::Ciphers>,
     manifest: Option<ManifestWriter>,
+    /// The manifest the state was replayed from.
+    replayed: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -295,6 +297,7 @@ impl VersionSet {
             max_manifest_size,
             ciphers,
             manifest: None,
+            replayed: None,
         }
     }
 
@@ -575,7 +578,13 @@ impl VersionSet {
 
     /// The number of the manifest in use.
     pub fn manifest_number(&self) -> Option<u64> {
-        self.manifest.as_ref().map(|m| m.number)
+        self.manifest.as_ref().map(|m| m.number).or(self.replayed)
+    }
+
+    /// Records that the state was replayed from manifest `number` (the one
+    /// in use until a new one is written).
+    pub(crate) fn replayed_from(&mut self, number: u64) {
+        self.replayed = Some(number);
     }
 }
 

@@ -21,10 +21,14 @@ pub(crate) struct KeyspaceArgs {
 
 impl KeyspaceArgs {
     /// Opens the database and the keyspace, which must exist unless
-    /// `create`.
-    fn open(&self, create: bool) -> Result<(Db, Keyspace), Failure> {
+    /// `create`; read-only (nothing written, no lock file) unless `write`.
+    fn open(&self, create: bool, write: bool) -> Result<(Db, Keyspace), Failure> {
         self.db.existing()?;
-        let db = Db::open(&self.db.dir, self.db.options()?)?;
+        let db = if write {
+            Db::open(&self.db.dir, self.db.options()?)?
+        } else {
+            Db::open_read_only(&self.db.dir, self.db.options()?)?
+        };
         if !create && !db.keyspaces().contains(&self.keyspace) {
             return Err(Failure(format!(
                 "no keyspace {:?} (there are: {})",
@@ -106,7 +110,7 @@ fn value_text(v: &[u8]) -> String {
 
 /// Prints the value; exit status 1 when the key is absent.
 pub(crate) fn get(a: &GetArgs) -> Result<ExitCode, Failure> {
-    let (db, ks) = a.ks.open(false)?;
+    let (db, ks) = a.ks.open(false, false)?;
     let v = match a.at {
         Some(ts) => ks.get_at(&a.key, Timestamp(ts))?,
         None => ks.get(&a.key)?,
@@ -126,7 +130,7 @@ pub(crate) fn get(a: &GetArgs) -> Result<ExitCode, Failure> {
 
 /// Writes a value, synced.
 pub(crate) fn put(a: &PutArgs) -> Result<ExitCode, Failure> {
-    let (db, ks) = a.ks.open(true)?;
+    let (db, ks) = a.ks.open(true, true)?;
     let mut b = db.batch();
     b.put(&ks, &a.key, &a.value)?;
     let ts = db.write(b, strata::engine::WriteOptions { sync: true })?;
@@ -137,7 +141,7 @@ pub(crate) fn put(a: &PutArgs) -> Result<ExitCode, Failure> {
 
 /// Deletes a key, synced.
 pub(crate) fn delete(a: &DeleteArgs) -> Result<ExitCode, Failure> {
-    let (db, ks) = a.ks.open(false)?;
+    let (db, ks) = a.ks.open(false, true)?;
     let mut b = db.batch();
     b.delete(&ks, &a.key)?;
     let ts = db.write(b, strata::engine::WriteOptions { sync: true })?;
@@ -148,7 +152,7 @@ pub(crate) fn delete(a: &DeleteArgs) -> Result<ExitCode, Failure> {
 
 /// Prints entries in key order.
 pub(crate) fn scan(a: &ScanArgs) -> Result<ExitCode, Failure> {
-    let (db, ks) = a.ks.open(false)?;
+    let (db, ks) = a.ks.open(false, false)?;
     let from = a.from.clone().unwrap_or_default().into_bytes();
     let it = match &a.to {
         Some(to) => ks.range(from..to.clone().into_bytes())?,
@@ -178,7 +182,7 @@ pub(crate) fn scan(a: &ScanArgs) -> Result<ExitCode, Failure> {
 
 /// Prints every version of a key in the history window, newest first.
 pub(crate) fn history(a: &HistoryArgs) -> Result<ExitCode, Failure> {
-    let (db, ks) = a.ks.open(false)?;
+    let (db, ks) = a.ks.open(false, false)?;
     for v in ks.history(&a.key)? {
         match v.value {
             Some(value) => println!("{} put {}", v.ts.as_u64(), value_text(&value)),
@@ -207,7 +211,7 @@ pub(crate) fn compact(a: &DbArgs) -> Result<ExitCode, Failure> {
 /// Prints the engine's statistics in the Prometheus text format.
 pub(crate) fn stats(a: &DbArgs) -> Result<ExitCode, Failure> {
     a.existing()?;
-    let db = Db::open(&a.dir, a.options()?)?;
+    let db = Db::open_read_only(&a.dir, a.options()?)?;
     let s = db.stats();
     db.close()?;
     print!("{}", strata::engine_prometheus(&s));

@@ -84,6 +84,34 @@ impl Wal {
         })
     }
 
+    /// A WAL of a database opened read-only: no file; every append or
+    /// sync fails with `PermissionDenied` (the facade refuses writes before
+    /// they get here).
+    pub(crate) fn detached(dir: &std::path::Path, number: u64) -> Result<Wal> {
+        let header = LogHeader {
+            kind: LogKind::Wal,
+            file_number: number,
+            file_uid: [0; 16],
+            key_id: None,
+        };
+        let path = names::wal(dir, number);
+        let log = LogWriter::new(Vec::new(), header, Compression::None, None)
+            .map_err(|e| Error::format(&path, e))?;
+        Ok(Wal {
+            number,
+            key_id: None,
+            uid: [0; 16],
+            log,
+            file: Box::new(Detached),
+            len: 0,
+            synced: 0,
+            marker_due: false,
+            path,
+            allocated: 0,
+            preallocating: false,
+        })
+    }
+
     /// Queues a sync marker for the next append, if one is due.
     fn mark_synced(&mut self) -> Result<()> {
         if self.marker_due {
@@ -282,5 +310,18 @@ impl Logs {
                 true
             }
         });
+    }
+}
+
+/// The file of a detached WAL: refuses every write.
+struct Detached;
+
+impl WritableFile for Detached {
+    fn append(&mut self, _data: &[u8]) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::PermissionDenied.into())
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::PermissionDenied.into())
     }
 }

@@ -96,6 +96,9 @@ pub(crate) struct DbInner {
     blocks: Arc<BlockCache>,
     ciphers: Arc<Ciphers>,
     counters: DbCounters,
+    /// Opened with `Db::open_read_only`: every write is refused, nothing
+    /// is written at close.
+    read_only: bool,
     shutdown: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -112,6 +115,7 @@ impl DbInner {
         wal: Wal,
         last_ts: u64,
         ciphers: Arc<Ciphers>,
+        read_only: bool,
     ) -> Self {
         let blocks = Arc::new(BlockCache::new(opts.block_cache_size));
         let tables = Arc::new(TableCache::new(
@@ -151,6 +155,7 @@ impl DbInner {
             blocks,
             ciphers,
             counters: DbCounters::default(),
+            read_only,
             shutdown: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         }
@@ -189,6 +194,9 @@ impl DbInner {
     /// Fails when writes are refused: closed, or in the error state.
     pub(crate) fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        if self.read_only {
+            return Err(Error::ReadOnly(self.dir.clone()));
+        }
         self.errors.check()
     }
 
@@ -246,6 +254,9 @@ impl DbInner {
         at: Option<u64>,
     ) -> Result<Timestamp> {
         self.check_open()?;
+        if self.read_only {
+            return Err(Error::ReadOnly(self.dir.clone()));
+        }
         if batch.is_empty() {
             return Ok(Timestamp(self.visible_ts()));
         }
@@ -354,7 +365,7 @@ impl DbInner {
     /// Stops background work at a safe point, syncs the WAL and releases the
     /// directory lock. Idempotent.
     fn close(&self) -> Result<()> {
-        if self.shutdown.swap(true, Ordering::AcqRel) {
+        if self.shutdown.swap(true, Ordering::AcqRel) || self.read_only {
             return Ok(());
         }
         self.flushes.notify_all();
@@ -431,13 +442,29 @@ impl Db {
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
         let inner = Arc::new(open::open(path.as_ref(), opts)?);
         threads::start_threads(&inner);
+        Ok(Db::wrap(inner))
+    }
+
+    /// Opens the database in `path` for reading only: nothing in the
+    /// directory is created, written or deleted (no lock file either, so it
+    /// works on a read-only mount and many readers may open it at once).
+    /// What the WALs hold is replayed in memory. No background work runs;
+    /// every write, flush, compaction and resume fails with
+    /// [`Error::ReadOnly`]. A process writing to the database meanwhile is
+    /// not seen: reopen for a newer state.
+    pub fn open_read_only(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let inner = Arc::new(open::open_read_only(path.as_ref(), opts)?);
+        Ok(Db::wrap(inner))
+    }
+
+    fn wrap(inner: Arc<DbInner>) -> Db {
         let guard = Arc::new(CloseGuard {
             inner: inner.clone(),
         });
-        Ok(Db {
+        Db {
             inner,
             _guard: guard,
-        })
+        }
     }
 
     /// The database's directory.

@@ -16,7 +16,7 @@ use super::DbInner;
 
 /// Opens the database in `dir`.
 pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
-    let r = recovery::recover(dir, &opts)?;
+    let r = recovery::recover(dir, &opts, false)?;
     let wal_number = r.wal.number();
     let inner = DbInner::new(
         dir.to_path_buf(),
@@ -26,6 +26,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         r.wal,
         r.last_ts,
         r.ciphers,
+        false,
     );
     for k in r.keyspaces {
         inner.keyspaces.insert(k);
@@ -58,6 +59,26 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         let removed = recovery::remove_obsolete_files(&*inner.fs, &inner.dir, &vs)?;
         add(&inner.counters.removed_at_open, removed);
         inner.versions.levels_changed(&vs);
+    }
+    Ok(inner)
+}
+
+/// Opens the database in `dir` without writing anything: the replayed
+/// writes stay in the memtables.
+pub(super) fn open_read_only(dir: &Path, opts: Options) -> Result<DbInner> {
+    let r = recovery::recover(dir, &opts, true)?;
+    let inner = DbInner::new(
+        dir.to_path_buf(),
+        opts,
+        r.lock,
+        r.versions,
+        r.wal,
+        r.last_ts,
+        r.ciphers,
+        true,
+    );
+    for k in r.keyspaces {
+        inner.keyspaces.insert(k);
     }
     Ok(inner)
 }

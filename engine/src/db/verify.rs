@@ -44,6 +44,11 @@ impl DbInner {
                 .pipeline
                 .logs()
                 .with_current(|wal| (wal.number() == n).then(|| (wal.synced_len(), wal.uid())));
+            if self.read_only && current.is_some() {
+                // A read-only open has no WAL file of its own (what the
+                // WALs held was checked as it was replayed).
+                continue;
+            }
             let r = {
                 if let Some((synced, uid)) = current {
                     // Read while the WAL may be appended to: only what was

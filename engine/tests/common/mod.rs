@@ -62,3 +62,48 @@ pub fn open(dir: &std::path::Path, opts: &Options) -> Db {
 pub fn records_end(wal: &[u8]) -> usize {
     wal.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
 }
+
+/// A small tmpfs mounted for one test (root only), unmounted on drop.
+pub struct ReadOnlyMount {
+    dir: tempfile::TempDir,
+}
+
+impl ReadOnlyMount {
+    /// Mounts a 16 MiB tmpfs, or prints why not and returns `None`.
+    pub fn new() -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(ReadOnlyMount { dir })
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Makes the mount read-only.
+    pub fn remount_read_only(&self) {
+        let s = std::process::Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(s.success(), "remount read-only failed");
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
