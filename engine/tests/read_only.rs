@@ -84,8 +84,10 @@ fn a_read_only_open_reads_everything_and_writes_nothing() {
 #[test]
 fn a_read_only_open_of_a_directory_without_a_database_fails_cleanly() {
     let sim = SimFs::new();
-    let mut o = Options::default();
-    o.fs = Arc::new(sim.clone()) as Arc<dyn FileSystem>;
+    let o = Options {
+        fs: Arc::new(sim.clone()) as Arc<dyn FileSystem>,
+        ..Options::default()
+    };
     sim.create_dir_all(Path::new(DIR)).unwrap();
     let e = Db::open_read_only(DIR, o).unwrap_err();
     assert!(e.to_string().contains("CURRENT"), "{e}");

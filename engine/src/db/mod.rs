@@ -55,7 +55,7 @@ use strata_format::manifest::{FileRemoved, VersionEdit, MAX_KEYSPACE_NAME_LEN};
 
 use crate::cache::{BlockCache, TableCache};
 use crate::commit::batch::WriteBatch;
-use crate::commit::wal::{Logs, Wal};
+use crate::commit::wal::Logs;
 use crate::commit::CommitPipeline;
 use crate::encryption::Ciphers;
 use crate::error::{Error, Result};
@@ -65,6 +65,7 @@ use crate::fs::{FileLock, FileSystem};
 use crate::keyspace::Keyspace;
 use crate::keyspaces::{KeyspaceRegistry, KeyspaceState};
 use crate::options::{Options, WriteOptions};
+use crate::recovery::Recovered;
 use crate::retention::Retention;
 use crate::snapshot::Snapshot;
 use crate::stats::{DbCounters, Stats};
@@ -104,19 +105,18 @@ pub(crate) struct DbInner {
 }
 
 impl DbInner {
-    /// Wires the parts of a database whose files were recovered: `vs` the
-    /// version set, `wal` the WAL writes go to next, `last_ts` the last
-    /// commit timestamp.
-    fn new(
-        dir: PathBuf,
-        opts: Options,
-        lock: Box<dyn FileLock>,
-        vs: VersionSet,
-        wal: Wal,
-        last_ts: u64,
-        ciphers: Arc<Ciphers>,
-        read_only: bool,
-    ) -> Self {
+    /// Wires the parts of a database around what recovery found: the
+    /// version set, the keyspaces with their replayed memtables, the WAL
+    /// writes go to next, the last commit timestamp.
+    fn new(dir: PathBuf, opts: Options, r: Recovered, read_only: bool) -> Self {
+        let Recovered {
+            lock,
+            versions: vs,
+            keyspaces,
+            wal,
+            last_ts,
+            ciphers,
+        } = r;
         let blocks = Arc::new(BlockCache::new(opts.block_cache_size));
         let tables = Arc::new(TableCache::new(
             opts.table_cache_capacity,
@@ -136,13 +136,17 @@ impl DbInner {
             conflicts.clone(),
             opts.clock.clone(),
         );
+        let registry = KeyspaceRegistry::default();
+        for k in keyspaces {
+            registry.insert(k);
+        }
         DbInner {
             dir,
             fs: opts.fs.clone(),
             opts,
             lock: Mutex::new(Some(lock)),
             versions: Versions::new(vs),
-            keyspaces: KeyspaceRegistry::default(),
+            keyspaces: registry,
             pipeline,
             switch_lock: Mutex::new(()),
             flushes: FlushQueue::default(),

@@ -18,19 +18,7 @@ use super::DbInner;
 pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     let r = recovery::recover(dir, &opts, false)?;
     let wal_number = r.wal.number();
-    let inner = DbInner::new(
-        dir.to_path_buf(),
-        opts,
-        r.lock,
-        r.versions,
-        r.wal,
-        r.last_ts,
-        r.ciphers,
-        false,
-    );
-    for k in r.keyspaces {
-        inner.keyspaces.insert(k);
-    }
+    let inner = DbInner::new(dir.to_path_buf(), opts, r, false);
     let replayed: Vec<_> = inner
         .keyspaces
         .all()
@@ -67,18 +55,5 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
 /// writes stay in the memtables.
 pub(super) fn open_read_only(dir: &Path, opts: Options) -> Result<DbInner> {
     let r = recovery::recover(dir, &opts, true)?;
-    let inner = DbInner::new(
-        dir.to_path_buf(),
-        opts,
-        r.lock,
-        r.versions,
-        r.wal,
-        r.last_ts,
-        r.ciphers,
-        true,
-    );
-    for k in r.keyspaces {
-        inner.keyspaces.insert(k);
-    }
-    Ok(inner)
+    Ok(DbInner::new(dir.to_path_buf(), opts, r, true))
 }
