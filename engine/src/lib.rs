@@ -37,6 +37,8 @@ mod iter;
 mod keyspace;
 mod memtable;
 mod options;
+#[allow(dead_code)]
+mod policy;
 mod recovery;
 mod snapshot;
 mod stats;
