@@ -10,6 +10,7 @@
 //! change of policy shows as a diff of those files.
 
 pub(crate) mod compaction;
+pub(crate) mod gc;
 
 #[cfg(test)]
 mod datadriven;
