@@ -11,6 +11,7 @@
 
 pub(crate) mod compaction;
 pub(crate) mod gc;
+pub(crate) mod stall;
 
 #[cfg(test)]
 mod datadriven;
