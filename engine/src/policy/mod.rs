@@ -9,6 +9,7 @@
 //! input, command and expected decision, in the style of Pebble's) and a
 //! change of policy shows as a diff of those files.
 
+pub(crate) mod backoff;
 pub(crate) mod compaction;
 pub(crate) mod gc;
 pub(crate) mod stall;
