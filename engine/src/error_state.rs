@@ -19,7 +19,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::policy::backoff::{Backoff, FailureCause};
+use crate::policy::backoff::{self, Backoff, FailureCause};
 
 /// What failed, which decides how the error state can be left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +97,7 @@ impl ErrorState {
         // A retry that fails again (while the state is still set) counts
         // as a consecutive failure too: the pauses grow.
         if origin == Origin::Background {
-            self.backoff.lock().on_failure(failure_cause(&e));
+            self.backoff.lock().on_failure(FailureCause::of(&e));
             *self.free_at_failure.lock() = free_space;
         }
         e
@@ -142,26 +142,34 @@ impl ErrorState {
     pub(crate) fn auto_retry_pause(&self) -> Option<Duration> {
         let cause = self.cause.lock();
         let f = cause.as_ref()?;
-        if self.is_fatal() || f.origin != Origin::Background || !matches!(f.error, Error::Io { .. })
+        if self.is_fatal()
+            || f.origin != Origin::Background
+            || !FailureCause::of(&f.error).retried()
         {
             return None;
         }
         Some(self.backoff.lock().pause())
     }
 
-    /// True when a retry may come before its pause ends: the failure was
-    /// for lack of space and space was freed since.
-    pub(crate) fn space_freed(&self, free_now: Option<u64>) -> bool {
-        let then = *self.free_at_failure.lock();
-        crate::policy::backoff::space_freed(then, free_now)
+    /// True when a retry may run `elapsed` into a `pause`, given the file
+    /// system's free bytes now (see [`backoff::may_retry`]).
+    pub(crate) fn may_retry(
+        &self,
+        elapsed: Duration,
+        pause: Duration,
+        free_now: Option<u64>,
+    ) -> bool {
+        let then = if self.watches_space() {
+            *self.free_at_failure.lock()
+        } else {
+            None
+        };
+        backoff::may_retry(elapsed, pause, then, free_now)
     }
 
-    /// True when the last failure was for lack of space.
-    pub(crate) fn out_of_space(&self) -> bool {
-        self.cause
-            .lock()
-            .as_ref()
-            .is_some_and(|f| failure_cause(&f.error) == FailureCause::NoSpace)
+    /// True when a retry also waits for free space to rise.
+    pub(crate) fn watches_space(&self) -> bool {
+        self.backoff.lock().watches_space()
     }
 
     /// The cause, for [`Stats`](crate::Stats).
@@ -200,16 +208,4 @@ impl ErrorState {
 
 fn message(f: &Failure) -> String {
     format!("{}; writes are refused until Db::resume succeeds", f.error)
-}
-
-/// The cause class the retry pauses are kept per.
-fn failure_cause(e: &Error) -> FailureCause {
-    match e {
-        Error::Io {
-            kind: std::io::ErrorKind::StorageFull,
-            ..
-        } => FailureCause::NoSpace,
-        Error::Io { .. } => FailureCause::Io,
-        _ => FailureCause::Other,
-    }
 }

@@ -3,11 +3,11 @@
 
 use std::sync::atomic::AtomicBool;
 
-use strata_format::key::{InternalKeyRef, ValueKind};
+use strata_format::key::InternalKeyRef;
 
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
-use crate::policy::gc::GcPoints;
+use crate::policy::gc::{GcPoints, GcState};
 use crate::table_sink::TableSink;
 
 /// Copies the entries under `cursor` (positioned) to `sink`, dropping what
@@ -22,9 +22,7 @@ pub(crate) fn copy_live(
     bottommost: &dyn Fn(&[u8]) -> bool,
     stop: &AtomicBool,
 ) -> Result<u64> {
-    let mut user: Vec<u8> = Vec::new();
-    let mut first = true;
-    let mut last_stripe: Option<u64> = None;
+    let mut gc = GcState::new();
     let mut read = 0u64;
     let mut steps = 0u32;
     while cursor.valid() {
@@ -36,29 +34,11 @@ pub(crate) fn copy_live(
         let value = cursor.value_ref();
         read += (key.len() + value.len()) as u64;
         let k = InternalKeyRef::parse(key).map_err(|e| Error::format("<merge input>", e))?;
-        if first || k.user_key != user.as_slice() {
-            user.clear();
-            user.extend_from_slice(k.user_key);
-            last_stripe = None;
-            first = false;
-        }
-        match points.stripe(k.ts) {
-            None => sink.add(key, value)?,
-            Some(stripe) if Some(stripe) == last_stripe => {} // shadowed
-            Some(stripe) => {
-                last_stripe = Some(stripe);
-                // Expired by the stripe's read point, a TTL entry reads as
-                // absent there: like a tombstone, it still hides what is
-                // below it.
-                let expired = k.kind == ValueKind::PutWithTtl
-                    && crate::view::ttl_expiry(value).is_none_or(|e| e <= stripe);
-                let droppable = (k.kind.is_tombstone() || expired)
-                    && points.is_lowest(stripe)
-                    && bottommost(k.user_key);
-                if !droppable {
-                    sink.add(key, value)?;
-                }
-            }
+        if gc
+            .decide(points, k.user_key, k.ts, k.kind, value, bottommost)
+            .keeps()
+        {
+            sink.add(key, value)?;
         }
         cursor.next()?;
     }

@@ -59,14 +59,7 @@ impl Retention {
     /// from the window's start on, and each live snapshot below it.
     pub(crate) fn gc_points(&self, visible: u64) -> GcPoints {
         let snaps = self.snapshots.lock();
-        let window = self.window_start(visible);
-        let snapshots = snaps
-            .keys()
-            .rev()
-            .copied()
-            .filter(|&s| s < window)
-            .collect();
-        GcPoints::new(window, snapshots)
+        GcPoints::new(self.window_start(visible), snaps.keys().copied())
     }
 
     /// The oldest timestamp a read of the past may ask for now (live

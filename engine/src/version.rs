@@ -142,13 +142,6 @@ impl Levels {
         self.levels.iter().map(Vec::as_slice)
     }
 
-    /// Bytes in `level`.
-    pub fn level_bytes(&self, level: usize) -> u64 {
-        self.levels
-            .get(level)
-            .map_or(0, |l| l.iter().map(|f| f.size).sum())
-    }
-
     /// Every file, in no particular order.
     pub fn all_files(&self) -> impl Iterator<Item = (usize, &Arc<FileMeta>)> {
         self.levels

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::error_state::Origin;
 use crate::gc::copy_live;
 use crate::keyspaces::KeyspaceState;
+use crate::policy::{self, compaction::PickerOptions};
 use crate::stats::add;
 use crate::table_sink::{JobOutputs, TableFactory, TableSink};
 use crate::version::{FileMeta, Levels};
@@ -35,68 +36,29 @@ struct Job {
     trivial: bool,
 }
 
-fn key_range(files: &[(usize, Arc<FileMeta>)]) -> (Vec<u8>, Vec<u8>) {
-    let lo = files
-        .iter()
-        .map(|(_, f)| f.smallest_user_key())
-        .min()
-        .unwrap_or_default()
-        .to_vec();
-    let hi = files
-        .iter()
-        .map(|(_, f)| f.largest_user_key())
-        .max()
-        .unwrap_or_default()
-        .to_vec();
-    (lo, hi)
-}
-
 impl DbInner {
-    /// Picks the most urgent compaction over every keyspace.
+    /// Picks the most urgent compaction over every keyspace (the policy
+    /// in [`crate::policy::compaction`]).
     fn pick(&self) -> Option<Job> {
         let vs = self.versions.lock();
-        let mut best: Option<(f64, Arc<KeyspaceState>, Arc<Levels>, usize)> = None;
-        for (id, (_, levels)) in vs.keyspaces() {
-            let Some(ks) = self.keyspaces.by_id(*id) else {
-                continue;
-            };
-            let last = levels.num_levels() - 1;
-            for level in 0..last {
-                let score = if level == 0 {
-                    levels.level(0).len() as f64 / self.opts.l0_compaction_trigger as f64
-                } else {
-                    levels.level_bytes(level) as f64 / self.opts.level_target(level) as f64
-                };
-                if score >= 1.0 && best.as_ref().is_none_or(|b| score > b.0) {
-                    best = Some((score, ks.clone(), levels.clone(), level));
-                }
-            }
-        }
-        let (_, ks, levels, level) = best?;
-        let mut inputs: Vec<(usize, Arc<FileMeta>)> = if level == 0 {
-            levels.level(0).iter().map(|f| (0, f.clone())).collect()
-        } else {
-            let files = levels.level(level);
-            let mut pointers = self.compact_pointers.lock();
-            let pointer = pointers.get(&(ks.id(), level)).cloned().unwrap_or_default();
-            let f = files
-                .iter()
-                .find(|f| f.smallest_user_key() > pointer.as_slice())
-                .or_else(|| files.first())?
-                .clone();
-            pointers.insert((ks.id(), level), f.largest_user_key().to_vec());
-            vec![(level, f)]
-        };
-        let (lo, hi) = key_range(&inputs);
-        let below = levels.overlapping(level + 1, &lo, &hi);
-        let trivial = below.is_empty() && inputs.len() == 1;
-        inputs.extend(below.into_iter().map(|f| (level + 1, f)));
+        let live: Vec<(u32, Vec<Vec<Arc<FileMeta>>>)> = vs
+            .keyspaces()
+            .iter()
+            .filter(|(id, _)| self.keyspaces.by_id(**id).is_some())
+            .map(|(id, (_, l))| (*id, l.iter().map(<[_]>::to_vec).collect()))
+            .collect();
+        let mut pointers = self.compact_pointers.lock();
+        let p = policy::compaction::pick(
+            live.iter().map(|(id, l)| (*id, l.as_slice())),
+            &PickerOptions::from_options(&self.opts),
+            &mut pointers,
+        )?;
         Some(Job {
-            ks,
-            levels,
-            inputs,
-            output_level: level + 1,
-            trivial,
+            ks: self.keyspaces.by_id(p.keyspace)?,
+            levels: vs.levels_of(p.keyspace)?.clone(),
+            inputs: p.inputs,
+            output_level: p.output_level,
+            trivial: p.trivial,
         })
     }
 
@@ -179,7 +141,7 @@ impl DbInner {
         let mut outputs = JobOutputs::new(&*self.fs);
         outputs.add(&self.dir, &files);
         edit.files_added = files;
-        edit.history_horizon = Some(points.window());
+        edit.history_horizon = Some(points.window);
         self.install(&job, edit, true, read, written, outputs)
     }
 
@@ -303,7 +265,7 @@ impl DbInner {
                 if levels.level(0).iter().any(stale) {
                     let mut inputs: Vec<_> =
                         levels.level(0).iter().map(|f| (0, f.clone())).collect();
-                    let (lo, hi) = key_range(&inputs);
+                    let (lo, hi) = policy::compaction::key_range(&inputs);
                     inputs.extend(levels.overlapping(1, &lo, &hi).into_iter().map(|f| (1, f)));
                     in_l0_job.extend(inputs.iter().map(|(_, f)| f.number));
                     jobs.push(Job {

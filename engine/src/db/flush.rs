@@ -52,7 +52,7 @@ impl DbInner {
     /// leaves no table of the generation behind.
     fn flush_sealed(&self, sealed: &Sealed) -> Result<()> {
         let points = self.gc_points();
-        let oldest = points.window();
+        let oldest = points.window;
         let mut edit = VersionEdit::default();
         let mut max_ts = 0;
         let mut written = Vec::new();

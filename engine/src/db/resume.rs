@@ -4,14 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use crate::policy::backoff;
+
 use crate::error::Result;
 use crate::error_state::Origin;
 use crate::fs::names;
 
 use super::DbInner;
-
-/// How often a pause checks whether space was freed.
-const SPACE_POLL: Duration = Duration::from_millis(100);
 
 impl DbInner {
     /// Leaves the error state once its cause is gone. After a failed WAL
@@ -83,7 +82,8 @@ impl DbInner {
                     .pause(Duration::from_millis(200), || self.is_shutdown());
                 continue;
             };
-            let deadline = Instant::now() + pause;
+            let watching = self.errors.watches_space();
+            let started = Instant::now();
             loop {
                 if self.is_shutdown() {
                     return false;
@@ -91,18 +91,12 @@ impl DbInner {
                 if !self.errors.is_set() {
                     return true;
                 }
-                let now = Instant::now();
-                if now >= deadline {
+                let elapsed = started.elapsed();
+                let free = if watching { self.free_space() } else { None };
+                if self.errors.may_retry(elapsed, pause, free) {
                     break;
                 }
-                if self.errors.out_of_space() && self.errors.space_freed(self.free_space()) {
-                    break;
-                }
-                let step = if self.errors.out_of_space() {
-                    SPACE_POLL.min(deadline - now)
-                } else {
-                    deadline - now
-                };
+                let step = backoff::next_check(elapsed, pause, watching);
                 self.flushes.pause(step, || self.is_shutdown());
             }
             if self.resume().is_ok() {

@@ -12,7 +12,7 @@ use crate::commit::CommitHost;
 use crate::error::{Error, Result};
 use crate::error_state::Origin;
 use crate::flush::Sealed;
-use crate::policy::stall::{self, StallDecision, StallInputs};
+use crate::policy::stall::{self, StallDecision, StallInputs, StallLimits};
 use crate::stats::add;
 
 use super::DbInner;
@@ -22,12 +22,20 @@ impl CommitHost for DbInner {
         let mut slowed = false;
         loop {
             self.check_writable()?;
+            let active_bytes = self.pipeline.active_bytes();
+            // The queue's length matters only once the memtables are full:
+            // its lock stays off the common path.
+            let immutable_memtables = if active_bytes >= self.opts.memtable_size {
+                self.flushes.len()
+            } else {
+                0
+            };
             let inputs = StallInputs {
                 l0_files: self.versions.max_l0_files(),
-                immutable_memtables: self.flushes.len(),
-                active_bytes: self.pipeline.active_bytes(),
+                immutable_memtables,
+                active_bytes,
             };
-            match stall::decide(&stall::StallOptions::from(&self.opts), &inputs, slowed) {
+            match stall::decide(&StallLimits::from_options(&self.opts), &inputs, slowed) {
                 StallDecision::Proceed => return Ok(()),
                 StallDecision::Slowdown => {
                     // Spread the delay over many writes rather than stopping.
@@ -40,7 +48,7 @@ impl CommitHost for DbInner {
                 }
                 StallDecision::Stop => {
                     let started = Instant::now();
-                    let opts = stall::StallOptions::from(&self.opts);
+                    let opts = StallLimits::from_options(&self.opts);
                     let waited = self.flushes.stall_while(
                         |imm| {
                             let now = StallInputs {
