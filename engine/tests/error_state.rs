@@ -209,3 +209,101 @@ fn a_failed_wal_append_stays_in_the_error_state_and_says_how_to_leave_it() {
     assert_eq!(ks.get("a").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(ks.get("c").unwrap().as_deref(), Some(&b"3"[..]));
 }
+
+/// On a real file system (a small tmpfs; needs root to mount, and skips
+/// with a reason otherwise): the disk kept full for 20 s while compactions
+/// fail gives a bounded number of retries and no growth of files or
+/// manifest; freeing space lets the engine recover by itself at once.
+#[test]
+fn a_real_disk_kept_full_for_20_seconds() {
+    let Some(mount) = common::TmpfsMount::with_size_mib(8) else {
+        return;
+    };
+    let dir = mount.path().join("db");
+    let o = Options {
+        l0_compaction_trigger: 4,
+        l0_slowdown_trigger: 8,
+        l0_stop_trigger: 12,
+        memtable_size: 4 << 20,
+        wal_mmap: false,
+        ..Options::default()
+    };
+    let db = Db::open(&dir, o).unwrap();
+    let ks = db.keyspace("data").unwrap();
+    let value = |t: usize, i: usize| -> Vec<u8> {
+        // Incompressible enough that a merge needs the space of its inputs.
+        (0..400).map(|j| ((i * 31 + j * 7 + t * 13) % 251) as u8).collect()
+    };
+    for t in 0..3 {
+        for i in 0..1000 {
+            ks.put(format!("k{i:05}"), value(t, i)).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    // Fill the disk, leaving room for a small flush but not for a merge.
+    let filler = mount.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let free_bytes = |_: ()| {
+        let len = std::fs::metadata(&filler).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&filler)
+            .unwrap()
+            .set_len(len.saturating_sub(96 * 1024))
+            .unwrap();
+    };
+    free_bytes(());
+    for i in 0..50 {
+        ks.put(format!("k{i:05}"), value(3, i)).unwrap();
+    }
+    let _ = db.flush();
+    let start = Instant::now();
+    while db.stats().background_errors == 0 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(db.stats().background_errors > 0, "nothing failed");
+    let count = |suffix: &str| {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(suffix))
+            .count()
+    };
+    let manifest = || -> u64 {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("MANIFEST"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    let (files0, manifest0, resumes0) = (count(""), manifest(), db.stats().resumes);
+    std::thread::sleep(Duration::from_secs(20));
+    let s = db.stats();
+    let cycles = s.resumes - resumes0;
+    eprintln!(
+        "20 s full: {cycles} resume cycles, {} errors, files {files0} -> {}, manifest {manifest0} -> {} bytes",
+        s.background_errors,
+        count(""),
+        manifest()
+    );
+    assert!(cycles <= 25, "{cycles} error -> resume cycles in 20 s");
+    assert!(count("") <= files0 + 2, "files grew: {files0} -> {}", count(""));
+    assert!(manifest() <= manifest0 + 1024, "manifest grew");
+    // Space comes back: the engine notices and recovers without a resume.
+    std::fs::remove_file(&filler).unwrap();
+    let freed = Instant::now();
+    while db.stats().error_state.is_some() && freed.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(db.stats().error_state.is_none(), "not recovered after freeing space");
+    db.compact().unwrap();
+    assert_eq!(ks.get("k00001").unwrap().as_deref(), Some(&value(3, 1)[..]));
+    drop(ks);
+    db.close().unwrap();
+}

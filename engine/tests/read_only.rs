@@ -98,7 +98,7 @@ fn a_read_only_open_of_a_directory_without_a_database_fails_cleanly() {
 /// skips with a reason otherwise): reads, `verify_dir` and `describe_dir`.
 #[test]
 fn reads_and_checks_work_on_a_read_only_mount() {
-    let Some(mount) = common::ReadOnlyMount::new() else {
+    let Some(mount) = common::TmpfsMount::new() else {
         return;
     };
     let dir = mount.path().join("db");

@@ -64,16 +64,21 @@ pub fn records_end(wal: &[u8]) -> usize {
 }
 
 /// A small tmpfs mounted for one test (root only), unmounted on drop.
-pub struct ReadOnlyMount {
+pub struct TmpfsMount {
     dir: tempfile::TempDir,
 }
 
-impl ReadOnlyMount {
+impl TmpfsMount {
     /// Mounts a 16 MiB tmpfs, or prints why not and returns `None`.
     pub fn new() -> Option<Self> {
+        Self::with_size_mib(16)
+    }
+
+    /// Mounts a tmpfs of `mib` MiB, or prints why not and returns `None`.
+    pub fn with_size_mib(mib: u32) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
@@ -81,7 +86,7 @@ impl ReadOnlyMount {
             eprintln!("skipped: cannot mount a tmpfs here (needs root)");
             return None;
         }
-        Some(ReadOnlyMount { dir })
+        Some(TmpfsMount { dir })
     }
 
     /// The mount point.
@@ -100,7 +105,7 @@ impl ReadOnlyMount {
     }
 }
 
-impl Drop for ReadOnlyMount {
+impl Drop for TmpfsMount {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
             .arg(self.dir.path())
