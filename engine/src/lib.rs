@@ -42,6 +42,7 @@ mod keyspaces;
 mod memtable;
 mod options;
 mod policy;
+mod random;
 mod recovery;
 mod retention;
 mod snapshot;
@@ -68,24 +69,3 @@ pub use strata_format as format;
 pub use timestamp::{Clock, ManualClock, SystemClock, Timestamp};
 pub use txn::{Isolation, Transaction, TxIter};
 pub use verify::{DamagedFile, VerifyReport};
-
-/// A fresh random 128-bit file uid.
-pub(crate) fn random_uid() -> [u8; 16] {
-    let mut uid = [0u8; 16];
-    if getrandom::fill(&mut uid).is_err() {
-        // No OS randomness: fall back to time and address entropy. The uid
-        // guards against swapped files; it is not a secret.
-        let t = now_micros().to_le_bytes();
-        let a = (&uid as *const _ as usize as u64).to_le_bytes();
-        uid[..8].copy_from_slice(&t);
-        uid[8..].copy_from_slice(&a);
-    }
-    uid
-}
-
-/// Microseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}

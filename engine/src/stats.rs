@@ -2,33 +2,101 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Live counters of one keyspace.
+/// Live counters of one keyspace, bumped by whoever does the work and read
+/// into [`KeyspaceStats`].
 #[derive(Debug, Default)]
 pub(crate) struct KeyspaceCounters {
-    pub user_bytes: AtomicU64,
-    pub flush_bytes: AtomicU64,
-    pub compaction_bytes_written: AtomicU64,
-    pub compaction_bytes_read: AtomicU64,
-    pub flushes: AtomicU64,
-    pub compactions: AtomicU64,
-    pub bloom_checks: AtomicU64,
-    pub bloom_false_positives: AtomicU64,
+    user_bytes: AtomicU64,
+    flush_bytes: AtomicU64,
+    compaction_bytes_written: AtomicU64,
+    compaction_bytes_read: AtomicU64,
+    flushes: AtomicU64,
+    compactions: AtomicU64,
+    bloom_checks: AtomicU64,
+    bloom_false_positives: AtomicU64,
 }
 
-/// Live counters of the whole database.
+impl KeyspaceCounters {
+    /// A commit wrote `bytes` of keys and values.
+    pub(crate) fn wrote(&self, bytes: u64) {
+        add(&self.user_bytes, bytes);
+    }
+
+    /// A flush wrote `bytes` of tables.
+    pub(crate) fn flushed(&self, bytes: u64) {
+        add(&self.flush_bytes, bytes);
+        add(&self.flushes, 1);
+    }
+
+    /// A compaction read `read` bytes and wrote `written`.
+    pub(crate) fn compacted(&self, read: u64, written: u64) {
+        add(&self.compactions, 1);
+        add(&self.compaction_bytes_read, read);
+        add(&self.compaction_bytes_written, written);
+    }
+
+    /// A point read consulted a table's bloom filter; `false_positive` when
+    /// it passed but the key was not there.
+    pub(crate) fn bloom_checked(&self, false_positive: bool) {
+        add(&self.bloom_checks, 1);
+        if false_positive {
+            add(&self.bloom_false_positives, 1);
+        }
+    }
+
+    /// Copies the counters into `out`.
+    pub(crate) fn fill(&self, out: &mut KeyspaceStats) {
+        out.user_bytes_written = get(&self.user_bytes);
+        out.flush_bytes_written = get(&self.flush_bytes);
+        out.compaction_bytes_written = get(&self.compaction_bytes_written);
+        out.compaction_bytes_read = get(&self.compaction_bytes_read);
+        out.flushes = get(&self.flushes);
+        out.compactions = get(&self.compactions);
+        out.bloom_checks = get(&self.bloom_checks);
+        out.bloom_false_positives = get(&self.bloom_false_positives);
+    }
+}
+
+/// Live counters of the whole database's write stalls and open.
 #[derive(Debug, Default)]
 pub(crate) struct DbCounters {
-    pub slowdowns: AtomicU64,
-    pub stalls: AtomicU64,
-    pub stall_micros: AtomicU64,
-    pub removed_at_open: AtomicU64,
+    slowdowns: AtomicU64,
+    stalls: AtomicU64,
+    stall_micros: AtomicU64,
+    removed_at_open: AtomicU64,
 }
 
-pub(crate) fn add(c: &AtomicU64, n: u64) {
+impl DbCounters {
+    /// A writer slowed down.
+    pub(crate) fn slowed(&self) {
+        add(&self.slowdowns, 1);
+    }
+
+    /// A writer stalled for `micros`.
+    pub(crate) fn stalled(&self, micros: u64) {
+        add(&self.stalls, 1);
+        add(&self.stall_micros, micros);
+    }
+
+    /// Open removed `n` leftover files.
+    pub(crate) fn removed_at_open(&self, n: u64) {
+        add(&self.removed_at_open, n);
+    }
+
+    /// Copies the counters into `out`.
+    pub(crate) fn fill(&self, out: &mut Stats) {
+        out.write_slowdowns = get(&self.slowdowns);
+        out.write_stalls = get(&self.stalls);
+        out.write_stall_micros = get(&self.stall_micros);
+        out.files_removed_at_open = get(&self.removed_at_open);
+    }
+}
+
+fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-pub(crate) fn get(c: &AtomicU64) -> u64 {
+fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 

@@ -184,7 +184,7 @@ impl<'a> TableSink<'a> {
             file,
             buf: Vec::with_capacity(SINK_BUFFER),
         };
-        let writer = TableWriter::new(sink, number, crate::random_uid(), opts)
+        let writer = TableWriter::new(sink, number, crate::random::uid(), opts)
             .map_err(|e| Error::format(&path, e))?;
         self.current = Some(Current {
             number,

@@ -469,7 +469,7 @@ impl VersionSet {
         let number = self.new_file_number();
         let path = names::manifest(&self.dir, number);
         let fs = self.fs.clone();
-        let uid = crate::random_uid();
+        let uid = crate::random::uid();
         let key = self.ciphers.current()?;
         let header = LogHeader {
             kind: LogKind::Manifest,

@@ -13,7 +13,7 @@ use crate::cache::TableCache;
 use crate::cursor::{Cursor, LevelCursor, MemCursor, MergeCursor, TableCursor};
 use crate::error::{Error, Result};
 use crate::memtable::Memtable;
-use crate::stats::{add, KeyspaceCounters};
+use crate::stats::KeyspaceCounters;
 use crate::version::Levels;
 
 /// The components of one keyspace at one moment: what a read searches.
@@ -174,14 +174,13 @@ impl ReadView {
             };
             for f in candidates {
                 let table = self.tables.get(f)?;
-                add(&self.counters.bloom_checks, 1);
                 let found = DECODER
                     .with(|d| table.lookup(key, h, ts, &mut d.borrow_mut()))
                     .map_err(|e| Error::format(f.path(), e))?;
-                match found {
-                    Lookup::Found(e) => return Ok(resolve(e.kind, e.value, self.expiry_ts)),
-                    Lookup::NotFound => add(&self.counters.bloom_false_positives, 1),
-                    Lookup::FilteredOut => {}
+                self.counters
+                    .bloom_checked(matches!(found, Lookup::NotFound));
+                if let Lookup::Found(e) = found {
+                    return Ok(resolve(e.kind, e.value, self.expiry_ts));
                 }
             }
         }

@@ -232,7 +232,9 @@ fn a_real_disk_kept_full_for_20_seconds() {
     let ks = db.keyspace("data").unwrap();
     let value = |t: usize, i: usize| -> Vec<u8> {
         // Incompressible enough that a merge needs the space of its inputs.
-        (0..400).map(|j| ((i * 31 + j * 7 + t * 13) % 251) as u8).collect()
+        (0..400)
+            .map(|j| ((i * 31 + j * 7 + t * 13) % 251) as u8)
+            .collect()
     };
     for t in 0..3 {
         for i in 0..1000 {
@@ -271,7 +273,13 @@ fn a_real_disk_kept_full_for_20_seconds() {
     let count = |suffix: &str| {
         std::fs::read_dir(&dir)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(suffix))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(suffix)
+            })
             .count()
     };
     let manifest = || -> u64 {
@@ -293,7 +301,11 @@ fn a_real_disk_kept_full_for_20_seconds() {
         manifest()
     );
     assert!(cycles <= 25, "{cycles} error -> resume cycles in 20 s");
-    assert!(count("") <= files0 + 2, "files grew: {files0} -> {}", count(""));
+    assert!(
+        count("") <= files0 + 2,
+        "files grew: {files0} -> {}",
+        count("")
+    );
     assert!(manifest() <= manifest0 + 1024, "manifest grew");
     // Space comes back: the engine notices and recovers without a resume.
     std::fs::remove_file(&filler).unwrap();
@@ -301,7 +313,10 @@ fn a_real_disk_kept_full_for_20_seconds() {
     while db.stats().error_state.is_some() && freed.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(db.stats().error_state.is_none(), "not recovered after freeing space");
+    assert!(
+        db.stats().error_state.is_none(),
+        "not recovered after freeing space"
+    );
     db.compact().unwrap();
     assert_eq!(ks.get("k00001").unwrap().as_deref(), Some(&value(3, 1)[..]));
     drop(ks);

@@ -413,10 +413,7 @@ impl CommitPipeline {
                 };
                 let (_, mem, ks) = &memtables[at];
                 mem.insert(op.key, ts, op.kind, r.batch.ops().slice_ref(op.value));
-                crate::stats::add(
-                    &ks.counters().user_bytes,
-                    (op.key.len() + op.value.len()) as u64,
-                );
+                ks.counters().wrote((op.key.len() + op.value.len()) as u64);
             }
             self.active_bytes
                 .fetch_add(r.batch.size(), Ordering::Relaxed);

@@ -60,7 +60,7 @@ impl Wal {
         let header = LogHeader {
             kind: LogKind::Wal,
             file_number: number,
-            file_uid: crate::random_uid(),
+            file_uid: crate::random::uid(),
             key_id: key.as_ref().map(|k| k.id()),
         };
         let mut log = LogWriter::new(Vec::new(), header, Compression::None, key)

@@ -18,7 +18,6 @@ use crate::error_state::Origin;
 use crate::gc::copy_live;
 use crate::keyspaces::KeyspaceState;
 use crate::policy::{self, compaction::PickerOptions};
-use crate::stats::add;
 use crate::table_sink::{JobOutputs, TableFactory, TableSink};
 use crate::version::{FileMeta, Levels};
 
@@ -177,9 +176,7 @@ impl DbInner {
         self.install_levels(&vs);
         drop(vs);
         let c = job.ks.counters();
-        add(&c.compactions, 1);
-        add(&c.compaction_bytes_read, read);
-        add(&c.compaction_bytes_written, written);
+        c.compacted(read, written);
         self.errors.work_succeeded();
         self.flushes.notify_all();
         Ok(())

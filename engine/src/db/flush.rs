@@ -13,7 +13,6 @@ use crate::error_state::Origin;
 use crate::flush::Sealed;
 use crate::fs::names;
 use crate::gc::copy_live;
-use crate::stats::add;
 use crate::table_sink::{JobOutputs, TableFactory, TableSink};
 
 use super::DbInner;
@@ -103,8 +102,7 @@ impl DbInner {
             self.install_levels(&vs);
         }
         for (ks, bytes) in written {
-            add(&ks.counters().flush_bytes, bytes);
-            add(&ks.counters().flushes, 1);
+            ks.counters().flushed(bytes);
         }
         // Every WAL older than the one started with this generation is now
         // fully in SSTs.

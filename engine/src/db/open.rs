@@ -10,7 +10,6 @@ use crate::error::Result;
 use crate::flush::Sealed;
 use crate::options::Options;
 use crate::recovery;
-use crate::stats::add;
 
 use super::DbInner;
 
@@ -45,7 +44,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     {
         let vs = inner.versions.lock();
         let removed = recovery::remove_obsolete_files(&*inner.fs, &inner.dir, &vs)?;
-        add(&inner.counters.removed_at_open, removed);
+        inner.counters.removed_at_open(removed);
         inner.versions.levels_changed(&vs);
     }
     Ok(inner)

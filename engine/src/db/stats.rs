@@ -1,7 +1,7 @@
 //! Statistics of an open database, gathered from its parts.
 
 use crate::fs::names;
-use crate::stats::{get, KeyspaceStats, LevelStats, Stats};
+use crate::stats::{KeyspaceStats, LevelStats, Stats};
 
 use super::DbInner;
 
@@ -16,9 +16,6 @@ impl DbInner {
             wal_syncs: traffic.wal_syncs,
             writes: traffic.writes,
             write_groups: traffic.groups,
-            write_slowdowns: get(&self.counters.slowdowns),
-            write_stalls: get(&self.counters.stalls),
-            write_stall_micros: get(&self.counters.stall_micros),
             block_cache_hits: self.blocks.hits(),
             block_cache_misses: self.blocks.misses(),
             block_cache_bytes: self.blocks.used(),
@@ -26,9 +23,9 @@ impl DbInner {
             error_remedy: self.errors.remedy(),
             background_errors: self.errors.errors(),
             resumes: self.errors.resumes(),
-            files_removed_at_open: get(&self.counters.removed_at_open),
             ..Stats::default()
         };
+        self.counters.fill(&mut out);
         for n in self.pipeline.logs().live() {
             out.wal_bytes_live += self.fs.file_size(&names::wal(&self.dir, n)).unwrap_or(0);
         }
@@ -43,8 +40,7 @@ impl DbInner {
                 .levels_of(ks.id())
                 .cloned()
                 .unwrap_or_else(|| sv.levels().clone());
-            let c = ks.counters();
-            out.keyspaces.push(KeyspaceStats {
+            let mut k = KeyspaceStats {
                 name: ks.name().to_owned(),
                 levels: levels
                     .iter()
@@ -64,15 +60,10 @@ impl DbInner {
                     .collect(),
                 memtable_bytes: sv.mem().size() as u64,
                 immutable_memtable_bytes: sv.imm().iter().map(|m| m.size() as u64).sum(),
-                user_bytes_written: get(&c.user_bytes),
-                flush_bytes_written: get(&c.flush_bytes),
-                compaction_bytes_written: get(&c.compaction_bytes_written),
-                compaction_bytes_read: get(&c.compaction_bytes_read),
-                flushes: get(&c.flushes),
-                compactions: get(&c.compactions),
-                bloom_checks: get(&c.bloom_checks),
-                bloom_false_positives: get(&c.bloom_false_positives),
-            });
+                ..KeyspaceStats::default()
+            };
+            ks.counters().fill(&mut k);
+            out.keyspaces.push(k);
         }
         out
     }

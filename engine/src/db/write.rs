@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::error_state::Origin;
 use crate::flush::Sealed;
 use crate::policy::stall::{self, StallDecision, StallInputs, StallLimits};
-use crate::stats::add;
 
 use super::DbInner;
 
@@ -39,7 +38,7 @@ impl CommitHost for DbInner {
                 StallDecision::Proceed => return Ok(()),
                 StallDecision::Slowdown => {
                     // Spread the delay over many writes rather than stopping.
-                    add(&self.counters.slowdowns, 1);
+                    self.counters.slowed();
                     std::thread::sleep(Duration::from_millis(1));
                     slowed = true;
                 }
@@ -60,11 +59,7 @@ impl CommitHost for DbInner {
                         Duration::from_millis(100),
                     );
                     if waited {
-                        add(&self.counters.stalls, 1);
-                        add(
-                            &self.counters.stall_micros,
-                            started.elapsed().as_micros() as u64,
-                        );
+                        self.counters.stalled(started.elapsed().as_micros() as u64);
                     }
                 }
                 StallDecision::Switch => {

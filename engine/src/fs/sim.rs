@@ -103,26 +103,8 @@ fn dead() -> io::Error {
     io::Error::other("simulated power loss: the machine is off")
 }
 
-/// A small deterministic generator for crash images.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-}
+/// The deterministic generator crash images are drawn from.
+type Rng = crate::random::SplitMix64;
 
 impl State {
     /// Counts a mutating call, taking the crash image first when this call
@@ -164,7 +146,7 @@ impl State {
     }
 
     fn image(&self, mode: CrashMode, seed: u64) -> SimFs {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut out = State {
             next_inode: self.next_inode,
             ..State::default()
@@ -202,7 +184,7 @@ impl State {
                         match rng.below(4) {
                             0 | 1 => data.extend_from_slice(sector),
                             2 => data.extend(std::iter::repeat_n(0u8, sector.len())),
-                            _ => data.extend((0..sector.len()).map(|_| rng.next() as u8)),
+                            _ => data.extend((0..sector.len()).map(|_| rng.next_u64() as u8)),
                         }
                     }
                 }

@@ -213,7 +213,7 @@ impl std::fmt::Debug for SkipList {
 /// What only the writer touches.
 struct Writer {
     arena: Arena,
-    rng: u64,
+    rng: crate::random::SplitMix64,
 }
 
 impl Default for SkipList {
@@ -232,7 +232,7 @@ impl SkipList {
             bytes: AtomicUsize::new(0),
             writer: Mutex::new(Writer {
                 arena: Arena::default(),
-                rng: 0x2545_f491_4f6c_dd1d,
+                rng: crate::random::SplitMix64::new(0x2545_f491_4f6c_dd1d),
             }),
         }
     }
@@ -416,11 +416,7 @@ impl Drop for SkipList {
 impl Writer {
     /// A height with P(h >= k) = 2^-(k-1).
     fn random_height(&mut self) -> usize {
-        // xorshift64
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let mut bits = self.rng;
+        let mut bits = self.rng.next_u64();
         let mut h = 1;
         while h < MAX_HEIGHT && bits & 1 == 0 {
             h += 1;
