@@ -1,6 +1,6 @@
 //! Write batches: writes checked and encoded once, as they are added,
 //! into the bytes of their WAL record. The commit path then writes those
-//! bytes to the WAL and the memtables take their values as slices of them.
+//! bytes to the WAL and the memtables take their entries from them.
 
 use std::collections::HashSet;
 use std::sync::Arc;

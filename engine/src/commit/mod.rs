@@ -412,7 +412,12 @@ impl CommitPipeline {
                     }
                 };
                 let (_, mem, ks) = &memtables[at];
-                mem.insert(op.key, ts, op.kind, r.batch.ops().slice_ref(op.value));
+                // The value gets an allocation of its own rather than a
+                // slice of the batch: a memtable is freed on the flush
+                // thread, and one small chunk per value frees without the
+                // allocator's lock, where whole batch buffers contend with
+                // the writers allocating the next ones.
+                mem.insert(op.key, ts, op.kind, bytes::Bytes::copy_from_slice(op.value));
                 ks.counters().wrote((op.key.len() + op.value.len()) as u64);
             }
             self.active_bytes
