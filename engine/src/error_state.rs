@@ -87,12 +87,24 @@ impl ErrorState {
     /// file system's free bytes now, when known, for an out-of-space retry.
     pub(crate) fn poison(&self, e: Error, origin: Origin, free_space: Option<u64>) -> Error {
         let mut cause = self.cause.lock();
-        if cause.is_none() {
-            *cause = Some(Failure {
-                error: e.clone(),
-                origin,
-            });
-            self.errors.fetch_add(1, Ordering::Relaxed);
+        match cause.as_mut() {
+            None => {
+                *cause = Some(Failure {
+                    error: e.clone(),
+                    origin,
+                });
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            // A WAL or manifest failure while a flush or compaction failure
+            // is being waited out: the WAL is in doubt now too, so the
+            // resume must retire it.
+            Some(f) if f.origin == Origin::Background && origin != Origin::Background => {
+                *f = Failure {
+                    error: e.clone(),
+                    origin,
+                };
+            }
+            Some(_) => {}
         }
         // A retry that fails again (while the state is still set) counts
         // as a consecutive failure too: the pauses grow.
@@ -208,4 +220,62 @@ impl ErrorState {
 
 fn message(f: &Failure) -> String {
     format!("{}; writes are refused until Db::resume succeeds", f.error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(kind: std::io::ErrorKind) -> Error {
+        Error::io("/db/000001.log", std::io::Error::from(kind))
+    }
+
+    #[test]
+    fn a_wal_failure_during_a_background_one_is_resumed_as_a_wal_failure() {
+        let s = ErrorState::default();
+        s.poison(
+            io(std::io::ErrorKind::StorageFull),
+            Origin::Background,
+            None,
+        );
+        assert!(s.auto_retry_pause().is_some());
+        s.poison(io(std::io::ErrorKind::Other), Origin::Wal, None);
+        assert_eq!(s.origin(), Some(Origin::Wal));
+        assert!(s.auto_retry_pause().is_none(), "only a caller's resume");
+        // A later background failure does not weaken it again.
+        s.poison(
+            io(std::io::ErrorKind::StorageFull),
+            Origin::Background,
+            None,
+        );
+        assert_eq!(s.origin(), Some(Origin::Wal));
+        assert_eq!(s.errors(), 1);
+        s.clear();
+        assert!(s.check().is_ok());
+        assert_eq!(s.resumes(), 1);
+    }
+
+    #[test]
+    fn pauses_grow_across_failures_and_reset_after_work() {
+        let s = ErrorState::default();
+        let mut pauses = Vec::new();
+        for _ in 0..4 {
+            s.poison(
+                io(std::io::ErrorKind::StorageFull),
+                Origin::Background,
+                None,
+            );
+            pauses.push(s.auto_retry_pause().unwrap());
+            // A resume succeeds (nothing to flush), the work fails again.
+            s.clear();
+        }
+        assert!(pauses.windows(2).all(|w| w[1] > w[0]), "{pauses:?}");
+        s.work_succeeded();
+        s.poison(
+            io(std::io::ErrorKind::StorageFull),
+            Origin::Background,
+            None,
+        );
+        assert_eq!(s.auto_retry_pause().unwrap(), pauses[0]);
+    }
 }
