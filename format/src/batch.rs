@@ -7,7 +7,8 @@
 //! op     = kind (u8) ‖ keyspace (varint, fits u32) ‖ key (bytes) ‖ value (bytes)
 //! ```
 //!
-//! `kind` is a [`ValueKind`] code; a tombstone's value is empty.
+//! `kind` is a [`ValueKind`] code, never a reserved one; a tombstone's value
+//! is empty.
 
 use crate::coding::{put_bytes, put_varint64, Cursor};
 use crate::error::{Error, Result};
@@ -39,8 +40,10 @@ impl BatchBuilder {
         BatchBuilder::default()
     }
 
-    /// Appends one write.
+    /// Appends one write. `kind` must not be reserved
+    /// ([`ValueKind::is_reserved`]): the decoder would refuse the record.
     pub fn add(&mut self, kind: ValueKind, keyspace: u32, key: &[u8], value: &[u8]) {
+        debug_assert!(!kind.is_reserved(), "writing reserved value kind {kind:?}");
         // One reservation for the whole entry (kind, three varints, bytes)
         // instead of growing the buffer step by step.
         self.ops.reserve(1 + 5 + 10 + 10 + key.len() + value.len());
@@ -99,8 +102,7 @@ impl<'a> BatchRecord<'a> {
         let mut ops = Vec::with_capacity(count);
         for _ in 0..count {
             let at = c.offset();
-            let kind = ValueKind::from_u8(c.u8()?)
-                .ok_or_else(|| Error::corruption("batch record: unknown kind", at))?;
+            let kind = ValueKind::decode(c.u8()?, "batch record", at)?;
             let keyspace = u32::try_from(c.varint64()?)
                 .map_err(|_| Error::corruption("batch record: keyspace id out of range", at))?;
             let key = c.length_prefixed()?;
@@ -133,7 +135,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn kind() -> impl Strategy<Value = ValueKind> {
-        (1u8..=5).prop_map(|b| ValueKind::from_u8(b).unwrap())
+        prop_oneof![
+            Just(ValueKind::Put),
+            Just(ValueKind::Delete),
+            Just(ValueKind::PutWithTtl)
+        ]
     }
 
     proptest! {

@@ -80,8 +80,17 @@ pub enum BlockKind {
     WalRecord = 6,
     /// A record of the manifest.
     ManifestRecord = 7,
-    /// A chunk of a blob file.
+    /// Reserved: a chunk of a blob file. Nothing stores blob files yet, so
+    /// the codec refuses to encode or decode a block of this kind.
     Blob = 8,
+}
+
+impl BlockKind {
+    /// True for kinds set aside for a later format version: the codec
+    /// refuses them, on write and on read.
+    pub fn is_reserved(self) -> bool {
+        matches!(self, BlockKind::Blob)
+    }
 }
 
 /// Where a block lives: the facts its encryption is bound to.
@@ -109,9 +118,21 @@ fn associated_data(ctx: &BlockContext, compression: u8, key_id: u32) -> [u8; 46]
     aad
 }
 
+/// Refuses to write a block of a reserved kind: no reader would accept it.
+fn writable(ctx: &BlockContext) -> Result<()> {
+    if ctx.kind.is_reserved() {
+        return Err(Error::InvalidArgument(format!(
+            "block kind {:?} is reserved",
+            ctx.kind
+        )));
+    }
+    Ok(())
+}
+
 /// A MAC over `data`, bound to the context like a block: used to
 /// authenticate structures that must stay in the clear, like a footer.
 pub fn authenticate(key: &EncryptionKey, ctx: &BlockContext, data: &[u8]) -> Result<[u8; TAG_LEN]> {
+    writable(ctx)?;
     let nonce = crypto::nonce(ctx.file_number, ctx.offset)?;
     let mut aad = associated_data(ctx, COMPRESSION_NONE, key.id()).to_vec();
     aad.extend_from_slice(data);
@@ -175,8 +196,10 @@ impl BlockEncoder {
         self.key.as_ref()
     }
 
-    /// Appends the stored form of `raw` (payload and trailer) to `out`.
+    /// Appends the stored form of `raw` (payload and trailer) to `out`. A
+    /// reserved block kind ([`BlockKind::is_reserved`]) is refused.
     pub fn encode(&mut self, raw: &[u8], ctx: &BlockContext, out: &mut Vec<u8>) -> Result<()> {
+        writable(ctx)?;
         if raw.len() > MAX_BLOCK_LEN {
             return Err(Error::InvalidArgument(format!(
                 "block of {} bytes exceeds the limit of {MAX_BLOCK_LEN}",
@@ -257,6 +280,8 @@ impl BlockDecoder {
     /// be, or plaintext when it should be encrypted, or names another key id, is
     /// refused, so stripping the encryption of a block is detected. The result
     /// borrows `stored` when the block was neither compressed nor encrypted.
+    /// A block of a reserved kind ([`BlockKind::is_reserved`]) is refused as
+    /// corruption.
     pub fn decode<'a>(
         &mut self,
         stored: &'a [u8],
@@ -265,6 +290,15 @@ impl BlockDecoder {
         max_len: usize,
     ) -> Result<Cow<'a, [u8]>> {
         let what = |s: &str| format!("{:?} block of file {}: {s}", ctx.kind, ctx.file_number);
+        if ctx.kind.is_reserved() {
+            return Err(Error::corruption(
+                what(&format!(
+                    "block kind {} is reserved and not supported by this version",
+                    ctx.kind as u8
+                )),
+                ctx.offset,
+            ));
+        }
         let split = stored
             .len()
             .checked_sub(TRAILER_LEN)
