@@ -86,6 +86,18 @@ pub enum BlockKind {
 }
 
 impl BlockKind {
+    /// Every kind, the reserved one included, in code order.
+    pub const ALL: [BlockKind; 8] = [
+        BlockKind::Data,
+        BlockKind::Index,
+        BlockKind::Filter,
+        BlockKind::Properties,
+        BlockKind::Footer,
+        BlockKind::WalRecord,
+        BlockKind::ManifestRecord,
+        BlockKind::Blob,
+    ];
+
     /// True for kinds set aside for a later format version: the codec
     /// refuses them, on write and on read.
     pub fn is_reserved(self) -> bool {
