@@ -25,7 +25,8 @@ pub(crate) fn versions(view: &ReadView, key: &[u8], oldest: u64) -> Result<Vec<V
         if k.ts <= view.ts() {
             let value: Bytes = c.value();
             out.push(match k.kind {
-                ValueKind::Delete | ValueKind::RangeDelete => Version {
+                // Reserved kinds never get here: every decoder refuses them.
+                ValueKind::Delete | ValueKind::RangeDelete | ValueKind::BlobPointer => Version {
                     ts: Timestamp(k.ts),
                     value: None,
                     expires_at: None,
@@ -35,7 +36,7 @@ pub(crate) fn versions(view: &ReadView, key: &[u8], oldest: u64) -> Result<Vec<V
                     expires_at: ttl_expiry(&value).map(Timestamp),
                     value: Some(value.slice(8.min(value.len())..)),
                 },
-                ValueKind::Put | ValueKind::BlobPointer => Version {
+                ValueKind::Put => Version {
                     ts: Timestamp(k.ts),
                     value: Some(value),
                     expires_at: None,

@@ -107,12 +107,14 @@ thread_local! {
 /// entry expired by then; a TTL entry's expiry prefix is stripped.
 pub(crate) fn resolve(kind: ValueKind, value: Bytes, ts: u64) -> Option<Bytes> {
     match kind {
-        ValueKind::Delete | ValueKind::RangeDelete => None,
+        ValueKind::Delete => None,
+        // Reserved kinds never get here: every decoder refuses them.
+        ValueKind::BlobPointer | ValueKind::RangeDelete => None,
         ValueKind::PutWithTtl => {
             let expiry = ttl_expiry(&value)?;
             (ts < expiry).then(|| value.slice(8..))
         }
-        ValueKind::Put | ValueKind::BlobPointer => Some(value),
+        ValueKind::Put => Some(value),
     }
 }
 

@@ -7,7 +7,8 @@
 //! op     = kind (u8) ‖ keyspace (varint, fits u32) ‖ key (bytes) ‖ value (bytes)
 //! ```
 //!
-//! `kind` is a [`ValueKind`] code; a tombstone's value is empty.
+//! `kind` is a [`ValueKind`] code, never a reserved one; a tombstone's value
+//! is empty.
 
 use crate::coding::{put_bytes, put_varint64, Cursor};
 use crate::error::{Error, Result};
@@ -39,15 +40,17 @@ impl BatchBuilder {
         BatchBuilder::default()
     }
 
-    /// Appends one write.
+    /// Appends one write. `kind` must not be reserved
+    /// ([`ValueKind::is_reserved`]): the decoder would refuse the record.
     pub fn add(&mut self, kind: ValueKind, keyspace: u32, key: &[u8], value: &[u8]) {
         self.add_parts(kind, keyspace, key, &[value]);
     }
 
     /// Appends one write whose value is the concatenation of `value`, so a
     /// caller that prefixes a value (a TTL's expiry) copies it only once,
-    /// into the record.
+    /// into the record. `kind` must not be reserved, as for [`add`](Self::add).
     pub fn add_parts(&mut self, kind: ValueKind, keyspace: u32, key: &[u8], value: &[&[u8]]) {
+        debug_assert!(!kind.is_reserved(), "writing reserved value kind {kind:?}");
         let len: usize = value.iter().map(|p| p.len()).sum();
         // One reservation for the whole entry (kind, three varints, bytes)
         // instead of growing the buffer step by step.
@@ -139,8 +142,7 @@ impl<'a> OpIter<'a> {
     fn op(&mut self) -> Result<BatchOp<'a>> {
         let c = &mut self.cursor;
         let at = c.offset();
-        let kind = ValueKind::from_u8(c.u8()?)
-            .ok_or_else(|| Error::corruption("batch record: unknown kind", at))?;
+        let kind = ValueKind::decode(c.u8()?, "batch record", at)?;
         let keyspace = u32::try_from(c.varint64()?)
             .map_err(|_| Error::corruption("batch record: keyspace id out of range", at))?;
         let key = c.length_prefixed()?;
@@ -212,7 +214,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn kind() -> impl Strategy<Value = ValueKind> {
-        (1u8..=5).prop_map(|b| ValueKind::from_u8(b).unwrap())
+        prop_oneof![
+            Just(ValueKind::Put),
+            Just(ValueKind::Delete),
+            Just(ValueKind::PutWithTtl)
+        ]
     }
 
     proptest! {

@@ -22,6 +22,25 @@ const NO_CACHE: u8 = 2;
 /// Bytes of the header.
 pub const ITEM_HEADER_LEN: usize = 2 + 8 * 4;
 
+/// The header's fields as `(name, offset, size)`, in order; they tile
+/// [`ITEM_HEADER_LEN`] bytes, and the payload follows. SPEC.md §16.1
+/// tabulates this layout.
+pub const ITEM_HEADER_LAYOUT: [(&str, usize, usize); 6] = [
+    ("version", 0, 1),
+    ("flags", 1, 1),
+    ("stored_at", 2, 8),
+    ("expires_at", 10, 8),
+    ("size", 18, 8),
+    ("checksum", 26, 8),
+];
+
+/// The header's version byte (the only version there is).
+pub const ITEM_VERSION: u8 = VERSION;
+
+/// The bits of the flags byte as `(name, mask)`; any other bit set is
+/// refused.
+pub const ITEM_FLAGS: [(&str, u8); 2] = [("zstd", ZSTD), ("not cacheable", NO_CACHE)];
+
 /// Values shorter than this are never worth compressing.
 const MIN_COMPRESS: usize = 64;
 

@@ -21,7 +21,9 @@ pub const MAX_USER_KEY_LEN: usize = 64 * 1024;
 pub const MAX_TIMESTAMP: u64 = u64::MAX;
 
 /// What an entry holds. Stored as one byte; codes not listed here are refused
-/// by decoders, so an old reader never misreads a new kind.
+/// by decoders, so an old reader never misreads a new kind. The reserved
+/// kinds ([`ValueKind::is_reserved`]) are named but not in use yet: decoders
+/// refuse them too, and writers never write them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum ValueKind {
@@ -29,11 +31,12 @@ pub enum ValueKind {
     Put = 1,
     /// A tombstone: the key has no value from this timestamp on.
     Delete = 2,
-    /// A pointer to a value stored outside the tree (in a blob file); the
-    /// value bytes are the pointer, whose layout the blob store defines.
+    /// Reserved: a pointer to a value stored outside the tree (in a blob
+    /// file); the value bytes would be the pointer, whose layout the blob
+    /// store defines.
     BlobPointer = 3,
-    /// A range tombstone: the user key is the range's start, the value its
-    /// exclusive end.
+    /// Reserved: a range tombstone, the user key being the range's start and
+    /// the value its exclusive end.
     RangeDelete = 4,
     /// A value with an expiry: the value bytes are an 8-byte big-endian
     /// expiry timestamp followed by the value.
@@ -45,15 +48,42 @@ impl ValueKind {
     /// entry of a given user key and timestamp.
     pub const MAX: ValueKind = ValueKind::PutWithTtl;
 
-    /// Decodes a kind byte.
+    /// Every kind, the reserved ones included, in code order.
+    pub const ALL: [ValueKind; 5] = [
+        ValueKind::Put,
+        ValueKind::Delete,
+        ValueKind::BlobPointer,
+        ValueKind::RangeDelete,
+        ValueKind::PutWithTtl,
+    ];
+
+    /// Decodes a kind byte: `None` for a code not in use, which includes the
+    /// reserved kinds.
     pub fn from_u8(b: u8) -> Option<ValueKind> {
-        Some(match b {
-            1 => ValueKind::Put,
-            2 => ValueKind::Delete,
-            3 => ValueKind::BlobPointer,
-            4 => ValueKind::RangeDelete,
-            5 => ValueKind::PutWithTtl,
-            _ => return None,
+        Self::ALL
+            .into_iter()
+            .find(|&k| k as u8 == b && !k.is_reserved())
+    }
+
+    /// True for kinds whose code is set aside for a later format version
+    /// (blob pointers, range deletes): nothing writes them yet, and every
+    /// decoder refuses them so that no reader interprets them before their
+    /// meaning is implemented.
+    pub fn is_reserved(self) -> bool {
+        matches!(self, ValueKind::BlobPointer | ValueKind::RangeDelete)
+    }
+
+    /// Decodes the kind byte of a stored key or write, refusing a reserved or
+    /// unknown code as corruption of `what` at `offset`. Every decoder of a
+    /// kind goes through here.
+    pub(crate) fn decode(b: u8, what: &str, offset: u64) -> Result<ValueKind> {
+        ValueKind::from_u8(b).ok_or_else(|| {
+            let why = if Self::ALL.iter().any(|&k| k as u8 == b) {
+                "is reserved and not supported by this version"
+            } else {
+                "is unknown"
+            };
+            Error::corruption(format!("{what}: value kind {b} {why}"), offset)
         })
     }
 
@@ -75,7 +105,8 @@ pub struct InternalKeyRef<'a> {
 }
 
 impl<'a> InternalKeyRef<'a> {
-    /// Parses encoded internal-key bytes.
+    /// Parses encoded internal-key bytes. A reserved or unknown kind is
+    /// refused; error offsets are relative to the start of the key.
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
         let split = bytes
             .len()
@@ -84,8 +115,7 @@ impl<'a> InternalKeyRef<'a> {
         let (user_key, trailer) = bytes.split_at(split);
         let mut ts = [0u8; 8];
         ts.copy_from_slice(&trailer[..8]);
-        let kind = ValueKind::from_u8(trailer[8])
-            .ok_or_else(|| Error::corruption(format!("unknown value kind {}", trailer[8]), 0))?;
+        let kind = ValueKind::decode(trailer[8], "internal key", (split + 8) as u64)?;
         Ok(InternalKeyRef {
             user_key,
             ts: u64::from_be_bytes(ts),
@@ -106,9 +136,11 @@ impl<'a> InternalKeyRef<'a> {
     }
 }
 
-/// Appends the internal key `(user_key, ts, kind)` to `buf`.
+/// Appends the internal key `(user_key, ts, kind)` to `buf`. `kind` must not
+/// be reserved ([`ValueKind::is_reserved`]): no decoder would read it back.
 #[inline]
 pub fn encode_internal_key(buf: &mut Vec<u8>, user_key: &[u8], ts: u64, kind: ValueKind) {
+    debug_assert!(!kind.is_reserved(), "writing reserved value kind {kind:?}");
     buf.extend_from_slice(user_key);
     buf.extend_from_slice(&ts.to_be_bytes());
     buf.push(kind as u8);
@@ -116,9 +148,10 @@ pub fn encode_internal_key(buf: &mut Vec<u8>, user_key: &[u8], ts: u64, kind: Va
 
 /// Writes the internal key `(user_key, ts, kind)` into `out`, which must be
 /// exactly `user_key.len() + TRAILER_LEN` bytes (for callers that own the
-/// memory: a stack buffer, an arena slot).
+/// memory: a stack buffer, an arena slot). `kind` must not be reserved.
 #[inline]
 pub fn write_internal_key(out: &mut [u8], user_key: &[u8], ts: u64, kind: ValueKind) {
+    debug_assert!(!kind.is_reserved(), "writing reserved value kind {kind:?}");
     let (user, trailer) = out.split_at_mut(user_key.len());
     user.copy_from_slice(user_key);
     trailer[..8].copy_from_slice(&ts.to_be_bytes());
@@ -206,7 +239,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn kind() -> impl Strategy<Value = ValueKind> {
-        (1u8..=5).prop_map(|b| ValueKind::from_u8(b).unwrap())
+        prop_oneof![
+            Just(ValueKind::Put),
+            Just(ValueKind::Delete),
+            Just(ValueKind::PutWithTtl)
+        ]
     }
 
     proptest! {

@@ -29,6 +29,22 @@ const NEXT_KEYSPACE_ID: u64 = 9;
 const WAL_SEALED: u64 = 10;
 const WAL_CREATED: u64 = 11;
 
+/// Every field tag a record may hold, with the name SPEC.md gives it, in
+/// tag order. Any other tag is refused.
+pub const TAGS: [(&str, u64); 11] = [
+    ("log number", LOG_NUMBER),
+    ("next file number", NEXT_FILE_NUMBER),
+    ("last timestamp", LAST_TIMESTAMP),
+    ("keyspace created", KEYSPACE_CREATED),
+    ("keyspace dropped", KEYSPACE_DROPPED),
+    ("file added", FILE_ADDED),
+    ("file removed", FILE_REMOVED),
+    ("history horizon", HISTORY_HORIZON),
+    ("next keyspace id", NEXT_KEYSPACE_ID),
+    ("WAL sealed", WAL_SEALED),
+    ("WAL created", WAL_CREATED),
+];
+
 /// An SST added to a level.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileAdded {

@@ -203,12 +203,18 @@ impl FileSystem for StdFs {
         if file.metadata()?.len() == 0 {
             return Ok(Bytes::new());
         }
-        // SAFETY: the engine maps only SSTs, which are written once, synced
-        // and renamed into place before they are mapped, and are never
-        // modified afterwards (they are only unlinked, which leaves the
-        // mapping valid). Another process truncating the file would break
-        // this; the directory lock keeps other Strata instances out, and
-        // SPEC.md states that the files must not be modified externally.
+        // SAFETY: the engine maps only SSTs. An SST is created under its
+        // final name and written once, by the flush or compaction that
+        // numbered it, and nothing maps it while that job writes: the table
+        // cache, recovery and `verify` map only tables a manifest record
+        // names, and that record is made once the table is finished and
+        // synced; `verify_dir`, which may map any SST in the directory,
+        // runs on a closed database under the directory lock. A table is
+        // never modified after it is finished (it is only unlinked, which
+        // leaves the mapping valid). Another process truncating the file
+        // would break this; the directory lock keeps other Strata instances
+        // out, and SPEC.md states that the files must not be modified
+        // externally.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Bytes::from_owner(map))

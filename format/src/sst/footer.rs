@@ -18,6 +18,23 @@ pub const FOOTER_LEN: usize = 104;
 /// Bytes of the footer the MAC covers (everything before the tag).
 const AUTHENTICATED_LEN: usize = 72;
 
+/// The footer's fields as `(name, offset, size)`, in order; they tile
+/// [`FOOTER_LEN`] bytes. [`Footer::encode`] and [`Footer::decode`] follow
+/// this layout, which SPEC.md §7 tabulates.
+pub const FOOTER_LAYOUT: [(&str, usize, usize); 11] = [
+    ("index handle", 0, 16),
+    ("filter handle", 16, 16),
+    ("properties handle", 32, 16),
+    ("file uid", 48, 16),
+    ("encryption", 64, 1),
+    ("zero", 65, 3),
+    ("key id", 68, 4),
+    ("MAC", AUTHENTICATED_LEN, TAG_LEN),
+    ("format version", 88, 4),
+    ("crc32c", 92, 4),
+    ("magic", 96, 8),
+];
+
 /// The decoded footer.
 ///
 /// ```text

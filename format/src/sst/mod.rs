@@ -18,7 +18,7 @@ mod properties;
 mod reader;
 mod writer;
 
-pub use footer::{Footer, FOOTER_LEN, SST_FORMAT_VERSION, SST_MAGIC};
+pub use footer::{Footer, FOOTER_LAYOUT, FOOTER_LEN, SST_FORMAT_VERSION, SST_MAGIC};
 pub use properties::Properties;
 pub use reader::{BlockCache, Lookup, Table, TableEntry, TableIter, TableReadOptions};
 pub use writer::{TableOptions, TableSummary, TableWriter};

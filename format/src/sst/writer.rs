@@ -161,7 +161,7 @@ impl<W: Write> TableWriter<W> {
             return Err(Error::InvalidArgument("table writer failed earlier".into()));
         }
         let parsed = InternalKeyRef::parse(key)
-            .map_err(|_| Error::InvalidArgument("not an internal key".into()))?;
+            .map_err(|e| Error::InvalidArgument(format!("not an internal key: {e}")))?;
         if parsed.user_key.len() > MAX_USER_KEY_LEN {
             return Err(Error::InvalidArgument(format!(
                 "user key of {} bytes",
