@@ -494,7 +494,7 @@ impl VersionSet {
 
 /// Points CURRENT at manifest `number`, atomically and durably.
 fn set_current(fs: &dyn FileSystem, dir: &Path, number: u64) -> Result<()> {
-    let tmp = dir.join("CURRENT.tmp");
+    let tmp = dir.join(names::CURRENT_TMP);
     let mut f = fs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.append(format!("MANIFEST-{number:06}\n").as_bytes())
         .map_err(|e| Error::io(&tmp, e))?;
