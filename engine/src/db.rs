@@ -688,6 +688,7 @@ impl DbInner {
             background_errors: get(&self.counters.background_errors),
             resumes: get(&self.counters.resumes),
             files_removed_at_open: get(&self.counters.removed_at_open),
+            foreign_files: self.counters.foreign_files.lock().clone(),
             ..Stats::default()
         };
         for n in self.live_wals.lock().iter() {

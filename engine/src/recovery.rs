@@ -52,10 +52,30 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
 
     // 3. The WALs.
     let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+    // Every number the database handed out is below the manifest's next
+    // file number. A file named as the engine names its files with a
+    // number at or above it is not the engine's: it is not replayed, not
+    // deleted, and does not move the counter, which steps over its number
+    // so that nothing is ever written over it.
+    let handed_out = vs.next_file_number;
+    vs.foreign_numbers = listing
+        .iter()
+        .filter_map(|n| match names::parse(n) {
+            Some(FileKind::Wal(w) | FileKind::Table(w) | FileKind::Manifest(w))
+                if w >= handed_out =>
+            {
+                Some(w)
+            }
+            _ => None,
+        })
+        .collect();
+    if replayed_manifest.is_some() {
+        refuse_wals_the_manifest_lost(&*fs, dir, replayed_manifest, handed_out, &listing)?;
+    }
     let mut wals: Vec<u64> = listing
         .iter()
         .filter_map(|n| match names::parse(n) {
-            Some(FileKind::Wal(w)) if w >= vs.log_number => Some(w),
+            Some(FileKind::Wal(w)) if w >= vs.log_number && w < handed_out => Some(w),
             _ => None,
         })
         .collect();
@@ -85,12 +105,6 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         }
     }
     check_tables_present(dir, replayed_manifest, &vs, &listing)?;
-    for n in listing.iter().filter_map(|n| match names::parse(n) {
-        Some(FileKind::Wal(w) | FileKind::Table(w) | FileKind::Manifest(w)) => Some(w),
-        _ => None,
-    }) {
-        vs.next_file_number = vs.next_file_number.max(n.saturating_add(1));
-    }
 
     let keyspaces: Vec<Arc<KeyspaceState>> = vs
         .keyspaces
@@ -228,6 +242,46 @@ fn manifest_says(dir: &Path, manifest: Option<u64>, what: String) -> Error {
     Error::format(path, strata_format::Error::corruption(what, 0))
 }
 
+/// A WAL numbered at or above the manifest's next file number is not the
+/// engine's, unless it is: a file that opens with a WAL header naming its
+/// own number, and holds more than that header, is a WAL written after
+/// records the manifest lost (or one copied in from another database).
+/// Neither may be ignored nor replayed: the open fails, naming the
+/// manifest. Only the file's first record is read; anything else under
+/// such a name is left alone.
+fn refuse_wals_the_manifest_lost(
+    fs: &dyn crate::fs::FileSystem,
+    dir: &Path,
+    manifest: Option<u64>,
+    handed_out: u64,
+    listing: &[String],
+) -> Result<()> {
+    for name in listing {
+        let Some(FileKind::Wal(n)) = names::parse(name) else {
+            continue;
+        };
+        if n < handed_out {
+            continue;
+        }
+        let path = dir.join(name);
+        if fs.file_size(&path).map_err(|e| Error::io(&path, e))? <= HEADER_ONLY_WAL {
+            continue;
+        }
+        let bytes = fs.map(&path).map_err(|e| Error::io(&path, e))?;
+        let header = strata_format::log::peek_header(&bytes);
+        if header.is_some_and(|h| h.kind == LogKind::Wal && h.file_number == n) {
+            return Err(manifest_says(
+                dir,
+                manifest,
+                format!(
+                    "{name} is a WAL holding records, numbered beyond every file number the manifest handed out (below {handed_out}): records of the manifest were lost"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Every SST the manifest names must exist with the size it recorded: a
 /// missing or resized table is damage (to it, or to the manifest), found
 /// at open rather than at the first read that needs it.
@@ -351,19 +405,21 @@ pub(crate) fn replay_manifest(
     Ok(Some(number))
 }
 
+/// The size a WAL holding only its header record does not exceed (59
+/// bytes): a database created and stopped before its first write, or a
+/// WAL an open created before it was cut short.
+const HEADER_ONLY_WAL: u64 = 64;
+
 /// A directory without CURRENT is a new database only if it holds no
 /// data: SSTs, or WALs with records past their header, without CURRENT mean
 /// the file was lost, and opening as new would delete them all.
 fn refuse_data_without_current(fs: &dyn crate::fs::FileSystem, dir: &Path) -> Result<()> {
-    // A WAL holding only its header record (a database created and stopped
-    // before its first write) is 59 bytes.
-    const HEADER_ONLY: u64 = 64;
     for name in fs.list(dir).map_err(|e| Error::io(dir, e))? {
         let path = dir.join(&name);
         let data = match names::parse(&name) {
             Some(FileKind::Table(_)) => true,
             Some(FileKind::Wal(_)) => {
-                fs.file_size(&path).map_err(|e| Error::io(&path, e))? > HEADER_ONLY
+                fs.file_size(&path).map_err(|e| Error::io(&path, e))? > HEADER_ONLY_WAL
             }
             _ => false,
         };
@@ -411,8 +467,17 @@ fn verify_table_keys(vs: &VersionSet, ciphers: &Ciphers) -> Result<()> {
     Ok(())
 }
 
-/// Deletes every file of the directory that the current state does not
-/// reference.
+/// Deletes every file of the directory that is provably the engine's and
+/// that the current state does not reference (SPEC.md §13.5), and records
+/// the files it leaves alone as not the engine's in
+/// [`Stats::foreign_files`](crate::Stats::foreign_files).
+///
+/// A file is the engine's when its name is one the engine writes
+/// ([`names::parse`]) and, for a numbered file, its number was handed out
+/// by this database: below the counter, and not one the counter stepped
+/// over because a file not the engine's held it at open. Of those, an SST
+/// no version lists, a WAL below the log number, a manifest other than the
+/// current one, and `CURRENT.tmp` are removed.
 fn remove_obsolete_files(inner: &DbInner) -> Result<()> {
     let vs = inner.versions.lock();
     let live_tables: std::collections::HashSet<u64> = vs
@@ -422,18 +487,28 @@ fn remove_obsolete_files(inner: &DbInner) -> Result<()> {
         .collect();
     let manifest = vs.manifest_number();
     let log_number = vs.log_number;
+    let next_file_number = vs.next_file_number;
+    let stepped_over = vs.foreign_numbers.clone();
     drop(vs);
-    let listing = inner
+    let ours = |n: u64| n < next_file_number && !stepped_over.contains(&n);
+    let mut listing = inner
         .fs
         .list(&inner.dir)
         .map_err(|e| Error::io(&inner.dir, e))?;
+    listing.sort();
+    let mut foreign = Vec::new();
     for name in listing {
         let remove = match names::parse(&name) {
-            Some(FileKind::Table(n)) => !live_tables.contains(&n),
-            Some(FileKind::Wal(n)) => n < log_number,
-            Some(FileKind::Manifest(n)) => Some(n) != manifest,
+            Some(FileKind::Table(n)) if ours(n) => !live_tables.contains(&n),
+            Some(FileKind::Wal(n)) if ours(n) => n < log_number,
+            Some(FileKind::Manifest(n)) if ours(n) => Some(n) != manifest,
             Some(FileKind::Temp) => true,
-            None => false,
+            _ => {
+                if name != names::LOCK && name != names::CURRENT {
+                    foreign.push(name.clone());
+                }
+                false
+            }
         };
         if remove {
             let path = inner.dir.join(&name);
@@ -449,6 +524,7 @@ fn remove_obsolete_files(inner: &DbInner) -> Result<()> {
             }
         }
     }
+    *inner.counters.foreign_files.lock() = foreign;
     inner
         .fs
         .sync_dir(&inner.dir)

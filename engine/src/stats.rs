@@ -28,6 +28,9 @@ pub(crate) struct DbCounters {
     pub background_errors: AtomicU64,
     pub resumes: AtomicU64,
     pub removed_at_open: AtomicU64,
+    /// What the last open left alone as not the engine's (see
+    /// [`Stats::foreign_files`]), set once by the open.
+    pub foreign_files: parking_lot::Mutex<Vec<String>>,
 }
 
 pub(crate) fn add(c: &AtomicU64, n: u64) {
@@ -131,6 +134,12 @@ pub struct Stats {
     /// removed: leftovers of a flush or compaction cut short by a crash or
     /// an error.
     pub files_removed_at_open: u64,
+    /// Files the last open found in the directory and left alone because
+    /// they are not provably the engine's, sorted by name: names the engine
+    /// does not write (`1.log`, `backup.tmp`), and names it does write with
+    /// numbers its manifest never handed out (SPEC.md §13.5). They are
+    /// never replayed, overwritten or deleted.
+    pub foreign_files: Vec<String>,
 }
 
 impl Stats {
