@@ -412,7 +412,10 @@ const HEADER_ONLY_WAL: u64 = 64;
 
 /// A directory without CURRENT is a new database only if it holds no
 /// data: SSTs, or WALs with records past their header, without CURRENT mean
-/// the file was lost, and opening as new would delete them all.
+/// the file was lost, and starting an empty database over them would hide
+/// them. A file named like one in another form (`2.log`, `0007.sst`) is
+/// refused too, by its own name: it is not the engine's, but it is no
+/// place for a new database either.
 fn refuse_data_without_current(fs: &dyn crate::fs::FileSystem, dir: &Path) -> Result<()> {
     for name in fs.list(dir).map_err(|e| Error::io(dir, e))? {
         let path = dir.join(&name);
@@ -421,7 +424,11 @@ fn refuse_data_without_current(fs: &dyn crate::fs::FileSystem, dir: &Path) -> Re
             Some(FileKind::Wal(_)) => {
                 fs.file_size(&path).map_err(|e| Error::io(&path, e))? > HEADER_ONLY_WAL
             }
-            _ => false,
+            Some(FileKind::Manifest(_) | FileKind::Temp) => false,
+            None => name
+                .strip_suffix(".log")
+                .or_else(|| name.strip_suffix(".sst"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
         };
         if data {
             return Err(Error::format(

@@ -323,3 +323,47 @@ fn every_file_a_crash_leaves_is_provably_the_engines() {
     assert!(cases > 100, "{cases} crash points");
     assert!(removed > 0, "no crash left an orphan to remove");
 }
+
+#[test]
+fn a_stray_wal_like_file_without_current_is_refused_by_its_name() {
+    for (name, len) in [
+        ("2.log", 10),
+        ("2.log", 4000),
+        ("0007.sst", 10),
+        ("000002.log", 4000),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::write(dir.join(name), garbage(len, 3)).unwrap();
+        let err = Db::open(dir, Options::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(err.is_corruption(), "{name}: {msg}");
+        assert!(msg.contains(&format!(" {name}")), "{name}: {msg}");
+        if name == "2.log" {
+            assert!(!msg.contains("000002.log"), "{name}: {msg}");
+        }
+        assert_eq!(std::fs::read(dir.join(name)).unwrap(), garbage(len, 3));
+        assert_eq!(
+            std::fs::read_dir(dir).unwrap().count(),
+            if dir.join("LOCK").exists() { 2 } else { 1 },
+            "{name}: nothing was created but the lock"
+        );
+    }
+}
+
+#[test]
+fn a_new_database_opens_beside_files_that_are_not_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    std::fs::write(dir.join("backup.tmp"), b"mine too").unwrap();
+    let db = Db::open(dir, Options::default()).unwrap();
+    assert_eq!(
+        db.stats().foreign_files,
+        vec!["backup.tmp".to_owned(), "notes.txt".to_owned()]
+    );
+    db.keyspace("k").unwrap().put("a", "b").unwrap();
+    db.close().unwrap();
+    assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
+    assert_eq!(std::fs::read(dir.join("backup.tmp")).unwrap(), b"mine too");
+}
