@@ -367,3 +367,38 @@ fn a_new_database_opens_beside_files_that_are_not_data() {
     assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
     assert_eq!(std::fs::read(dir.join("backup.tmp")).unwrap(), b"mine too");
 }
+
+#[test]
+fn describe_dir_tells_leftovers_of_its_own_from_foreign_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let opts = database(dir);
+    let (_, manifest) = current_manifest(dir);
+    let ours = [format!("{manifest:06}.sst"), "MANIFEST-000001".to_owned()];
+    let foreign = [
+        "0007.sst".to_owned(),
+        "1.log".to_owned(),
+        "999999.log".to_owned(),
+        "backup.tmp".to_owned(),
+    ];
+    for name in ours.iter().chain(&foreign) {
+        std::fs::write(dir.join(name), garbage(300, 1)).unwrap();
+    }
+    let d = Db::describe_dir(dir, &opts).unwrap();
+    let mut expected = ours.to_vec();
+    expected.sort();
+    assert_eq!(d.unreferenced, expected);
+    assert_eq!(d.foreign, foreign.to_vec());
+    assert!(
+        d.wals.iter().all(|(p, _)| !p.ends_with("999999.log")),
+        "{:?}",
+        d.wals
+    );
+    // What it promised: the next open removes the one and keeps the other.
+    let db = Db::open(dir, opts).unwrap();
+    assert_eq!(db.stats().foreign_files, foreign.to_vec());
+    for name in &ours {
+        assert!(!dir.join(name).exists(), "{name}");
+    }
+    db.close().unwrap();
+}
