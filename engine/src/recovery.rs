@@ -249,7 +249,7 @@ fn manifest_says(dir: &Path, manifest: Option<u64>, what: String) -> Error {
 /// Neither may be ignored nor replayed: the open fails, naming the
 /// manifest. Only the file's first record is read; anything else under
 /// such a name is left alone.
-fn refuse_wals_the_manifest_lost(
+pub(crate) fn refuse_wals_the_manifest_lost(
     fs: &dyn crate::fs::FileSystem,
     dir: &Path,
     manifest: Option<u64>,

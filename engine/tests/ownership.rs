@@ -246,6 +246,15 @@ fn a_wal_beyond_the_manifests_numbers_holding_records_fails_the_open() {
     let msg = err.to_string();
     assert!(msg.contains("MANIFEST-") && msg.contains(&name), "{msg}");
     assert_eq!(contents(dir), before, "the failed open changed nothing");
+    // Verify finds the same damage, in the manifest.
+    let report = Db::verify_dir(dir, &opts).unwrap();
+    assert_eq!(report.damaged.len(), 1, "{:?}", report.damaged);
+    let damaged = &report.damaged[0];
+    assert!(
+        damaged.path.to_string_lossy().contains("MANIFEST-"),
+        "{damaged:?}"
+    );
+    assert!(damaged.error.to_string().contains(&name), "{damaged:?}");
     // Moved away, the database opens as it was.
     std::fs::remove_file(dir.join(&name)).unwrap();
     let db = Db::open(dir, opts).unwrap();
@@ -401,4 +410,26 @@ fn describe_dir_tells_leftovers_of_its_own_from_foreign_files() {
         assert!(!dir.join(name).exists(), "{name}");
     }
     db.close().unwrap();
+}
+
+#[test]
+fn verify_dir_checks_the_database_files_not_foreign_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let opts = database(dir);
+    let clean = Db::verify_dir(dir, &opts).unwrap();
+    assert!(clean.is_ok(), "{:?}", clean.damaged);
+    std::fs::write(dir.join("999999.log"), garbage(4000, 6)).unwrap();
+    std::fs::write(dir.join("1.log"), garbage(300, 2)).unwrap();
+    let report = Db::verify_dir(dir, &opts).unwrap();
+    assert!(report.is_ok(), "{:?}", report.damaged);
+    assert_eq!(
+        (report.files_checked, report.bytes_checked),
+        (clean.files_checked, clean.bytes_checked),
+        "only the database's files are read"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("999999.log")).unwrap(),
+        garbage(4000, 6)
+    );
 }
