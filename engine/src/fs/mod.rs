@@ -2,17 +2,24 @@
 //!
 //! Every file operation of the engine goes through [`FileSystem`], so that
 //! tests can put a fault-injecting or crash-simulating implementation under
-//! it. [`StdFs`] is the default: `std::fs` plus `memmap2`. [`SimFs`] is an
-//! in-memory file system that knows what is durable and can produce the
-//! image a power loss would leave; [`FaultFs`] wraps any file system and
-//! makes chosen calls fail.
+//! it. [`StdFs`] is the default: `std::fs` plus `memmap2`.
+//!
+//! With the cargo feature `testing` (off by default, for tests only) this
+//! module also has two test doubles: `SimFs`, an in-memory file system that
+//! knows what is durable and can produce the image a power loss would
+//! leave, and `FaultFs`, which wraps any file system and makes chosen calls
+//! fail (with `FaultPlan`, `FaultTarget`, `FaultKind` and `CrashMode`).
 
+#[cfg(feature = "testing")]
 mod fault;
 mod real;
+#[cfg(feature = "testing")]
 mod sim;
 
+#[cfg(feature = "testing")]
 pub use fault::{FaultFs, FaultKind, FaultPlan, FaultTarget};
 pub use real::StdFs;
+#[cfg(feature = "testing")]
 pub use sim::{CrashMode, SimFs};
 
 use std::fmt::Debug;
