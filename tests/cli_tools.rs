@@ -174,3 +174,39 @@ fn an_encrypted_database_needs_its_key() {
     let (code, _, err) = strata(&["verify", d]);
     assert_eq!(code, 3, "{err}");
 }
+
+#[test]
+fn inspect_tells_leftovers_of_the_database_from_foreign_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let (code, out, err) = strata(&["put", d, "people", "ada", "lovelace"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // An old manifest's name, with a number the database handed out; and
+    // files that are not the database's.
+    std::fs::write(dir.join("MANIFEST-000001"), b"old").unwrap();
+    std::fs::write(dir.join("1.log"), b"mine").unwrap();
+    std::fs::write(dir.join("999999.sst"), b"mine").unwrap();
+    let (code, out, err) = strata(&["inspect", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{out}"))
+            .to_owned()
+    };
+    assert!(line("MANIFEST-000001").starts_with("unreferenced"), "{out}");
+    assert!(line("1.log").starts_with("foreign"), "{out}");
+    assert!(line("999999.sst").starts_with("foreign"), "{out}");
+    // A reading command changes nothing; the next open for writing
+    // removes the database's own leftover and nothing else.
+    let (code, _, err) = strata(&["get", d, "people", "ada"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dir.join("MANIFEST-000001").exists());
+    let (code, _, err) = strata(&["put", d, "people", "alan", "turing"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!dir.join("MANIFEST-000001").exists());
+    assert_eq!(std::fs::read(dir.join("1.log")).unwrap(), b"mine");
+    assert_eq!(std::fs::read(dir.join("999999.sst")).unwrap(), b"mine");
+}

@@ -61,8 +61,14 @@ pub struct DirDescription {
     pub last_timestamp: u64,
     /// Versions older than this may have been collected.
     pub history_horizon: u64,
-    /// Files in the directory the manifest does not account for.
+    /// The database's own files that the manifest no longer references
+    /// (old manifests, flushed WALs, tables a crash left, `CURRENT.tmp`):
+    /// the next open removes them.
     pub unreferenced: Vec<String>,
+    /// Files that are not the database's (SPEC.md §13.5): names the engine
+    /// does not write, and its names with numbers the manifest never handed
+    /// out. The next open leaves them alone.
+    pub foreign: Vec<String>,
 }
 
 fn user_key(internal: &[u8]) -> Vec<u8> {
@@ -116,11 +122,20 @@ pub(crate) fn describe_dir(dir: &Path, opts: &Options) -> Result<DirDescription>
             levels: out,
         });
     }
+    // The files the next open takes for its own (SPEC.md §13.5): names the
+    // engine writes, with numbers below the manifest's next file number.
+    let handed_out = vs.next_file_number();
     let mut unreferenced = Vec::new();
+    let mut foreign = Vec::new();
     let mut sorted = listing.clone();
     sorted.sort();
     for name in sorted {
         match names::parse(&name) {
+            Some(FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n))
+                if n >= handed_out =>
+            {
+                foreign.push(name)
+            }
             Some(FileKind::Wal(n)) if n >= vs.log_number() => {
                 let p = dir.join(&name);
                 let s = size(&p)?;
@@ -130,7 +145,8 @@ pub(crate) fn describe_dir(dir: &Path, opts: &Options) -> Result<DirDescription>
             Some(FileKind::Manifest(_))
                 if manifest.as_ref().is_some_and(|(p, _)| p.ends_with(&name)) => {}
             Some(_) => unreferenced.push(name),
-            None => {}
+            None if name == names::LOCK || name == names::CURRENT => {}
+            None => foreign.push(name),
         }
     }
     Ok(DirDescription {
@@ -142,5 +158,6 @@ pub(crate) fn describe_dir(dir: &Path, opts: &Options) -> Result<DirDescription>
         last_timestamp: vs.last_timestamp(),
         history_horizon: vs.history_horizon(),
         unreferenced,
+        foreign,
     })
 }

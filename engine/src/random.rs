@@ -39,6 +39,7 @@ impl SplitMix64 {
     }
 
     /// A number below `n` (0 when `n` is 0).
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
     pub(crate) fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             0

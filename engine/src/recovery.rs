@@ -1,18 +1,23 @@
-//! Opening a database: the recovery procedure.
+//! Opening a database: the recovery procedure (SPEC.md §13.5). `db::open`
+//! runs it and wires the database around what it found.
 //!
-//! 1. Create the directory if needed and take the lock file.
+//! 1. Create the directory if needed and take the lock file (neither for a
+//!    read-only open).
 //! 2. Read CURRENT and replay the manifest it names (a torn last record is
 //!    an edit that was never acknowledged, and is ignored).
-//! 3. Replay, in order, every WAL numbered at or above the manifest's log
-//!    number into fresh memtables. A torn tail ends a WAL's replay; it is
-//!    corruption when a later WAL holds records (a WAL is synced before the
-//!    next is created). Damage before a tail fails the open with the file
-//!    and offset.
-//! 4. Flush what was replayed to L0 and start a new WAL.
+//! 3. Tell the engine's files from the others: a file is the engine's when
+//!    its name is one the engine writes and its number is below the
+//!    manifest's counter. Replay, in order, the engine's WALs numbered at
+//!    or above the manifest's log number into fresh memtables. A torn tail
+//!    ends a WAL's replay; it is corruption when a later WAL holds records
+//!    (a WAL is synced before the next is created). Damage before a tail
+//!    fails the open with the file and offset.
+//! 4. Start a new WAL; flush what was replayed to L0 (`db::open`).
 //! 5. Write a new manifest holding a snapshot of the state, point CURRENT at
-//!    it, and delete what is no longer referenced: old manifests, flushed
-//!    WALs, SSTs no version lists (left by a crash mid-flush or
-//!    mid-compaction), and temporary files.
+//!    it, and delete the engine's files it no longer references: old
+//!    manifests, flushed WALs, SSTs no version lists (left by a crash
+//!    mid-flush or mid-compaction), and `CURRENT.tmp`. Files that are not
+//!    the engine's are left alone and reported.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -87,10 +92,31 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
 
     // 3. The WALs.
     let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+    // Every number the database handed out is below the manifest's next
+    // file number. A file named as the engine names its files with a
+    // number at or above it is not the engine's: it is not replayed, not
+    // deleted, and does not move the counter, which steps over its number
+    // so that nothing is ever written over it.
+    let handed_out = vs.next_file_number();
+    let foreign = listing
+        .iter()
+        .filter_map(|n| match names::parse(n) {
+            Some(FileKind::Wal(w) | FileKind::Table(w) | FileKind::Manifest(w))
+                if w >= handed_out =>
+            {
+                Some(w)
+            }
+            _ => None,
+        })
+        .collect();
+    vs.step_over(foreign);
+    if replayed_manifest.is_some() {
+        refuse_wals_the_manifest_lost(&*fs, dir, replayed_manifest, handed_out, &listing)?;
+    }
     let mut wals: Vec<u64> = listing
         .iter()
         .filter_map(|n| match names::parse(n) {
-            Some(FileKind::Wal(w)) if w >= vs.log_number() => Some(w),
+            Some(FileKind::Wal(w)) if w >= vs.log_number() && w < handed_out => Some(w),
             _ => None,
         })
         .collect();
@@ -120,12 +146,6 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
         }
     }
     check_tables_present(dir, replayed_manifest, &vs, &listing)?;
-    for n in listing.iter().filter_map(|n| match names::parse(n) {
-        Some(FileKind::Wal(w) | FileKind::Table(w) | FileKind::Manifest(w)) => Some(w),
-        _ => None,
-    }) {
-        vs.reserve_file_numbers_below(n.saturating_add(1));
-    }
 
     let keyspaces: Vec<Arc<KeyspaceState>> = vs
         .keyspaces()
@@ -239,6 +259,46 @@ fn manifest_says(dir: &Path, manifest: Option<u64>, what: String) -> Error {
         None => dir.join(names::CURRENT),
     };
     Error::format(path, strata_format::Error::corruption(what, 0))
+}
+
+/// A WAL numbered at or above the manifest's next file number is not the
+/// engine's, unless it is: a file that opens with a WAL header naming its
+/// own number, and holds more than that header, is a WAL written after
+/// records the manifest lost (or one copied in from another database).
+/// Neither may be ignored nor replayed: the open fails, naming the
+/// manifest. Only the file's first record is read; anything else under
+/// such a name is left alone.
+pub(crate) fn refuse_wals_the_manifest_lost(
+    fs: &dyn crate::fs::FileSystem,
+    dir: &Path,
+    manifest: Option<u64>,
+    handed_out: u64,
+    listing: &[String],
+) -> Result<()> {
+    for name in listing {
+        let Some(FileKind::Wal(n)) = names::parse(name) else {
+            continue;
+        };
+        if n < handed_out {
+            continue;
+        }
+        let path = dir.join(name);
+        if fs.file_size(&path).map_err(|e| Error::io(&path, e))? <= HEADER_ONLY_WAL {
+            continue;
+        }
+        let bytes = fs.map(&path).map_err(|e| Error::io(&path, e))?;
+        let header = strata_format::log::peek_header(&bytes);
+        if header.is_some_and(|h| h.kind == LogKind::Wal && h.file_number == n) {
+            return Err(manifest_says(
+                dir,
+                manifest,
+                format!(
+                    "{name} is a WAL holding records, numbered beyond every file number the manifest handed out (below {handed_out}): records of the manifest were lost"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every SST the manifest names must exist with the size it recorded: a
@@ -390,21 +450,30 @@ pub(crate) fn replay_manifest(
     Ok(Some(number))
 }
 
+/// The size a WAL holding only its header record does not exceed (59
+/// bytes): a database created and stopped before its first write, or a
+/// WAL an open created before it was cut short.
+const HEADER_ONLY_WAL: u64 = 64;
+
 /// A directory without CURRENT is a new database only if it holds no
 /// data: SSTs, or WALs with records past their header, without CURRENT mean
-/// the file was lost, and opening as new would delete them all.
+/// the file was lost, and starting an empty database over them would hide
+/// them. A file named like one in another form (`2.log`, `0007.sst`) is
+/// refused too, by its own name: it is not the engine's, but it is no
+/// place for a new database either.
 fn refuse_data_without_current(fs: &dyn crate::fs::FileSystem, dir: &Path) -> Result<()> {
-    // A WAL holding only its header record (a database created and stopped
-    // before its first write) is 59 bytes.
-    const HEADER_ONLY: u64 = 64;
     for name in fs.list(dir).map_err(|e| Error::io(dir, e))? {
         let path = dir.join(&name);
         let data = match names::parse(&name) {
             Some(FileKind::Table(_)) => true,
             Some(FileKind::Wal(_)) => {
-                fs.file_size(&path).map_err(|e| Error::io(&path, e))? > HEADER_ONLY
+                fs.file_size(&path).map_err(|e| Error::io(&path, e))? > HEADER_ONLY_WAL
             }
-            _ => false,
+            Some(FileKind::Manifest(_) | FileKind::Temp) => false,
+            None => name
+                .strip_suffix(".log")
+                .or_else(|| name.strip_suffix(".sst"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
         };
         if data {
             return Err(Error::format(
@@ -450,13 +519,22 @@ fn verify_table_keys(vs: &VersionSet, ciphers: &Ciphers) -> Result<()> {
     Ok(())
 }
 
-/// Deletes every file of the directory that the current state `vs` does
-/// not reference; returns how many tables and temporary files went.
+/// Deletes every file of the directory that is provably the engine's and
+/// that the current state `vs` does not reference (SPEC.md §13.5); returns
+/// how many tables and temporary files went, and the files left alone as
+/// not the engine's (for [`Stats::foreign_files`](crate::Stats::foreign_files)).
+///
+/// A file is the engine's when its name is one the engine writes
+/// ([`names::parse`]) and, for a numbered file, its number was handed out
+/// by this database: below the counter, and not one the counter stepped
+/// over because a file not the engine's held it at open. Of those, an SST
+/// no version lists, a WAL below the log number, a manifest other than the
+/// current one, and `CURRENT.tmp` are removed.
 pub(crate) fn remove_obsolete_files(
     fs: &dyn crate::fs::FileSystem,
     dir: &Path,
     vs: &VersionSet,
-) -> Result<u64> {
+) -> Result<(u64, Vec<String>)> {
     let live_tables: std::collections::HashSet<u64> = vs
         .keyspaces()
         .values()
@@ -464,15 +542,23 @@ pub(crate) fn remove_obsolete_files(
         .collect();
     let manifest = vs.manifest_number();
     let log_number = vs.log_number();
-    let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+    let ours = |n: u64| vs.handed_out(n);
+    let mut listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+    listing.sort();
+    let mut foreign = Vec::new();
     let mut removed = 0;
     for name in listing {
         let remove = match names::parse(&name) {
-            Some(FileKind::Table(n)) => !live_tables.contains(&n),
-            Some(FileKind::Wal(n)) => n < log_number,
-            Some(FileKind::Manifest(n)) => Some(n) != manifest,
+            Some(FileKind::Table(n)) if ours(n) => !live_tables.contains(&n),
+            Some(FileKind::Wal(n)) if ours(n) => n < log_number,
+            Some(FileKind::Manifest(n)) if ours(n) => Some(n) != manifest,
             Some(FileKind::Temp) => true,
-            None => false,
+            _ => {
+                if name != names::LOCK && name != names::CURRENT {
+                    foreign.push(name.clone());
+                }
+                false
+            }
         };
         if remove {
             let path = dir.join(&name);
@@ -486,5 +572,5 @@ pub(crate) fn remove_obsolete_files(
         }
     }
     fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
-    Ok(removed)
+    Ok((removed, foreign))
 }

@@ -64,6 +64,8 @@ pub(crate) struct DbCounters {
     stalls: AtomicU64,
     stall_micros: AtomicU64,
     removed_at_open: AtomicU64,
+    /// What the last open left alone as not the engine's.
+    foreign_files: parking_lot::Mutex<Vec<String>>,
 }
 
 impl DbCounters {
@@ -83,8 +85,14 @@ impl DbCounters {
         add(&self.removed_at_open, n);
     }
 
+    /// Open left these files alone as not the engine's.
+    pub(crate) fn set_foreign_files(&self, names: Vec<String>) {
+        *self.foreign_files.lock() = names;
+    }
+
     /// Copies the counters into `out`.
     pub(crate) fn fill(&self, out: &mut Stats) {
+        out.foreign_files = self.foreign_files.lock().clone();
         out.write_slowdowns = get(&self.slowdowns);
         out.write_stalls = get(&self.stalls);
         out.write_stall_micros = get(&self.stall_micros);
@@ -196,6 +204,12 @@ pub struct Stats {
     /// removed: leftovers of a flush or compaction cut short by a crash or
     /// an error.
     pub files_removed_at_open: u64,
+    /// Files the last open found in the directory and left alone because
+    /// they are not provably the engine's, sorted by name: names the engine
+    /// does not write (`1.log`, `backup.tmp`), and names it does write with
+    /// numbers its manifest never handed out (SPEC.md §13.5). They are
+    /// never replayed, overwritten or deleted.
+    pub foreign_files: Vec<String>,
 }
 
 impl Stats {

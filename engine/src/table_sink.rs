@@ -16,7 +16,7 @@ use crate::fs::{names, FileSystem, WritableFile};
 pub(crate) struct TableFactory<'a> {
     dir: &'a Path,
     fs: &'a dyn FileSystem,
-    numbers: &'a (dyn Fn() -> u64 + 'a),
+    numbers: &'a (dyn Fn() -> Result<u64> + 'a),
     options: TableOptions,
 }
 
@@ -25,7 +25,7 @@ impl<'a> TableFactory<'a> {
     pub(crate) fn new(
         dir: &'a Path,
         fs: &'a dyn FileSystem,
-        numbers: &'a (dyn Fn() -> u64 + 'a),
+        numbers: &'a (dyn Fn() -> Result<u64> + 'a),
         options: TableOptions,
     ) -> Self {
         TableFactory {
@@ -175,7 +175,7 @@ impl<'a> TableSink<'a> {
 
     fn start(&mut self) -> Result<()> {
         let f = self.factory;
-        let number = (f.numbers)();
+        let number = (f.numbers)()?;
         let path = names::table(f.dir, number);
         let file = f.fs.create(&path).map_err(|e| Error::io(&path, e))?;
         self.created.push(path.clone());

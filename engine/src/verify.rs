@@ -98,6 +98,20 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
             report.record(current, Ok(0));
             let r = c.log(n, LogKind::Manifest, Durable::UpToMarkers, None);
             report.record(names::manifest(dir, n), r);
+            // The damage open refuses: a WAL of the database beyond the
+            // numbers the manifest handed out.
+            if let Err(error) = crate::recovery::refuse_wals_the_manifest_lost(
+                &*fs,
+                dir,
+                Some(n),
+                vs.next_file_number(),
+                &listing,
+            ) {
+                report.damaged.push(DamagedFile {
+                    path: names::manifest(dir, n),
+                    error,
+                });
+            }
             true
         }
         Ok(None) => {
@@ -122,7 +136,13 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
     let mut wals: Vec<u64> = listing
         .iter()
         .filter_map(|n| match names::parse(n) {
-            Some(names::FileKind::Wal(w)) if !manifest_ok || w >= vs.log_number() => Some(w),
+            // With a manifest, only the database's own WALs (SPEC.md
+            // §13.5): a WAL numbered beyond what it handed out is not one.
+            Some(names::FileKind::Wal(w))
+                if !manifest_ok || (w >= vs.log_number() && w < vs.next_file_number()) =>
+            {
+                Some(w)
+            }
             _ => None,
         })
         .collect();

@@ -1,7 +1,7 @@
 //! Versions: which SSTs make up each keyspace, and the manifest that makes
 //! every change to that set durable and atomic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -194,6 +194,12 @@ impl Levels {
 /// Files removed from and added to one keyspace by an edit.
 type Changes = (Vec<FileRemoved>, Vec<(u8, Arc<FileMeta>)>);
 
+/// How many file numbers one manifest record reserves (see
+/// [`VersionSet::new_file_number`]): one extra manifest write per this many
+/// files, and an open resumes less than this far past the last number
+/// handed out.
+pub(crate) const FILE_NUMBER_BATCH: u64 = 16;
+
 /// The durable state the manifest describes.
 #[derive(Debug)]
 pub struct VersionSet {
@@ -206,6 +212,18 @@ pub struct VersionSet {
     log_number: u64,
     /// The next file number to hand out.
     next_file_number: u64,
+    /// Every file number handed out is below this: the largest next file
+    /// number the manifest in use holds in a durable record. A number at
+    /// or above it is recorded (a reservation, see
+    /// [`new_file_number`](Self::new_file_number)) before it is handed
+    /// out, so that a file a crash leaves behind is always provably the
+    /// engine's own.
+    file_number_limit: u64,
+    /// Numbers of files that open found under the engine's names but at
+    /// or above the manifest's next file number: not the engine's files.
+    /// The counter steps over them so that no file of the engine is ever
+    /// written over one.
+    foreign_numbers: BTreeSet<u64>,
     /// The largest timestamp made durable in SSTs.
     last_timestamp: u64,
     /// Versions older than this may have been collected.
@@ -281,6 +299,8 @@ impl VersionSet {
             keyspaces: BTreeMap::new(),
             log_number: 0,
             next_file_number: 1,
+            file_number_limit: 1,
+            foreign_numbers: BTreeSet::new(),
             last_timestamp: 0,
             history_horizon: 0,
             next_keyspace_id: 0,
@@ -334,9 +354,28 @@ impl VersionSet {
         &self.wal_uids
     }
 
-    /// Makes the next file number at least `n` (numbers found in use).
+    /// The next file number to hand out: every number the database handed
+    /// out is below it.
+    pub(crate) fn next_file_number(&self) -> u64 {
+        self.next_file_number
+    }
+
+    /// Makes the next file number at least `n` (the manifest in use was
+    /// numbered below it).
     pub(crate) fn reserve_file_numbers_below(&mut self, n: u64) {
         self.next_file_number = self.next_file_number.max(n);
+    }
+
+    /// Makes the counter step over `numbers`: files found at open under the
+    /// engine's names with numbers it never handed out (not its own).
+    pub(crate) fn step_over(&mut self, numbers: BTreeSet<u64>) {
+        self.foreign_numbers = numbers;
+    }
+
+    /// True when file number `n` was handed out by this database: below the
+    /// counter and not one it stepped over.
+    pub(crate) fn handed_out(&self, n: u64) -> bool {
+        n < self.next_file_number && !self.foreign_numbers.contains(&n)
     }
 
     /// Raises the last durable timestamp to `ts` (recorded with the next
@@ -359,11 +398,41 @@ impl VersionSet {
             .unwrap_or(0)
     }
 
-    /// Hands out a new file number.
+    /// Hands out a new file number. When the number reaches the limit the
+    /// manifest records, a record reserving it and the next
+    /// [`FILE_NUMBER_BATCH`]` - 1` numbers is made durable first. If that record cannot be written, no further
+    /// record may be: the caller's next manifest write fails, and the
+    /// number stays unrecorded until the manifest is rewritten (which
+    /// records the counter).
     pub fn new_file_number(&mut self) -> u64 {
-        let n = self.next_file_number;
-        self.next_file_number += 1;
+        let mut n = self.next_file_number;
+        while self.foreign_numbers.contains(&n) {
+            n += 1;
+        }
+        self.next_file_number = n + 1;
+        if self.next_file_number > self.file_number_limit {
+            self.reserve_file_numbers();
+        }
         n
+    }
+
+    /// Records in the manifest that the number just handed out and the
+    /// next [`FILE_NUMBER_BATCH`]` - 1` may be handed out. Without an open manifest
+    /// (recovery, before it writes its own) there is nothing to record
+    /// to: the next manifest's snapshot records the counter.
+    fn reserve_file_numbers(&mut self) {
+        if self.manifest.is_none() || self.failed {
+            return;
+        }
+        let limit = self.next_file_number.saturating_add(FILE_NUMBER_BATCH - 1);
+        let mut edit = VersionEdit {
+            next_file_number: Some(limit),
+            ..VersionEdit::default()
+        };
+        match self.log(&mut edit) {
+            Ok(()) => self.file_number_limit = limit,
+            Err(_) => self.failed = true,
+        }
     }
 
     /// Applies an edit to the in-memory state (replay, or after logging).
@@ -382,6 +451,7 @@ impl VersionSet {
         self.wal_uids.retain(|&n, _| n >= log_number);
         if let Some(n) = edit.next_file_number {
             self.next_file_number = self.next_file_number.max(n);
+            self.file_number_limit = self.file_number_limit.max(n);
         }
         if let Some(t) = edit.last_timestamp {
             self.last_timestamp = self.last_timestamp.max(t);
@@ -497,6 +567,9 @@ impl VersionSet {
             .sync_dir(&self.dir)
             .map_err(|e| Error::io(&self.dir, e))?;
         set_current(&*fs, &self.dir, number)?;
+        // The new manifest holds the counter: the numbers the old one
+        // reserved beyond it were never handed out.
+        self.file_number_limit = self.next_file_number;
         let old = self.manifest.replace(writer);
         Ok(old.map(|m| m.number))
     }
@@ -537,7 +610,11 @@ impl VersionSet {
     }
 
     fn log(&mut self, edit: &mut VersionEdit) -> Result<()> {
-        edit.next_file_number = Some(self.next_file_number);
+        // A reservation records more than the counter.
+        edit.next_file_number = Some(
+            edit.next_file_number
+                .map_or(self.next_file_number, |n| n.max(self.next_file_number)),
+        );
         edit.next_keyspace_id = Some(self.next_keyspace_id);
         let m = self
             .manifest
@@ -606,9 +683,18 @@ impl Versions {
         self.set.lock()
     }
 
-    /// Hands out a new file number.
-    pub(crate) fn new_file_number(&self) -> u64 {
-        self.set.lock().new_file_number()
+    /// Hands out a new file number, or fails when the manifest cannot
+    /// record it (a file under an unrecorded number would not be provably
+    /// the engine's after a crash).
+    pub(crate) fn new_file_number(&self) -> Result<u64> {
+        let mut vs = self.set.lock();
+        let n = vs.new_file_number();
+        if vs.failed() {
+            return Err(Error::Poisoned(
+                "a manifest write failed: new file numbers cannot be recorded".into(),
+            ));
+        }
+        Ok(n)
     }
 
     /// Recomputes the L0 gauge from `vs` (this part's set, locked).
@@ -624,7 +710,7 @@ impl Versions {
 
 /// Points CURRENT at manifest `number`, atomically and durably.
 fn set_current(fs: &dyn FileSystem, dir: &Path, number: u64) -> Result<()> {
-    let tmp = dir.join("CURRENT.tmp");
+    let tmp = dir.join(names::CURRENT_TMP);
     let mut f = fs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.append(format!("MANIFEST-{number:06}\n").as_bytes())
         .map_err(|e| Error::io(&tmp, e))?;

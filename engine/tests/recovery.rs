@@ -49,6 +49,20 @@ fn crashed_image_with(n: u32, sync: bool) -> (tempfile::TempDir, PathBuf) {
     (dir, image)
 }
 
+/// The number of the manifest `CURRENT` names: one the database handed
+/// out, so a file with its number is the database's own (an orphan, or a
+/// WAL written after the older ones), where a file with a number the
+/// manifest never handed out would not be.
+fn current_manifest_number(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("CURRENT"))
+        .unwrap()
+        .trim()
+        .strip_prefix("MANIFEST-")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 fn empty_wal(dir: &Path, number: u64) -> Vec<u8> {
     let header = LogHeader {
         kind: LogKind::Wal,
@@ -71,7 +85,9 @@ fn a_torn_wal_followed_by_an_empty_one_opens_to_its_prefix() {
     let bytes = std::fs::read(&wal).unwrap();
     let end = common::records_end(&bytes);
     std::fs::write(&wal, &bytes[..end - 5]).unwrap();
-    empty_wal(&image, 900);
+    let later = current_manifest_number(&image);
+    assert!(wal < image.join(format!("{later:06}.log")));
+    empty_wal(&image, later);
     let db = Db::open(&image, Options::default()).unwrap();
     let ks = db.keyspace("k").unwrap();
     assert_eq!(ks.iter().unwrap().count(), 49);
@@ -87,10 +103,12 @@ fn a_torn_wal_followed_by_later_writes_is_corruption() {
     let end = common::records_end(&bytes);
     std::fs::write(&wal, &bytes[..end - 5]).unwrap();
     // A later WAL holding the original's records: writes after the hole.
-    let later = image.join("000900.log");
+    let number = current_manifest_number(&image);
+    let later = image.join(format!("{number:06}.log"));
+    assert!(wal < later);
     let header = LogHeader {
         kind: LogKind::Wal,
-        file_number: 900,
+        file_number: number,
         file_uid: [1; 16],
         key_id: None,
     };
@@ -158,10 +176,13 @@ fn orphans_of_an_interrupted_flush_are_removed_at_open() {
         db.keyspace("k").unwrap().put("a", "b").unwrap();
         db.close().unwrap();
     }
-    std::fs::write(dir.path().join("999999.sst"), b"half a table").unwrap();
+    // A table numbered as the database numbers them, with a number it
+    // handed out, that no version lists.
+    let orphan = format!("{:06}.sst", current_manifest_number(dir.path()));
+    std::fs::write(dir.path().join(&orphan), b"half a table").unwrap();
     std::fs::write(dir.path().join("CURRENT.tmp"), b"MANIFEST-").unwrap();
     let db = Db::open(dir.path(), Options::default()).unwrap();
-    assert!(!dir.path().join("999999.sst").exists());
+    assert!(!dir.path().join(&orphan).exists());
     assert!(!dir.path().join("CURRENT.tmp").exists());
     assert_eq!(
         db.keyspace("k").unwrap().get("a").unwrap().as_deref(),

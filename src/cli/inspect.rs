@@ -178,6 +178,12 @@ fn inspect_dir(args: &InspectArgs, dir: &Path) -> Result<ExitCode, Failure> {
     for u in &d.unreferenced {
         let _ = writeln!(out, "unreferenced {u} (the next open removes it)");
     }
+    for f in &d.foreign {
+        let _ = writeln!(
+            out,
+            "foreign   {f} (not the database's file: the next open leaves it alone)"
+        );
+    }
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }

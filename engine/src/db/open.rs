@@ -43,8 +43,9 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     inner.pipeline.memtables_switched();
     {
         let vs = inner.versions.lock();
-        let removed = recovery::remove_obsolete_files(&*inner.fs, &inner.dir, &vs)?;
+        let (removed, foreign) = recovery::remove_obsolete_files(&*inner.fs, &inner.dir, &vs)?;
         inner.counters.removed_at_open(removed);
+        inner.counters.set_foreign_files(foreign);
         inner.versions.levels_changed(&vs);
     }
     Ok(inner)

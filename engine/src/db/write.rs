@@ -103,7 +103,10 @@ impl DbInner {
             // it, unsealed).
             self.check_writable()?;
         }
-        let number = self.versions.new_file_number();
+        let number = self
+            .versions
+            .new_file_number()
+            .map_err(|e| self.poison(e, Origin::Manifest))?;
         let key = self
             .ciphers
             .current()

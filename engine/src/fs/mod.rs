@@ -2,17 +2,24 @@
 //!
 //! Every file operation of the engine goes through [`FileSystem`], so that
 //! tests can put a fault-injecting or crash-simulating implementation under
-//! it. [`StdFs`] is the default: `std::fs` plus `memmap2`. [`SimFs`] is an
-//! in-memory file system that knows what is durable and can produce the
-//! image a power loss would leave; [`FaultFs`] wraps any file system and
-//! makes chosen calls fail.
+//! it. [`StdFs`] is the default: `std::fs` plus `memmap2`.
+//!
+//! With the cargo feature `testing` (off by default, for tests only) this
+//! module also has two test doubles: `SimFs`, an in-memory file system that
+//! knows what is durable and can produce the image a power loss would
+//! leave, and `FaultFs`, which wraps any file system and makes chosen calls
+//! fail (with `FaultPlan`, `FaultTarget`, `FaultKind` and `CrashMode`).
 
+#[cfg(feature = "testing")]
 mod fault;
 mod real;
+#[cfg(feature = "testing")]
 mod sim;
 
+#[cfg(feature = "testing")]
 pub use fault::{FaultFs, FaultKind, FaultPlan, FaultTarget};
 pub use real::StdFs;
+#[cfg(feature = "testing")]
 pub use sim::{CrashMode, SimFs};
 
 use std::fmt::Debug;
@@ -82,6 +89,13 @@ pub trait FileSystem: Send + Sync + Debug {
 }
 
 /// The names of the engine's files.
+///
+/// The engine writes file names in exactly one form: `{n:06}.log`,
+/// `{n:06}.sst` and `MANIFEST-{n:06}` for file numbers `n >= 1`, and
+/// `CURRENT.tmp` while it replaces `CURRENT`. [`parse`](names::parse)
+/// recognises those forms and nothing else, so a file named in any other
+/// way (`1.log`, `0007.sst`, `backup.tmp`) is never taken for one of the
+/// engine's own.
 pub(crate) mod names {
     use super::*;
 
@@ -89,6 +103,9 @@ pub(crate) mod names {
     pub const LOCK: &str = "LOCK";
     /// The file naming the current manifest.
     pub const CURRENT: &str = "CURRENT";
+    /// The temporary file `CURRENT` is written to before it is renamed over
+    /// `CURRENT`: the only temporary file the engine writes.
+    pub const CURRENT_TMP: &str = "CURRENT.tmp";
 
     /// What a file in the database directory is.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,35 +116,127 @@ pub(crate) mod names {
         Manifest(u64),
         /// An SSTable.
         Table(u64),
-        /// A temporary file (a table or CURRENT being written).
+        /// The engine's temporary file ([`CURRENT_TMP`]).
         Temp,
     }
 
+    /// The path of WAL `n`.
     pub fn wal(dir: &Path, n: u64) -> PathBuf {
         dir.join(format!("{n:06}.log"))
     }
 
+    /// The path of SST `n`.
     pub fn table(dir: &Path, n: u64) -> PathBuf {
         dir.join(format!("{n:06}.sst"))
     }
 
+    /// The path of manifest `n`.
     pub fn manifest(dir: &Path, n: u64) -> PathBuf {
         dir.join(format!("MANIFEST-{n:06}"))
     }
 
+    /// What the file named `name` is, if the engine writes files of that
+    /// name; `None` for every other name (`LOCK` and `CURRENT` included).
     pub fn parse(name: &str) -> Option<FileKind> {
-        if name.ends_with(".tmp") {
+        if name == CURRENT_TMP {
             return Some(FileKind::Temp);
         }
         if let Some(n) = name.strip_prefix("MANIFEST-") {
-            return n.parse().ok().map(FileKind::Manifest);
+            return number(n).map(FileKind::Manifest);
         }
         if let Some(n) = name.strip_suffix(".log") {
-            return n.parse().ok().map(FileKind::Wal);
+            return number(n).map(FileKind::Wal);
         }
         if let Some(n) = name.strip_suffix(".sst") {
-            return n.parse().ok().map(FileKind::Table);
+            return number(n).map(FileKind::Table);
         }
         None
+    }
+
+    /// The file number `digits` spells, only if `{n:06}` prints it back
+    /// exactly (no sign, no padding beyond six digits, no other character)
+    /// and it is one the engine hands out (numbers start at 1).
+    fn number(digits: &str) -> Option<u64> {
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: u64 = digits.parse().ok()?;
+        (n >= 1 && format!("{n:06}") == digits).then_some(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names::{parse, FileKind};
+
+    #[test]
+    fn names_the_engine_writes_are_recognised() {
+        assert_eq!(parse("000001.log"), Some(FileKind::Wal(1)));
+        assert_eq!(parse("000042.sst"), Some(FileKind::Table(42)));
+        assert_eq!(parse("MANIFEST-000007"), Some(FileKind::Manifest(7)));
+        assert_eq!(parse("999999.log"), Some(FileKind::Wal(999_999)));
+        // Past six digits `{n:06}` prints the number as is.
+        assert_eq!(parse("1234567.sst"), Some(FileKind::Table(1_234_567)));
+        assert_eq!(
+            parse("MANIFEST-1234567"),
+            Some(FileKind::Manifest(1_234_567))
+        );
+        assert_eq!(parse("CURRENT.tmp"), Some(FileKind::Temp));
+    }
+
+    #[test]
+    fn names_the_engine_never_writes_are_not_its_own() {
+        for name in [
+            "1.log",
+            "0007.sst",
+            "00000001.log",
+            "0001234567.sst",
+            "+00001.log",
+            "+000001.log",
+            "-00001.log",
+            " 000001.log",
+            "000001.log ",
+            "00001a.log",
+            "MANIFEST-1",
+            "MANIFEST-0000001",
+            "MANIFEST-+00001",
+            "MANIFEST-",
+            ".log",
+            ".sst",
+            "000001.LOG",
+            "000001.sst.tmp",
+            "backup.tmp",
+            "MANIFEST-000001.tmp",
+            ".tmp",
+            "CURRENT",
+            "LOCK",
+            "99999999999999999999.log",
+            // Numbers start at 1: the engine never writes file 0.
+            "000000.log",
+            "000000.sst",
+            "MANIFEST-000000",
+        ] {
+            assert_eq!(parse(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn every_number_round_trips_through_its_names() {
+        for n in [1, 9, 10, 99_999, 999_999, 1_000_000, u64::MAX] {
+            let dir = std::path::Path::new("d");
+            let name = |p: std::path::PathBuf| p.file_name().unwrap().to_str().unwrap().to_owned();
+            assert_eq!(
+                parse(&name(super::names::wal(dir, n))),
+                Some(FileKind::Wal(n))
+            );
+            assert_eq!(
+                parse(&name(super::names::table(dir, n))),
+                Some(FileKind::Table(n))
+            );
+            assert_eq!(
+                parse(&name(super::names::manifest(dir, n))),
+                Some(FileKind::Manifest(n))
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! write skew (G2-item) and anti-dependency cycles (G2), and the tests assert
 //! exactly that, so a change in either direction is caught.
 
-use strata::engine::{Db, Error, Isolation, Keyspace, Options, Transaction};
+use strata_engine::{Db, Error, Isolation, Keyspace, Options, Transaction};
 
 const BOTH: [Isolation; 2] = [Isolation::Snapshot, Isolation::Serializable];
 
@@ -53,7 +53,7 @@ fn scan(tx: &mut Transaction, ks: &Keyspace, pred: impl Fn(u32) -> bool) -> Vec<
         .collect()
 }
 
-fn conflict(result: Result<strata::engine::Timestamp, Error>) -> bool {
+fn conflict(result: Result<strata_engine::Timestamp, Error>) -> bool {
     match result {
         Err(Error::Conflict { keyspace, .. }) => {
             assert_eq!(keyspace, "test");
@@ -381,6 +381,6 @@ fn transactions_read_their_own_writes_in_iterators() {
     assert_eq!(state(&t.ks), expected);
 }
 
-fn bytes_of(s: &str) -> strata::engine::Value {
-    strata::engine::Value::copy_from_slice(s.as_bytes())
+fn bytes_of(s: &str) -> strata_engine::Value {
+    strata_engine::Value::copy_from_slice(s.as_bytes())
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata::engine::{Db, Error, Isolation, Keyspace, Options, Timestamp};
+use strata_engine::{Db, Error, Isolation, Keyspace, Options, Timestamp};
 
 fn small(retention: Duration) -> Options {
     Options {
@@ -312,7 +312,7 @@ fn bank_transfers_keep_the_total() {
     for a in 0..ACCOUNTS {
         ks.put(format!("acct{a:02}"), START.to_string()).unwrap();
     }
-    let total = |it: strata::engine::Iter| -> u64 {
+    let total = |it: strata_engine::Iter| -> u64 {
         it.map(|e| {
             std::str::from_utf8(&e.unwrap().1)
                 .unwrap()
