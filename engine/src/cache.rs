@@ -11,7 +11,7 @@ use strata_format::sst::{BlockCache as FormatBlockCache, Table, TableReadOptions
 
 use crate::error::{Error, Result};
 use crate::fs::FileSystem;
-use crate::version::FileMeta;
+use crate::levels::FileMeta;
 
 #[derive(Clone)]
 struct BlockWeighter;

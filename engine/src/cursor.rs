@@ -14,8 +14,8 @@ use strata_format::sst::TableIter;
 
 use crate::cache::TableCache;
 use crate::error::{Error, Result};
+use crate::levels::FileMeta;
 use crate::memtable::{Memtable, Node, NodePos, Probe};
-use crate::version::FileMeta;
 
 /// A positioned stream of internal keys.
 pub(crate) trait Cursor: Send {

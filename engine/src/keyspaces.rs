@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::levels::Levels;
 use crate::memtable::Memtable;
 use crate::stats::KeyspaceCounters;
-use crate::version::Levels;
 use crate::view::SuperVersion;
 
 /// The state of one keyspace shared by its handles and the engine.

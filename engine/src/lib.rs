@@ -39,6 +39,7 @@ mod history;
 mod iter;
 mod keyspace;
 mod keyspaces;
+mod levels;
 mod memtable;
 mod options;
 mod policy;

@@ -14,8 +14,9 @@ use strata_format::sst::{Table, TableReadOptions};
 use crate::encryption::Ciphers;
 use crate::error::{Error, Result};
 use crate::fs::{names, FileSystem};
+use crate::levels::FileMeta;
 use crate::options::Options;
-use crate::version::{FileMeta, VersionSet};
+use crate::version::VersionSet;
 
 /// One damaged file found by [`Db::verify`](crate::Db::verify).
 #[derive(Debug, Clone)]

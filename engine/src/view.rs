@@ -12,9 +12,9 @@ use strata_format::sst::Lookup;
 use crate::cache::TableCache;
 use crate::cursor::{Cursor, LevelCursor, MemCursor, MergeCursor, TableCursor};
 use crate::error::{Error, Result};
+use crate::levels::Levels;
 use crate::memtable::Memtable;
 use crate::stats::KeyspaceCounters;
-use crate::version::Levels;
 
 /// The components of one keyspace at one moment: what a read searches.
 /// Replaced as a whole (never mutated) when a memtable is switched, a flush

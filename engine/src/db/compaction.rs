@@ -17,9 +17,9 @@ use crate::error::{Error, Result};
 use crate::error_state::Origin;
 use crate::gc::copy_live;
 use crate::keyspaces::KeyspaceState;
+use crate::levels::{FileMeta, Levels};
 use crate::policy::{self, compaction::PickerOptions};
 use crate::table_sink::{JobOutputs, TableFactory, TableSink};
-use crate::version::{FileMeta, Levels};
 
 use super::DbInner;
 

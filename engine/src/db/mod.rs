@@ -64,6 +64,7 @@ use crate::flush::FlushQueue;
 use crate::fs::{FileLock, FileSystem};
 use crate::keyspace::Keyspace;
 use crate::keyspaces::{KeyspaceRegistry, KeyspaceState};
+use crate::levels::Levels;
 use crate::options::{Options, WriteOptions};
 use crate::recovery::Recovered;
 use crate::retention::Retention;
@@ -71,7 +72,7 @@ use crate::snapshot::Snapshot;
 use crate::stats::{DbCounters, Stats};
 use crate::timestamp::Timestamp;
 use crate::txn::{Conflicts, Isolation, Transaction, TxnCheck};
-use crate::version::{Levels, VersionSet, Versions};
+use crate::version::{VersionSet, Versions};
 
 /// Everything a database is, shared by its handles and its threads. Its
 /// fields are the parts; only the wiring under `db` sees them.

@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::levels::FileMeta;
 use crate::options::Options;
-use crate::version::FileMeta;
 
 /// What the picker needs of a file: its number (to name it), its size (for
 /// level scores) and its user-key range (for overlaps and the round-robin
