@@ -123,8 +123,7 @@ pub(crate) fn describe_dir(dir: &Path, opts: &Options) -> Result<DirDescription>
         });
     }
     // The files the next open takes for its own (SPEC.md §13.5): names the
-    // engine writes, with numbers below the manifest's next file number.
-    let handed_out = vs.next_file_number();
+    // engine writes, with numbers the manifest handed out.
     let mut unreferenced = Vec::new();
     let mut foreign = Vec::new();
     let mut sorted = listing.clone();
@@ -132,7 +131,7 @@ pub(crate) fn describe_dir(dir: &Path, opts: &Options) -> Result<DirDescription>
     for name in sorted {
         match names::parse(&name) {
             Some(FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n))
-                if n >= handed_out =>
+                if !vs.handed_out(n) =>
             {
                 foreign.push(name)
             }

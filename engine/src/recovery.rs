@@ -116,7 +116,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
     let mut wals: Vec<u64> = listing
         .iter()
         .filter_map(|n| match names::parse(n) {
-            Some(FileKind::Wal(w)) if w >= vs.log_number() && w < handed_out => Some(w),
+            Some(FileKind::Wal(w)) if w >= vs.log_number() && vs.handed_out(w) => Some(w),
             _ => None,
         })
         .collect();

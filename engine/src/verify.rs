@@ -140,7 +140,7 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
             // With a manifest, only the database's own WALs (SPEC.md
             // §13.5): a WAL numbered beyond what it handed out is not one.
             Some(names::FileKind::Wal(w))
-                if !manifest_ok || (w >= vs.log_number() && w < vs.next_file_number()) =>
+                if !manifest_ok || (w >= vs.log_number() && vs.handed_out(w)) =>
             {
                 Some(w)
             }

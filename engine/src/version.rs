@@ -47,6 +47,10 @@ pub struct VersionSet {
     /// The counter steps over them so that no file of the engine is ever
     /// written over one.
     foreign_numbers: BTreeSet<u64>,
+    /// Those of `foreign_numbers` the manifest records (tag 12), so that a
+    /// later open, whose counter is past them, still knows the files under
+    /// them are not the engine's.
+    skips_recorded: BTreeSet<u64>,
     /// The largest timestamp made durable in SSTs.
     last_timestamp: u64,
     /// Versions older than this may have been collected.
@@ -124,6 +128,7 @@ impl VersionSet {
             next_file_number: 1,
             file_number_limit: 1,
             foreign_numbers: BTreeSet::new(),
+            skips_recorded: BTreeSet::new(),
             last_timestamp: 0,
             history_horizon: 0,
             next_keyspace_id: 0,
@@ -192,7 +197,7 @@ impl VersionSet {
     /// Makes the counter step over `numbers`: files found at open under the
     /// engine's names with numbers it never handed out (not its own).
     pub(crate) fn step_over(&mut self, numbers: BTreeSet<u64>) {
-        self.foreign_numbers = numbers;
+        self.foreign_numbers.extend(numbers);
     }
 
     /// True when file number `n` was handed out by this database: below the
@@ -248,12 +253,24 @@ impl VersionSet {
             return;
         }
         let limit = self.next_file_number.saturating_add(FILE_NUMBER_BATCH - 1);
+        // The foreign numbers the counter may step over up to the limit are
+        // recorded with it.
+        let skipped: Vec<u64> = self
+            .foreign_numbers
+            .range(..limit)
+            .filter(|n| !self.skips_recorded.contains(n))
+            .copied()
+            .collect();
         let mut edit = VersionEdit {
             next_file_number: Some(limit),
+            numbers_skipped: skipped.clone(),
             ..VersionEdit::default()
         };
         match self.log(&mut edit) {
-            Ok(()) => self.file_number_limit = limit,
+            Ok(()) => {
+                self.file_number_limit = limit;
+                self.skips_recorded.extend(skipped);
+            }
             Err(_) => self.failed = true,
         }
     }
@@ -278,6 +295,10 @@ impl VersionSet {
         }
         if let Some(t) = edit.last_timestamp {
             self.last_timestamp = self.last_timestamp.max(t);
+        }
+        for &n in &edit.numbers_skipped {
+            self.foreign_numbers.insert(n);
+            self.skips_recorded.insert(n);
         }
         if let Some(t) = edit.history_horizon {
             self.history_horizon = self.history_horizon.max(t);
@@ -344,6 +365,7 @@ impl VersionSet {
             next_keyspace_id: Some(self.next_keyspace_id),
             wals_sealed: self.sealed_wals.iter().map(|(&n, &l)| (n, l)).collect(),
             wals_created: self.wal_uids.iter().map(|(&n, &u)| (n, u)).collect(),
+            numbers_skipped: self.skips_recorded.iter().copied().collect(),
             ..VersionEdit::default()
         };
         for (id, (name, levels)) in &self.keyspaces {

@@ -433,3 +433,51 @@ fn verify_dir_checks_the_database_files_not_foreign_ones() {
         garbage(4000, 6)
     );
 }
+
+#[test]
+fn a_foreign_file_the_counter_steps_over_stays_foreign_at_every_later_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let db = Db::open(dir, common::small_options()).unwrap();
+        db.keyspace("data").unwrap().put("k", "v").unwrap();
+        db.close().unwrap();
+    }
+    // Two files under the engine's own names, with the very next numbers
+    // it would hand out: not its own.
+    let n = next_file_number(dir);
+    let foreign = [format!("{n:06}.sst"), format!("{:06}.log", n + 1)];
+    for name in &foreign {
+        std::fs::write(dir.join(name), format!("not the engine's: {name}")).unwrap();
+    }
+    for round in 0..4 {
+        let db = Db::open(dir, common::small_options()).unwrap();
+        let listed = db.stats().foreign_files;
+        for name in &foreign {
+            assert!(
+                listed.contains(name),
+                "round {round}: {name} not reported: {listed:?}"
+            );
+        }
+        let ks = db.keyspace("data").unwrap();
+        // Enough flushes to move the counter well past both numbers.
+        for i in 0..12 {
+            ks.put(format!("r{round}-{i}"), [b'x'; 64]).unwrap();
+            db.flush().unwrap();
+        }
+        drop(ks);
+        db.close().unwrap();
+        assert!(next_file_number(dir) > n + 2, "round {round}");
+        for name in &foreign {
+            assert_eq!(
+                std::fs::read(dir.join(name)).unwrap(),
+                format!("not the engine's: {name}").into_bytes(),
+                "round {round}: {name}"
+            );
+        }
+    }
+    let db = Db::open(dir, common::small_options()).unwrap();
+    let ks = db.keyspace("data").unwrap();
+    assert_eq!(ks.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(ks.get("r3-11").unwrap().as_deref(), Some(&[b'x'; 64][..]));
+}

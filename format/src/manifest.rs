@@ -28,10 +28,11 @@ const HISTORY_HORIZON: u64 = 8;
 const NEXT_KEYSPACE_ID: u64 = 9;
 const WAL_SEALED: u64 = 10;
 const WAL_CREATED: u64 = 11;
+const NUMBER_SKIPPED: u64 = 12;
 
 /// Every field tag a record may hold, with the name SPEC.md gives it, in
 /// tag order. Any other tag is refused.
-pub const TAGS: [(&str, u64); 11] = [
+pub const TAGS: [(&str, u64); 12] = [
     ("log number", LOG_NUMBER),
     ("next file number", NEXT_FILE_NUMBER),
     ("last timestamp", LAST_TIMESTAMP),
@@ -43,6 +44,7 @@ pub const TAGS: [(&str, u64); 11] = [
     ("next keyspace id", NEXT_KEYSPACE_ID),
     ("WAL sealed", WAL_SEALED),
     ("WAL created", WAL_CREATED),
+    ("number skipped", NUMBER_SKIPPED),
 ];
 
 /// An SST added to a level.
@@ -113,6 +115,10 @@ pub struct VersionEdit {
     /// WAL's header and checks its sync markers with it even when the
     /// header is damaged.
     pub wals_created: Vec<(u64, [u8; 16])>,
+    /// File numbers the counter stepped over because a file that is not
+    /// the database's holds the name: never handed out, and such a file is
+    /// never taken for the database's own.
+    pub numbers_skipped: Vec<u64>,
 }
 
 fn field(out: &mut Vec<u8>, tag: u64, body: &[u8]) {
@@ -193,6 +199,9 @@ impl VersionEdit {
             body.extend_from_slice(uid);
             field(&mut out, WAL_CREATED, &body);
         }
+        for n in &self.numbers_skipped {
+            varint_field(&mut out, NUMBER_SKIPPED, *n);
+        }
         out
     }
 
@@ -254,6 +263,7 @@ impl VersionEdit {
                 }
                 WAL_SEALED => e.wals_sealed.push((b.varint64()?, b.varint64()?)),
                 WAL_CREATED => e.wals_created.push((b.varint64()?, b.array::<16>()?)),
+                NUMBER_SKIPPED => e.numbers_skipped.push(b.varint64()?),
                 FILE_REMOVED => e.files_removed.push(FileRemoved {
                     keyspace: keyspace_id(&mut b)?,
                     level: level(&mut b)?,

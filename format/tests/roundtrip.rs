@@ -169,6 +169,7 @@ proptest! {
         removed in proptest::collection::vec((any::<u32>(), 0u8..7, any::<u64>()), 0..4),
         sealed in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3),
         created in proptest::collection::vec((any::<u64>(), any::<[u8; 16]>()), 0..3),
+        skipped in proptest::collection::vec(any::<u64>(), 0..3),
     ) {
         let edit = VersionEdit {
             log_number: ints[0], next_file_number: ints[1], last_timestamp: ints[2], history_horizon: ints[3], next_keyspace_id: next_ks,
@@ -181,6 +182,7 @@ proptest! {
             files_removed: removed.into_iter().map(|(keyspace, level, file_number)| FileRemoved { keyspace, level, file_number }).collect(),
             wals_sealed: sealed,
             wals_created: created,
+            numbers_skipped: skipped,
         };
         prop_assert_eq!(VersionEdit::decode(&edit.encode(), 0).unwrap(), edit);
     }
