@@ -6,13 +6,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::bounds::prefix_upper;
-use crate::commit::batch::{check_key, WriteBatch};
+use crate::commit::batch::check_key;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::iter::Iter;
 use crate::keyspaces::KeyspaceState;
 use crate::options::WriteOptions;
 use crate::timestamp::Timestamp;
+use crate::write_batch::WriteBatch;
 
 /// A value read from the database: shared bytes, cheap to clone.
 pub type Value = Bytes;

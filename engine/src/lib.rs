@@ -54,8 +54,9 @@ mod txn;
 mod verify;
 mod version;
 mod view;
+mod write_batch;
 
-pub use commit::batch::{WriteBatch, MAX_VALUE_LEN};
+pub use commit::batch::MAX_VALUE_LEN;
 pub use db::Db;
 pub use describe::{DirDescription, KeyspaceDescription, TableDescription};
 pub use encryption::{EncryptionKeyProvider, FileKeyProvider, Key, MemoryKeyProvider};
@@ -70,3 +71,4 @@ pub use strata_format as format;
 pub use timestamp::{Clock, ManualClock, SystemClock, Timestamp};
 pub use txn::{Isolation, Transaction, TxIter};
 pub use verify::{DamagedFile, VerifyReport};
+pub use write_batch::WriteBatch;

@@ -1,6 +1,7 @@
-//! Write batches: writes checked and encoded once, as they are added,
-//! into the bytes of their WAL record. The commit path then writes those
-//! bytes to the WAL and the memtables take their entries from them.
+//! Batches as the commit path takes them: writes checked and encoded once
+//! (see [`WriteBatch`](crate::WriteBatch)) into the bytes of their WAL
+//! record, which the leader writes to the WAL and the memtables take their
+//! entries from.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,21 +11,11 @@ use strata_format::batch::{BatchBuilder, BatchOp, OpIter};
 use strata_format::key::{ValueKind, MAX_USER_KEY_LEN};
 
 use crate::error::{Error, Result};
-use crate::keyspace::Keyspace;
 use crate::keyspaces::KeyspaceState;
 use crate::timestamp::Timestamp;
 
 /// The largest value the engine stores (larger values belong in blobs).
 pub const MAX_VALUE_LEN: usize = 256 * 1024 * 1024;
-
-/// A set of writes applied atomically, across keyspaces: all of them or none,
-/// also across a crash.
-#[derive(Debug, Default, Clone)]
-pub struct WriteBatch {
-    record: BatchBuilder,
-    /// The keyspaces written, each once.
-    keyspaces: Vec<Arc<KeyspaceState>>,
-}
 
 /// Fails with [`Error::KeyTooLarge`] for a key the engine cannot store.
 pub(crate) fn check_key(key: &[u8]) -> Result<()> {
@@ -44,7 +35,7 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
 
 /// The expiry prefix a TTL entry's stored value starts with: the
 /// timestamp it expires at, big-endian.
-fn expiry_prefix(ttl: std::time::Duration) -> [u8; 8] {
+pub(crate) fn expiry_prefix(ttl: std::time::Duration) -> [u8; 8] {
     Timestamp::now().saturating_add(ttl).as_u64().to_be_bytes()
 }
 
@@ -67,107 +58,6 @@ pub(crate) fn stored_value(
             (ValueKind::PutWithTtl, Bytes::from(v))
         }
     })
-}
-
-impl WriteBatch {
-    /// An empty batch.
-    pub fn new() -> Self {
-        WriteBatch::default()
-    }
-
-    /// Sets `key` to `value` in `ks`. Too large a key or value is refused
-    /// here, leaving the batch unchanged.
-    pub fn put(
-        &mut self,
-        ks: &Keyspace,
-        key: impl AsRef<[u8]>,
-        value: impl AsRef<[u8]>,
-    ) -> Result<()> {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        check_key(key)?;
-        check_value(value)?;
-        self.push(ks.state(), ValueKind::Put, key, &[value]);
-        Ok(())
-    }
-
-    /// Sets `key` to `value` in `ks`, expiring `ttl` from now: from then on
-    /// it reads as absent, and compaction drops it.
-    pub fn put_with_ttl(
-        &mut self,
-        ks: &Keyspace,
-        key: impl AsRef<[u8]>,
-        value: impl AsRef<[u8]>,
-        ttl: std::time::Duration,
-    ) -> Result<()> {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        check_key(key)?;
-        check_value(value)?;
-        let prefix = expiry_prefix(ttl);
-        self.push(ks.state(), ValueKind::PutWithTtl, key, &[&prefix, value]);
-        Ok(())
-    }
-
-    /// Adds a write already checked and in its stored form (see
-    /// [`stored_value`]).
-    pub(crate) fn push_stored(&mut self, ks: &Keyspace, kind: ValueKind, key: &[u8], value: &[u8]) {
-        self.push(ks.state(), kind, key, &[value]);
-    }
-
-    /// Deletes `key` from `ks`.
-    pub fn delete(&mut self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<()> {
-        let key = key.as_ref();
-        check_key(key)?;
-        self.push(ks.state(), ValueKind::Delete, key, &[]);
-        Ok(())
-    }
-
-    fn push(&mut self, ks: &Arc<KeyspaceState>, kind: ValueKind, key: &[u8], value: &[&[u8]]) {
-        if !self.keyspaces.iter().any(|k| Arc::ptr_eq(k, ks)) {
-            self.keyspaces.push(ks.clone());
-        }
-        self.record.add_parts(kind, ks.id(), key, value);
-    }
-
-    /// Number of writes in the batch.
-    pub fn len(&self) -> usize {
-        self.record.len() as usize
-    }
-
-    /// True when the batch holds no write.
-    pub fn is_empty(&self) -> bool {
-        self.record.is_empty()
-    }
-
-    /// Drops every write.
-    pub fn clear(&mut self) {
-        self.record.clear();
-        self.keyspaces.clear();
-    }
-
-    /// The keyspaces the batch writes to.
-    pub(crate) fn keyspaces(&self) -> &[Arc<KeyspaceState>] {
-        &self.keyspaces
-    }
-
-    /// The batch as the commit path takes it: its encoded writes, with only
-    /// the last write to each (keyspace, key) kept. Writes of one batch
-    /// share a timestamp, so an earlier one would otherwise compete with
-    /// the later one by kind order.
-    pub(crate) fn seal(self) -> Result<Encoded> {
-        let WriteBatch { record, keyspaces } = self;
-        let (mut ops, mut count) = record.into_parts();
-        if count > 1 {
-            if let Some((kept, n)) = without_overwritten(&ops, count)? {
-                ops = kept;
-                count = n;
-            }
-        }
-        Ok(Encoded {
-            ops: Bytes::from(ops),
-            count,
-            keyspaces,
-        })
-    }
 }
 
 /// The writes of `ops` without those a later write of the batch to the same
@@ -204,6 +94,25 @@ pub(crate) struct Encoded {
 }
 
 impl Encoded {
+    /// The batch `record` writing to `keyspaces`, with only the last write
+    /// to each (keyspace, key) kept. Writes of one batch share a timestamp,
+    /// so an earlier one would otherwise compete with the later one by kind
+    /// order.
+    pub(crate) fn new(record: BatchBuilder, keyspaces: Vec<Arc<KeyspaceState>>) -> Result<Self> {
+        let (mut ops, mut count) = record.into_parts();
+        if count > 1 {
+            if let Some((kept, n)) = without_overwritten(&ops, count)? {
+                ops = kept;
+                count = n;
+            }
+        }
+        Ok(Encoded {
+            ops: Bytes::from(ops),
+            count,
+            keyspaces,
+        })
+    }
+
     /// The encoded writes (the WAL record without its header).
     pub(crate) fn ops(&self) -> &Bytes {
         &self.ops

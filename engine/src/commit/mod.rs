@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::keyspaces::KeyspaceState;
 use crate::memtable::Memtable;
 use crate::timestamp::Clock;
-use crate::txn::{Conflicts, TxnCheck};
+use crate::txn::conflicts::{Conflicts, TxnCheck};
 use batch::Encoded;
 use wal::Logs;
 

@@ -54,7 +54,6 @@ use parking_lot::Mutex;
 use strata_format::manifest::{FileRemoved, VersionEdit, MAX_KEYSPACE_NAME_LEN};
 
 use crate::cache::{BlockCache, TableCache};
-use crate::commit::batch::WriteBatch;
 use crate::commit::wal::Logs;
 use crate::commit::CommitPipeline;
 use crate::encryption::Ciphers;
@@ -73,6 +72,7 @@ use crate::stats::{DbCounters, Stats};
 use crate::timestamp::Timestamp;
 use crate::txn::{Conflicts, Isolation, Transaction, TxnCheck};
 use crate::version::{VersionSet, Versions};
+use crate::write_batch::WriteBatch;
 
 /// Everything a database is, shared by its handles and its threads. Its
 /// fields are the parts; only the wiring under `db` sees them.

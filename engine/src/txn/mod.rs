@@ -17,7 +17,7 @@ use bytes::Bytes;
 use strata_format::key::ValueKind;
 
 use crate::bounds::{in_range, prefix_upper};
-use crate::commit::batch::{check_key, stored_value, WriteBatch};
+use crate::commit::batch::{check_key, stored_value};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::iter::{Iter, KvPair};
@@ -25,8 +25,9 @@ use crate::keyspace::{Keyspace, Value};
 use crate::options::WriteOptions;
 use crate::timestamp::Timestamp;
 use crate::view::ReadView;
+use crate::write_batch::WriteBatch;
 
-mod conflicts;
+pub(crate) mod conflicts;
 
 pub(crate) use conflicts::{Conflicts, KeyRef, Range, TxnCheck};
 

@@ -1,0 +1,108 @@
+//! Write batches: the public way to build an atomic set of writes. Each
+//! write is checked and encoded once, as it is added, into the bytes of its
+//! WAL record (see `commit::batch`).
+
+use std::sync::Arc;
+
+use strata_format::batch::BatchBuilder;
+use strata_format::key::ValueKind;
+
+use crate::commit::batch::{check_key, check_value, expiry_prefix, Encoded};
+use crate::error::Result;
+use crate::keyspace::Keyspace;
+use crate::keyspaces::KeyspaceState;
+
+/// A set of writes applied atomically, across keyspaces: all of them or none,
+/// also across a crash.
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    record: BatchBuilder,
+    /// The keyspaces written, each once.
+    keyspaces: Vec<Arc<KeyspaceState>>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        WriteBatch::default()
+    }
+
+    /// Sets `key` to `value` in `ks`. Too large a key or value is refused
+    /// here, leaving the batch unchanged.
+    pub fn put(
+        &mut self,
+        ks: &Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        check_key(key)?;
+        check_value(value)?;
+        self.push(ks.state(), ValueKind::Put, key, &[value]);
+        Ok(())
+    }
+
+    /// Sets `key` to `value` in `ks`, expiring `ttl` from now: from then on
+    /// it reads as absent, and compaction drops it.
+    pub fn put_with_ttl(
+        &mut self,
+        ks: &Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+    ) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        check_key(key)?;
+        check_value(value)?;
+        let prefix = expiry_prefix(ttl);
+        self.push(ks.state(), ValueKind::PutWithTtl, key, &[&prefix, value]);
+        Ok(())
+    }
+
+    /// Adds a write already checked and in its stored form (see
+    /// [`stored_value`]).
+    pub(crate) fn push_stored(&mut self, ks: &Keyspace, kind: ValueKind, key: &[u8], value: &[u8]) {
+        self.push(ks.state(), kind, key, &[value]);
+    }
+
+    /// Deletes `key` from `ks`.
+    pub fn delete(&mut self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = key.as_ref();
+        check_key(key)?;
+        self.push(ks.state(), ValueKind::Delete, key, &[]);
+        Ok(())
+    }
+
+    fn push(&mut self, ks: &Arc<KeyspaceState>, kind: ValueKind, key: &[u8], value: &[&[u8]]) {
+        if !self.keyspaces.iter().any(|k| Arc::ptr_eq(k, ks)) {
+            self.keyspaces.push(ks.clone());
+        }
+        self.record.add_parts(kind, ks.id(), key, value);
+    }
+
+    /// Number of writes in the batch.
+    pub fn len(&self) -> usize {
+        self.record.len() as usize
+    }
+
+    /// True when the batch holds no write.
+    pub fn is_empty(&self) -> bool {
+        self.record.is_empty()
+    }
+
+    /// Drops every write.
+    pub fn clear(&mut self) {
+        self.record.clear();
+        self.keyspaces.clear();
+    }
+
+    /// The keyspaces the batch writes to.
+    pub(crate) fn keyspaces(&self) -> &[Arc<KeyspaceState>] {
+        &self.keyspaces
+    }
+
+    /// The batch as the commit path takes it (see [`Encoded::new`]).
+    pub(crate) fn seal(self) -> Result<Encoded> {
+        Encoded::new(self.record, self.keyspaces)
+    }
+}
