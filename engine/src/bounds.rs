@@ -4,6 +4,7 @@
 use std::ops::Bound;
 
 /// True when `key` is at or above (`Included`) or above (`Excluded`) `lower`.
+#[inline]
 pub(crate) fn above_lower(key: &[u8], lower: &Bound<Vec<u8>>) -> bool {
     match lower {
         Bound::Included(l) => key >= l.as_slice(),
@@ -13,6 +14,7 @@ pub(crate) fn above_lower(key: &[u8], lower: &Bound<Vec<u8>>) -> bool {
 }
 
 /// True when `key` is at or below (`Included`) or below (`Excluded`) `upper`.
+#[inline]
 pub(crate) fn below_upper(key: &[u8], upper: &Bound<Vec<u8>>) -> bool {
     match upper {
         Bound::Included(u) => key <= u.as_slice(),
@@ -22,6 +24,7 @@ pub(crate) fn below_upper(key: &[u8], upper: &Bound<Vec<u8>>) -> bool {
 }
 
 /// True when `key` lies between `lo` and `hi`.
+#[inline]
 pub(crate) fn in_range(key: &[u8], lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
     above_lower(key, lo) && below_upper(key, hi)
 }

@@ -44,6 +44,7 @@ impl KeyspaceState {
     }
 
     /// The keyspace's id (never reused).
+    #[inline]
     pub(crate) fn id(&self) -> u32 {
         self.id
     }

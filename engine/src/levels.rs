@@ -125,16 +125,19 @@ impl Levels {
     }
 
     /// The files of `level` (none past the last level).
+    #[inline]
     pub fn level(&self, level: usize) -> &[Arc<FileMeta>] {
         self.levels.get(level).map_or(&[], Vec::as_slice)
     }
 
     /// Number of levels.
+    #[inline]
     pub fn num_levels(&self) -> usize {
         self.levels.len()
     }
 
     /// The levels, L0 first.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = &[Arc<FileMeta>]> {
         self.levels.iter().map(Vec::as_slice)
     }

@@ -18,6 +18,7 @@ pub(crate) struct KeyspaceCounters {
 
 impl KeyspaceCounters {
     /// A commit wrote `bytes` of keys and values.
+    #[inline]
     pub(crate) fn wrote(&self, bytes: u64) {
         add(&self.user_bytes, bytes);
     }
@@ -37,6 +38,7 @@ impl KeyspaceCounters {
 
     /// A point read consulted a table's bloom filter; `false_positive` when
     /// it passed but the key was not there.
+    #[inline]
     pub(crate) fn bloom_checked(&self, false_positive: bool) {
         add(&self.bloom_checks, 1);
         if false_positive {

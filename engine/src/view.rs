@@ -36,16 +36,19 @@ impl SuperVersion {
     }
 
     /// The memtable being written.
+    #[inline]
     pub(crate) fn mem(&self) -> &Arc<Memtable> {
         &self.mem
     }
 
     /// The sealed memtables not yet flushed, newest first.
+    #[inline]
     pub(crate) fn imm(&self) -> &[Arc<Memtable>] {
         &self.imm
     }
 
     /// The files.
+    #[inline]
     pub(crate) fn levels(&self) -> &Arc<Levels> {
         &self.levels
     }
@@ -145,11 +148,13 @@ impl ReadView {
     }
 
     /// The timestamp the view reads at.
+    #[inline]
     pub(crate) fn ts(&self) -> u64 {
         self.ts
     }
 
     /// The time TTL entries are judged against.
+    #[inline]
     pub(crate) fn expiry_ts(&self) -> u64 {
         self.expiry_ts
     }
