@@ -131,6 +131,7 @@ pub struct OpIter<'a> {
 
 impl<'a> OpIter<'a> {
     /// The writes of `bytes`, of which there are `count`.
+    #[inline]
     pub fn new(bytes: &'a [u8], count: u64, offset: u64) -> Self {
         OpIter {
             cursor: Cursor::new(bytes, offset, "batch record"),
@@ -139,6 +140,7 @@ impl<'a> OpIter<'a> {
         }
     }
 
+    #[inline]
     fn op(&mut self) -> Result<BatchOp<'a>> {
         let c = &mut self.cursor;
         let at = c.offset();
@@ -162,6 +164,7 @@ impl<'a> OpIter<'a> {
 impl<'a> Iterator for OpIter<'a> {
     type Item = Result<BatchOp<'a>>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;

@@ -78,6 +78,7 @@ pub struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     /// A cursor over `buf`, whose first byte is at absolute offset `base` in
     /// the structure named `what`.
+    #[inline]
     pub fn new(buf: &'a [u8], base: u64, what: &'a str) -> Self {
         Cursor {
             buf,
@@ -88,16 +89,19 @@ impl<'a> Cursor<'a> {
     }
 
     /// Absolute offset of the next byte to read.
+    #[inline]
     pub fn offset(&self) -> u64 {
         self.base + self.pos as u64
     }
 
     /// Bytes not yet read.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
     /// True when every byte has been read.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
@@ -108,6 +112,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads exactly `n` bytes.
+    #[inline]
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .pos
@@ -128,6 +133,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads one byte.
+    #[inline]
     pub fn u8(&mut self) -> Result<u8> {
         Ok(self.array::<1>()?[0])
     }
@@ -138,11 +144,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a little-endian `u64`.
+    #[inline]
     pub fn u64_le(&mut self) -> Result<u64> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
     /// Reads a varint.
+    #[inline]
     pub fn varint64(&mut self) -> Result<u64> {
         let (v, n) = get_varint64(&self.buf[self.pos..]).ok_or_else(|| self.error("bad varint"))?;
         self.pos += n;
@@ -151,6 +159,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads a varint that must fit a `usize` no larger than `max`; used for
     /// lengths, so a hostile length never drives an allocation.
+    #[inline]
     pub fn len(&mut self, max: usize) -> Result<usize> {
         let at = self.offset();
         let v = self.varint64()?;
@@ -165,6 +174,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads a length-prefixed byte string (the length bounded by what is
     /// left in the buffer).
+    #[inline]
     pub fn length_prefixed(&mut self) -> Result<&'a [u8]> {
         let n = self.len(self.remaining())?;
         self.bytes(n)

@@ -88,7 +88,7 @@ fn without_overwritten(ops: &[u8], count: u64) -> Result<Option<(Vec<u8>, u64)>>
 /// A batch ready to commit: its encoded writes and the keyspaces they go to.
 #[derive(Debug)]
 pub(crate) struct Encoded {
-    ops: Bytes,
+    ops: Vec<u8>,
     count: u64,
     keyspaces: Vec<Arc<KeyspaceState>>,
 }
@@ -107,14 +107,14 @@ impl Encoded {
             }
         }
         Ok(Encoded {
-            ops: Bytes::from(ops),
+            ops,
             count,
             keyspaces,
         })
     }
 
     /// The encoded writes (the WAL record without its header).
-    pub(crate) fn ops(&self) -> &Bytes {
+    pub(crate) fn ops(&self) -> &[u8] {
         &self.ops
     }
 

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::keyspaces::KeyspaceState;
 use crate::memtable::Memtable;
 use crate::timestamp::Clock;
-use crate::txn::conflicts::{Conflicts, TxnCheck};
+use crate::txn::conflicts::{Conflicts, KeyRef, TxnCheck};
 use batch::Encoded;
 use wal::Logs;
 
@@ -326,16 +326,29 @@ impl CommitPipeline {
             Some(at) => at,
             None => crate::timestamp::next_timestamps(st.last_ts, self.clock.now()),
         };
-        let checks: Vec<Option<&TxnCheck>> = group.iter().map(|r| r.check.as_ref()).collect();
-        let verdicts = self.conflicts.validate(&checks, |i| group[i].batch.keys());
-        let mut passed = Vec::with_capacity(group.len());
         let mut failed = Vec::new();
-        for (r, verdict) in group.iter().zip(verdicts) {
-            match verdict {
-                None => passed.push(r.clone()),
-                Some(e) => failed.push((r.clone(), e)),
+        // The keys of the batches that pass, when validation needed them:
+        // recorded for running transactions without decoding them again.
+        let mut passed_keys: Vec<Option<Vec<KeyRef>>> = Vec::new();
+        let passed = if group.iter().all(|r| r.check.is_none()) {
+            // Plain batches: nothing to validate.
+            group.clone()
+        } else {
+            let checks: Vec<Option<&TxnCheck>> = group.iter().map(|r| r.check.as_ref()).collect();
+            let keys: Vec<Vec<KeyRef>> = group.iter().map(|r| r.batch.keys()).collect();
+            let verdicts = self.conflicts.validate(&checks, &keys);
+            let mut passed = Vec::with_capacity(group.len());
+            for ((r, verdict), k) in group.iter().zip(verdicts).zip(keys) {
+                match verdict {
+                    None => {
+                        passed.push(r.clone());
+                        passed_keys.push(Some(k));
+                    }
+                    Some(e) => failed.push((r.clone(), e)),
+                }
             }
-        }
+            passed
+        };
         if !passed.is_empty() {
             st.last_ts = first_ts.saturating_add(passed.len() as u64 - 1);
         }
@@ -354,8 +367,12 @@ impl CommitPipeline {
             })
         };
         if outcome.is_ok() {
-            self.conflicts
-                .committed(first_ts, passed.len(), |i| passed[i].batch.keys());
+            self.conflicts.committed(first_ts, passed.len(), |i| {
+                passed_keys
+                    .get_mut(i)
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| passed[i].batch.keys())
+            });
         }
         for _ in 0..group.len() {
             st.queue.pop_front();

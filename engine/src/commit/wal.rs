@@ -213,7 +213,7 @@ impl Wal {
         for (i, (count, ops)) in batches.enumerate() {
             let n = encode_header(first_ts + i as u64, count, &mut header);
             self.log
-                .add_record_parts(&[&header[..n], ops])
+                .add_record_parts_in_place(&[&header[..n], ops])
                 .map_err(|e| Error::format(&self.path, e))?;
         }
         let n = self.log.get_mut().len() as u64;

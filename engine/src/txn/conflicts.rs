@@ -165,23 +165,22 @@ impl Conflicts {
     }
 
     /// Validates a commit group in queue order: member `i` carries the
-    /// check `checks[i]` (none for a plain batch) and writes `keys(i)`. A
+    /// check `checks[i]` (none for a plain batch) and writes `keys[i]`. A
     /// transaction conflicts with the commits made since it began and with
     /// the earlier members of its group that passed. Returns, per member,
     /// the conflict that fails it.
     pub(crate) fn validate(
         &self,
         checks: &[Option<&TxnCheck>],
-        keys: impl Fn(usize) -> Vec<KeyRef>,
+        keys: &[Vec<KeyRef>],
     ) -> Vec<Option<Error>> {
         if checks.iter().all(Option::is_none) {
             return vec![None; checks.len()];
         }
         let log = self.log.lock();
-        let mut passed: Vec<Vec<KeyRef>> = Vec::with_capacity(checks.len());
+        let mut passed: Vec<&[KeyRef]> = Vec::with_capacity(checks.len());
         let mut out = Vec::with_capacity(checks.len());
-        for (i, check) in checks.iter().enumerate() {
-            let written = keys(i);
+        for (check, written) in checks.iter().zip(keys) {
             if let Some(check) = check {
                 let mine: HashSet<KeyRef> = written.iter().cloned().collect();
                 let conflict = log
@@ -201,7 +200,12 @@ impl Conflicts {
     /// Records the writes of a published group, the `i`th committed at
     /// `first_ts + i`, for the transactions running now (one that begins
     /// later starts after them).
-    pub(crate) fn committed(&self, first_ts: u64, n: usize, keys: impl Fn(usize) -> Vec<KeyRef>) {
+    pub(crate) fn committed(
+        &self,
+        first_ts: u64,
+        n: usize,
+        mut keys: impl FnMut(usize) -> Vec<KeyRef>,
+    ) {
         let mut log = self.log.lock();
         if log.tracking() {
             for i in 0..n {

@@ -232,6 +232,33 @@ impl BlockEncoder {
         Ok(trailer(crc, COMPRESSION_NONE, ENCRYPTION_NONE, 0))
     }
 
+    /// Turns the payload at `out[start..]` into its stored form in place by
+    /// appending the trailer, for a plain encoder: the same bytes
+    /// [`encode`](Self::encode) produces, with the payload written only
+    /// once, by the caller, where it is stored. Refuses what `encode`
+    /// refuses, and an encoder that is not plain (then `out` is unchanged).
+    pub fn seal_plain_in_place(
+        &self,
+        out: &mut Vec<u8>,
+        start: usize,
+        ctx: &BlockContext,
+    ) -> Result<()> {
+        if !self.is_plain() || start > out.len() {
+            return Err(Error::InvalidArgument(
+                "in-place sealing asked of an encoder that compresses or encrypts".into(),
+            ));
+        }
+        encodable(out.len() - start, ctx)?;
+        let t = trailer(
+            crc32c::crc32c(&out[start..]),
+            COMPRESSION_NONE,
+            ENCRYPTION_NONE,
+            0,
+        );
+        out.extend_from_slice(&t);
+        Ok(())
+    }
+
     /// Appends the stored form of `raw` (payload and trailer) to `out`. A
     /// reserved block kind ([`BlockKind::is_reserved`]) is refused.
     pub fn encode(&mut self, raw: &[u8], ctx: &BlockContext, out: &mut Vec<u8>) -> Result<()> {
