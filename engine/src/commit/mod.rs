@@ -399,7 +399,7 @@ impl CommitPipeline {
         first_ts: u64,
     ) -> Result<()> {
         let sync = group.iter().any(|r| r.sync);
-        let records = group.iter().map(|r| (r.batch.count(), &r.batch.ops()[..]));
+        let records = group.iter().map(|r| (r.batch.count(), r.batch.ops()));
         let (appended, synced) = self
             .logs
             .with_current(|wal| wal.append_group(first_ts, records, sync))
