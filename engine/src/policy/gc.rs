@@ -36,6 +36,7 @@ impl GcPoints {
     /// The stripe of a version at `ts`: the smallest read point at or above
     /// it (`None` above the window, where every version is kept). Within a
     /// stripe only the newest version can be read.
+    #[inline]
     pub(crate) fn stripe(&self, ts: u64) -> Option<u64> {
         if ts > self.window {
             return None;
@@ -51,6 +52,7 @@ impl GcPoints {
 
     /// True when no read point lies below `stripe`: what reads as absent
     /// there is absent for every reader.
+    #[inline]
     pub(crate) fn is_lowest(&self, stripe: u64) -> bool {
         self.snapshots.last().is_none_or(|&s| s >= stripe)
     }
@@ -72,6 +74,7 @@ pub(crate) enum GcDecision {
 
 impl GcDecision {
     /// True when the version is copied to the output.
+    #[inline]
     pub(crate) fn keeps(self) -> bool {
         self == GcDecision::Keep
     }
@@ -109,6 +112,7 @@ impl GcState {
     /// prefix). `bottommost(user_key)` says no older data of the key can
     /// lie below the output; it is asked only for a version that reads as
     /// absent in the lowest stripe.
+    #[inline]
     pub(crate) fn decide(
         &mut self,
         points: &GcPoints,
