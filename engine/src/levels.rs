@@ -150,20 +150,6 @@ impl Levels {
             .flat_map(|(l, files)| files.iter().map(move |f| (l, f)))
     }
 
-    /// The files of `level` whose user-key range meets `[lo, hi]`.
-    pub fn overlapping(&self, level: usize, lo: &[u8], hi: &[u8]) -> Vec<Arc<FileMeta>> {
-        self.levels
-            .get(level)
-            .map(|files| {
-                files
-                    .iter()
-                    .filter(|f| f.overlaps(lo, hi))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// Applies removals then additions for one keyspace.
     pub(crate) fn apply(
         &mut self,

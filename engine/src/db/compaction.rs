@@ -263,7 +263,11 @@ impl DbInner {
                     let mut inputs: Vec<_> =
                         levels.level(0).iter().map(|f| (0, f.clone())).collect();
                     let (lo, hi) = policy::compaction::key_range(&inputs);
-                    inputs.extend(levels.overlapping(1, &lo, &hi).into_iter().map(|f| (1, f)));
+                    inputs.extend(
+                        policy::compaction::overlapping(levels.level(1), &lo, &hi)
+                            .into_iter()
+                            .map(|f| (1, f)),
+                    );
                     in_l0_job.extend(inputs.iter().map(|(_, f)| f.number));
                     jobs.push(Job {
                         ks: ks.clone(),

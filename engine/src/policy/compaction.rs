@@ -179,16 +179,12 @@ pub(crate) fn key_range<F: PickFile>(files: &[(usize, F)]) -> (Vec<u8>, Vec<u8>)
 /// The files of one level (`None`: a level that does not exist) whose
 /// user-key range meets `[lo, hi]`, in the level's order: those a
 /// compaction over that range must take in.
-pub(crate) fn overlapping<F: PickFile>(files: Option<&Vec<F>>, lo: &[u8], hi: &[u8]) -> Vec<F> {
+pub(crate) fn overlapping<F: PickFile>(files: &[F], lo: &[u8], hi: &[u8]) -> Vec<F> {
     files
-        .map(|files| {
-            files
-                .iter()
-                .filter(|f| f.overlaps(lo, hi))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
+        .iter()
+        .filter(|f| f.overlaps(lo, hi))
+        .cloned()
+        .collect()
 }
 
 /// Picks the most urgent compaction over `keyspaces` (id and levels, by id
@@ -229,7 +225,11 @@ pub(crate) fn pick<'a, F: PickFile + 'a>(
         vec![(level, f)]
     };
     let (lo, hi) = key_range(&inputs);
-    let below = overlapping(levels.get(level + 1), &lo, &hi);
+    let below = overlapping(
+        levels.get(level + 1).map_or(&[][..], Vec::as_slice),
+        &lo,
+        &hi,
+    );
     let trivial = below.is_empty() && inputs.len() == 1;
     inputs.extend(below.into_iter().map(|f| (level + 1, f)));
     Some(Pick {
