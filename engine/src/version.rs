@@ -354,6 +354,18 @@ impl VersionSet {
         Ok(())
     }
 
+    /// The skipped numbers a snapshot of the state records: those recorded
+    /// already, and every foreign number below the counter (the counter
+    /// stepped over it, maybe before any reservation recorded it).
+    fn skips_to_record(&self) -> impl Iterator<Item = u64> + '_ {
+        let below = self.foreign_numbers.range(..self.next_file_number).copied();
+        self.skips_recorded
+            .iter()
+            .copied()
+            .filter(move |n| *n >= self.next_file_number)
+            .chain(below)
+    }
+
     /// An edit that recreates the whole current state: the first record of a
     /// new manifest.
     pub(crate) fn snapshot_edit(&self) -> VersionEdit {
@@ -365,7 +377,7 @@ impl VersionSet {
             next_keyspace_id: Some(self.next_keyspace_id),
             wals_sealed: self.sealed_wals.iter().map(|(&n, &l)| (n, l)).collect(),
             wals_created: self.wal_uids.iter().map(|(&n, &u)| (n, u)).collect(),
-            numbers_skipped: self.skips_recorded.iter().copied().collect(),
+            numbers_skipped: self.skips_to_record().collect(),
             ..VersionEdit::default()
         };
         for (id, (name, levels)) in &self.keyspaces {
@@ -413,8 +425,11 @@ impl VersionSet {
             .map_err(|e| Error::io(&self.dir, e))?;
         set_current(&*fs, &self.dir, number)?;
         // The new manifest holds the counter: the numbers the old one
-        // reserved beyond it were never handed out.
+        // reserved beyond it were never handed out. It also holds every
+        // number skipped below the counter.
         self.file_number_limit = self.next_file_number;
+        let skipped: Vec<u64> = self.skips_to_record().collect();
+        self.skips_recorded.extend(skipped);
         let old = self.manifest.replace(writer);
         Ok(old.map(|m| m.number))
     }

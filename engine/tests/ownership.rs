@@ -481,3 +481,36 @@ fn a_foreign_file_the_counter_steps_over_stays_foreign_at_every_later_open() {
     assert_eq!(ks.get("k").unwrap().as_deref(), Some(&b"v"[..]));
     assert_eq!(ks.get("r3-11").unwrap().as_deref(), Some(&[b'x'; 64][..]));
 }
+
+#[test]
+fn a_foreign_number_the_open_itself_steps_over_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let db = Db::open(dir, common::small_options()).unwrap();
+        db.keyspace("data").unwrap().put("k", "v").unwrap();
+        // Nothing left to replay: the next open hands out file numbers
+        // only for its WAL and its manifest.
+        db.flush().unwrap();
+        db.close().unwrap();
+    }
+    // The very numbers the next open takes for its new WAL.
+    let n = next_file_number(dir);
+    let foreign = [format!("{n:06}.sst"), format!("{:06}.sst", n + 1)];
+    for name in &foreign {
+        std::fs::write(dir.join(name), format!("not the engine's: {name}")).unwrap();
+    }
+    // Opens that write nothing but what an open writes.
+    for round in 0..3 {
+        let db = Db::open(dir, common::small_options()).unwrap();
+        let listed = db.stats().foreign_files;
+        db.close().unwrap();
+        for name in &foreign {
+            assert!(
+                listed.contains(name),
+                "round {round}: {name} not reported: {listed:?}"
+            );
+            assert!(dir.join(name).exists(), "round {round}: {name} was deleted");
+        }
+    }
+}
