@@ -110,6 +110,30 @@ impl<W: Write> LogWriter<W> {
         self.out
     }
 
+    /// Where the next record goes: after `padding` zeros when the current
+    /// block has no room for a fragment header, then `block_left` bytes in
+    /// its block from `start`, the offset its block context is bound to.
+    fn placement(&self) -> Placement {
+        let mut block_left = LOG_BLOCK_SIZE - (self.offset % LOG_BLOCK_SIZE as u64) as usize;
+        let mut padding = 0;
+        if block_left < FRAGMENT_HEADER_LEN {
+            padding = block_left;
+            block_left = LOG_BLOCK_SIZE;
+        }
+        let start = self.offset + padding as u64;
+        Placement {
+            padding,
+            block_left,
+            start,
+            ctx: BlockContext {
+                file_number: self.header.file_number,
+                file_uid: self.header.file_uid,
+                offset: start,
+                kind: self.header.kind.block_kind(),
+            },
+        }
+    }
+
     /// Appends one record and returns the offset it starts at; see
     /// [`add_record_parts`](Self::add_record_parts).
     pub fn add_record(&mut self, payload: &[u8]) -> Result<u64> {
@@ -132,20 +156,12 @@ impl<W: Write> LogWriter<W> {
     /// written are the start of a record that was never completed (a torn
     /// tail to a reader).
     pub fn add_record_parts(&mut self, parts: &[&[u8]]) -> Result<u64> {
-        let mut block_left = LOG_BLOCK_SIZE - (self.offset % LOG_BLOCK_SIZE as u64) as usize;
-        // The record starts where its first fragment header will.
-        let mut padding = 0;
-        if block_left < FRAGMENT_HEADER_LEN {
-            padding = block_left;
-            block_left = LOG_BLOCK_SIZE;
-        }
-        let start = self.offset + padding as u64;
-        let ctx = BlockContext {
-            file_number: self.header.file_number,
-            file_uid: self.header.file_uid,
-            offset: start,
-            kind: self.header.kind.block_kind(),
-        };
+        let Placement {
+            padding,
+            mut block_left,
+            start,
+            ctx,
+        } = self.placement();
         // The stored block, as the pieces it is made of.
         let trailer;
         let stored: [&[u8]; 1];
@@ -264,22 +280,15 @@ impl LogWriter<Vec<u8>> {
     /// `add_record_parts`.
     pub fn add_record_parts_in_place(&mut self, parts: &[&[u8]]) -> Result<u64> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let mut block_left = LOG_BLOCK_SIZE - (self.offset % LOG_BLOCK_SIZE as u64) as usize;
-        let mut padding = 0;
-        if block_left < FRAGMENT_HEADER_LEN {
-            padding = block_left;
-            block_left = LOG_BLOCK_SIZE;
-        }
+        let Placement {
+            padding,
+            block_left,
+            start,
+            ctx,
+        } = self.placement();
         if !self.encoder.is_plain() || FRAGMENT_HEADER_LEN + len + TRAILER_LEN > block_left {
             return self.add_record_parts(parts);
         }
-        let start = self.offset + padding as u64;
-        let ctx = BlockContext {
-            file_number: self.header.file_number,
-            file_uid: self.header.file_uid,
-            offset: start,
-            kind: self.header.kind.block_kind(),
-        };
         let out = &mut self.out;
         let rollback = out.len();
         out.extend_from_slice(&ZEROS[..padding]);
@@ -301,6 +310,14 @@ impl LogWriter<Vec<u8>> {
         self.offset += (out.len() - rollback) as u64;
         Ok(start)
     }
+}
+
+/// Where the next record of a log goes (see `LogWriter::placement`).
+struct Placement {
+    padding: usize,
+    block_left: usize,
+    start: u64,
+    ctx: BlockContext,
 }
 
 /// A byte sequence held in pieces: the parts of a payload, then a tail.
