@@ -335,11 +335,9 @@ pub(super) fn compaction_thread(inner: Arc<DbInner>) {
             inner.flushes.request_compaction();
             continue;
         }
-        match inner.compact_until_settled() {
-            // The outputs of a failed compaction are gone and its inputs
-            // intact; `compact_until_settled` put the database in the error
-            // state, which the next round waits out.
-            Ok(()) | Err(_) => {}
-        }
+        // The outputs of a failed compaction are gone and its inputs
+        // intact; `compact_until_settled` put the database in the error
+        // state, which the next round waits out.
+        let _ = inner.compact_until_settled();
     }
 }

@@ -18,6 +18,7 @@ use super::DbInner;
 
 impl CommitHost for DbInner {
     fn make_room(&self) -> Result<()> {
+        let limits = StallLimits::from_options(&self.opts);
         let mut slowed = false;
         loop {
             self.check_writable()?;
@@ -34,7 +35,7 @@ impl CommitHost for DbInner {
                 immutable_memtables,
                 active_bytes,
             };
-            match stall::decide(&StallLimits::from_options(&self.opts), &inputs, slowed) {
+            match stall::decide(&limits, &inputs, slowed) {
                 StallDecision::Proceed => return Ok(()),
                 StallDecision::Slowdown => {
                     // Spread the delay over many writes rather than stopping.
@@ -47,14 +48,13 @@ impl CommitHost for DbInner {
                 }
                 StallDecision::Stop => {
                     let started = Instant::now();
-                    let opts = StallLimits::from_options(&self.opts);
                     let waited = self.flushes.stall_while(
                         |imm| {
                             let now = StallInputs {
                                 immutable_memtables: imm,
                                 ..inputs
                             };
-                            stall::decide(&opts, &now, true) == StallDecision::Stop
+                            stall::decide(&limits, &now, true) == StallDecision::Stop
                         },
                         Duration::from_millis(100),
                     );
