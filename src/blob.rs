@@ -25,7 +25,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use strata_engine::{Db, Isolation, Keyspace, Snapshot, Timestamp, WriteOptions};
+use strata_engine::{Db, Isolation, Keyspace, Snapshot, Timestamp, TxnOptions, WriteOptions};
 
 use crate::error::{EncryptionError, Result, StorageError};
 use crate::kv::check_key;
@@ -368,29 +368,30 @@ impl BlobStorageProvider {
     ) -> Result<Option<BlobMetadata>> {
         let mk = meta_key(key);
         let ks = self.ks();
-        let mut attempts = 0;
-        loop {
-            let mut t = self.db().begin(Isolation::Serializable)?;
-            let old = t.get(ks, &mk)?;
-            match new {
-                Some(bytes) => t.put(ks, &mk, bytes)?,
-                None => t.delete(ks, &mk)?,
-            }
-            let old = old.and_then(|v| serde_json::from_slice::<BlobMetadata>(&v).ok());
-            if let Some(m) = &old {
-                t.put(ks, format!("d/{}", m.blob_id), m.chunks.to_le_bytes())?;
-            }
-            if let Some(id) = new_id {
-                t.delete(ks, format!("p/{id}"))?;
-            }
-            match t.commit_with(self.sync()) {
-                Ok(_) => return Ok(old),
-                // Another writer swapped the same blob: read its metadata
-                // again, so its chunks are the ones recorded for removal.
-                Err(strata_engine::Error::Conflict { .. }) if attempts < 64 => attempts += 1,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        // Serializable: when another writer swaps the same blob, this one
+        // runs again and reads its metadata anew, so the chunks recorded
+        // for removal are the ones it replaced.
+        let opts = TxnOptions {
+            isolation: Isolation::Serializable,
+            ..self.ctx.transactions.txn_options()
+        };
+        self.db()
+            .transaction_with(&opts, |t| {
+                let old = t.get(ks, &mk)?;
+                match new {
+                    Some(bytes) => t.put(ks, &mk, bytes)?,
+                    None => t.delete(ks, &mk)?,
+                }
+                let old = old.and_then(|v| serde_json::from_slice::<BlobMetadata>(&v).ok());
+                if let Some(m) = &old {
+                    t.put(ks, format!("d/{}", m.blob_id), m.chunks.to_le_bytes())?;
+                }
+                if let Some(id) = new_id {
+                    t.delete(ks, format!("p/{id}"))?;
+                }
+                Ok::<_, strata_engine::Error>(old)
+            })
+            .map_err(StorageError::from)
     }
 
     /// The metadata of the blob under `key`.

@@ -72,6 +72,30 @@ pub enum StorageError {
     /// An I/O error outside the engine (reading a blob's source stream).
     #[error("I/O: {0}")]
     Io(String),
+    /// A write would take its storage type (or key prefix) past the quota
+    /// its storage policy sets; nothing was written.
+    #[error(
+        "quota exceeded for {scope}: {usage} of {limit} bytes used, the write needs {needed} more"
+    )]
+    QuotaExceeded {
+        /// The storage type and prefix the quota is set on.
+        scope: String,
+        /// The quota in bytes.
+        limit: u64,
+        /// Bytes in use before the write.
+        usage: u64,
+        /// Bytes the write would add.
+        needed: u64,
+    },
+    /// A write breaks its storage policy (too large an item, compression
+    /// or encryption the policy requires); nothing was written.
+    #[error("storage policy of {scope}: {reason}")]
+    PolicyViolation {
+        /// The storage type and prefix of the policy.
+        scope: String,
+        /// What the write breaks.
+        reason: String,
+    },
 }
 
 /// Failures of the provider registry.
@@ -142,11 +166,19 @@ pub struct ObserverError(pub String);
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 impl StorageError {
-    /// True for a transaction conflict (worth retrying).
+    /// True for a transaction conflict (worth retrying), whether the
+    /// engine or a storage transaction reported it.
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
             StorageError::Transaction(TransactionError::Conflict { .. })
+                | StorageError::Engine(strata_engine::Error::Conflict { .. })
         )
+    }
+}
+
+impl strata_engine::Retryable for StorageError {
+    fn is_conflict(&self) -> bool {
+        StorageError::is_conflict(self)
     }
 }

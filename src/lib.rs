@@ -75,7 +75,7 @@ pub use strata_format as format;
 pub use system::{IdentityStorage, StorageSystem, StorageSystemBuilder};
 pub use transaction::{
     IsolationLevel, StorageTransaction, StorageTransactionManager, TransactionConfig,
-    TransactionId, TransactionStatus,
+    TransactionHandle, TransactionId, TransactionStatus,
 };
 pub use types::{
     DeleteOptions, KeyPattern, RetrieveOptions, StorageItem, StorageKey, StorageMetadata,

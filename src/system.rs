@@ -26,7 +26,9 @@ use crate::metrics::{MetricsRegistry, StorageMetricsCollector};
 use crate::observer::{Observers, StorageObserver};
 use crate::provider::{ProviderContext, ProviderFactory, StorageProvider};
 use crate::registry::StorageProviderRegistry;
-use crate::transaction::{StorageTransaction, StorageTransactionManager, TransactionId};
+use crate::transaction::{
+    StorageTransaction, StorageTransactionManager, TransactionHandle, TransactionId,
+};
 use crate::types::StorageType;
 
 struct Inner {
@@ -138,33 +140,23 @@ impl StorageSystem {
         self.inner.transactions.status(id)
     }
 
-    /// Runs `f` in a transaction and commits it; on a conflict, runs it
-    /// again in a new transaction (up to `transactions.max_attempts`). An
-    /// error from `f` rolls back and is returned.
+    /// Starts a transaction owned by the returned handle, which rolls it
+    /// back when dropped uncommitted.
+    pub fn begin(&self) -> Result<TransactionHandle> {
+        self.inner.transactions.begin_owned()
+    }
+
+    /// Runs `f` in a transaction and commits it; on a conflict, pauses
+    /// (exponentially longer, with jitter) and runs it again in a new
+    /// transaction, up to `transactions.max_attempts` times. An error from
+    /// `f`, or a panic, rolls back; the error is returned.
     pub fn transaction<T>(&self, mut f: impl FnMut(&StorageTransaction) -> Result<T>) -> Result<T> {
-        let attempts = self.inner.transactions.config().max_attempts.max(1);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let tx = self.begin_transaction()?;
-            // Rolled back if `f` panics, so no transaction is left behind.
-            let guard = RollbackOnUnwind {
-                system: self,
-                id: tx.id,
-            };
-            let outcome = match f(&tx) {
-                Ok(v) => self.commit_transaction(tx.id).map(|_| v),
-                Err(e) => {
-                    let _ = self.rollback_transaction(tx.id);
-                    Err(e)
-                }
-            };
-            std::mem::forget(guard);
-            match outcome {
-                Err(e) if e.is_conflict() && attempt < attempts => continue,
-                other => return other,
-            }
-        }
+        self.inner.transactions.txn_options().retry(|_| {
+            let tx = self.begin()?;
+            let v = f(&tx)?;
+            tx.commit()?;
+            Ok(v)
+        })
     }
 
     /// The transaction manager.
@@ -210,18 +202,6 @@ impl StorageSystem {
     /// Closes the database: later calls fail.
     pub fn close(&self) -> Result<()> {
         Ok(self.inner.db.close()?)
-    }
-}
-
-/// Rolls a transaction back when dropped during a panic.
-struct RollbackOnUnwind<'a> {
-    system: &'a StorageSystem,
-    id: TransactionId,
-}
-
-impl Drop for RollbackOnUnwind<'_> {
-    fn drop(&mut self) {
-        let _ = self.system.rollback_transaction(self.id);
     }
 }
 

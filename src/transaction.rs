@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use strata_engine::{Db, Isolation, Timestamp, WriteOptions};
+use strata_engine::{Db, Isolation, Timestamp, TxnOptions, WriteOptions};
 
 use crate::cache::ReadCache;
 use crate::error::{Result, StorageError, TransactionError};
@@ -83,9 +83,17 @@ pub struct TransactionConfig {
     pub retention_secs: u64,
     /// At most this many finished transactions are remembered.
     pub max_finished: usize,
-    /// Attempts of `StorageSystem::transaction` before a conflict is
-    /// returned.
+    /// Attempts of `StorageSystem::transaction` (and of the storage
+    /// system's own internal transactions) before a conflict is returned.
     pub max_attempts: usize,
+    /// The pause before the second attempt, in microseconds; it doubles
+    /// with each further attempt, with jitter.
+    pub backoff_micros: u64,
+    /// The longest pause between two attempts, in milliseconds.
+    pub max_backoff_millis: u64,
+    /// How long an index build waits for transactions begun before it to
+    /// finish, in seconds, before it gives up with `Busy`.
+    pub index_build_wait_secs: u64,
     /// A transaction still active after this many seconds is rolled back
     /// (at the next `begin`).
     pub max_active_secs: u64,
@@ -97,9 +105,30 @@ impl Default for TransactionConfig {
             isolation: IsolationLevel::Serializable,
             retention_secs: 300,
             max_finished: 100_000,
-            max_attempts: 16,
+            max_attempts: 64,
+            backoff_micros: 100,
+            max_backoff_millis: 50,
+            index_build_wait_secs: 30,
             max_active_secs: 3600,
         }
+    }
+}
+
+impl TransactionConfig {
+    /// The engine's transaction options these settings give, with commits
+    /// synced or not.
+    pub fn txn_options(&self, sync: bool) -> TxnOptions {
+        let isolation = match self.isolation {
+            IsolationLevel::Snapshot => Isolation::Snapshot,
+            IsolationLevel::Serializable => Isolation::Serializable,
+        };
+        TxnOptions::new(isolation)
+            .with_sync(sync)
+            .with_attempts(u32::try_from(self.max_attempts).unwrap_or(u32::MAX))
+            .with_backoff(
+                Duration::from_micros(self.backoff_micros),
+                Duration::from_millis(self.max_backoff_millis),
+            )
     }
 }
 
@@ -200,6 +229,33 @@ impl StorageTransactionManager {
         &self.config
     }
 
+    /// The options every transaction of the storage system runs with:
+    /// the configured isolation, attempts and pauses, and the storage
+    /// system's durability. Internal transactions (a document and its
+    /// index entries, a blob's metadata swap) retry with them too.
+    pub fn txn_options(&self) -> TxnOptions {
+        self.config.txn_options(self.sync)
+    }
+
+    /// Starts a transaction owned by the returned handle: it rolls back
+    /// when the handle is dropped unless committed or rolled back first.
+    pub fn begin_owned(self: &Arc<Self>) -> Result<TransactionHandle> {
+        let info = self.begin()?;
+        Ok(TransactionHandle {
+            manager: self.clone(),
+            info,
+            finished: false,
+        })
+    }
+
+    /// Adds `hook`, run once transaction `id` commits (never if it rolls
+    /// back).
+    pub(crate) fn on_commit(&self, id: TransactionId, hook: Hook) -> Result<()> {
+        let a = self.active(id)?;
+        a.on_commit.lock().push(hook);
+        Ok(())
+    }
+
     pub(crate) fn register_cache(&self, t: StorageType, cache: Arc<ReadCache>) {
         self.caches.write().insert(t, cache);
     }
@@ -221,10 +277,7 @@ impl StorageTransactionManager {
     pub fn begin(&self) -> Result<StorageTransaction> {
         self.prune();
         self.expire_abandoned();
-        let isolation = match self.config.isolation {
-            IsolationLevel::Snapshot => Isolation::Snapshot,
-            IsolationLevel::Serializable => Isolation::Serializable,
-        };
+        let isolation = self.txn_options().isolation;
         let id = self.new_id();
         // The engine transaction begins under the lock of the active set:
         // whoever reads the oldest active start (an index build waiting for
@@ -455,5 +508,61 @@ impl StorageTransactionManager {
     /// Transactions active now.
     pub fn active_count(&self) -> usize {
         self.active.lock().len()
+    }
+}
+
+/// A transaction owned by a handle: pass `&handle` (it dereferences to the
+/// [`StorageTransaction`]) to the options of each call, then
+/// [`commit`](Self::commit). Dropped without a commit or rollback (an
+/// early return, a `?`, a panic), it rolls back at once, releasing its
+/// snapshot.
+pub struct TransactionHandle {
+    manager: Arc<StorageTransactionManager>,
+    info: StorageTransaction,
+    finished: bool,
+}
+
+impl fmt::Debug for TransactionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransactionHandle")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for TransactionHandle {
+    type Target = StorageTransaction;
+
+    fn deref(&self) -> &StorageTransaction {
+        &self.info
+    }
+}
+
+impl TransactionHandle {
+    /// The transaction's id.
+    pub fn id(&self) -> TransactionId {
+        self.info.id
+    }
+
+    /// Commits every buffered operation atomically; on a conflict nothing
+    /// applied and the error says so.
+    pub fn commit(mut self) -> Result<StorageTransaction> {
+        self.finished = true;
+        self.manager.commit(self.info.id)
+    }
+
+    /// Discards every buffered operation.
+    pub fn rollback(mut self) -> Result<StorageTransaction> {
+        self.finished = true;
+        self.manager.rollback(self.info.id)
+    }
+}
+
+impl Drop for TransactionHandle {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Already finished through the id-based calls: nothing to do.
+            let _ = self.manager.rollback(self.info.id);
+        }
     }
 }

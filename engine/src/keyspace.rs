@@ -73,12 +73,24 @@ impl Keyspace {
         Ok(())
     }
 
+    /// Checks that this keyspace is live and of the same database as
+    /// `other`.
+    pub(crate) fn check_same_db(&self, other: &Keyspace) -> Result<()> {
+        self.check_of(&other.db)
+    }
+
     fn check(&self) -> Result<()> {
         self.db.inner.check_open()?;
         if self.state.is_dropped() {
             return Err(Error::KeyspaceNotFound(self.state.name().to_owned()));
         }
         Ok(())
+    }
+
+    /// The database's clock as TTL entries are judged (see
+    /// [`Db::now`](crate::Db::now)).
+    pub(crate) fn now(&self) -> Timestamp {
+        Timestamp(self.db.inner.expiry_now())
     }
 
     /// The keyspace's name.
@@ -158,6 +170,30 @@ impl Keyspace {
         let key = key.as_ref();
         check_key(key)?;
         self.db.inner.read_view(&self.state).get(key)
+    }
+
+    /// The version of `key` visible now, with its commit timestamp and
+    /// expiry.
+    pub fn get_entry(&self, key: impl AsRef<[u8]>) -> Result<Option<crate::reader::Entry>> {
+        self.check()?;
+        let key = key.as_ref();
+        check_key(key)?;
+        self.db.inner.read_view(&self.state).get_entry(key)
+    }
+
+    /// The version of `key` visible at `ts`, inside the history window.
+    pub fn get_entry_at(
+        &self,
+        key: impl AsRef<[u8]>,
+        ts: Timestamp,
+    ) -> Result<Option<crate::reader::Entry>> {
+        self.check()?;
+        let key = key.as_ref();
+        check_key(key)?;
+        self.db
+            .inner
+            .view_at(&self.state, ts.as_u64())?
+            .get_entry(key)
     }
 
     /// True when `key` has a value.

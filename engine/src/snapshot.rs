@@ -54,6 +54,22 @@ impl Snapshot {
             .get(key)
     }
 
+    /// The version of `key` in `ks` as of the snapshot, with its commit
+    /// timestamp and expiry.
+    pub fn get_entry(
+        &self,
+        ks: &Keyspace,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<crate::reader::Entry>> {
+        ks.check_of(&self.db)?;
+        let key = key.as_ref();
+        check_key(key)?;
+        self.db
+            .inner
+            .view_at_registered(ks.state(), self.ts, self.expiry_ts)
+            .get_entry(key)
+    }
+
     /// The entries of `ks` in `range` as of the snapshot.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(
         &self,

@@ -121,6 +121,25 @@ pub(crate) fn resolve(kind: ValueKind, value: Bytes, ts: u64) -> Option<Bytes> {
     }
 }
 
+/// A visible version as [`ReadView::get_entry`] finds it: the value (TTL
+/// prefix stripped), its commit timestamp and its expiry.
+pub(crate) fn resolve_entry(
+    kind: ValueKind,
+    value: Bytes,
+    version: u64,
+    ts: u64,
+) -> Option<crate::reader::Entry> {
+    let expires_at = match kind {
+        ValueKind::PutWithTtl => ttl_expiry(&value),
+        _ => None,
+    };
+    resolve(kind, value, ts).map(|value| crate::reader::Entry {
+        value,
+        ts: Some(crate::Timestamp(version)),
+        expires_at: expires_at.map(crate::Timestamp),
+    })
+}
+
 /// The expiry timestamp of a TTL entry's value (none if malformed).
 pub(crate) fn ttl_expiry(value: &[u8]) -> Option<u64> {
     value
@@ -160,11 +179,28 @@ impl ReadView {
     }
 
     /// The value of `key` at the view's timestamp.
+    #[inline]
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        Ok(self
+            .find(key)?
+            .and_then(|(kind, v, _)| resolve(kind, v, self.expiry_ts)))
+    }
+
+    /// The version of `key` visible at the view's timestamp, with its
+    /// commit timestamp and expiry.
+    pub fn get_entry(&self, key: &[u8]) -> Result<Option<crate::reader::Entry>> {
+        Ok(self
+            .find(key)?
+            .and_then(|(kind, v, version)| resolve_entry(kind, v, version, self.expiry_ts)))
+    }
+
+    /// The newest version of `key` at or below the view's timestamp, as
+    /// stored: its kind, value and commit timestamp.
+    fn find(&self, key: &[u8]) -> Result<Option<(ValueKind, Bytes, u64)>> {
         let ts = self.ts;
         for mem in std::iter::once(self.sv.mem()).chain(self.sv.imm()) {
-            if let Some((_, kind, v)) = mem.get(key, ts) {
-                return Ok(resolve(kind, v, self.expiry_ts));
+            if let Some((version, kind, v)) = mem.get(key, ts) {
+                return Ok(Some((kind, v, version)));
             }
         }
         let h = bloom_hash(key);
@@ -187,7 +223,7 @@ impl ReadView {
                 self.counters
                     .bloom_checked(matches!(found, Lookup::NotFound));
                 if let Lookup::Found(e) = found {
-                    return Ok(resolve(e.kind, e.value, self.expiry_ts));
+                    return Ok(Some((e.kind, e.value, e.ts)));
                 }
             }
         }

@@ -11,6 +11,7 @@ use crate::commit::batch::{check_key, check_value, expiry_prefix, Encoded};
 use crate::error::Result;
 use crate::keyspace::Keyspace;
 use crate::keyspaces::KeyspaceState;
+use crate::timestamp::Timestamp;
 
 /// A set of writes applied atomically, across keyspaces: all of them or none,
 /// also across a crash.
@@ -42,8 +43,9 @@ impl WriteBatch {
         Ok(())
     }
 
-    /// Sets `key` to `value` in `ks`, expiring `ttl` from now: from then on
-    /// it reads as absent, and compaction drops it.
+    /// Sets `key` to `value` in `ks`, expiring `ttl` from now on the
+    /// database's clock ([`Db::now`](crate::Db::now)): from then on it
+    /// reads as absent, and compaction drops it.
     pub fn put_with_ttl(
         &mut self,
         ks: &Keyspace,
@@ -51,10 +53,24 @@ impl WriteBatch {
         value: impl AsRef<[u8]>,
         ttl: std::time::Duration,
     ) -> Result<()> {
+        let at = ks.now().saturating_add(ttl);
+        self.put_expiring(ks, key, value, at)
+    }
+
+    /// Sets `key` to `value` in `ks` until `expires_at` on the database's
+    /// clock: several writes given one expiry (an item and its parts)
+    /// expire together.
+    pub fn put_expiring(
+        &mut self,
+        ks: &Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expires_at: Timestamp,
+    ) -> Result<()> {
         let (key, value) = (key.as_ref(), value.as_ref());
         check_key(key)?;
         check_value(value)?;
-        let prefix = expiry_prefix(ttl);
+        let prefix = expiry_prefix(expires_at);
         self.push(ks.state(), ValueKind::PutWithTtl, key, &[&prefix, value]);
         Ok(())
     }

@@ -20,7 +20,6 @@ use strata_engine::{Isolation, Timestamp, WriteOptions};
 use super::index::{decode_info, encode_info, entry_key, read_infos, IndexInfo, IndexState};
 use super::keys;
 use super::plan::decode_doc_with_expiry;
-use super::source::Source;
 use super::value::{check_path, prefix_successor};
 use super::{DocumentStorageProvider, Shared, ENTRY_TTL_SLACK};
 use crate::access::AccessType;
@@ -74,12 +73,8 @@ impl DocumentStorageProvider {
     pub fn indexes(&self, collection: &str) -> Result<Vec<IndexInfo>> {
         keys::check_collection(collection)?;
         self.require(&format!("{collection}/"), AccessType::List)?;
-        let snap = self.shared.db.snapshot()?;
-        read_infos(
-            &mut Source::Snapshot(&snap),
-            &self.shared.keyspace,
-            collection,
-        )
+        let mut snap = self.shared.db.snapshot()?;
+        read_infos(&mut snap, &self.shared.keyspace, collection)
     }
 }
 

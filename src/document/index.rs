@@ -15,10 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use strata_engine::Keyspace;
+use strata_engine::{Keyspace, Reader};
 
 use super::keys;
-use super::source::Source;
 use super::value::{encode, lookup};
 use crate::error::{Result, StorageError};
 use crate::types::StorageKey;
@@ -74,14 +73,13 @@ pub(crate) fn encode_info(info: &IndexInfo) -> Vec<u8> {
 
 /// The index definitions of `collection` as `src` sees them.
 pub(crate) fn read_infos(
-    src: &mut Source<'_>,
+    src: &mut dyn Reader,
     ks: &Keyspace,
     collection: &str,
 ) -> Result<Vec<IndexInfo>> {
     let prefix = keys::metas(collection);
-    let hi = super::value::prefix_successor(&prefix);
     let mut out = Vec::new();
-    for entry in src.range(ks, prefix, hi, false)? {
+    for entry in src.prefix(ks, &prefix)? {
         let (k, v) = entry?;
         out.push(decode_info(&k, &v)?);
     }

@@ -35,7 +35,6 @@ mod plan;
 mod provider;
 mod query;
 mod schema;
-mod source;
 mod value;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +45,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use strata_engine::{Db, Isolation, Keyspace, Timestamp, Transaction, WriteOptions};
+use strata_engine::{Db, Isolation, Keyspace, Reader, Timestamp, Transaction, TxnOptions};
 
 pub use index::{IndexInfo, IndexState, MAX_INDEXED_VALUE_LEN};
 pub use keys::{MAX_COLLECTION_LEN, MAX_ID_LEN};
@@ -62,11 +61,6 @@ use crate::metrics::StorageMetricsCollector;
 use crate::provider::ProviderContext;
 use crate::transaction::{Effects, TransactionId};
 use crate::types::{DeleteOptions, RetrieveOptions, StorageKey, StorageOptions, StorageType};
-use source::Source;
-
-/// Attempts of a document write outside a caller's transaction before a
-/// conflict is returned.
-const WRITE_ATTEMPTS: usize = 32;
 
 /// How much longer than its document an index entry lives under a TTL:
 /// each expiry is fixed when its put is made, so without a margin an entry
@@ -489,7 +483,7 @@ impl DocumentStorageProvider {
         self.require(&format!("{collection}/"), AccessType::List)?;
         let sh = &self.shared;
         let visible = |id: &str| self.allowed(&format!("{collection}/{id}"), AccessType::Read);
-        let run = |src: &mut Source<'_>| -> Result<(Vec<Value>, QueryStats)> {
+        let run = |src: &mut dyn Reader| -> Result<(Vec<Value>, QueryStats)> {
             let ready: Vec<IndexInfo> = index::read_infos(src, &sh.keyspace, collection)?
                 .into_iter()
                 .filter(|i| i.state == IndexState::Ready)
@@ -514,13 +508,13 @@ impl DocumentStorageProvider {
             )),
             (Some(tx), None) => sh
                 .transactions
-                .with_storage(tx, Effects::default(), |t| run(&mut Source::Transaction(t))),
+                .with_storage(tx, Effects::default(), |t| run(t)),
             (None, at) => {
-                let snap = match at {
+                let mut snap = match at {
                     Some(ts) => sh.db.snapshot_at(ts)?,
                     None => sh.db.snapshot()?,
                 };
-                run(&mut Source::Snapshot(&snap))
+                run(&mut snap)
             }
         }
     }
@@ -566,25 +560,14 @@ impl Shared {
                 .transactions
                 .with_storage(tx, Effects::default(), apply);
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            // Serializable: a concurrent index creation changes the
-            // definitions read here, which makes this commit retry.
-            let mut t = self.db.begin(Isolation::Serializable)?;
-            let existed = match apply(&mut t) {
-                Ok(e) => e,
-                Err(e) => {
-                    t.rollback();
-                    return Err(e);
-                }
-            };
-            match t.commit_with(WriteOptions { sync: self.sync }) {
-                Ok(_) => return Ok(existed),
-                Err(strata_engine::Error::Conflict { .. }) if attempt < WRITE_ATTEMPTS => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        // Serializable whatever the configuration: a concurrent index
+        // creation changes the definitions read here, which makes this
+        // commit conflict and run again.
+        let opts = TxnOptions {
+            isolation: Isolation::Serializable,
+            ..self.transactions.txn_options()
+        };
+        self.db.transaction_with(&opts, apply)
     }
 
     fn apply_write(
@@ -604,7 +587,7 @@ impl Shared {
         let old_doc = old
             .as_ref()
             .and_then(|b| plan::decode_doc(collection, id, b).ok());
-        let infos = index::read_infos(&mut Source::Transaction(t), ks, collection)?;
+        let infos = index::read_infos(t, ks, collection)?;
         // Every key is computed before anything is written, so a value too
         // long to index leaves the transaction untouched.
         let mut dels = Vec::new();

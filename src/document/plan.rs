@@ -12,12 +12,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use strata_engine::Keyspace;
+use std::ops::Bound;
+
+use strata_engine::{Entries, Keyspace, Reader};
 
 use super::index::{entry_key, IndexInfo};
 use super::keys;
 use super::query::{DocumentQuery, FilterOp, QueryOptions, SortOrder};
-use super::source::Source;
 use super::value::{
     compare_values, encode, escape_into, kind, kind_range, lookup, prefix_successor, TAG_MISSING,
     TAG_STRING,
@@ -415,7 +416,7 @@ enum Sink {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn execute(
     plan: &Plan,
-    src: &mut Source<'_>,
+    src: &mut dyn Reader,
     ks: &Keyspace,
     collection: &str,
     query: &DocumentQuery,
@@ -481,8 +482,7 @@ pub(crate) fn execute(
     match &plan.index {
         None => {
             let prefix = keys::docs(collection);
-            let hi = prefix_successor(&prefix);
-            for entry in src.range(ks, prefix.clone(), hi, false)? {
+            for entry in src.prefix(ks, &prefix)? {
                 let (k, v) = entry?;
                 let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
                 // What the caller may not read is not even counted.
@@ -506,7 +506,13 @@ pub(crate) fn execute(
             'ranges: for (lo, hi) in ordered_ranges {
                 // The entries iterator owns its view, so the source is free
                 // to fetch each document meanwhile.
-                let entries = src.range(ks, lo.clone(), hi.clone(), reverse)?;
+                let hi = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                let entries = src.range(ks, Bound::Included(lo), hi)?;
+                let entries: Entries = if reverse {
+                    Box::new(entries.rev())
+                } else {
+                    entries
+                };
                 for entry in entries {
                     let (k, v) = entry?;
                     let id = String::from_utf8_lossy(&v).into_owned();

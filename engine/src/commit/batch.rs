@@ -35,8 +35,8 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
 
 /// The expiry prefix a TTL entry's stored value starts with: the
 /// timestamp it expires at, big-endian.
-pub(crate) fn expiry_prefix(ttl: std::time::Duration) -> [u8; 8] {
-    Timestamp::now().saturating_add(ttl).as_u64().to_be_bytes()
+pub(crate) fn expiry_prefix(expires_at: Timestamp) -> [u8; 8] {
+    expires_at.as_u64().to_be_bytes()
 }
 
 /// Checks a put and gives what is stored for it: the value as is, or for
@@ -45,15 +45,15 @@ pub(crate) fn expiry_prefix(ttl: std::time::Duration) -> [u8; 8] {
 pub(crate) fn stored_value(
     key: &[u8],
     value: &[u8],
-    ttl: Option<std::time::Duration>,
+    expires_at: Option<Timestamp>,
 ) -> Result<(ValueKind, Bytes)> {
     check_key(key)?;
     check_value(value)?;
-    Ok(match ttl {
+    Ok(match expires_at {
         None => (ValueKind::Put, Bytes::copy_from_slice(value)),
-        Some(ttl) => {
+        Some(at) => {
             let mut v = Vec::with_capacity(8 + value.len());
-            v.extend_from_slice(&expiry_prefix(ttl));
+            v.extend_from_slice(&expiry_prefix(at));
             v.extend_from_slice(value);
             (ValueKind::PutWithTtl, Bytes::from(v))
         }

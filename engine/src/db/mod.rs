@@ -70,7 +70,7 @@ use crate::retention::Retention;
 use crate::snapshot::Snapshot;
 use crate::stats::{DbCounters, Stats};
 use crate::timestamp::Timestamp;
-use crate::txn::{Conflicts, Isolation, Transaction, TxnCheck};
+use crate::txn::{Conflicts, Isolation, Retryable, Transaction, TxnCheck, TxnOptions};
 use crate::version::{VersionSet, Versions};
 use crate::write_batch::WriteBatch;
 
@@ -537,14 +537,43 @@ impl Db {
     }
 
     /// Runs `f` in a transaction and commits it, retrying from the start on
-    /// [`Error::Conflict`] (up to 16 attempts; the last conflict is
-    /// returned). `f` may run several times.
+    /// [`Error::Conflict`] with the default [`TxnOptions`] at `isolation`
+    /// (the last conflict is returned). `f` may run several times.
     pub fn transaction<T>(
         &self,
         isolation: Isolation,
         f: impl FnMut(&mut Transaction) -> Result<T>,
     ) -> Result<T> {
-        crate::txn::run(self, isolation, 16, f)
+        self.transaction_with(&TxnOptions::new(isolation), f)
+    }
+
+    /// Runs `f` in a transaction with `opts` and commits it; after a
+    /// conflict (from `f`'s reads or the commit) it pauses as `opts` says
+    /// and runs `f` again in a new transaction, up to `opts.attempts`
+    /// times. Any other error from `f` rolls back and is returned. The
+    /// error type is the caller's, so a layer above can run its own
+    /// validation inside `f`.
+    pub fn transaction_with<T, E>(
+        &self,
+        opts: &TxnOptions,
+        mut f: impl FnMut(&mut Transaction) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error> + Retryable,
+    {
+        opts.retry(|_| {
+            let mut tx = self.begin(opts.isolation)?;
+            let v = f(&mut tx)?;
+            tx.commit_with(opts.write_options())?;
+            Ok(v)
+        })
+    }
+
+    /// The database's clock as TTL entries are judged: the clock's time,
+    /// never below the newest commit. Expiries given to
+    /// [`WriteBatch::put_expiring`] are on this clock.
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.inner.expiry_now())
     }
 
     /// Records the conflict log holds (bounded by the oldest running

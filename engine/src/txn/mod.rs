@@ -23,13 +23,16 @@ use crate::error::{Error, Result};
 use crate::iter::{Iter, KvPair};
 use crate::keyspace::{Keyspace, Value};
 use crate::options::WriteOptions;
+use crate::reader::Entry;
 use crate::timestamp::Timestamp;
 use crate::view::ReadView;
 use crate::write_batch::WriteBatch;
 
 pub(crate) mod conflicts;
+mod retry;
 
 pub(crate) use conflicts::{Conflicts, KeyRef, Range, TxnCheck};
+pub use retry::{Retryable, TxnOptions};
 
 /// How much a transaction is isolated from concurrent ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,17 +129,30 @@ impl Transaction {
     /// The value of `key` in `ks`: the transaction's own write if any, else
     /// the snapshot's.
     pub fn get(&mut self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        Ok(self.get_entry(ks, key)?.map(|e| e.value))
+    }
+
+    /// Like [`get`](Self::get), with the version's commit timestamp
+    /// (`None` for the transaction's own write) and expiry.
+    pub fn get_entry(&mut self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<Option<Entry>> {
         self.check_live(ks)?;
         let key = key.as_ref();
         check_key(key)?;
         let k = (ks.state().id(), key.to_vec());
         if let Some(p) = self.writes.get(&k) {
-            return Ok(own_value(p));
+            return Ok(self.own_entry(p));
         }
         if self.isolation == Isolation::Serializable {
             self.reads.insert(k);
         }
-        self.view(ks).get(key)
+        self.view(ks).get_entry(key)
+    }
+
+    /// What the transaction's own write shows its reads: judged on the
+    /// database's clock, like any TTL entry.
+    fn own_entry(&self, p: &Pending) -> Option<Entry> {
+        let now = self.db.inner.expiry_now();
+        crate::view::resolve_entry(p.kind, p.value.clone(), 0, now).map(|e| Entry { ts: None, ..e })
     }
 
     /// Sets `key` to `value` in `ks` when the transaction commits.
@@ -153,7 +169,8 @@ impl Transaction {
         Ok(())
     }
 
-    /// Like [`put`](Self::put), with the entry expiring `ttl` from now.
+    /// Like [`put`](Self::put), with the entry expiring `ttl` from now on
+    /// the database's clock.
     pub fn put_with_ttl(
         &mut self,
         ks: &Keyspace,
@@ -161,9 +178,22 @@ impl Transaction {
         value: impl AsRef<[u8]>,
         ttl: Duration,
     ) -> Result<()> {
+        let at = Timestamp(self.db.inner.expiry_now()).saturating_add(ttl);
+        self.put_expiring(ks, key, value, at)
+    }
+
+    /// Like [`put`](Self::put), with the entry expiring at `expires_at` on
+    /// the database's clock.
+    pub fn put_expiring(
+        &mut self,
+        ks: &Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expires_at: Timestamp,
+    ) -> Result<()> {
         self.check_live(ks)?;
         let key = key.as_ref();
-        let (kind, value) = stored_value(key, value.as_ref(), Some(ttl))?;
+        let (kind, value) = stored_value(key, value.as_ref(), Some(expires_at))?;
         self.buffer(ks, key, kind, value);
         Ok(())
     }
@@ -218,7 +248,10 @@ impl Transaction {
             .range((id, Vec::new())..)
             .take_while(|((k, _), _)| *k == id)
             .filter(|((_, key), _)| in_range(key, &lo, &hi))
-            .map(|((_, key), p)| (Bytes::copy_from_slice(key), own_value(p)))
+            .map(|((_, key), p)| {
+                let v = self.own_entry(p).map(|e| e.value);
+                (Bytes::copy_from_slice(key), v)
+            })
             .collect();
         TxIter {
             base: Iter::new(self.view(ks), lo, hi),
@@ -284,11 +317,6 @@ impl Drop for Transaction {
     fn drop(&mut self) {
         self.finish();
     }
-}
-
-/// What a transaction's own write shows its reads.
-fn own_value(p: &Pending) -> Option<Bytes> {
-    crate::view::resolve(p.kind, p.value.clone(), Timestamp::now().as_u64())
 }
 
 /// A transaction's view of a range: its snapshot merged with its own
@@ -409,32 +437,4 @@ impl DoubleEndedIterator for TxIter {
     fn next_back(&mut self) -> Option<Self::Item> {
         self.step_back().transpose()
     }
-}
-
-/// Runs `f` in a transaction and commits it, retrying on conflict up to
-/// `attempts` times in all (the last conflict is returned).
-pub(crate) fn run<T>(
-    db: &Db,
-    isolation: Isolation,
-    attempts: usize,
-    mut f: impl FnMut(&mut Transaction) -> Result<T>,
-) -> Result<T> {
-    let mut last = None;
-    for attempt in 0..attempts.max(1) {
-        if attempt > 0 {
-            // Back off a little so the winner can finish.
-            std::thread::sleep(Duration::from_micros(50 << attempt.min(6)));
-        }
-        let mut tx = Transaction::begin(db.clone(), isolation)?;
-        match f(&mut tx) {
-            Ok(v) => match tx.commit() {
-                Ok(_) => return Ok(v),
-                Err(e @ Error::Conflict { .. }) => last = Some(e),
-                Err(e) => return Err(e),
-            },
-            Err(e @ Error::Conflict { .. }) => last = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.unwrap_or(Error::Closed))
 }
