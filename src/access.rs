@@ -337,6 +337,46 @@ impl StorageAccessController {
     }
 }
 
+/// Whose calls a provider handle makes, when access control is on: the
+/// one check the document and blob providers' scoped handles share.
+#[derive(Clone)]
+pub(crate) struct Caller {
+    identity: Identity,
+    controller: Arc<StorageAccessController>,
+}
+
+impl Caller {
+    pub(crate) fn new(identity: Identity, controller: Arc<StorageAccessController>) -> Self {
+        Caller {
+            identity,
+            controller,
+        }
+    }
+
+    /// The identity.
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// `Ok` when the identity may do `access` on `key` of `t`.
+    pub(crate) fn require(&self, t: StorageType, key: &str, access: AccessType) -> Result<()> {
+        self.controller.require(&self.identity, t, key, access)
+    }
+
+    /// Whether the identity may do `access` on `key` of `t`.
+    pub(crate) fn allowed(&self, t: StorageType, key: &str, access: AccessType) -> Result<bool> {
+        Ok(self
+            .controller
+            .check_access(&self.identity, t, key, access)?
+            .is_allowed())
+    }
+
+    /// `inner` with every call checked for this identity.
+    pub(crate) fn wrap(&self, inner: Arc<dyn StorageProvider>) -> AccessControlledProvider {
+        AccessControlledProvider::new(inner, self.identity.clone(), self.controller.clone())
+    }
+}
+
 /// A provider seen through an identity: every call is checked first.
 pub struct AccessControlledProvider {
     inner: Arc<dyn StorageProvider>,

@@ -24,7 +24,9 @@ pub(crate) fn encode_with(
     encode_item(value, &header, compress)
 }
 
-/// Decodes a stored item; any damage is [`StorageError::Corrupt`].
+/// Decodes a stored item; any damage is [`StorageError::Corrupt`]. The
+/// metadata's times are the header's: [`stored_item`] replaces them with
+/// the version's, which the engine knows.
 pub(crate) fn decode(key: &StorageKey, bytes: &[u8]) -> Result<(Vec<u8>, StorageMetadata)> {
     let (value, h) =
         decode_item(bytes, crate::MAX_VALUE_LEN).map_err(|e| StorageError::Corrupt {
@@ -39,13 +41,21 @@ pub(crate) fn decode(key: &StorageKey, bytes: &[u8]) -> Result<(Vec<u8>, Storage
             stored_at: Timestamp(h.stored_at),
             expires_at: h.expires_at.map(Timestamp),
             checksum: h.checksum,
+            version: None,
         },
     ))
 }
 
-/// A stored item as callers see it (read from the engine, not a cache).
-pub(crate) fn stored_item(key: &StorageKey, bytes: &[u8]) -> Result<StorageItem> {
-    let (value, metadata) = decode(key, bytes)?;
+/// A stored item as callers see it, read from the engine: its times are
+/// the version's (commit timestamp, engine expiry).
+pub(crate) fn stored_item(key: &StorageKey, entry: &strata_engine::Entry) -> Result<StorageItem> {
+    let (value, mut metadata) = decode(key, &entry.value)?;
+    if let Some(ts) = entry.ts {
+        metadata = metadata.committed(ts);
+    }
+    if entry.expires_at.is_some() {
+        metadata.expires_at = entry.expires_at;
+    }
     Ok(StorageItem {
         key: key.clone(),
         value,
@@ -55,16 +65,33 @@ pub(crate) fn stored_item(key: &StorageKey, bytes: &[u8]) -> Result<StorageItem>
 }
 
 /// The versions of a key (newest first, as the engine lists them), each
-/// decoded; a deletion is a version without an item.
+/// decoded; a deletion is a version without an item, and so is a version
+/// expired by `now` (marked `expired`).
 pub(crate) fn decode_history(
     key: &StorageKey,
     versions: Vec<strata_engine::Version>,
+    now: Timestamp,
 ) -> Result<Vec<VersionInfo>> {
     versions
         .into_iter()
         .map(|v| {
-            let item = v.value.map(|b| stored_item(key, &b)).transpose()?;
-            Ok(VersionInfo { ts: v.ts, item })
+            let expired = v.expires_at.is_some_and(|e| e <= now);
+            let item = match v.value {
+                Some(value) if !expired => Some(stored_item(
+                    key,
+                    &strata_engine::Entry {
+                        value,
+                        ts: Some(v.ts),
+                        expires_at: v.expires_at,
+                    },
+                )?),
+                _ => None,
+            };
+            Ok(VersionInfo {
+                ts: v.ts,
+                item,
+                expired,
+            })
         })
         .collect()
 }

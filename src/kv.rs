@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use strata_engine::{Timestamp, WriteOptions};
+use strata_engine::WriteOptions;
 
 use crate::cache::{CachedItem, ReadCache};
 use crate::envelope;
@@ -66,19 +66,23 @@ pub(crate) fn check_store_options(
     Ok(())
 }
 
-/// The metadata of a value about to be stored.
+/// The metadata of a value about to be stored: its expiry on the
+/// engine's clock (the one TTL mechanism: the same timestamp goes to the
+/// engine with the write); its commit timestamp comes with the commit.
 pub(crate) fn new_metadata(
+    db: &strata_engine::Db,
     key: &StorageKey,
     value: &[u8],
     options: &StorageOptions,
 ) -> StorageMetadata {
-    let now = Timestamp::now();
+    let now = db.now();
     StorageMetadata {
         key: key.clone(),
         size: value.len() as u64,
         stored_at: now,
         expires_at: options.ttl.map(|t| now.saturating_add(t)),
         checksum: envelope::checksum_of(value),
+        version: None,
     }
 }
 
@@ -135,7 +139,7 @@ impl StorageProvider for KeyValueStorageProvider {
         let k = check_key(key)?;
         check_value(value)?;
         check_store_options(options, self.ctx.encrypted, self.ctx.storage_type)?;
-        let meta = new_metadata(key, value, options);
+        let meta = new_metadata(&self.ctx.db, key, value, options);
         let bytes = envelope::encode_with(value, &meta, options.compression, options.cacheable);
         let ks = &self.ctx.keyspace;
         match options.transaction {
@@ -146,70 +150,66 @@ impl StorageProvider for KeyValueStorageProvider {
                 };
                 self.ctx
                     .transactions
-                    .with_effects(id, effects, |tx| match options.ttl {
-                        Some(ttl) => tx.put_with_ttl(ks, k, &bytes, ttl),
+                    .with_effects(id, effects, |tx| match meta.expires_at {
+                        Some(at) => tx.put_expiring(ks, k, &bytes, at),
                         None => tx.put(ks, k, &bytes),
                     })?;
+                Ok(meta)
             }
             None => {
                 let mut b = self.ctx.db.batch();
-                match options.ttl {
-                    Some(ttl) => b.put_with_ttl(ks, k, &bytes, ttl)?,
+                match meta.expires_at {
+                    Some(at) => b.put_expiring(ks, k, &bytes, at)?,
                     None => b.put(ks, k, &bytes)?,
                 }
-                self.ctx.db.write(b, self.write_options())?;
+                let ts = self.ctx.db.write(b, self.write_options())?;
                 if let Some(c) = &self.cache {
                     c.invalidate(k);
                 }
+                Ok(meta.committed(ts))
             }
         }
-        Ok(meta)
     }
 
     fn retrieve(&self, key: &StorageKey, options: &RetrieveOptions) -> Result<StorageItem> {
         let k = check_key(key)?;
+        options.check()?;
         let ks = &self.ctx.keyspace;
-        let raw = if let Some(id) = options.transaction {
-            self.ctx.transactions.with(id, |tx| tx.get(ks, k))?
+        let entry = if let Some(id) = options.transaction {
+            self.ctx.transactions.with(id, |tx| tx.get_entry(ks, k))?
         } else if let Some(ts) = options.at {
-            ks.get_at(k, ts)?
-        } else {
-            let cache = self.cache.as_ref().filter(|_| !options.bypass_cache);
-            if let Some(c) = cache {
-                // Expiry as the engine judges it: its clock, never before
-                // the newest commit.
-                let now = Timestamp::now().max(self.ctx.db.last_timestamp());
-                if let Some(hit) = c.get(k, now) {
-                    return Ok(StorageItem {
-                        key: key.clone(),
-                        value: hit.value.as_ref().clone(),
-                        metadata: hit.metadata,
-                        from_cache: true,
-                    });
-                }
-                let generation = c.generation(k);
-                let raw = ks.get(k)?;
-                if let Some(bytes) = &raw {
-                    let item = envelope::stored_item(key, bytes)?;
-                    if envelope::cacheable(bytes) {
-                        c.fill(
-                            k,
-                            generation,
-                            CachedItem {
-                                value: Arc::new(item.value.clone()),
-                                metadata: item.metadata.clone(),
-                            },
-                        );
-                    }
-                    return Ok(item);
-                }
-                raw
-            } else {
-                ks.get(k)?
+            ks.get_entry_at(k, ts)?
+        } else if let Some(c) = self.cache.as_ref().filter(|_| !options.bypass_cache) {
+            // Expiry as the engine judges it: on its clock.
+            if let Some(hit) = c.get(k, self.ctx.db.now()) {
+                return Ok(StorageItem {
+                    key: key.clone(),
+                    value: hit.value.as_ref().clone(),
+                    metadata: hit.metadata,
+                    from_cache: true,
+                });
             }
+            let generation = c.generation(k);
+            let Some(entry) = ks.get_entry(k)? else {
+                return Err(StorageError::NotFound(key.clone()));
+            };
+            let item = envelope::stored_item(key, &entry)?;
+            if envelope::cacheable(&entry.value) {
+                c.fill(
+                    k,
+                    generation,
+                    CachedItem {
+                        value: Arc::new(item.value.clone()),
+                        metadata: item.metadata.clone(),
+                    },
+                );
+            }
+            return Ok(item);
+        } else {
+            ks.get_entry(k)?
         };
-        match raw {
-            Some(bytes) => envelope::stored_item(key, &bytes),
+        match entry {
+            Some(entry) => envelope::stored_item(key, &entry),
             None => Err(StorageError::NotFound(key.clone())),
         }
     }
@@ -250,7 +250,7 @@ impl StorageProvider for KeyValueStorageProvider {
 
     fn history(&self, key: &StorageKey) -> Result<Vec<VersionInfo>> {
         let k = check_key(key)?;
-        envelope::decode_history(key, self.ctx.keyspace.history(k)?)
+        envelope::decode_history(key, self.ctx.keyspace.history(k)?, self.ctx.db.now())
     }
 
     fn begin_transaction(&self) -> Result<StorageTransaction> {

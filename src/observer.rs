@@ -4,15 +4,59 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::ObserverError;
 use crate::metrics::StorageMetricsCollector;
-use crate::transaction::StorageTransaction;
+use crate::transaction::{StorageTransaction, TransactionId};
 use crate::types::{StorageItem, StorageKey, StorageMetadata, StorageType};
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It succeeded.
+    Ok,
+    /// It found nothing under the key: an answer, not a failure.
+    NotFound,
+    /// It failed; the error's message.
+    Failed(String),
+}
+
+/// One public operation of the storage system, as
+/// [`StorageObserver::on_operation`] hears of it: every call of every
+/// provider (key-value, documents, blobs and their streams), whatever its
+/// outcome.
+#[derive(Debug, Clone)]
+pub struct StorageEvent<'a> {
+    /// The operation (`store`, `retrieve`, `store_document`, `put_stream`,
+    /// `open`, ...), as the metrics name it.
+    pub operation: &'a str,
+    /// The storage type.
+    pub storage_type: StorageType,
+    /// The key, for an operation on one key.
+    pub key: Option<&'a StorageKey>,
+    /// The transaction the operation was buffered in, if any: its writes
+    /// apply only if it commits (`on_transaction_commit`).
+    pub transaction: Option<TransactionId>,
+    /// How it ended.
+    pub outcome: &'a Outcome,
+    /// Bytes stored or read.
+    pub bytes: u64,
+    /// How long it took.
+    pub duration: Duration,
+}
 
 /// Called after storage events. Every method defaults to doing nothing.
 pub trait StorageObserver: Send + Sync {
-    /// An item was stored (for a transaction: buffered in it).
+    /// Every operation, after it ends, with its outcome and its
+    /// transaction.
+    fn on_operation(&self, _event: &StorageEvent<'_>) -> Result<(), ObserverError> {
+        Ok(())
+    }
+
+    /// An item was stored: called once the write is applied, so for a
+    /// write in a transaction when (and only if) the transaction commits;
+    /// the metadata then carries the commit timestamp.
     fn on_store(
         &self,
         _key: &StorageKey,
@@ -32,7 +76,7 @@ pub trait StorageObserver: Send + Sync {
         Ok(())
     }
 
-    /// An item was deleted.
+    /// An item was deleted: like `on_store`, once applied.
     fn on_delete(
         &self,
         _key: &StorageKey,
@@ -64,6 +108,7 @@ pub trait StorageObserver: Send + Sync {
 }
 
 /// The registered observers, called in registration order.
+#[derive(Clone)]
 pub(crate) struct Observers {
     list: Vec<Arc<dyn StorageObserver>>,
     metrics: Arc<StorageMetricsCollector>,
@@ -75,6 +120,11 @@ impl Observers {
         metrics: Arc<StorageMetricsCollector>,
     ) -> Self {
         Observers { list, metrics }
+    }
+
+    /// True when no observer is registered (so events need not be built).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
     }
 
     /// Calls `f` on every observer; failures and panics are counted under

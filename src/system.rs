@@ -12,7 +12,7 @@ use std::time::Duration;
 use strata_engine::{Db, EncryptionKeyProvider, Options};
 
 use crate::access::{
-    AccessControlledProvider, AccessPolicy, AccessPolicyProvider, Identity,
+    AccessControlledProvider, AccessPolicy, AccessPolicyProvider, Caller, Identity,
     StorageAccessController, StoredPolicyProvider,
 };
 use crate::blob::BlobStorageProvider;
@@ -20,7 +20,7 @@ use crate::config::StorageSystemConfig;
 use crate::document::DocumentStorageProvider;
 use crate::encryption::StorageEncryptionManager;
 use crate::error::{RegistryError, Result, StorageError};
-use crate::instrument::Instrumented;
+use crate::instrument::{Instrument, Instrumented};
 use crate::kv::KeyValueStorageProvider;
 use crate::metrics::{MetricsRegistry, StorageMetricsCollector};
 use crate::observer::{Observers, StorageObserver};
@@ -40,6 +40,7 @@ struct Inner {
     metrics: Arc<StorageMetricsCollector>,
     encryption: Arc<StorageEncryptionManager>,
     access: Option<Arc<StorageAccessController>>,
+    instrument: Arc<Instrument>,
     /// Document providers, made on first use (one per storage type, so
     /// their counters and schemas are shared).
     documents: Mutex<HashMap<StorageType, DocumentStorageProvider>>,
@@ -109,7 +110,7 @@ impl StorageSystem {
             sync: self.inner.config.engine.sync_writes,
             config: self.inner.config.provider_config(t),
         };
-        let d = DocumentStorageProvider::new(ctx, self.inner.metrics.clone())?;
+        let d = DocumentStorageProvider::new(ctx, self.inner.instrument.clone())?;
         docs.insert(t, d.clone());
         Ok(Arc::new(d))
     }
@@ -222,6 +223,19 @@ impl IdentityStorage {
                 self.identity.clone(),
                 controller.clone(),
             )),
+            None => inner,
+        })
+    }
+
+    /// The blob provider with its streaming calls, checking every call of
+    /// the identity like any provider: Write to `put_stream`, Read to
+    /// `open` and `metadata`, Delete to `delete_blob`, List to list.
+    pub fn get_blob_storage(&self) -> Result<Arc<BlobStorageProvider>> {
+        let inner = self.system.get_blob_storage()?;
+        Ok(match &self.system.inner.access {
+            Some(controller) => {
+                Arc::new(inner.with_caller(Caller::new(self.identity.clone(), controller.clone())))
+            }
             None => inner,
         })
     }
@@ -366,6 +380,11 @@ impl StorageSystemBuilder {
             config.engine.sync_writes,
             observers.clone(),
         ));
+        let instrument = Arc::new(Instrument::new(
+            metrics.clone(),
+            (*observers).clone(),
+            transactions.clone(),
+        ));
         let registry = StorageProviderRegistry::new();
         let mut blob = None;
         for t in StorageType::ALL {
@@ -382,11 +401,14 @@ impl StorageSystemBuilder {
             let provider: Arc<dyn StorageProvider> = match pc.provider_type.as_str() {
                 "kv" => Arc::new(KeyValueStorageProvider::new(ctx)),
                 "blob" => {
-                    let b = Arc::new(BlobStorageProvider::new(ctx)?);
+                    // Registered bare (the registry's wrapper measures its
+                    // calls); handed out with its own instrumentation for
+                    // the streaming calls.
+                    let b = BlobStorageProvider::new(ctx)?;
                     if t == StorageType::Blob {
-                        blob = Some(b.clone());
+                        blob = Some(Arc::new(b.with_instrument(instrument.clone())));
                     }
-                    b
+                    Arc::new(b)
                 }
                 name => match self.factories.get(name) {
                     Some(f) => f.create_provider(ctx)?,
@@ -403,11 +425,8 @@ impl StorageSystemBuilder {
                     provider.storage_type()
                 )));
             }
-            registry.register_provider(Arc::new(Instrumented::new(
-                provider,
-                metrics.clone(),
-                observers.clone(),
-            )))?;
+            registry
+                .register_provider(Arc::new(Instrumented::new(provider, instrument.clone())))?;
         }
         let access = if let Some(p) = self.policy_provider {
             Some(Arc::new(StorageAccessController::new(p)))
@@ -421,7 +440,6 @@ impl StorageSystemBuilder {
         } else {
             None
         };
-        let _ = &observers;
         Ok(StorageSystem {
             inner: Arc::new(Inner {
                 db,
@@ -432,6 +450,7 @@ impl StorageSystemBuilder {
                 metrics,
                 encryption,
                 access,
+                instrument,
                 documents: Mutex::new(HashMap::new()),
             }),
         })

@@ -135,13 +135,16 @@ impl TransactionConfig {
 /// Work run after a transaction ends.
 pub(crate) type Hook = Box<dyn FnOnce() + Send>;
 
+/// Work run after a transaction commits, given its commit timestamp.
+pub(crate) type CommitHook = Box<dyn FnOnce(Timestamp) + Send>;
+
 /// What an operation in a transaction leaves for its end: keys to drop
 /// from read caches at commit, and hooks.
 #[derive(Default)]
 pub(crate) struct Effects {
     pub written: Vec<(StorageType, Vec<u8>)>,
     pub on_abort: Option<Hook>,
-    pub on_commit: Option<Hook>,
+    pub on_commit: Option<CommitHook>,
 }
 
 /// A transaction being committed or rolled back right now.
@@ -164,7 +167,7 @@ struct Active {
     /// written ahead of it).
     on_abort: Mutex<Vec<Hook>>,
     /// Run after it commits (e.g. to delete the chunks of replaced blobs).
-    on_commit: Mutex<Vec<Hook>>,
+    on_commit: Mutex<Vec<CommitHook>>,
 }
 
 #[derive(Default)]
@@ -250,7 +253,7 @@ impl StorageTransactionManager {
 
     /// Adds `hook`, run once transaction `id` commits (never if it rolls
     /// back).
-    pub(crate) fn on_commit(&self, id: TransactionId, hook: Hook) -> Result<()> {
+    pub(crate) fn on_commit(&self, id: TransactionId, hook: CommitHook) -> Result<()> {
         let a = self.active(id)?;
         a.on_commit.lock().push(hook);
         Ok(())
@@ -411,7 +414,7 @@ impl StorageTransactionManager {
                 drop(caches);
                 a.on_abort.lock().clear();
                 for hook in a.on_commit.lock().drain(..) {
-                    hook();
+                    hook(ts);
                 }
                 info.status = TransactionStatus::Committed;
                 info.commit_time = Some(ts);

@@ -192,6 +192,18 @@ impl RetrieveOptions {
         self.bypass_cache = true;
         self
     }
+
+    /// Refuses what no provider can do: a read both inside a transaction
+    /// (which reads its own snapshot and writes) and at a past time. Every
+    /// provider applies this one rule.
+    pub(crate) fn check(&self) -> crate::Result<()> {
+        if self.transaction.is_some() && self.at.is_some() {
+            return Err(crate::StorageError::InvalidArgument(
+                "a read is either inside a transaction or at a past time, not both".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Options of [`StorageProvider::delete`](crate::StorageProvider::delete).
@@ -221,12 +233,30 @@ pub struct StorageMetadata {
     pub key: StorageKey,
     /// Size of the value in bytes, as the caller gave it.
     pub size: u64,
-    /// When it was stored (the clock at the store call).
+    /// When it was stored: the commit timestamp of its version (for a
+    /// write still buffered in a transaction, the clock at the store
+    /// call; the commit's timestamp is in the committed
+    /// [`StorageTransaction`]).
     pub stored_at: Timestamp,
-    /// When it expires, if it has a TTL.
+    /// When it expires, if it has a TTL, on the engine's clock
+    /// ([`Db::now`](strata_engine::Db::now)): from then on it reads as
+    /// absent and compaction reclaims it.
     pub expires_at: Option<Timestamp>,
     /// xxh3-64 of the value.
     pub checksum: u64,
+    /// The version's commit timestamp: `retrieve` with
+    /// `RetrieveOptions::new().at(version)` reads this version. `None` for
+    /// a write buffered in a transaction, which has none until it commits.
+    pub version: Option<Timestamp>,
+}
+
+impl StorageMetadata {
+    /// The metadata of a write committed at `ts`.
+    pub(crate) fn committed(mut self, ts: Timestamp) -> Self {
+        self.stored_at = ts;
+        self.version = Some(ts);
+        self
+    }
 }
 
 /// A retrieved item.
@@ -247,8 +277,15 @@ pub struct StorageItem {
 pub struct VersionInfo {
     /// The commit timestamp of the write.
     pub ts: Timestamp,
-    /// The item as written then, `None` for a delete.
+    /// The item as written then: `None` for a delete, and for a version
+    /// whose TTL has run out (see `expired`).
     pub item: Option<StorageItem>,
+    /// True for a version written with a TTL that has expired by now. Its
+    /// value is not returned: compaction may already have reclaimed it, so
+    /// showing it would depend on when compaction last ran. Reads `at` a
+    /// time before the expiry still see it while the history window
+    /// keeps it.
+    pub expired: bool,
 }
 
 /// Which keys [`StorageProvider::list_keys`](crate::StorageProvider::list_keys) returns,

@@ -139,8 +139,9 @@ fn observers_hear_every_event_after_it_happened_and_cannot_break_it() {
             "rollback"
         ]
     );
-    // Called after the store: the item was visible from the callback.
-    assert_eq!(rec.seen_in_store.load(Ordering::Relaxed), 1);
+    // Called once the store applied, the transaction's at its commit: the
+    // item was visible from the callback both times.
+    assert_eq!(rec.seen_in_store.load(Ordering::Relaxed), 2);
     // Every failure and panic was counted; every operation succeeded.
     assert_eq!(storage.metrics().observer_errors(), 6);
     assert!(p.exists(&key("b")).unwrap());
@@ -175,15 +176,16 @@ fn metrics_count_calls_outcomes_latencies_and_bytes_per_type_and_operation() {
         (50, 50, 0, 5000)
     );
     assert!(store.p50 > std::time::Duration::ZERO && store.p99 >= store.p50);
+    // A missing key is an answer, not an error: counted apart.
     let get = m.operation_stats(StorageType::Resource, "retrieve");
-    assert_eq!((get.count, get.successes, get.errors), (60, 50, 10));
+    assert_eq!((get.count, get.successes, get.errors), (60, 60, 0));
     assert_eq!(m.operation_stats(StorageType::Fact, "store").count, 0);
 
     let text = m.render_prometheus();
     for needle in [
         "# TYPE strata_storage_operations_total counter",
         "strata_storage_operations_total{type=\"resource\",op=\"store\"} 50",
-        "strata_storage_errors_total{type=\"resource\",op=\"retrieve\"} 10",
+        "strata_storage_not_found_total{type=\"resource\",op=\"retrieve\"} 10",
         "strata_storage_operation_seconds_bucket{type=\"resource\",op=\"store\",le=\"+Inf\"} 50",
         "strata_storage_operation_seconds_count{type=\"resource\",op=\"retrieve\"} 60",
         "strata_engine_writes ",

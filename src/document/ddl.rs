@@ -21,7 +21,7 @@ use super::index::{decode_info, encode_info, entry_key, read_infos, IndexInfo, I
 use super::keys;
 use super::plan::decode_doc_with_expiry;
 use super::value::{check_path, prefix_successor};
-use super::{DocumentStorageProvider, Shared, ENTRY_TTL_SLACK};
+use super::{DocumentStorageProvider, Shared};
 use crate::access::AccessType;
 use crate::error::{Result, StorageError};
 use crate::types::StorageKey;
@@ -41,32 +41,46 @@ impl DocumentStorageProvider {
     /// documents already there, in bounded memory; returns once queries
     /// use it. Needs Admin on `collection/`.
     pub fn create_index(&self, collection: &str, field: &str) -> Result<IndexInfo> {
-        self.timed("create_index", || {
-            keys::check_collection(collection)?;
-            check_path(field).map_err(StorageError::InvalidArgument)?;
-            self.require(&format!("{collection}/"), AccessType::Admin)?;
-            self.shared.create_index(collection, field)
-        })
+        let c = StorageKey::new(format!("{collection}/"));
+        self.timed(
+            "create_index",
+            Some(&c),
+            None,
+            |_| 0,
+            || {
+                keys::check_collection(collection)?;
+                check_path(field).map_err(StorageError::InvalidArgument)?;
+                self.require(&format!("{collection}/"), AccessType::Admin)?;
+                self.shared.create_index(collection, field)
+            },
+        )
     }
 
     /// Drops the index on `field` of `collection`: queries stop using it
     /// at once, and its entries are removed. Needs Admin on `collection/`.
     pub fn drop_index(&self, collection: &str, field: &str) -> Result<()> {
-        self.timed("drop_index", || {
-            keys::check_collection(collection)?;
-            check_path(field).map_err(StorageError::InvalidArgument)?;
-            self.require(&format!("{collection}/"), AccessType::Admin)?;
-            let _ddl = self.shared.ddl.lock();
-            let sh = &self.shared;
-            let mk = keys::meta(collection, field);
-            let Some(bytes) = sh.keyspace.get(&mk)? else {
-                return Err(StorageError::NotFound(StorageKey::new(format!(
-                    "{collection}/index/{field}"
-                ))));
-            };
-            let info = decode_info(&mk, &bytes)?;
-            sh.remove(collection, info)
-        })
+        let c = StorageKey::new(format!("{collection}/"));
+        self.timed(
+            "drop_index",
+            Some(&c),
+            None,
+            |_| 0,
+            || {
+                keys::check_collection(collection)?;
+                check_path(field).map_err(StorageError::InvalidArgument)?;
+                self.require(&format!("{collection}/"), AccessType::Admin)?;
+                let _ddl = self.shared.ddl.lock();
+                let sh = &self.shared;
+                let mk = keys::meta(collection, field);
+                let Some(bytes) = sh.keyspace.get(&mk)? else {
+                    return Err(StorageError::NotFound(StorageKey::new(format!(
+                        "{collection}/index/{field}"
+                    ))));
+                };
+                let info = decode_info(&mk, &bytes)?;
+                sh.remove(collection, info)
+            },
+        )
     }
 
     /// The indexes of `collection`, in field order.
@@ -221,21 +235,14 @@ impl Shared {
                     Bound::Included(last.clone()),
                 ),
             )?;
-            let now = Timestamp::now();
             for e in docs {
                 let (k, v) = e?;
                 let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
                 let (doc, expires_at) = decode_doc_with_expiry(collection, &id, &v)?;
                 let key = entry_key(collection, info, &id, &doc)?;
+                // The entry expires with its document.
                 match expires_at {
-                    // The margin keeps the entry alive at least as long as
-                    // the document (an entry outliving it is skipped).
-                    Some(exp) => {
-                        let left = exp.physical_micros().saturating_sub(now.physical_micros());
-                        let ttl =
-                            Duration::from_micros(left.max(1)).saturating_add(ENTRY_TTL_SLACK);
-                        t.put_with_ttl(ks, &key, id.as_bytes(), ttl)?
-                    }
+                    Some(at) => t.put_expiring(ks, &key, id.as_bytes(), at)?,
                     None => t.put(ks, &key, id.as_bytes())?,
                 }
             }

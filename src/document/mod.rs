@@ -39,7 +39,7 @@ mod value;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -53,20 +53,16 @@ pub use plan::{PlanKind, QueryPlan, QueryStats};
 pub use query::{DocumentQuery, FieldFilter, FilterOp, QueryOptions, SortOrder};
 pub use schema::{DocumentSchema, FieldType, SchemaField, SchemaRegistry};
 
-use crate::access::{AccessType, Identity, StorageAccessController};
+use crate::access::{AccessType, Caller, Identity, StorageAccessController};
 use crate::envelope;
 use crate::error::{Result, StorageError};
+use crate::instrument::Instrument;
 use crate::kv::{check_store_options, check_value, new_metadata};
-use crate::metrics::StorageMetricsCollector;
 use crate::provider::ProviderContext;
 use crate::transaction::{Effects, TransactionId};
-use crate::types::{DeleteOptions, RetrieveOptions, StorageKey, StorageOptions, StorageType};
-
-/// How much longer than its document an index entry lives under a TTL:
-/// each expiry is fixed when its put is made, so without a margin an entry
-/// could expire a moment before its document and hide it from index plans
-/// (an entry outliving its document is skipped as stale).
-pub(crate) const ENTRY_TTL_SLACK: Duration = Duration::from_secs(1);
+use crate::types::{
+    DeleteOptions, RetrieveOptions, StorageKey, StorageMetadata, StorageOptions, StorageType,
+};
 
 /// How a document is stored: the storage options of any store (a
 /// transaction, a TTL, encryption demanded, compression) and the schema
@@ -137,14 +133,19 @@ pub struct DocumentMetadata {
     pub key: StorageKey,
     /// Bytes of JSON.
     pub size: u64,
-    /// When it was stored.
+    /// When it was stored: its commit timestamp (for a store buffered in
+    /// a transaction, the clock at the call).
     pub stored_at: Timestamp,
-    /// When it expires, with a TTL.
+    /// When it expires, with a TTL, on the engine's clock; its index
+    /// entries expire at the same timestamp.
     pub expires_at: Option<Timestamp>,
     /// The checksum of its JSON.
     pub checksum: u64,
     /// The schema it was validated against.
     pub schema_id: Option<String>,
+    /// The version's commit timestamp (`None` inside a transaction):
+    /// `retrieve_document` at it reads this document.
+    pub version: Option<Timestamp>,
 }
 
 /// Counters of one document provider since the storage system opened.
@@ -186,17 +187,10 @@ pub(crate) struct Shared {
     encrypted: bool,
     sync: bool,
     schemas: SchemaRegistry,
-    metrics: Arc<StorageMetricsCollector>,
+    instrument: Arc<Instrument>,
     counters: Counters,
     /// Serializes index creation and removal.
     ddl: Mutex<()>,
-}
-
-/// Whose calls these are, when access control is on.
-#[derive(Clone)]
-struct Caller {
-    identity: Identity,
-    controller: Arc<StorageAccessController>,
 }
 
 /// Documents of one storage type, in collections, with indexes and
@@ -212,7 +206,7 @@ impl std::fmt::Debug for DocumentStorageProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DocumentStorageProvider")
             .field("storage_type", &self.shared.storage_type)
-            .field("identity", &self.caller.as_ref().map(|c| &c.identity))
+            .field("identity", &self.caller.as_ref().map(Caller::identity))
             .finish()
     }
 }
@@ -220,7 +214,7 @@ impl std::fmt::Debug for DocumentStorageProvider {
 impl DocumentStorageProvider {
     /// A provider on `ctx.keyspace`; finishes removing any index whose
     /// build or removal a crash interrupted.
-    pub(crate) fn new(ctx: ProviderContext, metrics: Arc<StorageMetricsCollector>) -> Result<Self> {
+    pub(crate) fn new(ctx: ProviderContext, instrument: Arc<Instrument>) -> Result<Self> {
         let schemas = SchemaRegistry::load(ctx.db.clone(), ctx.keyspace.clone(), ctx.sync)?;
         let shared = Arc::new(Shared {
             db: ctx.db,
@@ -230,7 +224,7 @@ impl DocumentStorageProvider {
             encrypted: ctx.encrypted,
             sync: ctx.sync,
             schemas,
-            metrics,
+            instrument,
             counters: Counters::default(),
             ddl: Mutex::new(()),
         });
@@ -249,10 +243,7 @@ impl DocumentStorageProvider {
     ) -> Self {
         DocumentStorageProvider {
             shared: self.shared.clone(),
-            caller: Some(Caller {
-                identity,
-                controller,
-            }),
+            caller: Some(Caller::new(identity, controller)),
         }
     }
 
@@ -293,34 +284,31 @@ impl DocumentStorageProvider {
 
     fn require(&self, key: &str, access: AccessType) -> Result<()> {
         match &self.caller {
-            Some(c) => c
-                .controller
-                .require(&c.identity, self.shared.storage_type, key, access),
+            Some(c) => c.require(self.shared.storage_type, key, access),
             None => Ok(()),
         }
     }
 
     fn allowed(&self, key: &str, access: AccessType) -> Result<bool> {
         match &self.caller {
-            Some(c) => Ok(c
-                .controller
-                .check_access(&c.identity, self.shared.storage_type, key, access)?
-                .is_allowed()),
+            Some(c) => c.allowed(self.shared.storage_type, key, access),
             None => Ok(true),
         }
     }
 
-    fn timed<T>(&self, op: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let start = Instant::now();
-        let r = f();
-        self.shared.metrics.record_operation(
-            op,
-            self.shared.storage_type,
-            r.is_ok(),
-            start.elapsed(),
-            0,
-        );
-        r
+    /// Measures and observes operation `op` (on `key`, in `tx`), like
+    /// every operation of the storage system.
+    fn timed<T>(
+        &self,
+        op: &str,
+        key: Option<&StorageKey>,
+        tx: Option<TransactionId>,
+        bytes: impl Fn(&T) -> u64,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        self.shared
+            .instrument
+            .run(op, self.shared.storage_type, key, tx, bytes, f)
     }
 
     /// Stores `document` as `id` in `collection`, replacing any document
@@ -333,10 +321,13 @@ impl DocumentStorageProvider {
         document: &T,
         options: &DocumentOptions,
     ) -> Result<DocumentMetadata> {
-        self.timed("store_document", || {
+        let key = StorageKey::new(format!("{collection}/{id}"));
+        let tx = options.storage.transaction;
+        let stored = |m: &DocumentMetadata| m.size;
+        let meta = self.timed("store_document", Some(&key), tx, stored, || {
             keys::check_collection(collection)?;
             keys::check_id(id)?;
-            let key = StorageKey::new(format!("{collection}/{id}"));
+            let key = key.clone();
             self.require(key.as_str(), AccessType::Write)?;
             let doc = serde_json::to_value(document)
                 .map_err(|e| StorageError::Serialization(format!("document {key}: {e}")))?;
@@ -354,10 +345,18 @@ impl DocumentStorageProvider {
             let json = serde_json::to_vec(&doc)
                 .map_err(|e| StorageError::Serialization(format!("document {key}: {e}")))?;
             check_value(&json)?;
-            let meta = new_metadata(&key, &json, o);
+            let mut meta = new_metadata(&self.shared.db, &key, &json, o);
             let bytes = envelope::encode_with(&json, &meta, o.compression, o.cacheable);
-            self.shared
-                .write(collection, id, Some((&doc, &bytes)), o.ttl, o.transaction)?;
+            let (_, ts) = self.shared.write(
+                collection,
+                id,
+                Some((&doc, &bytes)),
+                meta.expires_at,
+                o.transaction,
+            )?;
+            if let Some(ts) = ts {
+                meta = meta.committed(ts);
+            }
             self.shared.counters.stored.fetch_add(1, Ordering::Relaxed);
             Ok(DocumentMetadata {
                 collection: collection.to_owned(),
@@ -368,8 +367,25 @@ impl DocumentStorageProvider {
                 expires_at: meta.expires_at,
                 checksum: meta.checksum,
                 schema_id: options.schema_id.clone(),
+                version: meta.version,
             })
-        })
+        })?;
+        let t = self.shared.storage_type;
+        let m = StorageMetadata {
+            key: meta.key.clone(),
+            size: meta.size,
+            stored_at: meta.stored_at,
+            expires_at: meta.expires_at,
+            checksum: meta.checksum,
+            version: meta.version,
+        };
+        self.shared
+            .instrument
+            .on_applied(tx, "store", move |o, ts| match ts {
+                Some(ts) => o.on_store(&m.key, &m.clone().committed(ts), t),
+                None => o.on_store(&m.key, &m, t),
+            });
+        Ok(meta)
     }
 
     /// The document `id` of `collection` as a `T`: now, as of
@@ -381,16 +397,32 @@ impl DocumentStorageProvider {
         id: &str,
         options: &RetrieveOptions,
     ) -> Result<T> {
-        self.timed("retrieve_document", || {
-            keys::check_collection(collection)?;
-            keys::check_id(id)?;
-            let key = StorageKey::new(format!("{collection}/{id}"));
-            self.require(key.as_str(), AccessType::Read)?;
-            let bytes = self.shared.read_doc(collection, id, &key, options)?;
-            let doc = plan::decode_doc(collection, id, &bytes)?;
-            serde_json::from_value(doc)
-                .map_err(|e| StorageError::Serialization(format!("document {key}: {e}")))
-        })
+        let key = StorageKey::new(format!("{collection}/{id}"));
+        let read = |(_, len): &(T, u64)| *len;
+        let (doc, _) = self.timed(
+            "retrieve_document",
+            Some(&key),
+            options.transaction,
+            read,
+            || {
+                keys::check_collection(collection)?;
+                keys::check_id(id)?;
+                self.require(key.as_str(), AccessType::Read)?;
+                let entry = self.shared.read_doc(collection, id, &key, options)?;
+                let doc = plan::decode_doc(collection, id, &entry.value)?;
+                if self.shared.instrument.observed() {
+                    let item = envelope::stored_item(&key, &entry)?;
+                    let t = self.shared.storage_type;
+                    self.shared
+                        .instrument
+                        .notify("retrieve", |o| o.on_retrieve(&key, &item, t));
+                }
+                let doc = serde_json::from_value(doc)
+                    .map_err(|e| StorageError::Serialization(format!("document {key}: {e}")))?;
+                Ok((doc, entry.value.len() as u64))
+            },
+        )?;
+        Ok(doc)
     }
 
     /// Deletes document `id` and its index entries; true when it existed.
@@ -401,18 +433,31 @@ impl DocumentStorageProvider {
         id: &str,
         options: &DeleteOptions,
     ) -> Result<bool> {
-        self.timed("delete_document", || {
-            keys::check_collection(collection)?;
-            keys::check_id(id)?;
-            self.require(&format!("{collection}/{id}"), AccessType::Delete)?;
-            let existed = self
-                .shared
-                .write(collection, id, None, None, options.transaction)?;
-            if existed {
-                self.shared.counters.deleted.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(existed)
-        })
+        let key = StorageKey::new(format!("{collection}/{id}"));
+        let tx = options.transaction;
+        let existed = self.timed(
+            "delete_document",
+            Some(&key),
+            tx,
+            |_| 0,
+            || {
+                keys::check_collection(collection)?;
+                keys::check_id(id)?;
+                self.require(key.as_str(), AccessType::Delete)?;
+                let (existed, _) = self.shared.write(collection, id, None, None, tx)?;
+                if existed {
+                    self.shared.counters.deleted.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(existed)
+            },
+        )?;
+        if existed {
+            let t = self.shared.storage_type;
+            self.shared
+                .instrument
+                .on_applied(tx, "delete", move |o, _| o.on_delete(&key, t));
+        }
+        Ok(existed)
     }
 
     /// The documents of `collection` matching `query`, as `T`s, in the
@@ -436,25 +481,32 @@ impl DocumentStorageProvider {
         query: &DocumentQuery,
         options: &QueryOptions,
     ) -> Result<(Vec<T>, QueryStats)> {
-        self.timed("query_documents", || {
-            let (docs, stats) = self.run_query(collection, query, options, true)?;
-            let c = &self.shared.counters;
-            c.queries.fetch_add(1, Ordering::Relaxed);
-            match stats.plan.kind {
-                PlanKind::IndexScan => c.index_queries.fetch_add(1, Ordering::Relaxed),
-                PlanKind::CollectionScan => c.scan_queries.fetch_add(1, Ordering::Relaxed),
-            };
-            c.entries_read
-                .fetch_add(stats.index_entries_read, Ordering::Relaxed);
-            c.docs_read
-                .fetch_add(stats.documents_read, Ordering::Relaxed);
-            let docs = docs
-                .into_iter()
-                .map(serde_json::from_value)
-                .collect::<std::result::Result<Vec<T>, _>>()
-                .map_err(|e| StorageError::Serialization(format!("query result: {e}")))?;
-            Ok((docs, stats))
-        })
+        let c = StorageKey::new(format!("{collection}/"));
+        self.timed(
+            "query_documents",
+            Some(&c),
+            options.transaction,
+            |_| 0,
+            || {
+                let (docs, stats) = self.run_query(collection, query, options, true)?;
+                let c = &self.shared.counters;
+                c.queries.fetch_add(1, Ordering::Relaxed);
+                match stats.plan.kind {
+                    PlanKind::IndexScan => c.index_queries.fetch_add(1, Ordering::Relaxed),
+                    PlanKind::CollectionScan => c.scan_queries.fetch_add(1, Ordering::Relaxed),
+                };
+                c.entries_read
+                    .fetch_add(stats.index_entries_read, Ordering::Relaxed);
+                c.docs_read
+                    .fetch_add(stats.documents_read, Ordering::Relaxed);
+                let docs = docs
+                    .into_iter()
+                    .map(serde_json::from_value)
+                    .collect::<std::result::Result<Vec<T>, _>>()
+                    .map_err(|e| StorageError::Serialization(format!("query result: {e}")))?;
+                Ok((docs, stats))
+            },
+        )
     }
 
     /// The plan `query` would run with, and why, without running it.
@@ -521,44 +573,44 @@ impl DocumentStorageProvider {
 }
 
 impl Shared {
-    /// The stored bytes of document `id`: now, as of `options.at`, or in
-    /// `options.transaction`; `NotFound` naming `key` without one.
+    /// The stored version of document `id`: now, as of `options.at`, or
+    /// in `options.transaction`; `NotFound` naming `key` without one.
     fn read_doc(
         &self,
         collection: &str,
         id: &str,
         key: &StorageKey,
         options: &RetrieveOptions,
-    ) -> Result<strata_engine::Value> {
+    ) -> Result<strata_engine::Entry> {
+        options.check()?;
         let dk = keys::doc(collection, id);
         let raw = match (options.transaction, options.at) {
-            (Some(_), Some(_)) => {
-                return Err(StorageError::InvalidArgument(
-                    "a read is either in a transaction or at a past time".into(),
-                ))
-            }
-            (Some(tx), None) => self.transactions.with(tx, |t| t.get(&self.keyspace, &dk))?,
-            (None, Some(ts)) => self.keyspace.get_at(&dk, ts)?,
-            (None, None) => self.keyspace.get(&dk)?,
+            (Some(tx), _) => self
+                .transactions
+                .with(tx, |t| t.get_entry(&self.keyspace, &dk))?,
+            (None, Some(ts)) => self.keyspace.get_entry_at(&dk, ts)?,
+            (None, None) => self.keyspace.get_entry(&dk)?,
         };
         raw.ok_or_else(|| StorageError::NotFound(key.clone()))
     }
 
     /// Writes (or with `new` `None`, deletes) a document and its index
-    /// entries, in the caller's transaction or in one of its own.
+    /// entries, in the caller's transaction or in one of its own; says
+    /// whether it existed, and the commit timestamp when committed here.
     fn write(
         &self,
         collection: &str,
         id: &str,
         new: Option<(&Value, &[u8])>,
-        ttl: Option<Duration>,
+        expires_at: Option<Timestamp>,
         tx: Option<TransactionId>,
-    ) -> Result<bool> {
-        let apply = |t: &mut Transaction| self.apply_write(t, collection, id, new, ttl);
+    ) -> Result<(bool, Option<Timestamp>)> {
+        let apply = |t: &mut Transaction| self.apply_write(t, collection, id, new, expires_at);
         if let Some(tx) = tx {
             return self
                 .transactions
-                .with_storage(tx, Effects::default(), apply);
+                .with_storage(tx, Effects::default(), apply)
+                .map(|existed| (existed, None));
         }
         // Serializable whatever the configuration: a concurrent index
         // creation changes the definitions read here, which makes this
@@ -567,7 +619,8 @@ impl Shared {
             isolation: Isolation::Serializable,
             ..self.transactions.txn_options()
         };
-        self.db.transaction_with(&opts, apply)
+        let (existed, ts) = self.db.transaction_with(&opts, apply)?;
+        Ok((existed, Some(ts)))
     }
 
     fn apply_write(
@@ -576,7 +629,7 @@ impl Shared {
         collection: &str,
         id: &str,
         new: Option<(&Value, &[u8])>,
-        ttl: Option<Duration>,
+        expires_at: Option<Timestamp>,
     ) -> Result<bool> {
         let ks = &self.keyspace;
         let dk = keys::doc(collection, id);
@@ -610,20 +663,17 @@ impl Shared {
         for k in dels {
             t.delete(ks, k)?;
         }
-        let put = |t: &mut Transaction, k: &[u8], v: &[u8], ttl: Option<Duration>| match ttl {
-            Some(ttl) => t.put_with_ttl(ks, k, v, ttl),
+        // The document and its entries expire at one timestamp, so an
+        // index never outlives or hides its document.
+        let put = |t: &mut Transaction, k: &[u8], v: &[u8]| match expires_at {
+            Some(at) => t.put_expiring(ks, k, v, at),
             None => t.put(ks, k, v),
         };
         for k in puts {
-            put(
-                t,
-                &k,
-                id.as_bytes(),
-                ttl.map(|t| t.saturating_add(ENTRY_TTL_SLACK)),
-            )?;
+            put(t, &k, id.as_bytes())?;
         }
         match new {
-            Some((_, bytes)) => put(t, &dk, bytes, ttl)?,
+            Some((_, bytes)) => put(t, &dk, bytes)?,
             None if old.is_some() => t.delete(ks, &dk)?,
             None => {}
         }

@@ -52,14 +52,15 @@ impl StorageProvider for DocumentStorageProvider {
             stored_at: m.stored_at,
             expires_at: m.expires_at,
             checksum: m.checksum,
+            version: m.version,
         })
     }
 
     fn retrieve(&self, key: &StorageKey, options: &RetrieveOptions) -> Result<StorageItem> {
         let (c, id) = split(key)?;
         self.require(key.as_str(), AccessType::Read)?;
-        let bytes = self.shared.read_doc(c, id, key, options)?;
-        envelope::stored_item(key, &bytes)
+        let entry = self.shared.read_doc(c, id, key, options)?;
+        envelope::stored_item(key, &entry)
     }
 
     fn exists(&self, key: &StorageKey) -> Result<bool> {
@@ -113,7 +114,8 @@ impl StorageProvider for DocumentStorageProvider {
     fn history(&self, key: &StorageKey) -> Result<Vec<VersionInfo>> {
         let (c, id) = split(key)?;
         self.require(key.as_str(), AccessType::Read)?;
-        envelope::decode_history(key, self.shared.keyspace.history(keys::doc(c, id))?)
+        let versions = self.shared.keyspace.history(keys::doc(c, id))?;
+        envelope::decode_history(key, versions, self.shared.db.now())
     }
 
     fn begin_transaction(&self) -> Result<StorageTransaction> {

@@ -545,6 +545,7 @@ impl Db {
         f: impl FnMut(&mut Transaction) -> Result<T>,
     ) -> Result<T> {
         self.transaction_with(&TxnOptions::new(isolation), f)
+            .map(|(v, _)| v)
     }
 
     /// Runs `f` in a transaction with `opts` and commits it; after a
@@ -552,20 +553,21 @@ impl Db {
     /// and runs `f` again in a new transaction, up to `opts.attempts`
     /// times. Any other error from `f` rolls back and is returned. The
     /// error type is the caller's, so a layer above can run its own
-    /// validation inside `f`.
+    /// validation inside `f`. Returns `f`'s value and the commit timestamp
+    /// (the snapshot's, when `f` wrote nothing).
     pub fn transaction_with<T, E>(
         &self,
         opts: &TxnOptions,
         mut f: impl FnMut(&mut Transaction) -> std::result::Result<T, E>,
-    ) -> std::result::Result<T, E>
+    ) -> std::result::Result<(T, Timestamp), E>
     where
         E: From<Error> + Retryable,
     {
         opts.retry(|_| {
             let mut tx = self.begin(opts.isolation)?;
             let v = f(&mut tx)?;
-            tx.commit_with(opts.write_options())?;
-            Ok(v)
+            let ts = tx.commit_with(opts.write_options())?;
+            Ok((v, ts))
         })
     }
 
