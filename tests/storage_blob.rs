@@ -9,7 +9,7 @@ use std::io::{Read, Seek, SeekFrom};
 
 use strata::{
     DeleteOptions, KeyPattern, RetrieveOptions, StorageError, StorageKey, StorageOptions,
-    StorageSystem, StorageSystemConfig, StorageType,
+    StorageProvider, StorageSystem, StorageSystemConfig, StorageType,
 };
 
 fn key(s: &str) -> StorageKey {
@@ -309,4 +309,137 @@ fn a_large_blob_streams_in_and_out_in_flat_memory() {
         grown >> 20
     );
     assert!(grown < 64 << 20, "peak memory grew by {} MiB", grown >> 20);
+}
+
+/// A storage system on a manual clock, with small chunks and no history.
+fn on_clock(
+    dir: &std::path::Path,
+    clock: std::sync::Arc<strata::engine::ManualClock>,
+) -> StorageSystem {
+    let mut config = StorageSystemConfig::default();
+    config.engine.history_retention_secs = 0;
+    config.engine.sync_writes = false;
+    config.providers.insert(
+        StorageType::Blob,
+        strata::ProviderConfig {
+            provider_type: "blob".into(),
+            chunk_size: 64 << 10,
+            ..Default::default()
+        },
+    );
+    let opts = strata::engine::Options {
+        clock,
+        ..Default::default()
+    };
+    StorageSystem::builder()
+        .path(dir)
+        .with_config(config)
+        .with_engine_options(opts)
+        .build()
+        .unwrap()
+}
+
+/// A blob with a TTL disappears from reads and listings when it expires,
+/// and compaction then reclaims its metadata and every chunk.
+#[test]
+fn expired_blobs_vanish_and_compaction_reclaims_their_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(strata::engine::ManualClock::new(strata::Timestamp::now()));
+    let storage = on_clock(dir.path(), clock.clone());
+    let blobs = storage.get_blob_storage().unwrap();
+    let ttl = StorageOptions::new().with_ttl(Some(std::time::Duration::from_secs(60)));
+    let meta = blobs
+        .put_stream(&key("short"), pattern(8 * (64 << 10)), &ttl)
+        .unwrap();
+    assert_eq!(meta.chunks, 8);
+    blobs
+        .put_stream(&key("kept"), pattern(1000), &StorageOptions::new())
+        .unwrap();
+    storage.db().compact().unwrap();
+    let before = sst_bytes(&storage);
+    assert!(before > 8 * (64 << 10), "{before}");
+    assert!(blobs.open(&key("short")).is_ok());
+
+    clock.advance(std::time::Duration::from_secs(61));
+    let keys = blobs.list_keys(&KeyPattern::all()).unwrap();
+    assert_eq!(keys, vec![key("kept")]);
+    assert!(matches!(
+        blobs.open(&key("short")),
+        Err(StorageError::NotFound(_))
+    ));
+    assert!(matches!(
+        blobs.metadata(&key("short")),
+        Err(StorageError::NotFound(_))
+    ));
+    assert_eq!(chunk_count(&storage), 1, "only the kept blob's chunk reads");
+
+    blobs.cleanup().unwrap();
+    // Any later commit moves the readable present past the expiry (until
+    // then a read at the last commit's timestamp could still see it).
+    blobs
+        .put_stream(&key("later"), pattern(10), &StorageOptions::new())
+        .unwrap();
+    storage.db().compact().unwrap();
+    let after = sst_bytes(&storage);
+    assert!(after < 64 << 10, "expired chunks still take {after} bytes");
+    let mut back = Vec::new();
+    blobs
+        .open(&key("kept"))
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+    assert_eq!(back.len(), 1000);
+}
+
+/// A blob write that runs out of disk space leaves chunks behind that its
+/// own clean-up cannot delete (the database refuses writes until space is
+/// back); the failure is counted, and once an operator frees space,
+/// `cleanup()` removes the orphans and compaction gives the space back.
+#[test]
+fn chunks_of_a_write_that_filled_the_disk_are_collected_by_cleanup() {
+    let Some(mount) = strata_engine::fs::TmpfsMount::with_size_mib(24) else {
+        return;
+    };
+    // Space the operator frees once the disk is full.
+    let ballast = mount.path().join("ballast");
+    std::fs::write(&ballast, vec![1u8; 8 << 20]).unwrap();
+    let dir = mount.path().join("db");
+    let mut config = StorageSystemConfig::default();
+    config.engine.sync_writes = false;
+    config.engine.history_retention_secs = 0;
+    config.engine.memtable_size = 1 << 20;
+    let storage = StorageSystem::builder()
+        .path(&dir)
+        .with_config(config)
+        .build()
+        .unwrap();
+    let blobs = storage.get_blob_storage().unwrap();
+    let failed = blobs.put_stream(&key("huge"), pattern(20 << 20), &StorageOptions::new());
+    assert!(failed.is_err(), "a 20 MiB blob cannot fit");
+    assert!(blobs.list_keys(&KeyPattern::all()).unwrap().is_empty());
+    let failures = blobs.cleanup_failures();
+    std::fs::remove_file(&ballast).unwrap();
+    for _ in 0..200 {
+        if storage.db().resume().is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // What the failed write's own clean-up could not remove, cleanup does.
+    let collected = blobs.cleanup().unwrap();
+    assert_eq!(collected, failures.min(1), "failures {failures}");
+    assert_eq!(chunk_count(&storage), 0);
+    let pending = storage
+        .db()
+        .keyspace("blob")
+        .unwrap()
+        .prefix("p/")
+        .unwrap()
+        .count();
+    assert_eq!(pending, 0);
+    storage.db().compact().unwrap();
+    assert!(sst_bytes(&storage) < 1 << 20, "{}", sst_bytes(&storage));
+    blobs
+        .put_stream(&key("small"), pattern(1 << 20), &StorageOptions::new())
+        .unwrap();
 }

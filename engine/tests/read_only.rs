@@ -110,7 +110,7 @@ fn reads_and_checks_work_on_a_read_only_mount() {
         ks.put("b", "2").unwrap();
         db.close().unwrap();
     }
-    mount.remount_read_only();
+    assert!(mount.remount_read_only(), "remount read-only failed");
     let db = Db::open_read_only(&dir, Options::default()).unwrap();
     let ks = db.keyspace("data").unwrap();
     assert_eq!(ks.get("a").unwrap().as_deref(), Some(&b"1"[..]));

@@ -8,19 +8,24 @@
 //! module also has two test doubles: `SimFs`, an in-memory file system that
 //! knows what is durable and can produce the image a power loss would
 //! leave, and `FaultFs`, which wraps any file system and makes chosen calls
-//! fail (with `FaultPlan`, `FaultTarget`, `FaultKind` and `CrashMode`).
+//! fail (with `FaultPlan`, `FaultTarget`, `FaultKind` and `CrashMode`);
+//! and `TmpfsMount`, a small real file system to fill up.
 
 #[cfg(feature = "testing")]
 mod fault;
 mod real;
 #[cfg(feature = "testing")]
 mod sim;
+#[cfg(feature = "testing")]
+mod tmpfs;
 
 #[cfg(feature = "testing")]
 pub use fault::{FaultFs, FaultKind, FaultPlan, FaultTarget};
 pub use real::StdFs;
 #[cfg(feature = "testing")]
 pub use sim::{CrashMode, SimFs};
+#[cfg(feature = "testing")]
+pub use tmpfs::TmpfsMount;
 
 use std::fmt::Debug;
 use std::io;
