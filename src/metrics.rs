@@ -13,34 +13,64 @@ use strata_engine::Db;
 
 use crate::types::StorageType;
 
-/// Upper bounds of the latency buckets, in microseconds (the last bucket is
-/// everything above).
-const BOUNDS_US: [u64; 22] = [
-    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
-    200_000, 500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000,
+/// Upper bounds of the latency buckets, in nanoseconds, from 100 ns to 10 s
+/// (the last bucket is everything above).
+const BOUNDS_NS: [u64; 25] = [
+    100,
+    200,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_000_000_000,
+    5_000_000_000,
+    10_000_000_000,
 ];
 
-/// A latency histogram with fixed, roughly logarithmic buckets.
+/// A latency histogram with fixed, roughly logarithmic buckets. Durations
+/// are kept to the nanosecond: each lands in the bucket of its exact
+/// length, and the sum is of exact lengths.
 #[derive(Debug, Default)]
 pub struct Histogram {
-    buckets: [AtomicU64; BOUNDS_US.len() + 1],
-    sum_us: AtomicU64,
+    buckets: [AtomicU64; BOUNDS_NS.len() + 1],
+    sum_ns: AtomicU64,
     count: AtomicU64,
 }
 
 impl Histogram {
     /// Records one duration.
     pub fn record(&self, d: Duration) {
-        let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
-        let i = BOUNDS_US.partition_point(|&b| b < us);
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let i = BOUNDS_NS.partition_point(|&b| b < ns);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(us, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Durations recorded.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// The durations recorded, added up (exact to the nanosecond).
+    pub fn sum(&self) -> Duration {
+        Duration::from_nanos(self.sum_ns.load(Ordering::Relaxed))
     }
 
     /// The `q` quantile (0..=1), as the upper bound of its bucket; zero
@@ -55,11 +85,14 @@ impl Histogram {
         for (i, b) in self.buckets.iter().enumerate() {
             seen += b.load(Ordering::Relaxed);
             if seen >= rank {
-                let us = BOUNDS_US.get(i).copied().unwrap_or(u64::MAX / 2);
-                return Duration::from_micros(us);
+                return match BOUNDS_NS.get(i) {
+                    Some(&ns) => Duration::from_nanos(ns),
+                    // Above the last bound: unbounded.
+                    None => Duration::from_micros(u64::MAX / 2),
+                };
             }
         }
-        Duration::from_micros(BOUNDS_US[BOUNDS_US.len() - 1])
+        Duration::from_nanos(BOUNDS_NS[BOUNDS_NS.len() - 1])
     }
 }
 
@@ -130,12 +163,12 @@ impl MetricsRegistry {
             let mut cum = 0;
             for (i, b) in h.buckets.iter().enumerate() {
                 cum += b.load(Ordering::Relaxed);
-                let le = BOUNDS_US
+                let le = BOUNDS_NS
                     .get(i)
-                    .map_or("+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
+                    .map_or("+Inf".to_owned(), |ns| format!("{}", *ns as f64 / 1e9));
                 let _ = writeln!(out, "{name}_bucket{{{l}{sep}le=\"{le}\"}} {cum}");
             }
-            let sum = h.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+            let sum = h.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
             let _ = writeln!(out, "{name}_sum{{{l}}} {sum}");
             let _ = writeln!(out, "{name}_count{{{l}}} {}", h.count());
         }
@@ -325,6 +358,18 @@ pub fn engine_prometheus(s: &strata_engine::Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_keep_their_nanoseconds() {
+        let h = Histogram::default();
+        h.record(Duration::from_nanos(300));
+        h.record(Duration::from_nanos(1_500));
+        assert_eq!(h.sum(), Duration::from_nanos(1_800));
+        // Each in the bucket of its exact length, not truncated to whole
+        // microseconds.
+        assert_eq!(h.quantile(0.5), Duration::from_nanos(500));
+        assert_eq!(h.quantile(1.0), Duration::from_micros(2));
+    }
 
     #[test]
     fn quantiles_come_from_buckets() {
