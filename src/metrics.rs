@@ -9,38 +9,69 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use strata_engine::Db;
+use strata_engine::{Db, KeyspaceStats, LevelStats};
 
+use crate::error::{Result, StorageError};
 use crate::types::StorageType;
 
-/// Upper bounds of the latency buckets, in microseconds (the last bucket is
-/// everything above).
-const BOUNDS_US: [u64; 22] = [
-    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
-    200_000, 500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000,
+/// Upper bounds of the latency buckets, in nanoseconds, from 100 ns to 10 s
+/// (the last bucket is everything above).
+const BOUNDS_NS: [u64; 25] = [
+    100,
+    200,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_000_000_000,
+    5_000_000_000,
+    10_000_000_000,
 ];
 
-/// A latency histogram with fixed, roughly logarithmic buckets.
+/// A latency histogram with fixed, roughly logarithmic buckets. Durations
+/// are kept to the nanosecond: each lands in the bucket of its exact
+/// length, and the sum is of exact lengths.
 #[derive(Debug, Default)]
 pub struct Histogram {
-    buckets: [AtomicU64; BOUNDS_US.len() + 1],
-    sum_us: AtomicU64,
+    buckets: [AtomicU64; BOUNDS_NS.len() + 1],
+    sum_ns: AtomicU64,
     count: AtomicU64,
 }
 
 impl Histogram {
     /// Records one duration.
     pub fn record(&self, d: Duration) {
-        let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
-        let i = BOUNDS_US.partition_point(|&b| b < us);
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let i = BOUNDS_NS.partition_point(|&b| b < ns);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(us, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Durations recorded.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// The durations recorded, added up (exact to the nanosecond).
+    pub fn sum(&self) -> Duration {
+        Duration::from_nanos(self.sum_ns.load(Ordering::Relaxed))
     }
 
     /// The `q` quantile (0..=1), as the upper bound of its bucket; zero
@@ -55,35 +86,236 @@ impl Histogram {
         for (i, b) in self.buckets.iter().enumerate() {
             seen += b.load(Ordering::Relaxed);
             if seen >= rank {
-                let us = BOUNDS_US.get(i).copied().unwrap_or(u64::MAX / 2);
-                return Duration::from_micros(us);
+                return match BOUNDS_NS.get(i) {
+                    Some(&ns) => Duration::from_nanos(ns),
+                    // Above the last bound: unbounded.
+                    None => Duration::from_micros(u64::MAX / 2),
+                };
             }
         }
-        Duration::from_micros(BOUNDS_US[BOUNDS_US.len() - 1])
+        Duration::from_nanos(BOUNDS_NS[BOUNDS_NS.len() - 1])
     }
 }
 
-/// Named counters and histograms, each with labels. Several storage
-/// systems (or the application) may share one registry.
-#[derive(Debug, Default)]
-pub struct MetricsRegistry {
-    counters: RwLock<BTreeMap<(String, String), Arc<AtomicU64>>>,
-    histograms: RwLock<BTreeMap<(String, String), Arc<Histogram>>>,
+/// The prefix of the families [`engine_prometheus`] renders. The registry
+/// refuses names under it, so a collector's rendering (the registry's
+/// families, then the engine's) never holds one family twice.
+const ENGINE_PREFIX: &str = "strata_engine_";
+
+/// Endings a histogram's series take (`_bucket`, `_sum`, `_count`) or a
+/// counter's name has (`_total`): refused at the end of a histogram's own
+/// name, so its series cannot be mistaken for another family's.
+const HISTOGRAM_SUFFIXES: [&str; 4] = ["_bucket", "_sum", "_count", "_total"];
+
+/// The type of a metric family, as the `# TYPE` line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
 }
 
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// What a registry holds: its metrics by (name, rendered labels), and the
+/// HELP text of each name described.
+#[derive(Debug, Default)]
+struct Families {
+    counters: BTreeMap<(String, String), Arc<AtomicU64>>,
+    histograms: BTreeMap<(String, String), Arc<Histogram>>,
+    help: BTreeMap<String, String>,
+}
+
+/// True when `map` holds a metric named `name` (with any labels).
+fn holds<T>(map: &BTreeMap<(String, String), T>, name: &str) -> bool {
+    map.range((name.to_owned(), String::new())..)
+        .next()
+        .is_some_and(|((n, _), _)| n == name)
+}
+
+impl Families {
+    /// The name of a family of the other kind that `name`, registered as
+    /// `kind`, would be rendered with: a histogram `x` and a counter `x`
+    /// or `x_total` are one family to a parser.
+    fn clash(&self, kind: Kind, name: &str) -> Option<String> {
+        match kind {
+            Kind::Counter => {
+                let base = name.strip_suffix("_total").unwrap_or(name);
+                [name, base]
+                    .into_iter()
+                    .find(|n| holds(&self.histograms, n))
+                    .map(str::to_owned)
+            }
+            Kind::Gauge | Kind::Histogram => [name.to_owned(), format!("{name}_total")]
+                .into_iter()
+                .find(|n| holds(&self.counters, n)),
+        }
+    }
+
+    /// The HELP text of `name`: the one described, or a generic one.
+    fn help(&self, name: &str, kind: Kind) -> String {
+        match self.help.get(name).filter(|h| !h.trim().is_empty()) {
+            Some(h) => h.clone(),
+            None => format!(
+                "The {} {name} (registered without a description).",
+                kind.name()
+            ),
+        }
+    }
+}
+
+fn invalid(reason: String) -> StorageError {
+    StorageError::InvalidArgument(reason)
+}
+
+/// Refuses a metric name the text format cannot carry, and the engine's.
+fn check_metric_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    if !valid {
+        return Err(invalid(format!(
+            "metric name {name:?} is not valid: it must match [a-zA-Z_:][a-zA-Z0-9_:]*"
+        )));
+    }
+    if name.starts_with(ENGINE_PREFIX) {
+        return Err(invalid(format!(
+            "metric name {name:?} is reserved: names starting with {ENGINE_PREFIX} are \
+             the engine's statistics"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a name that is not valid for a metric of `kind`, and label
+/// names that are not valid, repeated or reserved.
+fn check(kind: Kind, name: &str, pairs: &[(&str, &str)]) -> Result<()> {
+    check_metric_name(name)?;
+    match kind {
+        Kind::Counter if !name.ends_with("_total") => {
+            return Err(invalid(format!(
+                "counter name {name:?} is not valid: a counter's name ends with _total"
+            )));
+        }
+        Kind::Histogram => {
+            if let Some(s) = HISTOGRAM_SUFFIXES.iter().find(|s| name.ends_with(**s)) {
+                return Err(invalid(format!(
+                    "histogram name {name:?} is not valid: it may not end with {s}"
+                )));
+            }
+        }
+        Kind::Counter | Kind::Gauge => {}
+    }
+    for (i, (label, _)) in pairs.iter().enumerate() {
+        let mut chars = label.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !label.starts_with("__");
+        if !valid {
+            return Err(invalid(format!(
+                "label name {label:?} of metric {name:?} is not valid: it must match \
+                 [a-zA-Z_][a-zA-Z0-9_]* and not start with __"
+            )));
+        }
+        if kind == Kind::Histogram && *label == "le" {
+            return Err(invalid(format!(
+                "label name \"le\" of histogram {name:?} is reserved for its buckets"
+            )));
+        }
+        if pairs[..i].iter().any(|(l, _)| l == label) {
+            return Err(invalid(format!(
+                "label name {label:?} appears twice in metric {name:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `value` escaped for a label value: backslash, double quote, newline.
+fn escape_label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Label pairs as the text format writes them between braces, values
+/// escaped.
 fn labels(pairs: &[(&str, &str)]) -> String {
     let mut out = String::new();
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let v = v
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        let _ = write!(out, "{k}=\"{v}\"");
+        let _ = write!(out, "{k}=\"{}\"", escape_label_value(v));
     }
     out
+}
+
+/// Writes the `# HELP` and `# TYPE` lines of a family; the help text is
+/// escaped (backslash, newline).
+fn write_header(out: &mut String, name: &str, kind: Kind, help: &str) {
+    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", kind.name());
+}
+
+/// Writes one sample line; `labels` as [`labels`] renders them.
+fn write_sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {value}");
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
+/// `ns` nanoseconds in seconds, exactly, as a decimal.
+fn seconds(ns: u64) -> String {
+    let (whole, frac) = (ns / 1_000_000_000, ns % 1_000_000_000);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:09}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
+/// Named counters and histograms, each with labels, and the HELP text of
+/// each name. Several storage systems (or the application) may share one
+/// registry.
+///
+/// Registration refuses what would break a scrape or mislead a reader, so
+/// that one bad name cannot take down the whole rendering:
+///
+/// - a metric name must match `[a-zA-Z_:][a-zA-Z0-9_:]*` and not start
+///   with `strata_engine_` (the engine's statistics, which
+///   [`StorageMetricsCollector::render_prometheus`] adds itself);
+/// - a label name must match `[a-zA-Z_][a-zA-Z0-9_]*`, not start with
+///   `__`, and appear once per metric;
+/// - a counter's name ends with `_total`; a histogram's name does not end
+///   with `_bucket`, `_sum`, `_count` or `_total`, and it has no `le`
+///   label (its buckets' own);
+/// - a name is a counter's or a histogram's, never both, and a histogram
+///   `x` cannot sit beside a counter `x_total`.
+///
+/// [`try_counter`](Self::try_counter) and
+/// [`try_histogram`](Self::try_histogram) say what is wrong;
+/// [`counter`](Self::counter) and [`histogram`](Self::histogram) hand back
+/// a detached metric instead, which counts but is never rendered. Label
+/// values may be any string: they are escaped when rendered.
+#[derive(Debug, Default)]
+pub struct MetricsRegistry {
+    families: RwLock<Families>,
 }
 
 impl MetricsRegistry {
@@ -92,52 +324,145 @@ impl MetricsRegistry {
         Self::default()
     }
 
-    /// The counter `name` with `labels`, created at zero.
+    /// The counter `name` with `labels`, created at zero; an
+    /// [`InvalidArgument`](StorageError::InvalidArgument) error naming what
+    /// is wrong when the name or a label name is refused (see the
+    /// [type's rules](Self)).
+    pub fn try_counter(&self, name: &str, label_pairs: &[(&str, &str)]) -> Result<Arc<AtomicU64>> {
+        check(Kind::Counter, name, label_pairs)?;
+        let key = (name.to_owned(), labels(label_pairs));
+        if let Some(c) = self.families.read().counters.get(&key) {
+            return Ok(c.clone());
+        }
+        let mut f = self.families.write();
+        if let Some(c) = f.counters.get(&key) {
+            return Ok(c.clone());
+        }
+        if let Some(other) = f.clash(Kind::Counter, name) {
+            return Err(invalid(format!(
+                "counter name {name:?} clashes with the histogram {other:?}"
+            )));
+        }
+        Ok(f.counters.entry(key).or_default().clone())
+    }
+
+    /// The histogram `name` with `labels`, created empty; an
+    /// [`InvalidArgument`](StorageError::InvalidArgument) error naming what
+    /// is wrong when the name or a label name is refused (see the
+    /// [type's rules](Self)).
+    pub fn try_histogram(
+        &self,
+        name: &str,
+        label_pairs: &[(&str, &str)],
+    ) -> Result<Arc<Histogram>> {
+        check(Kind::Histogram, name, label_pairs)?;
+        let key = (name.to_owned(), labels(label_pairs));
+        if let Some(h) = self.families.read().histograms.get(&key) {
+            return Ok(h.clone());
+        }
+        let mut f = self.families.write();
+        if let Some(h) = f.histograms.get(&key) {
+            return Ok(h.clone());
+        }
+        if let Some(other) = f.clash(Kind::Histogram, name) {
+            return Err(invalid(format!(
+                "histogram name {name:?} clashes with the counter {other:?}"
+            )));
+        }
+        Ok(f.histograms.entry(key).or_default().clone())
+    }
+
+    /// The counter `name` with `labels`, created at zero. When
+    /// [`try_counter`](Self::try_counter) would refuse them, a detached
+    /// counter: it counts, but is not registered and never rendered.
     pub fn counter(&self, name: &str, label_pairs: &[(&str, &str)]) -> Arc<AtomicU64> {
-        let key = (name.to_owned(), labels(label_pairs));
-        if let Some(c) = self.counters.read().get(&key) {
-            return c.clone();
-        }
-        self.counters.write().entry(key).or_default().clone()
+        self.try_counter(name, label_pairs).unwrap_or_default()
     }
 
-    /// The histogram `name` with `labels`, created empty.
+    /// The histogram `name` with `labels`, created empty. When
+    /// [`try_histogram`](Self::try_histogram) would refuse them, a detached
+    /// histogram: it records, but is not registered and never rendered.
     pub fn histogram(&self, name: &str, label_pairs: &[(&str, &str)]) -> Arc<Histogram> {
-        let key = (name.to_owned(), labels(label_pairs));
-        if let Some(h) = self.histograms.read().get(&key) {
-            return h.clone();
-        }
-        self.histograms.write().entry(key).or_default().clone()
+        self.try_histogram(name, label_pairs).unwrap_or_default()
     }
 
-    /// Everything registered, in the Prometheus text format.
+    /// Sets the HELP text rendered for the family `name` (registered
+    /// before or after); an
+    /// [`InvalidArgument`](StorageError::InvalidArgument) error when the
+    /// name is refused. A family without one gets a generic HELP line.
+    pub fn describe(&self, name: &str, help: &str) -> Result<()> {
+        check_metric_name(name)?;
+        self.families
+            .write()
+            .help
+            .insert(name.to_owned(), help.to_owned());
+        Ok(())
+    }
+
+    /// The value of the counter `name` with `labels`, without creating it.
+    fn counter_value(&self, name: &str, label_pairs: &[(&str, &str)]) -> u64 {
+        let key = (name.to_owned(), labels(label_pairs));
+        self.families
+            .read()
+            .counters
+            .get(&key)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// The histogram `name` with `labels`, if registered.
+    fn find_histogram(&self, name: &str, label_pairs: &[(&str, &str)]) -> Option<Arc<Histogram>> {
+        let key = (name.to_owned(), labels(label_pairs));
+        self.families.read().histograms.get(&key).cloned()
+    }
+
+    /// The sum of every counter named `name`, over all its labels.
+    fn counter_total(&self, name: &str) -> u64 {
+        self.families
+            .read()
+            .counters
+            .range((name.to_owned(), String::new())..)
+            .take_while(|((n, _), _)| n == name)
+            .map(|(_, c)| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Everything registered, in the Prometheus text format: each family
+    /// once, with its HELP and TYPE lines.
     pub fn render_prometheus(&self) -> String {
+        let f = self.families.read();
         let mut out = String::new();
-        let mut last = String::new();
-        for ((name, l), c) in self.counters.read().iter() {
-            if *name != last {
-                let _ = writeln!(out, "# TYPE {name} counter");
-                last = name.clone();
+        let mut last: Option<&str> = None;
+        for ((name, l), c) in &f.counters {
+            if last != Some(name) {
+                write_header(&mut out, name, Kind::Counter, &f.help(name, Kind::Counter));
+                last = Some(name);
             }
-            let _ = writeln!(out, "{name}{{{l}}} {}", c.load(Ordering::Relaxed));
+            write_sample(&mut out, name, l, c.load(Ordering::Relaxed));
         }
-        for ((name, l), h) in self.histograms.read().iter() {
-            if *name != last {
-                let _ = writeln!(out, "# TYPE {name} histogram");
-                last = name.clone();
+        for ((name, l), h) in &f.histograms {
+            if last != Some(name) {
+                write_header(
+                    &mut out,
+                    name,
+                    Kind::Histogram,
+                    &f.help(name, Kind::Histogram),
+                );
+                last = Some(name);
             }
             let sep = if l.is_empty() { "" } else { "," };
+            // The count is the buckets' total as read here, so that the
+            // +Inf bucket and the count agree while calls are recorded.
             let mut cum = 0;
             for (i, b) in h.buckets.iter().enumerate() {
                 cum += b.load(Ordering::Relaxed);
-                let le = BOUNDS_US
+                let le = BOUNDS_NS
                     .get(i)
-                    .map_or("+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
+                    .map_or("+Inf".to_owned(), |ns| seconds(*ns));
                 let _ = writeln!(out, "{name}_bucket{{{l}{sep}le=\"{le}\"}} {cum}");
             }
-            let sum = h.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "{name}_sum{{{l}}} {sum}");
-            let _ = writeln!(out, "{name}_count{{{l}}} {}", h.count());
+            let sum = h.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+            write_sample(&mut out, &format!("{name}_sum"), l, sum);
+            write_sample(&mut out, &format!("{name}_count"), l, cum);
         }
         out
     }
@@ -160,6 +485,34 @@ pub struct OperationStats {
     pub bytes: u64,
 }
 
+/// The HELP text of the families a [`StorageMetricsCollector`] records.
+const DESCRIPTIONS: [(&str, &str); 6] = [
+    (
+        "strata_storage_operations_total",
+        "Calls of each operation, per storage type.",
+    ),
+    (
+        "strata_storage_successes_total",
+        "Calls that succeeded, per storage type and operation.",
+    ),
+    (
+        "strata_storage_errors_total",
+        "Calls that failed, per storage type and operation.",
+    ),
+    (
+        "strata_storage_bytes_total",
+        "Bytes stored or retrieved, per storage type and operation.",
+    ),
+    (
+        "strata_storage_operation_seconds",
+        "Time each call took, per storage type and operation.",
+    ),
+    (
+        "strata_observer_errors_total",
+        "Observer calls that failed or panicked, per hook.",
+    ),
+];
+
 /// Records what the storage system does, per storage type and operation.
 #[derive(Debug)]
 pub struct StorageMetricsCollector {
@@ -169,6 +522,10 @@ pub struct StorageMetricsCollector {
 
 impl StorageMetricsCollector {
     pub(crate) fn new(registry: Arc<MetricsRegistry>, db: Db) -> Self {
+        for (name, help) in DESCRIPTIONS {
+            // Constant names, valid by construction (a unit test checks).
+            let _ = registry.describe(name, help);
+        }
         StorageMetricsCollector { registry, db }
     }
 
@@ -213,27 +570,22 @@ impl StorageMetricsCollector {
 
     /// Observer failures so far, over every hook.
     pub fn observer_errors(&self) -> u64 {
-        self.registry
-            .counters
-            .read()
-            .iter()
-            .filter(|((n, _), _)| n == "strata_observer_errors_total")
-            .map(|(_, c)| c.load(Ordering::Relaxed))
-            .sum()
+        self.registry.counter_total("strata_observer_errors_total")
     }
 
     /// The figures of `operation` on `storage_type`.
     pub fn operation_stats(&self, storage_type: StorageType, operation: &str) -> OperationStats {
         let l = [("type", storage_type.name()), ("op", operation)];
         let r = &self.registry;
-        let get = |n: &str| r.counter(n, &l).load(Ordering::Relaxed);
-        let h = r.histogram("strata_storage_operation_seconds", &l);
+        let get = |n: &str| r.counter_value(n, &l);
+        let h = r.find_histogram("strata_storage_operation_seconds", &l);
+        let q = |q: f64| h.as_ref().map_or(Duration::ZERO, |h| h.quantile(q));
         OperationStats {
             count: get("strata_storage_operations_total"),
             successes: get("strata_storage_successes_total"),
             errors: get("strata_storage_errors_total"),
-            p50: h.quantile(0.5),
-            p99: h.quantile(0.99),
+            p50: q(0.5),
+            p99: q(0.99),
             bytes: get("strata_storage_bytes_total"),
         }
     }
@@ -247,76 +599,197 @@ impl StorageMetricsCollector {
     }
 }
 
-/// The engine's statistics in the Prometheus text format.
+/// The engine's statistics in the Prometheus text format: what only grows
+/// as counters named `..._total`, the rest as gauges; each family with its
+/// HELP and TYPE lines, and keyspace names escaped as label values.
+/// Families without a sample (no keyspace, no table) are left out.
 pub fn engine_prometheus(s: &strata_engine::Stats) -> String {
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, v: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    type Samples = Vec<(String, String)>;
+    let one = |v: String| -> Samples { vec![(String::new(), v)] };
+    let per_keyspace = |f: fn(&KeyspaceStats) -> u64| -> Samples {
+        s.keyspaces
+            .iter()
+            .map(|k| (labels(&[("keyspace", &k.name)]), f(k).to_string()))
+            .collect()
     };
-    gauge(
-        "strata_engine_wal_bytes_written",
-        "Bytes appended to the WAL.",
-        s.wal_bytes_written,
-    );
-    gauge(
-        "strata_engine_wal_bytes_live",
-        "Bytes of WAL files not yet deleted.",
-        s.wal_bytes_live,
-    );
-    gauge("strata_engine_wal_syncs", "WAL syncs.", s.wal_syncs);
-    gauge("strata_engine_writes", "Write batches committed.", s.writes);
-    gauge(
-        "strata_engine_write_groups",
-        "Commit groups.",
-        s.write_groups,
-    );
-    gauge(
-        "strata_engine_write_stalls",
-        "Writes that waited for background work.",
-        s.write_stalls,
-    );
-    gauge(
-        "strata_engine_block_cache_hits",
-        "Block cache hits.",
-        s.block_cache_hits,
-    );
-    gauge(
-        "strata_engine_block_cache_misses",
-        "Block cache misses.",
-        s.block_cache_misses,
-    );
-    gauge(
-        "strata_engine_block_cache_bytes",
-        "Bytes held by the block cache.",
-        s.block_cache_bytes,
-    );
-    gauge(
-        "strata_engine_background_errors",
-        "Times the engine entered its error state.",
-        s.background_errors,
-    );
-    for (name, help, bytes) in [
-        (
-            "strata_engine_sst_bytes",
-            "Bytes of SSTs per keyspace and level.",
-            true,
-        ),
-        (
-            "strata_engine_sst_files",
-            "SSTs per keyspace and level.",
-            false,
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    let per_level = |f: fn(&LevelStats) -> u64| -> Samples {
+        let mut out = Vec::new();
         for k in &s.keyspaces {
             for (level, l) in k.levels.iter().enumerate().filter(|(_, l)| l.files > 0) {
-                let v = if bytes { l.bytes } else { l.files as u64 };
-                let _ = writeln!(
-                    out,
-                    "{name}{{keyspace=\"{}\",level=\"{level}\"}} {v}",
-                    k.name
-                );
+                let level = level.to_string();
+                let l_pairs = labels(&[("keyspace", &k.name), ("level", &level)]);
+                out.push((l_pairs, f(l).to_string()));
             }
+        }
+        out
+    };
+    let counters: [(&str, &str, Samples); 20] = [
+        (
+            "writes",
+            "Write batches committed.",
+            one(s.writes.to_string()),
+        ),
+        (
+            "write_groups",
+            "Commit groups, one WAL write each.",
+            one(s.write_groups.to_string()),
+        ),
+        (
+            "wal_bytes_written",
+            "Bytes appended to the WAL.",
+            one(s.wal_bytes_written.to_string()),
+        ),
+        ("wal_syncs", "WAL syncs.", one(s.wal_syncs.to_string())),
+        (
+            "write_slowdowns",
+            "Writes delayed because L0 was filling up.",
+            one(s.write_slowdowns.to_string()),
+        ),
+        (
+            "write_stalls",
+            "Writes that waited for a flush or a compaction.",
+            one(s.write_stalls.to_string()),
+        ),
+        (
+            "write_stall_seconds",
+            "Time writers spent stalled.",
+            one((s.write_stall_micros as f64 / 1e6).to_string()),
+        ),
+        (
+            "block_cache_hits",
+            "Block cache hits.",
+            one(s.block_cache_hits.to_string()),
+        ),
+        (
+            "block_cache_misses",
+            "Block cache misses.",
+            one(s.block_cache_misses.to_string()),
+        ),
+        (
+            "background_errors",
+            "Times the engine entered its error state.",
+            one(s.background_errors.to_string()),
+        ),
+        (
+            "resumes",
+            "Times the engine left its error state.",
+            one(s.resumes.to_string()),
+        ),
+        (
+            "files_removed_at_open",
+            "Unreferenced tables and temporary files the last open removed.",
+            one(s.files_removed_at_open.to_string()),
+        ),
+        (
+            "user_bytes_written",
+            "Bytes of keys and values written by users, per keyspace.",
+            per_keyspace(|k| k.user_bytes_written),
+        ),
+        (
+            "flush_bytes_written",
+            "Bytes of SSTs written by flushes, per keyspace.",
+            per_keyspace(|k| k.flush_bytes_written),
+        ),
+        (
+            "compaction_bytes_written",
+            "Bytes of SSTs written by compactions, per keyspace.",
+            per_keyspace(|k| k.compaction_bytes_written),
+        ),
+        (
+            "compaction_bytes_read",
+            "Bytes of SSTs read by compactions, per keyspace.",
+            per_keyspace(|k| k.compaction_bytes_read),
+        ),
+        (
+            "flushes",
+            "Flushes run, per keyspace.",
+            per_keyspace(|k| k.flushes),
+        ),
+        (
+            "compactions",
+            "Compactions run, per keyspace.",
+            per_keyspace(|k| k.compactions),
+        ),
+        (
+            "bloom_checks",
+            "Point reads that consulted a table's bloom filter, per keyspace.",
+            per_keyspace(|k| k.bloom_checks),
+        ),
+        (
+            "bloom_false_positives",
+            "Bloom filter probes that passed for a key the table did not have, per keyspace.",
+            per_keyspace(|k| k.bloom_false_positives),
+        ),
+    ];
+    let gauges: [(&str, &str, Samples); 9] = [
+        (
+            "wal_bytes_live",
+            "Bytes of WAL files not yet deleted.",
+            one(s.wal_bytes_live.to_string()),
+        ),
+        (
+            "block_cache_bytes",
+            "Bytes held by the block cache.",
+            one(s.block_cache_bytes.to_string()),
+        ),
+        (
+            "error_state",
+            "1 while the engine refuses writes in its error state, else 0.",
+            one(u64::from(s.error_state.is_some()).to_string()),
+        ),
+        (
+            "foreign_files",
+            "Files the last open left alone as not the engine's.",
+            one(s.foreign_files.len().to_string()),
+        ),
+        (
+            "memtable_bytes",
+            "Bytes in the active memtable, per keyspace.",
+            per_keyspace(|k| k.memtable_bytes),
+        ),
+        (
+            "immutable_memtable_bytes",
+            "Bytes in immutable memtables waiting for a flush, per keyspace.",
+            per_keyspace(|k| k.immutable_memtable_bytes),
+        ),
+        (
+            "sst_bytes",
+            "Bytes of SSTs per keyspace and level.",
+            per_level(|l| l.bytes),
+        ),
+        (
+            "sst_files",
+            "SSTs per keyspace and level.",
+            per_level(|l| l.files as u64),
+        ),
+        (
+            "sst_bytes_by_key_id",
+            "Bytes of SSTs per encryption key id (plaintext: not encrypted).",
+            s.bytes_by_key_id
+                .iter()
+                .map(|(id, bytes)| {
+                    let id = id.map_or("plaintext".to_owned(), |id| id.to_string());
+                    (labels(&[("key_id", &id)]), bytes.to_string())
+                })
+                .collect(),
+        ),
+    ];
+    let mut out = String::new();
+    let families = counters
+        .into_iter()
+        .map(|(n, h, v)| (format!("{ENGINE_PREFIX}{n}_total"), Kind::Counter, h, v))
+        .chain(
+            gauges
+                .into_iter()
+                .map(|(n, h, v)| (format!("{ENGINE_PREFIX}{n}"), Kind::Gauge, h, v)),
+        );
+    for (name, kind, help, samples) in families {
+        if samples.is_empty() {
+            continue;
+        }
+        write_header(&mut out, &name, kind, help);
+        for (l, v) in &samples {
+            write_sample(&mut out, &name, l, v);
         }
     }
     out
@@ -325,6 +798,113 @@ pub fn engine_prometheus(s: &strata_engine::Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_a_parser_would_reject_are_refused_and_never_rendered() {
+        let r = MetricsRegistry::new();
+        r.counter("app_calls_total", &[("path", "a\"b\\c\nd")])
+            .fetch_add(2, Ordering::Relaxed);
+        let refused: [(&str, &[(&str, &str)]); 9] = [
+            ("storage.resource.store.count_total", &[]),
+            ("", &[]),
+            ("9lives_total", &[]),
+            ("app_bad_total", &[("bad label", "x")]),
+            ("app_bad_total", &[("__reserved", "x")]),
+            ("app_bad_total", &[("1st", "x")]),
+            ("app_bad_total", &[("a", "x"), ("a", "y")]),
+            ("app_calls", &[]),
+            ("strata_engine_writes_total", &[]),
+        ];
+        for (name, l) in refused {
+            let e = r.try_counter(name, l).unwrap_err();
+            assert!(matches!(e, StorageError::InvalidArgument(_)), "{e}");
+            // The infallible call hands back a working, detached counter.
+            r.counter(name, l).fetch_add(1, Ordering::Relaxed);
+        }
+        for (name, l) in [
+            ("app_op_seconds_bucket", &[][..]),
+            ("app_op_total", &[]),
+            ("app_op_seconds", &[("le", "1")]),
+            ("app op", &[]),
+        ] {
+            let e = r.try_histogram(name, l).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+            r.histogram(name, l).record(Duration::from_micros(1));
+        }
+        // A name is one kind or the other.
+        r.histogram("app_calls", &[])
+            .record(Duration::from_micros(1));
+        assert!(r.try_histogram("app_calls_total", &[]).is_err());
+        r.histogram("app_wait_seconds", &[])
+            .record(Duration::from_micros(1));
+        assert!(r.try_counter("app_wait_seconds_total", &[]).is_err());
+        assert!(r.describe("bad name", "x").is_err());
+
+        let text = r.render_prometheus();
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            1 + BOUNDS_NS.len() + 3,
+            "{text}"
+        );
+        assert!(text.contains("app_calls_total{path=\"a\\\"b\\\\c\\nd\"} 2\n"));
+        assert!(!text.contains("app_calls{"), "{text}");
+        assert!(text.contains("app_wait_seconds_count 1\n"), "{text}");
+        for name in ["app_calls_total", "app_wait_seconds"] {
+            assert_eq!(text.matches(&format!("# HELP {name} ")).count(), 1);
+            assert_eq!(text.matches(&format!("# TYPE {name} ")).count(), 1);
+        }
+    }
+
+    #[test]
+    fn help_is_always_rendered_and_escaped() {
+        let r = MetricsRegistry::new();
+        r.counter("a_total", &[]);
+        r.describe("b_total", "Line one\nback\\slash").unwrap();
+        r.counter("b_total", &[]);
+        let text = r.render_prometheus();
+        assert!(text
+            .contains("# HELP a_total The counter a_total (registered without a description).\n"));
+        assert!(
+            text.contains("# HELP b_total Line one\\nback\\\\slash\n"),
+            "{text}"
+        );
+        for (name, help) in DESCRIPTIONS {
+            r.describe(name, help).unwrap();
+        }
+    }
+
+    #[test]
+    fn bounds_render_as_exact_seconds() {
+        assert_eq!(seconds(100), "0.0000001");
+        assert_eq!(seconds(2_500_000), "0.0025");
+        assert_eq!(seconds(1_000_000_000), "1");
+        assert_eq!(seconds(10_000_000_000), "10");
+        let r = MetricsRegistry::new();
+        r.histogram("x_seconds", &[])
+            .record(Duration::from_nanos(300));
+        let text = r.render_prometheus();
+        assert!(
+            text.contains("x_seconds_bucket{le=\"0.0000002\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x_seconds_bucket{le=\"0.0000005\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("x_seconds_sum 0.0000003\n"), "{text}");
+    }
+
+    #[test]
+    fn durations_keep_their_nanoseconds() {
+        let h = Histogram::default();
+        h.record(Duration::from_nanos(300));
+        h.record(Duration::from_nanos(1_500));
+        assert_eq!(h.sum(), Duration::from_nanos(1_800));
+        // Each in the bucket of its exact length, not truncated to whole
+        // microseconds.
+        assert_eq!(h.quantile(0.5), Duration::from_nanos(500));
+        assert_eq!(h.quantile(1.0), Duration::from_micros(2));
+    }
 
     #[test]
     fn quantiles_come_from_buckets() {

@@ -188,7 +188,7 @@ fn metrics_count_calls_outcomes_latencies_and_bytes_per_type_and_operation() {
         "strata_storage_not_found_total{type=\"resource\",op=\"retrieve\"} 10",
         "strata_storage_operation_seconds_bucket{type=\"resource\",op=\"store\",le=\"+Inf\"} 50",
         "strata_storage_operation_seconds_count{type=\"resource\",op=\"retrieve\"} 60",
-        "strata_engine_writes ",
+        "strata_engine_writes_total ",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
