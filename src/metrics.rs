@@ -486,7 +486,7 @@ pub struct OperationStats {
 }
 
 /// The HELP text of the families a [`StorageMetricsCollector`] records.
-const DESCRIPTIONS: [(&str, &str); 6] = [
+const DESCRIPTIONS: [(&str, &str); 8] = [
     (
         "strata_storage_operations_total",
         "Calls of each operation, per storage type.",
@@ -510,6 +510,14 @@ const DESCRIPTIONS: [(&str, &str); 6] = [
     (
         "strata_observer_errors_total",
         "Observer calls that failed or panicked, per hook.",
+    ),
+    (
+        "strata_storage_not_found_total",
+        "Calls that found no item under their key (an answer, not an error).",
+    ),
+    (
+        "strata_blob_cleanup_failures_total",
+        "Removals of unreferenced blob chunks that failed and were left for the next cleanup.",
     ),
 ];
 
