@@ -725,3 +725,79 @@ fn the_document_provider_serves_the_provider_interface() {
         .unwrap();
     assert!(found.is_empty());
 }
+
+/// A `Timestamp` operand is a time: it matches ISO-8601 string fields and
+/// raw timestamp fields as instants, through a scan and through an index
+/// alike, and explain prints it as ISO-8601.
+#[test]
+fn timestamp_operands_match_iso8601_strings_and_raw_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StorageSystem::open(dir.path()).unwrap();
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    let t = |s: &str| Timestamp::from_iso8601(s).unwrap();
+    let rows: Vec<(&str, Value)> = vec![
+        ("old", json!({"created_at": "2022-06-01T00:00:00Z"})),
+        ("new", json!({"created_at": "2024-05-01T00:00:00Z"})),
+        ("offset", json!({"created_at": "2023-01-01T01:00:00+02:00"})),
+        (
+            "exact",
+            json!({"created_at": "2023-01-01T00:00:00.000000Z"}),
+        ),
+        ("raw", json!({"created_at": t("2023-06-01T00:00:00Z")})),
+        ("text", json!({"created_at": "yesterday"})),
+        ("number", json!({"created_at": 5})),
+    ];
+    for (id, d) in &rows {
+        docs.store_document("events", id, d, &DocumentOptions::new())
+            .unwrap();
+    }
+    let since = t("2023-01-01T00:00:00Z");
+    let cases = [
+        (
+            DocumentQuery::new().with_field_greater_than("created_at", since),
+            vec!["new", "raw"],
+        ),
+        (
+            DocumentQuery::new().with_field_greater_or_equal("created_at", since),
+            vec!["exact", "new", "raw"],
+        ),
+        (
+            DocumentQuery::new().with_field_less_than("created_at", since),
+            vec!["number", "offset", "old"],
+        ),
+        (
+            DocumentQuery::new().with_field_equals("created_at", since),
+            vec!["exact"],
+        ),
+        (
+            DocumentQuery::new().with_field_in("created_at", [since, t("2024-05-01T00:00:00Z")]),
+            vec!["exact", "new"],
+        ),
+    ];
+    let run = |q: &DocumentQuery| -> Vec<String> {
+        let found: Vec<Value> = docs
+            .query_documents("events", q, &QueryOptions::new())
+            .unwrap();
+        let mut ids: Vec<String> = found
+            .iter()
+            .map(|d| {
+                rows.iter()
+                    .find(|(_, r)| r == d)
+                    .map(|(id, _)| id.to_string())
+                    .unwrap()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    for (q, want) in &cases {
+        assert_eq!(run(q), *want, "scan: {q:?}");
+    }
+    docs.create_index("events", "created_at").unwrap();
+    for (q, want) in &cases {
+        let plan = docs.explain("events", q, &QueryOptions::new()).unwrap();
+        assert_eq!(plan.kind, PlanKind::IndexScan, "{plan}");
+        assert!(plan.to_string().contains("2023-01-01T00:00:00"), "{plan}");
+        assert_eq!(run(q), *want, "index: {q:?}");
+    }
+}

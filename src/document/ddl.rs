@@ -31,8 +31,6 @@ const BUILD_CHUNK: usize = 1000;
 /// Bytes of documents read per build transaction, at most (one document
 /// larger than this makes a chunk of its own).
 const BUILD_CHUNK_BYTES: usize = 4 << 20;
-/// How long a build waits for older transactions to finish.
-const WAIT_FOR_OLDER: Duration = Duration::from_secs(30);
 /// Entries removed per batch when an index is dropped.
 const DROP_CHUNK: usize = 4096;
 
@@ -78,7 +76,7 @@ impl DocumentStorageProvider {
                     ))));
                 };
                 let info = decode_info(&mk, &bytes)?;
-                sh.remove(collection, info)
+                sh.remove(collection, info, true)
             },
         )
     }
@@ -135,10 +133,16 @@ impl Shared {
         Ok(t.commit_with(self.write_options())?)
     }
 
+    /// How long index creation and removal wait for older transactions
+    /// (`transactions.index_build_wait_secs`).
+    fn wait_bound(&self) -> Duration {
+        Duration::from_secs(self.transactions.config().index_build_wait_secs)
+    }
+
     /// Waits until every caller's transaction that began before `ts` has
-    /// finished; false after [`WAIT_FOR_OLDER`].
+    /// finished; false after [`wait_bound`](Self::wait_bound).
     fn wait_for_older(&self, ts: Timestamp) -> bool {
-        let deadline = Instant::now() + WAIT_FOR_OLDER;
+        let deadline = Instant::now() + self.wait_bound();
         while self
             .transactions
             .oldest_active_start()
@@ -168,13 +172,16 @@ impl Shared {
         } else {
             Err(StorageError::Busy(format!(
                 "transactions begun before the index on {field:?} did not finish within {} s",
-                WAIT_FOR_OLDER.as_secs()
+                self.wait_bound().as_secs()
             )))
         };
         if let Err(e) = built {
+            // Without a second wait, so the call ends within the bound:
+            // the older transactions never knew of the index, and entries
+            // a newer one writes late go under an id nobody reads again.
             // Best effort: a leftover `Building` definition is dropped at
             // the next start anyway.
-            let _ = self.remove(collection, building);
+            let _ = self.remove(collection, building, false);
             return Err(e);
         }
         let ready = IndexInfo {
@@ -269,9 +276,9 @@ impl Shared {
         }
     }
 
-    /// Marks `info` as dropping, waits out older transactions, removes its
-    /// entries, then its definition.
-    pub(super) fn remove(&self, collection: &str, info: IndexInfo) -> Result<()> {
+    /// Marks `info` as dropping, waits out older transactions (when
+    /// `wait`), removes its entries, then its definition.
+    pub(super) fn remove(&self, collection: &str, info: IndexInfo, wait: bool) -> Result<()> {
         let field = info.field.clone();
         let dropping = IndexInfo {
             state: IndexState::Dropping,
@@ -284,7 +291,9 @@ impl Shared {
         };
         // Writers that still maintain it are gone after this (or their
         // late entries, under an id nobody reads again, are harmless).
-        let _ = self.wait_for_older(at);
+        if wait {
+            let _ = self.wait_for_older(at);
+        }
         let prefix = keys::entries(collection, info.id);
         let end = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
         let mut cursor = prefix;
@@ -329,7 +338,8 @@ impl Shared {
             }
         }
         for (collection, info) in unfinished {
-            self.remove(&collection, info)?;
+            // At open no transaction is running.
+            self.remove(&collection, info, false)?;
         }
         Ok(())
     }

@@ -35,6 +35,7 @@ mod plan;
 mod provider;
 mod query;
 mod schema;
+mod time;
 mod value;
 
 use std::sync::atomic::{AtomicU64, Ordering};

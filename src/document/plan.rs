@@ -19,6 +19,7 @@ use strata_engine::{Entries, Keyspace, Reader};
 use super::index::{entry_key, IndexInfo};
 use super::keys;
 use super::query::{DocumentQuery, FilterOp, QueryOptions, SortOrder};
+use super::time;
 use super::value::{
     compare_values, encode, escape_into, kind, kind_range, lookup, prefix_successor, TAG_MISSING,
     TAG_STRING,
@@ -129,6 +130,9 @@ fn with_base(base: &[u8], tail: &[u8]) -> Vec<u8> {
 }
 
 fn show(v: &Value) -> String {
+    if let Some(t) = time::as_time(v) {
+        return t.to_iso8601();
+    }
     let s = v.to_string();
     if s.len() > 80 {
         format!("{}…", s.chars().take(80).collect::<String>())
@@ -148,6 +152,9 @@ fn candidate(collection: &str, info: &IndexInfo, query: &DocumentQuery) -> Optio
         score,
         id_ordered,
     };
+    if let Some(c) = time_candidate(&base, query, &info.field) {
+        return Some(cand(c.0, c.1, c.2, false));
+    }
     // Equality first: one value, entries in id order.
     for f in on_field() {
         if let FilterOp::Equals(v) = &f.op {
@@ -248,6 +255,98 @@ fn candidate(collection: &str, info: &IndexInfo, query: &DocumentQuery) -> Optio
         }
     }
     None
+}
+
+/// The index ranges that hold every value the time filters on `field`
+/// can match (SPEC §17.3): raw timestamps, exactly, in the number range,
+/// and ISO-8601 strings between the local dates the instants can have;
+/// with the bounds shown and a score. `None` without time filters.
+fn time_candidate(
+    base: &[u8],
+    query: &DocumentQuery,
+    field: &str,
+) -> Option<(Vec<KeyRange>, String, u8)> {
+    // Inclusive bounds on the raw timestamp.
+    let (mut lo, mut hi) = (0u64, u64::MAX);
+    let mut shown = Vec::new();
+    let mut equality = false;
+    for f in query.filters.iter().filter(|f| f.field == field) {
+        if let FilterOp::In(vs) = &f.op {
+            // A superset, from the earliest to the latest: each document
+            // is checked against the filter anyway.
+            let ts: Vec<u64> = vs
+                .iter()
+                .filter_map(time::as_time)
+                .map(|t| t.as_u64())
+                .collect();
+            if let (Some(a), Some(b)) = (ts.iter().min(), ts.iter().max()) {
+                lo = lo.max(*a);
+                hi = hi.min(*b);
+                let shown_vs: Vec<String> = vs.iter().map(show).collect();
+                shown.push(format!("in [{}]", shown_vs.join(", ")));
+            }
+            continue;
+        }
+        let (op, v) = match &f.op {
+            FilterOp::Equals(v) => ("=", v),
+            FilterOp::GreaterThan(v) => (">", v),
+            FilterOp::GreaterOrEqual(v) => (">=", v),
+            FilterOp::LessThan(v) => ("<", v),
+            FilterOp::LessOrEqual(v) => ("<=", v),
+            _ => continue,
+        };
+        let Some(t) = time::as_time(v) else {
+            continue;
+        };
+        let t = t.as_u64();
+        match op {
+            "=" => {
+                lo = lo.max(t);
+                hi = hi.min(t);
+                equality = true;
+            }
+            ">" => lo = lo.max(t.saturating_add(1)),
+            ">=" => lo = lo.max(t),
+            "<" => hi = hi.min(t.saturating_sub(1)),
+            _ => hi = hi.min(t),
+        }
+        shown.push(format!("{op} {}", show(v)));
+    }
+    if shown.is_empty() {
+        return None;
+    }
+    if lo > hi {
+        return Some((Vec::new(), shown.join(" and "), 3));
+    }
+    let num = |n: u64| with_base(base, &encode(Some(&Value::from(n))));
+    let numbers = (num(lo), prefix_successor(&num(hi)));
+    let date = |t: u64, days| {
+        with_base(
+            base,
+            &encode(Some(&Value::String(time::date_bound(
+                strata_engine::Timestamp(t),
+                days,
+            )))),
+        )
+    };
+    let (slo, shi) = kind_range(super::value::Kind::String);
+    // A string's encoding ends in a terminator: drop it, so the bound is
+    // a prefix of every string starting with the date.
+    let mut strings_lo = date(lo, -1);
+    strings_lo.truncate(strings_lo.len() - 2);
+    let strings_lo = strings_lo.max(with_base(base, &[slo]));
+    let strings_hi = if hi == u64::MAX {
+        with_base(base, &[shi])
+    } else {
+        let mut h = date(hi, 2);
+        h.truncate(h.len() - 2);
+        h.min(with_base(base, &[shi]))
+    };
+    let mut ranges = vec![numbers];
+    if strings_lo < strings_hi {
+        ranges.push((strings_lo, Some(strings_hi)));
+    }
+    Some((ranges, shown.join(" and "), if equality { 4 } else { 3 }))
 }
 
 /// Chooses a plan for `query` given the ready indexes.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use strata_engine::Timestamp;
 
+use super::time;
 use super::value::{self, compare_values, kind, lookup};
 use crate::transaction::{StorageTransaction, TransactionId};
 
@@ -53,6 +54,9 @@ impl FieldFilter {
     /// Whether `doc` passes this filter.
     pub fn matches(&self, doc: &Value) -> bool {
         let v = lookup(doc, &self.field);
+        if let Some(m) = self.matches_time(v) {
+            return m;
+        }
         let same_kind = |x: &Value| v.filter(|v| kind(v) == kind(x));
         match &self.op {
             FilterOp::Equals(x) => v.is_some_and(|v| compare_values(v, x) == Ordering::Equal),
@@ -75,6 +79,31 @@ impl FieldFilter {
             FilterOp::Exists(want) => v.is_some() == *want,
             FilterOp::Prefix(p) => matches!(v, Some(Value::String(s)) if s.starts_with(p.as_str())),
         }
+    }
+}
+
+impl FieldFilter {
+    /// Whether field value `v` passes a filter whose operand is a time
+    /// (`None` when it is not one): compared as instants (SPEC §17.3).
+    fn matches_time(&self, v: Option<&Value>) -> Option<bool> {
+        let at = |x: &Value| time::as_time(x);
+        let cmp = |t| v.and_then(|v| time::compare(v, t));
+        Some(match &self.op {
+            FilterOp::Equals(x) => cmp(at(x)?) == Some(Ordering::Equal),
+            FilterOp::NotEquals(x) => cmp(at(x)?) != Some(Ordering::Equal),
+            FilterOp::GreaterThan(x) => cmp(at(x)?) == Some(Ordering::Greater),
+            FilterOp::GreaterOrEqual(x) => cmp(at(x)?).is_some_and(|o| o != Ordering::Less),
+            FilterOp::LessThan(x) => cmp(at(x)?) == Some(Ordering::Less),
+            FilterOp::LessOrEqual(x) => cmp(at(x)?).is_some_and(|o| o != Ordering::Greater),
+            FilterOp::In(xs) => {
+                let ts: Vec<Timestamp> = xs.iter().map_while(at).collect();
+                if ts.is_empty() || ts.len() != xs.len() {
+                    return None;
+                }
+                ts.iter().any(|t| cmp(*t) == Some(Ordering::Equal))
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -109,7 +138,10 @@ impl DocumentQuery {
         self
     }
 
-    fn operand(&mut self, field: &str, v: impl Serialize) -> Value {
+    fn operand<T: Serialize>(&mut self, field: &str, v: T) -> Value {
+        if let Some(t) = time::from_operand(&v) {
+            return time::operand(t);
+        }
         serde_json::to_value(v).unwrap_or_else(|e| {
             self.invalid
                 .get_or_insert_with(|| format!("the operand for {field:?} is not JSON: {e}"));
