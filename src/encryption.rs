@@ -22,7 +22,7 @@ pub enum EncryptionAlgorithm {
 
 /// Which storage types are encrypted at rest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EncryptionConfig {
     /// The encrypted types; `None` means every type (when a key provider
     /// is configured). Types left out are stored in plaintext.

@@ -66,7 +66,7 @@ pub use kv::KeyValueStorageProvider;
 pub use metrics::{
     engine_prometheus, Histogram, MetricsRegistry, OperationStats, StorageMetricsCollector,
 };
-pub use observer::StorageObserver;
+pub use observer::{Outcome, StorageEvent, StorageObserver};
 pub use provider::{ProviderConfig, ProviderContext, ProviderFactory, StorageProvider};
 pub use registry::StorageProviderRegistry;
 pub use strata_engine as engine;

@@ -32,6 +32,17 @@ pub trait StorageProvider: Send + Sync {
     /// without one), now, as of `options.at`, or inside a transaction.
     fn retrieve(&self, key: &StorageKey, options: &RetrieveOptions) -> Result<StorageItem>;
 
+    /// The item under `key`, or `None` when there is none: for callers
+    /// who expect absence (a missing key is an answer, not an error).
+    /// Like [`retrieve`](Self::retrieve) otherwise.
+    fn get(&self, key: &StorageKey, options: &RetrieveOptions) -> Result<Option<StorageItem>> {
+        match self.retrieve(key, options) {
+            Ok(item) => Ok(Some(item)),
+            Err(crate::StorageError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// True when an item is under `key` (and not expired).
     fn exists(&self, key: &StorageKey) -> Result<bool>;
 
@@ -61,7 +72,7 @@ pub trait StorageProvider: Send + Sync {
 
 /// How one storage type is served, in [`StorageSystemConfig`](crate::StorageSystemConfig).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProviderConfig {
     /// The factory that builds the provider: `"kv"`, `"blob"`, or a name
     /// registered with `register_provider_factory`.

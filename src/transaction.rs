@@ -75,7 +75,7 @@ pub enum IsolationLevel {
 
 /// How transactions behave.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TransactionConfig {
     /// Their isolation.
     pub isolation: IsolationLevel,

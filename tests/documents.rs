@@ -801,3 +801,60 @@ fn timestamp_operands_match_iso8601_strings_and_raw_timestamps() {
         assert_eq!(run(q), *want, "index: {q:?}");
     }
 }
+
+/// An index build waits for transactions begun before it at most for its
+/// configured bound, once (not twice), says that bound, and leaves no
+/// index; a transaction handle dropped without a commit holds nothing up.
+#[test]
+fn index_creation_waits_at_most_its_bound_for_older_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StorageSystemConfig::default();
+    config.engine.sync_writes = false;
+    config.transactions.index_build_wait_secs = 2;
+    let storage = StorageSystem::builder()
+        .path(dir.path())
+        .with_config(config)
+        .build()
+        .unwrap();
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    docs.store_document("c", "1", &json!({"f": 1}), &DocumentOptions::new())
+        .unwrap();
+    let open = storage.begin_transaction().unwrap();
+    let start = std::time::Instant::now();
+    let e = docs.create_index("c", "f").unwrap_err();
+    let waited = start.elapsed();
+    assert!(matches!(e, StorageError::Busy(_)), "{e}");
+    assert!(e.to_string().contains("within 2 s"), "{e}");
+    assert!(waited >= Duration::from_secs(2), "{waited:?}");
+    // The old code waited the bound a second time while cleaning up.
+    assert!(waited < Duration::from_millis(3500), "{waited:?}");
+    assert!(docs.indexes("c").unwrap().is_empty());
+    storage.rollback_transaction(open.id).unwrap();
+
+    // An abandoned handle rolls back when dropped: nothing to wait for.
+    {
+        let tx = storage.begin().unwrap();
+        docs.store_document(
+            "c",
+            "2",
+            &json!({"f": 2}),
+            &DocumentOptions::new().with_transaction(&tx),
+        )
+        .unwrap();
+    }
+    assert_eq!(storage.transactions().active_count(), 0);
+    let start = std::time::Instant::now();
+    docs.create_index("c", "f").unwrap();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let found: Vec<Value> = docs
+        .query_documents(
+            "c",
+            &DocumentQuery::new().with_field_equals("f", 2),
+            &QueryOptions::new(),
+        )
+        .unwrap();
+    assert!(
+        found.is_empty(),
+        "the dropped transaction's document leaked"
+    );
+}

@@ -355,3 +355,153 @@ fn data_survives_reopen() {
         assert!(names.contains(&t.name().to_owned()), "{names:?}");
     }
 }
+
+/// A misspelt field is an error naming it and where it is, in TOML and
+/// JSON; a known one still loads.
+#[test]
+fn a_misspelt_configuration_field_is_an_error_naming_it() {
+    let e = StorageSystemConfig::from_json(r#"{"engine":{"sync_write":false}}"#).unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("sync_write") && m.contains("engine"), "{m}");
+    let e = StorageSystemConfig::from_toml("[engine]\nsync_write = false\n").unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("sync_write") && m.contains("engine"), "{m}");
+    let e = StorageSystemConfig::from_toml("[providers.Fact]\ncache_byte = 1\n").unwrap_err();
+    assert!(e.to_string().contains("cache_byte"), "{e}");
+    assert!(
+        serde_json::from_str::<StorageSystemConfig>(r#"{"engine":{"sync_write":false}}"#).is_err()
+    );
+    let ok = StorageSystemConfig::from_toml("[engine]\nsync_writes = false\n").unwrap();
+    assert!(!ok.engine.sync_writes);
+    let ok = StorageSystemConfig::from_json(r#"{"engine":{"sync_writes":false}}"#).unwrap();
+    assert!(!ok.engine.sync_writes);
+}
+
+/// A second open of the same directory in this process says that, not
+/// that another process holds it.
+#[test]
+fn a_second_open_in_the_same_process_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = StorageSystem::open(dir.path()).unwrap();
+    let e = StorageSystem::open(dir.path()).unwrap_err();
+    assert!(
+        e.to_string().contains("already open in this process"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("another process"), "{e}");
+    first.close().unwrap();
+}
+
+/// The history of a TTL item marks the versions that have expired, without
+/// their value (compaction may already have dropped it); reads at a time
+/// before the expiry still see it.
+#[test]
+fn history_marks_expired_versions_without_their_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(strata::engine::ManualClock::new(strata::Timestamp::now()));
+    let mut config = StorageSystemConfig::default();
+    config.engine.sync_writes = false;
+    let storage = StorageSystem::builder()
+        .path(dir.path())
+        .with_config(config)
+        .with_engine_options(strata::engine::Options {
+            clock: clock.clone(),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let p = storage.get_provider(StorageType::Resource).unwrap();
+    let k = key("session");
+    let kept = p.store(&k, b"forever", &StorageOptions::new()).unwrap();
+    let short = p
+        .store(
+            &k,
+            b"briefly",
+            &StorageOptions::new().with_ttl(Some(Duration::from_secs(10))),
+        )
+        .unwrap();
+    let h = p.history(&k).unwrap();
+    assert_eq!(h.len(), 2);
+    assert!(!h[0].expired && h[0].item.as_ref().unwrap().value == b"briefly");
+    clock.advance(Duration::from_secs(11));
+    let h = p.history(&k).unwrap();
+    assert_eq!(h.len(), 2);
+    assert!(h[0].expired, "{h:?}");
+    assert!(
+        h[0].item.is_none(),
+        "an expired version's value was returned"
+    );
+    assert_eq!(Some(h[0].ts), short.version);
+    assert!(!h[1].expired && h[1].item.as_ref().unwrap().value == b"forever");
+    assert_eq!(Some(h[1].ts), kept.version);
+    // The present reads as absent; the time before the expiry still reads.
+    assert!(p.get(&k, &RetrieveOptions::new()).unwrap().is_none());
+    let then = p
+        .retrieve(&k, &RetrieveOptions::new().at(short.version.unwrap()))
+        .unwrap();
+    assert_eq!(then.value, b"briefly");
+}
+
+/// A store returns its version's commit timestamp: `stored_at` is the
+/// commit time and a read at it returns what was stored, for items,
+/// documents and blobs alike.
+#[test]
+fn writes_return_the_commit_timestamp_a_read_at_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StorageSystem::open(dir.path()).unwrap();
+    let p = storage.get_provider(StorageType::Fact).unwrap();
+    let k = key("f");
+    let first = p.store(&k, b"one", &StorageOptions::new()).unwrap();
+    let second = p.store(&k, b"two", &StorageOptions::new()).unwrap();
+    let v1 = first.version.unwrap();
+    assert_eq!(first.stored_at, v1);
+    assert!(second.version.unwrap() > v1);
+    let at = |ts| p.retrieve(&k, &RetrieveOptions::new().at(ts)).unwrap();
+    assert_eq!(at(v1).value, b"one");
+    assert_eq!(at(v1).metadata.version, Some(v1));
+    assert_eq!(at(second.version.unwrap()).value, b"two");
+    let now = p.retrieve(&k, &RetrieveOptions::new()).unwrap();
+    assert_eq!(now.metadata, second);
+    // Documents.
+    let docs = storage.get_document_storage(StorageType::Fact).unwrap();
+    let d1 = docs
+        .store_document("c", "1", &serde_json::json!({"n": 1}), &Default::default())
+        .unwrap();
+    docs.store_document("c", "1", &serde_json::json!({"n": 2}), &Default::default())
+        .unwrap();
+    let back: serde_json::Value = docs
+        .retrieve_document("c", "1", &RetrieveOptions::new().at(d1.version.unwrap()))
+        .unwrap();
+    assert_eq!(back, serde_json::json!({"n": 1}));
+    assert_eq!(d1.stored_at, d1.version.unwrap());
+    // Blobs.
+    let blobs = storage.get_blob_storage().unwrap();
+    let b1 = blobs
+        .put_stream(&key("b"), &b"first"[..], &StorageOptions::new())
+        .unwrap();
+    blobs
+        .put_stream(&key("b"), &b"second"[..], &StorageOptions::new())
+        .unwrap();
+    let meta = blobs.open(&key("b")).unwrap().metadata().clone();
+    assert!(meta.stored_at > b1.stored_at);
+    let bp = storage.get_provider(StorageType::Blob).unwrap();
+    let at_b1 = bp
+        .retrieve(
+            &key("b"),
+            &RetrieveOptions::new().at(strata::Timestamp(b1.stored_at)),
+        )
+        .unwrap();
+    assert_eq!(
+        at_b1.metadata.version,
+        Some(strata::Timestamp(b1.stored_at))
+    );
+    // Inside a transaction there is no version until the commit.
+    let tx = storage.begin().unwrap();
+    let m = p
+        .store(&k, b"three", &StorageOptions::new().with_transaction(&tx))
+        .unwrap();
+    assert_eq!(m.version, None);
+    let done = tx.commit().unwrap();
+    let now = p.retrieve(&k, &RetrieveOptions::new()).unwrap();
+    assert_eq!(now.metadata.version, done.commit_time);
+}

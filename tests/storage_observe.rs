@@ -202,3 +202,166 @@ fn metrics_count_calls_outcomes_latencies_and_bytes_per_type_and_operation() {
         assert!(value.parse::<f64>().is_ok(), "{line}");
     }
 }
+
+/// Hears every operation with its transaction and outcome, and every
+/// applied store and delete.
+/// What `Everything` keeps of one operation: its name, key, transaction
+/// and outcome.
+type Seen = (
+    String,
+    String,
+    Option<strata::TransactionId>,
+    strata::Outcome,
+);
+
+#[derive(Default)]
+struct Everything {
+    ops: Mutex<Vec<Seen>>,
+    applied: Mutex<Vec<String>>,
+}
+
+impl StorageObserver for Everything {
+    fn on_operation(&self, e: &strata::StorageEvent<'_>) -> Result<(), ObserverError> {
+        self.ops.lock().unwrap().push((
+            e.operation.to_owned(),
+            e.key.map(|k| k.to_string()).unwrap_or_default(),
+            e.transaction,
+            e.outcome.clone(),
+        ));
+        Ok(())
+    }
+    fn on_store(
+        &self,
+        k: &StorageKey,
+        m: &StorageMetadata,
+        t: StorageType,
+    ) -> Result<(), ObserverError> {
+        assert!(
+            m.version.is_some(),
+            "an applied store has its commit timestamp"
+        );
+        self.applied.lock().unwrap().push(format!("store {t} {k}"));
+        Ok(())
+    }
+    fn on_retrieve(
+        &self,
+        k: &StorageKey,
+        _: &StorageItem,
+        t: StorageType,
+    ) -> Result<(), ObserverError> {
+        self.applied
+            .lock()
+            .unwrap()
+            .push(format!("retrieve {t} {k}"));
+        Ok(())
+    }
+    fn on_delete(&self, k: &StorageKey, t: StorageType) -> Result<(), ObserverError> {
+        self.applied.lock().unwrap().push(format!("delete {t} {k}"));
+        Ok(())
+    }
+}
+
+/// Documents and blob streams are observed and measured like every other
+/// operation; a write in a transaction is reported as stored only when
+/// the transaction commits, and observers can tell it was transactional.
+#[test]
+fn every_operation_is_observed_and_measured_with_its_transaction() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Everything::default());
+    let storage = StorageSystem::builder()
+        .path(dir.path())
+        .with_observer(seen.clone())
+        .build()
+        .unwrap();
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    docs.store_document("c", "1", &serde_json::json!({"n": 1}), &Default::default())
+        .unwrap();
+    let _: serde_json::Value = docs
+        .retrieve_document("c", "1", &RetrieveOptions::new())
+        .unwrap();
+    docs.delete_document("c", "1", &DeleteOptions::new())
+        .unwrap();
+    let blobs = storage.get_blob_storage().unwrap();
+    blobs
+        .put_stream(&key("b"), &b"blob"[..], &StorageOptions::new())
+        .unwrap();
+    let mut back = Vec::new();
+    blobs
+        .open(&key("b"))
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+
+    // A transaction that rolls back: its write is never "stored".
+    let p = storage.get_provider(StorageType::Fact).unwrap();
+    let tx = storage.begin().unwrap();
+    let id = tx.id();
+    p.store(
+        &key("rolled"),
+        b"x",
+        &StorageOptions::new().with_transaction(&tx),
+    )
+    .unwrap();
+    tx.rollback().unwrap();
+    // One that commits: stored at the commit.
+    let tx = storage.begin().unwrap();
+    let committed = tx.id();
+    p.store(
+        &key("kept"),
+        b"y",
+        &StorageOptions::new().with_transaction(&tx),
+    )
+    .unwrap();
+    assert!(!seen
+        .applied
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e.contains("kept")));
+    tx.commit().unwrap();
+    // A missing key is an outcome.
+    assert!(p
+        .get(&key("absent"), &RetrieveOptions::new())
+        .unwrap()
+        .is_none());
+
+    let applied = seen.applied.lock().unwrap().clone();
+    assert_eq!(
+        applied,
+        vec![
+            "store resource c/1",
+            "retrieve resource c/1",
+            "delete resource c/1",
+            "store blob b",
+            "store fact kept",
+        ]
+    );
+    let ops = seen.ops.lock().unwrap().clone();
+    let names: Vec<&str> = ops.iter().map(|(o, ..)| o.as_str()).collect();
+    for op in [
+        "store_document",
+        "retrieve_document",
+        "delete_document",
+        "put_stream",
+        "open",
+    ] {
+        assert!(names.contains(&op), "{op} not observed: {names:?}");
+    }
+    let rolled = ops.iter().find(|(_, k, ..)| k == "rolled").unwrap();
+    assert_eq!(rolled.2, Some(id));
+    let kept = ops.iter().find(|(_, k, ..)| k == "kept").unwrap();
+    assert_eq!(kept.2, Some(committed));
+    let absent = ops.iter().find(|(_, k, ..)| k == "absent").unwrap();
+    assert_eq!(absent.3, strata::Outcome::NotFound);
+    let m = storage.metrics();
+    for (t, op) in [
+        (StorageType::Resource, "store_document"),
+        (StorageType::Resource, "retrieve_document"),
+        (StorageType::Blob, "put_stream"),
+        (StorageType::Blob, "open"),
+    ] {
+        assert_eq!(m.operation_stats(t, op).count, 1, "{t} {op}");
+    }
+    assert_eq!(m.operation_stats(StorageType::Fact, "retrieve").errors, 0);
+}

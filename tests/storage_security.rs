@@ -451,3 +451,76 @@ fn a_deny_on_a_deeper_pattern_hides_keys_from_a_broader_listing() {
         .unwrap()
         .is_empty());
 }
+
+/// The streaming blob API through an identity is checked like every
+/// provider: Write to put, Read to open, Delete to delete, List to list.
+#[test]
+fn blob_streams_are_access_controlled() {
+    use AccessType::*;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StorageSystem::builder()
+        .path(dir.path())
+        .with_access_policies(vec![
+            policy(
+                "writer",
+                Effect::Allow,
+                vec![Principal::Identity("w".into())],
+                vec![StorageType::Blob],
+                "*",
+                vec![Read, Write, Delete, List],
+            ),
+            policy(
+                "reader",
+                Effect::Allow,
+                vec![Principal::Identity("r".into())],
+                vec![StorageType::Blob],
+                "open/*",
+                vec![Read, List],
+            ),
+        ])
+        .build()
+        .unwrap();
+    let writer = storage
+        .as_identity(&Identity::new("w"))
+        .get_blob_storage()
+        .unwrap();
+    let reader = storage
+        .as_identity(&Identity::new("r"))
+        .get_blob_storage()
+        .unwrap();
+    let nobody = storage
+        .as_identity(&Identity::new("x"))
+        .get_blob_storage()
+        .unwrap();
+    let o = StorageOptions::new();
+    writer.put_stream(&key("open/a"), &b"aaa"[..], &o).unwrap();
+    writer
+        .put_stream(&key("closed/b"), &b"bbb"[..], &o)
+        .unwrap();
+    let denied = |r: strata::Result<_>| matches!(r, Err(StorageError::AccessDenied { .. }));
+    assert!(denied(
+        reader.put_stream(&key("open/c"), &b"c"[..], &o).map(|_| ())
+    ));
+    assert!(denied(
+        nobody.put_stream(&key("x"), &b"c"[..], &o).map(|_| ())
+    ));
+    assert!(reader.open(&key("open/a")).is_ok());
+    assert!(denied(reader.open(&key("closed/b")).map(|_| ())));
+    assert!(denied(reader.metadata(&key("closed/b")).map(|_| ())));
+    assert!(denied(nobody.open(&key("open/a")).map(|_| ())));
+    assert!(denied(reader.delete_blob(&key("open/a")).map(|_| ())));
+    assert!(denied(nobody.cleanup().map(|_| ())));
+    use strata::StorageProvider;
+    assert_eq!(
+        reader.list_keys(&KeyPattern::prefix("open/")).unwrap(),
+        vec![key("open/a")]
+    );
+    assert!(denied(nobody.list_keys(&KeyPattern::all()).map(|_| ())));
+    assert!(writer.delete_blob(&key("open/a")).unwrap());
+    // Nothing a denied call touched changed.
+    assert!(writer.open(&key("closed/b")).is_ok());
+    assert!(matches!(
+        writer.open(&key("open/c")),
+        Err(StorageError::NotFound(_))
+    ));
+}

@@ -484,3 +484,52 @@ fn a_dropped_transaction_handle_rolls_back_at_once() {
     drop(tx);
     assert_eq!(storage.transactions().active_count(), 0);
 }
+
+/// One rule for every provider: a read cannot be both inside a
+/// transaction and at a past time; it is refused, changing nothing.
+#[test]
+fn a_read_at_a_time_inside_a_transaction_is_refused_by_every_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open_with_cache(dir.path(), 300);
+    let kv = storage.get_provider(StorageType::Resource).unwrap();
+    let m = kv.store(&key("k"), b"v1", &StorageOptions::new()).unwrap();
+    let blobs = storage.get_provider(StorageType::Blob).unwrap();
+    blobs
+        .store(&key("b"), b"blob", &StorageOptions::new())
+        .unwrap();
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    docs.store_document("c", "d", &serde_json::json!({"n": 1}), &Default::default())
+        .unwrap();
+    let tx = storage.begin().unwrap();
+    kv.store(
+        &key("k"),
+        b"v2",
+        &StorageOptions::new().with_transaction(&tx),
+    )
+    .unwrap();
+    let both = RetrieveOptions::new()
+        .with_transaction(&tx)
+        .at(m.version.unwrap());
+    let refused = |r: Result<(), StorageError>| matches!(r, Err(StorageError::InvalidArgument(_)));
+    assert!(refused(kv.retrieve(&key("k"), &both).map(|_| ())));
+    assert!(refused(blobs.retrieve(&key("b"), &both).map(|_| ())));
+    assert!(refused(
+        docs.retrieve_document::<serde_json::Value>("c", "d", &both)
+            .map(|_| ())
+    ));
+    let q = strata::QueryOptions::new()
+        .with_transaction(&tx)
+        .at(m.version.unwrap());
+    assert!(refused(
+        docs.query_documents::<serde_json::Value>("c", &strata::DocumentQuery::new(), &q)
+            .map(|_| ())
+    ));
+    // The transaction is untouched and still commits its write.
+    tx.commit().unwrap();
+    assert_eq!(
+        kv.retrieve(&key("k"), &RetrieveOptions::new())
+            .unwrap()
+            .value,
+        b"v2"
+    );
+}

@@ -9,9 +9,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// name the file they were found in.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// Another process (or another `Db` in this one) has the database open.
+    /// Another process has the database open.
     #[error("database at {0} is locked by another process")]
     Locked(PathBuf),
+    /// This process has the database open already: share that `Db` (every
+    /// clone and keyspace handle is cheap) instead of opening it again.
+    #[error("database at {0} is already open in this process; share its handle instead of opening it again")]
+    AlreadyOpen(PathBuf),
     /// An I/O call failed.
     #[error("I/O error on {path}: {message} ({kind:?})")]
     Io {

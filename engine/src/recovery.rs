@@ -19,7 +19,7 @@
 //!    mid-flush or mid-compaction), and `CURRENT.tmp`. Files that are not
 //!    the engine's are left alone and reported.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_format::batch::BatchRecord;
@@ -365,19 +365,61 @@ pub(crate) fn lock_for_reading(
     }
 }
 
-/// Takes the directory's lock file, or fails with [`Error::Locked`].
+/// The lock files this process holds, so a second open of a directory in
+/// the same process can say so (the file lock alone cannot tell it from
+/// another process).
+static HELD: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A directory lock this process holds; forgotten when dropped.
+#[derive(Debug)]
+struct Held {
+    _lock: Box<dyn FileLock>,
+    path: PathBuf,
+}
+
+impl FileLock for Held {}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Ok(mut held) = HELD.lock() {
+            // One entry: test file systems may hold the same virtual path.
+            if let Some(i) = held.iter().position(|p| *p == self.path) {
+                held.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Takes the directory's lock file, or fails with [`Error::AlreadyOpen`]
+/// when this process holds it, [`Error::Locked`] when another does.
 pub(crate) fn take_lock(
     fs: &dyn crate::fs::FileSystem,
     dir: &Path,
 ) -> Result<Box<dyn crate::fs::FileLock>> {
     let lock_path = dir.join(names::LOCK);
-    fs.lock(&lock_path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            Error::Locked(dir.to_path_buf())
-        } else {
-            Error::io(&lock_path, e)
+    // The same directory reached by another path is the same lock.
+    let key =
+        std::fs::canonicalize(dir).map_or_else(|_| lock_path.clone(), |d| d.join(names::LOCK));
+    match fs.lock(&lock_path) {
+        Ok(lock) => {
+            if let Ok(mut held) = HELD.lock() {
+                held.push(key.clone());
+            }
+            Ok(Box::new(Held {
+                _lock: lock,
+                path: key,
+            }))
         }
-    })
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            let ours = HELD.lock().is_ok_and(|held| held.contains(&key));
+            Err(if ours {
+                Error::AlreadyOpen(dir.to_path_buf())
+            } else {
+                Error::Locked(dir.to_path_buf())
+            })
+        }
+        Err(e) => Err(Error::io(&lock_path, e)),
+    }
 }
 
 /// Reads CURRENT and replays the manifest it names into `vs`; returns the

@@ -514,3 +514,30 @@ fn a_foreign_number_the_open_itself_steps_over_is_recorded() {
         }
     }
 }
+
+/// A second open of a directory this process already has open says so,
+/// instead of blaming another process; after the first closes, it opens.
+#[test]
+fn a_second_open_in_the_same_process_says_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = strata_engine::Db::open(dir.path(), Default::default()).unwrap();
+    let again = strata_engine::Db::open(dir.path(), Default::default()).unwrap_err();
+    assert!(
+        matches!(again, strata_engine::Error::AlreadyOpen(_)),
+        "{again}"
+    );
+    assert!(
+        again.to_string().contains("already open in this process"),
+        "{again}"
+    );
+    // The same directory through another path is the same database.
+    let other = dir.path().join(".").join("x").join("..");
+    std::fs::create_dir(dir.path().join("x")).unwrap();
+    assert!(matches!(
+        strata_engine::Db::open(&other, Default::default()),
+        Err(strata_engine::Error::AlreadyOpen(_))
+    ));
+    db.close().unwrap();
+    drop(db);
+    strata_engine::Db::open(dir.path(), Default::default()).unwrap();
+}

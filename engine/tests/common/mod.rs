@@ -63,4 +63,5 @@ pub fn records_end(wal: &[u8]) -> usize {
     wal.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
 }
 
+#[allow(unused_imports)]
 pub use strata_engine::fs::TmpfsMount;
