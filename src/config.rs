@@ -34,6 +34,9 @@ pub struct StorageSystemConfig {
     /// Check every call of `as_identity` providers against the access
     /// policies (also on when the builder is given policies).
     pub access_control: bool,
+    /// Storage policies, stored durably at open (replacing stored ones of
+    /// the same type and prefix).
+    pub policies: Vec<crate::policy::StoragePolicy>,
 }
 
 /// Engine settings.

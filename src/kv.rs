@@ -86,6 +86,14 @@ pub(crate) fn new_metadata(
     }
 }
 
+/// The commit hook that applies a quota charge when its transaction
+/// commits (dropped with the transaction otherwise, which releases it).
+pub(crate) fn charge_on_commit(
+    charge: Option<crate::policy::Charge>,
+) -> Option<crate::transaction::CommitHook> {
+    charge.map(|c| -> crate::transaction::CommitHook { Box::new(move |ts| c.commit(ts)) })
+}
+
 /// Items of one storage type as key-value pairs.
 pub struct KeyValueStorageProvider {
     ctx: ProviderContext,
@@ -138,14 +146,29 @@ impl StorageProvider for KeyValueStorageProvider {
     ) -> Result<StorageMetadata> {
         let k = check_key(key)?;
         check_value(value)?;
-        check_store_options(options, self.ctx.encrypted, self.ctx.storage_type)?;
+        let t = self.ctx.storage_type;
+        let options = &self.ctx.policies.prepare(
+            t,
+            key.as_str(),
+            value.len() as u64,
+            options,
+            self.ctx.encrypted,
+        )?;
+        check_store_options(options, self.ctx.encrypted, t)?;
         let meta = new_metadata(&self.ctx.db, key, value, options);
         let bytes = envelope::encode_with(value, &meta, options.compression, options.cacheable);
         let ks = &self.ctx.keyspace;
+        let charge = self.ctx.policies.charge(
+            t,
+            key.as_str(),
+            k,
+            Some((value.len() as u64, meta.expires_at)),
+        )?;
         match options.transaction {
             Some(id) => {
                 let effects = Effects {
-                    written: vec![(self.ctx.storage_type, k.to_vec())],
+                    written: vec![(t, k.to_vec())],
+                    on_commit: charge_on_commit(charge),
                     ..Effects::default()
                 };
                 self.ctx
@@ -163,6 +186,9 @@ impl StorageProvider for KeyValueStorageProvider {
                     None => b.put(ks, k, &bytes)?,
                 }
                 let ts = self.ctx.db.write(b, self.write_options())?;
+                if let Some(c) = charge {
+                    c.commit(ts);
+                }
                 if let Some(c) = &self.cache {
                     c.invalidate(k);
                 }
@@ -178,6 +204,9 @@ impl StorageProvider for KeyValueStorageProvider {
         let entry = if let Some(id) = options.transaction {
             self.ctx.transactions.with(id, |tx| tx.get_entry(ks, k))?
         } else if let Some(ts) = options.at {
+            self.ctx
+                .policies
+                .check_readable(self.ctx.storage_type, ts)?;
             ks.get_entry_at(k, ts)?
         } else if let Some(c) = self.cache.as_ref().filter(|_| !options.bypass_cache) {
             // Expiry as the engine judges it: on its clock.
@@ -222,10 +251,13 @@ impl StorageProvider for KeyValueStorageProvider {
     fn delete(&self, key: &StorageKey, options: &DeleteOptions) -> Result<()> {
         let k = check_key(key)?;
         let ks = &self.ctx.keyspace;
+        let t = self.ctx.storage_type;
+        let charge = self.ctx.policies.charge(t, key.as_str(), k, None)?;
         match options.transaction {
             Some(id) => {
                 let effects = Effects {
-                    written: vec![(self.ctx.storage_type, k.to_vec())],
+                    written: vec![(t, k.to_vec())],
+                    on_commit: charge_on_commit(charge),
                     ..Effects::default()
                 };
                 self.ctx
@@ -235,7 +267,10 @@ impl StorageProvider for KeyValueStorageProvider {
             None => {
                 let mut b = self.ctx.db.batch();
                 b.delete(ks, k)?;
-                self.ctx.db.write(b, self.write_options())?;
+                let ts = self.ctx.db.write(b, self.write_options())?;
+                if let Some(c) = charge {
+                    c.commit(ts);
+                }
                 if let Some(c) = &self.cache {
                     c.invalidate(k);
                 }

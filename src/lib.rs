@@ -39,6 +39,7 @@ mod instrument;
 pub mod kv;
 pub mod metrics;
 pub mod observer;
+pub mod policy;
 pub mod provider;
 pub mod registry;
 pub mod system;
@@ -67,6 +68,7 @@ pub use metrics::{
     engine_prometheus, Histogram, MetricsRegistry, OperationStats, StorageMetricsCollector,
 };
 pub use observer::{Outcome, StorageEvent, StorageObserver};
+pub use policy::{EffectivePolicy, QuotaStatus, StoragePolicy, StoragePolicyManager};
 pub use provider::{ProviderConfig, ProviderContext, ProviderFactory, StorageProvider};
 pub use registry::StorageProviderRegistry;
 pub use strata_engine as engine;

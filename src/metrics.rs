@@ -526,6 +526,8 @@ const DESCRIPTIONS: [(&str, &str); 8] = [
 pub struct StorageMetricsCollector {
     registry: Arc<MetricsRegistry>,
     db: Db,
+    /// The storage policies, whose quota gauges join the rendering.
+    policies: std::sync::OnceLock<Arc<crate::policy::StoragePolicyManager>>,
 }
 
 impl StorageMetricsCollector {
@@ -534,7 +536,11 @@ impl StorageMetricsCollector {
             // Constant names, valid by construction (a unit test checks).
             let _ = registry.describe(name, help);
         }
-        StorageMetricsCollector { registry, db }
+        StorageMetricsCollector {
+            registry,
+            db,
+            policies: std::sync::OnceLock::new(),
+        }
     }
 
     /// The registry the figures go to.
@@ -602,8 +608,16 @@ impl StorageMetricsCollector {
     /// text format.
     pub fn render_prometheus(&self) -> String {
         let mut out = self.registry.render_prometheus();
+        if let Some(p) = self.policies.get() {
+            out.push_str(&p.render_prometheus());
+        }
         out.push_str(&engine_prometheus(&self.db.stats()));
         out
+    }
+
+    /// Renders the quota usage of `policies` with the rest.
+    pub(crate) fn set_policies(&self, policies: Arc<crate::policy::StoragePolicyManager>) {
+        let _ = self.policies.set(policies);
     }
 }
 

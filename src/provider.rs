@@ -110,6 +110,8 @@ pub struct ProviderContext {
     pub sync: bool,
     /// The provider's configuration.
     pub config: ProviderConfig,
+    /// The storage policies every write obeys.
+    pub policies: Arc<crate::policy::StoragePolicyManager>,
 }
 
 impl std::fmt::Debug for ProviderContext {

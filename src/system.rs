@@ -24,6 +24,7 @@ use crate::instrument::{Instrument, Instrumented};
 use crate::kv::KeyValueStorageProvider;
 use crate::metrics::{MetricsRegistry, StorageMetricsCollector};
 use crate::observer::{Observers, StorageObserver};
+use crate::policy::{Layout, StoragePolicyManager};
 use crate::provider::{ProviderContext, ProviderFactory, StorageProvider};
 use crate::registry::StorageProviderRegistry;
 use crate::transaction::{
@@ -41,6 +42,7 @@ struct Inner {
     encryption: Arc<StorageEncryptionManager>,
     access: Option<Arc<StorageAccessController>>,
     instrument: Arc<Instrument>,
+    policies: Arc<StoragePolicyManager>,
     /// Document providers, made on first use (one per storage type, so
     /// their counters and schemas are shared).
     documents: Mutex<HashMap<StorageType, DocumentStorageProvider>>,
@@ -109,6 +111,7 @@ impl StorageSystem {
             encrypted: self.inner.encryption.is_encrypted(t),
             sync: self.inner.config.engine.sync_writes,
             config: self.inner.config.provider_config(t),
+            policies: self.inner.policies.clone(),
         };
         let d = DocumentStorageProvider::new(ctx, self.inner.instrument.clone())?;
         docs.insert(t, d.clone());
@@ -158,6 +161,12 @@ impl StorageSystem {
             tx.commit()?;
             Ok(v)
         })
+    }
+
+    /// The storage policies: set, remove and list them, see what applies
+    /// to a key, and the quotas' usage.
+    pub fn policies(&self) -> &Arc<StoragePolicyManager> {
+        &self.inner.policies
     }
 
     /// The transaction manager.
@@ -369,10 +378,28 @@ impl StorageSystemBuilder {
         opts.key_provider = self.key_provider.clone();
         opts.plaintext_keyspaces = encryption.plaintext_keyspaces();
         let db = Db::open(&dir, opts)?;
+        let mut keyspaces = std::collections::BTreeMap::new();
+        for t in StorageType::ALL {
+            let layout = match config.provider_config(t).provider_type.as_str() {
+                "kv" => Layout::Items,
+                "blob" => Layout::Blobs,
+                _ => Layout::Custom,
+            };
+            keyspaces.insert(t, (db.keyspace(t.name())?, layout));
+        }
+        let policies = Arc::new(StoragePolicyManager::open(
+            db.clone(),
+            db.keyspace(StorageType::Registry.name())?,
+            keyspaces,
+            Duration::from_secs(config.engine.history_retention_secs),
+            config.engine.sync_writes,
+            &config.policies,
+        )?);
         let metrics = Arc::new(StorageMetricsCollector::new(
             self.metrics_registry.unwrap_or_default(),
             db.clone(),
         ));
+        metrics.set_policies(policies.clone());
         let observers = Arc::new(Observers::new(self.observers, metrics.clone()));
         let transactions = Arc::new(StorageTransactionManager::new(
             db.clone(),
@@ -397,6 +424,7 @@ impl StorageSystemBuilder {
                 encrypted: encryption.is_encrypted(t),
                 sync: config.engine.sync_writes,
                 config: pc.clone(),
+                policies: policies.clone(),
             };
             let provider: Arc<dyn StorageProvider> = match pc.provider_type.as_str() {
                 "kv" => Arc::new(KeyValueStorageProvider::new(ctx)),
@@ -451,6 +479,7 @@ impl StorageSystemBuilder {
                 encryption,
                 access,
                 instrument,
+                policies,
                 documents: Mutex::new(HashMap::new()),
             }),
         })

@@ -18,10 +18,16 @@ use crate::error::{Error, Result};
 use crate::policy::gc::GcPoints;
 use crate::timestamp::{Clock, Timestamp};
 
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// The retention part (see the module doc).
 pub(crate) struct Retention {
     clock: Arc<dyn Clock>,
-    history: Duration,
+    /// The window's length in microseconds (changed at run time by
+    /// [`set_history`](Self::set_history)).
+    history_micros: AtomicU64,
     /// Live snapshots and transactions: start timestamp → count.
     snapshots: Mutex<BTreeMap<u64, usize>>,
     /// The largest window start handed out (it never moves back).
@@ -36,7 +42,7 @@ impl Retention {
     pub(crate) fn new(clock: Arc<dyn Clock>, history: Duration, horizon: u64) -> Self {
         Retention {
             clock,
-            history,
+            history_micros: AtomicU64::new(micros(history)),
             snapshots: Mutex::new(BTreeMap::new()),
             window_floor: AtomicU64::new(0),
             horizon: AtomicU64::new(horizon),
@@ -49,10 +55,24 @@ impl Retention {
     /// already handed out (a wall clock stepping back cannot reopen history
     /// that may be gone).
     fn window_start(&self, visible: u64) -> u64 {
-        let retained = self.clock.now().saturating_sub(self.history).as_u64();
+        let history = Duration::from_micros(self.history_micros.load(Ordering::Acquire));
+        let retained = self.clock.now().saturating_sub(history).as_u64();
         let start = visible.min(retained);
         let floor = self.window_floor.fetch_max(start, Ordering::AcqRel);
         start.max(floor)
+    }
+
+    /// Sets the window's length from now on. A longer window keeps more
+    /// from now on but cannot bring back what was collected: its start
+    /// never moves back.
+    pub(crate) fn set_history(&self, history: Duration) {
+        self.history_micros
+            .store(micros(history), Ordering::Release);
+    }
+
+    /// The window's length.
+    pub(crate) fn history(&self) -> Duration {
+        Duration::from_micros(self.history_micros.load(Ordering::Acquire))
     }
 
     /// What flushes and compactions must keep readable: every timestamp

@@ -94,50 +94,55 @@ pub fn item_cacheable(bytes: &[u8]) -> bool {
     bytes.get(1).is_some_and(|f| f & NO_CACHE == 0)
 }
 
-/// Decodes an item; a value larger than `max_len` is refused before any
-/// allocation. Any damage is [`Error::Corruption`].
-pub fn decode_item(bytes: &[u8], max_len: usize) -> Result<(Vec<u8>, ItemHeader)> {
+/// The header of an encoded item, without reading its payload (the
+/// payload's checksum is not verified: [`decode_item`] does that).
+pub fn decode_item_header(bytes: &[u8]) -> Result<ItemHeader> {
     let corrupt = |what: &str| Error::corruption(format!("item: {what}"), 0);
-    if bytes.len() < ITEM_HEADER_LEN {
-        return Err(corrupt("shorter than its header"));
-    }
-    if bytes[0] != VERSION {
+    let header = bytes
+        .get(..ITEM_HEADER_LEN)
+        .ok_or_else(|| corrupt("shorter than its header"))?;
+    if header[0] != VERSION {
         return Err(corrupt("unknown format version"));
     }
-    let flags = bytes[1];
+    let flags = header[1];
     if flags & !(ZSTD | NO_CACHE) != 0 {
         return Err(corrupt("unknown flags"));
     }
     let word = |i: usize| {
         let at = 2 + 8 * i;
         let mut b = [0u8; 8];
-        b.copy_from_slice(&bytes[at..at + 8]);
+        b.copy_from_slice(&header[at..at + 8]);
         u64::from_le_bytes(b)
     };
-    let (stored_at, expires_at, size, checksum) = (word(0), word(1), word(2), word(3));
+    let expires_at = word(1);
+    Ok(ItemHeader {
+        stored_at: word(0),
+        expires_at: (expires_at != 0).then_some(expires_at),
+        size: word(2),
+        checksum: word(3),
+        cacheable: flags & NO_CACHE == 0,
+    })
+}
+
+/// Decodes an item; a value larger than `max_len` is refused before any
+/// allocation. Any damage is [`Error::Corruption`].
+pub fn decode_item(bytes: &[u8], max_len: usize) -> Result<(Vec<u8>, ItemHeader)> {
+    let corrupt = |what: &str| Error::corruption(format!("item: {what}"), 0);
+    let header = decode_item_header(bytes)?;
     let body = &bytes[ITEM_HEADER_LEN..];
-    let value = if flags & ZSTD == 0 {
+    let value = if bytes[1] & ZSTD == 0 {
         body.to_vec()
     } else {
-        let cap = usize::try_from(size)
+        let cap = usize::try_from(header.size)
             .ok()
             .filter(|&n| n <= max_len)
             .ok_or_else(|| corrupt("recorded size beyond the value limit"))?;
         zstd::bulk::decompress(body, cap).map_err(|_| corrupt("bad zstd payload"))?
     };
-    if value.len() as u64 != size || item_checksum(&value) != checksum {
+    if value.len() as u64 != header.size || item_checksum(&value) != header.checksum {
         return Err(corrupt("size or checksum mismatch"));
     }
-    Ok((
-        value,
-        ItemHeader {
-            stored_at,
-            expires_at: (expires_at != 0).then_some(expires_at),
-            size,
-            checksum,
-            cacheable: flags & NO_CACHE == 0,
-        },
-    ))
+    Ok((value, header))
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ use crate::access::{AccessType, Caller};
 use crate::error::{EncryptionError, Result, StorageError};
 use crate::instrument::Instrument;
 use crate::kv::check_key;
+use crate::policy::Charge;
 use crate::provider::ProviderContext;
 use crate::transaction::TransactionId;
 use crate::types::{StorageKey, StorageMetadata, StorageOptions, StorageType};
@@ -255,6 +256,17 @@ impl BlobStorageProvider {
         options: &StorageOptions,
     ) -> Result<BlobMetadata> {
         let k = check_key(key)?;
+        let policies = &self.ctx.policies;
+        // The size is known only at the end: the limit is checked as the
+        // stream goes.
+        let options = &policies.prepare(
+            StorageType::Blob,
+            key.as_str(),
+            0,
+            options,
+            self.ctx.encrypted,
+        )?;
+        let max = policies.max_item_bytes(StorageType::Blob, key.as_str());
         if options.encryption && !self.ctx.encrypted {
             return Err(EncryptionError::NotEncrypted(StorageType::Blob).into());
         }
@@ -271,7 +283,18 @@ impl BlobStorageProvider {
         let mut b = self.db().batch();
         b.put(self.ks(), format!("p/{id}"), b"")?;
         self.db().write(b, WriteOptions::default())?;
-        let (size, chunks, hash) = match self.write_chunks(&id, &mut reader, expires_at) {
+        let written = self
+            .write_chunks(&id, &mut reader, expires_at, max.map(|m| (m, key.as_str())))
+            .and_then(|(size, chunks, hash)| {
+                let charge = policies.charge(
+                    StorageType::Blob,
+                    key.as_str(),
+                    &meta_key(k),
+                    Some((size, expires_at)),
+                )?;
+                Ok((size, chunks, hash, charge))
+            });
+        let (size, chunks, hash, charge) = match written {
             Ok(w) => w,
             Err(e) => {
                 drop(writing);
@@ -295,15 +318,25 @@ impl BlobStorageProvider {
                 // Held until the transaction ends: its hooks let go.
                 self.garbage.hold(&id);
                 drop(writing);
-                if let Err(e) = self.swap_in_transaction(tx, k, &bytes, expires_at, &id, chunks) {
+                if let Err(e) = self.swap_in_transaction(tx, k, &meta, &bytes, charge) {
                     self.garbage.done(&id);
                     self.discard(&id, Some(chunks));
                     return Err(e);
                 }
             }
             None => {
-                let (old, ts) = self.swap_meta(k, Some((&bytes, expires_at)), Some(&id))?;
+                let swapped = self.swap_meta(k, Some((&bytes, expires_at)), Some(&id));
                 drop(writing);
+                let (old, ts) = match swapped {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.discard(&id, Some(chunks));
+                        return Err(e);
+                    }
+                };
+                if let Some(c) = charge {
+                    c.commit(ts);
+                }
                 meta.stored_at = ts.as_u64();
                 if let Some(old) = old {
                     self.discard(&old.blob_id, Some(old.chunks));
@@ -322,11 +355,12 @@ impl BlobStorageProvider {
         &self,
         tx: TransactionId,
         k: &[u8],
+        meta: &BlobMetadata,
         bytes: &[u8],
-        expires_at: Option<Timestamp>,
-        id: &str,
-        chunks: u64,
+        charge: Option<Charge>,
     ) -> Result<()> {
+        let (id, chunks) = (meta.blob_id.as_str(), meta.chunks);
+        let expires_at = meta.expires_at.map(Timestamp);
         let ks = self.ks().clone();
         let mk = meta_key(k);
         let (this, id2) = (self.clone(), id.to_owned());
@@ -335,7 +369,10 @@ impl BlobStorageProvider {
             this.discard(&id2, Some(chunks));
         });
         let (this, id3) = (self.clone(), id.to_owned());
-        let on_commit: crate::transaction::CommitHook = Box::new(move |_| {
+        let on_commit: crate::transaction::CommitHook = Box::new(move |ts| {
+            if let Some(c) = charge {
+                c.commit(ts);
+            }
             this.garbage.done(&id3);
             let mut b = this.db().batch();
             if b.delete(this.ks(), format!("p/{id3}")).is_ok()
@@ -369,11 +406,14 @@ impl BlobStorageProvider {
         })
     }
 
+    /// Writes the chunks of what `reader` yields under `id`; fails before
+    /// writing past `max` bytes (the policy's limit, for the key named).
     fn write_chunks(
         &self,
         id: &str,
         reader: &mut impl Read,
         expires_at: Option<Timestamp>,
+        max: Option<(u64, &str)>,
     ) -> Result<(u64, u64, u128)> {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         let mut buf = vec![0u8; self.chunk_size];
@@ -383,6 +423,11 @@ impl BlobStorageProvider {
             let n = read_full(reader, &mut buf)?;
             if n == 0 {
                 break;
+            }
+            if let Some((max, key)) = max {
+                if size + n as u64 > max {
+                    return Err(crate::policy::too_large(StorageType::Blob, key, max));
+                }
             }
             hasher.update(&buf[..n]);
             let mut b = self.db().batch();
@@ -485,6 +530,7 @@ impl BlobStorageProvider {
             |_| 0,
             || {
                 self.require(key.as_str(), AccessType::Read)?;
+                self.ctx.policies.check_readable(StorageType::Blob, ts)?;
                 self.open_in(key, self.db().snapshot_at(ts)?)
             },
         )
@@ -535,7 +581,16 @@ impl BlobStorageProvider {
             || {
                 self.require(key.as_str(), AccessType::Delete)?;
                 let k = check_key(key)?;
-                let (old, _) = self.swap_meta(k, None, None)?;
+                let charge = self.ctx.policies.charge(
+                    StorageType::Blob,
+                    key.as_str(),
+                    &meta_key(k),
+                    None,
+                )?;
+                let (old, ts) = self.swap_meta(k, None, None)?;
+                if let Some(c) = charge {
+                    c.commit(ts);
+                }
                 if let Some(old) = &old {
                     self.discard(&old.blob_id, Some(old.chunks));
                 }

@@ -72,9 +72,16 @@ impl StorageProvider for BlobStorageProvider {
         let k = check_key(key)?;
         let ks = self.ks().clone();
         let mk = meta_key(k);
+        let charge = self
+            .ctx
+            .policies
+            .charge(StorageType::Blob, key.as_str(), &mk, None)?;
         let this = self.clone();
         let effects = crate::transaction::Effects {
-            on_commit: Some(Box::new(move |_| {
+            on_commit: Some(Box::new(move |ts| {
+                if let Some(c) = charge {
+                    c.commit(ts);
+                }
                 if this.collect_garbage().is_err() {
                     this.garbage.failed();
                 }

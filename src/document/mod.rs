@@ -49,6 +49,10 @@ use serde_json::Value;
 use strata_engine::{Db, Isolation, Keyspace, Reader, Timestamp, Transaction, TxnOptions};
 
 pub use index::{IndexInfo, IndexState, MAX_INDEXED_VALUE_LEN};
+
+/// Where documents sit in a storage type's keyspace (their keys follow as
+/// `collection/id`).
+pub(crate) const DOC_PREFIX: &str = keys::DOC;
 pub use keys::{MAX_COLLECTION_LEN, MAX_ID_LEN};
 pub use plan::{PlanKind, QueryPlan, QueryStats};
 pub use query::{DocumentQuery, FieldFilter, FilterOp, QueryOptions, SortOrder};
@@ -59,6 +63,7 @@ use crate::envelope;
 use crate::error::{Result, StorageError};
 use crate::instrument::Instrument;
 use crate::kv::{check_store_options, check_value, new_metadata};
+use crate::policy::Charge;
 use crate::provider::ProviderContext;
 use crate::transaction::{Effects, TransactionId};
 use crate::types::{
@@ -189,6 +194,7 @@ pub(crate) struct Shared {
     sync: bool,
     schemas: SchemaRegistry,
     instrument: Arc<Instrument>,
+    policies: Arc<crate::policy::StoragePolicyManager>,
     counters: Counters,
     /// Serializes index creation and removal.
     ddl: Mutex<()>,
@@ -226,6 +232,7 @@ impl DocumentStorageProvider {
             sync: ctx.sync,
             schemas,
             instrument,
+            policies: ctx.policies,
             counters: Counters::default(),
             ddl: Mutex::new(()),
         });
@@ -341,19 +348,33 @@ impl DocumentStorageProvider {
             if let Some(s) = &options.schema_id {
                 self.shared.schemas.validate(s, &doc)?;
             }
-            let o = &options.storage;
-            check_store_options(o, self.shared.encrypted, self.shared.storage_type)?;
             let json = serde_json::to_vec(&doc)
                 .map_err(|e| StorageError::Serialization(format!("document {key}: {e}")))?;
             check_value(&json)?;
+            let t = self.shared.storage_type;
+            let o = &self.shared.policies.prepare(
+                t,
+                key.as_str(),
+                json.len() as u64,
+                &options.storage,
+                self.shared.encrypted,
+            )?;
+            check_store_options(o, self.shared.encrypted, t)?;
             let mut meta = new_metadata(&self.shared.db, &key, &json, o);
             let bytes = envelope::encode_with(&json, &meta, o.compression, o.cacheable);
+            let charge = self.shared.policies.charge(
+                t,
+                key.as_str(),
+                &keys::doc(collection, id),
+                Some((json.len() as u64, meta.expires_at)),
+            )?;
             let (_, ts) = self.shared.write(
                 collection,
                 id,
                 Some((&doc, &bytes)),
                 meta.expires_at,
                 o.transaction,
+                charge,
             )?;
             if let Some(ts) = ts {
                 meta = meta.committed(ts);
@@ -445,7 +466,13 @@ impl DocumentStorageProvider {
                 keys::check_collection(collection)?;
                 keys::check_id(id)?;
                 self.require(key.as_str(), AccessType::Delete)?;
-                let (existed, _) = self.shared.write(collection, id, None, None, tx)?;
+                let charge = self.shared.policies.charge(
+                    self.shared.storage_type,
+                    key.as_str(),
+                    &keys::doc(collection, id),
+                    None,
+                )?;
+                let (existed, _) = self.shared.write(collection, id, None, None, tx, charge)?;
                 if existed {
                     self.shared.counters.deleted.fetch_add(1, Ordering::Relaxed);
                 }
@@ -564,7 +591,10 @@ impl DocumentStorageProvider {
                 .with_storage(tx, Effects::default(), |t| run(t)),
             (None, at) => {
                 let mut snap = match at {
-                    Some(ts) => sh.db.snapshot_at(ts)?,
+                    Some(ts) => {
+                        sh.policies.check_readable(sh.storage_type, ts)?;
+                        sh.db.snapshot_at(ts)?
+                    }
                     None => sh.db.snapshot()?,
                 };
                 run(&mut snap)
@@ -589,15 +619,19 @@ impl Shared {
             (Some(tx), _) => self
                 .transactions
                 .with(tx, |t| t.get_entry(&self.keyspace, &dk))?,
-            (None, Some(ts)) => self.keyspace.get_entry_at(&dk, ts)?,
+            (None, Some(ts)) => {
+                self.policies.check_readable(self.storage_type, ts)?;
+                self.keyspace.get_entry_at(&dk, ts)?
+            }
             (None, None) => self.keyspace.get_entry(&dk)?,
         };
         raw.ok_or_else(|| StorageError::NotFound(key.clone()))
     }
 
     /// Writes (or with `new` `None`, deletes) a document and its index
-    /// entries, in the caller's transaction or in one of its own; says
-    /// whether it existed, and the commit timestamp when committed here.
+    /// entries, in the caller's transaction or in one of its own, with its
+    /// quota `charge` applied at the commit; says whether it existed, and
+    /// the commit timestamp when committed here.
     fn write(
         &self,
         collection: &str,
@@ -605,12 +639,17 @@ impl Shared {
         new: Option<(&Value, &[u8])>,
         expires_at: Option<Timestamp>,
         tx: Option<TransactionId>,
+        charge: Option<Charge>,
     ) -> Result<(bool, Option<Timestamp>)> {
         let apply = |t: &mut Transaction| self.apply_write(t, collection, id, new, expires_at);
         if let Some(tx) = tx {
+            let effects = Effects {
+                on_commit: crate::kv::charge_on_commit(charge),
+                ..Effects::default()
+            };
             return self
                 .transactions
-                .with_storage(tx, Effects::default(), apply)
+                .with_storage(tx, effects, apply)
                 .map(|existed| (existed, None));
         }
         // Serializable whatever the configuration: a concurrent index
@@ -621,6 +660,9 @@ impl Shared {
             ..self.transactions.txn_options()
         };
         let (existed, ts) = self.db.transaction_with(&opts, apply)?;
+        if let Some(c) = charge {
+            c.commit(ts);
+        }
         Ok((existed, Some(ts)))
     }
 

@@ -584,6 +584,20 @@ impl Db {
         self.inner.conflicts.len()
     }
 
+    /// Changes how far back reads of the past may go (the
+    /// `history_retention` option) while the database is open. A longer
+    /// window keeps more from now on; it cannot bring back versions already
+    /// collected, so [`oldest_readable`](Self::oldest_readable) never moves
+    /// back.
+    pub fn set_history_retention(&self, history: std::time::Duration) {
+        self.inner.retention.set_history(history);
+    }
+
+    /// The history window's length now.
+    pub fn history_retention(&self) -> std::time::Duration {
+        self.inner.retention.history()
+    }
+
     /// The oldest timestamp reads of the past may ask for now.
     pub fn oldest_readable(&self) -> Timestamp {
         Timestamp(self.inner.available_from())
