@@ -37,6 +37,7 @@ mod query;
 mod schema;
 mod time;
 mod value;
+mod write;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,7 +47,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use strata_engine::{Db, Isolation, Keyspace, Reader, Timestamp, Transaction, TxnOptions};
+use strata_engine::{Db, Keyspace, Reader, Timestamp};
 
 pub use index::{IndexInfo, IndexState, MAX_INDEXED_VALUE_LEN};
 
@@ -63,7 +64,7 @@ use crate::envelope;
 use crate::error::{Result, StorageError};
 use crate::instrument::Instrument;
 use crate::kv::{check_store_options, check_value, new_metadata};
-use crate::policy::Charge;
+
 use crate::provider::ProviderContext;
 use crate::transaction::{Effects, TransactionId};
 use crate::types::{
@@ -600,126 +601,5 @@ impl DocumentStorageProvider {
                 run(&mut snap)
             }
         }
-    }
-}
-
-impl Shared {
-    /// The stored version of document `id`: now, as of `options.at`, or
-    /// in `options.transaction`; `NotFound` naming `key` without one.
-    fn read_doc(
-        &self,
-        collection: &str,
-        id: &str,
-        key: &StorageKey,
-        options: &RetrieveOptions,
-    ) -> Result<strata_engine::Entry> {
-        options.check()?;
-        let dk = keys::doc(collection, id);
-        let raw = match (options.transaction, options.at) {
-            (Some(tx), _) => self
-                .transactions
-                .with(tx, |t| t.get_entry(&self.keyspace, &dk))?,
-            (None, Some(ts)) => {
-                self.policies.check_readable(self.storage_type, ts)?;
-                self.keyspace.get_entry_at(&dk, ts)?
-            }
-            (None, None) => self.keyspace.get_entry(&dk)?,
-        };
-        raw.ok_or_else(|| StorageError::NotFound(key.clone()))
-    }
-
-    /// Writes (or with `new` `None`, deletes) a document and its index
-    /// entries, in the caller's transaction or in one of its own, with its
-    /// quota `charge` applied at the commit; says whether it existed, and
-    /// the commit timestamp when committed here.
-    fn write(
-        &self,
-        collection: &str,
-        id: &str,
-        new: Option<(&Value, &[u8])>,
-        expires_at: Option<Timestamp>,
-        tx: Option<TransactionId>,
-        charge: Option<Charge>,
-    ) -> Result<(bool, Option<Timestamp>)> {
-        let apply = |t: &mut Transaction| self.apply_write(t, collection, id, new, expires_at);
-        if let Some(tx) = tx {
-            let effects = Effects {
-                on_commit: crate::kv::charge_on_commit(charge),
-                ..Effects::default()
-            };
-            return self
-                .transactions
-                .with_storage(tx, effects, apply)
-                .map(|existed| (existed, None));
-        }
-        // Serializable whatever the configuration: a concurrent index
-        // creation changes the definitions read here, which makes this
-        // commit conflict and run again.
-        let opts = TxnOptions {
-            isolation: Isolation::Serializable,
-            ..self.transactions.txn_options()
-        };
-        let (existed, ts) = self.db.transaction_with(&opts, apply)?;
-        if let Some(c) = charge {
-            c.commit(ts);
-        }
-        Ok((existed, Some(ts)))
-    }
-
-    fn apply_write(
-        &self,
-        t: &mut Transaction,
-        collection: &str,
-        id: &str,
-        new: Option<(&Value, &[u8])>,
-        expires_at: Option<Timestamp>,
-    ) -> Result<bool> {
-        let ks = &self.keyspace;
-        let dk = keys::doc(collection, id);
-        let old = t.get(ks, &dk)?;
-        // An old document that does not decode is being replaced or deleted
-        // by the caller: its entries cannot be found, and are skipped as
-        // stale by queries from now on.
-        let old_doc = old
-            .as_ref()
-            .and_then(|b| plan::decode_doc(collection, id, b).ok());
-        let infos = index::read_infos(t, ks, collection)?;
-        // Every key is computed before anything is written, so a value too
-        // long to index leaves the transaction untouched.
-        let mut dels = Vec::new();
-        let mut puts = Vec::new();
-        for info in infos.iter().filter(|i| i.maintained()) {
-            let new_key = match new {
-                Some((doc, _)) => Some(index::entry_key(collection, info, id, doc)?),
-                None => None,
-            };
-            let old_key = old_doc
-                .as_ref()
-                .and_then(|d| index::entry_key(collection, info, id, d).ok());
-            if let Some(k) = old_key {
-                if new_key.as_ref() != Some(&k) {
-                    dels.push(k);
-                }
-            }
-            puts.extend(new_key);
-        }
-        for k in dels {
-            t.delete(ks, k)?;
-        }
-        // The document and its entries expire at one timestamp, so an
-        // index never outlives or hides its document.
-        let put = |t: &mut Transaction, k: &[u8], v: &[u8]| match expires_at {
-            Some(at) => t.put_expiring(ks, k, v, at),
-            None => t.put(ks, k, v),
-        };
-        for k in puts {
-            put(t, &k, id.as_bytes())?;
-        }
-        match new {
-            Some((_, bytes)) => put(t, &dk, bytes)?,
-            None if old.is_some() => t.delete(ks, &dk)?,
-            None => {}
-        }
-        Ok(old.is_some())
     }
 }
