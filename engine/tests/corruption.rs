@@ -251,7 +251,7 @@ fn verify_dir_checks_a_closed_database_without_changing_it() {
     let db = Db::open(DIR, options(&fs, false)).unwrap();
     assert!(matches!(
         Db::verify_dir(DIR, &options(&fs, false)),
-        Err(strata_engine::Error::Locked(_))
+        Err(strata_engine::Error::AlreadyOpen(_))
     ));
     drop(db);
 }

@@ -41,7 +41,7 @@ fn second_open_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default()).unwrap();
     let err = Db::open(dir.path(), Options::default()).unwrap_err();
-    assert!(matches!(err, Error::Locked(_)), "{err}");
+    assert!(matches!(err, Error::AlreadyOpen(_)), "{err}");
     drop(db);
     Db::open(dir.path(), Options::default()).unwrap();
 }

@@ -15,7 +15,7 @@ use std::ops::Bound;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use strata_engine::{Isolation, Timestamp, WriteOptions};
+use strata_engine::{Isolation, Timestamp, TxnOptions, WriteOptions};
 
 use super::index::{decode_info, encode_info, entry_key, read_infos, IndexInfo, IndexState};
 use super::keys;
@@ -192,88 +192,105 @@ impl Shared {
         Ok(ready)
     }
 
-    /// Writes the entries of every existing document, chunk by chunk.
+    /// Writes the entries of every existing document, chunk by chunk, each
+    /// chunk in a serializable transaction; a chunk a writer changed
+    /// meanwhile is tried again through the one retry loop, smaller with
+    /// each attempt.
     fn build(&self, collection: &str, info: &IndexInfo) -> Result<()> {
+        let prefix = keys::docs(collection);
+        let opts = TxnOptions {
+            isolation: Isolation::Serializable,
+            ..self.transactions.txn_options()
+        };
+        let mut cursor = prefix.clone();
+        loop {
+            let done = opts.retry(|attempt| {
+                let chunk = (BUILD_CHUNK >> attempt.min(16)).max(1);
+                self.build_chunk(collection, info, &cursor, chunk, &opts)
+            });
+            match done {
+                Ok(Some(last)) => {
+                    cursor = last;
+                    cursor.push(0);
+                }
+                Ok(None) => return Ok(()),
+                Err(e) if e.is_conflict() => {
+                    return Err(StorageError::Busy(
+                        "index build kept conflicting with writers".into(),
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Indexes the documents from `cursor` on, at most `chunk` of them (and
+    /// [`BUILD_CHUNK_BYTES`]), in one transaction; returns the last key
+    /// indexed, or `None` when none is left.
+    fn build_chunk(
+        &self,
+        collection: &str,
+        info: &IndexInfo,
+        cursor: &[u8],
+        chunk: usize,
+        opts: &TxnOptions,
+    ) -> Result<Option<Vec<u8>>> {
         let ks = &self.keyspace;
         let prefix = keys::docs(collection);
         let end = prefix_successor(&prefix);
         let mk = keys::meta(collection, &info.field);
-        let mut cursor = prefix.clone();
-        let mut chunk = BUILD_CHUNK;
-        let mut conflicts = 0u32;
-        loop {
-            // The chunk's last key, read outside the transaction, bounds
-            // what the transaction reads: writes past it do not conflict.
-            let last = {
-                let snap = self.db.snapshot()?;
-                let hi = end.clone().map_or(Bound::Unbounded, Bound::Excluded);
-                let mut last = None;
-                let mut bytes = 0;
-                for (n, e) in snap
-                    .range(ks, (Bound::Included(cursor.clone()), hi))?
-                    .enumerate()
-                {
-                    let (k, v) = e?;
-                    last = Some(k.to_vec());
-                    bytes += k.len() + v.len();
-                    if n + 1 >= chunk || bytes >= BUILD_CHUNK_BYTES {
-                        break;
-                    }
-                }
-                last
-            };
-            let Some(last) = last else {
-                return Ok(());
-            };
-            let mut t = self.db.begin(Isolation::Serializable)?;
-            let current = t.get(ks, &mk)?.map(|b| decode_info(&mk, &b)).transpose()?;
-            if current.as_ref() != Some(info) {
-                t.rollback();
-                return Err(StorageError::Busy(format!(
-                    "the index on {:?} of {collection:?} was dropped while it was built",
-                    info.field
-                )));
-            }
-            // The iterator owns its view: entries are put while it runs.
-            let docs = t.range(
-                ks,
-                (
-                    Bound::Included(cursor.clone()),
-                    Bound::Included(last.clone()),
-                ),
-            )?;
-            for e in docs {
+        // The chunk's last key, read outside the transaction, bounds what
+        // the transaction reads: writes past it do not conflict.
+        let last = {
+            let snap = self.db.snapshot()?;
+            let hi = end.map_or(Bound::Unbounded, Bound::Excluded);
+            let mut last = None;
+            let mut bytes = 0;
+            for (n, e) in snap
+                .range(ks, (Bound::Included(cursor.to_vec()), hi))?
+                .enumerate()
+            {
                 let (k, v) = e?;
-                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                let (doc, expires_at) = decode_doc_with_expiry(collection, &id, &v)?;
-                let key = entry_key(collection, info, &id, &doc)?;
-                // The entry expires with its document.
-                match expires_at {
-                    Some(at) => t.put_expiring(ks, &key, id.as_bytes(), at)?,
-                    None => t.put(ks, &key, id.as_bytes())?,
+                last = Some(k.to_vec());
+                bytes += k.len() + v.len();
+                if n + 1 >= chunk || bytes >= BUILD_CHUNK_BYTES {
+                    break;
                 }
             }
-            match t.commit_with(self.write_options()) {
-                Ok(_) => {
-                    cursor = last;
-                    cursor.push(0);
-                    conflicts = 0;
-                    chunk = BUILD_CHUNK;
-                }
-                Err(strata_engine::Error::Conflict { .. }) => {
-                    // A writer changed the chunk: read it again, smaller
-                    // if writers keep winning.
-                    conflicts += 1;
-                    chunk = (chunk / 2).max(1);
-                    if conflicts > 10_000 {
-                        return Err(StorageError::Busy(
-                            "index build kept conflicting with writers".into(),
-                        ));
-                    }
-                }
-                Err(e) => return Err(e.into()),
+            last
+        };
+        let Some(last) = last else {
+            return Ok(None);
+        };
+        let mut t = self.db.begin(Isolation::Serializable)?;
+        let current = t.get(ks, &mk)?.map(|b| decode_info(&mk, &b)).transpose()?;
+        if current.as_ref() != Some(info) {
+            return Err(StorageError::Busy(format!(
+                "the index on {:?} of {collection:?} was dropped while it was built",
+                info.field
+            )));
+        }
+        // The iterator owns its view: entries are put while it runs.
+        let docs = t.range(
+            ks,
+            (
+                Bound::Included(cursor.to_vec()),
+                Bound::Included(last.clone()),
+            ),
+        )?;
+        for e in docs {
+            let (k, v) = e?;
+            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let (doc, expires_at) = decode_doc_with_expiry(collection, &id, &v)?;
+            let key = entry_key(collection, info, &id, &doc)?;
+            // The entry expires with its document.
+            match expires_at {
+                Some(at) => t.put_expiring(ks, &key, id.as_bytes(), at)?,
+                None => t.put(ks, &key, id.as_bytes())?,
             }
         }
+        t.commit_with(opts.write_options())?;
+        Ok(Some(last))
     }
 
     /// Marks `info` as dropping, waits out older transactions (when

@@ -341,7 +341,11 @@ mod tests {
             .with_limit(100)
             .with_offset(3);
         let text = serde_json::to_string(&q).unwrap();
-        assert!(text.contains(r#""op":"greater_than","value":42"#), "{text}");
+        // A timestamp operand is a time, not a number (SPEC §17.3).
+        assert!(
+            text.contains(r#""op":"greater_than","value":{"$time":42}"#),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<DocumentQuery>(&text).unwrap(), q);
         let o = QueryOptions::new()
             .with_sort_field("created_at", SortOrder::Descending)

@@ -443,7 +443,8 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens (creating if missing) the database in directory `path`:
     /// replays the manifest and the WAL, then starts the background threads.
-    /// A directory another process holds open gives [`Error::Locked`].
+    /// A directory another process holds open gives [`Error::Locked`]; one
+    /// this process holds open, [`Error::AlreadyOpen`].
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
         let inner = Arc::new(open::open(path.as_ref(), opts)?);
         threads::start_threads(&inner);
@@ -648,7 +649,8 @@ impl Db {
     /// without opening it: nothing is recovered or written, so a damaged
     /// database can be examined as it is. Every damaged file is reported;
     /// when the manifest is unreadable, every SST and WAL in the directory
-    /// is still checked on its own. Fails with [`Error::Locked`] while the
+    /// is still checked on its own. Fails with [`Error::Locked`] (or
+    /// [`Error::AlreadyOpen`], from this process) while the
     /// database is open.
     pub fn verify_dir(path: impl AsRef<Path>, opts: &Options) -> Result<crate::VerifyReport> {
         crate::verify::verify_dir(path.as_ref(), opts)
@@ -657,7 +659,8 @@ impl Db {
     /// Describes the closed database in `path` from its manifest, without
     /// opening it (nothing is recovered or written): keyspaces, levels,
     /// every table with its key and timestamp range and key id, the WALs,
-    /// and files nothing references. Fails with [`Error::Locked`] while the
+    /// and files nothing references. Fails with [`Error::Locked`] (or
+    /// [`Error::AlreadyOpen`], from this process) while the
     /// database is open.
     pub fn describe_dir(path: impl AsRef<Path>, opts: &Options) -> Result<crate::DirDescription> {
         crate::describe::describe_dir(path.as_ref(), opts)
