@@ -25,8 +25,12 @@ pub struct Options {
     pub compression: Vec<Compression>,
     /// Capacity of the shared block cache in bytes.
     pub block_cache_size: usize,
-    /// Open tables kept mapped.
+    /// Open tables kept (mapped, or with their file open, as `sst_reads`
+    /// says).
     pub table_cache_capacity: usize,
+    /// How SSTs are read: through a memory mapping of each open table, or
+    /// with positioned reads into the block cache. See [`SstReads`].
+    pub sst_reads: SstReads,
     /// L0 files that trigger an L0 → L1 compaction.
     pub l0_compaction_trigger: usize,
     /// L0 files at which each write is delayed.
@@ -96,6 +100,7 @@ impl Default for Options {
             ],
             block_cache_size: 64 << 20,
             table_cache_capacity: 4096,
+            sst_reads: SstReads::default(),
             l0_compaction_trigger: 4,
             l0_slowdown_trigger: 12,
             l0_stop_trigger: 20,
@@ -157,6 +162,33 @@ impl Options {
         }
         Ok(())
     }
+}
+
+/// How the engine reads SSTs (`Options::sst_reads`).
+///
+/// Either way every block is checked and decoded the same, and blocks read
+/// go through the block cache the same; what differs is where the bytes
+/// come from and whose memory holds them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SstReads {
+    /// Map each open table into memory and read blocks as slices of the
+    /// mapping: no system call and no copy per block read. The pages a
+    /// workload touches count in the process's resident memory (as file
+    /// pages, which the kernel can drop) for as long as the table stays
+    /// open, so large scans and blob reads grow its RSS well past the block
+    /// cache, and an I/O error under a mapped page reaches the process as
+    /// SIGBUS instead of an error. Choose it where reads hit the block
+    /// cache little and RSS does not matter.
+    #[default]
+    Mmap,
+    /// Read each block with one positioned read (`pread`) into memory the
+    /// block cache owns: a system call and a copy per block read from the
+    /// file, and nothing mapped. Resident memory stays within the block
+    /// cache (plus what readers hold), an I/O error is an error of the
+    /// read that met it, and a file cut short is reported as corruption.
+    /// Choose it where memory is bounded (containers, many processes) or
+    /// the process must outlive a failing disk.
+    Pread,
 }
 
 /// Durability of one write.
