@@ -26,7 +26,9 @@ pub struct Options {
     /// Capacity of the shared block cache in bytes.
     pub block_cache_size: usize,
     /// Open tables kept (mapped, or with their file open, as `sst_reads`
-    /// says).
+    /// says). With `SstReads::Pread` each holds a file descriptor: keep it
+    /// below the process's limit (`ulimit -n`), or opens of tables beyond
+    /// it fail.
     pub table_cache_capacity: usize,
     /// How SSTs are read: through a memory mapping of each open table, or
     /// with positioned reads into the block cache. See [`SstReads`].
@@ -191,7 +193,8 @@ pub enum SstReads {
     /// corruption naming the file and the offset. The cost: an allocation,
     /// a system call and a copy per block read from the file, which on
     /// data in the page cache made small-value reads up to 1.6 times and
-    /// 1 MiB values about 4 times slower. Choose it where resident memory
+    /// 1 MiB values about 4 times slower; and each table the table cache
+    /// keeps open holds a file descriptor. Choose it where resident memory
     /// is policed, or where the process must outlive a failing disk.
     Pread,
 }

@@ -7,6 +7,8 @@
 //! format crate does no I/O itself; the source does, and the reader treats
 //! what it returns as untrusted like every other input.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::error::Result;
@@ -48,6 +50,28 @@ impl TableSource for Bytes {
     }
 }
 
+/// A boxed source, such as a `Box<dyn TableSource>` chosen at run time.
+impl<T: TableSource + ?Sized> TableSource for Box<T> {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        (**self).read_at(offset, len)
+    }
+}
+
+/// A shared source.
+impl<T: TableSource + ?Sized> TableSource for Arc<T> {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        (**self).read_at(offset, len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +87,15 @@ mod tests {
         // A slice, not a copy.
         let s = b.read_at(1, 4).unwrap();
         assert_eq!(s.as_ptr(), b[1..].as_ptr());
+    }
+
+    #[test]
+    fn boxed_and_shared_sources_read_through() {
+        let b = Bytes::from_static(b"0123456789");
+        let boxed: Box<dyn TableSource> = Box::new(b.clone());
+        let shared: Arc<dyn TableSource> = Arc::new(b);
+        assert_eq!(boxed.len(), 10);
+        assert_eq!(&boxed.read_at(3, 2).unwrap()[..], b"34");
+        assert_eq!(&shared.read_at(9, 9).unwrap()[..], b"9");
     }
 }
