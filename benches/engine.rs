@@ -1,12 +1,12 @@
 //! Benchmarks of the engine's hot paths: puts (WAL append and memtable
 //! insert, with and without sync), point reads from the memtable, from the
-//! block cache and from the mapped files, misses answered by the bloom
-//! filter, and range scans.
+//! block cache and from the files (mapped, or read with pread), misses
+//! answered by the bloom filter, and range scans.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use strata::engine::{Db, Keyspace, Options, WriteOptions};
+use strata::engine::{Db, Keyspace, Options, SstReads, WriteOptions};
 
 const N: u64 = 200_000;
 
@@ -103,21 +103,28 @@ fn reads(c: &mut Criterion) {
     });
     drop(cached);
 
-    // No block cache to speak of: every read decodes its block from the map.
-    let cold = loaded(
-        Options {
-            block_cache_size: 1,
-            ..Options::default()
-        },
-        true,
-    );
-    g.bench_function("uncached", |b| {
-        b.iter(|| {
-            i = (i + 7919) % N;
-            black_box(cold.ks.get(key(i)).unwrap())
-        })
-    });
-    let _ = &cold.db;
+    // No block cache to speak of: every read decodes its block from the
+    // mapping, or reads it with pread first.
+    for (name, sst_reads) in [
+        ("uncached", SstReads::Mmap),
+        ("uncached_pread", SstReads::Pread),
+    ] {
+        let cold = loaded(
+            Options {
+                block_cache_size: 1,
+                sst_reads,
+                ..Options::default()
+            },
+            true,
+        );
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 7919) % N;
+                black_box(cold.ks.get(key(i)).unwrap())
+            })
+        });
+        let _ = &cold.db;
+    }
     g.finish();
 }
 

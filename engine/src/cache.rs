@@ -12,6 +12,7 @@ use strata_format::sst::{BlockCache as FormatBlockCache, Table, TableReadOptions
 use crate::error::{Error, Result};
 use crate::fs::FileSystem;
 use crate::levels::FileMeta;
+use crate::options::SstReads;
 
 #[derive(Clone)]
 struct BlockWeighter;
@@ -83,10 +84,12 @@ impl FormatBlockCache for BlockCache {
     }
 }
 
-/// Open (mapped) tables by file number, bounded in count.
+/// Open tables by file number (mapped, or with their file open for
+/// positioned reads), bounded in count.
 pub struct TableCache {
     cache: Cache<u64, Table>,
     fs: Arc<dyn FileSystem>,
+    reads: SstReads,
     blocks: Arc<BlockCache>,
     ciphers: Arc<crate::encryption::Ciphers>,
 }
@@ -104,25 +107,26 @@ impl TableCache {
     pub(crate) fn new(
         capacity: usize,
         fs: Arc<dyn FileSystem>,
+        reads: SstReads,
         blocks: Arc<BlockCache>,
         ciphers: Arc<crate::encryption::Ciphers>,
     ) -> Self {
         TableCache {
             cache: Cache::new(capacity.max(1)),
             fs,
+            reads,
             blocks,
             ciphers,
         }
     }
 
-    /// The open table for `file`, opening (mapping and verifying) it on a
-    /// miss.
+    /// The open table for `file`, opening (mapping or opening the file,
+    /// and verifying) it on a miss.
     pub fn get(&self, file: &FileMeta) -> Result<Table> {
         if let Some(t) = self.cache.get(&file.number) {
             return Ok(t);
         }
         let path: PathBuf = file.path().to_path_buf();
-        let data = self.fs.map(&path).map_err(|e| Error::io(&path, e))?;
         let keyring = self.ciphers.keyring(file.key_id);
         let opts = TableReadOptions {
             file_number: file.number,
@@ -132,7 +136,7 @@ impl TableCache {
         };
         let blocks: Arc<dyn FormatBlockCache> = self.blocks.clone();
         let table =
-            Table::open_cached(data, &opts, Some(blocks)).map_err(|e| Error::format(&path, e))?;
+            crate::table_file::open_table(&*self.fs, &path, self.reads, &opts, Some(blocks))?;
         if table.size() != file.size {
             return Err(Error::format(
                 &path,
@@ -147,8 +151,8 @@ impl TableCache {
             ));
         }
         // A file already removed from the current version is reopened only
-        // for an old reader; caching it would keep its mapping (and its disk
-        // space) alive after the reader is gone.
+        // for an old reader; caching it would keep its mapping or open file
+        // (and its disk space) alive after the reader is gone.
         if !file.is_obsolete() {
             self.cache.insert(file.number, table.clone());
         }

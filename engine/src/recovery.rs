@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::fs::names::{self, FileKind};
 use crate::fs::FileLock;
 use crate::keyspaces::KeyspaceState;
-use crate::options::Options;
+use crate::options::{Options, SstReads};
 use crate::version::VersionSet;
 
 /// What steps 1 to 3 recover, and the WAL started for step 4.
@@ -211,7 +211,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
         }
     }
 
-    verify_table_keys(&vs, &ciphers)?;
+    verify_table_keys(&vs, &ciphers, opts.sst_reads)?;
 
     // 4. Flush what was replayed, under a fresh WAL (flushed by `finish`).
     let wal_number = vs.new_file_number();
@@ -539,7 +539,7 @@ pub(crate) fn log_key_id(bytes: &[u8]) -> Option<u32> {
 /// Opens one SST per key id the manifest names, so that a missing or wrong
 /// key fails the open (as `Decrypt`, naming the file) before anything is
 /// written.
-fn verify_table_keys(vs: &VersionSet, ciphers: &Ciphers) -> Result<()> {
+fn verify_table_keys(vs: &VersionSet, ciphers: &Ciphers, reads: SstReads) -> Result<()> {
     let mut checked = std::collections::HashSet::new();
     for (_, levels) in vs.keyspaces().values() {
         for (_, f) in levels.all_files() {
@@ -548,14 +548,13 @@ fn verify_table_keys(vs: &VersionSet, ciphers: &Ciphers) -> Result<()> {
                 continue;
             }
             let keyring = ciphers.keyring(Some(id));
-            let data = vs.fs().map(f.path()).map_err(|e| Error::io(f.path(), e))?;
             let opts = strata_format::sst::TableReadOptions {
                 file_number: f.number,
                 expected_uid: Some(f.uid),
                 keyring: Some(&keyring),
                 expected_key_id: Some(f.key_id),
             };
-            strata_format::sst::Table::open(data, &opts).map_err(|e| Error::format(f.path(), e))?;
+            crate::table_file::open_table(&**vs.fs(), f.path(), reads, &opts, None)?;
         }
     }
     Ok(())

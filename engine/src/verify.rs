@@ -15,7 +15,8 @@ use crate::encryption::Ciphers;
 use crate::error::{Error, Result};
 use crate::fs::{names, FileSystem};
 use crate::levels::FileMeta;
-use crate::options::Options;
+use crate::options::{Options, SstReads};
+use crate::table_file::SstSource;
 use crate::version::VersionSet;
 
 /// One damaged file found by [`Db::verify`](crate::Db::verify).
@@ -55,10 +56,12 @@ impl VerifyReport {
     }
 }
 
-/// What checking a file needs: where the files are and the keys.
+/// What checking a file needs: where the files are, how SSTs are read and
+/// the keys.
 pub(crate) struct Checker<'a> {
     fs: &'a dyn FileSystem,
     dir: &'a Path,
+    reads: SstReads,
     ciphers: &'a Ciphers,
 }
 
@@ -89,7 +92,7 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
     let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
     let _lock = crate::recovery::lock_for_reading(&*fs, dir)?;
     let ciphers = std::sync::Arc::new(Ciphers::new(opts.key_provider.clone()));
-    let c = Checker::new(&*fs, dir, &ciphers);
+    let c = Checker::new(&*fs, dir, opts.sst_reads, &ciphers);
     let mut report = VerifyReport::default();
     let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels, u64::MAX, ciphers.clone());
     let replayed = crate::recovery::replay_manifest(dir, &mut vs, &ciphers);
@@ -187,9 +190,20 @@ pub(crate) enum Durable {
 }
 
 impl<'a> Checker<'a> {
-    /// Checks files of `dir` read through `fs`, decrypting with `ciphers`.
-    pub(crate) fn new(fs: &'a dyn FileSystem, dir: &'a Path, ciphers: &'a Ciphers) -> Self {
-        Checker { fs, dir, ciphers }
+    /// Checks files of `dir` read through `fs` (SSTs as `reads` says),
+    /// decrypting with `ciphers`.
+    pub(crate) fn new(
+        fs: &'a dyn FileSystem,
+        dir: &'a Path,
+        reads: SstReads,
+        ciphers: &'a Ciphers,
+    ) -> Self {
+        Checker {
+            fs,
+            dir,
+            reads,
+            ciphers,
+        }
     }
 
     pub(crate) fn current(&self, manifest: Option<u64>) -> Result<u64> {
@@ -285,8 +299,8 @@ impl<'a> Checker<'a> {
         uid: Option<[u8; 16]>,
         key_id: Option<Option<u32>>,
     ) -> Result<Table> {
-        let data = self.fs.map(path).map_err(|e| Error::io(path, e))?;
-        let footer_key = strata_format::sst::peek_key_id(&data);
+        let source = SstSource::open(self.fs, path, self.reads)?;
+        let footer_key = strata_format::sst::peek_source_key_id(&source);
         let keyring = self.ciphers.keyring(key_id.unwrap_or(footer_key));
         let opts = TableReadOptions {
             file_number: number,
@@ -294,7 +308,7 @@ impl<'a> Checker<'a> {
             keyring: Some(&keyring),
             expected_key_id: key_id,
         };
-        Table::open(data, &opts).map_err(|e| Error::format(path, e))
+        Table::open_source(source, &opts, None).map_err(|e| Error::format(path, e))
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_engine::fs::{FaultFs, FaultKind, FaultPlan, FaultTarget, FileSystem, SimFs};
-use strata_engine::{Db, Error, Options, WriteOptions};
+use strata_engine::{Db, Error, Options, SstReads, WriteOptions};
 
 const DIR: &str = "/db";
 
@@ -335,10 +335,19 @@ fn a_full_disk_during_flush_recovers_by_itself_when_space_returns() {
 
 #[test]
 fn failed_reads_are_errors_that_leave_the_database_writable() {
+    for reads in [SstReads::Mmap, SstReads::Pread] {
+        failed_reads_leave_the_database_writable(reads);
+    }
+}
+
+/// A failed `map` (SstReads::Mmap), or a failed open or positioned read
+/// (SstReads::Pread), is an I/O error of the read that met it.
+fn failed_reads_leave_the_database_writable(reads: SstReads) {
     let sim = SimFs::new();
     let plan = FaultPlan::new();
     let fs: Arc<dyn FileSystem> = Arc::new(FaultFs::new(sim, plan.clone()));
     let mut opts = options(fs.clone());
+    opts.sst_reads = reads;
     // No block cache and a one-entry table cache, so reads reach the files.
     opts.block_cache_size = 0;
     opts.table_cache_capacity = 1;
@@ -369,13 +378,13 @@ fn failed_reads_are_errors_that_leave_the_database_writable() {
             match k.get(format!("key{i:03}")) {
                 Ok(v) => assert!(v.is_some()),
                 Err(e) => {
-                    assert!(matches!(e, Error::Io { .. }), "{e}");
+                    assert!(matches!(e, Error::Io { .. }), "{reads:?}: {e}");
                     failed += 1;
                 }
             }
         }
     }
-    assert!(failed > 0, "no read reached the disk");
+    assert!(failed > 0, "{reads:?}: no read reached the disk");
     // A failed read is not a failed write: writes go on.
     ks.put("during", "x").unwrap();
     assert!(db.stats().error_state.is_none());

@@ -69,8 +69,9 @@ pub enum Error {
     /// out of order or a length beyond a limit. Nothing was written.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// An underlying writer failed while a table or log was being streamed.
-    #[error("write failed: {0}")]
+    /// An underlying writer failed while a table or log was being streamed,
+    /// or a [`TableSource`](crate::sst::TableSource) failed to read.
+    #[error("I/O failed: {0}")]
     Io(IoError),
 }
 

@@ -3,8 +3,9 @@
 //! This crate is pure: no file I/O, no threads, no clocks, no global state.
 //! Encoders write into a `Vec<u8>` or any [`std::io::Write`]; decoders take
 //! untrusted `&[u8]` (or [`bytes::Bytes`], so the engine can hand in an
-//! mmap) and return a value or an [`Error`] naming what was wrong and where,
-//! never a panic, an unbounded allocation or a hang.
+//! mmap, or for tables a [`sst::TableSource`] the engine implements with
+//! positioned reads) and return a value or an [`Error`] naming what was
+//! wrong and where, never a panic, an unbounded allocation or a hang.
 //!
 //! The layout of every structure is specified in `SPEC.md` at the root of
 //! the repository; each module's documentation repeats its part.

@@ -9,8 +9,10 @@ use strata_format::codec::{Compression, EncryptionKey, Keyring};
 use strata_format::key::{InternalKeyRef, ValueKind};
 use strata_format::log::{LogEnd, LogHeader, LogKind, LogReadOptions, LogReader, LogWriter};
 use strata_format::manifest::VersionEdit;
-use strata_format::sst::{Footer, Table, TableOptions, TableReadOptions, TableWriter, FOOTER_LEN};
-use strata_format::Result;
+use strata_format::sst::{
+    Footer, Table, TableOptions, TableReadOptions, TableSource, TableWriter, FOOTER_LEN,
+};
+use strata_format::{Error, Result};
 
 const UID: [u8; 16] = [0x5a; 16];
 
@@ -66,14 +68,75 @@ fn small_table(compression: Compression, key: Option<Arc<EncryptionKey>>) -> Vec
     w.finish().unwrap().0
 }
 
+/// A table read the way the engine's positioned reads read it: every read
+/// a copy of the asked range (fewer bytes past the end).
+struct Copied(Vec<u8>);
+
+impl TableSource for Copied {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let start = usize::try_from(offset).map_or(self.0.len(), |o| o.min(self.0.len()));
+        let end = start.saturating_add(len).min(self.0.len());
+        Ok(Bytes::copy_from_slice(&self.0[start..end]))
+    }
+}
+
+/// A file cut short after it was opened: it still claims its old length,
+/// but reads past `cut` come back short.
+struct CutShort {
+    data: Vec<u8>,
+    cut: usize,
+}
+
+impl TableSource for CutShort {
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        Copied(self.data[..self.cut].to_vec()).read_at(offset, len)
+    }
+}
+
+/// A medium that fails every read reaching past `from`.
+struct FailsFrom {
+    data: Vec<u8>,
+    from: u64,
+}
+
+impl TableSource for FailsFrom {
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        if offset + len as u64 > self.from {
+            return Err(std::io::Error::other(format!("EIO at offset {offset}")).into());
+        }
+        Copied(self.data.clone()).read_at(offset, len)
+    }
+}
+
+/// Reads a table in memory and read by copies (as positioned reads do):
+/// both give the same contents or the same error.
 fn read_table(bytes: &[u8], ring: &Keyring) -> Result<TableContents> {
+    let in_memory = read_table_from(Bytes::copy_from_slice(bytes), ring);
+    let copied = read_table_from(Copied(bytes.to_vec()), ring);
+    assert_eq!(in_memory, copied, "the two sources read differently");
+    in_memory
+}
+
+fn read_table_from(source: impl TableSource + 'static, ring: &Keyring) -> Result<TableContents> {
     let opts = TableReadOptions {
         file_number: 3,
         expected_uid: Some(UID),
         keyring: Some(ring),
         expected_key_id: None,
     };
-    let table = Table::open(Bytes::copy_from_slice(bytes), &opts)?;
+    let table = Table::open_source(source, &opts, None)?;
     let mut it = table.iter();
     let mut forward = Vec::new();
     it.seek_to_first()?;
@@ -142,6 +205,60 @@ fn every_truncation_of_a_table_is_detected() {
             read_table(&longer, &ring).is_err(),
             "{name}: extended file still opens"
         );
+    }
+}
+
+/// A file that shrinks under an open table (as a truncation by another
+/// process would make it) gives the original data or an error naming the
+/// offset of the read that came back short: never a panic, never other
+/// data.
+#[test]
+fn a_table_cut_short_after_open_reads_the_same_or_fails_at_the_cut() {
+    let (_, ring) = ring();
+    for (name, bytes) in table_variants() {
+        let original = read_table(&bytes, &ring).unwrap();
+        let mut short_reads = 0;
+        for cut in 0..bytes.len() {
+            let source = CutShort {
+                data: bytes.clone(),
+                cut,
+            };
+            match read_table_from(source, &ring) {
+                Ok(got) => assert_eq!(got, original, "{name}: cut at {cut}"),
+                Err(Error::Corruption { what, offset }) => {
+                    assert!(what.contains("sst 3"), "{name}: {what}");
+                    if what.contains("bytes asked") {
+                        // The offset of the read that came back short: a
+                        // block or the footer, inside the file.
+                        assert!(
+                            offset < bytes.len() as u64,
+                            "{name}: cut {cut}, error at {offset}"
+                        );
+                        short_reads += 1;
+                    }
+                }
+                Err(e) => panic!("{name}: cut at {cut}: {e}"),
+            }
+        }
+        assert!(short_reads > 0, "{name}: no short read reported");
+    }
+}
+
+/// A read the medium fails is an I/O error, whichever block it was for.
+#[test]
+fn failed_reads_are_io_errors() {
+    let (_, ring) = ring();
+    for (name, bytes) in table_variants() {
+        for from in (0..bytes.len() as u64).step_by(7) {
+            let source = FailsFrom {
+                data: bytes.clone(),
+                from,
+            };
+            match read_table_from(source, &ring) {
+                Err(Error::Io(e)) => assert!(e.message.contains("EIO at offset"), "{e}"),
+                other => panic!("{name}: failing from {from}: {other:?}"),
+            }
+        }
     }
 }
 

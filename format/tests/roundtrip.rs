@@ -10,7 +10,7 @@ use strata_format::codec::{Compression, EncryptionKey, Keyring};
 use strata_format::key::{compare_internal, seek_key, InternalKeyRef, ValueKind};
 use strata_format::log::{LogEnd, LogHeader, LogKind, LogReadOptions, LogReader, LogWriter};
 use strata_format::manifest::{FileAdded, FileRemoved, VersionEdit};
-use strata_format::sst::{Table, TableOptions, TableReadOptions, TableWriter};
+use strata_format::sst::{Table, TableOptions, TableReadOptions, TableSource, TableWriter};
 
 const UID: [u8; 16] = *b"0123456789abcdef";
 
@@ -19,6 +19,22 @@ fn keyring() -> (Arc<EncryptionKey>, Keyring) {
     let mut ring = Keyring::new();
     ring.insert(key.clone());
     (key, ring)
+}
+
+/// A table read the way the engine's positioned reads read it: every read
+/// a copy into a buffer of its own.
+struct Copied(Vec<u8>);
+
+impl TableSource for Copied {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> strata_format::Result<Bytes> {
+        let start = (offset as usize).min(self.0.len());
+        let end = start.saturating_add(len).min(self.0.len());
+        Ok(Bytes::copy_from_slice(&self.0[start..end]))
+    }
 }
 
 /// (user key, ts) → (kind, value), the model of a table's contents.
@@ -92,48 +108,55 @@ proptest! {
         let (key, ring) = keyring();
         let bytes = write_table(&m, compression, encrypt.then_some(key), block_size, restart);
         let opts = TableReadOptions { file_number: 9, expected_uid: Some(UID), keyring: Some(&ring), expected_key_id: None };
-        let table = Table::open(Bytes::from(bytes), &opts).unwrap();
-        let props = table.properties();
-        prop_assert_eq!(props.entries, m.len() as u64);
-        prop_assert_eq!(props.tombstones, m.values().filter(|(k, _)| *k == ValueKind::Delete).count() as u64);
-        prop_assert_eq!(props.created_at_micros, 77);
-        if let Some(((uk, ts), (kind, _))) = m.iter().next() {
-            prop_assert_eq!(&props.smallest_key, &internal(uk, ts.0, *kind));
-        }
-
-        // Forward and backward scans give the model exactly.
-        let expected: Vec<(Vec<u8>, Vec<u8>)> = m.iter().map(|((uk, ts), (k, v))| (internal(uk, ts.0, *k), v.clone())).collect();
-        let mut it = table.iter();
-        it.seek_to_first().unwrap();
-        let mut got = Vec::new();
-        while it.valid() { got.push((it.key().to_vec(), it.value().to_vec())); it.next().unwrap(); }
-        prop_assert_eq!(&got, &expected);
-        it.seek_to_last().unwrap();
-        let mut back = Vec::new();
-        while it.valid() { back.push((it.key().to_vec(), it.value().to_vec())); it.prev().unwrap(); }
-        back.reverse();
-        prop_assert_eq!(&back, &expected);
-
-        for (uk, ts) in probes {
-            // Point read: the newest version at or below ts.
-            let want = m.range((uk.clone(), std::cmp::Reverse(ts))..).next().filter(|((k, _), _)| *k == uk);
-            let got = table.get(&uk, ts).unwrap();
-            match want {
-                Some(((_, vts), (kind, v))) => {
-                    let got = got.expect("version present");
-                    prop_assert_eq!(got.ts, vts.0);
-                    prop_assert_eq!(got.kind, *kind);
-                    prop_assert_eq!(&got.value[..], &v[..]);
-                }
-                None => prop_assert!(got.is_none()),
+        // In memory (slices of one buffer) and read by copies, as the
+        // engine's positioned reads do: the same table either way.
+        let tables = [
+            Table::open(Bytes::from(bytes.clone()), &opts).unwrap(),
+            Table::open_source(Copied(bytes), &opts, None).unwrap(),
+        ];
+        for table in &tables {
+            let props = table.properties();
+            prop_assert_eq!(props.entries, m.len() as u64);
+            prop_assert_eq!(props.tombstones, m.values().filter(|(k, _)| *k == ValueKind::Delete).count() as u64);
+            prop_assert_eq!(props.created_at_micros, 77);
+            if let Some(((uk, ts), (kind, _))) = m.iter().next() {
+                prop_assert_eq!(&props.smallest_key, &internal(uk, ts.0, *kind));
             }
-            // Seek lands on the first entry >= the probe.
-            let target = seek_key(&uk, ts);
+
+            // Forward and backward scans give the model exactly.
+            let expected: Vec<(Vec<u8>, Vec<u8>)> = m.iter().map(|((uk, ts), (k, v))| (internal(uk, ts.0, *k), v.clone())).collect();
             let mut it = table.iter();
-            it.seek(&target).unwrap();
-            let first = expected.iter().find(|(k, _)| compare_internal(k, &target) != std::cmp::Ordering::Less);
-            prop_assert_eq!(it.valid(), first.is_some());
-            if let Some((k, _)) = first { prop_assert_eq!(it.key(), &k[..]); }
+            it.seek_to_first().unwrap();
+            let mut got = Vec::new();
+            while it.valid() { got.push((it.key().to_vec(), it.value().to_vec())); it.next().unwrap(); }
+            prop_assert_eq!(&got, &expected);
+            it.seek_to_last().unwrap();
+            let mut back = Vec::new();
+            while it.valid() { back.push((it.key().to_vec(), it.value().to_vec())); it.prev().unwrap(); }
+            back.reverse();
+            prop_assert_eq!(&back, &expected);
+
+            for (uk, ts) in probes.iter().cloned() {
+                // Point read: the newest version at or below ts.
+                let want = m.range((uk.clone(), std::cmp::Reverse(ts))..).next().filter(|((k, _), _)| *k == uk);
+                let got = table.get(&uk, ts).unwrap();
+                match want {
+                    Some(((_, vts), (kind, v))) => {
+                        let got = got.expect("version present");
+                        prop_assert_eq!(got.ts, vts.0);
+                        prop_assert_eq!(got.kind, *kind);
+                        prop_assert_eq!(&got.value[..], &v[..]);
+                    }
+                    None => prop_assert!(got.is_none()),
+                }
+                // Seek lands on the first entry >= the probe.
+                let target = seek_key(&uk, ts);
+                let mut it = table.iter();
+                it.seek(&target).unwrap();
+                let first = expected.iter().find(|(k, _)| compare_internal(k, &target) != std::cmp::Ordering::Less);
+                prop_assert_eq!(it.valid(), first.is_some());
+                if let Some((k, _)) = first { prop_assert_eq!(it.key(), &k[..]); }
+            }
         }
     }
 
@@ -185,6 +208,40 @@ proptest! {
             numbers_skipped: skipped,
         };
         prop_assert_eq!(VersionEdit::decode(&edit.encode(), 0).unwrap(), edit);
+    }
+}
+
+/// A plaintext, uncompressed table in memory (a mapping, in the engine)
+/// is read without copies: values are slices of the buffer it was opened
+/// from. Read by copies, they are not.
+#[test]
+fn blocks_of_a_table_in_memory_are_slices_of_it() {
+    let mut m = Model::new();
+    for i in 0u8..200 {
+        m.insert(
+            (vec![i / 10, i % 10], std::cmp::Reverse(1)),
+            (ValueKind::Put, vec![i; 30]),
+        );
+    }
+    let bytes = Bytes::from(write_table(&m, Compression::None, None, 512, 16));
+    let opts = TableReadOptions {
+        file_number: 9,
+        expected_uid: Some(UID),
+        keyring: None,
+        expected_key_id: None,
+    };
+    let inside = |v: &Bytes| {
+        let (start, p) = (bytes.as_ptr() as usize, v.as_ptr() as usize);
+        p >= start && p + v.len() <= start + bytes.len()
+    };
+    let table = Table::open(bytes.clone(), &opts).unwrap();
+    let copied = Table::open_source(Copied(bytes.to_vec()), &opts, None).unwrap();
+    for probe in [[0u8, 0], [9, 9], [19, 9]] {
+        let v = table.get(&probe, 5).unwrap().unwrap().value;
+        assert!(inside(&v), "{probe:?}: a copy");
+        let c = copied.get(&probe, 5).unwrap().unwrap().value;
+        assert_eq!(v, c);
+        assert!(!inside(&c));
     }
 }
 

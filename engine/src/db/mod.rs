@@ -122,6 +122,7 @@ impl DbInner {
         let tables = Arc::new(TableCache::new(
             opts.table_cache_capacity,
             opts.fs.clone(),
+            opts.sst_reads,
             blocks.clone(),
             ciphers.clone(),
         ));

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::{FileLock, FileSystem, WritableFile};
+use super::{FileLock, FileSystem, RandomAccessFile, WritableFile};
 
 /// The error a fault produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,8 @@ pub struct FaultTarget {
     pub syncs: bool,
     /// `rename`, `remove_file` and `sync_dir`.
     pub metadata: bool,
-    /// `read` and `map`.
+    /// `read`, `map`, `open_random_access` and each positioned read of a
+    /// file it opened.
     pub reads: bool,
     /// Only calls on files whose name ends with this (e.g. `".sst"`).
     pub suffix: Option<&'static str>,
@@ -216,6 +217,27 @@ impl WritableFile for FaultFile {
     }
 }
 
+/// A file opened for positioned reads; each read is a targeted call.
+#[derive(Debug)]
+struct FaultRandomAccess {
+    inner: Box<dyn RandomAccessFile>,
+    plan: FaultPlan,
+    path: std::path::PathBuf,
+}
+
+impl RandomAccessFile for FaultRandomAccess {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match self.plan.hit(Call::Read, &self.path) {
+            Some(kind) => Err(error(kind)),
+            None => self.inner.read_at(buf, offset),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+}
+
 impl<F: FileSystem> FileSystem for FaultFs<F> {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         self.inner.create_dir_all(path)
@@ -238,6 +260,15 @@ impl<F: FileSystem> FileSystem for FaultFs<F> {
     fn map(&self, path: &Path) -> io::Result<Bytes> {
         self.check(Call::Read, path)?;
         self.inner.map(path)
+    }
+
+    fn open_random_access(&self, path: &Path) -> io::Result<Box<dyn RandomAccessFile>> {
+        self.check(Call::Read, path)?;
+        Ok(Box::new(FaultRandomAccess {
+            inner: self.inner.open_random_access(path)?,
+            plan: self.plan.clone(),
+            path: path.to_path_buf(),
+        }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -2,7 +2,8 @@
 //!
 //! Every file operation of the engine goes through [`FileSystem`], so that
 //! tests can put a fault-injecting or crash-simulating implementation under
-//! it. [`StdFs`] is the default: `std::fs` plus `memmap2`.
+//! it. [`StdFs`] is the default: `std::fs` plus `memmap2`, and positioned
+//! reads (`pread`) for SSTs read without a mapping.
 //!
 //! With the cargo feature `testing` (off by default, for tests only) this
 //! module also has two test doubles: `SimFs`, an in-memory file system that
@@ -58,6 +59,41 @@ pub trait WritableFile: Send + Sync {
     }
 }
 
+/// An immutable file opened for reads at any offset, without a mapping
+/// (`pread`): what the engine reads SSTs through when
+/// `Options::sst_reads` is `SstReads::Pread`.
+pub trait RandomAccessFile: Send + Sync + Debug {
+    /// Reads up to `buf.len()` bytes at `offset` into `buf` and returns how
+    /// many it read: fewer only at the end of the file (or, as `pread` may,
+    /// for no reason; the caller reads the rest), 0 at or past the end.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// The file's size when it was opened.
+    fn size(&self) -> u64;
+}
+
+/// Fills `buf` from `offset` of `file`, retrying short and interrupted
+/// reads; returns how many bytes it read, fewer than `buf.len()` only when
+/// the file ends sooner.
+pub(crate) fn read_full_at(
+    file: &dyn RandomAccessFile,
+    buf: &mut [u8],
+    offset: u64,
+) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let at = offset.checked_add(done as u64).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "read past the largest offset")
+        })?;
+        match file.read_at(&mut buf[done..], at) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
 /// A held lock on a file, released on drop.
 pub trait FileLock: Send + Sync + Debug {}
 
@@ -72,6 +108,8 @@ pub trait FileSystem: Send + Sync + Debug {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Maps a whole immutable file into memory.
     fn map(&self, path: &Path) -> io::Result<Bytes>;
+    /// Opens an immutable file for positioned reads.
+    fn open_random_access(&self, path: &Path) -> io::Result<Box<dyn RandomAccessFile>>;
     /// Renames a file, replacing any file at `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.

@@ -1,4 +1,5 @@
-//! The real file system: `std::fs`, `memmap2`, and on Linux `fallocate`.
+//! The real file system: `std::fs`, `memmap2`, positioned reads, and on
+//! Linux `fallocate`.
 //!
 //! Appends to a preallocated file go through a shared memory mapping of
 //! the preallocated space where the file system is known to keep that
@@ -14,7 +15,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use super::{FileLock, FileSystem, WritableFile};
+use super::{FileLock, FileSystem, RandomAccessFile, WritableFile};
 
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -171,6 +172,32 @@ impl WritableFile for StdFile {
     }
 }
 
+/// A file opened for positioned reads.
+#[derive(Debug)]
+struct StdRandomAccess {
+    file: File,
+    size: u64,
+}
+
+impl RandomAccessFile for StdRandomAccess {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileExt;
+            self.file.read_at(buf, offset)
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::fs::FileExt;
+            self.file.seek_read(buf, offset)
+        }
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
 #[derive(Debug)]
 struct StdLock {
     _file: File,
@@ -218,6 +245,12 @@ impl FileSystem for StdFs {
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Bytes::from_owner(map))
+    }
+
+    fn open_random_access(&self, path: &Path) -> io::Result<Box<dyn RandomAccessFile>> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        Ok(Box::new(StdRandomAccess { file, size }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::{FileLock, FileSystem, WritableFile};
+use super::{FileLock, FileSystem, RandomAccessFile, WritableFile};
 
 /// What a simulated power loss keeps of the data that was never synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,6 +311,39 @@ impl WritableFile for SimFile {
     }
 }
 
+/// A file opened for positioned reads: reads its inode, which outlives
+/// the file's name as an open file does on a real file system.
+struct SimRandomAccess {
+    state: Arc<Mutex<State>>,
+    inode: u64,
+    size: u64,
+}
+
+impl std::fmt::Debug for SimRandomAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimRandomAccess")
+            .field("inode", &self.inode)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl RandomAccessFile for SimRandomAccess {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let st = self.state.lock();
+        st.check()?;
+        let data = st.inodes.get(&self.inode).map_or(&[][..], |n| &n.data[..]);
+        let start = usize::try_from(offset).map_or(data.len(), |o| o.min(data.len()));
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
 #[derive(Debug)]
 struct SimLock {
     state: Arc<Mutex<State>>,
@@ -369,6 +402,18 @@ impl FileSystem for SimFs {
 
     fn map(&self, path: &Path) -> io::Result<Bytes> {
         self.read(path).map(Bytes::from)
+    }
+
+    fn open_random_access(&self, path: &Path) -> io::Result<Box<dyn RandomAccessFile>> {
+        let st = self.state.lock();
+        st.check()?;
+        let inode = st.lookup(path)?;
+        let size = st.inodes.get(&inode).map_or(0, |n| n.data.len() as u64);
+        Ok(Box::new(SimRandomAccess {
+            state: self.state.clone(),
+            inode,
+            size,
+        }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -11,16 +11,19 @@
 //! Every block is stored through the block codec ([`crate::codec`]), bound
 //! to the file number, the file's random uid and the block's offset. The
 //! footer locates the filter, properties and index blocks; a reader opens a
-//! table from the footer inward.
+//! table from the footer inward, reading through a [`TableSource`] (bytes
+//! in memory, or positioned reads the caller implements).
 
 mod footer;
 mod properties;
 mod reader;
+mod source;
 mod writer;
 
 pub use footer::{Footer, FOOTER_LAYOUT, FOOTER_LEN, SST_FORMAT_VERSION, SST_MAGIC};
 pub use properties::Properties;
 pub use reader::{BlockCache, Lookup, Table, TableEntry, TableIter, TableReadOptions};
+pub use source::TableSource;
 pub use writer::{TableOptions, TableSummary, TableWriter};
 
 use crate::coding::{put_varint64, Cursor};
@@ -69,4 +72,15 @@ impl BlockHandle {
 pub fn peek_key_id(data: &[u8]) -> Option<u32> {
     let at = data.len().checked_sub(FOOTER_LEN)?;
     Footer::decode(&data[at..], 0, at as u64).ok()?.key_id
+}
+
+/// [`peek_key_id`] of a table read through `source` (only its footer is
+/// read).
+pub fn peek_source_key_id(source: &dyn TableSource) -> Option<u32> {
+    let at = source.len().checked_sub(FOOTER_LEN as u64)?;
+    let footer = source.read_at(at, FOOTER_LEN).ok()?;
+    if footer.len() != FOOTER_LEN {
+        return None;
+    }
+    Footer::decode(&footer, 0, at).ok()?.key_id
 }

@@ -1,6 +1,7 @@
-//! Reading an SST from bytes in memory (a `Vec`, or an mmap wrapped in
-//! [`Bytes`]): open from the footer, point lookups behind the bloom filter,
-//! and a cursor over every entry.
+//! Reading an SST through a [`TableSource`] (bytes in memory, a mapping
+//! wrapped in [`Bytes`], or positioned reads of a file): open from the
+//! footer, point lookups behind the bloom filter, and a cursor over every
+//! entry.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use crate::codec::{
 use crate::error::{Error, Result};
 use crate::key::{compare_internal, seek_key, InternalKeyRef, ValueKind};
 
-use super::{BlockHandle, Footer, Properties, FOOTER_LEN};
+use super::{BlockHandle, Footer, Properties, TableSource, FOOTER_LEN};
 
 /// What a reader needs besides the bytes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -68,7 +69,9 @@ pub struct TableEntry {
 }
 
 struct Inner {
-    data: Bytes,
+    source: Box<dyn TableSource>,
+    /// The source's length, read once at open.
+    len: u64,
     file_number: u64,
     footer: Footer,
     key: Option<Arc<EncryptionKey>>,
@@ -90,17 +93,17 @@ impl std::fmt::Debug for Table {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Table")
             .field("file_number", &self.inner.file_number)
-            .field("size", &self.inner.data.len())
+            .field("size", &self.inner.len)
             .field("entries", &self.inner.properties.entries)
             .finish_non_exhaustive()
     }
 }
 
 impl Table {
-    /// Opens a table: checks the footer (magic, version, checksum, MAC),
-    /// then decodes the index, filter and properties blocks.
+    /// Opens a table held in memory: checks the footer (magic, version,
+    /// checksum, MAC), then decodes the index, filter and properties blocks.
     pub fn open(data: Bytes, opts: &TableReadOptions<'_>) -> Result<Table> {
-        Self::open_cached(data, opts, None)
+        Self::open_source(data, opts, None)
     }
 
     /// [`open`](Self::open), with data blocks read through `cache`.
@@ -109,16 +112,27 @@ impl Table {
         opts: &TableReadOptions<'_>,
         cache: Option<Arc<dyn BlockCache>>,
     ) -> Result<Table> {
+        Self::open_source(data, opts, cache)
+    }
+
+    /// Opens a table whose bytes are read through `source`, with data blocks
+    /// read through `cache` when given. The footer, index, filter and
+    /// properties blocks are read and checked now; data blocks on demand.
+    pub fn open_source(
+        source: impl TableSource + 'static,
+        opts: &TableReadOptions<'_>,
+        cache: Option<Arc<dyn BlockCache>>,
+    ) -> Result<Table> {
         let n = opts.file_number;
-        let len = data.len() as u64;
+        let len = source.len();
         let footer_at = len.checked_sub(FOOTER_LEN as u64).ok_or_else(|| {
             Error::corruption(
                 format!("sst {n}: file of {len} bytes is shorter than a footer"),
                 0,
             )
         })?;
-        let footer_bytes = &data[footer_at as usize..];
-        let footer = Footer::decode(footer_bytes, n, footer_at)?;
+        let footer_bytes = read_exact(&source, n, footer_at, FOOTER_LEN, "footer")?;
+        let footer = Footer::decode(&footer_bytes, n, footer_at)?;
         if let Some(uid) = opts.expected_uid {
             if uid != footer.file_uid {
                 return Err(Error::corruption(
@@ -148,12 +162,13 @@ impl Table {
                         key_id: id,
                     })?
                     .clone();
-                Footer::verify(footer_bytes, n, footer_at, &key)?;
+                Footer::verify(&footer_bytes, n, footer_at, &key)?;
                 Some(key)
             }
         };
         let mut inner = Inner {
-            data,
+            source: Box::new(source),
+            len,
             file_number: n,
             footer,
             key,
@@ -197,7 +212,7 @@ impl Table {
 
     /// The table's size in bytes.
     pub fn size(&self) -> u64 {
-        self.inner.data.len() as u64
+        self.inner.len
     }
 
     /// False when `user_key` is certainly not in the table.
@@ -346,18 +361,60 @@ impl Inner {
                 handle.offset,
             ));
         }
-        let stored = &self.data[handle.offset as usize..(handle.offset + handle.size) as usize];
+        // In bounds of the source, so no larger than the file.
+        let size = usize::try_from(handle.size).map_err(|_| {
+            Error::corruption(
+                format!("sst {n}: {kind:?} block of {} bytes", handle.size),
+                handle.offset,
+            )
+        })?;
+        let stored = read_exact(&*self.source, n, handle.offset, size, kind_name(kind))?;
         let ctx = BlockContext {
             file_number: n,
             file_uid: self.footer.file_uid,
             offset: handle.offset,
             kind,
         };
-        match decoder.decode(stored, &ctx, self.key.as_deref(), MAX_BLOCK_LEN)? {
-            Cow::Borrowed(plain) => Ok(self.data.slice_ref(plain)),
+        match decoder.decode(&stored, &ctx, self.key.as_deref(), MAX_BLOCK_LEN)? {
+            // A plaintext block: a slice of what was read (of the mapping,
+            // for a table in memory), not a copy.
+            Cow::Borrowed(plain) => Ok(stored.slice_ref(plain)),
             Cow::Owned(plain) => Ok(Bytes::from(plain)),
         }
     }
+}
+
+fn kind_name(kind: BlockKind) -> &'static str {
+    match kind {
+        BlockKind::Data => "data block",
+        BlockKind::Index => "index block",
+        BlockKind::Filter => "filter block",
+        BlockKind::Properties => "properties block",
+        _ => "block",
+    }
+}
+
+/// Reads `len` bytes at `offset` of table `n` from `source`; the range was
+/// checked against the source's length. Fewer bytes than asked (a file cut
+/// short since it was opened) is corruption at `offset`.
+fn read_exact(
+    source: &dyn TableSource,
+    n: u64,
+    offset: u64,
+    len: usize,
+    what: &str,
+) -> Result<Bytes> {
+    let bytes = source.read_at(offset, len)?;
+    if bytes.len() != len {
+        return Err(Error::corruption(
+            format!(
+                "sst {n}: {what}: {len} bytes asked, {} read (the file ends sooner than it did at open)",
+                bytes.len()
+            ),
+            offset,
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A cursor over a table's entries: a two-level iterator, index block then

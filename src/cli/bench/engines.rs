@@ -39,6 +39,8 @@ pub(crate) struct EngineSettings {
     pub compression: bool,
     /// Encrypt data at rest (Strata only).
     pub encryption: bool,
+    /// How Strata reads SSTs (`None`: the engine's default).
+    pub sst_reads: Option<strata::engine::SstReads>,
 }
 
 /// Opens engine `name` in `dir`.
@@ -83,6 +85,9 @@ impl StrataDb {
             block_cache_size: s.cache_bytes,
             ..Options::default()
         };
+        if let Some(reads) = s.sst_reads {
+            opts.sst_reads = reads;
+        }
         opts.compression = if s.compression {
             vec![
                 Compression::None,

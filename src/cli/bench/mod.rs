@@ -58,6 +58,11 @@ pub(crate) struct BenchArgs {
     /// Block or page cache budget of every engine, in MiB.
     #[arg(long, default_value_t = 256)]
     cache_mb: usize,
+    /// How Strata reads its SSTs: through memory mappings (mmap) or with
+    /// positioned reads into the block cache (pread). Without it, the
+    /// engine's default.
+    #[arg(long, value_enum, value_name = "mmap|pread")]
+    sst_reads: Option<SstReadsArg>,
     /// Write the results as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -67,6 +72,24 @@ pub(crate) struct BenchArgs {
     /// Run in DIR (kept afterwards) instead of a fresh temporary directory.
     #[arg(long, value_name = "DIR")]
     db: Option<PathBuf>,
+}
+
+/// The values of `--sst-reads`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SstReadsArg {
+    /// Memory mappings: blocks are slices of the mapped file.
+    Mmap,
+    /// Positioned reads: each block read with pread into the block cache.
+    Pread,
+}
+
+impl From<SstReadsArg> for strata::engine::SstReads {
+    fn from(a: SstReadsArg) -> Self {
+        match a {
+            SstReadsArg::Mmap => strata::engine::SstReads::Mmap,
+            SstReadsArg::Pread => strata::engine::SstReads::Pread,
+        }
+    }
 }
 
 /// Bytes this process has caused to be written to storage.
@@ -294,6 +317,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
         cache_bytes: args.cache_mb << 20,
         compression: args.compression,
         encryption: args.encryption,
+        sst_reads: args.sst_reads.map(Into::into),
     };
     let tmp;
     let root = match &args.db {
@@ -322,7 +346,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
         results,
     };
     println!(
-        "strata bench, {}: {} entries of {} + {} bytes, {} thread(s), {} MiB cache{}{}",
+        "strata bench, {}: {} entries of {} + {} bytes, {} thread(s), {} MiB cache{}{}{}",
         report.machine,
         report.num,
         report.key_size,
@@ -335,6 +359,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
             ""
         },
         if args.encryption { ", encryption" } else { "" },
+        match args.sst_reads {
+            Some(SstReadsArg::Mmap) => ", SSTs mapped",
+            Some(SstReadsArg::Pread) => ", SSTs read with pread",
+            None => "",
+        },
     );
     print!("{}", report::table(&report));
     if let Some(path) = &args.json {
