@@ -52,6 +52,11 @@ pub struct EngineConfig {
     /// Sync every write before acknowledging it (off: a power failure may
     /// lose the last writes, never half of one).
     pub sync_writes: bool,
+    /// How tables are read: `"mmap"` (the default, fastest) or `"pread"`
+    /// (positioned reads: mapped file pages never count in the process's
+    /// resident memory, and a failing disk is an error rather than
+    /// SIGBUS); README "SST reads" has the measurements.
+    pub sst_reads: strata_engine::SstReads,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +66,7 @@ impl Default for EngineConfig {
             block_cache_size: 32 << 20,
             history_retention_secs: 7 * 24 * 3600,
             sync_writes: true,
+            sst_reads: strata_engine::SstReads::default(),
         }
     }
 }

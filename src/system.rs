@@ -375,6 +375,7 @@ impl StorageSystemBuilder {
         opts.memtable_size = config.engine.memtable_size;
         opts.block_cache_size = config.engine.block_cache_size;
         opts.history_retention = Duration::from_secs(config.engine.history_retention_secs);
+        opts.sst_reads = config.engine.sst_reads;
         opts.key_provider = self.key_provider.clone();
         opts.plaintext_keyspaces = encryption.plaintext_keyspaces();
         let db = Db::open(&dir, opts)?;

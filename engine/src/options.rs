@@ -172,7 +172,8 @@ impl Options {
 /// through the block cache the same, and reads give the same results; what
 /// differs is where the bytes come from, what a read costs and what counts
 /// in the process's resident memory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SstReads {
     /// Map each open table into memory and read blocks as slices of the
     /// mapping: no system call, no allocation and no copy per block read.

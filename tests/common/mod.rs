@@ -19,8 +19,18 @@ pub fn strata(args: &[&str]) -> (i32, String, String) {
 /// Anonymous resident memory of this process (heap and stacks, not the
 /// page cache of mapped files, which the kernel reclaims at will).
 pub fn rss_anon() -> u64 {
+    rss("RssAnon:")
+}
+
+/// Resident memory of files mapped by this process.
+pub fn rss_file() -> u64 {
+    rss("RssFile:")
+}
+
+/// The `/proc/self/status` figure `field` (in kB there), in bytes.
+fn rss(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("RssAnon:")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
     line.split_whitespace()
         .nth(1)
         .unwrap()
