@@ -443,3 +443,45 @@ fn chunks_of_a_write_that_filled_the_disk_are_collected_by_cleanup() {
         .put_stream(&key("small"), pattern(1 << 20), &StorageOptions::new())
         .unwrap();
 }
+
+/// A blob written in a transaction still open is being written: a
+/// cleanup meanwhile leaves its chunks, and the blob reads whole after
+/// the commit.
+#[test]
+fn cleanup_leaves_the_chunks_of_a_transaction_still_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = small_chunks(dir.path());
+    let blobs = storage.get_blob_storage().unwrap();
+    let tx = storage.begin().unwrap();
+    blobs
+        .put_stream(
+            &key("pending"),
+            pattern(10_000),
+            &StorageOptions::new().with_transaction(&tx),
+        )
+        .unwrap();
+    assert_eq!(blobs.cleanup().unwrap(), 0);
+    assert_eq!(chunk_count(&storage), 10);
+    tx.commit().unwrap();
+    let mut back = Vec::new();
+    blobs
+        .open(&key("pending"))
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+    let mut want = Vec::new();
+    pattern(10_000).read_to_end(&mut want).unwrap();
+    assert_eq!(back, want);
+    // Rolled back: its chunks go with it, and cleanup finds nothing left.
+    let tx = storage.begin().unwrap();
+    blobs
+        .put_stream(
+            &key("gone"),
+            pattern(5_000),
+            &StorageOptions::new().with_transaction(&tx),
+        )
+        .unwrap();
+    tx.rollback().unwrap();
+    assert_eq!(chunk_count(&storage), 10);
+    assert_eq!(blobs.cleanup().unwrap(), 0);
+}

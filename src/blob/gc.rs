@@ -29,11 +29,23 @@ pub(super) struct Garbage {
 pub(super) struct Writing<'a> {
     garbage: &'a Garbage,
     id: String,
+    /// Handed on to a transaction's hooks, which end it.
+    kept: bool,
+}
+
+impl Writing<'_> {
+    /// Keeps the id marked as being written past this guard, until
+    /// [`Garbage::done`] (for a write whose transaction ends later).
+    pub(super) fn keep(mut self) {
+        self.kept = true;
+    }
 }
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        self.garbage.writing.lock().remove(&self.id);
+        if !self.kept {
+            self.garbage.writing.lock().remove(&self.id);
+        }
     }
 }
 
@@ -44,13 +56,8 @@ impl Garbage {
         Writing {
             garbage: self,
             id: id.to_owned(),
+            kept: false,
         }
-    }
-
-    /// Marks `id` as being written until [`done`](Self::done) (for a
-    /// write whose transaction ends later).
-    pub(super) fn hold(&self, id: &str) {
-        self.writing.lock().insert(id.to_owned());
     }
 
     /// `id` is no longer being written.

@@ -315,9 +315,9 @@ impl BlobStorageProvider {
         let bytes = serde_json::to_vec(&meta).map_err(|e| StorageError::Io(e.to_string()))?;
         match options.transaction {
             Some(tx) => {
-                // Held until the transaction ends: its hooks let go.
-                self.garbage.hold(&id);
-                drop(writing);
+                // Still being written until the transaction ends: its
+                // hooks (or the failure below) let go.
+                writing.keep();
                 if let Err(e) = self.swap_in_transaction(tx, k, &meta, &bytes, charge) {
                     self.garbage.done(&id);
                     self.discard(&id, Some(chunks));
