@@ -89,9 +89,9 @@ pub(crate) fn new_metadata(
 /// The commit hook that applies a quota charge when its transaction
 /// commits (dropped with the transaction otherwise, which releases it).
 pub(crate) fn charge_on_commit(
-    charge: Option<crate::policy::Charge>,
+    charge: crate::policy::Charge,
 ) -> Option<crate::transaction::CommitHook> {
-    charge.map(|c| -> crate::transaction::CommitHook { Box::new(move |ts| c.commit(ts)) })
+    Some(Box::new(move |ts| charge.commit(ts)))
 }
 
 /// Items of one storage type as key-value pairs.
@@ -186,9 +186,7 @@ impl StorageProvider for KeyValueStorageProvider {
                     None => b.put(ks, k, &bytes)?,
                 }
                 let ts = self.ctx.db.write(b, self.write_options())?;
-                if let Some(c) = charge {
-                    c.commit(ts);
-                }
+                charge.commit(ts);
                 if let Some(c) = &self.cache {
                     c.invalidate(k);
                 }
@@ -268,9 +266,7 @@ impl StorageProvider for KeyValueStorageProvider {
                 let mut b = self.ctx.db.batch();
                 b.delete(ks, k)?;
                 let ts = self.ctx.db.write(b, self.write_options())?;
-                if let Some(c) = charge {
-                    c.commit(ts);
-                }
+                charge.commit(ts);
                 if let Some(c) = &self.cache {
                     c.invalidate(k);
                 }

@@ -374,7 +374,10 @@ impl StorageSystemBuilder {
         let mut opts = self.engine_options.unwrap_or_default();
         opts.memtable_size = config.engine.memtable_size;
         opts.block_cache_size = config.engine.block_cache_size;
-        opts.history_retention = Duration::from_secs(config.engine.history_retention_secs);
+        // Everything is kept until the policies are read, which may ask for
+        // a longer window than the configuration's: a window's start never
+        // moves back, so nothing may be collected before it is set.
+        opts.history_retention = Duration::MAX;
         opts.sst_reads = config.engine.sst_reads;
         opts.key_provider = self.key_provider.clone();
         opts.plaintext_keyspaces = encryption.plaintext_keyspaces();
@@ -394,6 +397,7 @@ impl StorageSystemBuilder {
             keyspaces,
             Duration::from_secs(config.engine.history_retention_secs),
             config.engine.sync_writes,
+            Duration::from_secs(config.transactions.index_build_wait_secs),
             &config.policies,
         )?);
         let metrics = Arc::new(StorageMetricsCollector::new(

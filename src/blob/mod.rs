@@ -334,9 +334,7 @@ impl BlobStorageProvider {
                         return Err(e);
                     }
                 };
-                if let Some(c) = charge {
-                    c.commit(ts);
-                }
+                charge.commit(ts);
                 meta.stored_at = ts.as_u64();
                 if let Some(old) = old {
                     self.discard(&old.blob_id, Some(old.chunks));
@@ -357,7 +355,7 @@ impl BlobStorageProvider {
         k: &[u8],
         meta: &BlobMetadata,
         bytes: &[u8],
-        charge: Option<Charge>,
+        charge: Charge,
     ) -> Result<()> {
         let (id, chunks) = (meta.blob_id.as_str(), meta.chunks);
         let expires_at = meta.expires_at.map(Timestamp);
@@ -370,9 +368,7 @@ impl BlobStorageProvider {
         });
         let (this, id3) = (self.clone(), id.to_owned());
         let on_commit: crate::transaction::CommitHook = Box::new(move |ts| {
-            if let Some(c) = charge {
-                c.commit(ts);
-            }
+            charge.commit(ts);
             this.garbage.done(&id3);
             let mut b = this.db().batch();
             if b.delete(this.ks(), format!("p/{id3}")).is_ok()
@@ -588,9 +584,7 @@ impl BlobStorageProvider {
                     None,
                 )?;
                 let (old, ts) = self.swap_meta(k, None, None)?;
-                if let Some(c) = charge {
-                    c.commit(ts);
-                }
+                charge.commit(ts);
                 if let Some(old) = &old {
                     self.discard(&old.blob_id, Some(old.chunks));
                 }

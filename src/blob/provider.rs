@@ -79,9 +79,7 @@ impl StorageProvider for BlobStorageProvider {
         let this = self.clone();
         let effects = crate::transaction::Effects {
             on_commit: Some(Box::new(move |ts| {
-                if let Some(c) = charge {
-                    c.commit(ts);
-                }
+                charge.commit(ts);
                 if this.collect_garbage().is_err() {
                     this.garbage.failed();
                 }

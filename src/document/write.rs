@@ -47,7 +47,7 @@ impl Shared {
         new: Option<(&Value, &[u8])>,
         expires_at: Option<Timestamp>,
         tx: Option<TransactionId>,
-        charge: Option<Charge>,
+        charge: Charge,
     ) -> Result<(bool, Option<Timestamp>)> {
         let apply = |t: &mut Transaction| self.apply_write(t, collection, id, new, expires_at);
         if let Some(tx) = tx {
@@ -68,9 +68,7 @@ impl Shared {
             ..self.transactions.txn_options()
         };
         let (existed, ts) = self.db.transaction_with(&opts, apply)?;
-        if let Some(c) = charge {
-            c.commit(ts);
-        }
+        charge.commit(ts);
         Ok((existed, Some(ts)))
     }
 

@@ -18,7 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use strata_engine::{Db, Keyspace, Timestamp, WriteOptions};
 
@@ -153,6 +153,25 @@ impl StoragePolicy {
     }
 }
 
+/// A stored policy: fields this version does not know (written by a newer
+/// one) are ignored rather than refused, so stored data never stops an
+/// open; the configuration's policies are checked strictly.
+fn stored_policy(bytes: &[u8]) -> serde_json::Result<StoragePolicy> {
+    const KNOWN: [&str; 8] = [
+        "storage_type",
+        "prefix",
+        "default_ttl_secs",
+        "max_item_bytes",
+        "quota_bytes",
+        "history_retention_secs",
+        "require_encryption",
+        "require_compression",
+    ];
+    let mut m: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)?;
+    m.retain(|k, _| KNOWN.contains(&k.as_str()));
+    serde_json::from_value(serde_json::Value::Object(m))
+}
+
 /// How a storage type's keyspace is laid out, which decides how its items
 /// are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,7 +263,11 @@ pub struct StoragePolicyManager {
     /// The configuration's history window, which policies may lengthen.
     base_history: Duration,
     sync: bool,
+    /// How long a recount waits for the writes in flight.
+    wait: Duration,
     policies: RwLock<BTreeMap<(StorageType, String), StoragePolicy>>,
+    /// One policy change at a time, so recounts install in order.
+    changes: Mutex<()>,
     usage: Arc<Usage>,
 }
 
@@ -270,16 +293,16 @@ impl StoragePolicyManager {
         keyspaces: BTreeMap<StorageType, (Keyspace, Layout)>,
         base_history: Duration,
         sync: bool,
+        wait: Duration,
         configured: &[StoragePolicy],
     ) -> Result<Self> {
         let mut policies = BTreeMap::new();
         for entry in registry.prefix(POLICY_PREFIX)? {
             let (k, v) = entry?;
-            let p: StoragePolicy =
-                serde_json::from_slice(&v).map_err(|e| StorageError::Corrupt {
-                    key: crate::StorageKey::new(String::from_utf8_lossy(&k)),
-                    reason: format!("storage policy: {e}"),
-                })?;
+            let p = stored_policy(&v).map_err(|e| StorageError::Corrupt {
+                key: crate::StorageKey::new(String::from_utf8_lossy(&k)),
+                reason: format!("storage policy: {e}"),
+            })?;
             policies.insert((p.storage_type, p.prefix.clone()), p);
         }
         let m = StoragePolicyManager {
@@ -288,13 +311,16 @@ impl StoragePolicyManager {
             keyspaces,
             base_history,
             sync,
+            wait,
             policies: RwLock::new(policies),
+            changes: Mutex::new(()),
             usage: Arc::default(),
         };
         for p in configured {
             m.store(p)?;
         }
         for t in StorageType::ALL {
+            let _quiet = m.quiesce(t)?;
             m.recount_into_usage(t)?;
         }
         m.apply_history();
@@ -321,11 +347,28 @@ impl StoragePolicyManager {
     /// Stores `policy` durably, replacing the one with its type and
     /// prefix; the next write obeys it. Setting a quota counts the type's
     /// usage first (a scan of the type).
+    /// A new quota waits (within `transactions.index_build_wait_secs`)
+    /// for the type's writes in flight, and fails with `Busy` if a
+    /// transaction holding one stays open longer.
     pub fn set_policy(&self, policy: StoragePolicy) -> Result<()> {
+        let _one = self.changes.lock();
         let t = policy.storage_type;
-        let quotas_before = self.quotas_of(t);
+        policy.check(self.layout(t))?;
+        let before = self
+            .policies
+            .read()
+            .get(&(t, policy.prefix.clone()))
+            .cloned();
+        let recount = before.and_then(|p| p.quota_bytes) != policy.quota_bytes;
+        // Writes are held off first, so the stored quotas and the counted
+        // usage change together.
+        let _quiet = if recount {
+            Some(self.quiesce(t)?)
+        } else {
+            None
+        };
         self.store(&policy)?;
-        if self.quotas_of(t) != quotas_before {
+        if recount {
             self.recount_into_usage(t)?;
         }
         self.apply_history();
@@ -334,15 +377,21 @@ impl StoragePolicyManager {
 
     /// Removes the policy of `t` for `prefix`; true when there was one.
     pub fn remove_policy(&self, t: StorageType, prefix: &str) -> Result<bool> {
-        if !self.policies.read().contains_key(&(t, prefix.to_owned())) {
+        let _one = self.changes.lock();
+        let Some(before) = self.policies.read().get(&(t, prefix.to_owned())).cloned() else {
             return Ok(false);
-        }
-        let quotas_before = self.quotas_of(t);
+        };
+        let recount = before.quota_bytes.is_some();
+        let _quiet = if recount {
+            Some(self.quiesce(t)?)
+        } else {
+            None
+        };
         let mut b = self.db.batch();
         b.delete(&self.registry, policy_key(t, prefix))?;
         self.db.write(b, WriteOptions { sync: self.sync })?;
         self.policies.write().remove(&(t, prefix.to_owned()));
-        if self.quotas_of(t) != quotas_before {
+        if recount {
             self.recount_into_usage(t)?;
         }
         self.apply_history();
@@ -453,6 +502,21 @@ impl StoragePolicyManager {
             .collect()
     }
 
+    /// Holds off the writes of `t` (waiting for those in flight, within
+    /// the bound) until the guard is dropped.
+    fn quiesce(&self, t: StorageType) -> Result<usage::RecountGuard> {
+        self.usage.quiesce(t, self.wait).ok_or_else(|| {
+            StorageError::Busy(format!(
+                "writes to {t} stayed in flight for {} s (an open transaction?); the quota cannot be counted meanwhile",
+                self.wait.as_secs()
+            ))
+        })
+    }
+
+    /// Recounts the usage of `t`'s quota scopes and installs it. The caller
+    /// holds `t`'s writes off (see [`quiesce`](Self::quiesce)), so none
+    /// commits between the snapshot and the new accounts, and none was
+    /// charged against the accounts replaced.
     fn recount_into_usage(&self, t: StorageType) -> Result<()> {
         let quotas = self.quotas_of(t);
         if quotas.is_empty() {
@@ -465,56 +529,56 @@ impl StoragePolicyManager {
         Ok(())
     }
 
-    /// Every live item of `t`, from one snapshot: its timestamp and the
-    /// items with their sizes and expiries.
+    /// Every live item of `t` inside a quota scope, from one snapshot: its
+    /// timestamp and the items with their sizes and expiries. A damaged
+    /// item counts by its stored length (its key is named in the error a
+    /// read of it gives).
     fn count(&self, t: StorageType) -> Result<(Timestamp, Vec<Counted>)> {
         let Some((ks, layout)) = self.keyspaces.get(&t) else {
             return Ok((Timestamp::ZERO, Vec::new()));
         };
+        // The quota prefixes, without those inside a shorter one.
+        let mut prefixes: Vec<String> = self.quotas_of(t).into_iter().map(|(p, _)| p).collect();
+        prefixes.sort();
+        prefixes.dedup_by(|longer, shorter| longer.starts_with(shorter.as_str()));
         let snap = self.db.snapshot()?;
         let mut out = Vec::new();
-        match layout {
-            Layout::Custom => {}
-            Layout::Blobs => {
-                for entry in snap.prefix(ks, "m/")? {
-                    let (k, v) = entry?;
-                    let user = String::from_utf8_lossy(&k[2..]).into_owned();
-                    let m: crate::blob::BlobMetadata =
-                        serde_json::from_slice(&v).map_err(|e| StorageError::Corrupt {
-                            key: crate::StorageKey::new(user.clone()),
-                            reason: format!("blob metadata: {e}"),
-                        })?;
-                    out.push(Counted {
-                        size: user.len() as u64 + m.size,
-                        ekey: k.to_vec(),
-                        user,
-                        expires_at: m.expires_at.map(Timestamp),
-                    });
+        let scan = |base: &[u8], prefix: &str, out: &mut Vec<Counted>| -> Result<()> {
+            let start = [base, prefix.as_bytes()].concat();
+            for entry in snap.prefix(ks, &start)? {
+                let (k, v) = entry?;
+                let user = String::from_utf8_lossy(&k[base.len()..]).into_owned();
+                if base.is_empty() && k.starts_with(RESERVED_PREFIX.as_bytes()) {
+                    continue;
                 }
-            }
-            Layout::Items => {
-                let docs = crate::document::DOC_PREFIX.as_bytes();
-                for entry in snap.range::<&[u8], _>(ks, ..)? {
-                    let (k, v) = entry?;
-                    let user = if let Some(rest) = k.strip_prefix(docs) {
-                        String::from_utf8_lossy(rest).into_owned()
-                    } else if k.starts_with(RESERVED_PREFIX.as_bytes()) {
-                        continue;
-                    } else {
-                        String::from_utf8_lossy(&k).into_owned()
-                    };
-                    let h = strata_format::item::decode_item_header(&v).map_err(|e| {
-                        StorageError::Corrupt {
-                            key: crate::StorageKey::new(user.clone()),
-                            reason: e.to_string(),
+                let (size, expires_at) = match layout {
+                    Layout::Blobs => {
+                        match serde_json::from_slice::<crate::blob::BlobMetadata>(&v) {
+                            Ok(m) => (m.size, m.expires_at),
+                            Err(_) => (v.len() as u64, None),
                         }
-                    })?;
-                    out.push(Counted {
-                        size: user.len() as u64 + h.size,
-                        ekey: k.to_vec(),
-                        user,
-                        expires_at: h.expires_at.map(Timestamp),
-                    });
+                    }
+                    _ => match strata_format::item::decode_item_header(&v) {
+                        Ok(h) => (h.size, h.expires_at),
+                        Err(_) => (v.len() as u64, None),
+                    },
+                };
+                out.push(Counted {
+                    size: user.len() as u64 + size,
+                    ekey: k.to_vec(),
+                    user,
+                    expires_at: expires_at.map(Timestamp),
+                });
+            }
+            Ok(())
+        };
+        for p in &prefixes {
+            match layout {
+                Layout::Custom => {}
+                Layout::Blobs => scan(b"m/", p, &mut out)?,
+                Layout::Items => {
+                    scan(b"", p, &mut out)?;
+                    scan(crate::document::DOC_PREFIX.as_bytes(), p, &mut out)?;
                 }
             }
         }
@@ -575,7 +639,7 @@ impl StoragePolicyManager {
         key: &str,
         ekey: &[u8],
         new: Option<(u64, Option<Timestamp>)>,
-    ) -> Result<Option<Charge>> {
+    ) -> Result<Charge> {
         let new = new.map(|(size, at)| (size + key.len() as u64, at));
         self.usage
             .charge(t, key, ekey, new, self.db.now(), self.db.last_timestamp())
@@ -584,13 +648,15 @@ impl StoragePolicyManager {
     /// Refuses a read of `t` at `ts` older than the type's own history
     /// window, as the engine refuses one older than its window.
     pub(crate) fn check_readable(&self, t: StorageType, ts: Timestamp) -> Result<()> {
-        let window = self
+        // A type without a window of its own keeps the configuration's,
+        // whatever longer window another type makes the engine keep.
+        let w = self
             .policies
             .read()
             .get(&(t, String::new()))
             .and_then(|p| p.history_retention_secs)
-            .map(Duration::from_secs);
-        if let Some(w) = window {
+            .map_or(self.base_history, Duration::from_secs);
+        {
             let oldest = self
                 .db
                 .now()

@@ -22,11 +22,19 @@
 //! recount at open is the usage, so it is exact across crashes too. The
 //! mirror costs memory per item in a quota scope; types without a quota
 //! have none.
+//!
+//! Every write of a type, with a quota or not, holds the type's gate (a
+//! read lock) from its charge to its commit or abandonment. A recount
+//! takes the gate for writing: it waits (within a bound) for the writes in
+//! flight, so none commits between the recount's snapshot and the new
+//! accounts, and none charged against accounts the recount replaces.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RawRwLock, RwLock};
 use strata_engine::Timestamp;
 
 use crate::error::{Result, StorageError};
@@ -164,15 +172,39 @@ pub struct QuotaStatus {
     pub usage: u64,
 }
 
+/// A type's gate: held for reading by each write from its charge to its
+/// end, for writing by a recount.
+type Gate = Arc<RwLock<()>>;
+
+/// Held by a write while it is in flight.
+pub(crate) type GateGuard = parking_lot::ArcRwLockReadGuard<RawRwLock, ()>;
+
+/// Held by a recount: no write of the type is in flight.
+pub(crate) type RecountGuard = parking_lot::ArcRwLockWriteGuard<RawRwLock, ()>;
+
 /// The accounts of every type with a quota.
 #[derive(Debug, Default)]
 pub(crate) struct Usage {
     types: Mutex<HashMap<StorageType, TypeUsage>>,
+    gates: Mutex<HashMap<StorageType, Gate>>,
+    /// Numbers the accounts each reset installs, across types and resets.
+    epochs: AtomicU64,
 }
 
 impl Usage {
+    fn gate(&self, t: StorageType) -> Gate {
+        self.gates.lock().entry(t).or_default().clone()
+    }
+
+    /// Waits (at most `bound`) until no write of `t` is in flight and keeps
+    /// new ones out until the guard is dropped; `None` after the bound.
+    pub(crate) fn quiesce(&self, t: StorageType, bound: Duration) -> Option<RecountGuard> {
+        self.gate(t).try_write_arc_for(bound)
+    }
+
     /// Replaces the accounts of `t` with `quotas` (prefix, limit) holding
-    /// the `items` a recount from the snapshot at `floor` found.
+    /// the `items` a recount from the snapshot at `floor` found. The caller
+    /// holds `t`'s gate (see [`quiesce`](Self::quiesce)).
     pub(crate) fn reset(
         &self,
         t: StorageType,
@@ -181,8 +213,8 @@ impl Usage {
         items: Vec<Counted>,
         now: Timestamp,
     ) {
+        let epoch = self.epochs.fetch_add(1, Ordering::Relaxed) + 1;
         let mut types = self.types.lock();
-        let epoch = types.get(&t).map_or(0, |u| u.epoch + 1);
         if quotas.is_empty() {
             types.remove(&t);
             return;
@@ -233,14 +265,27 @@ impl Usage {
         new: Option<(u64, Option<Timestamp>)>,
         now: Timestamp,
         visible: Timestamp,
-    ) -> Result<Option<Charge>> {
+    ) -> Result<Charge> {
+        let gate = self.gate(t).read_arc();
+        let bare = |gate| Charge {
+            usage: self.clone(),
+            t,
+            epoch: 0,
+            made_at: 0,
+            user: String::new(),
+            ekey: Vec::new(),
+            new: None,
+            reserved: 0,
+            done: true,
+            _gate: gate,
+        };
         let mut types = self.types.lock();
         let Some(u) = types.get_mut(&t) else {
-            return Ok(None);
+            return Ok(bare(gate));
         };
         let scopes = u.scopes_of(user);
         if scopes.is_empty() {
-            return Ok(None);
+            return Ok(bare(gate));
         }
         u.expire(now.as_u64());
         let current = u.items.get(ekey).map_or(0, |i| i.size);
@@ -260,7 +305,7 @@ impl Usage {
             u.accounts[s].reserved += growth;
         }
         *u.in_flight.entry(visible.as_u64()).or_default() += 1;
-        Ok(Some(Charge {
+        Ok(Charge {
             usage: self.clone(),
             t,
             epoch: u.epoch,
@@ -270,7 +315,8 @@ impl Usage {
             new: new.map(|(size, at)| (size, at.map(Timestamp::as_u64))),
             reserved: growth,
             done: false,
-        }))
+            _gate: gate,
+        })
     }
 
     /// The quota scopes of every type, with their usage as of `now`.
@@ -302,9 +348,10 @@ pub(crate) fn scope_name(t: StorageType, prefix: &str) -> String {
     }
 }
 
-/// A write's reservation against its quota scopes: [`commit`](Self::commit)
-/// it with the write's commit timestamp; dropped, it is released.
-#[derive(Debug)]
+/// A write's reservation against its quota scopes (none when no quota
+/// holds its key), and its place in its type's gate:
+/// [`commit`](Self::commit) it with the write's commit timestamp; dropped,
+/// it is released.
 pub(crate) struct Charge {
     usage: Arc<Usage>,
     t: StorageType,
@@ -314,21 +361,34 @@ pub(crate) struct Charge {
     ekey: Vec<u8>,
     new: Option<(u64, Option<u64>)>,
     reserved: u64,
+    /// Nothing left to apply or release (a charge without a quota is born
+    /// done).
     done: bool,
+    _gate: GateGuard,
+}
+
+impl std::fmt::Debug for Charge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Charge")
+            .field("t", &self.t)
+            .field("user", &self.user)
+            .field("reserved", &self.reserved)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Charge {
     /// The write committed at `ts`: its bytes replace the key's.
     pub(crate) fn commit(mut self, ts: Timestamp) {
+        if self.done {
+            return;
+        }
         self.done = true;
         let mut types = self.usage.types.lock();
-        let Some(u) = types.get_mut(&self.t) else {
+        // The gate kept recounts out, so the accounts are the ones charged.
+        let Some(u) = types.get_mut(&self.t).filter(|u| u.epoch == self.epoch) else {
             return;
         };
-        if u.epoch != self.epoch {
-            // Reserved in accounts a recount has replaced.
-            self.reserved = 0;
-        }
         for s in u.scopes_of(&self.user) {
             u.accounts[s].reserved = u.accounts[s].reserved.saturating_sub(self.reserved);
         }
@@ -369,11 +429,9 @@ impl Drop for Charge {
             return;
         }
         let mut types = self.usage.types.lock();
-        if let Some(u) = types.get_mut(&self.t) {
-            if u.epoch == self.epoch {
-                for s in u.scopes_of(&self.user) {
-                    u.accounts[s].reserved = u.accounts[s].reserved.saturating_sub(self.reserved);
-                }
+        if let Some(u) = types.get_mut(&self.t).filter(|u| u.epoch == self.epoch) {
+            for s in u.scopes_of(&self.user) {
+                u.accounts[s].reserved = u.accounts[s].reserved.saturating_sub(self.reserved);
             }
             u.ended(self.made_at);
         }
