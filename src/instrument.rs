@@ -9,6 +9,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use parking_lot::Mutex;
+use strata_engine::Timestamp;
+
 use crate::error::{Result, StorageError};
 use crate::metrics::StorageMetricsCollector;
 use crate::observer::{Observers, Outcome, StorageEvent, StorageObserver};
@@ -108,33 +111,89 @@ impl Instrument {
         self.observers.notify(hook, f);
     }
 
-    /// Tells the observers `f` once a write is applied: now, or for a
-    /// write buffered in `tx`, when (and only if) it commits, with the
-    /// commit timestamp.
-    pub(crate) fn on_applied(
-        &self,
-        tx: Option<TransactionId>,
-        hook: &'static str,
-        f: impl Fn(
-                &dyn StorageObserver,
-                Option<strata_engine::Timestamp>,
-            ) -> std::result::Result<(), crate::ObserverError>
-            + Send
-            + 'static,
-    ) {
+    /// Prepares to tell the observers of a write once it is applied: call
+    /// it before the write, and [`Applied::fire`] after it succeeds. For a
+    /// write in transaction `tx` the news waits for the commit (and is
+    /// dropped with a rollback); a commit racing the write is caught
+    /// either way.
+    pub(crate) fn expect_applied(&self, tx: Option<TransactionId>) -> Applied {
         if self.observers.is_empty() {
-            return;
+            return Applied::Off;
         }
-        match tx {
-            None => self.observers.notify(hook, |o| f(o, None)),
-            Some(id) => {
-                let observers = self.observers.clone();
-                // The transaction is active: the write was just buffered
-                // in it, under the same check.
-                let _ = self.transactions.on_commit(
-                    id,
-                    Box::new(move |ts| observers.notify(hook, |o| f(o, Some(ts)))),
-                );
+        let Some(id) = tx else {
+            return Applied::Now(self.observers.clone());
+        };
+        let slot = Arc::new(Mutex::new(Slot::Waiting));
+        let s = slot.clone();
+        let hooked = self.transactions.on_commit(
+            id,
+            Box::new(move |ts| {
+                let armed = std::mem::replace(&mut *s.lock(), Slot::Committed(ts));
+                if let Slot::Armed(f) = armed {
+                    f(ts);
+                }
+            }),
+        );
+        match hooked {
+            // Not active: the write will fail too.
+            Err(_) => Applied::Off,
+            Ok(()) => Applied::InTx(slot, self.observers.clone()),
+        }
+    }
+}
+
+/// What a transaction's commit hook and the write it reports agree on.
+pub(crate) enum Slot {
+    /// Neither the write's news nor the commit yet.
+    Waiting,
+    /// The write's news, for the commit to deliver.
+    Armed(Box<dyn FnOnce(Timestamp) + Send>),
+    /// Committed first (another thread committed while the write returned).
+    Committed(Timestamp),
+}
+
+/// A write's news for the observers, once it is applied (see
+/// [`Instrument::expect_applied`]).
+pub(crate) enum Applied {
+    /// No observer.
+    Off,
+    /// Applied when the write returns.
+    Now(Observers),
+    /// Applied when its transaction commits.
+    InTx(Arc<Mutex<Slot>>, Observers),
+}
+
+/// An observer call given the commit timestamp when the write is
+/// transactional.
+pub(crate) type Notice = Box<
+    dyn Fn(&dyn StorageObserver, Option<Timestamp>) -> std::result::Result<(), crate::ObserverError>
+        + Send,
+>;
+
+impl Applied {
+    /// The write succeeded: tell the observers `f` (under `hook`) now, or
+    /// when its transaction commits.
+    pub(crate) fn fire(self, hook: &'static str, f: impl FnOnce() -> Notice) {
+        match self {
+            Applied::Off => {}
+            Applied::Now(observers) => {
+                let f = f();
+                observers.notify(hook, |o| f(o, None));
+            }
+            Applied::InTx(slot, observers) => {
+                let f = f();
+                let mut s = slot.lock();
+                match std::mem::replace(&mut *s, Slot::Waiting) {
+                    Slot::Committed(ts) => {
+                        drop(s);
+                        observers.notify(hook, |o| f(o, Some(ts)));
+                    }
+                    _ => {
+                        *s = Slot::Armed(Box::new(move |ts| {
+                            observers.notify(hook, |o| f(o, Some(ts)))
+                        }));
+                    }
+                }
             }
         }
     }
@@ -165,6 +224,7 @@ impl StorageProvider for Instrumented {
     ) -> Result<StorageMetadata> {
         let t = self.storage_type();
         let tx = options.transaction;
+        let applied = self.instrument.expect_applied(tx);
         let meta = self.instrument.run(
             "store",
             t,
@@ -173,12 +233,7 @@ impl StorageProvider for Instrumented {
             |m: &StorageMetadata| m.size,
             || self.inner.store(key, value, options),
         )?;
-        let (k, m) = (key.clone(), meta.clone());
-        self.instrument
-            .on_applied(tx, "store", move |o, ts| match ts {
-                Some(ts) => o.on_store(&k, &m.clone().committed(ts), t),
-                None => o.on_store(&k, &m, t),
-            });
+        applied.fire("store", || stored(key, &meta, t));
         Ok(meta)
     }
 
@@ -212,6 +267,7 @@ impl StorageProvider for Instrumented {
     fn delete(&self, key: &StorageKey, options: &DeleteOptions) -> Result<()> {
         let t = self.storage_type();
         let tx = options.transaction;
+        let applied = self.instrument.expect_applied(tx);
         self.instrument.run(
             "delete",
             t,
@@ -220,9 +276,7 @@ impl StorageProvider for Instrumented {
             |_| 0,
             || self.inner.delete(key, options),
         )?;
-        let k = key.clone();
-        self.instrument
-            .on_applied(tx, "delete", move |o, _| o.on_delete(&k, t));
+        applied.fire("delete", || deleted(key, t));
         Ok(())
     }
 
@@ -265,4 +319,20 @@ impl StorageProvider for Instrumented {
     fn as_any(&self) -> &dyn Any {
         self.inner.as_any()
     }
+}
+
+/// The news of a store: its metadata, with the commit's timestamp for a
+/// transactional one.
+pub(crate) fn stored(key: &StorageKey, meta: &StorageMetadata, t: StorageType) -> Notice {
+    let (k, m) = (key.clone(), meta.clone());
+    Box::new(move |o, ts| match ts {
+        Some(ts) => o.on_store(&k, &m.clone().committed(ts), t),
+        None => o.on_store(&k, &m, t),
+    })
+}
+
+/// The news of a delete.
+pub(crate) fn deleted(key: &StorageKey, t: StorageType) -> Notice {
+    let k = key.clone();
+    Box::new(move |o, _| o.on_delete(&k, t))
 }

@@ -229,6 +229,7 @@ impl BlobStorageProvider {
         options: &StorageOptions,
     ) -> Result<BlobMetadata> {
         let tx = options.transaction;
+        let applied = self.instrument.as_ref().map(|i| i.expect_applied(tx));
         let meta = self.timed(
             "put_stream",
             Some(key),
@@ -239,11 +240,13 @@ impl BlobStorageProvider {
                 self.write_blob(key, reader, options)
             },
         )?;
-        if let Some(i) = &self.instrument {
-            let (k, m) = (key.clone(), meta.storage_metadata());
-            i.on_applied(tx, "store", move |o, ts| match ts {
-                Some(ts) => o.on_store(&k, &m.clone().committed(ts), StorageType::Blob),
-                None => o.on_store(&k, &m, StorageType::Blob),
+        if let Some(a) = applied {
+            let mut m = meta.storage_metadata();
+            if tx.is_some() {
+                m.version = None;
+            }
+            a.fire("store", || {
+                crate::instrument::stored(key, &m, StorageType::Blob)
             });
         }
         Ok(meta)
@@ -569,6 +572,7 @@ impl BlobStorageProvider {
     /// Deletes the blob under `key` (its chunks go with it); true when it
     /// existed. Needs Delete on `key`.
     pub fn delete_blob(&self, key: &StorageKey) -> Result<bool> {
+        let applied = self.instrument.as_ref().map(|i| i.expect_applied(None));
         let existed = self.timed(
             "delete_blob",
             Some(key),
@@ -592,10 +596,9 @@ impl BlobStorageProvider {
             },
         )?;
         if existed {
-            if let Some(i) = &self.instrument {
-                let k = key.clone();
-                i.on_applied(None, "delete", move |o, _| {
-                    o.on_delete(&k, StorageType::Blob)
+            if let Some(a) = applied {
+                a.fire("delete", || {
+                    crate::instrument::deleted(key, StorageType::Blob)
                 });
             }
         }

@@ -28,8 +28,12 @@ impl StorageProvider for BlobStorageProvider {
         value: &[u8],
         options: &StorageOptions,
     ) -> Result<StorageMetadata> {
-        self.put_stream(key, value, options)
-            .map(|m| m.storage_metadata())
+        let mut m = self.put_stream(key, value, options)?.storage_metadata();
+        if options.transaction.is_some() {
+            // No version until the transaction commits.
+            m.version = None;
+        }
+        Ok(m)
     }
 
     fn retrieve(&self, key: &StorageKey, options: &RetrieveOptions) -> Result<StorageItem> {

@@ -333,6 +333,7 @@ impl DocumentStorageProvider {
         let key = StorageKey::new(format!("{collection}/{id}"));
         let tx = options.storage.transaction;
         let stored = |m: &DocumentMetadata| m.size;
+        let applied = self.shared.instrument.expect_applied(tx);
         let meta = self.timed("store_document", Some(&key), tx, stored, || {
             keys::check_collection(collection)?;
             keys::check_id(id)?;
@@ -393,7 +394,6 @@ impl DocumentStorageProvider {
                 version: meta.version,
             })
         })?;
-        let t = self.shared.storage_type;
         let m = StorageMetadata {
             key: meta.key.clone(),
             size: meta.size,
@@ -402,12 +402,8 @@ impl DocumentStorageProvider {
             checksum: meta.checksum,
             version: meta.version,
         };
-        self.shared
-            .instrument
-            .on_applied(tx, "store", move |o, ts| match ts {
-                Some(ts) => o.on_store(&m.key, &m.clone().committed(ts), t),
-                None => o.on_store(&m.key, &m, t),
-            });
+        let t = self.shared.storage_type;
+        applied.fire("store", || crate::instrument::stored(&m.key, &m, t));
         Ok(meta)
     }
 
@@ -458,6 +454,7 @@ impl DocumentStorageProvider {
     ) -> Result<bool> {
         let key = StorageKey::new(format!("{collection}/{id}"));
         let tx = options.transaction;
+        let applied = self.shared.instrument.expect_applied(tx);
         let existed = self.timed(
             "delete_document",
             Some(&key),
@@ -482,9 +479,7 @@ impl DocumentStorageProvider {
         )?;
         if existed {
             let t = self.shared.storage_type;
-            self.shared
-                .instrument
-                .on_applied(tx, "delete", move |o, _| o.on_delete(&key, t));
+            applied.fire("delete", || crate::instrument::deleted(&key, t));
         }
         Ok(existed)
     }

@@ -164,6 +164,10 @@ fn candidate(collection: &str, info: &IndexInfo, query: &DocumentQuery) -> Optio
     }
     for f in on_field() {
         if let FilterOp::In(vs) = &f.op {
+            if vs.iter().any(|v| time::as_time(v).is_some()) {
+                // Times match strings too: no point range holds them.
+                continue;
+            }
             let mut vs: Vec<&Value> = vs.iter().collect();
             vs.sort_by(|a, b| compare_values(a, b));
             vs.dedup_by(|a, b| compare_values(a, b) == Ordering::Equal);
@@ -269,21 +273,25 @@ fn time_candidate(
     // Inclusive bounds on the raw timestamp.
     let (mut lo, mut hi) = (0u64, u64::MAX);
     let mut shown = Vec::new();
-    let mut equality = false;
     for f in query.filters.iter().filter(|f| f.field == field) {
         if let FilterOp::In(vs) = &f.op {
-            // A superset, from the earliest to the latest: each document
-            // is checked against the filter anyway.
+            // Only a list of times narrows the index (a superset, from the
+            // earliest to the latest: each document read is checked
+            // against the filter anyway); a list mixing times and other
+            // values gives no range here.
             let ts: Vec<u64> = vs
                 .iter()
-                .filter_map(time::as_time)
+                .map_while(time::as_time)
                 .map(|t| t.as_u64())
                 .collect();
-            if let (Some(a), Some(b)) = (ts.iter().min(), ts.iter().max()) {
-                lo = lo.max(*a);
-                hi = hi.min(*b);
-                let shown_vs: Vec<String> = vs.iter().map(show).collect();
-                shown.push(format!("in [{}]", shown_vs.join(", ")));
+            if !ts.is_empty() && ts.len() == vs.len() {
+                let (a, b) = (ts.iter().min(), ts.iter().max());
+                if let (Some(a), Some(b)) = (a, b) {
+                    lo = lo.max(*a);
+                    hi = hi.min(*b);
+                    let shown_vs: Vec<String> = vs.iter().map(show).collect();
+                    shown.push(format!("in [{}]", shown_vs.join(", ")));
+                }
             }
             continue;
         }
@@ -303,7 +311,6 @@ fn time_candidate(
             "=" => {
                 lo = lo.max(t);
                 hi = hi.min(t);
-                equality = true;
             }
             ">" => lo = lo.max(t.saturating_add(1)),
             ">=" => lo = lo.max(t),
@@ -332,9 +339,18 @@ fn time_candidate(
     let (slo, shi) = kind_range(super::value::Kind::String);
     // A string's encoding ends in a terminator: drop it, so the bound is
     // a prefix of every string starting with the date.
-    let mut strings_lo = date(lo, -1);
-    strings_lo.truncate(strings_lo.len() - 2);
-    let strings_lo = strings_lo.max(with_base(base, &[slo]));
+    // Near the epoch a local date can come before 1970-01-01, which the
+    // date bound cannot say: read the strings from their start.
+    let two_days = strata_engine::Timestamp::ZERO
+        .saturating_add(std::time::Duration::from_secs(2 * 86_400))
+        .as_u64();
+    let strings_lo = if lo < two_days {
+        with_base(base, &[slo])
+    } else {
+        let mut l = date(lo, -1);
+        l.truncate(l.len() - 2);
+        l.max(with_base(base, &[slo]))
+    };
     let strings_hi = if hi == u64::MAX {
         with_base(base, &[shi])
     } else {
@@ -346,7 +362,8 @@ fn time_candidate(
     if strings_lo < strings_hi {
         ranges.push((strings_lo, Some(strings_hi)));
     }
-    Some((ranges, shown.join(" and "), if equality { 4 } else { 3 }))
+    // Scored as a range: even an equality reads two ranges.
+    Some((ranges, shown.join(" and "), 3))
 }
 
 /// Chooses a plan for `query` given the ready indexes.

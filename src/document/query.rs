@@ -96,11 +96,15 @@ impl FieldFilter {
             FilterOp::LessThan(x) => cmp(at(x)?) == Some(Ordering::Less),
             FilterOp::LessOrEqual(x) => cmp(at(x)?).is_some_and(|o| o != Ordering::Greater),
             FilterOp::In(xs) => {
-                let ts: Vec<Timestamp> = xs.iter().map_while(at).collect();
-                if ts.is_empty() || ts.len() != xs.len() {
+                if !xs.iter().any(|x| at(x).is_some()) {
                     return None;
                 }
-                ts.iter().any(|t| cmp(*t) == Some(Ordering::Equal))
+                // Each operand by its own rule: times as instants, the
+                // rest by the order of values.
+                xs.iter().any(|x| match at(x) {
+                    Some(t) => cmp(t) == Some(Ordering::Equal),
+                    None => v.is_some_and(|v| compare_values(v, x) == Ordering::Equal),
+                })
             }
             _ => return None,
         })

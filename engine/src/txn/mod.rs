@@ -148,11 +148,12 @@ impl Transaction {
         self.view(ks).get_entry(key)
     }
 
-    /// What the transaction's own write shows its reads: judged on the
-    /// database's clock, like any TTL entry.
+    /// What the transaction's own write shows its reads.
     fn own_entry(&self, p: &Pending) -> Option<Entry> {
-        let now = self.db.inner.expiry_now();
-        crate::view::resolve_entry(p.kind, p.value.clone(), 0, now).map(|e| Entry { ts: None, ..e })
+        // At the transaction's fixed expiry time, like its snapshot reads,
+        // so reading its own write again gives the same answer.
+        crate::view::resolve_entry(p.kind, p.value.clone(), 0, self.expiry)
+            .map(|e| Entry { ts: None, ..e })
     }
 
     /// Sets `key` to `value` in `ks` when the transaction commits.
