@@ -89,14 +89,6 @@ impl Instrument {
         r
     }
 
-    /// Adds one to counter `name` of storage type `t`.
-    pub(crate) fn count(&self, name: &str, t: StorageType) {
-        self.metrics
-            .registry()
-            .counter(name, &[("type", t.name())])
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
     /// True when an observer is registered.
     pub(crate) fn observed(&self) -> bool {
         !self.observers.is_empty()

@@ -438,6 +438,11 @@ impl StorageSystemBuilder {
                     // calls); handed out with its own instrumentation for
                     // the streaming calls.
                     let b = BlobStorageProvider::new(ctx)?;
+                    b.report_cleanup_failures_to(
+                        metrics
+                            .registry()
+                            .counter("strata_blob_cleanup_failures_total", &[("type", t.name())]),
+                    );
                     if t == StorageType::Blob {
                         blob = Some(Arc::new(b.with_instrument(instrument.clone())));
                     }

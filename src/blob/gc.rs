@@ -23,6 +23,8 @@ pub(super) struct Garbage {
     writing: Mutex<HashSet<String>>,
     /// Removals that failed and are left for the next cleanup.
     failed: AtomicU64,
+    /// The metrics' count of the same, when the storage system has one.
+    metric: std::sync::OnceLock<std::sync::Arc<AtomicU64>>,
 }
 
 /// A blob id being written; dropped, it no longer is.
@@ -72,6 +74,14 @@ impl Garbage {
     /// Counts a removal that failed (it is retried by the next cleanup).
     pub(super) fn failed(&self) {
         self.failed.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = self.metric.get() {
+            m.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts failures in `metric` too.
+    pub(super) fn report_to(&self, metric: std::sync::Arc<AtomicU64>) {
+        let _ = self.metric.set(metric);
     }
 
     /// Removals that failed since the provider was built.
@@ -181,7 +191,6 @@ impl BlobStorageProvider {
     pub(super) fn discard(&self, id: &str, count: Option<u64>) {
         if self.remove_chunks(id, count).is_err() {
             self.garbage.failed();
-            self.count("strata_blob_cleanup_failures_total");
         }
     }
 }

@@ -37,7 +37,7 @@ use strata_engine::{
 pub use reader::BlobReader;
 
 use crate::access::{AccessType, Caller};
-use crate::error::{EncryptionError, Result, StorageError};
+use crate::error::{Result, StorageError};
 use crate::instrument::Instrument;
 use crate::kv::check_key;
 use crate::policy::Charge;
@@ -211,11 +211,10 @@ impl BlobStorageProvider {
         }
     }
 
-    /// Adds one to counter `name` of the Blob type, when instrumented.
-    fn count(&self, name: &str) {
-        if let Some(i) = &self.instrument {
-            i.count(name, StorageType::Blob);
-        }
+    /// Counts failed removals in `counter` too (the metrics'
+    /// `strata_blob_cleanup_failures_total`), whichever handle fails.
+    pub(crate) fn report_cleanup_failures_to(&self, counter: Arc<std::sync::atomic::AtomicU64>) {
+        self.garbage.report_to(counter);
     }
 
     /// Stores everything `reader` yields under `key`, a chunk at a time.
@@ -270,14 +269,7 @@ impl BlobStorageProvider {
             self.ctx.encrypted,
         )?;
         let max = policies.max_item_bytes(StorageType::Blob, key.as_str());
-        if options.encryption && !self.ctx.encrypted {
-            return Err(EncryptionError::NotEncrypted(StorageType::Blob).into());
-        }
-        if options.ttl.is_some_and(|t| t.is_zero()) {
-            return Err(StorageError::InvalidArgument(
-                "a TTL must be positive".into(),
-            ));
-        }
+        crate::kv::check_store_options(options, self.ctx.encrypted, StorageType::Blob)?;
         // One expiry for the metadata and every chunk.
         let now = self.db().now();
         let expires_at = options.ttl.map(|t| now.saturating_add(t));
@@ -370,6 +362,8 @@ impl BlobStorageProvider {
             this.discard(&id2, Some(chunks));
         });
         let (this, id3) = (self.clone(), id.to_owned());
+        let replaced: Arc<parking_lot::Mutex<Option<BlobMetadata>>> = Arc::default();
+        let old = replaced.clone();
         let on_commit: crate::transaction::CommitHook = Box::new(move |ts| {
             charge.commit(ts);
             this.garbage.done(&id3);
@@ -381,8 +375,8 @@ impl BlobStorageProvider {
                 // referencing the id and removes it.
                 this.garbage.failed();
             }
-            if this.collect_garbage().is_err() {
-                this.garbage.failed();
+            if let Some(m) = old.lock().take() {
+                this.discard(&m.blob_id, Some(m.chunks));
             }
         });
         let effects = crate::transaction::Effects {
@@ -391,17 +385,11 @@ impl BlobStorageProvider {
             ..Default::default()
         };
         self.ctx.transactions.with_effects(tx, effects, |t| {
-            let old = t.get(&ks, &mk)?;
+            *replaced.lock() = record_replaced(t, &ks, &mk)?;
             match expires_at {
-                Some(at) => t.put_expiring(&ks, &mk, bytes, at)?,
-                None => t.put(&ks, &mk, bytes)?,
+                Some(at) => t.put_expiring(&ks, &mk, bytes, at),
+                None => t.put(&ks, &mk, bytes),
             }
-            if let Some(old) = &old {
-                if let Ok(m) = serde_json::from_slice::<BlobMetadata>(old) {
-                    t.put(&ks, format!("d/{}", m.blob_id), m.chunks.to_le_bytes())?;
-                }
-            }
-            Ok(())
         })
     }
 
@@ -464,15 +452,11 @@ impl BlobStorageProvider {
             ..self.ctx.transactions.txn_options()
         };
         let (old, ts) = self.db().transaction_with(&opts, |t| {
-            let old = t.get(ks, &mk)?;
+            let old = record_replaced(t, ks, &mk)?;
             match new {
                 Some((bytes, Some(at))) => t.put_expiring(ks, &mk, bytes, at)?,
                 Some((bytes, None)) => t.put(ks, &mk, bytes)?,
                 None => t.delete(ks, &mk)?,
-            }
-            let old = old.and_then(|v| serde_json::from_slice::<BlobMetadata>(&v).ok());
-            if let Some(m) = &old {
-                t.put(ks, format!("d/{}", m.blob_id), m.chunks.to_le_bytes())?;
             }
             if let Some(id) = new_id {
                 t.delete(ks, format!("p/{id}"))?;
@@ -629,6 +613,22 @@ impl BlobStorageProvider {
     pub fn cleanup_failures(&self) -> u64 {
         self.garbage.failures()
     }
+}
+
+/// Reads, in `t`, the metadata under `mk` that a write is about to
+/// replace, and records its chunks for removal (`d/<id>`); returns it.
+fn record_replaced(
+    t: &mut strata_engine::Transaction,
+    ks: &Keyspace,
+    mk: &[u8],
+) -> strata_engine::Result<Option<BlobMetadata>> {
+    let old = t
+        .get(ks, mk)?
+        .and_then(|v| serde_json::from_slice::<BlobMetadata>(&v).ok());
+    if let Some(m) = &old {
+        t.put(ks, format!("d/{}", m.blob_id), m.chunks.to_le_bytes())?;
+    }
+    Ok(old)
 }
 
 /// Decodes blob metadata as read from the engine: its `stored_at` is the

@@ -81,21 +81,19 @@ impl StorageProvider for BlobStorageProvider {
             .policies
             .charge(StorageType::Blob, key.as_str(), &mk, None)?;
         let this = self.clone();
+        let replaced: Arc<parking_lot::Mutex<Option<super::BlobMetadata>>> = Arc::default();
+        let old = replaced.clone();
         let effects = crate::transaction::Effects {
             on_commit: Some(Box::new(move |ts| {
                 charge.commit(ts);
-                if this.collect_garbage().is_err() {
-                    this.garbage.failed();
+                if let Some(m) = old.lock().take() {
+                    this.discard(&m.blob_id, Some(m.chunks));
                 }
             })),
             ..Default::default()
         };
         self.ctx.transactions.with_effects(tx, effects, |t| {
-            if let Some(old) = t.get(&ks, &mk)? {
-                if let Ok(m) = serde_json::from_slice::<super::BlobMetadata>(&old) {
-                    t.put(&ks, format!("d/{}", m.blob_id), m.chunks.to_le_bytes())?;
-                }
-            }
+            *replaced.lock() = super::record_replaced(t, &ks, &mk)?;
             t.delete(&ks, &mk)
         })?;
         Ok(())
