@@ -100,7 +100,12 @@ impl StorageSystemConfig {
     /// [`from_toml`](Self::from_toml).
     pub fn from_json(text: &str) -> crate::Result<Self> {
         let mut de = serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| config_error("JSON", e))
+        let config: Self =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| config_error("JSON", e))?;
+        // Text after the object is a mistake, not a comment.
+        de.end()
+            .map_err(|e| StorageError::Configuration(format!("JSON: {e}")))?;
+        Ok(config)
     }
 
     /// The configuration in the file at `path`: TOML, or JSON for a name

@@ -836,7 +836,7 @@ fn index_creation_waits_at_most_its_bound_for_older_transactions() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = StorageSystemConfig::default();
     config.engine.sync_writes = false;
-    config.transactions.index_build_wait_secs = 2;
+    config.transactions.index_build_wait_secs = 3;
     let storage = StorageSystem::builder()
         .path(dir.path())
         .with_config(config)
@@ -850,10 +850,11 @@ fn index_creation_waits_at_most_its_bound_for_older_transactions() {
     let e = docs.create_index("c", "f").unwrap_err();
     let waited = start.elapsed();
     assert!(matches!(e, StorageError::Busy(_)), "{e}");
-    assert!(e.to_string().contains("within 2 s"), "{e}");
-    assert!(waited >= Duration::from_secs(2), "{waited:?}");
-    // The old code waited the bound a second time while cleaning up.
-    assert!(waited < Duration::from_millis(3500), "{waited:?}");
+    assert!(e.to_string().contains("within 3 s"), "{e}");
+    assert!(waited >= Duration::from_secs(3), "{waited:?}");
+    // The old code waited the bound a second time while cleaning up: under
+    // twice the bound, with room for a busy machine.
+    assert!(waited < Duration::from_millis(5500), "{waited:?}");
     assert!(docs.indexes("c").unwrap().is_empty());
     storage.rollback_transaction(open.id).unwrap();
 
@@ -871,7 +872,7 @@ fn index_creation_waits_at_most_its_bound_for_older_transactions() {
     assert_eq!(storage.transactions().active_count(), 0);
     let start = std::time::Instant::now();
     docs.create_index("c", "f").unwrap();
-    assert!(start.elapsed() < Duration::from_secs(2));
+    assert!(start.elapsed() < Duration::from_secs(3));
     let found: Vec<Value> = docs
         .query_documents(
             "c",

@@ -375,6 +375,10 @@ fn a_misspelt_configuration_field_is_an_error_naming_it() {
     assert!(!ok.engine.sync_writes);
     let ok = StorageSystemConfig::from_json(r#"{"engine":{"sync_writes":false}}"#).unwrap();
     assert!(!ok.engine.sync_writes);
+    // Text after the object is refused, not ignored.
+    let e =
+        StorageSystemConfig::from_json(r#"{"engine":{"sync_writes":false}} {"x":1}"#).unwrap_err();
+    assert!(e.to_string().contains("trailing"), "{e}");
 }
 
 /// A second open of the same directory in this process says that, not

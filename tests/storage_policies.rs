@@ -13,11 +13,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use strata::engine::{ManualClock, MemoryKeyProvider, Options};
 use strata::{
-    DeleteOptions, RetrieveOptions, StorageError, StorageKey, StorageOptions, StoragePolicy,
-    StorageSystem, StorageSystemConfig, StorageType, Timestamp,
+    DeleteOptions, KeyPattern, RetrieveOptions, StorageError, StorageKey, StorageOptions,
+    StoragePolicy, StorageSystem, StorageSystemConfig, StorageType, Timestamp,
 };
 
 fn key(s: &str) -> StorageKey {
@@ -267,6 +267,108 @@ fn concurrent_writers_never_pass_a_quota_together() {
         Some(10_000)
     );
     assert_usage_exact(&storage, StorageType::Fact, "after the race");
+}
+
+/// Threads overwrite and delete the same few keys, alone and in
+/// transactions, while another changes the quotas: afterwards usage equals
+/// a recount, so no charge was lost or counted twice in the races.
+#[test]
+fn racing_writes_to_the_same_keys_and_policy_changes_keep_usage_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let storage = open(dir.path(), &clock, config());
+    storage
+        .policies()
+        .set_policy(StoragePolicy::for_prefix(StorageType::Fact, "k/").with_quota_bytes(2_000))
+        .unwrap();
+    let writers: Vec<_> = (0..3u64)
+        .map(|t| {
+            let storage = storage.clone();
+            std::thread::spawn(move || {
+                let p = storage.get_provider(StorageType::Fact).unwrap();
+                let mut x = 0x2545_f491_4f6c_dd1d ^ (t + 1);
+                for _ in 0..300 {
+                    let r = common::xorshift(&mut x);
+                    let k = key(&format!("k/{}", r % 6));
+                    let value = vec![t as u8; ((r >> 8) % 400) as usize];
+                    let outcome = match (r >> 20) % 4 {
+                        0 | 1 => p.store(&k, &value, &StorageOptions::new()).map(|_| ()),
+                        2 => p.delete(&k, &DeleteOptions::new()),
+                        _ => {
+                            let tx = storage.begin().unwrap();
+                            let other = key(&format!("k/{}", (r >> 4) % 6));
+                            let a =
+                                p.store(&k, &value, &StorageOptions::new().with_transaction(&tx));
+                            let b = p.delete(&other, &DeleteOptions::new().with_transaction(&tx));
+                            match (a, b) {
+                                (Ok(_), Ok(_)) if r.is_multiple_of(2) => tx.commit().map(|_| ()),
+                                (Err(e), _) | (_, Err(e)) => Err(e),
+                                _ => tx.rollback().map(|_| ()),
+                            }
+                        }
+                    };
+                    match outcome {
+                        Ok(()) | Err(StorageError::QuotaExceeded { .. }) => {}
+                        Err(e) if e.is_conflict() => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let changer = {
+        let storage = storage.clone();
+        std::thread::spawn(move || {
+            for i in 0..20u64 {
+                let policy = StoragePolicy::for_prefix(StorageType::Fact, "k/")
+                    .with_quota_bytes(1_000 + (i % 3) * 1_000);
+                // A recount waits for the writes in flight, which must not
+                // wait for it in turn: no `Busy` within the 30 s bound.
+                storage.policies().set_policy(policy).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    changer.join().unwrap();
+    assert_usage_exact(&storage, StorageType::Fact, "after the race");
+    let p = storage.get_provider(StorageType::Fact).unwrap();
+    let mut held = 0;
+    for k in p.list_keys(&KeyPattern::prefix("k/")).unwrap() {
+        held += (k.as_str().len() + p.retrieve(&k, &RetrieveOptions::new()).unwrap().value.len())
+            as u64;
+    }
+    assert_eq!(tracked(&storage, StorageType::Fact), held);
+}
+
+/// A recount waits for an open transaction that wrote the type; that
+/// transaction's next write must not wait for the recount in turn.
+#[test]
+fn a_policy_change_waiting_for_a_transaction_lets_its_next_write_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let mut c = config();
+    c.transactions.index_build_wait_secs = 5;
+    let storage = open(dir.path(), &clock, c);
+    let quota = |bytes| StoragePolicy::for_prefix(StorageType::Fact, "k/").with_quota_bytes(bytes);
+    storage.policies().set_policy(quota(2_000)).unwrap();
+    let p = storage.get_provider(StorageType::Fact).unwrap();
+    let tx = storage.begin().unwrap();
+    let w = StorageOptions::new().with_transaction(&tx);
+    p.store(&key("k/1"), b"first", &w).unwrap();
+    let changer = {
+        let storage = storage.clone();
+        std::thread::spawn(move || storage.policies().set_policy(quota(3_000)))
+    };
+    // Give the change time to start waiting for the transaction.
+    std::thread::sleep(Duration::from_millis(200));
+    p.store(&key("k/2"), b"second", &w).unwrap();
+    tx.commit().unwrap();
+    changer.join().unwrap().unwrap();
+    assert_usage_exact(&storage, StorageType::Fact, "after the change");
+    assert_eq!(tracked(&storage, StorageType::Fact), 3 + 5 + 3 + 6);
 }
 
 #[test]
@@ -543,10 +645,11 @@ fn quota_usage_equals_a_recount_after_every_step_of_a_random_workload() {
 const WORKER_ENV: &str = "STRATA_POLICY_KILL_DIR";
 
 fn worker(dir: &Path) {
-    let storage = open(dir, &clock(), config());
+    // The storage's own clock, so TTLs pass as the steps advance it.
+    let clock = clock();
+    let storage = open(dir, &clock, config());
     let blobs = storage.get_blob_storage().unwrap();
     let mut x = u64::from(std::process::id()) | 1;
-    let clock = ManualClock::new(Timestamp::now());
     let mut n = 0u64;
     loop {
         step(&storage, &mut x, &clock);
@@ -568,6 +671,47 @@ fn policy_kill_worker_entry() {
     if let Some(dir) = std::env::var_os(WORKER_ENV) {
         worker(Path::new(&dir));
     }
+}
+
+/// The bytes held in the worker's two quota scopes (Resource `q/` and all
+/// of Blob), counted through the public API alone: what a recount must
+/// agree with.
+fn public_usage(storage: &StorageSystem) -> (u64, u64) {
+    let p = storage.get_provider(StorageType::Resource).unwrap();
+    let mut items = 0;
+    for k in p.list_keys(&KeyPattern::prefix("q/")).unwrap() {
+        if let Some(item) = p.get(&k, &RetrieveOptions::new()).unwrap() {
+            items += (k.as_str().len() + item.value.len()) as u64;
+        }
+    }
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    for d in 0..5 {
+        let id = format!("d{d}");
+        if let Ok(v) = docs.retrieve_document::<Value>("q", &id, &RetrieveOptions::new()) {
+            items += ("q/".len() + id.len() + serde_json::to_vec(&v).unwrap().len()) as u64;
+        }
+    }
+    let blobs = storage.get_blob_storage().unwrap();
+    let mut blob_bytes = 0;
+    for b in 0..4 {
+        let k = format!("b{b}");
+        if let Ok(m) = blobs.metadata(&key(&k)) {
+            blob_bytes += k.len() as u64 + m.size;
+        }
+    }
+    (items, blob_bytes)
+}
+
+/// The usage of `t`'s single quota scope.
+fn tracked(storage: &StorageSystem, t: StorageType) -> u64 {
+    let q: Vec<_> = storage
+        .policies()
+        .quotas()
+        .into_iter()
+        .filter(|q| q.storage_type == t)
+        .collect();
+    assert_eq!(q.len(), 1, "{q:?}");
+    q[0].usage
 }
 
 /// A child writes under quotas (items, documents, blobs, transactions,
@@ -601,6 +745,14 @@ fn quota_usage_after_a_sigkill_equals_a_full_recount() {
         for t in [StorageType::Resource, StorageType::Blob] {
             assert_usage_exact(&storage, t, &format!("round {round} after the kill"));
         }
+        assert_eq!(
+            (
+                tracked(&storage, StorageType::Resource),
+                tracked(&storage, StorageType::Blob)
+            ),
+            public_usage(&storage),
+            "round {round}: usage against the public API's count"
+        );
         for _ in 0..50 {
             step(&storage, &mut x, &clock);
         }

@@ -373,7 +373,7 @@ static HELD: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 /// A directory lock this process holds; forgotten when dropped.
 #[derive(Debug)]
 struct Held {
-    _lock: Box<dyn FileLock>,
+    lock: Option<Box<dyn FileLock>>,
     path: PathBuf,
 }
 
@@ -381,6 +381,9 @@ impl FileLock for Held {}
 
 impl Drop for Held {
     fn drop(&mut self) {
+        // The file lock goes first: once the entry is gone another open in
+        // this process may try the lock, and must find it free.
+        drop(self.lock.take());
         if let Ok(mut held) = HELD.lock() {
             // One entry: test file systems may hold the same virtual path.
             if let Some(i) = held.iter().position(|p| *p == self.path) {
@@ -406,7 +409,7 @@ pub(crate) fn take_lock(
                 held.push(key.clone());
             }
             Ok(Box::new(Held {
-                _lock: lock,
+                lock: Some(lock),
                 path: key,
             }))
         }

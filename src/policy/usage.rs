@@ -28,6 +28,11 @@
 //! takes the gate for writing: it waits (within a bound) for the writes in
 //! flight, so none commits between the recount's snapshot and the new
 //! accounts, and none charged against accounts the recount replaces.
+//! Reads of the gate are recursive (they pass a waiting recount while the
+//! gate is held for reading), since a transaction's later writes must not
+//! wait for a recount that waits for the transaction; a recount under a
+//! steady stream of overlapping writes may therefore hit its bound and
+//! report `Busy`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -266,7 +271,11 @@ impl Usage {
         now: Timestamp,
         visible: Timestamp,
     ) -> Result<Charge> {
-        let gate = self.gate(t).read_arc();
+        // Recursive: a transaction holds the gate from its first write to
+        // its end, and its next write (or one by the same thread outside
+        // it) must not queue behind a recount that waits for that very
+        // transaction.
+        let gate = self.gate(t).read_arc_recursive();
         let bare = |gate| Charge {
             usage: self.clone(),
             t,
