@@ -25,6 +25,7 @@
 
 mod bounds;
 mod cache;
+mod checkpoint;
 mod commit;
 mod cursor;
 mod db;
@@ -58,6 +59,7 @@ mod version;
 mod view;
 mod write_batch;
 
+pub use checkpoint::{CheckpointInfo, LiveFile, LiveFileKind, LiveFiles};
 pub use commit::batch::MAX_VALUE_LEN;
 pub use db::Db;
 pub use describe::{DirDescription, KeyspaceDescription, TableDescription};

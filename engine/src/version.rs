@@ -396,19 +396,7 @@ impl VersionSet {
         let number = self.new_file_number();
         let path = names::manifest(&self.dir, number);
         let fs = self.fs.clone();
-        let uid = crate::random::uid();
-        let key = self.ciphers.current()?;
-        let header = LogHeader {
-            kind: LogKind::Manifest,
-            file_number: number,
-            file_uid: uid,
-            key_id: key.as_ref().map(|k| k.id()),
-        };
-        let mut log = LogWriter::new(Vec::new(), header, Compression::None, key)
-            .map_err(|e| Error::format(&path, e))?;
-        let edit = self.snapshot_edit();
-        log.add_record(&edit.encode())
-            .map_err(|e| Error::format(&path, e))?;
+        let mut log = self.manifest_log(number, &self.snapshot_edit())?;
         let mut file = fs.create(&path).map_err(|e| Error::io(&path, e))?;
         let bytes = std::mem::take(log.get_mut());
         file.append(&bytes).map_err(|e| Error::io(&path, e))?;
@@ -432,6 +420,40 @@ impl VersionSet {
         self.skips_recorded.extend(skipped);
         let old = self.manifest.replace(writer);
         Ok(old.map(|m| m.number))
+    }
+
+    /// A manifest log numbered `number` whose one record is `edit`,
+    /// encrypted under the current key: its bytes are the log's buffer.
+    fn manifest_log(&self, number: u64, edit: &VersionEdit) -> Result<LogWriter<Vec<u8>>> {
+        let path = names::manifest(&self.dir, number);
+        let key = self.ciphers.current()?;
+        let header = LogHeader {
+            kind: LogKind::Manifest,
+            file_number: number,
+            file_uid: crate::random::uid(),
+            key_id: key.as_ref().map(|k| k.id()),
+        };
+        let mut log = LogWriter::new(Vec::new(), header, Compression::None, key)
+            .map_err(|e| Error::format(&path, e))?;
+        log.add_record(&edit.encode())
+            .map_err(|e| Error::format(&path, e))?;
+        Ok(log)
+    }
+
+    /// The manifest of a copy of the current state (a checkpoint): its
+    /// number and bytes. The number is the counter's next one, which no
+    /// file of the state has; the copy's counter starts past it. Nothing
+    /// is written here, so the source's counter does not move.
+    pub(crate) fn manifest_for_copy(&self) -> Result<(u64, Vec<u8>)> {
+        let mut edit = self.snapshot_edit();
+        // Past numbers the state skips (foreign files' names in the source).
+        let mut number = self.next_file_number;
+        while edit.numbers_skipped.contains(&number) {
+            number += 1;
+        }
+        edit.next_file_number = Some(number + 1);
+        let mut log = self.manifest_log(number, &edit)?;
+        Ok((number, std::mem::take(log.get_mut())))
     }
 
     /// Makes `edit` durable in the manifest, then applies it. Counters

@@ -34,6 +34,7 @@
 //!    the retention lock, the error cause and retry state, the compaction
 //!    pointers, the caches.
 
+mod checkpoint;
 mod compaction;
 mod flush;
 mod open;
@@ -615,6 +616,26 @@ impl Db {
     pub fn compact(&self) -> Result<()> {
         self.inner.flush()?;
         self.inner.compact_all()
+    }
+
+    /// Makes a consistent, openable copy of the whole database in `dir`
+    /// (which must not exist) as of the newest commit, while writes go on:
+    /// SSTs are hard-linked when `dir` is on the same file system (copied
+    /// otherwise), the WALs copied up to their acknowledged end, and a
+    /// manifest written for the copy. An encrypted database's copy is
+    /// encrypted under the same keys (nothing is decrypted); open it with
+    /// the same key provider. Writes pause only while the file lists are
+    /// taken.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<crate::CheckpointInfo> {
+        self.inner.capture()?.write_checkpoint(dir.as_ref(), true)
+    }
+
+    /// The files of the database as of the newest commit, pinned (kept
+    /// from deletion) while the result lives: what checkpoints and backups
+    /// copy. Hold it briefly: pinned SSTs that compaction replaced keep
+    /// their space until it is dropped.
+    pub fn live_files(&self) -> Result<crate::LiveFiles> {
+        self.inner.capture()
     }
 
     /// Rewrites, in the background of this call, every file still under an

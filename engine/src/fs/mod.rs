@@ -120,6 +120,12 @@ pub trait FileSystem: Send + Sync + Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Size of a file in bytes.
     fn file_size(&self, path: &Path) -> io::Result<u64>;
+    /// Makes `to` a second name of the file at `from` (a hard link); fails
+    /// when the file system cannot (another device, no support), and the
+    /// caller copies instead.
+    fn hard_link(&self, _from: &Path, _to: &Path) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Takes an exclusive lock on `path` (creating it), or fails with
     /// `WouldBlock` when another holder has it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
