@@ -209,6 +209,18 @@ impl StorageSystem {
         &self.inner.db
     }
 
+    /// Makes a consistent, openable copy of the whole storage system in
+    /// `dir` (which must not exist) as of one commit, while writes go on:
+    /// every type's items, documents with their indexes, blobs and
+    /// policies, since all of them live in the engine (see the engine's
+    /// `Db::checkpoint`). Open the copy with the same configuration (and
+    /// key provider, when encrypted). A blob or transaction still being
+    /// written is not in it; an unfinished blob's chunks are removed when
+    /// the copy opens.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<strata_engine::CheckpointInfo> {
+        Ok(self.inner.db.checkpoint(dir)?)
+    }
+
     /// Closes the database: later calls fail.
     pub fn close(&self) -> Result<()> {
         Ok(self.inner.db.close()?)
