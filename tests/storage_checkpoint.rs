@@ -113,7 +113,11 @@ fn a_checkpoint_holds_items_documents_blobs_and_policies_and_opens() {
     for n in 0.. {
         let k = StorageKey::new(format!("late/{n}"));
         let then = source.get(&k, &at).unwrap().is_some();
-        assert_eq!(r.get(&k, &RetrieveOptions::new()).unwrap().is_some(), then, "{k:?}");
+        assert_eq!(
+            r.get(&k, &RetrieveOptions::new()).unwrap().is_some(),
+            then,
+            "{k:?}"
+        );
         if !then && source.get(&k, &RetrieveOptions::new()).unwrap().is_none() {
             break;
         }
@@ -123,7 +127,9 @@ fn a_checkpoint_holds_items_documents_blobs_and_policies_and_opens() {
     let q = DocumentQuery::new().with_field_equals("age", 7);
     let plan = d.explain("people", &q, &QueryOptions::new()).unwrap();
     assert!(format!("{plan:?}").contains("age"), "{plan:?}");
-    let found: Vec<Value> = d.query_documents("people", &q, &QueryOptions::new()).unwrap();
+    let found: Vec<Value> = d
+        .query_documents("people", &q, &QueryOptions::new())
+        .unwrap();
     assert_eq!(found.len(), 6);
     let mut back = Vec::new();
     copy.get_blob_storage()

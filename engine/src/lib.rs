@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod backup;
 mod bounds;
 mod cache;
 mod checkpoint;

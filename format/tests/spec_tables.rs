@@ -580,3 +580,49 @@ fn the_parser_reads_tables_tolerantly() {
     assert_eq!(declared_value("format version (1)"), Some(1));
     assert_eq!(declared_value("key id (0 when not encrypted)"), None);
 }
+
+/// §13.7: the catalog's lines in SPEC are the lines the encoder writes, in
+/// the same order, and the magic line is the code's.
+#[test]
+fn backup_catalog_lines_match_spec_section_13_7() {
+    use strata_format::backup::{Catalog, CatalogFile, MAGIC};
+    let t = table("13.7", &["line", "fields"]);
+    let spec_words: Vec<String> = t
+        .rows
+        .iter()
+        .map(|row| {
+            let first = cell(row, 0);
+            if first == MAGIC {
+                first.to_owned()
+            } else {
+                first.split(' ').next().unwrap_or_default().to_owned()
+            }
+        })
+        .collect();
+    let sample = Catalog {
+        id: 1,
+        created_ms: 2,
+        ts: 3,
+        files: vec![CatalogFile {
+            name: "CURRENT".into(),
+            size: 4,
+            crc32c: 5,
+            stored_as: "backups/000001/CURRENT".into(),
+        }],
+    };
+    let text = String::from_utf8(sample.encode()).unwrap();
+    let code_words: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l == MAGIC {
+                l.to_owned()
+            } else {
+                l.split(' ').next().unwrap_or_default().to_owned()
+            }
+        })
+        .collect();
+    assert_eq!(
+        spec_words, code_words,
+        "SPEC §13.7 catalog lines vs the encoder"
+    );
+}
