@@ -20,17 +20,29 @@ fn files(dir: &Path, ext: &str) -> Vec<String> {
 #[test]
 fn put_get_scan_history_delete_compact_stats_inspect() {
     let tmp = tempfile::tempdir().unwrap();
+    // `put` creates the database, as `create_if_missing` does; reads need
+    // one.
     let dir = tmp.path().join("db");
-    std::fs::create_dir_all(&dir).unwrap();
     let d = dir.to_str().unwrap();
+    let (code, _, err) = strata(&["get", d, "people", "ada"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(!dir.exists());
     for (k, v) in [("ada", "lovelace"), ("alan", "turing"), ("grace", "hopper")] {
         let (code, out, err) = strata(&["put", d, "people", k, v]);
         assert_eq!(code, 0, "{out}{err}");
-        assert!(out.starts_with("written at "));
+        // Timestamps print as ISO-8601 times.
+        let when = out.trim().strip_prefix("written at ").unwrap();
+        assert!(
+            when.len() > 20 && when.ends_with('Z') && when.contains('T'),
+            "{out}"
+        );
     }
-    let (code, out, _) = strata(&["put", d, "people", "ada", "byron"]);
+    let (code, out, _) = strata(&["put", d, "people", "ada", "byron", "--raw-timestamps"]);
     assert_eq!(code, 0);
     let first_ts: u64 = out.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    // A time that is not one is a usage error.
+    let (code, _, err) = strata(&["get", d, "people", "ada", "--at", "yesterday"]);
+    assert_eq!(code, 2, "{err}");
     let (code, out, _) = strata(&["get", d, "people", "ada"]);
     assert_eq!((code, out.trim()), (0, "byron"));
     let (code, out, _) = strata(&[
@@ -109,7 +121,18 @@ fn put_get_scan_history_delete_compact_stats_inspect() {
     assert!(!err.contains("panicked"), "{err}");
     // --help has examples.
     for cmd in [
-        "bench", "inspect", "get", "put", "delete", "scan", "history", "verify", "compact", "stats",
+        "bench",
+        "inspect",
+        "get",
+        "put",
+        "delete",
+        "scan",
+        "history",
+        "verify",
+        "compact",
+        "stats",
+        "checkpoint",
+        "backup",
     ] {
         let (code, out, _) = strata(&[cmd, "--help"]);
         assert_eq!(code, 0);

@@ -23,7 +23,11 @@ impl KeyspaceArgs {
     /// Opens the database and the keyspace, which must exist unless
     /// `create`; read-only (nothing written, no lock file) unless `write`.
     fn open(&self, create: bool, write: bool) -> Result<(Db, Keyspace), Failure> {
-        self.db.existing()?;
+        // Only a write that may create the keyspace may create the
+        // database (as `create_if_missing`); the rest need one.
+        if !(create && write) {
+            self.db.existing()?;
+        }
         let db = if write {
             Db::open(&self.db.dir, self.db.options()?)?
         } else {
@@ -48,9 +52,10 @@ pub(crate) struct GetArgs {
     ks: KeyspaceArgs,
     /// The key.
     key: String,
-    /// Read as of this timestamp (raw, as `history` prints them).
-    #[arg(long)]
-    at: Option<u64>,
+    /// Read as of this time: ISO-8601 (2026-12-04T10:00:00Z) or a raw
+    /// timestamp (`--raw-timestamps` prints them).
+    #[arg(long, value_name = "TIME", value_parser = super::parse_time)]
+    at: Option<Timestamp>,
 }
 
 /// `strata put`.
@@ -112,7 +117,7 @@ fn value_text(v: &[u8]) -> String {
 pub(crate) fn get(a: &GetArgs) -> Result<ExitCode, Failure> {
     let (db, ks) = a.ks.open(false, false)?;
     let v = match a.at {
-        Some(ts) => ks.get_at(&a.key, Timestamp(ts))?,
+        Some(ts) => ks.get_at(&a.key, ts)?,
         None => ks.get(&a.key)?,
     };
     db.close()?;
@@ -135,7 +140,7 @@ pub(crate) fn put(a: &PutArgs) -> Result<ExitCode, Failure> {
     b.put(&ks, &a.key, &a.value)?;
     let ts = db.write(b, strata::engine::WriteOptions { sync: true })?;
     db.close()?;
-    println!("written at {}", ts.as_u64());
+    println!("written at {}", super::ts_text(ts));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -146,7 +151,7 @@ pub(crate) fn delete(a: &DeleteArgs) -> Result<ExitCode, Failure> {
     b.delete(&ks, &a.key)?;
     let ts = db.write(b, strata::engine::WriteOptions { sync: true })?;
     db.close()?;
-    println!("deleted at {}", ts.as_u64());
+    println!("deleted at {}", super::ts_text(ts));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -185,8 +190,8 @@ pub(crate) fn history(a: &HistoryArgs) -> Result<ExitCode, Failure> {
     let (db, ks) = a.ks.open(false, false)?;
     for v in ks.history(&a.key)? {
         match v.value {
-            Some(value) => println!("{} put {}", v.ts.as_u64(), value_text(&value)),
-            None => println!("{} delete", v.ts.as_u64()),
+            Some(value) => println!("{} put {}", super::ts_text(v.ts), value_text(&value)),
+            None => println!("{} delete", super::ts_text(v.ts)),
         }
     }
     db.close()?;

@@ -134,7 +134,9 @@ fn inspect_dir(args: &InspectArgs, dir: &Path) -> Result<ExitCode, Failure> {
     let _ = writeln!(
         out,
         "log number {}, last timestamp {}, history from {}",
-        d.log_number, d.last_timestamp, d.history_horizon
+        d.log_number,
+        t(d.last_timestamp),
+        t(d.history_horizon)
     );
     for (p, s) in &d.wals {
         let _ = writeln!(out, "wal       {} ({s} bytes)", p.display());
@@ -161,8 +163,8 @@ fn inspect_dir(args: &InspectArgs, dir: &Path) -> Result<ExitCode, Failure> {
                     t.size,
                     show(&t.smallest),
                     show(&t.largest),
-                    t.min_ts,
-                    t.max_ts,
+                    self::t(t.min_ts),
+                    self::t(t.max_ts),
                     t.key_id.map_or("plaintext".into(), |k| k.to_string())
                 );
             }
@@ -217,7 +219,7 @@ fn inspect_sst(args: &InspectArgs, file: &Path, entries: bool) -> Result<ExitCod
         out,
         "properties: {} entries ({} tombstones, {} distinct keys) in {} data blocks of {} bytes; keys {} .. {}; ts {} .. {}; raw keys {} bytes, values {} bytes; compression {} level {}; bloom {} bits/key; restart interval {}",
         p.entries, p.tombstones, p.distinct_keys, p.data_blocks, p.data_bytes,
-        show(&user(&p.smallest_key)), show(&user(&p.largest_key)), p.min_ts, p.max_ts,
+        show(&user(&p.smallest_key)), show(&user(&p.largest_key)), t(p.min_ts), t(p.max_ts),
         p.raw_key_bytes, p.raw_value_bytes, p.compression, p.compression_level,
         p.bloom_bits_per_key, p.restart_interval
     );
@@ -252,7 +254,7 @@ fn user(internal: &[u8]) -> Vec<u8> {
 
 fn describe_key(internal: &[u8]) -> String {
     match InternalKeyRef::parse(internal) {
-        Ok(k) => format!("{} @{} {:?}", show(k.user_key), k.ts, k.kind),
+        Ok(k) => format!("{} @{} {:?}", show(k.user_key), t(k.ts), k.kind),
         Err(_) => format!("(bad key {})", show(internal)),
     }
 }
@@ -288,7 +290,7 @@ fn inspect_log(args: &InspectArgs, file: &Path, kind: LogKind) -> Result<ExitCod
             LogKind::Wal => {
                 let batch = strata::format::batch::BatchRecord::decode(&record, at)
                     .map_err(|e| format_err(file, e))?;
-                let _ = writeln!(out, "@{at}: ts {} ({} ops)", batch.ts, batch.ops().len());
+                let _ = writeln!(out, "@{at}: ts {} ({} ops)", t(batch.ts), batch.ops().len());
                 for op in batch.ops() {
                     let _ = writeln!(
                         out,
@@ -305,4 +307,9 @@ fn inspect_log(args: &InspectArgs, file: &Path, kind: LogKind) -> Result<ExitCod
     let _ = writeln!(out, "{records} records; ends {:?}", reader.end());
     print!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A raw timestamp as the commands print timestamps.
+fn t(raw: u64) -> String {
+    super::ts_text(strata::engine::Timestamp(raw))
 }
