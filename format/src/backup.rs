@@ -241,6 +241,16 @@ mod tests {
     }
 
     #[test]
+    fn the_fuzz_seed_is_a_valid_catalog() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/seeds/backup_catalog/valid"
+        );
+        let c = Catalog::decode(&std::fs::read(path).unwrap(), "seed").unwrap();
+        assert_eq!(c.files.len(), 2);
+    }
+
+    #[test]
     fn files_outside_the_backup_are_refused() {
         for bad in [
             "../x",
