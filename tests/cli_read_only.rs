@@ -17,7 +17,23 @@ fn reading_commands_work_on_a_read_only_mount() {
     assert_eq!(strata(&["put", d, "people", "ada", "lovelace"]).0, 0);
     assert_eq!(strata(&["compact", d]).0, 0);
     assert_eq!(strata(&["put", d, "people", "alan", "turing"]).0, 0);
+    let backups = mount.path().join("backups");
+    let b = backups.to_str().unwrap();
+    assert_eq!(strata(&["backup", "create", d, b]).0, 0);
     assert!(mount.remount_read_only(), "remount read-only failed");
+    // Backups on a read-only mount list, verify and restore elsewhere.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("restored");
+    for args in [
+        vec!["backup", "list", b],
+        vec!["backup", "verify", b],
+        vec!["backup", "restore", b, "1", target.to_str().unwrap()],
+    ] {
+        let (code, out, err) = strata(&args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+    let (code, out, _) = strata(&["get", target.to_str().unwrap(), "people", "alan"]);
+    assert_eq!((code, out.trim()), (0, "turing"));
     let (code, out, err) = strata(&["get", d, "people", "ada"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("lovelace"));

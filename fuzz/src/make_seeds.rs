@@ -137,6 +137,27 @@ fn main() {
     };
     write(&dir, "manifest_decode", "edit", &edit.encode());
 
+    let catalog = strata_format::backup::Catalog {
+        id: 3,
+        created_ms: 1_764_856_200_000,
+        ts: 42,
+        files: vec![
+            strata_format::backup::CatalogFile {
+                name: "000012.sst".into(),
+                size: 4096,
+                crc32c: 0x1a2b_3c4d,
+                stored_as: "shared/000012-00112233445566778899aabbccddeeff.sst".into(),
+            },
+            strata_format::backup::CatalogFile {
+                name: "CURRENT".into(),
+                size: 16,
+                crc32c: 7,
+                stored_as: "backups/000003/CURRENT".into(),
+            },
+        ],
+    };
+    write(&dir, "backup_catalog", "valid", &catalog.encode());
+
     for (name, value, compress) in [
         ("item-plain", &b"a value"[..], false),
         ("item-zstd", &[b'z'; 4000][..], true),
