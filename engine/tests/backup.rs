@@ -7,14 +7,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use strata_engine::backup::{BackupEngine, BackupListing};
-use strata_engine::{Db, Error, MemoryKeyProvider, Options, Snapshot, Timestamp};
+use strata_engine::{Db, Error, MemoryKeyProvider, Options, Timestamp};
 
 fn opts() -> Options {
     Options {
@@ -23,38 +22,7 @@ fn opts() -> Options {
     }
 }
 
-type State = BTreeMap<String, BTreeMap<Vec<u8>, (Vec<u8>, Option<Timestamp>)>>;
-
-/// Every keyspace's entries as `snap` sees them, with each version's
-/// commit timestamp.
-fn state_of(db: &Db, snap: &Snapshot) -> State {
-    let mut out = State::new();
-    for name in db.keyspaces() {
-        let ks = db.keyspace(&name).unwrap();
-        let m = out.entry(name).or_default();
-        for r in snap.range::<&[u8], _>(&ks, ..).unwrap() {
-            let (k, _) = r.unwrap();
-            let e = snap.get_entry(&ks, &k).unwrap().unwrap();
-            m.insert(k.to_vec(), (e.value.to_vec(), e.ts));
-        }
-    }
-    out.retain(|_, m| !m.is_empty());
-    out
-}
-
-fn latest(db: &Db) -> State {
-    state_of(db, &db.snapshot().unwrap())
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use common::{latest, state_of, Rng};
 
 /// A random step of writes: puts, overwrites, deletes, over two keyspaces.
 fn churn(db: &Db, rng: &mut Rng, n: usize) {

@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_engine::{Db, Error, Keyspace, MemoryKeyProvider, Options, Snapshot};
+use strata_engine::{Db, Error, Keyspace, MemoryKeyProvider, Options};
 
 fn opts() -> Options {
     Options {
@@ -18,25 +17,7 @@ fn opts() -> Options {
     }
 }
 
-type State = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
-
-/// Every keyspace's contents as `snap` sees them.
-fn state_at(db: &Db, snap: &Snapshot) -> State {
-    let mut out = State::new();
-    for name in db.keyspaces() {
-        let ks = db.keyspace(&name).unwrap();
-        let m = out.entry(name).or_default();
-        for r in snap.range::<&[u8], _>(&ks, ..).unwrap() {
-            let (k, v) = r.unwrap();
-            m.insert(k.to_vec(), v.to_vec());
-        }
-    }
-    out
-}
-
-fn latest(db: &Db) -> State {
-    state_at(db, &db.snapshot().unwrap())
-}
+use common::{latest, state_of as state_at};
 
 fn writer(db: Db, stop: Arc<AtomicBool>, seed: u64) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {

@@ -13,21 +13,7 @@ use std::sync::Arc;
 
 use strata_engine::{Db, Error, Keyspace, MemoryKeyProvider, Options, SstReads};
 
-/// A deterministic pseudo-random sequence (xorshift), so failures repeat.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use common::Rng;
 
 fn options(reads: SstReads, encrypted: bool) -> Options {
     let mut o = common::small_options();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use strata_engine::{Db, Keyspace, Options};
+use strata_engine::{Db, Keyspace, Options, Snapshot, Timestamp};
 
 /// Options that make flushes and compactions happen after a few kilobytes.
 pub fn small_options() -> Options {
@@ -65,3 +65,46 @@ pub fn records_end(wal: &[u8]) -> usize {
 
 #[allow(unused_imports)]
 pub use strata_engine::fs::TmpfsMount;
+
+/// A deterministic pseudo-random sequence (xorshift), so failures repeat.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Every keyspace's entries, with each version's commit timestamp.
+pub type State = BTreeMap<String, BTreeMap<Vec<u8>, (Vec<u8>, Option<Timestamp>)>>;
+
+/// The whole database as `snap` sees it (keyspaces without entries left
+/// out, so a copy that never created them compares equal).
+pub fn state_of(db: &Db, snap: &Snapshot) -> State {
+    let mut out = State::new();
+    for name in db.keyspaces() {
+        let ks = db.keyspace(&name).unwrap();
+        let m = out.entry(name).or_default();
+        for r in snap.range::<&[u8], _>(&ks, ..).unwrap() {
+            let (k, _) = r.unwrap();
+            let e = snap.get_entry(&ks, &k).unwrap().unwrap();
+            m.insert(k.to_vec(), (e.value.to_vec(), e.ts));
+        }
+    }
+    out.retain(|_, m| !m.is_empty());
+    out
+}
+
+/// The whole database as of now.
+pub fn latest(db: &Db) -> State {
+    state_of(db, &db.snapshot().unwrap())
+}
