@@ -176,3 +176,26 @@ fn an_encrypted_checkpoint_stays_encrypted_under_the_same_keys() {
     let copy = Db::open(&dir, enc).unwrap();
     assert_eq!(latest(&copy), latest(&db));
 }
+
+/// A checkpoint onto another file system (a tmpfs: hard links fail across
+/// devices) copies the SSTs instead, and opens the same.
+#[test]
+fn a_checkpoint_onto_another_file_system_copies() {
+    let Some(mount) = strata_engine::fs::TmpfsMount::with_size_mib(64) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path().join("db"), opts()).unwrap();
+    let ks = db.keyspace("a").unwrap();
+    for i in 0..3000 {
+        ks.put(format!("k{i:05}"), vec![b'v'; 40]).unwrap();
+    }
+    db.flush().unwrap();
+    ks.put("wal-only", "1").unwrap();
+    let dir = mount.path().join("cp");
+    let info = db.checkpoint(&dir).unwrap();
+    assert_eq!(info.linked, 0, "{info:?}");
+    assert_eq!(info.bytes_written, info.total_bytes, "{info:?}");
+    let copy = Db::open(&dir, opts()).unwrap();
+    assert_eq!(latest(&copy), latest(&db));
+}
