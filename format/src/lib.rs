@@ -34,6 +34,7 @@ pub mod item;
 pub mod key;
 pub mod log;
 pub mod manifest;
+pub mod raft;
 pub mod sst;
 
 pub use error::{Error, Result};

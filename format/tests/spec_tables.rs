@@ -626,3 +626,37 @@ fn backup_catalog_lines_match_spec_section_13_7() {
         "SPEC §13.7 catalog lines vs the encoder"
     );
 }
+
+/// §18.1: the Raft record tags in SPEC are the code's, both ways.
+#[test]
+fn raft_record_tags_match_spec_section_18_1() {
+    use strata_format::raft::tag;
+    let t = table("18.1", &["record", "tag", "fields"]);
+    let mut report = Report::new("§18.1 raft records");
+    let code = [
+        ("log id", tag::LOG_ID),
+        ("vote", tag::VOTE),
+        ("blank entry", tag::ENTRY_BLANK),
+        ("normal entry", tag::ENTRY_NORMAL),
+        ("membership entry", tag::ENTRY_MEMBERSHIP),
+        ("membership", tag::MEMBERSHIP),
+        ("command", tag::COMMAND_WRITE),
+        ("applied", tag::APPLIED),
+    ];
+    for row in &t.rows {
+        if let Some(n) = number(&mut report, row, 1) {
+            let name = cell(row, 0);
+            let ok = code.iter().any(|(c, v)| *c == name && u64::from(*v) == n);
+            report.check(ok, format!("SPEC row {name} = {n} is not in the code"));
+        }
+    }
+    report.check(
+        t.rows.len() == code.len(),
+        format!(
+            "SPEC has {} rows, the code {} tags",
+            t.rows.len(),
+            code.len()
+        ),
+    );
+    report.finish();
+}

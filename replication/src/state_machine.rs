@@ -1,0 +1,435 @@
+//! The state machine: a Strata database (`data-<n>/`, named by the file
+//! `DATA`) written only by applying committed entries, and its snapshots,
+//! which are engine checkpoints (`snapshots/<id>/`, named by `SNAPSHOT`).
+//!
+//! Every entry is applied by one `Db::write_at` at its commit timestamp
+//! `max(ts_hint, previous + 1)` (blank and membership entries at
+//! `previous + 1`): a function of the log alone, so every replica commits
+//! each entry at the same timestamp. The same write puts the applied log
+//! id and timestamp, and a membership entry's membership, in the reserved
+//! keyspace `_raft`: after a crash the database holds a prefix of the
+//! applied entries with the bookkeeping that says which.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+use parking_lot::Mutex;
+use strata_engine::{Db, Keyspace, Options, Timestamp, WriteBatch, WriteOptions};
+use strata_format::batch::OpIter;
+use strata_format::key::ValueKind;
+use strata_format::raft::{AppliedRecord, LogIdRecord, MembershipRecord};
+
+use crate::codec;
+use crate::types::{Node, NodeId, Request, Response, TypeConfig};
+
+/// The keyspace of the state machine's own records.
+pub const RAFT_KEYSPACE: &str = "_raft";
+const APPLIED: &[u8] = b"applied";
+const MEMBERSHIP: &[u8] = b"membership";
+const MEMBERSHIP_LOG_ID: &[u8] = b"membership_log_id";
+
+/// A snapshot's files: a checkpoint directory of the state machine's
+/// database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFiles {
+    dir: PathBuf,
+}
+
+impl SnapshotFiles {
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+struct Data {
+    db: Db,
+    generation: u64,
+    raft: Keyspace,
+    applied: Option<LogId<NodeId>>,
+    /// The commit timestamp of the last applied entry.
+    applied_ts: u64,
+    membership: StoredMembership<NodeId, Node>,
+}
+
+/// The state machine of one node. Cheap to clone (openraft builds
+/// snapshots from a clone).
+#[derive(Clone)]
+pub struct StateMachine {
+    root: PathBuf,
+    opts: Options,
+    data: Arc<Mutex<Data>>,
+}
+
+impl std::fmt::Debug for StateMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMachine")
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+fn sm_read(e: impl std::error::Error + Send + Sync + 'static) -> StorageError<NodeId> {
+    StorageIOError::read_state_machine(&e).into()
+}
+
+fn sm_write(e: impl std::error::Error + Send + Sync + 'static) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(&e).into()
+}
+
+fn io(path: &Path, e: std::io::Error) -> strata_engine::Error {
+    strata_engine::Error::io(path, e)
+}
+
+/// Writes `text` to `path` durably (a temporary file renamed over it).
+fn write_pointer(dir: &Path, name: &str, text: &str) -> strata_engine::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        f.write_all(text.as_bytes()).map_err(|e| io(&tmp, e))?;
+        f.sync_all().map_err(|e| io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))
+}
+
+fn read_pointer(dir: &Path, name: &str) -> strata_engine::Result<Option<String>> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(Some(s.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(&path, e)),
+    }
+}
+
+/// Copies the database directory `from` into the new directory `to`:
+/// SSTs hard-linked when possible (they never change), everything else
+/// copied (an open may rewrite a WAL's tail or the manifest).
+fn copy_db_dir(from: &Path, to: &Path) -> strata_engine::Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
+        let entry = entry.map_err(|e| io(from, e))?;
+        let name = entry.file_name();
+        let (src, dst) = (entry.path(), to.join(&name));
+        if name == "LOCK" {
+            continue;
+        }
+        let linked =
+            name.to_string_lossy().ends_with(".sst") && std::fs::hard_link(&src, &dst).is_ok();
+        if !linked {
+            std::fs::copy(&src, &dst).map_err(|e| io(&src, e))?;
+            std::fs::File::open(&dst)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io(&dst, e))?;
+        }
+    }
+    std::fs::File::open(to)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(to, e))
+}
+
+/// What the `_raft` keyspace says: the applied log id, its commit
+/// timestamp, the membership.
+type Bookkeeping = (Option<LogId<NodeId>>, u64, StoredMembership<NodeId, Node>);
+
+/// Reads the bookkeeping of a state-machine database.
+fn bookkeeping(raft: &Keyspace) -> strata_engine::Result<Bookkeeping> {
+    let format = |e| strata_engine::Error::InvalidArgument(format!("{RAFT_KEYSPACE}: {e}"));
+    let (applied, ts) = match raft.get(APPLIED)? {
+        Some(v) => {
+            let r = AppliedRecord::decode(&v).map_err(format)?;
+            (Some(codec::log_id(&r.log_id)), r.ts)
+        }
+        None => (None, 0),
+    };
+    let m_id = match raft.get(MEMBERSHIP_LOG_ID)? {
+        Some(v) => Some(LogIdRecord::decode(&v).map_err(format)?),
+        None => None,
+    };
+    let m = match raft.get(MEMBERSHIP)? {
+        Some(v) => MembershipRecord::decode(&v).map_err(format)?,
+        None => MembershipRecord::default(),
+    };
+    Ok((applied, ts, codec::stored_membership(m_id.as_ref(), &m)))
+}
+
+impl StateMachine {
+    /// Opens (creating) the state machine of the node rooted at `root`.
+    pub fn open(root: &Path, opts: Options) -> strata_engine::Result<StateMachine> {
+        std::fs::create_dir_all(root.join("snapshots")).map_err(|e| io(root, e))?;
+        let generation = match read_pointer(root, "DATA")? {
+            Some(s) => s
+                .strip_prefix("data-")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| {
+                    strata_engine::Error::InvalidArgument(format!(
+                        "{}: DATA names {s:?}, not data-<n>",
+                        root.display()
+                    ))
+                })?,
+            None => {
+                write_pointer(root, "DATA", "data-1")?;
+                1
+            }
+        };
+        let data = Self::open_data(root, &opts, generation)?;
+        Ok(StateMachine {
+            root: root.to_path_buf(),
+            opts,
+            data: Arc::new(Mutex::new(data)),
+        })
+    }
+
+    fn open_data(root: &Path, opts: &Options, generation: u64) -> strata_engine::Result<Data> {
+        let db = Db::open(root.join(format!("data-{generation}")), opts.clone())?;
+        let raft = db.keyspace(RAFT_KEYSPACE)?;
+        let (applied, applied_ts, membership) = bookkeeping(&raft)?;
+        Ok(Data {
+            db,
+            generation,
+            raft,
+            applied,
+            applied_ts,
+            membership,
+        })
+    }
+
+    /// The state machine's database (for reads: write to it only through
+    /// the log).
+    pub fn db(&self) -> Db {
+        self.data.lock().db.clone()
+    }
+
+    /// The commit timestamp of the last applied entry: reads at or below
+    /// it see what every replica sees at that time.
+    pub fn applied_ts(&self) -> Timestamp {
+        Timestamp(self.data.lock().applied_ts)
+    }
+
+    /// Adds `req`'s operations to `b`; an error names what is malformed.
+    fn decode_into(db: &Db, req: &Request, b: &mut WriteBatch) -> Result<(), String> {
+        let mut spaces = Vec::with_capacity(req.keyspaces.len());
+        for name in &req.keyspaces {
+            if name == RAFT_KEYSPACE {
+                return Err(format!("keyspace {RAFT_KEYSPACE} is reserved"));
+            }
+            spaces.push(db.keyspace(name).map_err(|e| e.to_string())?);
+        }
+        for op in OpIter::new(&req.ops, req.count, 0) {
+            let op = op.map_err(|e| e.to_string())?;
+            let ks = spaces
+                .get(op.keyspace as usize)
+                .ok_or_else(|| format!("keyspace index {} out of range", op.keyspace))?;
+            match op.kind {
+                ValueKind::Put => b.put(ks, op.key, op.value),
+                ValueKind::Delete => b.delete(ks, op.key),
+                ValueKind::PutWithTtl => {
+                    let (at, value) = op
+                        .value
+                        .split_first_chunk::<8>()
+                        .ok_or("a TTL value without its expiry")?;
+                    b.put_expiring(ks, op.key, value, Timestamp(u64::from_be_bytes(*at)))
+                }
+                k => return Err(format!("operation kind {k:?} cannot be replicated")),
+            }
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Applies one entry; returns its response.
+    fn apply_one(d: &mut Data, e: &Entry<TypeConfig>) -> Result<Response, StorageError<NodeId>> {
+        let prev = d.applied_ts;
+        let mut b = d.db.batch();
+        let (ts, response) = match &e.payload {
+            EntryPayload::Blank => (prev + 1, Response::Noop),
+            EntryPayload::Membership(m) => {
+                d.membership = StoredMembership::new(Some(e.log_id), m.clone());
+                b.put(&d.raft, MEMBERSHIP, codec::membership_record(m).encode())
+                    .map_err(sm_write)?;
+                b.put(
+                    &d.raft,
+                    MEMBERSHIP_LOG_ID,
+                    codec::log_id_record(&e.log_id).encode(),
+                )
+                .map_err(sm_write)?;
+                (prev + 1, Response::Noop)
+            }
+            EntryPayload::Normal(req) => {
+                let ts = req.ts_hint.max(prev + 1);
+                match Self::decode_into(&d.db, req, &mut b) {
+                    Ok(()) => (ts, Response::Committed { ts }),
+                    Err(why) => {
+                        // The same on every replica: only the bookkeeping.
+                        b.clear();
+                        (ts, Response::Rejected(why))
+                    }
+                }
+            }
+        };
+        let applied = AppliedRecord {
+            log_id: codec::log_id_record(&e.log_id),
+            ts,
+        };
+        b.put(&d.raft, APPLIED, applied.encode())
+            .map_err(sm_write)?;
+        d.db.write_at(b, Timestamp(ts), WriteOptions { sync: false })
+            .map_err(|err| StorageError::from(StorageIOError::apply(e.log_id, &err)))?;
+        d.applied = Some(e.log_id);
+        d.applied_ts = ts;
+        Ok(response)
+    }
+
+    fn snapshot_dir(&self, id: &str) -> PathBuf {
+        self.root.join("snapshots").join(id)
+    }
+
+    /// The meta of the snapshot in `dir` with id `id`, read from its
+    /// bookkeeping.
+    fn snapshot_meta(
+        &self,
+        dir: &Path,
+        id: &str,
+    ) -> strata_engine::Result<SnapshotMeta<NodeId, Node>> {
+        let db = Db::open_read_only(dir, self.opts.clone())?;
+        let raft = db.keyspace(RAFT_KEYSPACE)?;
+        let (applied, _, membership) = bookkeeping(&raft)?;
+        Ok(SnapshotMeta {
+            last_log_id: applied,
+            last_membership: membership,
+            snapshot_id: id.to_owned(),
+        })
+    }
+
+    /// Makes snapshot `id` the current one and removes the others.
+    fn set_current_snapshot(&self, id: &str) -> strata_engine::Result<()> {
+        write_pointer(&self.root, "SNAPSHOT", id)?;
+        let dir = self.root.join("snapshots");
+        for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let entry = entry.map_err(|e| io(&dir, e))?;
+            if entry.file_name().to_string_lossy() != id {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let d = self.data.lock();
+        let (term, index) = d.applied.map_or((0, 0), |l| (l.leader_id.term, l.index));
+        let nonce = u64::from_le_bytes(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |t| t.as_nanos() as u64)
+                .to_le_bytes(),
+        );
+        let id = format!("{term}-{index}-{nonce:x}");
+        let dir = self.snapshot_dir(&id);
+        let err =
+            |e: strata_engine::Error| StorageError::from(StorageIOError::write_snapshot(None, &e));
+        // The lock keeps applies out: the checkpoint holds exactly the
+        // bookkeeping below.
+        d.db.checkpoint(&dir).map_err(err)?;
+        let meta = SnapshotMeta {
+            last_log_id: d.applied,
+            last_membership: d.membership.clone(),
+            snapshot_id: id.clone(),
+        };
+        drop(d);
+        self.set_current_snapshot(&id).map_err(err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(SnapshotFiles { dir }),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, Node>), StorageError<NodeId>> {
+        let d = self.data.lock();
+        Ok((d.applied, d.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut d = self.data.lock();
+        let mut out = Vec::new();
+        for e in entries {
+            out.push(Self::apply_one(&mut d, &e)?);
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<SnapshotFiles>, StorageError<NodeId>> {
+        let dir = self.root.join("incoming");
+        Ok(Box::new(SnapshotFiles { dir }))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, Node>,
+        snapshot: Box<SnapshotFiles>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let err = |e: strata_engine::Error| {
+            StorageError::from(StorageIOError::write_snapshot(Some(meta.signature()), &e))
+        };
+        let mut d = self.data.lock();
+        let next = d.generation + 1;
+        let data_dir = self.root.join(format!("data-{next}"));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        copy_db_dir(snapshot.dir(), &data_dir).map_err(err)?;
+        let keep = self.snapshot_dir(&meta.snapshot_id);
+        if snapshot.dir() != keep {
+            let _ = std::fs::remove_dir_all(&keep);
+            copy_db_dir(snapshot.dir(), &keep).map_err(err)?;
+        }
+        write_pointer(&self.root, "DATA", &format!("data-{next}")).map_err(err)?;
+        let old = std::mem::replace(
+            &mut *d,
+            Self::open_data(&self.root, &self.opts, next).map_err(err)?,
+        );
+        let _ = old.db.close();
+        let _ = std::fs::remove_dir_all(self.root.join(format!("data-{}", old.generation)));
+        drop(d);
+        self.set_current_snapshot(&meta.snapshot_id).map_err(err)?;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        let Some(id) = read_pointer(&self.root, "SNAPSHOT").map_err(sm_read)? else {
+            return Ok(None);
+        };
+        let dir = self.snapshot_dir(&id);
+        let meta = self.snapshot_meta(&dir, &id).map_err(sm_read)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(SnapshotFiles { dir }),
+        }))
+    }
+}
