@@ -14,6 +14,9 @@
 //!   entry's writes and the `_raft` bookkeeping (applied log id and commit
 //!   timestamp, membership), so an entry is applied exactly once across
 //!   crashes; snapshots are engine checkpoints.
+//! - [`Replica`]: a node: writes through Raft, reads at a timestamp once
+//!   applied, linearizable reads at the leader.
+//! - [`sim`]: an in-process network with seeded faults, for tests.
 //! - [`types`]: the type configuration, commands and responses.
 
 // openraft's trait methods fix the error type (`StorageError`, large);
@@ -22,10 +25,13 @@
 
 mod codec;
 mod log_store;
+mod replica;
+pub mod sim;
 mod state_machine;
 pub mod types;
 
 pub use log_store::LogStore;
+pub use replica::{Replica, ReplicaError};
 pub use state_machine::{SnapshotFiles, StateMachine};
 pub use types::{Node, NodeId, Request, Response, TypeConfig};
 

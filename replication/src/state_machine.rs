@@ -41,6 +41,12 @@ pub struct SnapshotFiles {
 }
 
 impl SnapshotFiles {
+    /// The snapshot in checkpoint directory `dir` (a network hands the
+    /// receiving state machine the directory it wrote the files to).
+    pub fn new(dir: PathBuf) -> SnapshotFiles {
+        SnapshotFiles { dir }
+    }
+
     /// The checkpoint directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -64,6 +70,9 @@ pub struct StateMachine {
     root: PathBuf,
     opts: Options,
     data: Arc<Mutex<Data>>,
+    /// The commit timestamp of the last applied entry, for readers that
+    /// wait for a timestamp to be applied.
+    applied_tx: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for StateMachine {
@@ -182,10 +191,12 @@ impl StateMachine {
             }
         };
         let data = Self::open_data(root, &opts, generation)?;
+        let (applied_tx, _) = tokio::sync::watch::channel(data.applied_ts);
         Ok(StateMachine {
             root: root.to_path_buf(),
             opts,
             data: Arc::new(Mutex::new(data)),
+            applied_tx: Arc::new(applied_tx),
         })
     }
 
@@ -213,6 +224,11 @@ impl StateMachine {
     /// it see what every replica sees at that time.
     pub fn applied_ts(&self) -> Timestamp {
         Timestamp(self.data.lock().applied_ts)
+    }
+
+    /// Follows the commit timestamp of the last applied entry.
+    pub fn subscribe_applied(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied_tx.subscribe()
     }
 
     /// Adds `req`'s operations to `b`; an error names what is malformed.
@@ -375,6 +391,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for e in entries {
             out.push(Self::apply_one(&mut d, &e)?);
         }
+        self.applied_tx.send_replace(d.applied_ts);
         Ok(out)
     }
 
@@ -414,6 +431,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         );
         let _ = old.db.close();
         let _ = std::fs::remove_dir_all(self.root.join(format!("data-{}", old.generation)));
+        self.applied_tx.send_replace(d.applied_ts);
         drop(d);
         self.set_current_snapshot(&meta.snapshot_id).map_err(err)?;
         Ok(())

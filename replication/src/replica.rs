@@ -1,0 +1,170 @@
+//! A replica: one node's Raft and storage, and the operations clients use:
+//! writes (committed once a majority has them durably), reads at a
+//! timestamp (after the replica applied it), linearizable reads at the
+//! leader.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::network::RaftNetworkFactory;
+use openraft::Raft;
+use strata_engine::{Db, Options, Snapshot, Timestamp};
+
+use crate::log_store::LogStore;
+use crate::state_machine::StateMachine;
+use crate::types::{NodeId, Request, Response, TypeConfig};
+
+/// Why a replica could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// Writes and linearizable reads go to the leader; this node is not it.
+    #[error("not the leader (the leader is {leader:?}); retry there")]
+    NotLeader {
+        /// The leader, when known.
+        leader: Option<NodeId>,
+    },
+    /// The command cannot apply on any replica (nothing was written).
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The replica did not apply the timestamp in time.
+    #[error("timestamp {0} not applied within the timeout")]
+    Timeout(u64),
+    /// Raft failed (no quorum, shutting down, a storage failure); whether
+    /// a write took effect is unknown.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] strata_engine::Error),
+}
+
+/// One node of a replicated Strata.
+#[derive(Clone)]
+pub struct Replica {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    sm: StateMachine,
+    log: LogStore,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica").field("id", &self.id).finish()
+    }
+}
+
+impl Replica {
+    /// Starts node `id` on the storage rooted at `root` (created if new),
+    /// talking to its peers through `network`. Call inside a tokio
+    /// runtime.
+    pub async fn start<N: RaftNetworkFactory<TypeConfig>>(
+        id: NodeId,
+        root: &Path,
+        opts: Options,
+        config: Arc<openraft::Config>,
+        network: N,
+    ) -> Result<Replica, ReplicaError> {
+        let (log, sm) = crate::open_storage(root, opts)?;
+        let raft = Raft::new(id, config, network, log.clone(), sm.clone())
+            .await
+            .map_err(|e| ReplicaError::Raft(e.to_string()))?;
+        Ok(Replica { id, raft, sm, log })
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The Raft handle (membership changes, metrics, initialization).
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// The state machine (its database is for reads only).
+    pub fn state_machine(&self) -> &StateMachine {
+        &self.sm
+    }
+
+    /// The log store.
+    pub fn log_store(&self) -> &LogStore {
+        &self.log
+    }
+
+    /// Commits `req` through Raft and returns its commit timestamp, the
+    /// same on every replica. Acknowledged only once a majority has the
+    /// entry durably and this node applied it. A `ts_hint` of 0 is the
+    /// leader's clock.
+    pub async fn write(&self, mut req: Request) -> Result<Timestamp, ReplicaError> {
+        if req.ts_hint == 0 {
+            req.ts_hint = Timestamp::now().as_u64();
+        }
+        match self.raft.client_write(req).await {
+            Ok(r) => match r.data {
+                Response::Committed { ts } => Ok(Timestamp(ts)),
+                Response::Rejected(why) => Err(ReplicaError::Rejected(why)),
+                Response::Noop => Err(ReplicaError::Raft("a write answered as a no-op".into())),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ReplicaError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(e) => Err(ReplicaError::Raft(e.to_string())),
+        }
+    }
+
+    /// Waits (at most `timeout`) until this replica has applied every entry
+    /// up to commit timestamp `ts`.
+    pub async fn wait_applied(&self, ts: Timestamp, timeout: Duration) -> Result<(), ReplicaError> {
+        let mut rx = self.sm.subscribe_applied();
+        let reached = tokio::time::timeout(timeout, async {
+            rx.wait_for(|&applied| applied >= ts.as_u64()).await.is_ok()
+        })
+        .await;
+        match reached {
+            Ok(true) => Ok(()),
+            _ => Err(ReplicaError::Timeout(ts.as_u64())),
+        }
+    }
+
+    /// A snapshot at commit timestamp `ts` on this replica, once it has
+    /// applied `ts` (so it agrees with every other replica). Never reads
+    /// past what this replica applied: such a read would move its clock.
+    pub async fn read_at(
+        &self,
+        ts: Timestamp,
+        timeout: Duration,
+    ) -> Result<Snapshot, ReplicaError> {
+        self.wait_applied(ts, timeout).await?;
+        Ok(self.sm.db().snapshot_at(ts)?)
+    }
+
+    /// The database for a linearizable read: at the leader, after a quorum
+    /// confirmed it still leads and it applied everything committed before
+    /// the call.
+    pub async fn linearizable(&self) -> Result<Db, ReplicaError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(self.sm.db()),
+            Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(ReplicaError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(e) => Err(ReplicaError::Raft(e.to_string())),
+        }
+    }
+
+    /// Stops the node's Raft and closes its databases.
+    pub async fn shutdown(self) -> Result<(), ReplicaError> {
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| ReplicaError::Raft(e.to_string()))?;
+        let _ = self.sm.db().close();
+        let _ = self.log.db().close();
+        Ok(())
+    }
+}

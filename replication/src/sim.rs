@@ -1,0 +1,285 @@
+//! An in-process network between replicas for tests: messages go straight
+//! to the target's `Raft` handle, through faults a seed decides: loss
+//! (before or after delivery), delay, one-way or two-way partitions, and
+//! nodes that are down. A failing schedule replays from its seed as far as
+//! the tasks' interleaving allows.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::storage::Snapshot;
+use openraft::{Raft, Vote};
+use parking_lot::Mutex;
+
+use crate::state_machine::SnapshotFiles;
+use crate::types::{Node, NodeId, TypeConfig};
+
+/// The faults of the simulated network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Of each 1000 messages, how many are lost before delivery.
+    pub drop_request_per_mille: u32,
+    /// Of each 1000 delivered messages, how many lose their reply.
+    pub drop_reply_per_mille: u32,
+    /// The longest delay a message takes (uniform from zero); delays also
+    /// reorder messages.
+    pub max_delay: Duration,
+}
+
+struct State {
+    nodes: HashMap<NodeId, (Raft<TypeConfig>, PathBuf)>,
+    /// Links that are down, as (from, to).
+    cut: HashSet<(NodeId, NodeId)>,
+    faults: Faults,
+    rng: u64,
+    staged: u64,
+}
+
+impl State {
+    fn next(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+}
+
+/// The network: one per simulated cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct SimNetwork {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for SimNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimNetwork").finish_non_exhaustive()
+    }
+}
+
+impl SimNetwork {
+    /// A network with no faults, its choices drawn from `seed`.
+    pub fn new(seed: u64) -> SimNetwork {
+        SimNetwork {
+            state: Arc::new(Mutex::new(State {
+                nodes: HashMap::new(),
+                cut: HashSet::new(),
+                faults: Faults::default(),
+                rng: seed | 1,
+                staged: 0,
+            })),
+        }
+    }
+
+    /// Connects node `id`, whose storage is rooted at `root`.
+    pub fn connect(&self, id: NodeId, raft: Raft<TypeConfig>, root: PathBuf) {
+        self.state.lock().nodes.insert(id, (raft, root));
+    }
+
+    /// Disconnects node `id` (it crashed or stopped): messages to it fail.
+    pub fn disconnect(&self, id: NodeId) {
+        self.state.lock().nodes.remove(&id);
+    }
+
+    /// Sets the faults.
+    pub fn set_faults(&self, faults: Faults) {
+        self.state.lock().faults = faults;
+    }
+
+    /// Cuts every link between different groups (both ways); nodes in no
+    /// group keep their links.
+    pub fn partition(&self, groups: &[&[NodeId]]) {
+        let mut st = self.state.lock();
+        for (i, a) in groups.iter().enumerate() {
+            for (j, b) in groups.iter().enumerate() {
+                if i != j {
+                    for &x in *a {
+                        for &y in *b {
+                            st.cut.insert((x, y));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cuts the link from `from` to `to` only.
+    pub fn cut_one_way(&self, from: NodeId, to: NodeId) {
+        self.state.lock().cut.insert((from, to));
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        self.state.lock().cut.clear();
+    }
+
+    /// A draw from the network's generator (for test schedules that share
+    /// the seed).
+    pub fn draw(&self) -> u64 {
+        self.state.lock().next()
+    }
+
+    /// The connection factory of node `from`.
+    pub fn factory(&self, from: NodeId) -> SimFactory {
+        SimFactory {
+            from,
+            net: self.clone(),
+        }
+    }
+
+    /// Decides a message's fate: the target, the delay, and whether the
+    /// reply is lost; `None` when the message is lost.
+    fn route(
+        &self,
+        from: NodeId,
+        to: NodeId,
+    ) -> Option<(Raft<TypeConfig>, PathBuf, Duration, bool)> {
+        let mut st = self.state.lock();
+        let f = st.faults;
+        let lost = st.next() % 1000 < u64::from(f.drop_request_per_mille);
+        let delay_ns = match f.max_delay.as_nanos() as u64 {
+            0 => 0,
+            max => st.next() % max,
+        };
+        let reply_lost = st.next() % 1000 < u64::from(f.drop_reply_per_mille);
+        if lost || st.cut.contains(&(from, to)) {
+            return None;
+        }
+        let (raft, root) = st.nodes.get(&to)?.clone();
+        Some((raft, root, Duration::from_nanos(delay_ns), reply_lost))
+    }
+}
+
+/// Makes node `from`'s connections.
+pub struct SimFactory {
+    from: NodeId,
+    net: SimNetwork,
+}
+
+impl RaftNetworkFactory<TypeConfig> for SimFactory {
+    type Network = SimConn;
+
+    async fn new_client(&mut self, target: NodeId, _node: &Node) -> SimConn {
+        SimConn {
+            from: self.from,
+            to: target,
+            net: self.net.clone(),
+        }
+    }
+}
+
+/// One node's connection to another.
+pub struct SimConn {
+    from: NodeId,
+    to: NodeId,
+    net: SimNetwork,
+}
+
+fn unreachable(to: NodeId) -> Unreachable {
+    Unreachable::new(&std::io::Error::other(format!("node {to} unreachable")))
+}
+
+fn reply_lost() -> NetworkError {
+    NetworkError::new(&std::io::Error::other("the reply was lost"))
+}
+
+impl SimConn {
+    async fn deliver<T, E, F, Fut>(
+        &self,
+        call: F,
+    ) -> Result<T, RPCError<NodeId, Node, RaftError<NodeId, E>>>
+    where
+        E: std::error::Error,
+        F: FnOnce(Raft<TypeConfig>) -> Fut,
+        Fut: Future<Output = Result<T, RaftError<NodeId, E>>>,
+    {
+        let Some((raft, _, delay, lose_reply)) = self.net.route(self.from, self.to) else {
+            return Err(RPCError::Unreachable(unreachable(self.to)));
+        };
+        tokio::time::sleep(delay).await;
+        let r = call(raft).await;
+        if lose_reply {
+            return Err(RPCError::Network(reply_lost()));
+        }
+        r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for SimConn {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.deliver(|raft| async move { raft.append_entries(rpc).await })
+            .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.deliver(|raft| async move { raft.vote(rpc).await })
+            .await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot<TypeConfig>,
+        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let Some((raft, root, delay, lose_reply)) = self.net.route(self.from, self.to) else {
+            return Err(StreamingError::Unreachable(unreachable(self.to)));
+        };
+        tokio::time::sleep(delay).await;
+        // The files travel first: into a staging directory of the
+        // receiver, which installs from there.
+        let n = {
+            let mut st = self.net.state.lock();
+            st.staged += 1;
+            st.staged
+        };
+        let staging = root.join(format!("incoming-{n}"));
+        if let Err(e) = copy_tree(snapshot.snapshot.dir(), &staging) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(StreamingError::Network(NetworkError::new(&e)));
+        }
+        let r = raft
+            .install_full_snapshot(
+                vote,
+                Snapshot {
+                    meta: snapshot.meta,
+                    snapshot: Box::new(SnapshotFiles::new(staging.clone())),
+                },
+            )
+            .await;
+        let _ = std::fs::remove_dir_all(&staging);
+        if lose_reply {
+            return Err(StreamingError::Network(reply_lost()));
+        }
+        r.map_err(|e| StreamingError::RemoteError(RemoteError::new(self.to, e)))
+    }
+}
+
+/// Copies the files of directory `from` into a new directory `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        std::fs::copy(e.path(), to.join(e.file_name()))?;
+    }
+    Ok(())
+}
