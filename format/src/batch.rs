@@ -13,7 +13,7 @@
 
 use crate::coding::{put_bytes, put_varint64, Cursor};
 use crate::error::{Error, Result};
-use crate::key::{ValueKind, MAX_USER_KEY_LEN};
+use crate::key::{ValueKind, MAX_RANGE_END_LEN, MAX_USER_KEY_LEN};
 
 /// One write of a batch, borrowed from the encoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +154,7 @@ impl<'a> OpIter<'a> {
             return Err(Error::corruption("batch record: key too long", at));
         }
         let value = c.length_prefixed()?;
-        if kind == ValueKind::RangeDelete && (value.len() > MAX_USER_KEY_LEN || value <= key) {
+        if kind == ValueKind::RangeDelete && (value.len() > MAX_RANGE_END_LEN || value <= key) {
             return Err(Error::corruption(
                 "batch record: a range delete whose end is not a key above its start",
                 at,

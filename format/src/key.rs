@@ -17,6 +17,11 @@ pub const TRAILER_LEN: usize = 9;
 /// The largest user key the format accepts (64 KiB).
 pub const MAX_USER_KEY_LEN: usize = 64 * 1024;
 
+/// The longest exclusive end of a range delete: one byte past the longest
+/// user key, so that a range can reach past every key (`[k, ∞)` ends at
+/// `0xff` repeated this many times).
+pub const MAX_RANGE_END_LEN: usize = MAX_USER_KEY_LEN + 1;
+
 /// The largest timestamp; a read at this timestamp sees every version.
 pub const MAX_TIMESTAMP: u64 = u64::MAX;
 

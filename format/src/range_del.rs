@@ -21,7 +21,7 @@ use bytes::Bytes;
 use crate::block::{Block, BlockBuilder, DEFAULT_RESTART_INTERVAL};
 use crate::error::{Error, Result};
 use crate::key::{compare_internal, encode_internal_key, InternalKeyRef, ValueKind};
-use crate::key::{MAX_USER_KEY_LEN, TRAILER_LEN};
+use crate::key::{MAX_RANGE_END_LEN, TRAILER_LEN};
 
 /// A piece of the key space `[start, end)` and the timestamps of the
 /// tombstones covering all of it, newest first, each once.
@@ -274,7 +274,7 @@ impl RangeTombstones {
                 return Err(bad("keys out of order"));
             }
             let end = it.value();
-            if end.len() > MAX_USER_KEY_LEN || k.user_key >= end {
+            if end.len() > MAX_RANGE_END_LEN || k.user_key >= end {
                 return Err(bad("a range that is empty or whose end is too long"));
             }
             match fragments.last_mut() {
