@@ -1,7 +1,10 @@
 //! Benchmarks of the engine's hot paths: puts (WAL append and memtable
 //! insert, with and without sync), point reads from the memtable, from the
 //! block cache and from the files (mapped, or read with pread), misses
-//! answered by the bloom filter, and range scans.
+//! answered by the bloom filter, and range scans; and range deletes: one
+//! range delete against as many point deletes (time, and the bytes each
+//! adds to the database's files), and seeks with and without a range
+//! tombstone in a level.
 
 use std::hint::black_box;
 
@@ -128,5 +131,108 @@ fn reads(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, writes, reads);
+/// Bytes of every file in `dir`: what writes added to the WAL and tables.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// Keys deleted by `range_delete/delete_all_*`: `STRATA_BENCH_DELETE_KEYS`,
+/// 1,000,000 by default.
+fn delete_keys() -> u64 {
+    std::env::var("STRATA_BENCH_DELETE_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// A database of `n` keys in key order (`i` big-endian), flushed.
+fn ordered(n: u64) -> Loaded {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let ks = db.keyspace("bench").unwrap();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut b = db.batch();
+        for &i in chunk {
+            b.put(&ks, i.to_be_bytes(), value(i)).unwrap();
+        }
+        db.write(b, WriteOptions::default()).unwrap();
+    }
+    db.flush().unwrap();
+    Loaded { _dir: dir, db, ks }
+}
+
+fn range_deletes(c: &mut Criterion) {
+    let n = delete_keys();
+    let mut g = c.benchmark_group("range_delete");
+    g.sample_size(10);
+    // Each sample deletes every key of a fresh database, one way or the
+    // other, then flushes: what is timed is the deletes and the flush of
+    // what they wrote; the bytes they added to the files are printed.
+    for name in ["delete_all_one_range", "delete_all_point_deletes"] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    let l = ordered(n);
+                    let before = dir_bytes(l._dir.path());
+                    let start = std::time::Instant::now();
+                    if name == "delete_all_one_range" {
+                        l.ks.delete_range(0u64.to_be_bytes()..n.to_be_bytes())
+                            .unwrap();
+                    } else {
+                        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+                            let mut b = l.db.batch();
+                            for &i in chunk {
+                                b.delete(&l.ks, i.to_be_bytes()).unwrap();
+                            }
+                            l.db.write(b, WriteOptions::default()).unwrap();
+                        }
+                    }
+                    l.db.flush().unwrap();
+                    total += start.elapsed();
+                    let added = dir_bytes(l._dir.path()).saturating_sub(before);
+                    eprintln!("{name}: {n} keys, {added} bytes added to the files");
+                    assert_eq!(l.ks.iter().unwrap().count(), 0);
+                }
+                total
+            })
+        });
+    }
+    // Seeks then 10 steps over N random keys in one sorted run: without a
+    // range tombstone; with a narrow one (1/4096 of the keys) compacted into
+    // the run, where reads pay only for asking; and with one over half the
+    // keys, where a seek into the deleted half steps over what it hides. A
+    // snapshot taken before the delete keeps the deleted keys in the run.
+    for (name, end) in [
+        ("seek_then_10", None),
+        ("seek_then_10_narrow_tombstone", Some(vec![0x80u8, 0x10])),
+        ("seek_then_10_half_deleted", Some(vec![0xffu8; 17])),
+    ] {
+        let l = loaded(Options::default(), true);
+        let snap = l.db.snapshot().unwrap();
+        if let Some(end) = &end {
+            l.ks.delete_range([0x80u8].as_slice()..end.as_slice())
+                .unwrap();
+            l.db.compact().unwrap();
+        }
+        let mut i = 0u64;
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    i = (i + 7919) % N;
+                    key(i)
+                },
+                |start| l.ks.range(start..).unwrap().take(10).count(),
+                BatchSize::SmallInput,
+            )
+        });
+        drop(snap);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, writes, reads, range_deletes);
 criterion_main!(benches);

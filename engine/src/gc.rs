@@ -4,22 +4,26 @@
 use std::sync::atomic::AtomicBool;
 
 use strata_format::key::InternalKeyRef;
+use strata_format::range_del::RangeTombstones;
 
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
-use crate::policy::gc::{GcPoints, GcState};
+use crate::policy::gc::{range_shadowed, GcPoints, GcState};
 use crate::table_sink::TableSink;
 
 /// Copies the entries under `cursor` (positioned) to `sink`, dropping what
 /// no reader can see: in each stripe between read points only the newest
 /// version of a key is kept, and in the lowest stripe not even that one
 /// when it is a tombstone (or expired by then) and `bottommost` says no
-/// older data of the key can lie below. Returns the bytes read.
+/// older data of the key can lie below. A version a range tombstone of
+/// `dels` (the job's, before collection) hides in its stripe goes too.
+/// Returns the bytes read.
 pub(crate) fn copy_live(
     cursor: &mut dyn Cursor,
     sink: &mut TableSink<'_>,
     points: &GcPoints,
     bottommost: &dyn Fn(&[u8]) -> bool,
+    dels: &RangeTombstones,
     stop: &AtomicBool,
 ) -> Result<u64> {
     let mut gc = GcState::new();
@@ -37,6 +41,7 @@ pub(crate) fn copy_live(
         if gc
             .decide(points, k.user_key, k.ts, k.kind, value, bottommost)
             .keeps()
+            && (dels.is_empty() || !range_shadowed(points, dels, k.user_key, k.ts))
         {
             sink.add(key, value)?;
         }

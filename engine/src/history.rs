@@ -10,8 +10,21 @@ use crate::timestamp::Timestamp;
 use crate::view::{ttl_expiry, ReadView};
 
 /// The versions of `key` visible in `view`, newest first, down to the one in
-/// effect at `oldest`.
+/// effect at `oldest`. A range tombstone covering the key is a version
+/// without a value at its timestamp, unless the key has a version of its
+/// own there (a write of the same batch, which the tombstone does not
+/// hide).
 pub(crate) fn versions(view: &ReadView, key: &[u8], oldest: u64) -> Result<Vec<Version>> {
+    let mut ranged = view
+        .range_tombstones()?
+        .all_covering(key)?
+        .into_iter()
+        .peekable();
+    let deleted = |ts: u64| Version {
+        ts: Timestamp(ts),
+        value: None,
+        expires_at: None,
+    };
     let mut c = view.merged_cursor()?;
     let mut start = Vec::with_capacity(key.len() + 9);
     encode_internal_key(&mut start, key, MAX_TIMESTAMP, ValueKind::MAX);
@@ -23,9 +36,18 @@ pub(crate) fn versions(view: &ReadView, key: &[u8], oldest: u64) -> Result<Vec<V
             break;
         }
         if k.ts <= view.ts() {
+            // Range tombstones newer than this version come first.
+            while let Some(t) = ranged.next_if(|&t| t > k.ts) {
+                out.push(deleted(t));
+                if t <= oldest {
+                    return Ok(out);
+                }
+            }
+            ranged.next_if_eq(&k.ts);
             let value: Bytes = c.value();
             out.push(match k.kind {
-                // Reserved kinds never get here: every decoder refuses them.
+                // Blob pointers never get here (every decoder refuses
+                // them), nor range deletes (kept apart from the entries).
                 ValueKind::Delete | ValueKind::RangeDelete | ValueKind::BlobPointer => Version {
                     ts: Timestamp(k.ts),
                     value: None,
@@ -43,10 +65,16 @@ pub(crate) fn versions(view: &ReadView, key: &[u8], oldest: u64) -> Result<Vec<V
                 },
             });
             if k.ts <= oldest {
-                break;
+                return Ok(out);
             }
         }
         c.next()?;
+    }
+    for t in ranged {
+        out.push(deleted(t));
+        if t <= oldest {
+            break;
+        }
     }
     Ok(out)
 }

@@ -1,6 +1,7 @@
 //! Range iteration over a consistent view: the merged cursors of a read
 //! view, resolved to the newest visible version of each user key at the
-//! view's timestamp, tombstones hidden, in both directions.
+//! view's timestamp, tombstones (point and range) hidden, in both
+//! directions.
 
 use std::ops::Bound;
 
@@ -10,6 +11,7 @@ use strata_format::key::{encode_internal_key, InternalKeyRef, ValueKind, MAX_TIM
 use crate::bounds::{above_lower, below_upper};
 use crate::cursor::{Cursor, MergeCursor};
 use crate::error::{Error, Result};
+use crate::range_del::TombstoneLookup;
 use crate::view::{resolve, ReadView};
 
 /// One key and its value.
@@ -44,6 +46,8 @@ pub struct Iter {
     upper: Bound<Vec<u8>>,
     front: Option<MergeCursor>,
     back: Option<MergeCursor>,
+    /// The view's range tombstones, gathered on the first step.
+    dels: Option<TombstoneLookup>,
     /// The last key returned from each end: the ends stop when they meet.
     front_last: Option<Bytes>,
     back_last: Option<Bytes>,
@@ -74,6 +78,7 @@ impl Iter {
             upper,
             front: None,
             back: None,
+            dels: None,
             front_last: None,
             back_last: None,
             done: empty,
@@ -83,6 +88,25 @@ impl Iter {
     /// The timestamp this iterator reads at.
     pub fn ts(&self) -> u64 {
         self.view.ts()
+    }
+
+    /// The value a version shows, unless a range tombstone deletes it.
+    fn visible(
+        dels: &mut Option<TombstoneLookup>,
+        view: &ReadView,
+        user: &[u8],
+        version: u64,
+        kind: ValueKind,
+        value: Bytes,
+    ) -> Result<Option<Bytes>> {
+        let Some(v) = resolve(kind, value, view.expiry_ts()) else {
+            return Ok(None);
+        };
+        let dels = match dels {
+            Some(d) => d,
+            None => dels.insert(view.range_tombstones()?),
+        };
+        Ok((!dels.hides(user, version)?).then_some(v))
     }
 
     fn next_front(&mut self) -> Result<Option<KvPair>> {
@@ -110,13 +134,14 @@ impl Iter {
             }
             // The newest visible version of this user key.
             let user = Bytes::copy_from_slice(k.user_key);
-            let visible = resolve(k.kind, c.value(), self.view.expiry_ts());
+            let (kind, version, value) = (k.kind, k.ts, c.value());
             // Step past its older versions (usually none).
             c.next()?;
             while c.valid() && parse(c.key())?.user_key == user.as_ref() {
                 c.next()?;
             }
-            if let Some(v) = visible {
+            if let Some(v) = Self::visible(&mut self.dels, &self.view, &user, version, kind, value)?
+            {
                 return Ok(Some((user, v)));
             }
         }
@@ -149,19 +174,23 @@ impl Iter {
             }
             // Versions of a user key arrive oldest first going backward; the
             // last one at or below `ts` is the visible one.
-            let mut best: Option<(ValueKind, Bytes)> = None;
+            let mut best: Option<(ValueKind, u64, Bytes)> = None;
             while c.valid() {
                 let k = parse(c.key())?;
                 if k.user_key != user.as_ref() {
                     break;
                 }
                 if k.ts <= ts {
-                    best = Some((k.kind, c.value()));
+                    best = Some((k.kind, k.ts, c.value()));
                 }
                 c.prev()?;
             }
-            if let Some(v) = best.and_then(|(kind, v)| resolve(kind, v, self.view.expiry_ts())) {
-                return Ok(Some((user, v)));
+            if let Some((kind, version, value)) = best {
+                if let Some(v) =
+                    Self::visible(&mut self.dels, &self.view, &user, version, kind, value)?
+                {
+                    return Ok(Some((user, v)));
+                }
             }
         }
         Ok(None)

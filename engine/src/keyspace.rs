@@ -157,6 +157,17 @@ impl Keyspace {
         crate::history::versions(&view, key, oldest)
     }
 
+    /// Deletes every key in `range` (start inclusive or exclusive, end
+    /// likewise, or unbounded, as for [`range`](Self::range)) with one
+    /// range tombstone, whatever the number of keys. Returns the commit
+    /// timestamp: reads at it or later see none of those keys until they
+    /// are written again, reads of the past still do.
+    pub fn delete_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Timestamp> {
+        let mut b = WriteBatch::new();
+        b.delete_range(self, range)?;
+        self.db.write(b, WriteOptions::default())
+    }
+
     /// Deletes `key`. Returns the commit timestamp.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<Timestamp> {
         let mut b = WriteBatch::new();

@@ -46,6 +46,7 @@ mod memtable;
 mod options;
 mod policy;
 mod random;
+mod range_del;
 mod reader;
 mod recovery;
 mod retention;

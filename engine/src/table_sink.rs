@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use strata_format::key::InternalKeyRef;
 use strata_format::manifest::FileAdded;
+use strata_format::range_del::RangeTombstones;
 use strata_format::sst::{TableOptions, TableWriter};
 
 use crate::error::{Error, Result};
@@ -112,6 +113,13 @@ struct Current {
 /// Writes entries into one or more tables of `level`, starting a new table
 /// when the current one reaches `target_size` (only between user keys, so
 /// the versions of a key never straddle two files of a level).
+///
+/// The job's range tombstones are cut at the same places: a table whose
+/// last user key is `p` takes the pieces below `p ‖ 0x00` (the key right
+/// after `p`), the next table those from there on, the last table the
+/// rest. A table's key range covers its pieces (SPEC §7), so the tables
+/// of a level keep disjoint key ranges and a reader finds the pieces
+/// covering a key in the table whose range holds it.
 pub(crate) struct TableSink<'a> {
     factory: &'a TableFactory<'a>,
     keyspace: u32,
@@ -123,6 +131,10 @@ pub(crate) struct TableSink<'a> {
     created: Vec<PathBuf>,
     last_user_key: Vec<u8>,
     bytes_written: u64,
+    /// The job's range tombstones not yet given to a table.
+    dels: RangeTombstones,
+    /// Where the next table's pieces start (`None`: from the beginning).
+    dels_from: Option<Vec<u8>>,
 }
 
 impl<'a> TableSink<'a> {
@@ -142,7 +154,14 @@ impl<'a> TableSink<'a> {
             created: Vec::new(),
             last_user_key: Vec::new(),
             bytes_written: 0,
+            dels: RangeTombstones::new(),
+            dels_from: None,
         }
+    }
+
+    /// Sets the job's range tombstones, to be shared out among its tables.
+    pub(crate) fn set_range_tombstones(&mut self, dels: RangeTombstones) {
+        self.dels = dels;
     }
 
     /// Adds an entry; `key` is an encoded internal key greater than the last.
@@ -157,7 +176,7 @@ impl<'a> TableSink<'a> {
                 .as_ref()
                 .is_some_and(|c| c.writer.estimated_size() >= self.target_size)
             {
-                self.finish_current()?;
+                self.finish_current(false)?;
             }
             self.last_user_key.clear();
             self.last_user_key.extend_from_slice(user);
@@ -194,10 +213,18 @@ impl<'a> TableSink<'a> {
         Ok(())
     }
 
-    fn finish_current(&mut self) -> Result<()> {
-        let Some(c) = self.current.take() else {
+    /// Finishes the current table, giving it its share of the range
+    /// tombstones: all that remain when it is the `last`.
+    fn finish_current(&mut self, last: bool) -> Result<()> {
+        let Some(mut c) = self.current.take() else {
             return Ok(());
         };
+        if !self.dels.is_empty() {
+            let to = (!last).then(|| crate::bounds::successor(&self.last_user_key));
+            let share = self.dels.clip(self.dels_from.as_deref(), to.as_deref());
+            c.writer.set_range_tombstones(share);
+            self.dels_from = to;
+        }
         let (mut sink, summary) = c.writer.finish().map_err(|e| Error::format(&c.path, e))?;
         sink.flush().map_err(|e| Error::io(&c.path, e))?;
         sink.file.sync().map_err(|e| Error::io(&c.path, e))?;
@@ -221,7 +248,13 @@ impl<'a> TableSink<'a> {
     /// Finishes the last table and makes the directory entries durable;
     /// returns the manifest records of every table written and their bytes.
     pub(crate) fn finish(mut self) -> Result<(Vec<FileAdded>, u64)> {
-        self.finish_current()?;
+        let rest_of_dels = !self.dels.clip(self.dels_from.as_deref(), None).is_empty();
+        if self.current.is_none() && rest_of_dels {
+            // Range tombstones past every entry (or with no entry at all)
+            // get a table of their own.
+            self.start()?;
+        }
+        self.finish_current(true)?;
         if !self.finished.is_empty() {
             let f = self.factory;
             f.fs.sync_dir(f.dir).map_err(|e| Error::io(f.dir, e))?;

@@ -37,6 +37,9 @@ pub struct VerifyReport {
     pub bytes_checked: u64,
     /// SST entries decoded.
     pub entries_checked: u64,
+    /// SST range-tombstone entries decoded (one per fragment and
+    /// timestamp): what compaction has yet to collect of range deletes.
+    pub range_deletions_checked: u64,
     /// Every damaged file.
     pub damaged: Vec<DamagedFile>,
 }
@@ -47,6 +50,14 @@ impl VerifyReport {
         self.damaged.is_empty()
     }
 
+    /// The counters a table check adds to.
+    pub(crate) fn tallies(&mut self) -> Tallies<'_> {
+        Tallies {
+            entries: &mut self.entries_checked,
+            range_deletions: &mut self.range_deletions_checked,
+        }
+    }
+
     pub(crate) fn record(&mut self, path: PathBuf, r: Result<u64>) {
         self.files_checked += 1;
         match r {
@@ -54,6 +65,12 @@ impl VerifyReport {
             Err(error) => self.damaged.push(DamagedFile { path, error }),
         }
     }
+}
+
+/// What a table check counts.
+pub(crate) struct Tallies<'a> {
+    entries: &'a mut u64,
+    range_deletions: &'a mut u64,
 }
 
 /// What checking a file needs: where the files are, how SSTs are read and
@@ -164,14 +181,14 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
     }
     if manifest_ok {
         for f in live_tables(&vs) {
-            let r = c.table(&f, &mut report.entries_checked);
+            let r = c.table(&f, &mut report.tallies());
             report.record(f.path().to_path_buf(), r);
         }
     } else {
         for name in &listing {
             if let Some(names::FileKind::Table(n)) = names::parse(name) {
                 let path = dir.join(name);
-                let r = c.table_alone(n, &path, &mut report.entries_checked);
+                let r = c.table_alone(n, &path, &mut report.tallies());
                 report.record(path, r);
             }
         }
@@ -262,7 +279,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks a live table against what the manifest recorded of it.
-    pub(crate) fn table(&self, f: &FileMeta, entries: &mut u64) -> Result<u64> {
+    pub(crate) fn table(&self, f: &FileMeta, tallies: &mut Tallies<'_>) -> Result<u64> {
         let path = f.path();
         let fail = |what: String, offset: u64| {
             Error::format(path, strata_format::Error::corruption(what, offset))
@@ -279,15 +296,15 @@ impl<'a> Checker<'a> {
         if props.smallest_key != f.smallest || props.largest_key != f.largest {
             return Err(fail("key range differs from the manifest's".into(), 0));
         }
-        scan_table(&table, path, entries)?;
+        scan_table(&table, path, tallies)?;
         Ok(size)
     }
 
     /// Checks a table on its own, when the manifest cannot say what it
     /// should hold.
-    fn table_alone(&self, number: u64, path: &Path, entries: &mut u64) -> Result<u64> {
+    fn table_alone(&self, number: u64, path: &Path, tallies: &mut Tallies<'_>) -> Result<u64> {
         let table = self.open_table(number, path, None, None)?;
-        scan_table(&table, path, entries)?;
+        scan_table(&table, path, tallies)?;
         Ok(table.size())
     }
 
@@ -313,7 +330,7 @@ impl<'a> Checker<'a> {
 }
 
 /// Decodes every entry of a table, checking order and count.
-fn scan_table(table: &Table, path: &Path, entries: &mut u64) -> Result<()> {
+fn scan_table(table: &Table, path: &Path, tallies: &mut Tallies<'_>) -> Result<()> {
     let fail = |what: String| Error::format(path, strata_format::Error::corruption(what, 0));
     let mut it = table.iter_without_fill();
     it.seek_to_first().map_err(|e| Error::format(path, e))?;
@@ -337,6 +354,7 @@ fn scan_table(table: &Table, path: &Path, entries: &mut u64) -> Result<()> {
             "{count} entries, the properties say {expected}"
         )));
     }
-    *entries += count;
+    *tallies.entries += count;
+    *tallies.range_deletions += table.range_tombstones().entries();
     Ok(())
 }

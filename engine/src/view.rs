@@ -14,6 +14,7 @@ use crate::cursor::{Cursor, LevelCursor, MemCursor, MergeCursor, TableCursor};
 use crate::error::{Error, Result};
 use crate::levels::Levels;
 use crate::memtable::Memtable;
+use crate::range_del::TombstoneLookup;
 use crate::stats::KeyspaceCounters;
 
 /// The components of one keyspace at one moment: what a read searches.
@@ -111,7 +112,8 @@ thread_local! {
 pub(crate) fn resolve(kind: ValueKind, value: Bytes, ts: u64) -> Option<Bytes> {
     match kind {
         ValueKind::Delete => None,
-        // Reserved kinds never get here: every decoder refuses them.
+        // Blob pointers never get here (every decoder refuses them), nor do
+        // range deletes, which tables and memtables keep apart.
         ValueKind::BlobPointer | ValueKind::RangeDelete => None,
         ValueKind::PutWithTtl => {
             let expiry = ttl_expiry(&value)?;
@@ -195,12 +197,28 @@ impl ReadView {
     }
 
     /// The newest version of `key` at or below the view's timestamp, as
-    /// stored: its kind, value and commit timestamp.
+    /// stored: its kind, value and commit timestamp; `None` when there is
+    /// none or a range tombstone deletes it.
+    ///
+    /// Components are searched newest first, and the first version found
+    /// is the newest (every version of a key in a component is newer than
+    /// those in the components after it). The range tombstones of each
+    /// component searched are checked on the way, so one found in a newer
+    /// component hides a version found in an older one, and a table all of
+    /// whose contents are older than that tombstone is not read at all.
     fn find(&self, key: &[u8]) -> Result<Option<(ValueKind, Bytes, u64)>> {
         let ts = self.ts;
+        // The newest covering range tombstone seen so far (0: none).
+        let mut deleted_at = 0u64;
+        let visible = |version: u64, deleted_at: u64| version >= deleted_at;
         for mem in std::iter::once(self.sv.mem()).chain(self.sv.imm()) {
+            if mem.has_range_tombstones() {
+                if let Some(t) = mem.range_tombstones().covering(key, ts) {
+                    deleted_at = deleted_at.max(t);
+                }
+            }
             if let Some((version, kind, v)) = mem.get(key, ts) {
-                return Ok(Some((kind, v, version)));
+                return Ok(visible(version, deleted_at).then_some((kind, v, version)));
             }
         }
         let h = bloom_hash(key);
@@ -216,18 +234,50 @@ impl ReadView {
                     .collect()
             };
             for f in candidates {
+                if f.max_ts < deleted_at {
+                    // Everything in it is older than a tombstone covering
+                    // the key.
+                    continue;
+                }
                 let table = self.tables.get(f)?;
+                if let Some(t) = table.range_tombstones().covering(key, ts) {
+                    deleted_at = deleted_at.max(t);
+                }
                 let found = DECODER
                     .with(|d| table.lookup(key, h, ts, &mut d.borrow_mut()))
                     .map_err(|e| Error::format(f.path(), e))?;
                 self.counters
                     .bloom_checked(matches!(found, Lookup::NotFound));
                 if let Lookup::Found(e) = found {
-                    return Ok(Some((e.kind, e.value, e.ts)));
+                    return Ok(visible(e.ts, deleted_at).then_some((e.kind, e.value, e.ts)));
                 }
             }
         }
         Ok(None)
+    }
+
+    /// The range tombstones this view reads through, for scans and
+    /// histories.
+    pub(crate) fn range_tombstones(&self) -> Result<TombstoneLookup> {
+        let mems = std::iter::once(self.sv.mem())
+            .chain(self.sv.imm())
+            .filter(|m| m.has_range_tombstones())
+            .map(|m| m.range_tombstones())
+            .collect();
+        let levels = self.sv.levels();
+        let l0 = levels
+            .level(0)
+            .iter()
+            .map(|f| self.tables.get(f))
+            .collect::<Result<Vec<_>>>()?;
+        let deeper = levels.iter().skip(1).map(<[_]>::to_vec).collect();
+        Ok(TombstoneLookup::new(
+            self.ts,
+            mems,
+            l0,
+            deeper,
+            self.tables.clone(),
+        ))
     }
 
     /// A merged cursor over every component, unpositioned.

@@ -2,6 +2,7 @@
 //! write is checked and encoded once, as it is added, into the bytes of its
 //! WAL record (see `commit::batch`).
 
+use std::ops::RangeBounds;
 use std::sync::Arc;
 
 use strata_format::batch::BatchBuilder;
@@ -87,6 +88,34 @@ impl WriteBatch {
         check_key(key)?;
         self.push(ks.state(), ValueKind::Delete, key, &[]);
         Ok(())
+    }
+
+    /// Deletes every key of `ks` in `range` (the versions written before
+    /// the batch). A write the batch makes after this one, to a key in the
+    /// range, stays; one made before it is overwritten. An empty range
+    /// writes nothing.
+    pub fn delete_range<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &mut self,
+        ks: &Keyspace,
+        range: R,
+    ) -> Result<()> {
+        let lo = range.start_bound().map(|k| k.as_ref());
+        let hi = range.end_bound().map(|k| k.as_ref());
+        for b in [lo, hi] {
+            if let std::ops::Bound::Included(k) | std::ops::Bound::Excluded(k) = b {
+                check_key(k)?;
+            }
+        }
+        if let Some((start, end)) = crate::bounds::half_open(lo, hi) {
+            self.push(ks.state(), ValueKind::RangeDelete, &start, &[&end]);
+        }
+        Ok(())
+    }
+
+    /// Adds a range delete `[start, end)` already in its stored form (a
+    /// transaction's).
+    pub(crate) fn push_range_delete(&mut self, ks: &Keyspace, start: &[u8], end: &[u8]) {
+        self.push(ks.state(), ValueKind::RangeDelete, start, &[end]);
     }
 
     fn push(&mut self, ks: &Arc<KeyspaceState>, kind: ValueKind, key: &[u8], value: &[&[u8]]) {

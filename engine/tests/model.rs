@@ -248,7 +248,11 @@ fn an_iterator_sees_the_state_of_its_start() {
 enum Op {
     Put(u8, u8, Vec<u8>),
     Delete(u8, u8),
+    /// Keyspace, two keys and how each bounds the range.
+    DeleteRange(u8, u8, u8, u8, u8),
     Batch(Vec<(u8, u8, Option<Vec<u8>>)>),
+    /// A snapshot, checked against the models of its time until a reopen.
+    Snapshot,
     Flush,
     Compact,
     Reopen,
@@ -261,6 +265,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         10 => (ks.clone(), key.clone(), proptest::collection::vec(any::<u8>(), 0..300)).prop_map(|(s, k, v)| Op::Put(s, k, v)),
         4 => (ks.clone(), key.clone()).prop_map(|(s, k)| Op::Delete(s, k)),
+        2 => (ks.clone(), key.clone(), key.clone(), 0u8..3, 0u8..3).prop_map(|(s, a, b, x, y)| Op::DeleteRange(s, a, b, x, y)),
+        1 => Just(Op::Snapshot),
         3 => proptest::collection::vec((ks.clone(), key.clone(), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..50))), 1..8).prop_map(Op::Batch),
         1 => Just(Op::Flush),
         1 => Just(Op::Compact),
@@ -268,6 +274,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (ks, key.clone(), key, any::<bool>()).prop_map(|(s, a, b, r)| Op::Scan(s, a, b, r)),
     ]
 }
+
+/// One model per keyspace.
+type Models = Vec<BTreeMap<Vec<u8>, Vec<u8>>>;
 
 fn key_of(k: u8) -> Vec<u8> {
     format!("key{k:03}").into_bytes()
@@ -289,6 +298,7 @@ proptest! {
         opts.memtable_size = 4096;
         let mut db = common::open(dir.path(), &opts);
         let mut models = vec![BTreeMap::<Vec<u8>, Vec<u8>>::new(); 2];
+        let mut snapshots: Vec<(strata_engine::Snapshot, Models)> = Vec::new();
         let names = ["one", "two"];
         for op in ops {
             let spaces: Vec<Keyspace> = names.iter().map(|n| db.keyspace(n).unwrap()).collect();
@@ -301,6 +311,14 @@ proptest! {
                     spaces[s as usize].delete(key_of(k)).unwrap();
                     models[s as usize].remove(&key_of(k));
                 }
+                Op::DeleteRange(s, a, b, x, y) => {
+                    let (lo, hi) = (bound(x, key_of(a.min(b))), bound(y, key_of(a.max(b))));
+                    spaces[s as usize].delete_range((lo.clone(), hi.clone())).unwrap();
+                    for (k, _) in model_range(&models[s as usize], &lo, &hi) {
+                        models[s as usize].remove(&k);
+                    }
+                }
+                Op::Snapshot => snapshots.push((db.snapshot().unwrap(), models.clone())),
                 Op::Batch(writes) => {
                     let mut b = db.batch();
                     for (s, k, v) in &writes {
@@ -321,6 +339,7 @@ proptest! {
                 Op::Compact => db.compact().unwrap(),
                 Op::Reopen => {
                     drop(spaces);
+                    snapshots.clear();
                     db.close().unwrap();
                     db = common::open(dir.path(), &opts);
                     continue;
@@ -336,6 +355,18 @@ proptest! {
             }
             for (ks, model) in spaces.iter().zip(&models) {
                 common::check(ks, model);
+            }
+            for (snap, then) in &snapshots {
+                for (ks, model) in spaces.iter().zip(then) {
+                    let expected: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    prop_assert_eq!(collect(snap.range::<&[u8], _>(ks, ..).unwrap()), expected.clone());
+                    let mut back = collect(snap.range::<&[u8], _>(ks, ..).unwrap().rev());
+                    back.reverse();
+                    prop_assert_eq!(back, expected);
+                    for k in (0..40).map(key_of) {
+                        prop_assert_eq!(snap.get(ks, &k).unwrap().map(|v| v.to_vec()), model.get(&k).cloned());
+                    }
+                }
             }
         }
     }

@@ -8,11 +8,12 @@
 //! ```
 //!
 //! `kind` is a [`ValueKind`] code, never a reserved one; a tombstone's value
-//! is empty.
+//! is empty. A range delete's key is the range's start and its value the
+//! exclusive end, a user key above the start.
 
 use crate::coding::{put_bytes, put_varint64, Cursor};
 use crate::error::{Error, Result};
-use crate::key::{ValueKind, MAX_USER_KEY_LEN};
+use crate::key::{ValueKind, MAX_RANGE_END_LEN, MAX_USER_KEY_LEN};
 
 /// One write of a batch, borrowed from the encoded record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +24,8 @@ pub struct BatchOp<'a> {
     pub keyspace: u32,
     /// The user key.
     pub key: &'a [u8],
-    /// The value (empty for a tombstone).
+    /// The value (empty for a tombstone; the exclusive end of a range
+    /// delete, whose key is the start).
     pub value: &'a [u8],
 }
 
@@ -152,6 +154,12 @@ impl<'a> OpIter<'a> {
             return Err(Error::corruption("batch record: key too long", at));
         }
         let value = c.length_prefixed()?;
+        if kind == ValueKind::RangeDelete && (value.len() > MAX_RANGE_END_LEN || value <= key) {
+            return Err(Error::corruption(
+                "batch record: a range delete whose end is not a key above its start",
+                at,
+            ));
+        }
         Ok(BatchOp {
             kind,
             keyspace,
@@ -220,6 +228,7 @@ mod tests {
         prop_oneof![
             Just(ValueKind::Put),
             Just(ValueKind::Delete),
+            Just(ValueKind::RangeDelete),
             Just(ValueKind::PutWithTtl)
         ]
     }
@@ -228,6 +237,17 @@ mod tests {
         #[test]
         fn batch_round_trips(ts in any::<u64>(), ops in proptest::collection::vec(
             (kind(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..20), proptest::collection::vec(any::<u8>(), 0..50)), 0..20)) {
+            // A range delete's end is a key above its start.
+            let ops: Vec<_> = ops
+                .into_iter()
+                .map(|(k, ks, key, mut value)| {
+                    if k == ValueKind::RangeDelete {
+                        value = key.clone();
+                        value.push(0);
+                    }
+                    (k, ks, key, value)
+                })
+                .collect();
             let mut b = BatchBuilder::new();
             for (k, ks, key, value) in &ops { b.add(*k, *ks, key, value); }
             let mut out = Vec::new();
@@ -248,6 +268,21 @@ mod tests {
         #[test]
         fn decoder_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = BatchRecord::decode(&bytes, 0);
+        }
+    }
+
+    #[test]
+    fn a_range_delete_must_end_above_its_start() {
+        for (start, end) in [(&b"b"[..], &b"b"[..]), (b"b", b"a"), (b"b", b"")] {
+            let mut b = BatchBuilder::new();
+            b.add(ValueKind::RangeDelete, 1, start, end);
+            let mut out = Vec::new();
+            b.encode_into(3, &mut out);
+            let err = BatchRecord::decode(&out, 100).unwrap_err();
+            assert!(
+                matches!(err, Error::Corruption { offset: 109, .. }),
+                "{err}"
+            );
         }
     }
 

@@ -17,13 +17,18 @@ pub const TRAILER_LEN: usize = 9;
 /// The largest user key the format accepts (64 KiB).
 pub const MAX_USER_KEY_LEN: usize = 64 * 1024;
 
+/// The longest exclusive end of a range delete: one byte past the longest
+/// user key, so that a range can reach past every key (`[k, ∞)` ends at
+/// `0xff` repeated this many times).
+pub const MAX_RANGE_END_LEN: usize = MAX_USER_KEY_LEN + 1;
+
 /// The largest timestamp; a read at this timestamp sees every version.
 pub const MAX_TIMESTAMP: u64 = u64::MAX;
 
 /// What an entry holds. Stored as one byte; codes not listed here are refused
 /// by decoders, so an old reader never misreads a new kind. The reserved
-/// kinds ([`ValueKind::is_reserved`]) are named but not in use yet: decoders
-/// refuse them too, and writers never write them.
+/// kind ([`ValueKind::is_reserved`]) is named but not in use yet: decoders
+/// refuse it too, and writers never write it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum ValueKind {
@@ -35,8 +40,10 @@ pub enum ValueKind {
     /// file); the value bytes would be the pointer, whose layout the blob
     /// store defines.
     BlobPointer = 3,
-    /// Reserved: a range tombstone, the user key being the range's start and
-    /// the value its exclusive end.
+    /// A range tombstone: the user key is the range's start and the value
+    /// its exclusive end. It hides every version of the keys in the range
+    /// older than its timestamp. Tables keep these in their range-deletion
+    /// block (see [`crate::range_del`]), never among the data entries.
     RangeDelete = 4,
     /// A value with an expiry: the value bytes are an 8-byte big-endian
     /// expiry timestamp followed by the value.
@@ -65,17 +72,18 @@ impl ValueKind {
         match b {
             1 => Some(ValueKind::Put),
             2 => Some(ValueKind::Delete),
+            4 => Some(ValueKind::RangeDelete),
             5 => Some(ValueKind::PutWithTtl),
             _ => None,
         }
     }
 
     /// True for kinds whose code is set aside for a later format version
-    /// (blob pointers, range deletes): nothing writes them yet, and every
-    /// decoder refuses them so that no reader interprets them before their
-    /// meaning is implemented.
+    /// (blob pointers): nothing writes them yet, and every decoder refuses
+    /// them so that no reader interprets them before their meaning is
+    /// implemented.
     pub fn is_reserved(self) -> bool {
-        matches!(self, ValueKind::BlobPointer | ValueKind::RangeDelete)
+        matches!(self, ValueKind::BlobPointer)
     }
 
     /// Decodes the kind byte of a stored key or write, refusing a reserved or
@@ -93,6 +101,7 @@ impl ValueKind {
     }
 
     /// True for kinds that end a key's visible history (tombstones).
+    #[inline]
     pub fn is_tombstone(self) -> bool {
         matches!(self, ValueKind::Delete | ValueKind::RangeDelete)
     }
@@ -247,6 +256,7 @@ mod tests {
         prop_oneof![
             Just(ValueKind::Put),
             Just(ValueKind::Delete),
+            Just(ValueKind::RangeDelete),
             Just(ValueKind::PutWithTtl)
         ]
     }

@@ -18,6 +18,7 @@
 //! - [`log`]: the record log used by the WAL and the manifest.
 //! - [`manifest`]: the manifest's records.
 //! - [`batch`]: write-batch records, the payload of WAL records.
+//! - [`range_del`]: range tombstones, fragmented, as tables store them.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -35,6 +36,7 @@ pub mod key;
 pub mod log;
 pub mod manifest;
 pub mod raft;
+pub mod range_del;
 pub mod sst;
 
 pub use error::{Error, Result};

@@ -9,7 +9,7 @@
 
 use crate::coding::{put_bytes, put_varint64, Cursor};
 use crate::error::{Error, Result};
-use crate::key::{InternalKeyRef, MAX_USER_KEY_LEN, TRAILER_LEN};
+use crate::key::{InternalKeyRef, MAX_RANGE_END_LEN, TRAILER_LEN};
 
 /// The deepest level a record may name (levels are numbered from 0).
 pub const MAX_LEVEL: u8 = 63;
@@ -301,7 +301,7 @@ fn level(c: &mut Cursor<'_>) -> Result<u8> {
 fn internal_key(c: &mut Cursor<'_>) -> Result<Vec<u8>> {
     let at = c.offset();
     let k = c.length_prefixed()?;
-    if k.len() > MAX_USER_KEY_LEN + TRAILER_LEN || InternalKeyRef::parse(k).is_err() {
+    if k.len() > MAX_RANGE_END_LEN + TRAILER_LEN || InternalKeyRef::parse(k).is_err() {
         return Err(Error::corruption(
             "manifest field: malformed internal key",
             at,

@@ -1,6 +1,7 @@
-//! Reserved kinds (value kinds 3 and 4, block kind 8) are named in the code
-//! but have no meaning yet: every decoder refuses them as corruption naming
-//! where they are, and every writer refuses to write them.
+//! Reserved kinds (value kind 3, block kind 8) are named in the code but
+//! have no meaning yet: every decoder refuses them as corruption naming
+//! where they are, and every writer refuses to write them. Value kind 4
+//! (range delete) was reserved until format version 2 gave it its meaning.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use strata_format::manifest::{FileAdded, VersionEdit};
 use strata_format::sst::{TableOptions, TableWriter};
 use strata_format::Error;
 
-const RESERVED_VALUE_KINDS: [u8; 2] = [3, 4];
+const RESERVED_VALUE_KINDS: [u8; 1] = [3];
 
 /// An internal key with any kind byte (the writers refuse reserved kinds).
 fn raw_key(user_key: &[u8], ts: u64, kind: u8) -> Vec<u8> {
@@ -64,7 +65,7 @@ fn internal_keys_of_reserved_kinds_are_refused() {
     // Unknown codes stay refused, and the allowed ones parse.
     assert!(InternalKeyRef::parse(&raw_key(b"u", 1, 6)).is_err());
     assert!(InternalKeyRef::parse(&raw_key(b"u", 1, 0)).is_err());
-    for code in [1, 2, 5] {
+    for code in [1, 2, 4, 5] {
         assert_eq!(
             InternalKeyRef::parse(&raw_key(b"u", 1, code)).unwrap().kind as u8,
             code
@@ -92,7 +93,8 @@ fn batch_ops_of_reserved_kinds_are_refused() {
 
 #[test]
 fn writers_refuse_reserved_kinds() {
-    for code in RESERVED_VALUE_KINDS {
+    // Range deletes are not data entries either: they have their own block.
+    for code in [3, 4] {
         let mut w = TableWriter::new(Vec::new(), 3, [1; 16], TableOptions::default()).unwrap();
         let err = w.add(&raw_key(b"k", 1, code), b"v").unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
@@ -162,6 +164,6 @@ fn manifest_keys_of_reserved_kinds_are_refused() {
     // A reserved kind inside a batch built by hand: still refused.
     let mut rec = 5u64.to_le_bytes().to_vec();
     put_varint64(&mut rec, 1);
-    rec.extend_from_slice(&[4, 0, 1, b'k', 0]);
-    expect_corruption(BatchRecord::decode(&rec, 0).unwrap_err(), 9, 4);
+    rec.extend_from_slice(&[3, 0, 1, b'k', 0]);
+    expect_corruption(BatchRecord::decode(&rec, 0).unwrap_err(), 9, 3);
 }

@@ -245,6 +245,70 @@ fn blocks_of_a_table_in_memory_are_slices_of_it() {
     }
 }
 
+/// A table with range tombstones: version 2, the tombstones read back
+/// through compression and encryption, the key range covering them, and
+/// every flipped bit of the range-deletion block an error.
+#[test]
+fn range_tombstones_round_trip_through_the_codec() {
+    use strata_format::range_del::RangeTombstones;
+    use strata_format::sst::{SST_BASE_VERSION, SST_FORMAT_VERSION};
+    let (key, ring) = keyring();
+    let dels = RangeTombstones::fragment([
+        (b"a".to_vec(), b"m".to_vec(), 9),
+        (b"f".to_vec(), b"zz".to_vec(), 12),
+    ]);
+    for (compression, key) in [
+        (Compression::None, None),
+        (Compression::Zstd { level: 3 }, Some(key.clone())),
+    ] {
+        let opts = TableOptions {
+            compression,
+            key: key.clone(),
+            ..TableOptions::default()
+        };
+        let mut w = TableWriter::new(Vec::new(), 9, UID, opts).unwrap();
+        w.add(&internal(b"c", 5, ValueKind::Put), b"v").unwrap();
+        w.add(&internal(b"g", 15, ValueKind::Put), b"w").unwrap();
+        w.set_range_tombstones(dels.clone());
+        let (bytes, summary) = w.finish().unwrap();
+        let p = &summary.properties;
+        assert_eq!(p.entries, 2);
+        assert_eq!(p.range_deletions, 4);
+        assert_eq!((p.min_ts, p.max_ts), (5, 15));
+        assert_eq!(p.smallest_key, internal(b"a", 9, ValueKind::RangeDelete));
+        assert_eq!(p.largest_key, internal(b"zz", 0, ValueKind::RangeDelete));
+        let opts = TableReadOptions {
+            file_number: 9,
+            keyring: Some(&ring),
+            ..Default::default()
+        };
+        let table = Table::open(Bytes::from(bytes.clone()), &opts).unwrap();
+        assert_eq!(table.footer().version, SST_FORMAT_VERSION);
+        assert_eq!(table.range_tombstones(), &dels);
+        assert_eq!(table.range_tombstones().covering(b"g", 20), Some(12));
+        let h = p.range_deletions_handle.unwrap();
+        for at in h.offset..h.offset + h.size {
+            for bit in [0, 3, 7] {
+                let mut bad = bytes.clone();
+                bad[at as usize] ^= 1 << bit;
+                assert!(Table::open(Bytes::from(bad), &opts).is_err(), "byte {at}");
+            }
+        }
+    }
+    // Without tombstones a table stays at the base version.
+    let plain = write_table(&Model::new(), Compression::None, None, 4096, 16);
+    let t = Table::open(
+        Bytes::from(plain),
+        &TableReadOptions {
+            file_number: 9,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(t.footer().version, SST_BASE_VERSION);
+    assert!(t.range_tombstones().is_empty());
+}
+
 #[test]
 fn empty_table_opens_and_is_empty() {
     let bytes = write_table(&Model::new(), Compression::None, None, 4096, 16);
@@ -341,7 +405,7 @@ fn table_bound_to_its_number_uid_and_key() {
 fn newer_format_versions_are_refused_as_such() {
     let mut bytes = write_table(&Model::new(), Compression::None, None, 4096, 16);
     let n = bytes.len();
-    bytes[n - 16..n - 12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[n - 16..n - 12].copy_from_slice(&3u32.to_le_bytes());
     let err = Table::open(
         Bytes::from(bytes),
         &TableReadOptions {
@@ -354,8 +418,8 @@ fn newer_format_versions_are_refused_as_such() {
         matches!(
             err,
             strata_format::Error::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),

@@ -5,7 +5,8 @@
 //! too, so the table, the constants and the bytes agree.
 //!
 //! The tables checked: value kinds (§3), block kinds (§5), the SST footer
-//! (§7), manifest tags (§9), the item header and its flags (§16.1).
+//! and properties tags (§7), manifest tags (§9), the item header and its
+//! flags (§16.1).
 
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ use strata_format::item::{
 use strata_format::key::ValueKind;
 use strata_format::manifest::{VersionEdit, TAGS};
 use strata_format::sst::{
-    BlockHandle, Footer, FOOTER_LAYOUT, FOOTER_LEN, SST_FORMAT_VERSION, SST_MAGIC,
+    BlockHandle, Footer, Properties, FOOTER_LAYOUT, FOOTER_LEN, PROPERTY_TAGS, SST_FORMAT_VERSION,
+    SST_MAGIC,
 };
 
 // ---------------------------------------------------------------------------
@@ -409,6 +411,58 @@ fn declared(rows: &[(String, usize, usize)], name: &str) -> Option<u64> {
 }
 
 #[test]
+fn sst_property_tags_match_spec_section_7() {
+    let t = table("7.", &["tag", "field"]);
+    let mut report = Report::new("§7 SST properties");
+    let mut spec_tags = Vec::new();
+    for row in &t.rows {
+        let Some(tag) = number(&mut report, row, 0) else {
+            continue;
+        };
+        spec_tags.push(tag);
+        match PROPERTY_TAGS.iter().find(|(c, _)| *c == tag) {
+            None => report.row(row, format!("no property tag {tag} in the code")),
+            Some((_, name)) if !names_field(cell(row, 1), name) => {
+                report.row(row, format!("the code calls tag {tag} {name:?}"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (tag, name) in PROPERTY_TAGS {
+        if !spec_tags.contains(&tag) {
+            report.code(format!("property tag {tag} ({name})"));
+        }
+    }
+    report.finish();
+    // Every tag the code names is one its encoder writes (given a value)
+    // and its decoder reads back.
+    let p = Properties {
+        entries: 1,
+        range_deletions: 2,
+        range_deletions_handle: Some(BlockHandle {
+            offset: 3,
+            size: 40,
+        }),
+        smallest_key: vec![0; 9],
+        largest_key: vec![1; 9],
+        ..Properties::default()
+    };
+    let bytes = p.encode();
+    let mut written = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let (tag, n) = strata_format::coding::get_varint64(&bytes[at..]).unwrap();
+        let (len, m) = strata_format::coding::get_varint64(&bytes[at + n..]).unwrap();
+        written.push(tag);
+        at += n + m + len as usize;
+    }
+    for (tag, name) in PROPERTY_TAGS {
+        assert!(written.contains(&tag), "tag {tag} ({name}) is not written");
+    }
+    assert_eq!(Properties::decode(&bytes, 0).unwrap(), p);
+}
+
+#[test]
 fn sst_footer_matches_spec_section_7() {
     let t = table("7.", &["offset", "size", "field"]);
     let mut report = Report::new("§7 SST footer");
@@ -437,6 +491,7 @@ fn sst_footer_matches_spec_section_7() {
             },
             file_uid: *b"uid-of-the-file!",
             key_id: key.as_ref().map(|k| k.id()),
+            version: SST_FORMAT_VERSION,
         };
         let f = footer.encode(9, 0x9999, key.as_deref()).unwrap();
         let handle = |h: BlockHandle| [h.offset.to_le_bytes(), h.size.to_le_bytes()].concat();

@@ -200,5 +200,21 @@ fn main() {
             .collect();
         write(&dir, "ops", &format!("seq-{seed}"), &bytes);
     }
+    // One with range deletes among them (op bytes of 0xf0 and up).
+    let mut x = 7u64.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let bytes: Vec<u8> = (0..400)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let b = x as u8;
+            if b % 5 == 0 {
+                0xf0 | (b & 0x0f)
+            } else {
+                b
+            }
+        })
+        .collect();
+    write(&dir, "ops", "range-deletes", &bytes);
     println!("seeds written to {}", dir.display());
 }

@@ -265,6 +265,20 @@ fn write_op(inp: &mut Input<'_>) -> Write {
     (ks, key, Some(vec![b; len]))
 }
 
+/// Op bytes from this one on are range deletes.
+const RANGE_DELETE_OP: u8 = 0xf0;
+
+/// A range delete: keyspace, start, and end (`None`: unbounded), over the
+/// keys `write_op` writes.
+fn range_op(inp: &mut Input<'_>) -> (usize, Vec<u8>, Option<Vec<u8>>) {
+    let ks = inp.small(2) as usize;
+    let a = inp.small(24);
+    let b = inp.small(26);
+    let start = vec![b'k', a];
+    let end = (b < 25).then(|| vec![b'k', a.max(b).saturating_add(1)]);
+    (ks, start, end)
+}
+
 fn apply(model: &mut Model, writes: &[Write]) {
     for (ks, k, v) in writes {
         match v {
@@ -295,9 +309,9 @@ fn as_vec(m: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
     m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-/// An arbitrary sequence of puts, deletes, batches, transactions, snapshot
-/// reads, flushes, compactions and reopens on an in-memory database,
-/// checked against a model after every step.
+/// An arbitrary sequence of puts, deletes, range deletes, batches,
+/// transactions, snapshot reads, flushes, compactions and reopens on an
+/// in-memory database, checked against a model after every step.
 pub fn ops(data: &[u8]) {
     use strata_engine::fs::SimFs;
     use strata_engine::{Db, Isolation, Options, SstReads, WriteOptions};
@@ -340,6 +354,19 @@ pub fn ops(data: &[u8]) {
             .iter()
             .map(|n| db.keyspace(n).expect("keyspace"))
             .collect();
+        if op >= RANGE_DELETE_OP {
+            // A byte this high was a plain write before range deletes came;
+            // seeds made since use it for them.
+            let (k, start, end) = range_op(&mut inp);
+            let ts = match &end {
+                Some(end) => ks[k].delete_range(start.clone()..end.clone()),
+                None => ks[k].delete_range(start.clone()..),
+            }
+            .expect("delete_range");
+            model[k].retain(|key, _| *key < start || end.as_ref().is_some_and(|e| key >= e));
+            past.push((ts, model.clone()));
+            continue;
+        }
         match op % 11 {
             0..=2 => {
                 let w = write_op(&mut inp);

@@ -13,6 +13,7 @@ use strata_format::key::{ValueKind, MAX_USER_KEY_LEN};
 use crate::error::{Error, Result};
 use crate::keyspaces::KeyspaceState;
 use crate::timestamp::Timestamp;
+use crate::txn::conflicts::Written;
 
 /// The largest value the engine stores (larger values belong in blobs).
 pub const MAX_VALUE_LEN: usize = 256 * 1024 * 1024;
@@ -61,16 +62,29 @@ pub(crate) fn stored_value(
 }
 
 /// The writes of `ops` without those a later write of the batch to the same
-/// key overwrites, or `None` when there are none.
+/// key, or a later range delete covering it, overwrites, or `None` when
+/// there are none. (A range delete hides only versions older than its
+/// timestamp, which the batch's writes share, so an earlier write it
+/// covers must go here.)
 fn without_overwritten(ops: &[u8], count: u64) -> Result<Option<(Vec<u8>, u64)>> {
     let all: Vec<BatchOp<'_>> = OpIter::new(ops, count, 0)
         .collect::<strata_format::Result<_>>()
         .map_err(|e| Error::format("<write batch>", e))?;
     let mut seen = HashSet::with_capacity(all.len());
+    let mut later_ranges: Vec<&BatchOp<'_>> = Vec::new();
     let keep: Vec<bool> = all
         .iter()
         .rev()
-        .map(|op| seen.insert((op.keyspace, op.key)))
+        .map(|op| {
+            if op.kind == ValueKind::RangeDelete {
+                later_ranges.push(op);
+                return true;
+            }
+            let covered = later_ranges
+                .iter()
+                .any(|r| r.keyspace == op.keyspace && r.key <= op.key && op.key < r.value);
+            seen.insert((op.keyspace, op.key)) && !covered
+        })
         .collect();
     if keep.iter().all(|k| *k) {
         return Ok(None);
@@ -138,10 +152,17 @@ impl Encoded {
         OpIter::new(&self.ops, self.count, 0)
     }
 
-    /// The (keyspace, key) pairs written, for transaction validation.
-    pub(crate) fn keys(&self) -> Vec<(u32, Vec<u8>)> {
-        self.iter()
-            .filter_map(|op| op.ok().map(|op| (op.keyspace, op.key.to_vec())))
-            .collect()
+    /// The keys and ranges written, for transaction validation.
+    pub(crate) fn keys(&self) -> Written {
+        let mut w = Written::default();
+        for op in self.iter().flatten() {
+            if op.kind == ValueKind::RangeDelete {
+                w.ranges
+                    .push((op.keyspace, op.key.to_vec(), op.value.to_vec()));
+            } else {
+                w.keys.push((op.keyspace, op.key.to_vec()));
+            }
+        }
+        w
     }
 }

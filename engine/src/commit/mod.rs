@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::keyspaces::KeyspaceState;
 use crate::memtable::Memtable;
 use crate::timestamp::Clock;
-use crate::txn::conflicts::{Conflicts, KeyRef, TxnCheck};
+use crate::txn::conflicts::{Conflicts, TxnCheck, Written};
 use batch::Encoded;
 use wal::Logs;
 
@@ -329,13 +329,13 @@ impl CommitPipeline {
         let mut failed = Vec::new();
         // The keys of the batches that pass, when validation needed them:
         // recorded for running transactions without decoding them again.
-        let mut passed_keys: Vec<Option<Vec<KeyRef>>> = Vec::new();
+        let mut passed_keys: Vec<Option<Written>> = Vec::new();
         let passed = if group.iter().all(|r| r.check.is_none()) {
             // Plain batches: nothing to validate.
             group.clone()
         } else {
             let checks: Vec<Option<&TxnCheck>> = group.iter().map(|r| r.check.as_ref()).collect();
-            let keys: Vec<Vec<KeyRef>> = group.iter().map(|r| r.batch.keys()).collect();
+            let keys: Vec<Written> = group.iter().map(|r| r.batch.keys()).collect();
             let verdicts = self.conflicts.validate(&checks, &keys);
             let mut passed = Vec::with_capacity(group.len());
             for ((r, verdict), k) in group.iter().zip(verdicts).zip(keys) {

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use strata_format::manifest::{FileRemoved, VersionEdit};
+use strata_format::range_del::RangeTombstones;
 
 use crate::cursor::{Cursor, LevelCursor, MergeCursor, TableCursor};
 use crate::error::{Error, Result};
@@ -18,6 +19,7 @@ use crate::error_state::Origin;
 use crate::gc::copy_live;
 use crate::keyspaces::KeyspaceState;
 use crate::levels::{FileMeta, Levels};
+use crate::policy::gc::collect_range_tombstones;
 use crate::policy::{self, compaction::PickerOptions};
 use crate::table_sink::{JobOutputs, TableFactory, TableSink};
 
@@ -109,6 +111,16 @@ impl DbInner {
                 ));
             }
         }
+        // The inputs' range tombstones, merged (they are few; tables hold
+        // them decoded).
+        let mut input_dels = Vec::new();
+        for (_, f) in &job.inputs {
+            let t = self.tables.get(f)?;
+            if !t.range_tombstones().is_empty() {
+                input_dels.push(t);
+            }
+        }
+        let dels = RangeTombstones::merge(input_dels.iter().map(|t| t.range_tombstones()));
         let mut merged = MergeCursor::new(children);
         merged.seek_to_first()?;
         let levels = job.levels.clone();
@@ -135,7 +147,26 @@ impl DbInner {
             self.opts.target_file_size,
         );
         let points = self.gc_points();
-        let read = copy_live(&mut merged, &mut sink, &points, &bottommost, &self.shutdown)?;
+        let levels = job.levels.clone();
+        let range_bottommost = move |start: &[u8], end: &[u8]| {
+            levels
+                .iter()
+                .skip(output_level + 1)
+                .all(|files| files.iter().all(|f| !f.overlaps(start, end)))
+        };
+        sink.set_range_tombstones(collect_range_tombstones(
+            &points,
+            dels.clone(),
+            &range_bottommost,
+        ));
+        let read = copy_live(
+            &mut merged,
+            &mut sink,
+            &points,
+            &bottommost,
+            &dels,
+            &self.shutdown,
+        )?;
         let (files, written) = sink.finish()?;
         let mut outputs = JobOutputs::new(&*self.fs);
         outputs.add(&self.dir, &files);

@@ -13,6 +13,7 @@ use crate::error_state::Origin;
 use crate::flush::Sealed;
 use crate::fs::names;
 use crate::gc::copy_live;
+use crate::policy::gc::collect_range_tombstones;
 use crate::table_sink::{JobOutputs, TableFactory, TableSink};
 
 use super::DbInner;
@@ -69,9 +70,24 @@ impl DbInner {
                 self.table_options(ks.id(), 0)?,
             );
             let mut sink = TableSink::new(&factory, ks.id(), 0, u64::MAX);
+            // Range tombstones are never collected by a flush: older data
+            // of their ranges may lie in any table.
+            let dels = mem.range_tombstones();
+            sink.set_range_tombstones(collect_range_tombstones(
+                &points,
+                (*dels).clone(),
+                &|_, _| false,
+            ));
             let mut cursor = MemCursor::new(mem.clone());
             cursor.seek_to_first()?;
-            copy_live(&mut cursor, &mut sink, &points, &|_| false, &self.shutdown)?;
+            copy_live(
+                &mut cursor,
+                &mut sink,
+                &points,
+                &|_| false,
+                &dels,
+                &self.shutdown,
+            )?;
             let (files, bytes) = sink.finish()?;
             outputs.add(&self.dir, &files);
             written.push((ks.clone(), bytes));

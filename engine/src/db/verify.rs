@@ -73,7 +73,7 @@ impl DbInner {
             }
         }
         for f in tables {
-            let r = c.table(&f, &mut report.entries_checked);
+            let r = c.table(&f, &mut report.tallies());
             report.record(f.path().to_path_buf(), r);
         }
         Ok(report)

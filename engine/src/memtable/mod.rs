@@ -1,12 +1,15 @@
 //! The memtable: an ordered, concurrent map of internal keys, readable
-//! while it is written.
+//! while it is written, and the range tombstones written beside it.
 
 mod skiplist;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use strata_format::key::ValueKind;
+use strata_format::range_del::RangeTombstones;
 
 use skiplist::SkipList;
 pub(crate) use skiplist::{Node, NodePos, Probe};
@@ -19,6 +22,21 @@ pub struct Memtable {
     value_bytes: AtomicUsize,
     /// The largest timestamp inserted.
     max_ts: AtomicU64,
+    /// Range tombstones, kept apart from the list (see [`RangeDels`]).
+    range_dels: Mutex<RangeDels>,
+    /// Set once a range tombstone is inserted: reads of a memtable without
+    /// any skip its lock.
+    has_dels: AtomicBool,
+}
+
+/// A memtable's range tombstones: the list as written, and its fragmented
+/// form, built on the first read after a write. Range deletes are rare
+/// beside point writes, so rebuilding the fragments (`O(n log n)`) when
+/// one arrives costs less than keeping a concurrent interval structure.
+#[derive(Debug, Default)]
+struct RangeDels {
+    raw: Vec<(Vec<u8>, Vec<u8>, u64)>,
+    fragments: Option<Arc<RangeTombstones>>,
 }
 
 impl Default for Memtable {
@@ -34,17 +52,51 @@ impl Memtable {
             list: SkipList::new(),
             value_bytes: AtomicUsize::new(0),
             max_ts: AtomicU64::new(0),
+            range_dels: Mutex::new(RangeDels::default()),
+            has_dels: AtomicBool::new(false),
         }
     }
 
-    /// Inserts one version. Inserts are serialised inside; the engine
-    /// makes them from one thread at a time anyway, and never inserts the
-    /// same (key, timestamp) twice.
+    /// Inserts one version, or a range tombstone (`kind` RangeDelete:
+    /// `key` is the start, `value` the exclusive end). Inserts are
+    /// serialised inside; the engine makes them from one thread at a time
+    /// anyway, and never inserts the same (key, timestamp) twice.
     pub fn insert(&self, key: &[u8], ts: u64, kind: ValueKind, value: Bytes) {
         self.value_bytes
             .fetch_add(value.len(), AtomicOrdering::Relaxed);
         self.max_ts.fetch_max(ts, AtomicOrdering::Relaxed);
+        if kind == ValueKind::RangeDelete {
+            // Counted like a node, so a memtable of range deletes fills too.
+            self.value_bytes
+                .fetch_add(key.len() + 64, AtomicOrdering::Relaxed);
+            let mut dels = self.range_dels.lock();
+            dels.raw.push((key.to_vec(), value.to_vec(), ts));
+            dels.fragments = None;
+            self.has_dels.store(true, AtomicOrdering::Release);
+            return;
+        }
         self.list.insert(key, ts, kind, value);
+    }
+
+    /// The range tombstones inserted so far, fragmented. A reader at a
+    /// timestamp sees those at or below it, all inserted before that
+    /// timestamp was published.
+    pub(crate) fn range_tombstones(&self) -> Arc<RangeTombstones> {
+        if !self.has_range_tombstones() {
+            return Arc::default();
+        }
+        let mut dels = self.range_dels.lock();
+        if let Some(f) = &dels.fragments {
+            return f.clone();
+        }
+        let f = Arc::new(RangeTombstones::fragment(dels.raw.iter().cloned()));
+        dels.fragments = Some(f.clone());
+        f
+    }
+
+    /// True when a range tombstone was inserted.
+    pub(crate) fn has_range_tombstones(&self) -> bool {
+        self.has_dels.load(AtomicOrdering::Acquire)
     }
 
     /// The largest timestamp inserted.
@@ -57,9 +109,9 @@ impl Memtable {
         self.list.node_bytes() + self.value_bytes.load(AtomicOrdering::Relaxed)
     }
 
-    /// True when nothing was inserted.
+    /// True when nothing was inserted (no version, no range tombstone).
     pub fn is_empty(&self) -> bool {
-        self.list.len() == 0
+        self.list.len() == 0 && !self.has_range_tombstones()
     }
 
     /// The newest version of `key` with a timestamp `<= ts`.

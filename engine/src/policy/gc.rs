@@ -10,8 +10,15 @@
 //! tombstone, or a TTL entry expired by the stripe's read point) and no
 //! older data of the key can lie below the output, which it would
 //! otherwise uncover. Versions above the window are all kept.
+//!
+//! Range tombstones follow the same rule per fragment: of a fragment's
+//! timestamps only the newest of each stripe is kept, and in the lowest
+//! stripe not even that one when no older data of the fragment's range can
+//! lie below the output. A version a range tombstone of its own stripe
+//! hides is dropped, as one a newer version of its stripe hides is.
 
 use strata_format::key::ValueKind;
+use strata_format::range_del::RangeTombstones;
 
 /// The read points a flush or compaction must preserve: every timestamp
 /// from `window` on (the history window, or the present), and each live
@@ -149,6 +156,57 @@ impl GcState {
             }
         }
     }
+}
+
+/// True when a range tombstone of `dels` hides the version of `user_key`
+/// at `ts` from every reader: the oldest covering tombstone above `ts` is in
+/// the same stripe, so no read point lies between them. `dels` are the
+/// job's tombstones before collection.
+#[inline]
+pub(crate) fn range_shadowed(
+    points: &GcPoints,
+    dels: &RangeTombstones,
+    user_key: &[u8],
+    ts: u64,
+) -> bool {
+    let Some(t) = dels.fragment_of(user_key).and_then(|f| f.oldest_above(ts)) else {
+        return false;
+    };
+    match points.stripe(t) {
+        Some(stripe) => points.stripe(ts) == Some(stripe),
+        None => false,
+    }
+}
+
+/// The range tombstones of a flush or compaction that some reader still
+/// needs: per fragment, the newest timestamp of each stripe, and in the
+/// lowest stripe not that one either when `bottommost(start, end)` says no
+/// older data of the fragment's range lies below the output (the versions it
+/// deleted there are dropped with it, by [`range_shadowed`]).
+pub(crate) fn collect_range_tombstones(
+    points: &GcPoints,
+    mut dels: RangeTombstones,
+    bottommost: &dyn Fn(&[u8], &[u8]) -> bool,
+) -> RangeTombstones {
+    let mut current: Option<(Vec<u8>, Option<u64>)> = None;
+    dels.retain(|f, t| {
+        // Timestamps come newest first, fragment by fragment.
+        if current.as_ref().is_none_or(|(start, _)| *start != f.start) {
+            current = Some((f.start.clone(), None));
+        }
+        let Some((_, last_stripe)) = current.as_mut() else {
+            return true;
+        };
+        match points.stripe(t) {
+            None => true,
+            Some(stripe) if Some(stripe) == *last_stripe => false,
+            Some(stripe) => {
+                *last_stripe = Some(stripe);
+                !(points.is_lowest(stripe) && bottommost(&f.start, &f.end))
+            }
+        }
+    });
+    dels
 }
 
 #[cfg(test)]

@@ -13,13 +13,59 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::bounds::in_range;
+use crate::bounds::{in_range, overlaps};
 use crate::error::{Error, Result};
 
 /// A key of a keyspace.
 pub(crate) type KeyRef = (u32, Vec<u8>);
 /// A scanned range of a keyspace.
 pub(crate) type Range = (u32, Bound<Vec<u8>>, Bound<Vec<u8>>);
+/// A range `[start, end)` of a keyspace deleted by a range delete.
+pub(crate) type DeletedRange = (u32, Vec<u8>, Vec<u8>);
+
+/// What a commit writes: its keys, and the ranges its range deletes cover
+/// (a write to every key in them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// Keys written (puts and deletes).
+    pub keys: Vec<KeyRef>,
+    /// Ranges deleted.
+    pub ranges: Vec<DeletedRange>,
+}
+
+/// A transaction's own writes, indexed for the checks against others'.
+struct Mine<'a> {
+    keys: HashSet<&'a KeyRef>,
+    ranges: &'a [DeletedRange],
+}
+
+impl<'a> Mine<'a> {
+    fn new(w: &'a Written) -> Self {
+        Mine {
+            keys: w.keys.iter().collect(),
+            ranges: &w.ranges,
+        }
+    }
+
+    /// True when this write set writes `k`.
+    fn writes(&self, k: &KeyRef) -> bool {
+        self.keys.contains(k) || self.ranges.iter().any(|r| covers(r, k))
+    }
+
+    /// True when this write set writes a key of `r`.
+    fn writes_in(&self, r: &DeletedRange) -> bool {
+        self.keys.iter().any(|k| covers(r, k))
+            || self
+                .ranges
+                .iter()
+                .any(|m| m.0 == r.0 && m.1 < r.2 && r.1 < m.2)
+    }
+}
+
+/// True when the deleted range `r` holds `k`.
+fn covers(r: &DeletedRange, k: &KeyRef) -> bool {
+    r.0 == k.0 && r.1.as_slice() <= k.1.as_slice() && k.1.as_slice() < r.2.as_slice()
+}
 
 /// What a commit must be validated against.
 #[derive(Debug)]
@@ -51,20 +97,35 @@ impl TxnCheck {
     }
 
     /// The first key of `written` this transaction conflicts with, given its
-    /// own write set `mine`.
-    pub(crate) fn conflict(&self, mine: &HashSet<KeyRef>, written: &[KeyRef]) -> Option<KeyRef> {
+    /// own write set `mine`. A deleted range conflicts like a write to each
+    /// of its keys: with a key written or read in it, with a scan meeting
+    /// it, with a range deleted across it; the conflict names its start.
+    fn conflict(&self, mine: &Mine<'_>, written: &Written) -> Option<KeyRef> {
+        let key = written.keys.iter().find(|k| {
+            mine.writes(k)
+                || (self.serializable
+                    && (self.reads.contains(*k)
+                        || self
+                            .ranges
+                            .iter()
+                            .any(|(ks, lo, hi)| *ks == k.0 && in_range(&k.1, lo, hi))))
+        });
+        if let Some(k) = key {
+            return Some(k.clone());
+        }
         written
+            .ranges
             .iter()
-            .find(|k| {
-                mine.contains(*k)
+            .find(|r| {
+                mine.writes_in(r)
                     || (self.serializable
-                        && (self.reads.contains(*k)
+                        && (self.reads.iter().any(|k| covers(r, k))
                             || self
                                 .ranges
                                 .iter()
-                                .any(|(ks, lo, hi)| *ks == k.0 && in_range(&k.1, lo, hi))))
+                                .any(|(ks, lo, hi)| *ks == r.0 && overlaps(lo, hi, &r.1, &r.2))))
             })
-            .cloned()
+            .map(|r| (r.0, r.1.clone()))
     }
 
     pub(crate) fn to_error(&self, key: KeyRef) -> Error {
@@ -80,7 +141,7 @@ impl TxnCheck {
 /// bounded however long the process runs.
 #[derive(Debug, Default)]
 struct ConflictLog {
-    entries: VecDeque<(u64, Arc<Vec<KeyRef>>)>,
+    entries: VecDeque<(u64, Arc<Written>)>,
     /// Start timestamps of running transactions.
     starts: BTreeMap<u64, usize>,
 }
@@ -91,13 +152,13 @@ impl ConflictLog {
         !self.starts.is_empty()
     }
 
-    pub(crate) fn record(&mut self, ts: u64, keys: Arc<Vec<KeyRef>>) {
+    pub(crate) fn record(&mut self, ts: u64, keys: Arc<Written>) {
         self.entries.push_back((ts, keys));
     }
 
     /// The first conflict of a transaction that began at `check.start` and
     /// writes `mine`, against every commit recorded since.
-    pub(crate) fn check(&self, check: &TxnCheck, mine: &HashSet<KeyRef>) -> Option<KeyRef> {
+    fn check(&self, check: &TxnCheck, mine: &Mine<'_>) -> Option<KeyRef> {
         self.entries
             .iter()
             .rev()
@@ -172,17 +233,17 @@ impl Conflicts {
     pub(crate) fn validate(
         &self,
         checks: &[Option<&TxnCheck>],
-        keys: &[Vec<KeyRef>],
+        keys: &[Written],
     ) -> Vec<Option<Error>> {
         if checks.iter().all(Option::is_none) {
             return vec![None; checks.len()];
         }
         let log = self.log.lock();
-        let mut passed: Vec<&[KeyRef]> = Vec::with_capacity(checks.len());
+        let mut passed: Vec<&Written> = Vec::with_capacity(checks.len());
         let mut out = Vec::with_capacity(checks.len());
         for (check, written) in checks.iter().zip(keys) {
             if let Some(check) = check {
-                let mine: HashSet<KeyRef> = written.iter().cloned().collect();
+                let mine = Mine::new(written);
                 let conflict = log
                     .check(check, &mine)
                     .or_else(|| passed.iter().find_map(|p| check.conflict(&mine, p)));
@@ -204,7 +265,7 @@ impl Conflicts {
         &self,
         first_ts: u64,
         n: usize,
-        mut keys: impl FnMut(usize) -> Vec<KeyRef>,
+        mut keys: impl FnMut(usize) -> Written,
     ) {
         let mut log = self.log.lock();
         if log.tracking() {

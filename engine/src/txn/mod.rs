@@ -6,8 +6,9 @@
 //! [`ConflictLog`]: under snapshot isolation a key it writes must not have
 //! been written by them (first committer wins); under serializable
 //! isolation neither may any key it read, nor any key in a range it
-//! scanned. A transaction that passes is committed as one batch: one WAL
-//! record, one commit timestamp.
+//! scanned. A range delete counts as a write to every key in its range. A
+//! transaction that passes is committed as one batch: one WAL record, one
+//! commit timestamp.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ops::{Bound, RangeBounds};
@@ -16,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata_format::key::ValueKind;
 
-use crate::bounds::{in_range, prefix_upper};
+use crate::bounds::{half_open, in_range, prefix_upper};
 use crate::commit::batch::{check_key, stored_value};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -65,6 +66,10 @@ pub struct Transaction {
     /// When its reads judge TTL entries: the clock's time at begin.
     expiry: u64,
     writes: BTreeMap<KeyRef, Pending>,
+    /// Ranges deleted, `[start, end)`, in the order deleted; the writes
+    /// buffered before each were dropped from `writes`, so a write still
+    /// buffered in a deleted range came after it and wins.
+    range_deletes: Vec<(Keyspace, Vec<u8>, Vec<u8>)>,
     reads: HashSet<KeyRef>,
     ranges: Vec<Range>,
     done: bool,
@@ -95,6 +100,7 @@ impl Transaction {
             start,
             expiry,
             writes: BTreeMap::new(),
+            range_deletes: Vec::new(),
             reads: HashSet::new(),
             ranges: Vec::new(),
             done: false,
@@ -141,6 +147,10 @@ impl Transaction {
         let k = (ks.state().id(), key.to_vec());
         if let Some(p) = self.writes.get(&k) {
             return Ok(self.own_entry(p));
+        }
+        if self.deletes(k.0, key) {
+            // Its own range delete decides, whatever others commit.
+            return Ok(None);
         }
         if self.isolation == Isolation::Serializable {
             self.reads.insert(k);
@@ -208,6 +218,43 @@ impl Transaction {
         Ok(())
     }
 
+    /// Deletes every key of `ks` in `range` when the transaction commits:
+    /// the transaction's earlier writes there are dropped, its later ones
+    /// stay. Its reads see the range empty but for those later writes. A
+    /// serializable commit fails if another transaction committed a write
+    /// in the range since this one began, and a transaction that read or
+    /// scanned in the range fails if this one commits first.
+    pub fn delete_range<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &mut self,
+        ks: &Keyspace,
+        range: R,
+    ) -> Result<()> {
+        self.check_live(ks)?;
+        let lo = range.start_bound().map(|k| k.as_ref());
+        let hi = range.end_bound().map(|k| k.as_ref());
+        for b in [lo, hi] {
+            if let Bound::Included(k) | Bound::Excluded(k) = b {
+                check_key(k)?;
+            }
+        }
+        let Some((start, end)) = half_open(lo, hi) else {
+            return Ok(());
+        };
+        let id = ks.state().id();
+        self.writes
+            .retain(|(k, key), _| *k != id || key.as_slice() < start.as_slice() || key >= &end);
+        self.range_deletes.push((ks.clone(), start, end));
+        Ok(())
+    }
+
+    /// True when one of the transaction's range deletes covers `key` of
+    /// keyspace `id`.
+    fn deletes(&self, id: u32, key: &[u8]) -> bool {
+        self.range_deletes
+            .iter()
+            .any(|(ks, s, e)| ks.state().id() == id && s.as_slice() <= key && key < e.as_slice())
+    }
+
     fn buffer(&mut self, ks: &Keyspace, key: &[u8], kind: ValueKind, value: Bytes) {
         self.writes.insert(
             (ks.state().id(), key.to_vec()),
@@ -254,8 +301,15 @@ impl Transaction {
                 (Bytes::copy_from_slice(key), v)
             })
             .collect();
+        let deleted = self
+            .range_deletes
+            .iter()
+            .filter(|(k, ..)| k.state().id() == id)
+            .map(|(_, s, e)| (s.clone(), e.clone()))
+            .collect();
         TxIter {
             base: Iter::new(self.view(ks), lo, hi),
+            deleted,
             local,
             front: None,
             back: None,
@@ -278,12 +332,19 @@ impl Transaction {
             ));
         }
         let writes = std::mem::take(&mut self.writes);
-        let result = if writes.is_empty() {
+        let range_deletes = std::mem::take(&mut self.range_deletes);
+        let result = if writes.is_empty() && range_deletes.is_empty() {
             // A read-only transaction read one consistent snapshot.
             Ok(Timestamp(self.start))
         } else {
             let mut batch = WriteBatch::new();
             let mut names = BTreeMap::new();
+            // Range deletes first: the writes still buffered came after
+            // them, and a batch keeps a write that follows a range delete.
+            for (ks, start, end) in range_deletes {
+                names.insert(ks.state().id(), ks.name().to_owned());
+                batch.push_range_delete(&ks, &start, &end);
+            }
             for ((id, key), p) in writes {
                 names.insert(id, p.ks.name().to_owned());
                 batch.push_stored(&p.ks, p.kind, &key, &p.value);
@@ -324,6 +385,9 @@ impl Drop for Transaction {
 /// writes (which win), in both directions.
 pub struct TxIter {
     base: Iter,
+    /// The transaction's own range deletes in this keyspace: base entries
+    /// in them are skipped (its later writes there are in `local`).
+    deleted: Vec<(Vec<u8>, Vec<u8>)>,
     local: VecDeque<(Bytes, Option<Bytes>)>,
     front: Option<KvPair>,
     back: Option<KvPair>,
@@ -341,10 +405,22 @@ impl std::fmt::Debug for TxIter {
 impl TxIter {
     /// The next base entry from the front, stealing the back's peeked one
     /// when the base has met itself.
+    /// True when the transaction deleted `key` by a range delete.
+    fn is_deleted(&self, key: &[u8]) -> bool {
+        self.deleted
+            .iter()
+            .any(|(s, e)| s.as_slice() <= key && key < e.as_slice())
+    }
+
     fn peek_front(&mut self) -> Result<Option<&KvPair>> {
-        if self.front.is_none() && !self.base_done {
+        while self.front.is_none() && !self.base_done {
             match self.base.next() {
-                Some(r) => self.front = Some(r?),
+                Some(r) => {
+                    let kv = r?;
+                    if !self.is_deleted(&kv.0) {
+                        self.front = Some(kv);
+                    }
+                }
                 None => {
                     self.base_done = true;
                 }
@@ -357,9 +433,14 @@ impl TxIter {
     }
 
     fn peek_back(&mut self) -> Result<Option<&KvPair>> {
-        if self.back.is_none() && !self.base_done {
+        while self.back.is_none() && !self.base_done {
             match self.base.next_back() {
-                Some(r) => self.back = Some(r?),
+                Some(r) => {
+                    let kv = r?;
+                    if !self.is_deleted(&kv.0) {
+                        self.back = Some(kv);
+                    }
+                }
                 None => {
                     self.base_done = true;
                 }

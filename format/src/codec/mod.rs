@@ -83,11 +83,14 @@ pub enum BlockKind {
     /// Reserved: a chunk of a blob file. Nothing stores blob files yet, so
     /// the codec refuses to encode or decode a block of this kind.
     Blob = 8,
+    /// An SST range-deletion block: the table's range tombstones
+    /// (see [`crate::range_del`]).
+    RangeDeletions = 9,
 }
 
 impl BlockKind {
     /// Every kind, the reserved one included, in code order.
-    pub const ALL: [BlockKind; 8] = [
+    pub const ALL: [BlockKind; 9] = [
         BlockKind::Data,
         BlockKind::Index,
         BlockKind::Filter,
@@ -96,6 +99,7 @@ impl BlockKind {
         BlockKind::WalRecord,
         BlockKind::ManifestRecord,
         BlockKind::Blob,
+        BlockKind::RangeDeletions,
     ];
 
     /// True for kinds set aside for a later format version: the codec

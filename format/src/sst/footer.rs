@@ -9,8 +9,15 @@ use super::BlockHandle;
 /// "STRATSST" read as a little-endian u64: the last 8 bytes of every SST.
 pub const SST_MAGIC: u64 = u64::from_le_bytes(*b"STRATSST");
 
-/// The SST format version this build writes and the newest it reads.
-pub const SST_FORMAT_VERSION: u32 = 1;
+/// The newest SST format version: this build reads versions 1 and 2, and
+/// writes 2 for a table with range tombstones (its range-deletion block,
+/// which a version-1 reader would not know to read), 1 otherwise.
+pub const SST_FORMAT_VERSION: u32 = 2;
+
+/// The version of a table without range tombstones: readable by every
+/// build, so a database that never deletes a range stays readable by older
+/// ones.
+pub const SST_BASE_VERSION: u32 = 1;
 
 /// Size of the footer in bytes.
 pub const FOOTER_LEN: usize = 104;
@@ -62,6 +69,8 @@ pub struct Footer {
     /// The id of the key every block of the file is encrypted with, or
     /// `None` for a plaintext file.
     pub key_id: Option<u32>,
+    /// The format version (1 or 2, see [`SST_FORMAT_VERSION`]).
+    pub version: u32,
 }
 
 impl Footer {
@@ -106,7 +115,13 @@ impl Footer {
                 ))
             }
         }
-        f[88..92].copy_from_slice(&SST_FORMAT_VERSION.to_le_bytes());
+        if self.version == 0 || self.version > SST_FORMAT_VERSION {
+            return Err(Error::InvalidArgument(format!(
+                "sst format version {}",
+                self.version
+            )));
+        }
+        f[88..92].copy_from_slice(&self.version.to_le_bytes());
         let crc = crc32c::crc32c(&f[..92]);
         f[92..96].copy_from_slice(&crc.to_le_bytes());
         f[96..104].copy_from_slice(&SST_MAGIC.to_le_bytes());
@@ -181,6 +196,7 @@ impl Footer {
             properties,
             file_uid,
             key_id,
+            version,
         })
     }
 

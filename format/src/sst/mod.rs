@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! data block 0 … data block n-1   (kind Data)
+//! range-deletion block            (kind RangeDeletions; only when the table
+//!                                  has range tombstones, version 2)
 //! filter block                    (kind Filter: a bloom filter of user keys)
 //! properties block                (kind Properties)
 //! index block                     (kind Index: separator key → block handle)
@@ -20,8 +22,10 @@ mod reader;
 mod source;
 mod writer;
 
-pub use footer::{Footer, FOOTER_LAYOUT, FOOTER_LEN, SST_FORMAT_VERSION, SST_MAGIC};
-pub use properties::Properties;
+pub use footer::{
+    Footer, FOOTER_LAYOUT, FOOTER_LEN, SST_BASE_VERSION, SST_FORMAT_VERSION, SST_MAGIC,
+};
+pub use properties::{Properties, PROPERTY_TAGS};
 pub use reader::{BlockCache, Lookup, Table, TableEntry, TableIter, TableReadOptions};
 pub use source::TableSource;
 pub use writer::{TableOptions, TableSummary, TableWriter};

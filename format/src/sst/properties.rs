@@ -9,6 +9,8 @@
 use crate::coding::{get_varint64, put_bytes, put_varint64, Cursor};
 use crate::error::{Error, Result};
 
+use super::BlockHandle;
+
 /// Statistics and settings of one table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Properties {
@@ -47,6 +49,13 @@ pub struct Properties {
     /// When the table was written, in microseconds since the Unix epoch (as
     /// the writer's caller supplied it).
     pub created_at_micros: u64,
+    /// Number of range-tombstone entries (one per fragment and timestamp)
+    /// in the range-deletion block.
+    pub range_deletions: u64,
+    /// Where the range-deletion block is, when the table has one. Only a
+    /// version-2 table may have one (an older reader would skip the field
+    /// and miss the deletions, so the version keeps it out).
+    pub range_deletions_handle: Option<BlockHandle>,
 }
 
 const ENTRIES: u64 = 1;
@@ -66,6 +75,31 @@ const BLOOM_BITS: u64 = 14;
 const RESTART_INTERVAL: u64 = 15;
 const BLOCK_SIZE: u64 = 16;
 const CREATED_AT: u64 = 17;
+const RANGE_DELETIONS: u64 = 18;
+const RANGE_DELETIONS_HANDLE: u64 = 19;
+
+/// Every tag with its field's name, as SPEC.md §7 tabulates them.
+pub const PROPERTY_TAGS: [(u64, &str); 19] = [
+    (ENTRIES, "entries"),
+    (DATA_BLOCKS, "data blocks"),
+    (TOMBSTONES, "tombstones"),
+    (DISTINCT_KEYS, "distinct user keys"),
+    (SMALLEST_KEY, "smallest internal key"),
+    (LARGEST_KEY, "largest internal key"),
+    (MIN_TS, "min timestamp"),
+    (MAX_TS, "max timestamp"),
+    (RAW_KEY_BYTES, "raw internal-key bytes"),
+    (RAW_VALUE_BYTES, "raw value bytes"),
+    (DATA_BYTES, "stored data bytes"),
+    (COMPRESSION, "compression id"),
+    (COMPRESSION_LEVEL, "zstd level"),
+    (BLOOM_BITS, "bloom bits per key"),
+    (RESTART_INTERVAL, "restart interval"),
+    (BLOCK_SIZE, "target block size"),
+    (CREATED_AT, "creation time"),
+    (RANGE_DELETIONS, "range deletions"),
+    (RANGE_DELETIONS_HANDLE, "range-deletion block handle"),
+];
 
 fn zigzag(v: i32) -> u64 {
     u64::from(((v << 1) ^ (v >> 31)) as u32)
@@ -101,6 +135,15 @@ impl Properties {
         int(&mut out, RESTART_INTERVAL, u64::from(self.restart_interval));
         int(&mut out, BLOCK_SIZE, u64::from(self.block_size));
         int(&mut out, CREATED_AT, self.created_at_micros);
+        if self.range_deletions > 0 {
+            int(&mut out, RANGE_DELETIONS, self.range_deletions);
+        }
+        if let Some(h) = self.range_deletions_handle {
+            let mut val = Vec::with_capacity(20);
+            h.encode_into(&mut val);
+            put_varint64(&mut out, RANGE_DELETIONS_HANDLE);
+            put_bytes(&mut out, &val);
+        }
         put_varint64(&mut out, SMALLEST_KEY);
         put_bytes(&mut out, &self.smallest_key);
         put_varint64(&mut out, LARGEST_KEY);
@@ -151,6 +194,10 @@ impl Properties {
                 RESTART_INTERVAL => p.restart_interval = narrow(int()?)?,
                 BLOCK_SIZE => p.block_size = narrow(int()?)?,
                 CREATED_AT => p.created_at_micros = int()?,
+                RANGE_DELETIONS => p.range_deletions = int()?,
+                RANGE_DELETIONS_HANDLE => {
+                    p.range_deletions_handle = Some(BlockHandle::decode(value, at)?)
+                }
                 _ => {} // a field from a newer writer
             }
         }
@@ -166,7 +213,7 @@ mod tests {
     proptest! {
         #[test]
         fn properties_round_trip(
-            ints in proptest::collection::vec(any::<u64>(), 10),
+            ints in proptest::collection::vec(any::<u64>(), 13),
             small in proptest::collection::vec(any::<u32>(), 3),
             level in any::<i32>(), compression in any::<u8>(),
             smallest in proptest::collection::vec(any::<u8>(), 0..30),
@@ -179,6 +226,8 @@ mod tests {
                 compression, compression_level: level,
                 bloom_bits_per_key: small[0], restart_interval: small[1], block_size: small[2],
                 smallest_key: smallest, largest_key: largest,
+                range_deletions: ints[10],
+                range_deletions_handle: (ints[11] % 2 == 0).then_some(BlockHandle { offset: ints[11], size: ints[12] }),
             };
             prop_assert_eq!(Properties::decode(&p.encode(), 0).unwrap(), p);
         }

@@ -15,6 +15,7 @@ use crate::codec::{
 };
 use crate::error::{Error, Result};
 use crate::key::{compare_internal, seek_key, InternalKeyRef, ValueKind};
+use crate::range_del::RangeTombstones;
 
 use super::{BlockHandle, Footer, Properties, TableSource, FOOTER_LEN};
 
@@ -78,6 +79,8 @@ struct Inner {
     index: Block,
     filter: Bytes,
     properties: Properties,
+    /// The range tombstones, decoded at open (empty for most tables).
+    range_dels: RangeTombstones,
     /// Where the footer starts: no block may reach past it.
     blocks_end: u64,
     cache: Option<Arc<dyn BlockCache>>,
@@ -175,6 +178,7 @@ impl Table {
             index: Block::new(Bytes::from_static(&[0, 0, 0, 0, 1, 0, 0, 0]), 0)?,
             filter: Bytes::new(),
             properties: Properties::default(),
+            range_dels: RangeTombstones::new(),
             blocks_end: footer_at,
             cache,
         };
@@ -190,6 +194,19 @@ impl Table {
         inner.filter = filter;
         let props = inner.load(d, footer.properties, BlockKind::Properties)?;
         inner.properties = Properties::decode(&props, footer.properties.offset)?;
+        if let Some(h) = inner.properties.range_deletions_handle {
+            if footer.version < super::SST_FORMAT_VERSION {
+                return Err(Error::corruption(
+                    format!(
+                        "sst {n}: a version-{} table with range deletions",
+                        footer.version
+                    ),
+                    footer.properties.offset,
+                ));
+            }
+            let block = inner.load(d, h, BlockKind::RangeDeletions)?;
+            inner.range_dels = RangeTombstones::decode(block, h.offset)?;
+        }
         Ok(Table {
             inner: Arc::new(inner),
         })
@@ -208,6 +225,12 @@ impl Table {
     /// The table's properties.
     pub fn properties(&self) -> &Properties {
         &self.inner.properties
+    }
+
+    /// The table's range tombstones (none for most tables), decoded at
+    /// open: a point read checks them without reading a block.
+    pub fn range_tombstones(&self) -> &RangeTombstones {
+        &self.inner.range_dels
     }
 
     /// The table's size in bytes.
@@ -390,6 +413,7 @@ fn kind_name(kind: BlockKind) -> &'static str {
         BlockKind::Index => "index block",
         BlockKind::Filter => "filter block",
         BlockKind::Properties => "properties block",
+        BlockKind::RangeDeletions => "range-deletion block",
         _ => "block",
     }
 }

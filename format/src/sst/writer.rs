@@ -10,9 +10,10 @@ use crate::codec::{
     MAX_NONCE_FIELD,
 };
 use crate::error::{Error, Result};
-use crate::key::{compare_internal, separator, InternalKeyRef, MAX_USER_KEY_LEN};
+use crate::key::{compare_internal, separator, InternalKeyRef, ValueKind, MAX_USER_KEY_LEN};
+use crate::range_del::RangeTombstones;
 
-use super::{BlockHandle, Footer, Properties};
+use super::{BlockHandle, Footer, Properties, SST_BASE_VERSION, SST_FORMAT_VERSION};
 
 /// How a table is written.
 #[derive(Debug, Clone)]
@@ -78,6 +79,8 @@ pub struct TableWriter<W: Write> {
     pending_index: Option<BlockHandle>,
     last_key: Vec<u8>,
     props: Properties,
+    /// The table's range tombstones, written in their own block at finish.
+    range_dels: RangeTombstones,
     scratch: Vec<u8>,
     failed: bool,
 }
@@ -133,6 +136,7 @@ impl<W: Write> TableWriter<W> {
             pending_index: None,
             last_key: Vec::new(),
             props,
+            range_dels: RangeTombstones::new(),
             scratch: Vec::new(),
             failed: false,
         })
@@ -154,14 +158,27 @@ impl<W: Write> TableWriter<W> {
         self.props.entries
     }
 
+    /// Sets the table's range tombstones (replacing any set before), written
+    /// at [`finish`](Self::finish) in the range-deletion block. The table's
+    /// key range then covers them too.
+    pub fn set_range_tombstones(&mut self, tombstones: RangeTombstones) {
+        self.range_dels = tombstones;
+    }
+
     /// Adds an entry: `key` is an encoded internal key, greater than every
-    /// key added before.
+    /// key added before. Range deletes go through
+    /// [`set_range_tombstones`](Self::set_range_tombstones) instead.
     pub fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         if self.failed {
             return Err(Error::InvalidArgument("table writer failed earlier".into()));
         }
         let parsed = InternalKeyRef::parse(key)
             .map_err(|e| Error::InvalidArgument(format!("not an internal key: {e}")))?;
+        if parsed.kind == ValueKind::RangeDelete {
+            return Err(Error::InvalidArgument(
+                "a range delete among the data entries".into(),
+            ));
+        }
         if parsed.user_key.len() > MAX_USER_KEY_LEN {
             return Err(Error::InvalidArgument(format!(
                 "user key of {} bytes",
@@ -266,7 +283,32 @@ impl<W: Write> TableWriter<W> {
             self.add_index_entry(&last, handle);
             self.props.largest_key = last;
         }
-        if self.props.entries == 0 {
+        let mut version = SST_BASE_VERSION;
+        if !self.range_dels.is_empty() {
+            let dels = std::mem::take(&mut self.range_dels);
+            let raw = dels.encode();
+            let handle = self.write_block(&raw, BlockKind::RangeDeletions)?;
+            let p = &mut self.props;
+            p.range_deletions = dels.entries();
+            p.range_deletions_handle = Some(handle);
+            if let Some((lo, hi)) = dels.ts_range() {
+                p.min_ts = p.min_ts.min(lo);
+                p.max_ts = p.max_ts.max(hi);
+            }
+            // The key range covers the tombstones, so that a reader looking
+            // for a key they delete finds this table.
+            if let Some(k) = dels.smallest_key() {
+                if p.entries == 0 || compare_internal(&k, &p.smallest_key).is_lt() {
+                    p.smallest_key = k;
+                }
+            }
+            if let Some(k) = dels.largest_bound() {
+                if p.entries == 0 || compare_internal(&k, &p.largest_key).is_gt() {
+                    p.largest_key = k;
+                }
+            }
+            version = SST_FORMAT_VERSION;
+        } else if self.props.entries == 0 {
             self.props.min_ts = 0;
         }
         let filter = self.bloom.finish();
@@ -282,6 +324,7 @@ impl<W: Write> TableWriter<W> {
             properties,
             file_uid: self.file_uid,
             key_id: key.as_ref().map(|k| k.id()),
+            version,
         };
         let bytes = footer.encode(self.file_number, self.offset, key.as_deref())?;
         self.out.write_all(&bytes)?;

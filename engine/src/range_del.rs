@@ -1,0 +1,162 @@
+//! The range tombstones a read consults: which tombstone, if any, hides a
+//! version a read found.
+//!
+//! A tombstone at `T` hides the versions below `T` of the keys it covers,
+//! wherever they are: timestamps order versions across memtables and
+//! levels, so a read compares the version's timestamp with the newest
+//! covering tombstone at or below the read's timestamp. The tombstones of
+//! memtables and L0 tables (which overlap) are all consulted; in a deeper
+//! level only the one table whose key range holds the key can have
+//! tombstones covering it (a table's key range covers its tombstones,
+//! SPEC §7), and the lookup remembers that table while a scan stays in it.
+
+use std::sync::Arc;
+
+use strata_format::range_del::RangeTombstones;
+use strata_format::sst::Table;
+
+use crate::cache::TableCache;
+use crate::error::Result;
+use crate::levels::FileMeta;
+
+/// The tables of one level ≥ 1, and the one last consulted.
+struct LevelDels {
+    files: Vec<Arc<FileMeta>>,
+    /// The index of the file last consulted and its table (`None` when it
+    /// has no tombstones).
+    cached: Option<(usize, Option<Table>)>,
+}
+
+impl LevelDels {
+    /// The tombstones of the file whose key range holds `key`.
+    fn for_key(&mut self, tables: &TableCache, key: &[u8]) -> Result<Option<&RangeTombstones>> {
+        let holds = |f: &FileMeta| f.smallest_user_key() <= key && key <= f.largest_user_key();
+        let hit = self
+            .cached
+            .as_ref()
+            .is_some_and(|(i, _)| holds(&self.files[*i]));
+        if !hit {
+            let i = self.files.partition_point(|f| f.largest_user_key() < key);
+            let Some(f) = self.files.get(i).filter(|f| holds(f)) else {
+                return Ok(None);
+            };
+            let t = tables.get(f)?;
+            let t = (!t.range_tombstones().is_empty()).then_some(t);
+            self.cached = Some((i, t));
+        }
+        Ok(self
+            .cached
+            .as_ref()
+            .and_then(|(_, t)| t.as_ref())
+            .map(Table::range_tombstones))
+    }
+}
+
+/// The range tombstones of a read view, at its timestamp.
+pub(crate) struct TombstoneLookup {
+    ts: u64,
+    /// Memtables' and L0 tables' tombstones (only the non-empty ones).
+    flat: Vec<FlatDels>,
+    levels: Vec<LevelDels>,
+    tables: Arc<TableCache>,
+}
+
+/// Tombstones consulted whatever the key.
+enum FlatDels {
+    Mem(Arc<RangeTombstones>),
+    Table(Table),
+}
+
+impl FlatDels {
+    fn get(&self) -> &RangeTombstones {
+        match self {
+            FlatDels::Mem(m) => m,
+            FlatDels::Table(t) => t.range_tombstones(),
+        }
+    }
+}
+
+impl TombstoneLookup {
+    /// The lookup of a view at `ts` over memtables `mems`, L0 tables `l0`
+    /// and deeper levels `levels`.
+    pub(crate) fn new(
+        ts: u64,
+        mems: Vec<Arc<RangeTombstones>>,
+        l0: Vec<Table>,
+        levels: Vec<Vec<Arc<FileMeta>>>,
+        tables: Arc<TableCache>,
+    ) -> Self {
+        let mut flat: Vec<FlatDels> = mems
+            .into_iter()
+            .filter(|m| !m.is_empty())
+            .map(FlatDels::Mem)
+            .collect();
+        flat.extend(
+            l0.into_iter()
+                .filter(|t| !t.range_tombstones().is_empty())
+                .map(FlatDels::Table),
+        );
+        TombstoneLookup {
+            ts,
+            flat,
+            levels: levels
+                .into_iter()
+                .filter(|l| !l.is_empty())
+                .map(|files| LevelDels {
+                    files,
+                    cached: None,
+                })
+                .collect(),
+            tables,
+        }
+    }
+
+    /// The timestamp of the newest tombstone at or below the view's
+    /// timestamp covering `key`: a version of `key` below it is deleted.
+    pub(crate) fn covering(&mut self, key: &[u8]) -> Result<Option<u64>> {
+        let ts = self.ts;
+        let mut best = self
+            .flat
+            .iter()
+            .filter_map(|d| d.get().covering(key, ts))
+            .max();
+        for level in &mut self.levels {
+            if let Some(t) = level
+                .for_key(&self.tables, key)?
+                .and_then(|d| d.covering(key, ts))
+            {
+                best = best.max(Some(t));
+            }
+        }
+        Ok(best)
+    }
+
+    /// True when a version of `key` at `version` is deleted by a range
+    /// tombstone for this view.
+    pub(crate) fn hides(&mut self, key: &[u8], version: u64) -> Result<bool> {
+        Ok(self.covering(key)?.is_some_and(|t| t > version))
+    }
+
+    /// The timestamps of every tombstone at or below the view's timestamp
+    /// covering `key`, newest first, each once (for a key's history).
+    pub(crate) fn all_covering(&mut self, key: &[u8]) -> Result<Vec<u64>> {
+        let ts = self.ts;
+        let mut out: Vec<u64> = Vec::new();
+        let mut add = |d: &RangeTombstones| {
+            if let Some(f) = d.fragment_of(key) {
+                out.extend(f.timestamps.iter().copied().filter(|&t| t <= ts));
+            }
+        };
+        for d in &self.flat {
+            add(d.get());
+        }
+        for level in &mut self.levels {
+            if let Some(d) = level.for_key(&self.tables, key)? {
+                add(d);
+            }
+        }
+        out.sort_unstable_by(|a, b| b.cmp(a));
+        out.dedup();
+        Ok(out)
+    }
+}
