@@ -595,6 +595,67 @@ fn indexes_are_created_listed_and_dropped() {
     assert!(docs.indexes("other").unwrap().is_empty());
 }
 
+/// Dropping an index removes its entries with one range delete: a write of
+/// a few hundred bytes however many entries, the entries unreadable at
+/// once and their space reclaimed by compaction.
+#[test]
+fn dropping_an_index_is_one_small_write_and_compaction_reclaims_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StorageSystemConfig::default();
+    config.engine.sync_writes = false;
+    // No history to keep: compaction may drop what the delete hides.
+    config.engine.history_retention_secs = 0;
+    let storage = StorageSystem::builder()
+        .path(dir.path())
+        .with_config(config)
+        .build()
+        .unwrap();
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    let o = DocumentOptions::new();
+    for i in 0..20_000 {
+        docs.store_document(
+            "c",
+            &format!("{i:05}"),
+            &json!({"f": format!("value-{i:05}-{}", "p".repeat(40))}),
+            &o,
+        )
+        .unwrap();
+    }
+    let sst_bytes = |s: &StorageSystem| -> u64 {
+        s.db()
+            .stats()
+            .keyspaces
+            .iter()
+            .flat_map(|k| k.levels.iter().map(|l| l.bytes))
+            .sum()
+    };
+    storage.db().compact().unwrap();
+    let base = sst_bytes(&storage);
+    docs.create_index("c", "f").unwrap();
+    storage.db().compact().unwrap();
+    let with_index = sst_bytes(&storage);
+    assert!(with_index > base + base / 10, "{base} → {with_index}");
+    let wal_before = storage.db().stats().wal_bytes_written;
+    docs.drop_index("c", "f").unwrap();
+    let written = storage.db().stats().wal_bytes_written - wal_before;
+    assert!(written < 4096, "dropping wrote {written} bytes to the WAL");
+    // No entry is readable: the raw keyspace holds none under the index.
+    let ks = storage.db().keyspace(StorageType::Resource.name()).unwrap();
+    assert_eq!(ks.prefix(b"\0strata/doc/x/c/").unwrap().count(), 0);
+    assert!(ks.prefix(b"\0strata/doc/d/c/").unwrap().count() == 20_000);
+    storage.db().compact().unwrap();
+    let without = sst_bytes(&storage);
+    // Back to the size without the index (within 2%).
+    assert!(
+        without <= base + base / 50,
+        "without the index {base} bytes, with it {with_index}, after the drop {without}"
+    );
+    // The documents stay, queryable by scan.
+    let q = DocumentQuery::new().with_field_equals("f", format!("value-00042-{}", "p".repeat(40)));
+    let found: Vec<Value> = docs.query_documents("c", &q, &QueryOptions::new()).unwrap();
+    assert_eq!(found.len(), 1);
+}
+
 #[test]
 fn an_index_over_100k_documents_builds_in_bounded_memory_and_reads_under_one_percent() {
     let n: usize = 100_000;

@@ -255,6 +255,7 @@ impl StateMachine {
                         .ok_or("a TTL value without its expiry")?;
                     b.put_expiring(ks, op.key, value, Timestamp(u64::from_be_bytes(*at)))
                 }
+                ValueKind::RangeDelete => b.delete_range(ks, op.key..op.value),
                 k => return Err(format!("operation kind {k:?} cannot be replicated")),
             }
             .map_err(|e| e.to_string())?;

@@ -120,6 +120,17 @@ impl Request {
         self
     }
 
+    /// Adds a delete of every key in `[start, end)` of `keyspace`.
+    pub fn delete_range(mut self, keyspace: &str, start: &[u8], end: &[u8]) -> Request {
+        self.push(
+            strata_format::key::ValueKind::RangeDelete,
+            keyspace,
+            start,
+            end,
+        );
+        self
+    }
+
     /// Adds a delete of `key` in `keyspace`.
     pub fn delete(mut self, keyspace: &str, key: &[u8]) -> Request {
         self.push(strata_format::key::ValueKind::Delete, keyspace, key, &[]);

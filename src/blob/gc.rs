@@ -8,13 +8,9 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
-use strata_engine::WriteOptions;
 
-use super::{chunk_key, chunk_prefix, BlobMetadata, BlobStorageProvider, MAX_CHUNKS};
+use super::{chunk_prefix, BlobMetadata, BlobStorageProvider};
 use crate::error::Result;
-
-/// Chunks deleted per batch: memory stays flat whatever the count.
-const DELETE_GROUP: usize = 256;
 
 /// What the provider's handles share about writes and their garbage.
 #[derive(Debug, Default)]
@@ -95,15 +91,10 @@ impl BlobStorageProvider {
     /// failed or a crash cut short. Returns the blobs whose chunks went.
     pub(super) fn collect_garbage(&self) -> Result<u64> {
         let ks = self.ks();
-        let mut doomed: Vec<(String, Option<u64>)> = Vec::new();
+        let mut doomed: Vec<String> = Vec::new();
         for entry in ks.prefix("d/")? {
-            let (k, v) = entry?;
-            let id = String::from_utf8_lossy(&k[2..]).into_owned();
-            let count = v
-                .get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_le_bytes);
-            doomed.push((id, count));
+            let (k, _) = entry?;
+            doomed.push(String::from_utf8_lossy(&k[2..]).into_owned());
         }
         let mut pending = Vec::new();
         for entry in ks.prefix("p/")? {
@@ -128,57 +119,29 @@ impl BlobStorageProvider {
                     b.delete(ks, format!("p/{id}"))?;
                     self.db().write(b, self.sync())?;
                 } else {
-                    doomed.push((id, None));
+                    doomed.push(id);
                 }
             }
         }
         let n = doomed.len() as u64;
-        for (id, count) in doomed {
-            self.remove_chunks(&id, count)?;
+        for id in doomed {
+            self.remove_chunks(&id)?;
         }
         Ok(n)
     }
 
-    /// Deletes every chunk of `id` (`count` of them when known, else found
-    /// by scanning), then its `d/` and `p/` markers.
-    pub(super) fn remove_chunks(&self, id: &str, count: Option<u64>) -> Result<()> {
-        let mut group: Vec<Vec<u8>> = Vec::with_capacity(DELETE_GROUP);
-        let flush = |group: &mut Vec<Vec<u8>>| -> Result<()> {
-            if group.is_empty() {
-                return Ok(());
-            }
-            let mut b = self.db().batch();
-            for k in group.drain(..) {
-                b.delete(self.ks(), k)?;
-            }
-            self.db().write(b, WriteOptions::default())?;
-            Ok(())
-        };
-        match count.filter(|&n| n <= MAX_CHUNKS) {
-            Some(n) => {
-                for i in 0..n {
-                    group.push(chunk_key(id, i));
-                    if group.len() == DELETE_GROUP {
-                        flush(&mut group)?;
-                    }
-                }
-            }
-            None => {
-                let keys: Vec<Vec<u8>> = self
-                    .ks()
-                    .prefix(chunk_prefix(id))?
-                    .map(|e| e.map(|(k, _)| k.to_vec()))
-                    .collect::<std::result::Result<_, _>>()?;
-                for k in keys {
-                    group.push(k);
-                    if group.len() == DELETE_GROUP {
-                        flush(&mut group)?;
-                    }
-                }
-            }
+    /// Deletes every chunk of `id` with one range delete, and its `d/` and
+    /// `p/` markers, in one write: a small write however large the blob.
+    pub(super) fn remove_chunks(&self, id: &str) -> Result<()> {
+        let prefix = chunk_prefix(id);
+        // Chunk keys are `c/<id>/<index>`: `c/<id>0` (`0` follows `/`)
+        // is past all of them and before any other blob's.
+        let mut end = prefix.clone();
+        if let Some(last) = end.last_mut() {
+            *last += 1;
         }
-        flush(&mut group)?;
         let mut b = self.db().batch();
+        b.delete_range(self.ks(), prefix..end)?;
         b.delete(self.ks(), format!("d/{id}"))?;
         b.delete(self.ks(), format!("p/{id}"))?;
         self.db().write(b, self.sync())?;
@@ -188,8 +151,8 @@ impl BlobStorageProvider {
     /// Removes the chunks of a write that did not happen; a failure is
     /// counted (and reported in the metrics) and left to the next
     /// cleanup, which finds the write's `p/` marker.
-    pub(super) fn discard(&self, id: &str, count: Option<u64>) {
-        if self.remove_chunks(id, count).is_err() {
+    pub(super) fn discard(&self, id: &str) {
+        if self.remove_chunks(id).is_err() {
             self.garbage.failed();
         }
     }

@@ -84,9 +84,6 @@ impl BlobMetadata {
     }
 }
 
-/// More chunks than any blob can have (2^40 bytes in 1-byte chunks).
-const MAX_CHUNKS: u64 = 1 << 40;
-
 fn meta_key(key: &[u8]) -> Vec<u8> {
     [b"m/", key].concat()
 }
@@ -293,7 +290,7 @@ impl BlobStorageProvider {
             Ok(w) => w,
             Err(e) => {
                 drop(writing);
-                self.discard(&id, None);
+                self.discard(&id);
                 return Err(e);
             }
         };
@@ -315,7 +312,7 @@ impl BlobStorageProvider {
                 writing.keep();
                 if let Err(e) = self.swap_in_transaction(tx, k, &meta, &bytes, charge) {
                     self.garbage.done(&id);
-                    self.discard(&id, Some(chunks));
+                    self.discard(&id);
                     return Err(e);
                 }
             }
@@ -325,14 +322,14 @@ impl BlobStorageProvider {
                 let (old, ts) = match swapped {
                     Ok(s) => s,
                     Err(e) => {
-                        self.discard(&id, Some(chunks));
+                        self.discard(&id);
                         return Err(e);
                     }
                 };
                 charge.commit(ts);
                 meta.stored_at = ts.as_u64();
                 if let Some(old) = old {
-                    self.discard(&old.blob_id, Some(old.chunks));
+                    self.discard(&old.blob_id);
                 }
             }
         }
@@ -352,14 +349,14 @@ impl BlobStorageProvider {
         bytes: &[u8],
         charge: Charge,
     ) -> Result<()> {
-        let (id, chunks) = (meta.blob_id.as_str(), meta.chunks);
+        let id = meta.blob_id.as_str();
         let expires_at = meta.expires_at.map(Timestamp);
         let ks = self.ks().clone();
         let mk = meta_key(k);
         let (this, id2) = (self.clone(), id.to_owned());
         let on_abort: crate::transaction::Hook = Box::new(move || {
             this.garbage.done(&id2);
-            this.discard(&id2, Some(chunks));
+            this.discard(&id2);
         });
         let (this, id3) = (self.clone(), id.to_owned());
         let replaced: Arc<parking_lot::Mutex<Option<BlobMetadata>>> = Arc::default();
@@ -376,7 +373,7 @@ impl BlobStorageProvider {
                 this.garbage.failed();
             }
             if let Some(m) = old.lock().take() {
-                this.discard(&m.blob_id, Some(m.chunks));
+                this.discard(&m.blob_id);
             }
         });
         let effects = crate::transaction::Effects {
@@ -574,7 +571,7 @@ impl BlobStorageProvider {
                 let (old, ts) = self.swap_meta(k, None, None)?;
                 charge.commit(ts);
                 if let Some(old) = &old {
-                    self.discard(&old.blob_id, Some(old.chunks));
+                    self.discard(&old.blob_id);
                 }
                 Ok(old.is_some())
             },

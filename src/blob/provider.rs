@@ -87,7 +87,7 @@ impl StorageProvider for BlobStorageProvider {
             on_commit: Some(Box::new(move |ts| {
                 charge.commit(ts);
                 if let Some(m) = old.lock().take() {
-                    this.discard(&m.blob_id, Some(m.chunks));
+                    this.discard(&m.blob_id);
                 }
             })),
             ..Default::default()

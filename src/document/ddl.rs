@@ -31,9 +31,6 @@ const BUILD_CHUNK: usize = 1000;
 /// Bytes of documents read per build transaction, at most (one document
 /// larger than this makes a chunk of its own).
 const BUILD_CHUNK_BYTES: usize = 4 << 20;
-/// Entries removed per batch when an index is dropped.
-const DROP_CHUNK: usize = 4096;
-
 impl DocumentStorageProvider {
     /// Creates an index on `field` of `collection` and builds it over the
     /// documents already there, in bounded memory; returns once queries
@@ -311,25 +308,13 @@ impl Shared {
         if wait {
             let _ = self.wait_for_older(at);
         }
+        // One range delete removes every entry, however many: a small
+        // write, the space reclaimed by compaction.
         let prefix = keys::entries(collection, info.id);
         let end = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        let mut cursor = prefix;
-        loop {
-            let mut b = self.db.batch();
-            let mut last = None;
-            let range = (Bound::Included(cursor.clone()), end.clone());
-            for e in self.keyspace.range(range)?.take(DROP_CHUNK) {
-                let (k, _) = e?;
-                b.delete(&self.keyspace, &k)?;
-                last = Some(k);
-            }
-            let Some(last) = last else {
-                break;
-            };
-            self.db.write(b, self.write_options())?;
-            cursor = last.to_vec();
-            cursor.push(0);
-        }
+        let mut b = self.db.batch();
+        b.delete_range(&self.keyspace, (Bound::Included(prefix), end))?;
+        self.db.write(b, self.write_options())?;
         self.swap_info(collection, Some(&dropping), None, &field)?;
         Ok(())
     }
