@@ -157,6 +157,46 @@ impl Replica {
         }
     }
 
+    /// Adds node `id` at `node` as a learner and waits until it has caught
+    /// up (by log or snapshot). Call at the leader.
+    pub async fn add_learner(
+        &self,
+        id: NodeId,
+        node: crate::types::Node,
+    ) -> Result<(), ReplicaError> {
+        self.raft
+            .add_learner(id, node, true)
+            .await
+            .map(|_| ())
+            .map_err(membership_error)
+    }
+
+    /// Makes the learners `ids` voters. Call at the leader.
+    pub async fn promote(
+        &self,
+        ids: std::collections::BTreeSet<NodeId>,
+    ) -> Result<(), ReplicaError> {
+        self.raft
+            .change_membership(openraft::ChangeMembers::AddVoterIds(ids), false)
+            .await
+            .map(|_| ())
+            .map_err(membership_error)
+    }
+
+    /// Removes the voters `ids` from the cluster (they are not kept as
+    /// learners): once the change commits they take no part, and a write
+    /// sent to one is refused. Call at the leader.
+    pub async fn remove(
+        &self,
+        ids: std::collections::BTreeSet<NodeId>,
+    ) -> Result<(), ReplicaError> {
+        self.raft
+            .change_membership(openraft::ChangeMembers::RemoveVoters(ids), false)
+            .await
+            .map(|_| ())
+            .map_err(membership_error)
+    }
+
     /// Stops the node's Raft and closes its databases.
     pub async fn shutdown(self) -> Result<(), ReplicaError> {
         self.raft
@@ -166,5 +206,17 @@ impl Replica {
         let _ = self.sm.db().close();
         let _ = self.log.db().close();
         Ok(())
+    }
+}
+
+/// A membership change's error as the replica reports it.
+fn membership_error(
+    e: RaftError<NodeId, ClientWriteError<NodeId, crate::types::Node>>,
+) -> ReplicaError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ReplicaError::NotLeader {
+            leader: f.leader_id,
+        },
+        e => ReplicaError::Raft(e.to_string()),
     }
 }

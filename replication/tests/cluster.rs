@@ -100,3 +100,58 @@ async fn a_new_leader_takes_over_and_a_restarted_node_catches_up() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_joins_is_promoted_and_a_removed_node_refuses_writes() {
+    let mut c = Cluster::start(3, 3).await;
+    let leader = c.leader(Duration::from_secs(10)).await.expect("a leader");
+    let mut keys = BTreeSet::new();
+    for i in 0..80u32 {
+        let k = format!("k{}", i % 9).into_bytes();
+        keys.insert(k.clone());
+        c.write(Request::new(0).put(KS, &k, &i.to_le_bytes()))
+            .await
+            .unwrap();
+    }
+    // A fresh node joins as a learner (by snapshot: the log was purged)
+    // and is promoted.
+    c.restart(4).await;
+    let l = c.node(leader);
+    l.add_learner(
+        4,
+        strata_replication::Node {
+            addr: "sim:4".into(),
+        },
+    )
+    .await
+    .unwrap();
+    l.promote([4].into_iter().collect()).await.unwrap();
+    // A follower is removed.
+    let gone = (1..=3).find(|&id| id != leader).unwrap();
+    l.remove([gone].into_iter().collect()).await.unwrap();
+    let voters: Vec<u64> = l
+        .raft()
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect();
+    assert!(voters.contains(&4) && !voters.contains(&gone), "{voters:?}");
+    // Writes go on; the removed node takes none.
+    let last = c
+        .write(Request::new(0).put(KS, b"after", b"1"))
+        .await
+        .unwrap();
+    keys.insert(b"after".to_vec());
+    match c
+        .node(gone)
+        .write(Request::new(0).put(KS, b"to-removed", b"x"))
+        .await
+    {
+        Err(ReplicaError::NotLeader { .. }) | Err(ReplicaError::Raft(_)) => {}
+        other => panic!("a removed node took a write: {other:?}"),
+    }
+    c.crash(gone).await;
+    assert_agree(&c, last, &keys).await;
+}
