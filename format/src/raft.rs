@@ -31,6 +31,107 @@ pub mod tag {
     /// What the state machine applied last: a log id and its commit
     /// timestamp.
     pub const APPLIED: u8 = 8;
+    /// A transaction's command: a batch, and what it read, checked when
+    /// applied.
+    pub const COMMAND_TXN: u8 = 9;
+}
+
+/// A bound of a scanned key range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoundRecord {
+    /// No bound.
+    Unbounded,
+    /// Up to and including the key.
+    Included(Vec<u8>),
+    /// Up to the key, not including it.
+    Excluded(Vec<u8>),
+}
+
+/// What a transaction read, for the check at apply time: it commits only
+/// if nothing it wrote (and, serializable, nothing it read or scanned) has
+/// a version newer than its start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRecord {
+    /// The commit timestamp its reads saw.
+    pub start_ts: u64,
+    /// Serializable (reads and scans checked) rather than snapshot
+    /// isolation (writes checked).
+    pub serializable: bool,
+    /// The keys it read: (keyspace index, key).
+    pub reads: Vec<(u64, Vec<u8>)>,
+    /// The ranges it scanned: (keyspace index, lower, upper).
+    pub ranges: Vec<(u64, BoundRecord, BoundRecord)>,
+}
+
+impl BoundRecord {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            BoundRecord::Unbounded => out.push(0),
+            BoundRecord::Included(k) => {
+                out.push(1);
+                put_bytes(out, k);
+            }
+            BoundRecord::Excluded(k) => {
+                out.push(2);
+                put_bytes(out, k);
+            }
+        }
+    }
+
+    fn get(c: &mut Cursor<'_>) -> Result<Self> {
+        Ok(match c.u8()? {
+            0 => BoundRecord::Unbounded,
+            1 => BoundRecord::Included(c.length_prefixed()?.to_vec()),
+            2 => BoundRecord::Excluded(c.length_prefixed()?.to_vec()),
+            _ => return Err(c.error("a bound is neither 0, 1 nor 2")),
+        })
+    }
+}
+
+impl CheckRecord {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_varint64(out, self.start_ts);
+        out.push(u8::from(self.serializable));
+        put_varint64(out, self.reads.len() as u64);
+        for (ks, key) in &self.reads {
+            put_varint64(out, *ks);
+            put_bytes(out, key);
+        }
+        put_varint64(out, self.ranges.len() as u64);
+        for (ks, lo, hi) in &self.ranges {
+            put_varint64(out, *ks);
+            lo.put(out);
+            hi.put(out);
+        }
+    }
+
+    fn get(c: &mut Cursor<'_>) -> Result<Self> {
+        let start_ts = c.varint64()?;
+        let serializable = match c.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(c.error("serializable is neither 0 nor 1")),
+        };
+        let n = c.len(c.remaining())?;
+        let mut reads = Vec::with_capacity(n);
+        for _ in 0..n {
+            reads.push((c.varint64()?, c.length_prefixed()?.to_vec()));
+        }
+        let n = c.len(c.remaining())?;
+        let mut ranges = Vec::with_capacity(n);
+        for _ in 0..n {
+            let ks = c.varint64()?;
+            let lo = BoundRecord::get(c)?;
+            let hi = BoundRecord::get(c)?;
+            ranges.push((ks, lo, hi));
+        }
+        Ok(CheckRecord {
+            start_ts,
+            serializable,
+            reads,
+            ranges,
+        })
+    }
 }
 
 /// The id of a log entry: the term and node of the leader that made it,
@@ -100,6 +201,8 @@ pub struct CommandRecord {
     pub ops: Vec<u8>,
     /// How many operations `ops` holds.
     pub count: u64,
+    /// For a transaction, what it read (checked when applied).
+    pub check: Option<CheckRecord>,
 }
 
 /// What the state machine applied last.
@@ -301,7 +404,11 @@ impl EntryRecord {
 impl CommandRecord {
     /// The record's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = start(tag::COMMAND_WRITE);
+        let t = match self.check {
+            Some(_) => tag::COMMAND_TXN,
+            None => tag::COMMAND_WRITE,
+        };
+        let mut out = start(t);
         put_varint64(&mut out, self.ts_hint);
         put_varint64(&mut out, self.keyspaces.len() as u64);
         for k in &self.keyspaces {
@@ -309,6 +416,9 @@ impl CommandRecord {
         }
         put_varint64(&mut out, self.count);
         put_bytes(&mut out, &self.ops);
+        if let Some(check) = &self.check {
+            check.put(&mut out);
+        }
         out
     }
 
@@ -316,7 +426,9 @@ impl CommandRecord {
     /// by the batch decoder).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let (mut c, t) = open(bytes, "raft command")?;
-        expect_tag(&c, t, tag::COMMAND_WRITE)?;
+        if t != tag::COMMAND_TXN {
+            expect_tag(&c, t, tag::COMMAND_WRITE)?;
+        }
         let ts_hint = c.varint64()?;
         let n = c.len(c.remaining())?;
         let mut keyspaces = Vec::with_capacity(n);
@@ -329,12 +441,17 @@ impl CommandRecord {
         }
         let count = c.varint64()?;
         let ops = c.length_prefixed()?.to_vec();
+        let check = match t {
+            tag::COMMAND_TXN => Some(CheckRecord::get(&mut c)?),
+            _ => None,
+        };
         done(&c)?;
         Ok(CommandRecord {
             ts_hint,
             keyspaces,
             ops,
             count,
+            check,
         })
     }
 }
@@ -378,6 +495,23 @@ mod tests {
             keyspaces: vec!["a".into(), "b".into()],
             ops: vec![1, 0, 1, b'k', 1, b'v'],
             count: 1,
+            check: None,
+        };
+        let txn = CommandRecord {
+            check: Some(CheckRecord {
+                start_ts: 70,
+                serializable: true,
+                reads: vec![(0, b"r".to_vec()), (1, vec![])],
+                ranges: vec![
+                    (
+                        0,
+                        BoundRecord::Included(b"a".to_vec()),
+                        BoundRecord::Excluded(b"m".to_vec()),
+                    ),
+                    (1, BoundRecord::Unbounded, BoundRecord::Unbounded),
+                ],
+            }),
+            ..cmd.clone()
         };
         vec![
             id.encode(),
@@ -389,6 +523,7 @@ mod tests {
             .encode(),
             m.encode(),
             cmd.encode(),
+            txn.encode(),
             EntryRecord {
                 log_id: id,
                 payload: PayloadRecord::Blank,
@@ -415,7 +550,9 @@ mod tests {
             tag::LOG_ID => LogIdRecord::decode(b).ok().map(|r| r.encode()),
             tag::VOTE => VoteRecord::decode(b).ok().map(|r| r.encode()),
             tag::MEMBERSHIP => MembershipRecord::decode(b).ok().map(|r| r.encode()),
-            tag::COMMAND_WRITE => CommandRecord::decode(b).ok().map(|r| r.encode()),
+            tag::COMMAND_WRITE | tag::COMMAND_TXN => {
+                CommandRecord::decode(b).ok().map(|r| r.encode())
+            }
             tag::APPLIED => AppliedRecord::decode(b).ok().map(|r| r.encode()),
             _ => EntryRecord::decode(b).ok().map(|r| r.encode()),
         }

@@ -4,11 +4,63 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership, StoredMembership, Vote};
+use std::ops::Bound;
+
 use strata_format::raft::{
-    CommandRecord, EntryRecord, LogIdRecord, MembershipRecord, PayloadRecord, VoteRecord,
+    BoundRecord, CheckRecord, CommandRecord, EntryRecord, LogIdRecord, MembershipRecord,
+    PayloadRecord, VoteRecord,
 };
 
-use crate::types::{Node, NodeId, Request, TypeConfig};
+use crate::types::{Node, NodeId, Request, TxnCheck, TypeConfig};
+
+fn bound_record(b: &Bound<Vec<u8>>) -> BoundRecord {
+    match b {
+        Bound::Unbounded => BoundRecord::Unbounded,
+        Bound::Included(k) => BoundRecord::Included(k.clone()),
+        Bound::Excluded(k) => BoundRecord::Excluded(k.clone()),
+    }
+}
+
+fn bound(b: BoundRecord) -> Bound<Vec<u8>> {
+    match b {
+        BoundRecord::Unbounded => Bound::Unbounded,
+        BoundRecord::Included(k) => Bound::Included(k),
+        BoundRecord::Excluded(k) => Bound::Excluded(k),
+    }
+}
+
+fn check_record(c: &TxnCheck) -> CheckRecord {
+    CheckRecord {
+        start_ts: c.start_ts,
+        serializable: c.serializable,
+        reads: c
+            .reads
+            .iter()
+            .map(|(k, key)| (u64::from(*k), key.clone()))
+            .collect(),
+        ranges: c
+            .ranges
+            .iter()
+            .map(|(k, lo, hi)| (u64::from(*k), bound_record(lo), bound_record(hi)))
+            .collect(),
+    }
+}
+
+/// A decoded check; keyspace indexes beyond `u32` become `u32::MAX`,
+/// which names no keyspace and is rejected when applied.
+fn check(c: CheckRecord) -> TxnCheck {
+    let idx = |k: u64| u32::try_from(k).unwrap_or(u32::MAX);
+    TxnCheck {
+        start_ts: c.start_ts,
+        serializable: c.serializable,
+        reads: c.reads.into_iter().map(|(k, key)| (idx(k), key)).collect(),
+        ranges: c
+            .ranges
+            .into_iter()
+            .map(|(k, lo, hi)| (idx(k), bound(lo), bound(hi)))
+            .collect(),
+    }
+}
 
 pub(crate) fn log_id_record(id: &LogId<NodeId>) -> LogIdRecord {
     LogIdRecord {
@@ -77,6 +129,7 @@ pub(crate) fn command_record(r: &Request) -> CommandRecord {
         keyspaces: r.keyspaces.clone(),
         ops: r.ops.clone(),
         count: r.count,
+        check: r.check.as_ref().map(check_record),
     }
 }
 
@@ -86,6 +139,7 @@ pub(crate) fn request(c: CommandRecord) -> Request {
         keyspaces: c.keyspaces,
         ops: c.ops,
         count: c.count,
+        check: c.check.map(check),
     }
 }
 

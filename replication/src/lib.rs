@@ -28,12 +28,14 @@ mod log_store;
 mod replica;
 pub mod sim;
 mod state_machine;
+mod txn;
 pub mod types;
 
 pub use log_store::LogStore;
 pub use replica::{Replica, ReplicaError};
 pub use state_machine::{SnapshotFiles, StateMachine};
-pub use types::{Node, NodeId, Request, Response, TypeConfig};
+pub use txn::ReplicaTxn;
+pub use types::{Node, NodeId, Request, Response, TxnCheck, TypeConfig};
 
 use std::path::Path;
 

@@ -28,6 +28,15 @@ pub enum ReplicaError {
     /// The command cannot apply on any replica (nothing was written).
     #[error("rejected: {0}")]
     Rejected(String),
+    /// A transaction found a newer version of `key` than its start; run it
+    /// again.
+    #[error("conflict on {key:?} in {keyspace}; retry")]
+    Conflict {
+        /// The keyspace.
+        keyspace: String,
+        /// The key.
+        key: Vec<u8>,
+    },
     /// The replica did not apply the timestamp in time.
     #[error("timestamp {0} not applied within the timeout")]
     Timeout(u64),
@@ -105,6 +114,9 @@ impl Replica {
             Ok(r) => match r.data {
                 Response::Committed { ts } => Ok(Timestamp(ts)),
                 Response::Rejected(why) => Err(ReplicaError::Rejected(why)),
+                Response::Conflict { keyspace, key } => {
+                    Err(ReplicaError::Conflict { keyspace, key })
+                }
                 Response::Noop => Err(ReplicaError::Raft("a write answered as a no-op".into())),
             },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {

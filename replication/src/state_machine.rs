@@ -25,7 +25,7 @@ use strata_format::key::ValueKind;
 use strata_format::raft::{AppliedRecord, LogIdRecord, MembershipRecord};
 
 use crate::codec;
-use crate::types::{Node, NodeId, Request, Response, TypeConfig};
+use crate::types::{Node, NodeId, Request, Response, TxnCheck, TypeConfig};
 
 /// The keyspace of the state machine's own records.
 pub const RAFT_KEYSPACE: &str = "_raft";
@@ -263,6 +263,87 @@ impl StateMachine {
         Ok(())
     }
 
+    /// The commit timestamp of `key`'s newest version in `ks` (a delete
+    /// included), 0 when it has none.
+    fn last_write(ks: &Keyspace, key: &[u8]) -> Result<u64, String> {
+        Ok(ks
+            .history(key)
+            .map_err(|e| e.to_string())?
+            .first()
+            .map_or(0, |v| v.ts.as_u64()))
+    }
+
+    /// The first key in `range` of `ks` written after `start` (present at
+    /// `start` or now).
+    fn written_in_range(
+        db: &Db,
+        ks: &Keyspace,
+        range: (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>),
+        start: u64,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let err = |e: strata_engine::Error| e.to_string();
+        let mut keys = std::collections::BTreeSet::new();
+        for r in ks.range(range.clone()).map_err(err)? {
+            keys.insert(r.map_err(err)?.0.to_vec());
+        }
+        let then = db.snapshot_at(Timestamp(start)).map_err(err)?;
+        for r in then.range(ks, range).map_err(err)? {
+            keys.insert(r.map_err(err)?.0.to_vec());
+        }
+        for k in keys {
+            if Self::last_write(ks, &k)? > start {
+                return Ok(Some(k));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks a transaction against the state its entry applies to (the
+    /// same on every replica): `Some(conflict)` when something it wrote
+    /// (or, serializable, read or scanned) changed after its start.
+    fn check_txn(db: &Db, req: &Request, check: &TxnCheck) -> Result<Option<Response>, String> {
+        let start = check.start_ts;
+        let ks_of = |i: u32| -> Result<(String, Keyspace), String> {
+            let name = req
+                .keyspaces
+                .get(i as usize)
+                .ok_or_else(|| format!("keyspace index {i} out of range"))?;
+            let ks = db.keyspace(name).map_err(|e| e.to_string())?;
+            Ok((name.clone(), ks))
+        };
+        let conflict = |keyspace: String, key: Vec<u8>| Some(Response::Conflict { keyspace, key });
+        for op in OpIter::new(&req.ops, req.count, 0) {
+            let op = op.map_err(|e| e.to_string())?;
+            let (name, ks) = ks_of(op.keyspace)?;
+            if op.kind == ValueKind::RangeDelete {
+                let range = (
+                    std::ops::Bound::Included(op.key.to_vec()),
+                    std::ops::Bound::Excluded(op.value.to_vec()),
+                );
+                if let Some(k) = Self::written_in_range(db, &ks, range, start)? {
+                    return Ok(conflict(name, k));
+                }
+            } else if Self::last_write(&ks, op.key)? > start {
+                return Ok(conflict(name, op.key.to_vec()));
+            }
+        }
+        if check.serializable {
+            for (i, key) in &check.reads {
+                let (name, ks) = ks_of(*i)?;
+                if Self::last_write(&ks, key)? > start {
+                    return Ok(conflict(name, key.clone()));
+                }
+            }
+            for (i, lo, hi) in &check.ranges {
+                let (name, ks) = ks_of(*i)?;
+                if let Some(k) = Self::written_in_range(db, &ks, (lo.clone(), hi.clone()), start)? {
+                    return Ok(conflict(name, k));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Applies one entry; returns its response.
     fn apply_one(d: &mut Data, e: &Entry<TypeConfig>) -> Result<Response, StorageError<NodeId>> {
         let prev = d.applied_ts;
@@ -283,10 +364,29 @@ impl StateMachine {
             }
             EntryPayload::Normal(req) => {
                 let ts = req.ts_hint.max(prev + 1);
-                match Self::decode_into(&d.db, req, &mut b) {
-                    Ok(()) => (ts, Response::Committed { ts }),
+                let checked = match &req.check {
+                    Some(check) if check.start_ts > prev => Err(format!(
+                        "start {} is after the state it applies to",
+                        check.start_ts
+                    )),
+                    Some(check) => Self::check_txn(&d.db, req, check),
+                    None => Ok(None),
+                };
+                let outcome = match checked {
+                    Ok(None) => {
+                        Self::decode_into(&d.db, req, &mut b).map(|()| Response::Committed { ts })
+                    }
+                    Ok(Some(conflict)) => Ok(conflict),
+                    Err(why) => Err(why),
+                };
+                match outcome {
+                    Ok(r @ Response::Committed { .. }) => (ts, r),
+                    // The same on every replica: only the bookkeeping.
+                    Ok(r) => {
+                        b.clear();
+                        (ts, r)
+                    }
                     Err(why) => {
-                        // The same on every replica: only the bookkeeping.
                         b.clear();
                         (ts, Response::Rejected(why))
                     }

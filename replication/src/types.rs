@@ -34,6 +34,23 @@ pub struct Request {
     pub ops: Vec<u8>,
     /// How many operations `ops` holds.
     pub count: u64,
+    /// For a transaction: what it read, checked when the entry applies.
+    pub check: Option<TxnCheck>,
+}
+
+/// What a transaction read, for the check every replica makes when its
+/// entry applies (SPEC §18.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnCheck {
+    /// The commit timestamp its reads saw.
+    pub start_ts: u64,
+    /// Serializable (reads and scans checked too) or snapshot isolation
+    /// (writes checked).
+    pub serializable: bool,
+    /// The keys it read: (keyspace index, key).
+    pub reads: Vec<(u32, Vec<u8>)>,
+    /// The ranges it scanned: (keyspace index, lower, upper).
+    pub ranges: Vec<(u32, std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>)>,
 }
 
 /// What applying an entry gave.
@@ -47,6 +64,14 @@ pub enum Response {
     /// The command could not apply, on any replica (a malformed batch):
     /// nothing was written but the bookkeeping.
     Rejected(String),
+    /// A transaction found a newer version of `key` than its start:
+    /// nothing was written; it may run again.
+    Conflict {
+        /// The keyspace.
+        keyspace: String,
+        /// The key.
+        key: Vec<u8>,
+    },
     /// A blank or membership entry.
     Noop,
 }
@@ -70,7 +95,8 @@ impl Request {
         }
     }
 
-    fn keyspace_index(&mut self, name: &str) -> u32 {
+    /// The index of keyspace `name` in the request, added if new.
+    pub fn keyspace_index(&mut self, name: &str) -> u32 {
         match self.keyspaces.iter().position(|k| k == name) {
             Some(i) => i as u32,
             None => {
