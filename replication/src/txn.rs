@@ -12,6 +12,9 @@ use strata_engine::{Db, Isolation, Snapshot, Timestamp, TxnOptions};
 use crate::replica::{Replica, ReplicaError};
 use crate::types::{Request, TxnCheck};
 
+/// Key–value pairs in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A transaction's view and writes, handed to the closure of
 /// [`Replica::transaction`].
 pub struct ReplicaTxn {
@@ -58,7 +61,7 @@ impl ReplicaTxn {
         &mut self,
         keyspace: &str,
         range: R,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReplicaError> {
+    ) -> Result<Pairs, ReplicaError> {
         let lo = range.start_bound().cloned();
         let hi = range.end_bound().cloned();
         let i = self.req.keyspace_index(keyspace);

@@ -38,6 +38,9 @@ pub struct Request {
     pub check: Option<TxnCheck>,
 }
 
+/// A scanned key range: (keyspace index, lower bound, upper bound).
+pub type ScannedRange = (u32, std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
+
 /// What a transaction read, for the check every replica makes when its
 /// entry applies (SPEC §18.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +53,7 @@ pub struct TxnCheck {
     /// The keys it read: (keyspace index, key).
     pub reads: Vec<(u32, Vec<u8>)>,
     /// The ranges it scanned: (keyspace index, lower, upper).
-    pub ranges: Vec<(u32, std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>)>,
+    pub ranges: Vec<ScannedRange>,
 }
 
 /// What applying an entry gave.
