@@ -30,7 +30,7 @@ async fn concurrent_transfers_keep_the_total_on_every_replica() {
     let opts = TxnOptions::new(Isolation::Serializable);
     let mut tasks = Vec::new();
     for t in 0..4u64 {
-        let (l, opts) = (l.clone(), opts.clone());
+        let l = l.clone();
         tasks.push(tokio::spawn(async move {
             let mut last = strata_engine::Timestamp(0);
             for i in 0..15u64 {
