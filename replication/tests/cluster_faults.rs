@@ -1,11 +1,13 @@
 //! Seeded schedules of message loss, delay, partitions and crashes on an
 //! in-process cluster, after which every acknowledged write is on every
 //! replica at the same timestamp and every replica holds the same
-//! versions. `STRATA_RAFT_SEEDS=N` runs N schedules instead of 2.
+//! versions, and every linearizable read returned the last acknowledged
+//! write of its key (or a later one whose outcome the client never
+//! learned). `STRATA_RAFT_SEEDS=N` runs N schedules instead of 2.
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{assert_agree, Cluster, KS};
@@ -26,6 +28,11 @@ async fn schedule(seed: u64) {
     let mut keys = BTreeSet::new();
     let mut acked: Vec<(Vec<u8>, u32, Timestamp)> = Vec::new();
     let mut down: Option<NodeId> = None;
+    // Per key, what a linearizable read may return: the last acknowledged
+    // write, or a write after it whose outcome is unknown (one client, so
+    // nothing else).
+    let mut allowed: BTreeMap<Vec<u8>, (Option<u32>, Vec<u32>)> = BTreeMap::new();
+    let mut reads = 0;
     for i in 0..50u32 {
         match c.net.draw() % 20 {
             0 => {
@@ -49,10 +56,29 @@ async fn schedule(seed: u64) {
         }
         let k = format!("k{}", c.net.draw() % 13).into_bytes();
         keys.insert(k.clone());
+        let entry = allowed.entry(k.clone()).or_default();
         if let Some(ts) = c.write(Request::new(0).put(KS, &k, &i.to_le_bytes())).await {
             acked.push((k, i, ts));
+            *entry = (Some(i), Vec::new());
+        } else {
+            entry.1.push(i);
+        }
+        if c.net.draw() % 3 == 0 {
+            let k = format!("k{}", c.net.draw() % 13).into_bytes();
+            if let Some(got) = c.linearizable_get(&k).await {
+                reads += 1;
+                let got = got.map(|v| u32::from_le_bytes(v.try_into().unwrap()));
+                let (last, pending) = allowed.get(&k).cloned().unwrap_or_default();
+                let ok = got == last || got.is_some_and(|g| pending.contains(&g));
+                assert!(
+                    ok,
+                    "seed {seed}: a linearizable read of {k:?} returned {got:?}; \
+                     the last acknowledged write was {last:?}, unknown ones {pending:?}"
+                );
+            }
         }
     }
+    assert!(reads > 0, "seed {seed}: no read got an answer");
     c.net.heal();
     c.net.set_faults(Faults::default());
     if let Some(id) = down.take() {

@@ -132,6 +132,32 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// A linearizable read of `key` through whichever node leads; `None`
+    /// when no attempt got an answer.
+    pub async fn linearizable_get(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        let mut target = self.up().first()?.id();
+        for _ in 0..8 {
+            let Some(r) = self.nodes.get(&target).and_then(Option::as_ref) else {
+                target = self.up().first()?.id();
+                continue;
+            };
+            match tokio::time::timeout(Duration::from_millis(500), r.linearizable()).await {
+                Ok(Ok(db)) => {
+                    let ks = db.keyspace(KS).unwrap();
+                    return Some(ks.get(key).unwrap().map(|v| v.to_vec()));
+                }
+                Ok(Err(ReplicaError::NotLeader { leader: Some(l) })) => target = l,
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    target = self.up()[(target as usize) % self.up().len()].id();
+                }
+            }
+        }
+        None
+    }
+}
+
 pub type Dump = BTreeMap<Vec<u8>, Vec<(u64, Option<Vec<u8>>)>>;
 
 /// Every version of every key a replica holds (keys from `keys`).
