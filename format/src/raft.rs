@@ -34,6 +34,70 @@ pub mod tag {
     /// A transaction's command: a batch, and what it read, checked when
     /// applied.
     pub const COMMAND_TXN: u8 = 9;
+    /// What applying a client's request answered, kept so a retry of the
+    /// same request gets the same answer without applying it again.
+    pub const RESPONSE: u8 = 10;
+}
+
+/// What applying a command answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseRecord {
+    /// Committed at this timestamp.
+    Committed(u64),
+    /// Could not apply on any replica.
+    Rejected(String),
+    /// A transaction's check found a newer version of a key.
+    Conflict {
+        /// The keyspace.
+        keyspace: String,
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+impl ResponseRecord {
+    /// The record's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = start(tag::RESPONSE);
+        match self {
+            ResponseRecord::Committed(ts) => {
+                out.push(0);
+                put_varint64(&mut out, *ts);
+            }
+            ResponseRecord::Rejected(why) => {
+                out.push(1);
+                put_bytes(&mut out, why.as_bytes());
+            }
+            ResponseRecord::Conflict { keyspace, key } => {
+                out.push(2);
+                put_bytes(&mut out, keyspace.as_bytes());
+                put_bytes(&mut out, key);
+            }
+        }
+        out
+    }
+
+    /// Decodes a response record.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let (mut c, t) = open(bytes, "raft response")?;
+        expect_tag(&c, t, tag::RESPONSE)?;
+        let text = |c: &mut Cursor<'_>| -> Result<String> {
+            let at = c.offset();
+            String::from_utf8(c.length_prefixed()?.to_vec())
+                .map_err(|_| crate::error::Error::corruption("raft response: not UTF-8", at))
+        };
+        let r = match c.u8()? {
+            0 => ResponseRecord::Committed(c.varint64()?),
+            1 => ResponseRecord::Rejected(text(&mut c)?),
+            2 => ResponseRecord::Conflict {
+                keyspace: text(&mut c)?,
+                key: c.length_prefixed()?.to_vec(),
+            },
+            k => return Err(c.error(&format!("response kind {k}"))),
+        };
+        done(&c)?;
+        Ok(r)
+    }
 }
 
 /// A bound of a scanned key range.
@@ -194,6 +258,9 @@ pub struct EntryRecord {
 pub struct CommandRecord {
     /// The lowest commit timestamp the leader allows.
     pub ts_hint: u64,
+    /// The client's id and the request's sequence number within it (0, 0:
+    /// none): a retried request is answered, not applied again.
+    pub session: (u64, u64),
     /// The keyspaces the operations name, by index.
     pub keyspaces: Vec<String>,
     /// The operations: `kind (u8) ‖ keyspace index (varint) ‖ key (bytes)
@@ -410,6 +477,8 @@ impl CommandRecord {
         };
         let mut out = start(t);
         put_varint64(&mut out, self.ts_hint);
+        put_varint64(&mut out, self.session.0);
+        put_varint64(&mut out, self.session.1);
         put_varint64(&mut out, self.keyspaces.len() as u64);
         for k in &self.keyspaces {
             put_bytes(&mut out, k.as_bytes());
@@ -430,6 +499,7 @@ impl CommandRecord {
             expect_tag(&c, t, tag::COMMAND_WRITE)?;
         }
         let ts_hint = c.varint64()?;
+        let session = (c.varint64()?, c.varint64()?);
         let n = c.len(c.remaining())?;
         let mut keyspaces = Vec::with_capacity(n);
         for _ in 0..n {
@@ -448,6 +518,7 @@ impl CommandRecord {
         done(&c)?;
         Ok(CommandRecord {
             ts_hint,
+            session,
             keyspaces,
             ops,
             count,
@@ -492,6 +563,7 @@ mod tests {
         };
         let cmd = CommandRecord {
             ts_hint: 77,
+            session: (5, 9),
             keyspaces: vec!["a".into(), "b".into()],
             ops: vec![1, 0, 1, b'k', 1, b'v'],
             count: 1,
@@ -540,6 +612,13 @@ mod tests {
             }
             .encode(),
             AppliedRecord { log_id: id, ts: 5 }.encode(),
+            ResponseRecord::Committed(7).encode(),
+            ResponseRecord::Rejected("no".into()).encode(),
+            ResponseRecord::Conflict {
+                keyspace: "a".into(),
+                key: b"k".to_vec(),
+            }
+            .encode(),
         ]
     }
 
@@ -554,6 +633,7 @@ mod tests {
                 CommandRecord::decode(b).ok().map(|r| r.encode())
             }
             tag::APPLIED => AppliedRecord::decode(b).ok().map(|r| r.encode()),
+            tag::RESPONSE => ResponseRecord::decode(b).ok().map(|r| r.encode()),
             _ => EntryRecord::decode(b).ok().map(|r| r.encode()),
         }
     }

@@ -698,6 +698,7 @@ fn raft_record_tags_match_spec_section_18_1() {
         ("command", tag::COMMAND_WRITE),
         ("applied", tag::APPLIED),
         ("transaction command", tag::COMMAND_TXN),
+        ("response", tag::RESPONSE),
     ];
     for row in &t.rows {
         if let Some(n) = number(&mut report, row, 1) {

@@ -8,7 +8,7 @@ use std::ops::Bound;
 
 use strata_format::raft::{
     BoundRecord, CheckRecord, CommandRecord, EntryRecord, LogIdRecord, MembershipRecord,
-    PayloadRecord, VoteRecord,
+    PayloadRecord, ResponseRecord, VoteRecord,
 };
 
 use crate::types::{Node, NodeId, Request, TxnCheck, TypeConfig};
@@ -126,6 +126,7 @@ pub(crate) fn stored_membership(
 pub(crate) fn command_record(r: &Request) -> CommandRecord {
     CommandRecord {
         ts_hint: r.ts_hint,
+        session: r.session.unwrap_or((0, 0)),
         keyspaces: r.keyspaces.clone(),
         ops: r.ops.clone(),
         count: r.count,
@@ -136,10 +137,33 @@ pub(crate) fn command_record(r: &Request) -> CommandRecord {
 pub(crate) fn request(c: CommandRecord) -> Request {
     Request {
         ts_hint: c.ts_hint,
+        session: Some(c.session).filter(|&(client, _)| client != 0),
         keyspaces: c.keyspaces,
         ops: c.ops,
         count: c.count,
         check: c.check.map(check),
+    }
+}
+
+pub(crate) fn response_record(r: &crate::types::Response) -> Option<ResponseRecord> {
+    use crate::types::Response;
+    Some(match r {
+        Response::Committed { ts } => ResponseRecord::Committed(*ts),
+        Response::Rejected(why) => ResponseRecord::Rejected(why.clone()),
+        Response::Conflict { keyspace, key } => ResponseRecord::Conflict {
+            keyspace: keyspace.clone(),
+            key: key.clone(),
+        },
+        Response::Noop => return None,
+    })
+}
+
+pub(crate) fn response(r: ResponseRecord) -> crate::types::Response {
+    use crate::types::Response;
+    match r {
+        ResponseRecord::Committed(ts) => Response::Committed { ts },
+        ResponseRecord::Rejected(why) => Response::Rejected(why),
+        ResponseRecord::Conflict { keyspace, key } => Response::Conflict { keyspace, key },
     }
 }
 

@@ -33,6 +33,21 @@ const APPLIED: &[u8] = b"applied";
 const MEMBERSHIP: &[u8] = b"membership";
 const MEMBERSHIP_LOG_ID: &[u8] = b"membership_log_id";
 
+/// The key of a client's session record.
+fn session_key(client: u64) -> Vec<u8> {
+    [&b"session/"[..], &client.to_be_bytes()].concat()
+}
+
+/// A client's last applied request number and its response.
+fn read_session(raft: &Keyspace, client: u64) -> Result<Option<(u64, Response)>, String> {
+    let Some(v) = raft.get(session_key(client)).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let (seq, n) = strata_format::coding::get_varint64(&v).ok_or("a damaged session record")?;
+    let r = strata_format::raft::ResponseRecord::decode(&v[n..]).map_err(|e| e.to_string())?;
+    Ok(Some((seq, codec::response(r))))
+}
+
 /// A snapshot's files: a checkpoint directory of the state machine's
 /// database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,32 +379,57 @@ impl StateMachine {
             }
             EntryPayload::Normal(req) => {
                 let ts = req.ts_hint.max(prev + 1);
-                let checked = match &req.check {
-                    Some(check) if check.start_ts > prev => Err(format!(
-                        "start {} is after the state it applies to",
-                        check.start_ts
-                    )),
-                    Some(check) => Self::check_txn(&d.db, req, check),
-                    None => Ok(None),
+                // A request applied before is answered as it was then.
+                let seen = match req.session {
+                    Some((client, seq)) => match read_session(&d.raft, client) {
+                        Ok(Some((last, r))) if last == seq => Some(r),
+                        Ok(Some((last, _))) if last > seq => Some(Response::Rejected(format!(
+                            "request {seq} of client {client} is older than its request {last}"
+                        ))),
+                        Ok(_) => None,
+                        Err(why) => Some(Response::Rejected(why)),
+                    },
+                    None => None,
                 };
-                let outcome = match checked {
-                    Ok(None) => {
-                        Self::decode_into(&d.db, req, &mut b).map(|()| Response::Committed { ts })
+                if let Some(r) = seen {
+                    // Only the bookkeeping is written.
+                    (ts, r)
+                } else {
+                    let checked = match &req.check {
+                        Some(check) if check.start_ts > prev => Err(format!(
+                            "start {} is after the state it applies to",
+                            check.start_ts
+                        )),
+                        Some(check) => Self::check_txn(&d.db, req, check),
+                        None => Ok(None),
+                    };
+                    let outcome = match checked {
+                        Ok(None) => Self::decode_into(&d.db, req, &mut b)
+                            .map(|()| Response::Committed { ts }),
+                        Ok(Some(conflict)) => Ok(conflict),
+                        Err(why) => Err(why),
+                    };
+                    let r = match outcome {
+                        Ok(r @ Response::Committed { .. }) => r,
+                        // The same on every replica: only the bookkeeping.
+                        Ok(r) => {
+                            b.clear();
+                            r
+                        }
+                        Err(why) => {
+                            b.clear();
+                            Response::Rejected(why)
+                        }
+                    };
+                    if let (Some((client, seq)), Some(rec)) =
+                        (req.session, codec::response_record(&r))
+                    {
+                        let mut v = Vec::new();
+                        strata_format::coding::put_varint64(&mut v, seq);
+                        v.extend_from_slice(&rec.encode());
+                        b.put(&d.raft, session_key(client), v).map_err(sm_write)?;
                     }
-                    Ok(Some(conflict)) => Ok(conflict),
-                    Err(why) => Err(why),
-                };
-                match outcome {
-                    Ok(r @ Response::Committed { .. }) => (ts, r),
-                    // The same on every replica: only the bookkeeping.
-                    Ok(r) => {
-                        b.clear();
-                        (ts, r)
-                    }
-                    Err(why) => {
-                        b.clear();
-                        (ts, Response::Rejected(why))
-                    }
+                    (ts, r)
                 }
             }
         };

@@ -28,6 +28,10 @@ impl std::fmt::Display for Node {
 pub struct Request {
     /// The lowest commit timestamp the proposer allows.
     pub ts_hint: u64,
+    /// The client and the request's number among its requests: a request
+    /// proposed again with the same pair is answered, not applied again
+    /// (`None`: no such guarantee).
+    pub session: Option<(u64, u64)>,
     /// The keyspaces, by index.
     pub keyspaces: Vec<String>,
     /// The operations.
@@ -90,6 +94,13 @@ openraft::declare_raft_types!(
 );
 
 impl Request {
+    /// This request as number `seq` of client `client` (both above 0):
+    /// proposed again, it is answered with its first response.
+    pub fn with_session(mut self, client: u64, seq: u64) -> Request {
+        self.session = Some((client, seq));
+        self
+    }
+
     /// An empty write, to commit no lower than `ts_hint`.
     pub fn new(ts_hint: u64) -> Request {
         Request {

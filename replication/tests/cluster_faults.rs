@@ -57,7 +57,12 @@ async fn schedule(seed: u64) {
         let k = format!("k{}", c.net.draw() % 13).into_bytes();
         keys.insert(k.clone());
         let entry = allowed.entry(k.clone()).or_default();
-        if let Some(ts) = c.write(Request::new(0).put(KS, &k, &i.to_le_bytes())).await {
+        // One session per schedule: a retry of a write whose answer was
+        // lost is answered, not applied again.
+        let req = Request::new(0)
+            .put(KS, &k, &i.to_le_bytes())
+            .with_session(seed, u64::from(i) + 1);
+        if let Some(ts) = c.write(req).await {
             acked.push((k, i, ts));
             *entry = (Some(i), Vec::new());
         } else {
@@ -104,6 +109,22 @@ async fn schedule(seed: u64) {
                 "seed {seed}: node {} lost an acknowledged write",
                 r.id()
             );
+        }
+    }
+    // No write was applied twice: each value is in one version at most.
+    for r in c.up() {
+        let d = common::dump(r, &keys);
+        let mut seen = BTreeSet::new();
+        for versions in d.values() {
+            for (_, v) in versions {
+                if let Some(v) = v {
+                    assert!(
+                        seen.insert(v.clone()),
+                        "seed {seed}: node {} applied a write twice",
+                        r.id()
+                    );
+                }
+            }
         }
     }
     for id in 1..=3 {

@@ -158,3 +158,44 @@ async fn an_entry_is_applied_once_across_a_reopen() {
     sm.apply(log[30..].to_vec()).await.unwrap();
     assert_eq!(dump(&sm), dump(&whole));
 }
+
+#[tokio::test]
+async fn a_request_proposed_twice_is_applied_once_and_answered_the_same() {
+    let d = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::open(d.path(), opts()).unwrap();
+    let req = |seq: u64, v: &[u8]| {
+        EntryPayload::Normal(Request::new(1_000).put("a", b"k", v).with_session(7, seq))
+    };
+    let out = sm
+        .apply(vec![
+            entry(1, req(1, b"one")),
+            entry(2, req(2, b"two")),
+            // A retry of request 2 (its answer was lost), then of 1.
+            entry(3, req(2, b"two")),
+            entry(4, req(1, b"one")),
+            entry(5, req(3, b"three")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[2], out[1], "the retry gets the first answer");
+    assert!(matches!(out[3], Response::Rejected(_)), "{:?}", out[3]);
+    assert!(matches!(out[4], Response::Committed { .. }));
+    let h = sm.db().keyspace("a").unwrap().history("k").unwrap();
+    let values: Vec<Vec<u8>> = h
+        .iter()
+        .filter_map(|v| v.value.as_ref().map(|v| v.to_vec()))
+        .collect();
+    assert_eq!(
+        values,
+        [b"three".to_vec(), b"two".to_vec(), b"one".to_vec()]
+    );
+    // Across a reopen too.
+    sm.db().close().unwrap();
+    let mut sm = StateMachine::open(d.path(), opts()).unwrap();
+    let again = sm.apply(vec![entry(6, req(3, b"three"))]).await.unwrap();
+    assert_eq!(again[0], out[4]);
+    assert_eq!(
+        sm.db().keyspace("a").unwrap().history("k").unwrap().len(),
+        3
+    );
+}
