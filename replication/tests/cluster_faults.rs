@@ -3,7 +3,8 @@
 //! replica at the same timestamp and every replica holds the same
 //! versions, and every linearizable read returned the last acknowledged
 //! write of its key (or a later one whose outcome the client never
-//! learned). `STRATA_RAFT_SEEDS=N` runs N schedules instead of 2.
+//! learned). Time is tokio's paused clock, so a schedule takes
+//! milliseconds. `STRATA_RAFT_SEEDS=N` runs N schedules instead of 200.
 
 mod common;
 
@@ -17,7 +18,7 @@ use strata_replication::{NodeId, Request};
 
 /// One seeded schedule: faults, partitions and crashes while a client
 /// writes; then heal and check.
-async fn schedule(seed: u64) {
+async fn schedule(seed: u64) -> [u64; 4] {
     let mut c = Cluster::start(3, seed).await;
     c.leader(Duration::from_secs(10)).await.expect("a leader");
     c.net.set_faults(Faults {
@@ -32,7 +33,8 @@ async fn schedule(seed: u64) {
     // write, or a write after it whose outcome is unknown (one client, so
     // nothing else).
     let mut allowed: BTreeMap<Vec<u8>, (Option<u32>, Vec<u32>)> = BTreeMap::new();
-    let mut reads = 0;
+    let mut reads = 0u64;
+    let (mut unknown, mut crashes, mut partitions) = (0u64, 0u64, 0u64);
     for i in 0..50u32 {
         match c.net.draw() % 20 {
             0 => {
@@ -40,12 +42,14 @@ async fn schedule(seed: u64) {
                 c.net.partition(&[&[a]]);
                 let rest: Vec<NodeId> = (1..=3).filter(|&x| x != a).collect();
                 c.net.partition(&[&[a], &rest]);
+                partitions += 1;
             }
             1 | 4 | 5 => c.net.heal(),
             2 if down.is_none() => {
                 let id = 1 + c.net.draw() % 3;
                 c.crash(id).await;
                 down = Some(id);
+                crashes += 1;
             }
             3 => {
                 if let Some(id) = down.take() {
@@ -67,6 +71,7 @@ async fn schedule(seed: u64) {
             *entry = (Some(i), Vec::new());
         } else {
             entry.1.push(i);
+            unknown += 1;
         }
         if c.net.draw() % 3 == 0 {
             let k = format!("k{}", c.net.draw() % 13).into_bytes();
@@ -130,15 +135,31 @@ async fn schedule(seed: u64) {
     for id in 1..=3 {
         c.crash(id).await;
     }
+    [unknown, crashes, partitions, reads]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn seeded_fault_schedules_keep_every_acknowledged_write() {
     let seeds: u64 = std::env::var("STRATA_RAFT_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+        .unwrap_or(200);
+    let mut totals = [0u64; 4];
     for seed in 0..seeds {
-        schedule(0x5eed_0000 + seed).await;
+        let got = schedule(0x5eed_0000 + seed).await;
+        for (t, g) in totals.iter_mut().zip(got) {
+            *t += g;
+        }
+    }
+    let [unknown, crashes, partitions, reads] = totals;
+    eprintln!(
+        "{seeds} schedules: {unknown} writes of unknown outcome, {crashes} crashes, \
+         {partitions} partitions, {reads} linearizable reads"
+    );
+    if seeds >= 20 {
+        assert!(
+            unknown > 0 && crashes > 0 && partitions > 0 && reads > 0,
+            "{totals:?}"
+        );
     }
 }
