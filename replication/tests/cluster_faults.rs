@@ -88,7 +88,6 @@ async fn schedule(seed: u64) -> [u64; 4] {
             }
         }
     }
-    assert!(reads > 0, "seed {seed}: no read got an answer");
     c.net.heal();
     c.net.set_faults(Faults::default());
     if let Some(id) = down.take() {
