@@ -365,3 +365,51 @@ fn a_backup_killed_midway_leaves_the_earlier_ones_intact() {
     }
     eprintln!("{incomplete_seen} of {rounds} kills left an incomplete backup");
 }
+
+/// A restore as of a time is limited by the history the backup holds, not
+/// by a window counted back from the restoring machine's clock; and a
+/// shared file gone from the backup directory is copied again by the next
+/// backup rather than trusted.
+#[test]
+fn restores_as_of_a_time_long_after_and_missing_shared_files_are_recopied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path().join("db"), opts()).unwrap();
+    churn(&db, &mut Rng(5), 1000);
+    let between = db.last_timestamp();
+    churn(&db, &mut Rng(6), 500);
+    db.flush().unwrap();
+    let engine = BackupEngine::open(tmp.path().join("backups")).unwrap();
+    let b = engine.create(&db, &mut |_, _| {}).unwrap().info;
+    // A month later, with a day of history configured.
+    let later = std::sync::Arc::new(strata_engine::ManualClock::new(Timestamp::now()));
+    later.advance(Duration::from_secs(30 * 24 * 3600));
+    let restore_opts = Options {
+        clock: later,
+        history_retention: Duration::from_secs(24 * 3600),
+        ..opts()
+    };
+    let target = tmp.path().join("at");
+    engine
+        .restore(b.id, &target, Some(between), &restore_opts, &mut |_, _| {})
+        .unwrap();
+    let restored = Db::open(&target, opts()).unwrap();
+    assert_eq!(
+        latest(&restored),
+        state_of(&db, &db.snapshot_at(between).unwrap())
+    );
+    drop(restored);
+    // A shared file lost: the next backup copies it again.
+    let catalog = engine.catalog(b.id).unwrap();
+    let shared = catalog
+        .files
+        .iter()
+        .find(|f| f.stored_as.starts_with("shared/"))
+        .unwrap();
+    std::fs::remove_file(tmp.path().join("backups").join(&shared.stored_as)).unwrap();
+    let next = engine.create(&db, &mut |_, _| {}).unwrap();
+    assert!(next.bytes_copied >= shared.size);
+    assert_eq!(
+        engine.verify(Some(next.info.id), &mut |_, _| {}).unwrap(),
+        vec![]
+    );
+}

@@ -33,6 +33,34 @@ const APPLIED: &[u8] = b"applied";
 const MEMBERSHIP: &[u8] = b"membership";
 const MEMBERSHIP_LOG_ID: &[u8] = b"membership_log_id";
 
+/// The largest timestamp hint a command may carry: above it the
+/// timestamps left could run out.
+const MAX_HINT: u64 = u64::MAX - (1 << 40);
+/// The largest command (its operations' bytes): a larger one is rejected
+/// on every replica rather than failing the engine's batch limit on one.
+const MAX_COMMAND_BYTES: usize = 64 << 20;
+/// How far (in time) a transaction's start may lie behind the entry that
+/// commits it: older ones are answered `Conflict` (run again). Replicas
+/// keep at least [`MIN_HISTORY`] of history, so the versions the check
+/// reads are there on every replica that applies the entry within that.
+const MAX_TXN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+/// The least history window of a state machine's database.
+const MIN_HISTORY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Why a transaction's check could not decide.
+enum CheckFail {
+    /// The command is malformed: rejected on every replica.
+    Invalid(String),
+    /// The engine failed on this replica: a storage error.
+    Engine(strata_engine::Error),
+}
+
+impl From<strata_engine::Error> for CheckFail {
+    fn from(e: strata_engine::Error) -> Self {
+        CheckFail::Engine(e)
+    }
+}
+
 /// The key of a client's session record.
 fn session_key(client: u64) -> Vec<u8> {
     [&b"session/"[..], &client.to_be_bytes()].concat()
@@ -188,7 +216,9 @@ fn bookkeeping(raft: &Keyspace) -> strata_engine::Result<Bookkeeping> {
 
 impl StateMachine {
     /// Opens (creating) the state machine of the node rooted at `root`.
-    pub fn open(root: &Path, opts: Options) -> strata_engine::Result<StateMachine> {
+    pub fn open(root: &Path, mut opts: Options) -> strata_engine::Result<StateMachine> {
+        // Transactions are checked against history (see `MAX_TXN_AGE`).
+        opts.history_retention = opts.history_retention.max(MIN_HISTORY);
         std::fs::create_dir_all(root.join("snapshots")).map_err(|e| io(root, e))?;
         let generation = match read_pointer(root, "DATA")? {
             Some(s) => s
@@ -280,30 +310,27 @@ impl StateMachine {
 
     /// The commit timestamp of `key`'s newest version in `ks` (a delete
     /// included), 0 when it has none.
-    fn last_write(ks: &Keyspace, key: &[u8]) -> Result<u64, String> {
-        Ok(ks
-            .history(key)
-            .map_err(|e| e.to_string())?
-            .first()
-            .map_or(0, |v| v.ts.as_u64()))
+    fn last_write(ks: &Keyspace, key: &[u8]) -> Result<u64, CheckFail> {
+        Ok(ks.history(key)?.first().map_or(0, |v| v.ts.as_u64()))
     }
 
     /// The first key in `range` of `ks` written after `start` (present at
-    /// `start` or now).
+    /// `start` or at `now`, the state the entry applies to).
     fn written_in_range(
         db: &Db,
         ks: &Keyspace,
         range: (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>),
         start: u64,
-    ) -> Result<Option<Vec<u8>>, String> {
-        let err = |e: strata_engine::Error| e.to_string();
+        now: u64,
+    ) -> Result<Option<Vec<u8>>, CheckFail> {
         let mut keys = std::collections::BTreeSet::new();
-        for r in ks.range(range.clone()).map_err(err)? {
-            keys.insert(r.map_err(err)?.0.to_vec());
-        }
-        let then = db.snapshot_at(Timestamp(start)).map_err(err)?;
-        for r in then.range(ks, range).map_err(err)? {
-            keys.insert(r.map_err(err)?.0.to_vec());
+        // Both reads at a timestamp of the log, so expiry is judged the
+        // same on every replica.
+        for at in [start, now] {
+            let snap = db.snapshot_at(Timestamp(at))?;
+            for r in snap.range(ks, range.clone())? {
+                keys.insert(r?.0.to_vec());
+            }
         }
         for k in keys {
             if Self::last_write(ks, &k)? > start {
@@ -313,29 +340,37 @@ impl StateMachine {
         Ok(None)
     }
 
-    /// Checks a transaction against the state its entry applies to (the
-    /// same on every replica): `Some(conflict)` when something it wrote
+    /// Checks a transaction against the state its entry applies to (`now`,
+    /// the same on every replica): `Some(conflict)` when something it wrote
     /// (or, serializable, read or scanned) changed after its start.
-    fn check_txn(db: &Db, req: &Request, check: &TxnCheck) -> Result<Option<Response>, String> {
+    fn check_txn(
+        db: &Db,
+        req: &Request,
+        check: &TxnCheck,
+        now: u64,
+    ) -> Result<Option<Response>, CheckFail> {
         let start = check.start_ts;
-        let ks_of = |i: u32| -> Result<(String, Keyspace), String> {
+        let ks_of = |i: u32| -> Result<(String, Keyspace), CheckFail> {
             let name = req
                 .keyspaces
                 .get(i as usize)
-                .ok_or_else(|| format!("keyspace index {i} out of range"))?;
-            let ks = db.keyspace(name).map_err(|e| e.to_string())?;
-            Ok((name.clone(), ks))
+                .ok_or_else(|| CheckFail::Invalid(format!("keyspace index {i} out of range")))?;
+            Ok((name.clone(), db.keyspace(name)?))
         };
         let conflict = |keyspace: String, key: Vec<u8>| Some(Response::Conflict { keyspace, key });
+        if start < Timestamp(now).saturating_sub(MAX_TXN_AGE).as_u64() {
+            // Too old to check the same way everywhere: run it again.
+            return Ok(conflict(String::new(), Vec::new()));
+        }
         for op in OpIter::new(&req.ops, req.count, 0) {
-            let op = op.map_err(|e| e.to_string())?;
+            let op = op.map_err(|e| CheckFail::Invalid(e.to_string()))?;
             let (name, ks) = ks_of(op.keyspace)?;
             if op.kind == ValueKind::RangeDelete {
                 let range = (
                     std::ops::Bound::Included(op.key.to_vec()),
                     std::ops::Bound::Excluded(op.value.to_vec()),
                 );
-                if let Some(k) = Self::written_in_range(db, &ks, range, start)? {
+                if let Some(k) = Self::written_in_range(db, &ks, range, start, now)? {
                     return Ok(conflict(name, k));
                 }
             } else if Self::last_write(&ks, op.key)? > start {
@@ -351,7 +386,8 @@ impl StateMachine {
             }
             for (i, lo, hi) in &check.ranges {
                 let (name, ks) = ks_of(*i)?;
-                if let Some(k) = Self::written_in_range(db, &ks, (lo.clone(), hi.clone()), start)? {
+                let range = (lo.clone(), hi.clone());
+                if let Some(k) = Self::written_in_range(db, &ks, range, start, now)? {
                     return Ok(conflict(name, k));
                 }
             }
@@ -378,7 +414,12 @@ impl StateMachine {
                 (prev + 1, Response::Noop)
             }
             EntryPayload::Normal(req) => {
-                let ts = req.ts_hint.max(prev + 1);
+                let in_range = req.ts_hint <= MAX_HINT;
+                let ts = if in_range {
+                    req.ts_hint.max(prev + 1)
+                } else {
+                    prev + 1
+                };
                 // A request applied before is answered as it was then.
                 let seen = match req.session {
                     Some((client, seq)) => match read_session(&d.raft, client) {
@@ -396,11 +437,26 @@ impl StateMachine {
                     (ts, r)
                 } else {
                     let checked = match &req.check {
+                        _ if !in_range => {
+                            Err(format!("timestamp hint {} out of range", req.ts_hint))
+                        }
+                        _ if req.ops.len() > MAX_COMMAND_BYTES => Err(format!(
+                            "a command of {} bytes (at most {MAX_COMMAND_BYTES})",
+                            req.ops.len()
+                        )),
                         Some(check) if check.start_ts > prev => Err(format!(
                             "start {} is after the state it applies to",
                             check.start_ts
                         )),
-                        Some(check) => Self::check_txn(&d.db, req, check),
+                        Some(check) => match Self::check_txn(&d.db, req, check, prev) {
+                            Ok(r) => Ok(r),
+                            Err(CheckFail::Invalid(why)) => Err(why),
+                            Err(CheckFail::Engine(err)) => {
+                                return Err(StorageError::from(StorageIOError::apply(
+                                    e.log_id, &err,
+                                )))
+                            }
+                        },
                         None => Ok(None),
                     };
                     let outcome = match checked {
@@ -495,16 +551,19 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let dir = self.snapshot_dir(&id);
         let err =
             |e: strata_engine::Error| StorageError::from(StorageIOError::write_snapshot(None, &e));
-        // The lock keeps applies out: the checkpoint holds exactly the
-        // bookkeeping below.
+        // The lock keeps applies (and installs) out: the checkpoint holds
+        // exactly the bookkeeping below. The data is made durable first:
+        // openraft purges the log up to the snapshot, and applies are not
+        // synced, so a power loss must not take the data below it.
+        d.db.flush().map_err(err)?;
         d.db.checkpoint(&dir).map_err(err)?;
         let meta = SnapshotMeta {
             last_log_id: d.applied,
             last_membership: d.membership.clone(),
             snapshot_id: id.clone(),
         };
-        drop(d);
         self.set_current_snapshot(&id).map_err(err)?;
+        drop(d);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(SnapshotFiles { dir }),
@@ -543,7 +602,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn begin_receiving_snapshot(
         &mut self,
     ) -> Result<Box<SnapshotFiles>, StorageError<NodeId>> {
-        let dir = self.root.join("incoming");
+        // A fresh directory per transfer, so nothing of an earlier one
+        // mixes in.
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_nanos());
+        let dir = self.root.join(format!("incoming-{n:x}"));
+        let _ = std::fs::remove_dir_all(&dir);
         Ok(Box::new(SnapshotFiles { dir }))
     }
 
@@ -555,26 +620,54 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let err = |e: strata_engine::Error| {
             StorageError::from(StorageIOError::write_snapshot(Some(meta.signature()), &e))
         };
+        // The id names a directory: a plain name only (it comes from the
+        // leader, over the network).
+        if !strata_format::backup::is_plain_name(&meta.snapshot_id) {
+            return Err(err(strata_engine::Error::InvalidArgument(format!(
+                "snapshot id {:?} is not a plain name",
+                meta.snapshot_id
+            ))));
+        }
+        // Held throughout: applies, builds and other installs wait, so the
+        // pointers move in one order.
         let mut d = self.data.lock();
         let next = d.generation + 1;
         let data_dir = self.root.join(format!("data-{next}"));
         let _ = std::fs::remove_dir_all(&data_dir);
         copy_db_dir(snapshot.dir(), &data_dir).map_err(err)?;
+        // Opened and checked before `DATA` names it: a copy that does not
+        // open, or holds another state, never becomes the node's data.
+        let fresh = match Self::open_data(&self.root, &self.opts, next) {
+            Ok(f) if f.applied == meta.last_log_id => f,
+            Ok(f) => {
+                let _ = f.db.close();
+                let _ = std::fs::remove_dir_all(&data_dir);
+                return Err(err(strata_engine::Error::InvalidArgument(format!(
+                    "snapshot {} holds {:?}, its meta says {:?}",
+                    meta.snapshot_id, f.applied, meta.last_log_id
+                ))));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&data_dir);
+                return Err(err(e));
+            }
+        };
         let keep = self.snapshot_dir(&meta.snapshot_id);
         if snapshot.dir() != keep {
             let _ = std::fs::remove_dir_all(&keep);
             copy_db_dir(snapshot.dir(), &keep).map_err(err)?;
+            let snaps = self.root.join("snapshots");
+            std::fs::File::open(&snaps)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| err(io(&snaps, e)))?;
         }
         write_pointer(&self.root, "DATA", &format!("data-{next}")).map_err(err)?;
-        let old = std::mem::replace(
-            &mut *d,
-            Self::open_data(&self.root, &self.opts, next).map_err(err)?,
-        );
+        let old = std::mem::replace(&mut *d, fresh);
         let _ = old.db.close();
         let _ = std::fs::remove_dir_all(self.root.join(format!("data-{}", old.generation)));
         self.applied_tx.send_replace(d.applied_ts);
-        drop(d);
         self.set_current_snapshot(&meta.snapshot_id).map_err(err)?;
+        drop(d);
         Ok(())
     }
 
@@ -584,6 +677,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(id) = read_pointer(&self.root, "SNAPSHOT").map_err(sm_read)? else {
             return Ok(None);
         };
+        if !strata_format::backup::is_plain_name(&id) {
+            return Err(sm_read(strata_engine::Error::InvalidArgument(format!(
+                "SNAPSHOT names {id:?}, not a plain name"
+            ))));
+        }
         let dir = self.snapshot_dir(&id);
         let meta = self.snapshot_meta(&dir, &id).map_err(sm_read)?;
         Ok(Some(Snapshot {

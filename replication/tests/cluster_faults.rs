@@ -4,7 +4,8 @@
 //! versions, and every linearizable read returned the last acknowledged
 //! write of its key (or a later one whose outcome the client never
 //! learned). Time is tokio's paused clock, so a schedule takes
-//! milliseconds. `STRATA_RAFT_SEEDS=N` runs N schedules instead of 200.
+//! milliseconds. `STRATA_RAFT_SEEDS=N` runs N schedules instead of 200,
+//! from number `STRATA_RAFT_SEED_FIRST` (0).
 
 mod common;
 
@@ -97,10 +98,34 @@ async fn schedule(seed: u64) -> [u64; 4] {
         .await
         .expect("a leader after healing");
     // One more write, so every replica has something to apply past all.
-    let last = c
-        .write(Request::new(0).put(KS, b"final", b"1"))
+    // Patiently: a healed cluster may still be electing.
+    let Some(last) = c
+        .write_tries(
+            Request::new(0)
+                .put(KS, b"final", b"1")
+                .with_session(seed, 1 << 20),
+            200,
+        )
         .await
-        .expect("the healed cluster takes writes");
+    else {
+        let mut states = Vec::new();
+        for r in c.up() {
+            let m = r.raft().metrics().borrow().clone();
+            let direct = r.write(Request::new(0).put(KS, b"probe", b"1")).await;
+            states.push(format!(
+                "node {}: {:?} leader {:?} applied {:?} running {:?}; a write there: {direct:?}",
+                r.id(),
+                m.state,
+                m.current_leader,
+                m.last_applied,
+                m.running_state
+            ));
+        }
+        panic!(
+            "seed {seed}: the healed cluster takes no writes:\n{}",
+            states.join("\n")
+        );
+    };
     keys.insert(b"final".to_vec());
     assert_agree(&c, last, &keys).await;
     for r in c.up() {
@@ -124,7 +149,7 @@ async fn schedule(seed: u64) -> [u64; 4] {
                 if let Some(v) = v {
                     assert!(
                         seen.insert(v.clone()),
-                        "seed {seed}: node {} applied a write twice",
+                        "seed {seed}: node {} applied a write twice: {d:?}",
                         r.id()
                     );
                 }
@@ -144,7 +169,11 @@ async fn seeded_fault_schedules_keep_every_acknowledged_write() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
     let mut totals = [0u64; 4];
-    for seed in 0..seeds {
+    let first: u64 = std::env::var("STRATA_RAFT_SEED_FIRST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for seed in first..first + seeds {
         let got = schedule(0x5eed_0000 + seed).await;
         for (t, g) in totals.iter_mut().zip(got) {
             *t += g;

@@ -199,3 +199,37 @@ async fn a_request_proposed_twice_is_applied_once_and_answered_the_same() {
         3
     );
 }
+
+#[tokio::test]
+async fn a_snapshot_id_that_is_not_a_plain_name_is_refused() {
+    use openraft::RaftSnapshotBuilder;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut from = StateMachine::open(a.path(), opts()).unwrap();
+    from.apply(log()[..10].to_vec()).await.unwrap();
+    let snap = from
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let mut to = StateMachine::open(b.path(), opts()).unwrap();
+    std::fs::write(b.path().join("keep-me"), "x").unwrap();
+    for bad in ["..", ".", "a/b", ""] {
+        let mut meta = snap.meta.clone();
+        meta.snapshot_id = bad.into();
+        let files = Box::new(snap.snapshot.as_ref().clone());
+        assert!(to.install_snapshot(&meta, files).await.is_err(), "{bad:?}");
+        assert!(
+            b.path().join("keep-me").exists(),
+            "{bad:?} removed the node's files"
+        );
+    }
+    // The real id installs, and the state is the source's.
+    to.install_snapshot(&snap.meta, Box::new(snap.snapshot.as_ref().clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        to.applied_state().await.unwrap().0,
+        from.applied_state().await.unwrap().0
+    );
+}

@@ -248,8 +248,10 @@ impl BackupEngine {
                 LiveFileKind::Table { uid } => format!("shared/{}", shared_name(&f.name, uid)),
                 _ => format!("{}/{}", private_dir(id), f.name),
             };
+            let present = |p: &str| self.fs.file_size(&self.dir.join(p)).ok();
             let crc32c = match known.get(&stored_as) {
-                Some(&(size, crc)) if size == f.size => crc,
+                // Listed by a finished backup, and still there whole.
+                Some(&(size, crc)) if size == f.size && present(&stored_as) == Some(size) => crc,
                 _ => {
                     let to = self.dir.join(&stored_as);
                     let tmp = self.dir.join(format!("{stored_as}.tmp"));
@@ -441,6 +443,13 @@ impl BackupEngine {
             self.remove_private(id)?;
             out.backups.push(id);
         }
+        // The removed catalogs are durably gone before any shared file
+        // goes: a catalog that came back after a crash would list files no
+        // longer there.
+        let backups = self.dir.join("backups");
+        self.fs
+            .sync_dir(&backups)
+            .map_err(|e| Error::io(&backups, e))?;
         for b in &listing {
             if let BackupListing::Incomplete { id } = b {
                 self.remove_private(*id)?;

@@ -206,7 +206,15 @@ fn remove_tree(dir: &Path) {
 /// as of `at`: each key's visible version at its own commit timestamp, in
 /// timestamp order. Returns the keys written.
 fn rebuild_at(from: &Path, to: &Path, at: Timestamp, opts: &Options) -> Result<u64> {
-    let src = Db::open_read_only(from, opts.clone())?;
+    // Only the history the backup holds limits the restore, not a window
+    // counted back from today.
+    let src = Db::open_read_only(
+        from,
+        Options {
+            history_retention: std::time::Duration::MAX,
+            ..opts.clone()
+        },
+    )?;
     let mut snap = src.snapshot_at(at)?;
     let dst = Db::open(to, opts.clone())?;
     let names = src.keyspaces();

@@ -21,10 +21,9 @@ impl DbInner {
     /// timestamp; the version set's lock keeps flushes and compactions from
     /// installing meanwhile, so the version and the WALs agree.
     pub(crate) fn capture(&self) -> Result<LiveFiles> {
-        self.check_open()?;
-        if self.read_only {
-            return Err(Error::ReadOnly(self.dir.clone()));
-        }
+        // Not in the error state either: a failed WAL write may have left
+        // bytes of a group never acknowledged inside the WAL's length.
+        self.check_writable()?;
         let quiet = self.pipeline.quiesce();
         let ts = Timestamp(self.visible_ts());
         let vs = self.versions.lock();

@@ -117,8 +117,13 @@ impl Cluster {
     /// Writes through whichever node leads, retrying a bounded number of
     /// times; `None` when no attempt was acknowledged.
     pub async fn write(&self, req: Request) -> Option<Timestamp> {
+        self.write_tries(req, 8).await
+    }
+
+    /// As [`write`](Self::write), with up to `tries` attempts.
+    pub async fn write_tries(&self, req: Request, tries: usize) -> Option<Timestamp> {
         let mut target = self.up().first()?.id();
-        for _ in 0..8 {
+        for _ in 0..tries {
             let Some(r) = self.nodes.get(&target).and_then(Option::as_ref) else {
                 target = self.up().first()?.id();
                 continue;
