@@ -50,6 +50,18 @@ fn write_err(e: impl std::error::Error + Send + Sync + 'static) -> StorageError<
     StorageIOError::write_logs(&e).into()
 }
 
+/// Runs engine work that may block (a sync) on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> strata_engine::Result<T> + Send + 'static,
+) -> strata_engine::Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(strata_engine::Error::io(
+            std::path::PathBuf::new(),
+            std::io::Error::other(format!("a blocking task failed: {e}")),
+        ))
+    })
+}
+
 impl LogStore {
     /// Opens (creating) the log database in `dir`.
     pub fn open(dir: &Path, opts: Options) -> strata_engine::Result<LogStore> {
@@ -179,8 +191,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             callback.log_io_completed(Ok(()));
             return Ok(());
         }
-        // Synced before openraft hears the entries are durable.
-        let r = self.db.write(b, WriteOptions { sync: true });
+        // Synced before openraft hears the entries are durable; off the
+        // async worker, so a slow sync does not hold up heartbeats.
+        let db = self.db.clone();
+        let r = blocking(move || db.write(b, WriteOptions { sync: true })).await;
         match r {
             Ok(_) => {
                 *self.last.lock() = last;

@@ -586,13 +586,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut d = self.data.lock();
-        let mut out = Vec::new();
-        for e in entries {
-            out.push(Self::apply_one(&mut d, &e)?);
-        }
-        self.applied_tx.send_replace(d.applied_ts);
-        Ok(out)
+        // Off the async worker: applies write to the engine.
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let (data, tx) = (self.data.clone(), self.applied_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut d = data.lock();
+            let mut out = Vec::with_capacity(entries.len());
+            for e in &entries {
+                out.push(Self::apply_one(&mut d, e)?);
+            }
+            tx.send_replace(d.applied_ts);
+            Ok(out)
+        })
+        .await
+        .map_err(|e| sm_write(std::io::Error::other(format!("the apply task failed: {e}"))))?
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
