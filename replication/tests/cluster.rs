@@ -87,18 +87,7 @@ async fn a_new_leader_takes_over_and_a_restarted_node_catches_up() {
     let last = acked.last().unwrap().2;
     assert_agree(&c, last, &keys).await;
     // Every acknowledged write is there, at its timestamp, everywhere.
-    for r in c.up() {
-        let db = r.state_machine().db();
-        let ks = db.keyspace(KS).unwrap();
-        for (k, i, ts) in &acked {
-            assert_eq!(
-                ks.get_at(k, *ts).unwrap().as_deref(),
-                Some(&i.to_le_bytes()[..]),
-                "node {}",
-                r.id()
-            );
-        }
-    }
+    common::assert_acked(&c, &acked, "after the takeover");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,18 +128,7 @@ async fn schedule(seed: u64) -> [u64; 4] {
     };
     keys.insert(b"final".to_vec());
     assert_agree(&c, last, &keys).await;
-    for r in c.up() {
-        let db = r.state_machine().db();
-        let ks = db.keyspace(KS).unwrap();
-        for (k, i, ts) in &acked {
-            assert_eq!(
-                ks.get_at(k, *ts).unwrap().as_deref(),
-                Some(&i.to_le_bytes()[..]),
-                "seed {seed}: node {} lost an acknowledged write",
-                r.id()
-            );
-        }
-    }
+    common::assert_acked(&c, &acked, &format!("seed {seed}"));
     // No write was applied twice: each value is in one version at most.
     for r in c.up() {
         let d = common::dump(r, &keys);

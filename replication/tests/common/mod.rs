@@ -200,3 +200,20 @@ pub async fn assert_agree(c: &Cluster, ts: Timestamp, keys: &BTreeSet<Vec<u8>>) 
         assert_eq!(d, &dumps[0].1, "node {id} differs from node {}", dumps[0].0);
     }
 }
+
+/// Every live replica holds each acknowledged write `(key, value number,
+/// commit timestamp)` at its timestamp; `context` names the run.
+pub fn assert_acked(c: &Cluster, acked: &[(Vec<u8>, u32, Timestamp)], context: &str) {
+    for r in c.up() {
+        let db = r.state_machine().db();
+        let ks = db.keyspace(KS).unwrap();
+        for (k, i, ts) in acked {
+            assert_eq!(
+                ks.get_at(k, *ts).unwrap().as_deref(),
+                Some(&i.to_le_bytes()[..]),
+                "{context}: node {} lost an acknowledged write",
+                r.id()
+            );
+        }
+    }
+}
