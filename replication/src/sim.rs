@@ -22,7 +22,7 @@ use openraft::storage::Snapshot;
 use openraft::{Raft, Vote};
 use parking_lot::Mutex;
 
-use crate::state_machine::SnapshotFiles;
+use crate::state_machine::{copy_db_dir, SnapshotFiles};
 use crate::types::{Node, NodeId, TypeConfig};
 
 /// The faults of the simulated network.
@@ -253,7 +253,7 @@ impl RaftNetwork<TypeConfig> for SimConn {
             st.staged
         };
         let staging = root.join(format!("incoming-{n}"));
-        if let Err(e) = copy_tree(snapshot.snapshot.dir(), &staging) {
+        if let Err(e) = copy_db_dir(snapshot.snapshot.dir(), &staging) {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(StreamingError::Network(NetworkError::new(&e)));
         }
@@ -272,14 +272,4 @@ impl RaftNetwork<TypeConfig> for SimConn {
         }
         r.map_err(|e| StreamingError::RemoteError(RemoteError::new(self.to, e)))
     }
-}
-
-/// Copies the files of directory `from` into a new directory `to`.
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        std::fs::copy(e.path(), to.join(e.file_name()))?;
-    }
-    Ok(())
 }

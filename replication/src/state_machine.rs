@@ -166,7 +166,7 @@ fn read_pointer(dir: &Path, name: &str) -> strata_engine::Result<Option<String>>
 /// Copies the database directory `from` into the new directory `to`:
 /// SSTs hard-linked when possible (they never change), everything else
 /// copied (an open may rewrite a WAL's tail or the manifest).
-fn copy_db_dir(from: &Path, to: &Path) -> strata_engine::Result<()> {
+pub(crate) fn copy_db_dir(from: &Path, to: &Path) -> strata_engine::Result<()> {
     std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
     for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
         let entry = entry.map_err(|e| io(from, e))?;
@@ -541,12 +541,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let d = self.data.lock();
         let (term, index) = d.applied.map_or((0, 0), |l| (l.leader_id.term, l.index));
-        let nonce = u64::from_le_bytes(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |t| t.as_nanos() as u64)
-                .to_le_bytes(),
-        );
+        // Two builds at one applied entry get different ids.
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_nanos());
         let id = format!("{term}-{index}-{nonce:x}");
         let dir = self.snapshot_dir(&id);
         let err =

@@ -218,10 +218,11 @@ impl BackupEngine {
     /// and the total.
     pub fn create(&self, db: &Db, progress: &mut dyn FnMut(u64, u64)) -> Result<CreatedBackup> {
         let _lock = self.lock()?;
-        let id = self.list()?.last().map_or(1, |b| b.id() + 1);
+        let listing = self.list()?;
+        let id = listing.last().map_or(1, |b| b.id() + 1);
         // What earlier backups hold, with their checksums.
         let mut known: BTreeMap<String, (u64, u32)> = BTreeMap::new();
-        for b in self.list()? {
+        for b in listing {
             if let BackupListing::Complete(i) = b {
                 for f in self.catalog(i.id)?.files {
                     known.insert(f.stored_as, (f.size, f.crc32c));

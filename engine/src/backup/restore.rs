@@ -1,10 +1,11 @@
 //! Restoring a backup into a new directory, whole or as of an earlier time.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use strata_format::backup::Catalog;
 
 use super::BackupEngine;
+use crate::checkpoint::{hidden_sibling, parent_of};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::options::{Options, WriteOptions};
@@ -178,23 +179,6 @@ fn check_target(target: &Path) -> Result<()> {
             target.display()
         ))),
     }
-}
-
-fn parent_of(p: &Path) -> PathBuf {
-    match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// A hidden directory beside `target`, so the final rename stays on one
-/// file system.
-fn hidden_sibling(target: &Path, what: &str) -> Result<PathBuf> {
-    let name = target.file_name().ok_or_else(|| {
-        Error::InvalidArgument(format!("{} names no directory", target.display()))
-    })?;
-    let r = u64::from_le_bytes(crate::random::uid()[..8].try_into().unwrap_or_default());
-    Ok(parent_of(target).join(format!(".{}.{what}-{r:016x}", name.to_string_lossy())))
 }
 
 /// Removes a database directory this module made.

@@ -218,18 +218,8 @@ impl LiveFiles {
                 dir.display()
             )));
         }
-        let parent = match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = dir.file_name().ok_or_else(|| {
-            Error::InvalidArgument(format!("{} names no directory", dir.display()))
-        })?;
-        let tmp = parent.join(format!(
-            ".{}.checkpoint-{:016x}",
-            name.to_string_lossy(),
-            u64::from_le_bytes(crate::random::uid()[..8].try_into().unwrap_or_default())
-        ));
+        let parent = parent_of(dir);
+        let tmp = hidden_sibling(dir, "checkpoint")?;
         fs.create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let built = self.fill(&tmp, link);
         let info = match built {
@@ -303,6 +293,26 @@ fn copy_prefix(
         at += want as u64;
     }
     Ok(len)
+}
+
+/// The directory `p` is in (`.` for a bare name).
+pub(crate) fn parent_of(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A hidden, unused directory name beside `target` (`.<name>.<what>-<hex>`),
+/// where a copy is built before it is renamed to `target`: beside it, so
+/// the rename stays on one file system.
+pub(crate) fn hidden_sibling(target: &Path, what: &str) -> Result<PathBuf> {
+    let name = target.file_name().ok_or_else(|| {
+        Error::InvalidArgument(format!("{} names no directory", target.display()))
+    })?;
+    let [a, b, c, d, e, f, g, h, ..] = crate::random::uid();
+    let r = u64::from_le_bytes([a, b, c, d, e, f, g, h]);
+    Ok(parent_of(target).join(format!(".{}.{what}-{r:016x}", name.to_string_lossy())))
 }
 
 fn file_name(p: &Path) -> String {
