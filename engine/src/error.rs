@@ -88,6 +88,12 @@ pub enum Error {
         /// The conflicting key.
         key: Vec<u8>,
     },
+    /// A replica's commit or read failed in the replication around it (no
+    /// leader here, no quorum, a timestamp not applied in time); whether a
+    /// write took effect may be unknown. The source is the replication
+    /// layer's own error.
+    #[error("replication: {0}")]
+    Replication(std::sync::Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {

@@ -98,6 +98,14 @@ impl Keyspace {
         self.state.name()
     }
 
+    /// The newest commit timestamp written into this keyspace since the
+    /// database opened (0 for none): a cache of the keyspace's contents is
+    /// stale when it moved, which on a replica is how writes applied from
+    /// the log show.
+    pub fn last_commit_ts(&self) -> Timestamp {
+        Timestamp(self.state.last_commit())
+    }
+
     /// Sets `key` to `value` (not synced: see [`WriteOptions`]). Returns the
     /// commit timestamp.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<Timestamp> {

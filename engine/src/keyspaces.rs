@@ -7,7 +7,7 @@
 //! enough to read or replace an `Arc`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -25,6 +25,8 @@ pub(crate) struct KeyspaceState {
     sv: Mutex<Arc<SuperVersion>>,
     counters: Arc<KeyspaceCounters>,
     dropped: AtomicBool,
+    /// The newest commit timestamp written into it since the open.
+    last_commit: AtomicU64,
 }
 
 impl KeyspaceState {
@@ -40,6 +42,7 @@ impl KeyspaceState {
             ))),
             counters: Arc::default(),
             dropped: AtomicBool::new(false),
+            last_commit: AtomicU64::new(0),
         }
     }
 
@@ -52,6 +55,17 @@ impl KeyspaceState {
     /// The keyspace's name.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Notes a commit at `ts` into the keyspace.
+    pub(crate) fn note_commit(&self, ts: u64) {
+        self.last_commit.fetch_max(ts, Ordering::Relaxed);
+    }
+
+    /// The newest commit timestamp written into it since the open (0 for
+    /// none).
+    pub(crate) fn last_commit(&self) -> u64 {
+        self.last_commit.load(Ordering::Relaxed)
     }
 
     /// Its traffic counters.

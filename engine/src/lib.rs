@@ -28,6 +28,7 @@ mod bounds;
 mod cache;
 mod checkpoint;
 mod commit;
+mod committer;
 mod cursor;
 mod db;
 mod describe;
@@ -63,6 +64,7 @@ mod write_batch;
 
 pub use checkpoint::{CheckpointInfo, LiveFile, LiveFileKind, LiveFiles};
 pub use commit::batch::MAX_VALUE_LEN;
+pub use committer::{Committer, Proposal, ProposalCheck, ScannedRange};
 pub use db::Db;
 pub use describe::{DirDescription, KeyspaceDescription, TableDescription};
 pub use encryption::{EncryptionKeyProvider, FileKeyProvider, Key, MemoryKeyProvider};

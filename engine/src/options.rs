@@ -85,6 +85,11 @@ pub struct Options {
     pub fs: Arc<dyn FileSystem>,
     /// The clock commit timestamps and the history window follow.
     pub clock: Arc<dyn crate::timestamp::Clock>,
+    /// When set, the database is a replica: writes and transaction commits
+    /// go to the committer, which applies them back at the timestamp it
+    /// decides (`Db::write_at`); reads at a timestamp not yet applied wait
+    /// for it (SPEC §18.5).
+    pub committer: Option<Arc<dyn crate::committer::Committer>>,
 }
 
 impl Default for Options {
@@ -119,6 +124,7 @@ impl Default for Options {
             plaintext_keyspaces: Vec::new(),
             fs: Arc::new(StdFs),
             clock: Arc::new(crate::timestamp::SystemClock),
+            committer: None,
         }
     }
 }

@@ -142,6 +142,12 @@ impl WriteBatch {
     }
 
     /// The keyspaces the batch writes to.
+    /// The encoded writes (keyspace ids local to the database) and their
+    /// count.
+    pub(crate) fn encoded_ops(&self) -> (&[u8], u64) {
+        (self.record.ops(), self.record.len())
+    }
+
     pub(crate) fn keyspaces(&self) -> &[Arc<KeyspaceState>] {
         &self.keyspaces
     }

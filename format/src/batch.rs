@@ -73,6 +73,11 @@ impl BatchBuilder {
         (self.ops, self.count)
     }
 
+    /// The encoded writes (the record without its header).
+    pub fn ops(&self) -> &[u8] {
+        &self.ops
+    }
+
     /// Number of writes.
     pub fn len(&self) -> u64 {
         self.count

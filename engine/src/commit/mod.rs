@@ -437,6 +437,9 @@ impl CommitPipeline {
                 mem.insert(op.key, ts, op.kind, bytes::Bytes::copy_from_slice(op.value));
                 ks.counters().wrote((op.key.len() + op.value.len()) as u64);
             }
+            for ks in r.batch.keyspaces() {
+                ks.note_commit(ts);
+            }
             self.active_bytes
                 .fetch_add(r.batch.size(), Ordering::Relaxed);
         }

@@ -278,6 +278,9 @@ impl DbInner {
                 )));
             }
         }
+        if let (None, Some(committer)) = (at, &self.opts.committer) {
+            return self.propose(committer.as_ref(), &batch, opts, check);
+        }
         let encoded = batch.seal()?;
         if encoded.size() + 32 > strata_format::codec::MAX_BLOCK_LEN {
             return Err(Error::BatchTooLarge(encoded.size()));
@@ -285,6 +288,23 @@ impl DbInner {
         self.pipeline
             .commit(self, encoded, opts.sync, check, at)
             .map(Timestamp)
+    }
+
+    /// Hands a commit to the committer of a replica (SPEC §18.5).
+    fn propose(
+        &self,
+        committer: &dyn crate::committer::Committer,
+        batch: &WriteBatch,
+        opts: WriteOptions,
+        check: Option<TxnCheck>,
+    ) -> Result<Timestamp> {
+        let (ops, count) = batch.encoded_ops();
+        let reads = check.map(|c| {
+            let (start, serializable, reads, ranges) = c.into_reads();
+            (Timestamp(start), serializable, reads, ranges)
+        });
+        let proposal = crate::committer::Proposal::build(ops, count, reads, &self.keyspaces)?;
+        committer.commit(proposal, opts)
     }
 
     /// Starts a transaction: registers its snapshot and tracks commits for
@@ -334,6 +354,12 @@ impl DbInner {
 
     fn drop_keyspace(&self, name: &str) -> Result<()> {
         self.check_writable()?;
+        if self.opts.committer.is_some() {
+            // Not a write a log can carry: replicas would drift apart.
+            return Err(Error::InvalidArgument(
+                "a replica cannot drop keyspaces; delete their ranges instead".into(),
+            ));
+        }
         let _compaction = self.compaction_lock.lock();
         let mut vs = self.versions.lock();
         self.keyspaces.drop_with(
@@ -478,6 +504,12 @@ impl Db {
     /// The database's directory.
     pub fn path(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// True for a replica's database (opened with a committer): its
+    /// writes are decided elsewhere, and it is written by the log too.
+    pub fn is_replica(&self) -> bool {
+        self.inner.opts.committer.is_some()
     }
 
     /// The keyspace named `name`, created (durably) if it does not exist.

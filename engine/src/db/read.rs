@@ -94,6 +94,18 @@ impl DbInner {
     /// the promise holds across restarts too, and no read can push the clock
     /// toward its end.
     pub(crate) fn advance_clock(&self, ts: u64) -> Result<()> {
+        if let Some(committer) = &self.opts.committer {
+            // A replica's clock moves only with what it applies: wait for
+            // the log to get there rather than promise a state it may not
+            // have.
+            committer.wait_applied(Timestamp(ts))?;
+            if self.visible_ts() < ts {
+                return Err(Error::Replication(std::sync::Arc::new(
+                    std::io::Error::other(format!("timestamp {} is not applied", Timestamp(ts))),
+                )));
+            }
+            return Ok(());
+        }
         let now = self.opts.clock.now().as_u64();
         if ts > now {
             return Err(Error::InvalidArgument(format!(

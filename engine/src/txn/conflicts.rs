@@ -96,6 +96,12 @@ impl TxnCheck {
         }
     }
 
+    /// The start, the isolation, the reads and the scans, for a commit
+    /// decided elsewhere.
+    pub(crate) fn into_reads(self) -> (u64, bool, HashSet<KeyRef>, Vec<Range>) {
+        (self.start, self.serializable, self.reads, self.ranges)
+    }
+
     /// The first key of `written` this transaction conflicts with, given its
     /// own write set `mine`. A deleted range conflicts like a write to each
     /// of its keys: with a key written or read in it, with a scan meeting
