@@ -24,6 +24,7 @@
 #![allow(clippy::result_large_err)]
 
 mod codec;
+mod committer;
 mod log_store;
 mod replica;
 pub mod sim;
@@ -31,8 +32,11 @@ mod state_machine;
 mod txn;
 pub mod types;
 
+pub use committer::{RaftCommitter, DEFAULT_READ_WAIT};
 pub use log_store::LogStore;
-pub use replica::{Replica, ReplicaError};
+/// The consensus library, for its configuration and network traits.
+pub use openraft;
+pub use replica::{Replica, ReplicaError, DEFAULT_WRITE_WAIT};
 pub use state_machine::{SnapshotFiles, StateMachine};
 pub use txn::ReplicaTxn;
 pub use types::{Node, NodeId, Request, Response, TxnCheck, TypeConfig};

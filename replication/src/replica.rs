@@ -12,9 +12,15 @@ use openraft::network::RaftNetworkFactory;
 use openraft::Raft;
 use strata_engine::{Db, Options, Snapshot, Timestamp};
 
+use crate::committer::RaftCommitter;
 use crate::log_store::LogStore;
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, Request, Response, TypeConfig};
+
+/// How long a write waits for a majority by default: above an election
+/// (a leader cut off from the others keeps waiting for them, unaware
+/// that another node leads).
+pub const DEFAULT_WRITE_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a replica could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +43,15 @@ pub enum ReplicaError {
         /// The key.
         key: Vec<u8>,
     },
+    /// No majority confirmed a write or a linearizable read in time (this
+    /// node may lead a minority, unaware yet that another leads): the
+    /// write may still apply. Send it again, with the same session, at the
+    /// leader.
+    #[error("no majority confirmed within {waited:?}; a write may still apply: retry it with the same session")]
+    Unconfirmed {
+        /// How long the write waited.
+        waited: Duration,
+    },
     /// The replica did not apply the timestamp in time.
     #[error("timestamp {0} not applied within the timeout")]
     Timeout(u64),
@@ -49,6 +64,24 @@ pub enum ReplicaError {
     Engine(#[from] strata_engine::Error),
 }
 
+impl ReplicaError {
+    /// True when the same request may succeed if sent again (to the
+    /// leader, or later): no leader here, no quorum, a timestamp not yet
+    /// applied, a transaction conflict. A write that failed this way may
+    /// still have been applied: send it again with the same session number
+    /// and it applies once.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ReplicaError::NotLeader { .. }
+                | ReplicaError::Raft(_)
+                | ReplicaError::Timeout(_)
+                | ReplicaError::Unconfirmed { .. }
+                | ReplicaError::Conflict { .. }
+        )
+    }
+}
+
 /// One node of a replicated Strata.
 #[derive(Clone)]
 pub struct Replica {
@@ -56,6 +89,9 @@ pub struct Replica {
     raft: Raft<TypeConfig>,
     sm: StateMachine,
     log: LogStore,
+    committer: Arc<RaftCommitter>,
+    /// How long a write waits for a majority.
+    write_wait: Arc<parking_lot::Mutex<Duration>>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -75,11 +111,40 @@ impl Replica {
         config: Arc<openraft::Config>,
         network: N,
     ) -> Result<Replica, ReplicaError> {
-        let (log, sm) = crate::open_storage(root, opts)?;
+        let committer = RaftCommitter::new(tokio::runtime::Handle::current());
+        let mut log_opts = opts.clone();
+        log_opts.committer = None;
+        let log = LogStore::open(&root.join("raft"), log_opts)?;
+        // The data database is written only through the log: a write or a
+        // transaction on it goes through Raft.
+        let mut data_opts = opts;
+        data_opts.committer = Some(committer.clone());
+        let sm = StateMachine::open(root, data_opts)?;
         let raft = Raft::new(id, config, network, log.clone(), sm.clone())
             .await
             .map_err(|e| ReplicaError::Raft(e.to_string()))?;
-        Ok(Replica { id, raft, sm, log })
+        let replica = Replica {
+            id,
+            raft,
+            sm,
+            log,
+            committer,
+            write_wait: Arc::new(parking_lot::Mutex::new(DEFAULT_WRITE_WAIT)),
+        };
+        replica.committer.attach(replica.clone());
+        Ok(replica)
+    }
+
+    /// Sets how long a write waits for a majority before it is answered
+    /// [`ReplicaError::Unconfirmed`] (default [`DEFAULT_WRITE_WAIT`]).
+    pub fn set_write_wait(&self, wait: Duration) {
+        *self.write_wait.lock() = wait;
+    }
+
+    /// The committer of the data database (how long its reads at a
+    /// timestamp wait).
+    pub fn committer(&self) -> &RaftCommitter {
+        &self.committer
     }
 
     /// The node's id.
@@ -110,7 +175,11 @@ impl Replica {
         if req.ts_hint == 0 {
             req.ts_hint = Timestamp::now().as_u64();
         }
-        match self.raft.client_write(req).await {
+        let waited = *self.write_wait.lock();
+        let Ok(written) = tokio::time::timeout(waited, self.raft.client_write(req)).await else {
+            return Err(ReplicaError::Unconfirmed { waited });
+        };
+        match written {
             Ok(r) => match r.data {
                 Response::Committed { ts } => Ok(Timestamp(ts)),
                 Response::Rejected(why) => Err(ReplicaError::Rejected(why)),
@@ -158,7 +227,12 @@ impl Replica {
     /// confirmed it still leads and it applied everything committed before
     /// the call.
     pub async fn linearizable(&self) -> Result<Db, ReplicaError> {
-        match self.raft.ensure_linearizable().await {
+        let waited = *self.write_wait.lock();
+        let Ok(confirmed) = tokio::time::timeout(waited, self.raft.ensure_linearizable()).await
+        else {
+            return Err(ReplicaError::Unconfirmed { waited });
+        };
+        match confirmed {
             Ok(_) => Ok(self.sm.db()),
             Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
                 Err(ReplicaError::NotLeader {
@@ -211,6 +285,7 @@ impl Replica {
 
     /// Stops the node's Raft and closes its databases.
     pub async fn shutdown(self) -> Result<(), ReplicaError> {
+        self.committer.detach();
         self.raft
             .shutdown()
             .await

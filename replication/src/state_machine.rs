@@ -265,6 +265,13 @@ impl StateMachine {
         self.data.lock().db.clone()
     }
 
+    /// The number of the data directory in use (`data-<n>`): it changes
+    /// when a snapshot is installed, and handles on the old database then
+    /// fail with `Closed`.
+    pub fn generation(&self) -> u64 {
+        self.data.lock().generation
+    }
+
     /// The commit timestamp of the last applied entry: reads at or below
     /// it see what every replica sees at that time.
     pub fn applied_ts(&self) -> Timestamp {

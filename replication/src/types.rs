@@ -43,7 +43,7 @@ pub struct Request {
 }
 
 /// A scanned key range: (keyspace index, lower bound, upper bound).
-pub type ScannedRange = (u32, std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
+pub use strata_engine::ScannedRange;
 
 /// What a transaction read, for the check every replica makes when its
 /// entry applies (SPEC §18.2).

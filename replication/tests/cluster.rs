@@ -144,3 +144,105 @@ async fn a_learner_joins_is_promoted_and_a_removed_node_refuses_writes() {
     c.crash(gone).await;
     assert_agree(&c, last, &keys).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_change_aborts_writes_in_flight_and_none_applies_twice() {
+    let c = Cluster::start(3, 4).await;
+    let leader = c.leader(Duration::from_secs(10)).await.expect("a leader");
+    let l = c.node(leader).clone();
+    l.set_write_wait(Duration::from_secs(1));
+    // Writes in flight at the leader when it is cut off from the others:
+    // it cannot commit them, and loses its leadership.
+    let mut writes = Vec::new();
+    for i in 0..40u32 {
+        let l = l.clone();
+        writes.push(tokio::spawn(async move {
+            let req = Request::new(0)
+                .put(KS, format!("w{i}").as_bytes(), &i.to_le_bytes())
+                .with_session(u64::from(i) + 1, 1);
+            tokio::time::timeout(Duration::from_secs(30), l.write(req)).await
+        }));
+        if i == 20 {
+            let others: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+            c.net.partition(&[&[leader], &others]);
+        }
+    }
+    let mut acked = Vec::new();
+    let mut aborted = 0;
+    for (i, w) in writes.into_iter().enumerate() {
+        match w.await.unwrap() {
+            Ok(Ok(ts)) => acked.push((format!("w{i}").into_bytes(), i as u32, ts)),
+            // What a client of a deposed leader hears: retry elsewhere,
+            // the outcome unknown until then.
+            Ok(Err(
+                e @ (ReplicaError::NotLeader { .. }
+                | ReplicaError::Raft(_)
+                | ReplicaError::Unconfirmed { .. }),
+            )) => {
+                assert!(e.is_retryable(), "{e}");
+                aborted += 1;
+            }
+            Ok(Err(e)) => panic!("write {i}: {e}"),
+            Err(_) => panic!("write {i} hung after the leader lost its majority"),
+        }
+    }
+    assert!(aborted > 0, "the partition aborted no write");
+    c.net.heal();
+    let now = c.leader(Duration::from_secs(10)).await.expect("a leader");
+    // Retried with the same sessions (a client and its request number:
+    // one request in flight per client) at the new leader: each applies
+    // once, whether or not its first attempt had.
+    let mut last = Timestamp(0);
+    for i in 0..40u32 {
+        let req = Request::new(0)
+            .put(KS, format!("w{i}").as_bytes(), &i.to_le_bytes())
+            .with_session(u64::from(i) + 1, 1);
+        last = last.max(c.node(now).write(req).await.unwrap());
+    }
+    let keys: BTreeSet<Vec<u8>> = (0..40).map(|i| format!("w{i}").into_bytes()).collect();
+    let last = last.max(acked.iter().map(|a| a.2).max().unwrap_or(Timestamp(0)));
+    assert_agree(&c, last, &keys).await;
+    common::assert_acked(&c, &acked, "after the leader change");
+    let d = common::dump(c.node(now), &keys);
+    for (k, versions) in d {
+        assert_eq!(versions.len(), 1, "{k:?} applied {} times", versions.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_disk_was_wiped_rejoins_as_a_new_member() {
+    let mut c = Cluster::start(3, 5).await;
+    let leader = c.leader(Duration::from_secs(10)).await.expect("a leader");
+    let mut keys = BTreeSet::new();
+    for i in 0..60u32 {
+        let k = format!("k{}", i % 7).into_bytes();
+        keys.insert(k.clone());
+        c.write(Request::new(0).put(KS, &k, &i.to_le_bytes()))
+            .await
+            .unwrap();
+    }
+    // A follower loses its disk: it is removed, and comes back empty
+    // under a new id, as a learner first, then a voter.
+    let lost = (1..=3).find(|&id| id != leader).unwrap();
+    c.crash(lost).await;
+    std::fs::remove_dir_all(c.root(lost)).unwrap();
+    let l = c.node(leader).clone();
+    l.remove([lost].into_iter().collect()).await.unwrap();
+    c.restart(4).await;
+    l.add_learner(
+        4,
+        strata_replication::Node {
+            addr: "sim:4".into(),
+        },
+    )
+    .await
+    .unwrap();
+    l.promote([4].into_iter().collect()).await.unwrap();
+    let last = c
+        .write(Request::new(0).put(KS, b"after", b"1"))
+        .await
+        .unwrap();
+    keys.insert(b"after".to_vec());
+    assert_agree(&c, last, &keys).await;
+    assert_eq!(c.up().len(), 3);
+}
