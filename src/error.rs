@@ -177,6 +177,30 @@ impl StorageError {
     }
 }
 
+impl StorageError {
+    /// True when a replicated node refused a write because another node
+    /// leads: retry it at the leader.
+    pub fn is_not_leader(&self) -> bool {
+        match self {
+            StorageError::Engine(strata_engine::Error::Replication(e)) => {
+                #[cfg(feature = "cluster")]
+                {
+                    matches!(
+                        e.downcast_ref::<strata_replication::ReplicaError>(),
+                        Some(strata_replication::ReplicaError::NotLeader { .. })
+                    )
+                }
+                #[cfg(not(feature = "cluster"))]
+                {
+                    let _ = e;
+                    false
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 impl strata_engine::Retryable for StorageError {
     fn is_conflict(&self) -> bool {
         StorageError::is_conflict(self)

@@ -30,6 +30,8 @@
 pub mod access;
 pub mod blob;
 mod cache;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod document;
 pub mod encryption;

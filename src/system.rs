@@ -279,8 +279,9 @@ impl IdentityStorage {
     }
 }
 
-/// Builds a [`StorageSystem`].
-#[derive(Default)]
+/// Builds a [`StorageSystem`]. Cloned, it builds the same system again
+/// (a replicated node does, over the database a snapshot brought).
+#[derive(Default, Clone)]
 pub struct StorageSystemBuilder {
     path: Option<PathBuf>,
     config: StorageSystemConfig,
@@ -372,18 +373,14 @@ impl StorageSystemBuilder {
         self
     }
 
-    /// Opens the database and builds every provider.
-    pub fn build(self) -> Result<StorageSystem> {
-        let config = self.config;
-        let dir = self
-            .path
-            .or_else(|| config.path.clone())
-            .ok_or_else(|| StorageError::Configuration("no path given".into()))?;
-        let encryption = Arc::new(StorageEncryptionManager::new(
-            self.key_provider.clone(),
-            &config.encryption,
-        ));
-        let mut opts = self.engine_options.unwrap_or_default();
+    /// The engine options the database is opened with: the ones given,
+    /// with the configuration's engine settings and the key provider on
+    /// top.
+    pub fn engine_options(&self) -> Options {
+        let config = &self.config;
+        let encryption =
+            StorageEncryptionManager::new(self.key_provider.clone(), &config.encryption);
+        let mut opts = self.engine_options.clone().unwrap_or_default();
         opts.memtable_size = config.engine.memtable_size;
         opts.block_cache_size = config.engine.block_cache_size;
         // Everything is kept until the policies are read, which may ask for
@@ -393,7 +390,29 @@ impl StorageSystemBuilder {
         opts.sst_reads = config.engine.sst_reads;
         opts.key_provider = self.key_provider.clone();
         opts.plaintext_keyspaces = encryption.plaintext_keyspaces();
-        let db = Db::open(&dir, opts)?;
+        opts
+    }
+
+    /// Opens the database and builds every provider.
+    pub fn build(self) -> Result<StorageSystem> {
+        let dir = self
+            .path
+            .clone()
+            .or_else(|| self.config.path.clone())
+            .ok_or_else(|| StorageError::Configuration("no path given".into()))?;
+        let db = Db::open(&dir, self.engine_options())?;
+        self.build_on(db)
+    }
+
+    /// Builds every provider over `db`, a database opened with (at least)
+    /// [`engine_options`](Self::engine_options): a replica's data database,
+    /// say, whose writes go through its log.
+    pub fn build_on(self, db: Db) -> Result<StorageSystem> {
+        let config = self.config;
+        let encryption = Arc::new(StorageEncryptionManager::new(
+            self.key_provider.clone(),
+            &config.encryption,
+        ));
         let mut keyspaces = std::collections::BTreeMap::new();
         for t in StorageType::ALL {
             let layout = match config.provider_config(t).provider_type.as_str() {
@@ -483,8 +502,11 @@ impl StorageSystemBuilder {
         } else if config.access_control || self.policies.is_some() {
             let stored =
                 StoredPolicyProvider::load(db.clone(), db.keyspace(StorageType::Registry.name())?)?;
+            let have = stored.policies()?;
             for p in self.policies.unwrap_or_default() {
-                stored.put_policy(p)?;
+                if !have.contains(&p) {
+                    crate::policy::seed(stored.put_policy(p))?;
+                }
             }
             Some(Arc::new(StorageAccessController::new(Arc::new(stored))))
         } else {

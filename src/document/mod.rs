@@ -237,7 +237,12 @@ impl DocumentStorageProvider {
             counters: Counters::default(),
             ddl: Mutex::new(()),
         });
-        shared.finish_unfinished()?;
+        // On a replica the build may be running on another node (or in
+        // another storage system over this database): only a single node
+        // knows that an unfinished build was interrupted.
+        if !shared.db.is_replica() {
+            shared.finish_unfinished()?;
+        }
         Ok(DocumentStorageProvider {
             shared,
             caller: None,

@@ -3,6 +3,7 @@
 //! storage type's keyspace, so they survive restarts.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -160,6 +161,8 @@ pub struct SchemaRegistry {
     keyspace: Keyspace,
     sync: bool,
     cache: RwLock<HashMap<String, DocumentSchema>>,
+    /// The keyspace's last commit when the cache was read (replicas).
+    stamp: AtomicU64,
 }
 
 impl std::fmt::Debug for SchemaRegistry {
@@ -173,6 +176,18 @@ impl std::fmt::Debug for SchemaRegistry {
 impl SchemaRegistry {
     /// Loads the schemas stored in `keyspace`.
     pub(crate) fn load(db: Db, keyspace: Keyspace, sync: bool) -> Result<Self> {
+        let stamp = keyspace.last_commit_ts().as_u64();
+        let cache = Self::read_all(&keyspace)?;
+        Ok(SchemaRegistry {
+            db,
+            keyspace,
+            sync,
+            cache: RwLock::new(cache),
+            stamp: AtomicU64::new(stamp),
+        })
+    }
+
+    fn read_all(keyspace: &Keyspace) -> Result<HashMap<String, DocumentSchema>> {
         let mut cache = HashMap::new();
         for entry in keyspace.prefix(keys::SCHEMA)? {
             let (k, v) = entry?;
@@ -183,12 +198,25 @@ impl SchemaRegistry {
                 })?;
             cache.insert(schema.id.clone(), schema);
         }
-        Ok(SchemaRegistry {
-            db,
-            keyspace,
-            sync,
-            cache: RwLock::new(cache),
-        })
+        Ok(cache)
+    }
+
+    /// On a replica, reloads the schemas when the keyspace changed: the
+    /// log may have brought a schema another node registered.
+    fn refresh(&self) -> Result<()> {
+        if !self.db.is_replica() {
+            return Ok(());
+        }
+        // Read before the schemas: a change between the two is seen again
+        // at the next refresh.
+        let now = self.keyspace.last_commit_ts().as_u64();
+        if self.stamp.load(Ordering::Acquire) == now {
+            return Ok(());
+        }
+        let all = Self::read_all(&self.keyspace)?;
+        *self.cache.write() = all;
+        self.stamp.store(now, Ordering::Release);
+        Ok(())
     }
 
     /// Stores `schema`, replacing any schema with its id. Documents already
@@ -207,11 +235,14 @@ impl SchemaRegistry {
 
     /// The schema with this id.
     pub fn get(&self, id: &str) -> Option<DocumentSchema> {
+        // A failed reload keeps the schemas last read; `validate` reports it.
+        let _ = self.refresh();
         self.cache.read().get(id).cloned()
     }
 
     /// Every schema's id, sorted.
     pub fn ids(&self) -> Vec<String> {
+        let _ = self.refresh();
         let mut ids: Vec<String> = self.cache.read().keys().cloned().collect();
         ids.sort();
         ids
@@ -219,6 +250,7 @@ impl SchemaRegistry {
 
     /// Validates `doc` against schema `id`.
     pub fn validate(&self, id: &str, doc: &Value) -> Result<()> {
+        self.refresh()?;
         let cache = self.cache.read();
         let schema = cache
             .get(id)

@@ -283,6 +283,15 @@ fn policy_key(t: StorageType, prefix: &str) -> Vec<u8> {
     format!("{POLICY_PREFIX}{}/{prefix}", t.name()).into_bytes()
 }
 
+/// The outcome of storing configured state at open: on a follower of a
+/// cluster the write is refused (the leader makes it), which is no failure.
+pub(crate) fn seed(r: Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.is_not_leader() => Ok(()),
+        r => r,
+    }
+}
+
 impl StoragePolicyManager {
     /// Loads the stored policies, applies `configured` ones on top
     /// (durably), counts the usage of every quota scope and sets the
@@ -317,7 +326,13 @@ impl StoragePolicyManager {
             usage: Arc::default(),
         };
         for p in configured {
-            m.store(p)?;
+            // Stored only when it changed: reopening writes nothing, and a
+            // follower of a cluster, where the leader stores it, is not
+            // asked to.
+            let stored = m.policies.read().get(&(p.storage_type, p.prefix.clone())) == Some(p);
+            if !stored {
+                seed(m.store(p))?;
+            }
         }
         for t in StorageType::ALL {
             let _quiet = m.quiesce(t)?;
