@@ -17,6 +17,8 @@
 //! - [`Replica`]: a node: writes through Raft, reads at a timestamp once
 //!   applied, linearizable reads at the leader.
 //! - [`sim`]: an in-process network with seeded faults, for tests.
+//! - [`linearizability`]: checks that clients' histories of reads, writes
+//!   and compare-and-swaps are linearizable, for the fault tests.
 //! - [`types`]: the type configuration, commands and responses.
 
 // openraft's trait methods fix the error type (`StorageError`, large);
@@ -25,6 +27,7 @@
 
 mod codec;
 mod committer;
+pub mod linearizability;
 mod log_store;
 mod replica;
 pub mod sim;
