@@ -1,24 +1,141 @@
 //! Seeded schedules of message loss, delay, partitions and crashes on an
-//! in-process cluster, after which every acknowledged write is on every
-//! replica at the same timestamp and every replica holds the same
-//! versions, and every linearizable read returned the last acknowledged
-//! write of its key (or a later one whose outcome the client never
-//! learned). Time is tokio's paused clock, so a schedule takes
-//! milliseconds. `STRATA_RAFT_SEEDS=N` runs N schedules instead of 200,
-//! from number `STRATA_RAFT_SEED_FIRST` (0).
+//! in-process cluster, while three clients put, read (linearizably) and
+//! compare-and-swap a few keys concurrently. Afterwards the clients'
+//! history must be linearizable (a Wing–Gong search over it), every
+//! acknowledged write is on every replica at the same timestamp, every
+//! replica holds the same versions, and no write applied twice. Time is
+//! tokio's paused clock, so a schedule takes milliseconds.
+//! `STRATA_RAFT_SEEDS=N` runs N schedules instead of 200, from number
+//! `STRATA_RAFT_SEED_FIRST` (0).
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{assert_agree, Cluster, KS};
-use strata_engine::Timestamp;
+use strata_engine::{Isolation, Timestamp, TxnOptions};
+use strata_replication::linearizability::{History, Op, Outcome, Output};
 use strata_replication::sim::Faults;
-use strata_replication::{NodeId, Request};
+use strata_replication::{NodeId, ReplicaError, Request};
 
-/// One seeded schedule: faults, partitions and crashes while a client
-/// writes; then heal and check.
+const CLIENTS: u64 = 3;
+const KEYS: u64 = 3;
+
+/// Compare-and-swap of `key` from `expected` to `new`, as a transaction
+/// at whichever node leads: `Some(swapped)`, or `None` when the client
+/// never learned the outcome.
+async fn cas(c: &Cluster, key: &[u8], expected: Option<Vec<u8>>, new: &[u8]) -> Option<bool> {
+    let mut target = c.up().first()?.id();
+    for _ in 0..8 {
+        let Some(r) = c.up().into_iter().find(|r| r.id() == target) else {
+            target = c.up().first()?.id();
+            continue;
+        };
+        let opts = TxnOptions::new(Isolation::Serializable);
+        let run = r.transaction(&opts, |t| {
+            if t.get(KS, key)? == expected {
+                t.put(KS, key, new);
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        });
+        match tokio::time::timeout(Duration::from_millis(500), run).await {
+            Ok(Ok((swapped, _))) => return Some(swapped),
+            // Refused before it was proposed: nothing applied, so it can
+            // be sent to the leader.
+            Ok(Err(ReplicaError::NotLeader { leader: Some(l) })) => target = l,
+            // Proposed, maybe applied: the outcome stays unknown.
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// One client's operation in round `round`: a put, a linearizable read or
+/// a compare-and-swap of one of the keys, recorded in `history`. Every
+/// value written is new, so each is written once.
+async fn client_op(
+    c: &Cluster,
+    history: &History,
+    seed: u64,
+    client: u64,
+    round: u32,
+    draw: u64,
+    acked: &mut Vec<(Vec<u8>, Vec<u8>, Timestamp)>,
+    last_seen: &mut [Option<Vec<u8>>],
+) -> u64 {
+    let k = draw % KEYS;
+    let key = format!("k{k}").into_bytes();
+    let value = format!("{client}.{round}").into_bytes();
+    match (draw / KEYS) % 10 {
+        0..=3 => {
+            let id = history.invoke(
+                client,
+                Op::Put {
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                },
+            );
+            // The client's session: a retry of a write whose answer was
+            // lost is answered, not applied again.
+            let req = Request::new(0)
+                .put(KS, &key, &value)
+                .with_session((seed << 8) | client, u64::from(round) + 1);
+            match c.write(req).await {
+                Some(ts) => {
+                    history.complete(id, Output::Put);
+                    acked.push((key, value.clone(), ts));
+                    last_seen[k as usize] = Some(value);
+                }
+                None => history.abandon(id),
+            }
+            0
+        }
+        4..=6 => {
+            let id = history.invoke(client, Op::Get { key: key.clone() });
+            match c.linearizable_get(&key).await {
+                Some(got) => {
+                    last_seen[k as usize] = got.clone();
+                    history.complete(id, Output::Get(got));
+                    1
+                }
+                None => {
+                    history.abandon(id);
+                    0
+                }
+            }
+        }
+        _ => {
+            let expected = last_seen[k as usize].clone();
+            let id = history.invoke(
+                client,
+                Op::Cas {
+                    key: key.clone(),
+                    expected: expected.clone(),
+                    new: Some(value.clone()),
+                },
+            );
+            match cas(c, &key, expected, &value).await {
+                Some(swapped) => {
+                    history.complete(id, Output::Cas(swapped));
+                    if swapped {
+                        last_seen[k as usize] = Some(value);
+                    }
+                    1
+                }
+                None => {
+                    history.abandon(id);
+                    0
+                }
+            }
+        }
+    }
+}
+
+/// One seeded schedule: faults, partitions and crashes between rounds of
+/// concurrent client operations; then heal and check.
 async fn schedule(seed: u64) -> [u64; 4] {
     let mut c = Cluster::start(3, seed).await;
     c.leader(Duration::from_secs(10)).await.expect("a leader");
@@ -27,20 +144,15 @@ async fn schedule(seed: u64) -> [u64; 4] {
         drop_reply_per_mille: 30,
         max_delay: Duration::from_millis(15),
     });
-    let mut keys = BTreeSet::new();
-    let mut acked: Vec<(Vec<u8>, u32, Timestamp)> = Vec::new();
+    let history = History::new();
+    let mut acked: Vec<(Vec<u8>, Vec<u8>, Timestamp)> = Vec::new();
+    let mut seen: Vec<Vec<Option<Vec<u8>>>> = vec![vec![None; KEYS as usize]; CLIENTS as usize];
     let mut down: Option<NodeId> = None;
-    // Per key, what a linearizable read may return: the last acknowledged
-    // write, or a write after it whose outcome is unknown (one client, so
-    // nothing else).
-    let mut allowed: BTreeMap<Vec<u8>, (Option<u32>, Vec<u32>)> = BTreeMap::new();
-    let mut reads = 0u64;
-    let (mut unknown, mut crashes, mut partitions) = (0u64, 0u64, 0u64);
-    for i in 0..50u32 {
+    let (mut answered_reads, mut crashes, mut partitions) = (0u64, 0u64, 0u64);
+    for round in 0..30u32 {
         match c.net.draw() % 20 {
             0 => {
                 let a = 1 + c.net.draw() % 3;
-                c.net.partition(&[&[a]]);
                 let rest: Vec<NodeId> = (1..=3).filter(|&x| x != a).collect();
                 c.net.partition(&[&[a], &rest]);
                 partitions += 1;
@@ -59,36 +171,28 @@ async fn schedule(seed: u64) -> [u64; 4] {
             }
             _ => {}
         }
-        let k = format!("k{}", c.net.draw() % 13).into_bytes();
-        keys.insert(k.clone());
-        let entry = allowed.entry(k.clone()).or_default();
-        // One session per schedule: a retry of a write whose answer was
-        // lost is answered, not applied again.
-        let req = Request::new(0)
-            .put(KS, &k, &i.to_le_bytes())
-            .with_session(seed, u64::from(i) + 1);
-        if let Some(ts) = c.write(req).await {
-            acked.push((k, i, ts));
-            *entry = (Some(i), Vec::new());
-        } else {
-            entry.1.push(i);
-            unknown += 1;
-        }
-        if c.net.draw() % 3 == 0 {
-            let k = format!("k{}", c.net.draw() % 13).into_bytes();
-            if let Some(got) = c.linearizable_get(&k).await {
-                reads += 1;
-                let got = got.map(|v| u32::from_le_bytes(v.try_into().unwrap()));
-                let (last, pending) = allowed.get(&k).cloned().unwrap_or_default();
-                let ok = got == last || got.is_some_and(|g| pending.contains(&g));
-                assert!(
-                    ok,
-                    "seed {seed}: a linearizable read of {k:?} returned {got:?}; \
-                     the last acknowledged write was {last:?}, unknown ones {pending:?}"
-                );
-            }
-        }
+        let draws: Vec<u64> = (0..CLIENTS).map(|_| c.net.draw()).collect();
+        let (mut a0, mut a1, mut a2) = (Vec::new(), Vec::new(), Vec::new());
+        let [s0, s1, s2] = &mut seen[..] else {
+            unreachable!()
+        };
+        let (r0, r1, r2) = tokio::join!(
+            client_op(&c, &history, seed, 1, round, draws[0], &mut a0, s0),
+            client_op(&c, &history, seed, 2, round, draws[1], &mut a1, s1),
+            client_op(&c, &history, seed, 3, round, draws[2], &mut a2, s2),
+        );
+        answered_reads += r0 + r1 + r2;
+        acked.extend(a0.into_iter().chain(a1).chain(a2));
     }
+    match history.check() {
+        Ok(Outcome::Linearizable) => {}
+        Ok(outcome) => {
+            panic!("seed {seed}: the clients' history is not linearizable:\n{outcome:#}")
+        }
+        Err(e) => panic!("seed {seed}: a malformed history: {e}"),
+    }
+    let unknown = history.entries().iter().filter(|e| e.ret.is_none()).count() as u64;
+    let mut keys: BTreeSet<Vec<u8>> = (0..KEYS).map(|k| format!("k{k}").into_bytes()).collect();
     c.net.heal();
     c.net.set_faults(Faults::default());
     if let Some(id) = down.take() {
@@ -103,7 +207,7 @@ async fn schedule(seed: u64) -> [u64; 4] {
         .write_tries(
             Request::new(0)
                 .put(KS, b"final", b"1")
-                .with_session(seed, 1 << 20),
+                .with_session(seed << 8, 1),
             200,
         )
         .await
@@ -128,7 +232,17 @@ async fn schedule(seed: u64) -> [u64; 4] {
     };
     keys.insert(b"final".to_vec());
     assert_agree(&c, last, &keys).await;
-    common::assert_acked(&c, &acked, &format!("seed {seed}"));
+    for r in c.up() {
+        let ks = r.state_machine().db().keyspace(KS).unwrap();
+        for (k, v, ts) in &acked {
+            assert_eq!(
+                ks.get_at(k, *ts).unwrap().as_deref(),
+                Some(&v[..]),
+                "seed {seed}: node {} lost an acknowledged write",
+                r.id()
+            );
+        }
+    }
     // No write was applied twice: each value is in one version at most.
     for r in c.up() {
         let d = common::dump(r, &keys);
@@ -148,7 +262,7 @@ async fn schedule(seed: u64) -> [u64; 4] {
     for id in 1..=3 {
         c.crash(id).await;
     }
-    [unknown, crashes, partitions, reads]
+    [unknown, crashes, partitions, answered_reads]
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -170,8 +284,8 @@ async fn seeded_fault_schedules_keep_every_acknowledged_write() {
     }
     let [unknown, crashes, partitions, reads] = totals;
     eprintln!(
-        "{seeds} schedules: {unknown} writes of unknown outcome, {crashes} crashes, \
-         {partitions} partitions, {reads} linearizable reads"
+        "{seeds} schedules: {unknown} operations of unknown outcome, {crashes} crashes, \
+         {partitions} partitions, {reads} answered reads and compare-and-swaps"
     );
     if seeds >= 20 {
         assert!(
