@@ -152,8 +152,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut b = self.db.batch();
         b.put(&self.meta, VOTE, codec::vote_record(vote).encode())
             .map_err(|e| StorageIOError::write_vote(&e))?;
-        self.db
-            .write(b, WriteOptions { sync: true })
+        let db = self.db.clone();
+        blocking(move || db.write(b, WriteOptions { sync: true }))
+            .await
             .map_err(|e| StorageIOError::write_vote(&e))?;
         Ok(())
     }
@@ -209,21 +210,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        // Deletes [index, last]; newest first, so a crash midway leaves a
-        // shorter log, never a hole.
-        let keys: Vec<Vec<u8>> = self
-            .log
-            .range(key(log_id.index).to_vec()..)
-            .map_err(read_err)?
-            .map(|r| r.map(|(k, _)| k.to_vec()))
-            .collect::<Result<_, _>>()
-            .map_err(read_err)?;
+        // One range delete of [index, end): atomic, so never a hole.
         let mut b = self.db.batch();
-        for k in keys.iter().rev() {
-            b.delete(&self.log, k).map_err(write_err)?;
-        }
-        self.db
-            .write(b, WriteOptions { sync: true })
+        b.delete_range(&self.log, key(log_id.index).to_vec()..)
+            .map_err(write_err)?;
+        let db = self.db.clone();
+        blocking(move || db.write(b, WriteOptions { sync: true }))
+            .await
             .map_err(write_err)?;
         let last = self.read_last().map_err(read_err)?;
         *self.last.lock() = last;
@@ -231,14 +224,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        // One batch: the purge pointer and the deletes, so no hole.
-        let keys: Vec<Vec<u8>> = self
-            .log
-            .range(..=key(log_id.index).to_vec())
-            .map_err(read_err)?
-            .map(|r| r.map(|(k, _)| k.to_vec()))
-            .collect::<Result<_, _>>()
-            .map_err(read_err)?;
+        // One batch: the purge pointer and a range delete of [0, index],
+        // so no hole.
         let mut b = self.db.batch();
         b.put(
             &self.meta,
@@ -246,11 +233,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             codec::log_id_record(&log_id).encode(),
         )
         .map_err(write_err)?;
-        for k in &keys {
-            b.delete(&self.log, k).map_err(write_err)?;
-        }
-        self.db
-            .write(b, WriteOptions { sync: true })
+        b.delete_range(&self.log, ..=key(log_id.index).to_vec())
+            .map_err(write_err)?;
+        let db = self.db.clone();
+        blocking(move || db.write(b, WriteOptions { sync: true }))
+            .await
             .map_err(write_err)?;
         Ok(())
     }

@@ -546,6 +546,20 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        // Off the async worker: a flush and a checkpoint block.
+        let sm = self.clone();
+        tokio::task::spawn_blocking(move || sm.build_snapshot_blocking())
+            .await
+            .map_err(|e| {
+                sm_write(std::io::Error::other(format!(
+                    "the snapshot task failed: {e}"
+                )))
+            })?
+    }
+}
+
+impl StateMachine {
+    fn build_snapshot_blocking(&self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let d = self.data.lock();
         let (term, index) = d.applied.map_or((0, 0), |l| (l.leader_id.term, l.index));
         // Two builds at one applied entry get different ids.

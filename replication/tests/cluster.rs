@@ -30,6 +30,25 @@ async fn three_replicas_agree_on_every_version() {
         last = ts;
     }
     assert_agree(&c, last, &keys).await;
+    // Snapshots keep every log bounded: at most the entries since the
+    // last snapshot (40 by this configuration), the 5 kept behind it, and
+    // those appended while it was built.
+    for r in c.up() {
+        let m = r.raft().metrics().borrow().clone();
+        let purged = m.purged.map_or(0, |l| l.index);
+        let last_index = m.last_log_index.unwrap_or(0);
+        assert!(purged > 0, "node {}: nothing purged", r.id());
+        let held = r
+            .log_store()
+            .db()
+            .keyspace("log")
+            .unwrap()
+            .range::<&[u8], _>(..)
+            .unwrap()
+            .count() as u64;
+        assert_eq!(held, last_index - purged, "node {}", r.id());
+        assert!(held <= 2 * 40 + 5, "node {} holds {held} entries", r.id());
+    }
     // A read at a timestamp on a follower equals the leader's.
     let leader = c.leader(Duration::from_secs(5)).await.unwrap();
     let follower = c.up().into_iter().find(|r| r.id() != leader).unwrap();
