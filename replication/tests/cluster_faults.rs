@@ -53,6 +53,14 @@ async fn cas(c: &Cluster, key: &[u8], expected: Option<Vec<u8>>, new: &[u8]) -> 
     None
 }
 
+/// A client: its id, its acknowledged writes (key, value, commit
+/// timestamp), and the value it last saw of each key.
+struct Client {
+    id: u64,
+    acked: Vec<(Vec<u8>, Vec<u8>, Timestamp)>,
+    seen: Vec<Option<Vec<u8>>>,
+}
+
 /// One client's operation in round `round`: a put, a linearizable read or
 /// a compare-and-swap of one of the keys, recorded in `history`. Every
 /// value written is new, so each is written once.
@@ -60,12 +68,12 @@ async fn client_op(
     c: &Cluster,
     history: &History,
     seed: u64,
-    client: u64,
     round: u32,
     draw: u64,
-    acked: &mut Vec<(Vec<u8>, Vec<u8>, Timestamp)>,
-    last_seen: &mut [Option<Vec<u8>>],
+    me: &mut Client,
 ) -> u64 {
+    let client = me.id;
+    let (acked, last_seen) = (&mut me.acked, &mut me.seen);
     let k = draw % KEYS;
     let key = format!("k{k}").into_bytes();
     let value = format!("{client}.{round}").into_bytes();
@@ -145,8 +153,13 @@ async fn schedule(seed: u64) -> [u64; 4] {
         max_delay: Duration::from_millis(15),
     });
     let history = History::new();
-    let mut acked: Vec<(Vec<u8>, Vec<u8>, Timestamp)> = Vec::new();
-    let mut seen: Vec<Vec<Option<Vec<u8>>>> = vec![vec![None; KEYS as usize]; CLIENTS as usize];
+    let mut clients: Vec<Client> = (1..=CLIENTS)
+        .map(|id| Client {
+            id,
+            acked: Vec::new(),
+            seen: vec![None; KEYS as usize],
+        })
+        .collect();
     let mut down: Option<NodeId> = None;
     let (mut answered_reads, mut crashes, mut partitions) = (0u64, 0u64, 0u64);
     for round in 0..30u32 {
@@ -172,17 +185,15 @@ async fn schedule(seed: u64) -> [u64; 4] {
             _ => {}
         }
         let draws: Vec<u64> = (0..CLIENTS).map(|_| c.net.draw()).collect();
-        let (mut a0, mut a1, mut a2) = (Vec::new(), Vec::new(), Vec::new());
-        let [s0, s1, s2] = &mut seen[..] else {
+        let [c0, c1, c2] = &mut clients[..] else {
             unreachable!()
         };
         let (r0, r1, r2) = tokio::join!(
-            client_op(&c, &history, seed, 1, round, draws[0], &mut a0, s0),
-            client_op(&c, &history, seed, 2, round, draws[1], &mut a1, s1),
-            client_op(&c, &history, seed, 3, round, draws[2], &mut a2, s2),
+            client_op(&c, &history, seed, round, draws[0], c0),
+            client_op(&c, &history, seed, round, draws[1], c1),
+            client_op(&c, &history, seed, round, draws[2], c2),
         );
         answered_reads += r0 + r1 + r2;
-        acked.extend(a0.into_iter().chain(a1).chain(a2));
     }
     match history.check() {
         Ok(Outcome::Linearizable) => {}
@@ -234,7 +245,7 @@ async fn schedule(seed: u64) -> [u64; 4] {
     assert_agree(&c, last, &keys).await;
     for r in c.up() {
         let ks = r.state_machine().db().keyspace(KS).unwrap();
-        for (k, v, ts) in &acked {
+        for (k, v, ts) in clients.iter().flat_map(|c| &c.acked) {
             assert_eq!(
                 ks.get_at(k, *ts).unwrap().as_deref(),
                 Some(&v[..]),
