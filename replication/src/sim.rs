@@ -192,6 +192,15 @@ fn reply_lost() -> NetworkError {
     NetworkError::new(&std::io::Error::other("the reply was lost"))
 }
 
+/// Holds a message for `delay`. One without delay goes at once: tokio's
+/// timer would hold even a zero sleep to its next millisecond tick, which
+/// no in-process message should cost.
+async fn delay_by(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
 impl SimConn {
     async fn deliver<T, E, F, Fut>(
         &self,
@@ -205,7 +214,7 @@ impl SimConn {
         let Some((raft, delay, lose_reply)) = self.net.route(self.from, self.to) else {
             return Err(RPCError::Unreachable(unreachable(self.to)));
         };
-        tokio::time::sleep(delay).await;
+        delay_by(delay).await;
         let r = call(raft).await;
         if lose_reply {
             return Err(RPCError::Network(reply_lost()));
@@ -257,7 +266,7 @@ impl SimConn {
         let Some((raft, delay, lose_reply)) = self.net.route(self.from, self.to) else {
             return Err(StreamingError::Unreachable(unreachable(self.to)));
         };
-        tokio::time::sleep(delay).await;
+        delay_by(delay).await;
         Ok((raft, lose_reply))
     }
 
