@@ -16,6 +16,7 @@
 //!   crashes; snapshots are engine checkpoints.
 //! - [`Replica`]: a node: writes through Raft, reads at a timestamp once
 //!   applied, linearizable reads at the leader.
+//! - [`snapshot_transfer`]: snapshots sent in bounded, checked chunks.
 //! - [`sim`]: an in-process network with seeded faults, for tests.
 //! - [`linearizability`]: checks that clients' histories of reads, writes
 //!   and compare-and-swaps are linearizable, for the fault tests.
@@ -31,6 +32,7 @@ pub mod linearizability;
 mod log_store;
 mod replica;
 pub mod sim;
+pub mod snapshot_transfer;
 mod state_machine;
 mod txn;
 pub mod types;

@@ -2,11 +2,13 @@
 //! to the target's `Raft` handle, through faults a seed decides: loss
 //! (before or after delivery), delay, one-way or two-way partitions, and
 //! nodes that are down. A failing schedule replays from its seed as far as
-//! the tasks' interleaving allows.
+//! the tasks' interleaving allows. A snapshot travels as a manifest and
+//! chunks ([`snapshot_transfer`](crate::snapshot_transfer)), each its own
+//! message under the same faults.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +24,10 @@ use openraft::storage::Snapshot;
 use openraft::{Raft, Vote};
 use parking_lot::Mutex;
 
-use crate::state_machine::{copy_db_dir, SnapshotFiles};
+use crate::snapshot_transfer::{
+    ReceiveLimits, SnapshotReceiver, SnapshotSender, TransferError, DEFAULT_CHUNK_BYTES,
+};
+use crate::state_machine::SnapshotFiles;
 use crate::types::{Node, NodeId, TypeConfig};
 
 /// The faults of the simulated network.
@@ -38,12 +43,11 @@ pub struct Faults {
 }
 
 struct State {
-    nodes: HashMap<NodeId, (Raft<TypeConfig>, PathBuf)>,
+    nodes: HashMap<NodeId, Raft<TypeConfig>>,
     /// Links that are down, as (from, to).
     cut: HashSet<(NodeId, NodeId)>,
     faults: Faults,
     rng: u64,
-    staged: u64,
 }
 
 impl State {
@@ -76,14 +80,13 @@ impl SimNetwork {
                 cut: HashSet::new(),
                 faults: Faults::default(),
                 rng: seed | 1,
-                staged: 0,
             })),
         }
     }
 
-    /// Connects node `id`, whose storage is rooted at `root`.
-    pub fn connect(&self, id: NodeId, raft: Raft<TypeConfig>, root: PathBuf) {
-        self.state.lock().nodes.insert(id, (raft, root));
+    /// Connects node `id`.
+    pub fn connect(&self, id: NodeId, raft: Raft<TypeConfig>) {
+        self.state.lock().nodes.insert(id, raft);
     }
 
     /// Disconnects node `id` (it crashed or stopped): messages to it fail.
@@ -139,11 +142,7 @@ impl SimNetwork {
 
     /// Decides a message's fate: the target, the delay, and whether the
     /// reply is lost; `None` when the message is lost.
-    fn route(
-        &self,
-        from: NodeId,
-        to: NodeId,
-    ) -> Option<(Raft<TypeConfig>, PathBuf, Duration, bool)> {
+    fn route(&self, from: NodeId, to: NodeId) -> Option<(Raft<TypeConfig>, Duration, bool)> {
         let mut st = self.state.lock();
         let f = st.faults;
         let lost = st.next() % 1000 < u64::from(f.drop_request_per_mille);
@@ -155,8 +154,8 @@ impl SimNetwork {
         if lost || st.cut.contains(&(from, to)) {
             return None;
         }
-        let (raft, root) = st.nodes.get(&to)?.clone();
-        Some((raft, root, Duration::from_nanos(delay_ns), reply_lost))
+        let raft = st.nodes.get(&to)?.clone();
+        Some((raft, Duration::from_nanos(delay_ns), reply_lost))
     }
 }
 
@@ -193,6 +192,15 @@ fn reply_lost() -> NetworkError {
     NetworkError::new(&std::io::Error::other("the reply was lost"))
 }
 
+/// Holds a message for `delay`. One without delay goes at once: tokio's
+/// timer would hold even a zero sleep to its next millisecond tick, which
+/// no in-process message should cost.
+async fn delay_by(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
 impl SimConn {
     async fn deliver<T, E, F, Fut>(
         &self,
@@ -203,15 +211,113 @@ impl SimConn {
         F: FnOnce(Raft<TypeConfig>) -> Fut,
         Fut: Future<Output = Result<T, RaftError<NodeId, E>>>,
     {
-        let Some((raft, _, delay, lose_reply)) = self.net.route(self.from, self.to) else {
+        let Some((raft, delay, lose_reply)) = self.net.route(self.from, self.to) else {
             return Err(RPCError::Unreachable(unreachable(self.to)));
         };
-        tokio::time::sleep(delay).await;
+        delay_by(delay).await;
         let r = call(raft).await;
         if lose_reply {
             return Err(RPCError::Network(reply_lost()));
         }
         r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+    }
+}
+
+/// The bounds the simulated receivers put on a snapshot transfer.
+const RECEIVE_LIMITS: ReceiveLimits = ReceiveLimits {
+    max_files: 1 << 20,
+    max_total_bytes: 1 << 40,
+    max_chunk_bytes: DEFAULT_CHUNK_BYTES,
+};
+
+type Streaming<T> = Result<T, StreamingError<TypeConfig, Fatal<NodeId>>>;
+
+/// A transfer that failed on either side: openraft sends the snapshot
+/// again.
+fn transfer_failed(e: TransferError) -> StreamingError<TypeConfig, Fatal<NodeId>> {
+    StreamingError::Network(NetworkError::new(&e))
+}
+
+/// Runs file work (reads, writes, syncs) on tokio's blocking pool, so a
+/// large snapshot does not hold up heartbeats.
+async fn off_worker<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Streaming<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        transfer_failed(TransferError::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(format!("the transfer task failed: {e}")),
+        })
+    })
+}
+
+/// A received snapshot's staging directory, removed once the install is
+/// over (whatever its outcome: an installed snapshot is copied out).
+struct Staged(PathBuf);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl SimConn {
+    /// One message's trip over the network: lost (an error), or delayed
+    /// and delivered to the target, with whether its reply is lost.
+    async fn hop(&self) -> Streaming<(Raft<TypeConfig>, bool)> {
+        let Some((raft, delay, lose_reply)) = self.net.route(self.from, self.to) else {
+            return Err(StreamingError::Unreachable(unreachable(self.to)));
+        };
+        delay_by(delay).await;
+        Ok((raft, lose_reply))
+    }
+
+    /// Sends the snapshot in `dir`: its manifest, then each chunk, each a
+    /// message; returns the receiver's verified copy. On any failure the
+    /// receiver is dropped, which removes its staging directory.
+    async fn send_files(&self, dir: &Path) -> Streaming<Staged> {
+        let dir = dir.to_path_buf();
+        let mut sender = off_worker(move || SnapshotSender::new(dir, DEFAULT_CHUNK_BYTES))
+            .await?
+            .map_err(transfer_failed)?;
+        // The manifest: the receiver stages into a fresh directory its
+        // state machine names.
+        let (raft, lose_reply) = self.hop().await?;
+        let staging = raft
+            .begin_receiving_snapshot()
+            .await
+            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
+        let (dir, manifest) = (staging.dir().to_path_buf(), sender.manifest().clone());
+        let mut receiver = off_worker(move || SnapshotReceiver::new(dir, manifest, RECEIVE_LIMITS))
+            .await?
+            .map_err(transfer_failed)?;
+        if lose_reply {
+            return Err(StreamingError::Network(reply_lost()));
+        }
+        loop {
+            let (s, next) = off_worker(move || {
+                let next = sender.next_chunk();
+                (sender, next)
+            })
+            .await?;
+            sender = s;
+            let Some(chunk) = next.map_err(transfer_failed)? else {
+                break;
+            };
+            let (_, lose_reply) = self.hop().await?;
+            let (r, accepted) = off_worker(move || {
+                let accepted = receiver.accept(&chunk);
+                (receiver, accepted)
+            })
+            .await?;
+            receiver = r;
+            accepted.map_err(transfer_failed)?;
+            if lose_reply {
+                return Err(StreamingError::Network(reply_lost()));
+            }
+        }
+        let files = off_worker(move || receiver.finish())
+            .await?
+            .map_err(transfer_failed)?;
+        Ok(Staged(files.dir().to_path_buf()))
     }
 }
 
@@ -238,35 +344,29 @@ impl RaftNetwork<TypeConfig> for SimConn {
         &mut self,
         vote: Vote<NodeId>,
         snapshot: Snapshot<TypeConfig>,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
-        let Some((raft, root, delay, lose_reply)) = self.net.route(self.from, self.to) else {
-            return Err(StreamingError::Unreachable(unreachable(self.to)));
+        // The files travel first, a message per chunk, into a staging
+        // directory of the receiver; a cancel stops them between messages.
+        let mut cancel = std::pin::pin!(cancel);
+        let staged = tokio::select! {
+            biased;
+            closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+            r = self.send_files(snapshot.snapshot.dir()) => r?,
         };
-        tokio::time::sleep(delay).await;
-        // The files travel first: into a staging directory of the
-        // receiver, which installs from there.
-        let n = {
-            let mut st = self.net.state.lock();
-            st.staged += 1;
-            st.staged
-        };
-        let staging = root.join(format!("incoming-{n}"));
-        if let Err(e) = copy_db_dir(snapshot.snapshot.dir(), &staging) {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(StreamingError::Network(NetworkError::new(&e)));
-        }
+        // Then the install, one more message.
+        let (raft, lose_reply) = self.hop().await?;
         let r = raft
             .install_full_snapshot(
                 vote,
                 Snapshot {
                     meta: snapshot.meta,
-                    snapshot: Box::new(SnapshotFiles::new(staging.clone())),
+                    snapshot: Box::new(SnapshotFiles::new(staged.0.clone())),
                 },
             )
             .await;
-        let _ = std::fs::remove_dir_all(&staging);
+        drop(staged);
         if lose_reply {
             return Err(StreamingError::Network(reply_lost()));
         }

@@ -41,7 +41,7 @@ async fn start(root: &Path) -> Replica {
     let r = Replica::start(1, root, opts, config(), net.factory(1))
         .await
         .unwrap();
-    net.connect(1, r.raft().clone(), root.to_path_buf());
+    net.connect(1, r.raft().clone());
     // A fresh node makes itself the cluster; a restarted one has it.
     let members: BTreeMap<u64, Node> = [(
         1,

@@ -85,7 +85,7 @@ impl Cluster {
         let r = Replica::start(id, &self.root(id), opts(), config(), self.net.factory(id))
             .await
             .unwrap();
-        self.net.connect(id, r.raft().clone(), self.root(id));
+        self.net.connect(id, r.raft().clone());
         self.nodes.insert(id, Some(r));
     }
 
