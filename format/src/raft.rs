@@ -37,6 +37,13 @@ pub mod tag {
     /// What applying a client's request answered, kept so a retry of the
     /// same request gets the same answer without applying it again.
     pub const RESPONSE: u8 = 10;
+    /// Several commands proposed together in one entry, applied in order,
+    /// each at its own commit timestamp.
+    pub const COMMAND_BATCH: u8 = 11;
+    /// How far the state machine applied a batch entry before a crash:
+    /// the entry's log id, the commands applied, the last one's commit
+    /// timestamp.
+    pub const PARTIAL: u8 = 12;
 }
 
 /// What applying a command answered.
@@ -278,6 +285,25 @@ pub struct AppliedRecord {
     /// The entry's id.
     pub log_id: LogIdRecord,
     /// The commit timestamp it was applied at.
+    pub ts: u64,
+}
+
+/// The commands of an entry proposed together (tag 11): applied in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandBatchRecord {
+    /// The commands, each stored as a command record.
+    pub commands: Vec<CommandRecord>,
+}
+
+/// A batch entry applied in part (tag 12): written with each command of a
+/// batch but the last, so a restart applies the rest and only the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialRecord {
+    /// The batch entry's id.
+    pub log_id: LogIdRecord,
+    /// How many of its commands are applied.
+    pub applied: u64,
+    /// The commit timestamp of the last one applied.
     pub ts: u64,
 }
 
@@ -547,6 +573,67 @@ impl AppliedRecord {
     }
 }
 
+impl CommandBatchRecord {
+    /// The record's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = start(tag::COMMAND_BATCH);
+        put_varint64(&mut out, self.commands.len() as u64);
+        for cmd in &self.commands {
+            put_bytes(&mut out, &cmd.encode());
+        }
+        out
+    }
+
+    /// Decodes a batch record.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let (mut c, t) = open(bytes, "raft command batch")?;
+        expect_tag(&c, t, tag::COMMAND_BATCH)?;
+        // Each command takes at least its length byte.
+        let n = c.len(c.remaining())?;
+        let mut commands = Vec::with_capacity(n);
+        for _ in 0..n {
+            commands.push(CommandRecord::decode(c.length_prefixed()?)?);
+        }
+        done(&c)?;
+        Ok(CommandBatchRecord { commands })
+    }
+
+    /// The commands of a normal entry's payload: one command record, or a
+    /// batch of them.
+    pub fn decode_payload(bytes: &[u8]) -> Result<Vec<CommandRecord>> {
+        match bytes.get(1) {
+            Some(&tag::COMMAND_BATCH) => Ok(Self::decode(bytes)?.commands),
+            _ => Ok(vec![CommandRecord::decode(bytes)?]),
+        }
+    }
+}
+
+impl PartialRecord {
+    /// The record's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = start(tag::PARTIAL);
+        self.log_id.put(&mut out);
+        put_varint64(&mut out, self.applied);
+        put_varint64(&mut out, self.ts);
+        out
+    }
+
+    /// Decodes a partial record.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let (mut c, t) = open(bytes, "raft partial apply")?;
+        expect_tag(&c, t, tag::PARTIAL)?;
+        let log_id = LogIdRecord::get(&mut c)?;
+        let applied = c.varint64()?;
+        let ts = c.varint64()?;
+        done(&c)?;
+        Ok(PartialRecord {
+            log_id,
+            applied,
+            ts,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,6 +699,16 @@ mod tests {
             }
             .encode(),
             AppliedRecord { log_id: id, ts: 5 }.encode(),
+            CommandBatchRecord {
+                commands: vec![cmd.clone(), txn.clone()],
+            }
+            .encode(),
+            PartialRecord {
+                log_id: id,
+                applied: 1,
+                ts: 6,
+            }
+            .encode(),
             ResponseRecord::Committed(7).encode(),
             ResponseRecord::Rejected("no".into()).encode(),
             ResponseRecord::Conflict {
@@ -633,6 +730,8 @@ mod tests {
                 CommandRecord::decode(b).ok().map(|r| r.encode())
             }
             tag::APPLIED => AppliedRecord::decode(b).ok().map(|r| r.encode()),
+            tag::COMMAND_BATCH => CommandBatchRecord::decode(b).ok().map(|r| r.encode()),
+            tag::PARTIAL => PartialRecord::decode(b).ok().map(|r| r.encode()),
             tag::RESPONSE => ResponseRecord::decode(b).ok().map(|r| r.encode()),
             _ => EntryRecord::decode(b).ok().map(|r| r.encode()),
         }

@@ -699,6 +699,8 @@ fn raft_record_tags_match_spec_section_18_1() {
         ("applied", tag::APPLIED),
         ("transaction command", tag::COMMAND_TXN),
         ("response", tag::RESPONSE),
+        ("command batch", tag::COMMAND_BATCH),
+        ("partial", tag::PARTIAL),
     ];
     for row in &t.rows {
         if let Some(n) = number(&mut report, row, 1) {

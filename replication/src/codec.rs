@@ -7,8 +7,8 @@ use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership, Stored
 use std::ops::Bound;
 
 use strata_format::raft::{
-    BoundRecord, CheckRecord, CommandRecord, EntryRecord, LogIdRecord, MembershipRecord,
-    PayloadRecord, ResponseRecord, VoteRecord,
+    BoundRecord, CheckRecord, CommandBatchRecord, CommandRecord, EntryRecord, LogIdRecord,
+    MembershipRecord, PayloadRecord, ResponseRecord, VoteRecord,
 };
 
 use crate::types::{Node, NodeId, Request, TxnCheck, TypeConfig};
@@ -170,7 +170,13 @@ pub(crate) fn response(r: ResponseRecord) -> crate::types::Response {
 pub(crate) fn encode_entry(e: &Entry<TypeConfig>) -> Vec<u8> {
     let payload = match &e.payload {
         EntryPayload::Blank => PayloadRecord::Blank,
-        EntryPayload::Normal(r) => PayloadRecord::Normal(command_record(r).encode()),
+        EntryPayload::Normal(reqs) => PayloadRecord::Normal(match &reqs[..] {
+            [one] => command_record(one).encode(),
+            many => CommandBatchRecord {
+                commands: many.iter().map(command_record).collect(),
+            }
+            .encode(),
+        }),
         EntryPayload::Membership(m) => PayloadRecord::Membership(membership_record(m)),
     };
     EntryRecord {
@@ -184,7 +190,12 @@ pub(crate) fn decode_entry(bytes: &[u8]) -> strata_format::Result<Entry<TypeConf
     let r = EntryRecord::decode(bytes)?;
     let payload = match r.payload {
         PayloadRecord::Blank => EntryPayload::Blank,
-        PayloadRecord::Normal(b) => EntryPayload::Normal(request(CommandRecord::decode(&b)?)),
+        PayloadRecord::Normal(b) => EntryPayload::Normal(
+            CommandBatchRecord::decode_payload(&b)?
+                .into_iter()
+                .map(request)
+                .collect(),
+        ),
         PayloadRecord::Membership(m) => EntryPayload::Membership(membership(&m)),
     };
     Ok(Entry {

@@ -30,6 +30,7 @@ mod codec;
 mod committer;
 pub mod linearizability;
 mod log_store;
+mod proposer;
 mod replica;
 pub mod sim;
 pub mod snapshot_transfer;

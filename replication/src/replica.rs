@@ -14,6 +14,7 @@ use strata_engine::{Db, Options, Snapshot, Timestamp};
 
 use crate::committer::RaftCommitter;
 use crate::log_store::LogStore;
+use crate::proposer::Proposer;
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, Request, Response, TypeConfig};
 
@@ -23,7 +24,7 @@ use crate::types::{NodeId, Request, Response, TypeConfig};
 pub const DEFAULT_WRITE_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a replica could not do what was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ReplicaError {
     /// Writes and linearizable reads go to the leader; this node is not it.
     #[error("not the leader (the leader is {leader:?}); retry there")]
@@ -90,6 +91,7 @@ pub struct Replica {
     sm: StateMachine,
     log: LogStore,
     committer: Arc<RaftCommitter>,
+    proposer: Proposer,
     /// How long a write waits for a majority.
     write_wait: Arc<parking_lot::Mutex<Duration>>,
 }
@@ -125,10 +127,11 @@ impl Replica {
             .map_err(|e| ReplicaError::Raft(e.to_string()))?;
         let replica = Replica {
             id,
-            raft,
+            raft: raft.clone(),
             sm,
             log,
             committer,
+            proposer: Proposer::start(raft.clone()),
             write_wait: Arc::new(parking_lot::Mutex::new(DEFAULT_WRITE_WAIT)),
         };
         replica.committer.attach(replica.clone());
@@ -176,24 +179,14 @@ impl Replica {
             req.ts_hint = Timestamp::now().as_u64();
         }
         let waited = *self.write_wait.lock();
-        let Ok(written) = tokio::time::timeout(waited, self.raft.client_write(req)).await else {
+        let Ok(written) = tokio::time::timeout(waited, self.proposer.submit(req)).await else {
             return Err(ReplicaError::Unconfirmed { waited });
         };
-        match written {
-            Ok(r) => match r.data {
-                Response::Committed { ts } => Ok(Timestamp(ts)),
-                Response::Rejected(why) => Err(ReplicaError::Rejected(why)),
-                Response::Conflict { keyspace, key } => {
-                    Err(ReplicaError::Conflict { keyspace, key })
-                }
-                Response::Noop => Err(ReplicaError::Raft("a write answered as a no-op".into())),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ReplicaError::NotLeader {
-                    leader: f.leader_id,
-                })
-            }
-            Err(e) => Err(ReplicaError::Raft(e.to_string())),
+        match written? {
+            Response::Committed { ts } => Ok(Timestamp(ts)),
+            Response::Rejected(why) => Err(ReplicaError::Rejected(why)),
+            Response::Conflict { keyspace, key } => Err(ReplicaError::Conflict { keyspace, key }),
+            Response::Noop => Err(ReplicaError::Raft("a write answered as a no-op".into())),
         }
     }
 

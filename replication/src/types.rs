@@ -84,10 +84,12 @@ pub enum Response {
 }
 
 openraft::declare_raft_types!(
-    /// Strata's Raft types.
+    /// Strata's Raft types. An entry carries the requests proposed
+    /// together (applied in order, each at its own timestamp) and answers
+    /// with one response each.
     pub TypeConfig:
-        D = Request,
-        R = Response,
+        D = Vec<Request>,
+        R = Vec<Response>,
         NodeId = NodeId,
         Node = Node,
         SnapshotData = crate::state_machine::SnapshotFiles,

@@ -15,21 +15,23 @@ use std::sync::Arc;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
+    Entry, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
 };
 use parking_lot::Mutex;
-use strata_engine::{Db, Keyspace, Options, Timestamp, WriteBatch, WriteOptions};
-use strata_format::batch::OpIter;
-use strata_format::key::ValueKind;
-use strata_format::raft::{AppliedRecord, LogIdRecord, MembershipRecord};
+use strata_engine::{Db, Keyspace, Options, Timestamp};
+use strata_format::raft::{AppliedRecord, LogIdRecord, MembershipRecord, PartialRecord};
 
 use crate::codec;
-use crate::types::{Node, NodeId, Request, Response, TxnCheck, TypeConfig};
+use crate::types::{Node, NodeId, Response, TypeConfig};
+
+mod apply;
 
 /// The keyspace of the state machine's own records.
 pub const RAFT_KEYSPACE: &str = "_raft";
 const APPLIED: &[u8] = b"applied";
+/// How far a batch entry was applied, while it is applied in part.
+const PARTIAL: &[u8] = b"partial";
 const MEMBERSHIP: &[u8] = b"membership";
 const MEMBERSHIP_LOG_ID: &[u8] = b"membership_log_id";
 
@@ -46,35 +48,6 @@ const MAX_COMMAND_BYTES: usize = 64 << 20;
 const MAX_TXN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The least history window of a state machine's database.
 const MIN_HISTORY: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Why a transaction's check could not decide.
-enum CheckFail {
-    /// The command is malformed: rejected on every replica.
-    Invalid(String),
-    /// The engine failed on this replica: a storage error.
-    Engine(strata_engine::Error),
-}
-
-impl From<strata_engine::Error> for CheckFail {
-    fn from(e: strata_engine::Error) -> Self {
-        CheckFail::Engine(e)
-    }
-}
-
-/// The key of a client's session record.
-fn session_key(client: u64) -> Vec<u8> {
-    [&b"session/"[..], &client.to_be_bytes()].concat()
-}
-
-/// A client's last applied request number and its response.
-fn read_session(raft: &Keyspace, client: u64) -> Result<Option<(u64, Response)>, String> {
-    let Some(v) = raft.get(session_key(client)).map_err(|e| e.to_string())? else {
-        return Ok(None);
-    };
-    let (seq, n) = strata_format::coding::get_varint64(&v).ok_or("a damaged session record")?;
-    let r = strata_format::raft::ResponseRecord::decode(&v[n..]).map_err(|e| e.to_string())?;
-    Ok(Some((seq, codec::response(r))))
-}
 
 /// A snapshot's files: a checkpoint directory of the state machine's
 /// database.
@@ -104,6 +77,8 @@ struct Data {
     /// The commit timestamp of the last applied entry.
     applied_ts: u64,
     membership: StoredMembership<NodeId, Node>,
+    /// A batch entry applied in part: its id and how many commands.
+    partial: Option<(LogId<NodeId>, u64)>,
 }
 
 /// The state machine of one node. Cheap to clone (openraft builds
@@ -248,7 +223,16 @@ impl StateMachine {
     fn open_data(root: &Path, opts: &Options, generation: u64) -> strata_engine::Result<Data> {
         let db = Db::open(root.join(format!("data-{generation}")), opts.clone())?;
         let raft = db.keyspace(RAFT_KEYSPACE)?;
-        let (applied, applied_ts, membership) = bookkeeping(&raft)?;
+        let (applied, mut applied_ts, membership) = bookkeeping(&raft)?;
+        let format = |e| strata_engine::Error::InvalidArgument(format!("{RAFT_KEYSPACE}: {e}"));
+        let partial = match raft.get(PARTIAL)? {
+            Some(v) => {
+                let r = PartialRecord::decode(&v).map_err(format)?;
+                applied_ts = applied_ts.max(r.ts);
+                Some((codec::log_id(&r.log_id), r.applied))
+            }
+            None => None,
+        };
         Ok(Data {
             db,
             generation,
@@ -256,6 +240,7 @@ impl StateMachine {
             applied,
             applied_ts,
             membership,
+            partial,
         })
     }
 
@@ -281,232 +266,6 @@ impl StateMachine {
     /// Follows the commit timestamp of the last applied entry.
     pub fn subscribe_applied(&self) -> tokio::sync::watch::Receiver<u64> {
         self.applied_tx.subscribe()
-    }
-
-    /// Adds `req`'s operations to `b`; an error names what is malformed.
-    fn decode_into(db: &Db, req: &Request, b: &mut WriteBatch) -> Result<(), String> {
-        let mut spaces = Vec::with_capacity(req.keyspaces.len());
-        for name in &req.keyspaces {
-            if name == RAFT_KEYSPACE {
-                return Err(format!("keyspace {RAFT_KEYSPACE} is reserved"));
-            }
-            spaces.push(db.keyspace(name).map_err(|e| e.to_string())?);
-        }
-        for op in OpIter::new(&req.ops, req.count, 0) {
-            let op = op.map_err(|e| e.to_string())?;
-            let ks = spaces
-                .get(op.keyspace as usize)
-                .ok_or_else(|| format!("keyspace index {} out of range", op.keyspace))?;
-            match op.kind {
-                ValueKind::Put => b.put(ks, op.key, op.value),
-                ValueKind::Delete => b.delete(ks, op.key),
-                ValueKind::PutWithTtl => {
-                    let (at, value) = op
-                        .value
-                        .split_first_chunk::<8>()
-                        .ok_or("a TTL value without its expiry")?;
-                    b.put_expiring(ks, op.key, value, Timestamp(u64::from_be_bytes(*at)))
-                }
-                ValueKind::RangeDelete => b.delete_range(ks, op.key..op.value),
-                k => return Err(format!("operation kind {k:?} cannot be replicated")),
-            }
-            .map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
-
-    /// The commit timestamp of `key`'s newest version in `ks` (a delete
-    /// included), 0 when it has none.
-    fn last_write(ks: &Keyspace, key: &[u8]) -> Result<u64, CheckFail> {
-        Ok(ks.history(key)?.first().map_or(0, |v| v.ts.as_u64()))
-    }
-
-    /// The first key in `range` of `ks` written after `start` (present at
-    /// `start` or at `now`, the state the entry applies to).
-    fn written_in_range(
-        db: &Db,
-        ks: &Keyspace,
-        range: (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>),
-        start: u64,
-        now: u64,
-    ) -> Result<Option<Vec<u8>>, CheckFail> {
-        let mut keys = std::collections::BTreeSet::new();
-        // Both reads at a timestamp of the log, so expiry is judged the
-        // same on every replica.
-        for at in [start, now] {
-            let snap = db.snapshot_at(Timestamp(at))?;
-            for r in snap.range(ks, range.clone())? {
-                keys.insert(r?.0.to_vec());
-            }
-        }
-        for k in keys {
-            if Self::last_write(ks, &k)? > start {
-                return Ok(Some(k));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Checks a transaction against the state its entry applies to (`now`,
-    /// the same on every replica): `Some(conflict)` when something it wrote
-    /// (or, serializable, read or scanned) changed after its start.
-    fn check_txn(
-        db: &Db,
-        req: &Request,
-        check: &TxnCheck,
-        now: u64,
-    ) -> Result<Option<Response>, CheckFail> {
-        let start = check.start_ts;
-        let ks_of = |i: u32| -> Result<(String, Keyspace), CheckFail> {
-            let name = req
-                .keyspaces
-                .get(i as usize)
-                .ok_or_else(|| CheckFail::Invalid(format!("keyspace index {i} out of range")))?;
-            Ok((name.clone(), db.keyspace(name)?))
-        };
-        let conflict = |keyspace: String, key: Vec<u8>| Some(Response::Conflict { keyspace, key });
-        if start < Timestamp(now).saturating_sub(MAX_TXN_AGE).as_u64() {
-            // Too old to check the same way everywhere: run it again.
-            return Ok(conflict(String::new(), Vec::new()));
-        }
-        for op in OpIter::new(&req.ops, req.count, 0) {
-            let op = op.map_err(|e| CheckFail::Invalid(e.to_string()))?;
-            let (name, ks) = ks_of(op.keyspace)?;
-            if op.kind == ValueKind::RangeDelete {
-                let range = (
-                    std::ops::Bound::Included(op.key.to_vec()),
-                    std::ops::Bound::Excluded(op.value.to_vec()),
-                );
-                if let Some(k) = Self::written_in_range(db, &ks, range, start, now)? {
-                    return Ok(conflict(name, k));
-                }
-            } else if Self::last_write(&ks, op.key)? > start {
-                return Ok(conflict(name, op.key.to_vec()));
-            }
-        }
-        if check.serializable {
-            for (i, key) in &check.reads {
-                let (name, ks) = ks_of(*i)?;
-                if Self::last_write(&ks, key)? > start {
-                    return Ok(conflict(name, key.clone()));
-                }
-            }
-            for (i, lo, hi) in &check.ranges {
-                let (name, ks) = ks_of(*i)?;
-                let range = (lo.clone(), hi.clone());
-                if let Some(k) = Self::written_in_range(db, &ks, range, start, now)? {
-                    return Ok(conflict(name, k));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Applies one entry; returns its response.
-    fn apply_one(d: &mut Data, e: &Entry<TypeConfig>) -> Result<Response, StorageError<NodeId>> {
-        let prev = d.applied_ts;
-        let mut b = d.db.batch();
-        let (ts, response) = match &e.payload {
-            EntryPayload::Blank => (prev + 1, Response::Noop),
-            EntryPayload::Membership(m) => {
-                d.membership = StoredMembership::new(Some(e.log_id), m.clone());
-                b.put(&d.raft, MEMBERSHIP, codec::membership_record(m).encode())
-                    .map_err(sm_write)?;
-                b.put(
-                    &d.raft,
-                    MEMBERSHIP_LOG_ID,
-                    codec::log_id_record(&e.log_id).encode(),
-                )
-                .map_err(sm_write)?;
-                (prev + 1, Response::Noop)
-            }
-            EntryPayload::Normal(req) => {
-                let in_range = req.ts_hint <= MAX_HINT;
-                let ts = if in_range {
-                    req.ts_hint.max(prev + 1)
-                } else {
-                    prev + 1
-                };
-                // A request applied before is answered as it was then.
-                let seen = match req.session {
-                    Some((client, seq)) => match read_session(&d.raft, client) {
-                        Ok(Some((last, r))) if last == seq => Some(r),
-                        Ok(Some((last, _))) if last > seq => Some(Response::Rejected(format!(
-                            "request {seq} of client {client} is older than its request {last}"
-                        ))),
-                        Ok(_) => None,
-                        Err(why) => Some(Response::Rejected(why)),
-                    },
-                    None => None,
-                };
-                if let Some(r) = seen {
-                    // Only the bookkeeping is written.
-                    (ts, r)
-                } else {
-                    let checked = match &req.check {
-                        _ if !in_range => {
-                            Err(format!("timestamp hint {} out of range", req.ts_hint))
-                        }
-                        _ if req.ops.len() > MAX_COMMAND_BYTES => Err(format!(
-                            "a command of {} bytes (at most {MAX_COMMAND_BYTES})",
-                            req.ops.len()
-                        )),
-                        Some(check) if check.start_ts > prev => Err(format!(
-                            "start {} is after the state it applies to",
-                            check.start_ts
-                        )),
-                        Some(check) => match Self::check_txn(&d.db, req, check, prev) {
-                            Ok(r) => Ok(r),
-                            Err(CheckFail::Invalid(why)) => Err(why),
-                            Err(CheckFail::Engine(err)) => {
-                                return Err(StorageError::from(StorageIOError::apply(
-                                    e.log_id, &err,
-                                )))
-                            }
-                        },
-                        None => Ok(None),
-                    };
-                    let outcome = match checked {
-                        Ok(None) => Self::decode_into(&d.db, req, &mut b)
-                            .map(|()| Response::Committed { ts }),
-                        Ok(Some(conflict)) => Ok(conflict),
-                        Err(why) => Err(why),
-                    };
-                    let r = match outcome {
-                        Ok(r @ Response::Committed { .. }) => r,
-                        // The same on every replica: only the bookkeeping.
-                        Ok(r) => {
-                            b.clear();
-                            r
-                        }
-                        Err(why) => {
-                            b.clear();
-                            Response::Rejected(why)
-                        }
-                    };
-                    if let (Some((client, seq)), Some(rec)) =
-                        (req.session, codec::response_record(&r))
-                    {
-                        let mut v = Vec::new();
-                        strata_format::coding::put_varint64(&mut v, seq);
-                        v.extend_from_slice(&rec.encode());
-                        b.put(&d.raft, session_key(client), v).map_err(sm_write)?;
-                    }
-                    (ts, r)
-                }
-            }
-        };
-        let applied = AppliedRecord {
-            log_id: codec::log_id_record(&e.log_id),
-            ts,
-        };
-        b.put(&d.raft, APPLIED, applied.encode())
-            .map_err(sm_write)?;
-        d.db.write_at(b, Timestamp(ts), WriteOptions { sync: false })
-            .map_err(|err| StorageError::from(StorageIOError::apply(e.log_id, &err)))?;
-        d.applied = Some(e.log_id);
-        d.applied_ts = ts;
-        Ok(response)
     }
 
     fn snapshot_dir(&self, id: &str) -> PathBuf {
@@ -600,7 +359,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((d.applied, d.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Response>>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -612,7 +371,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut d = data.lock();
             let mut out = Vec::with_capacity(entries.len());
             for e in &entries {
-                out.push(Self::apply_one(&mut d, e)?);
+                out.push(Self::apply_entry(&mut d, e)?);
             }
             tx.send_replace(d.applied_ts);
             Ok(out)
