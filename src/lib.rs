@@ -44,6 +44,8 @@ pub mod observer;
 pub mod policy;
 pub mod provider;
 pub mod registry;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod system;
 pub mod transaction;
 pub mod types;

@@ -104,8 +104,7 @@ impl Nodes {
         )
         .await
         .unwrap();
-        self.net
-            .connect(id, s.replica().raft().clone(), self.root(id));
+        self.net.connect(id, s.replica().raft().clone());
         self.nodes.insert(id, Some(Arc::new(s)));
     }
 

@@ -9,6 +9,8 @@ mod backup;
 mod bench;
 mod data;
 mod inspect;
+#[cfg(feature = "server")]
+mod serve;
 mod verify;
 
 use std::path::PathBuf;
@@ -87,6 +89,11 @@ enum Command {
         after_help = "Examples:\n  strata verify /var/lib/app/db\n  strata verify --key-dir /etc/app/keys --key-id 2 /var/lib/app/db\n\nExit status: 0 when every file is sound, 1 when some file is damaged, 3 when the directory cannot be checked (missing, locked, wrong key)."
     )]
     Verify(verify::VerifyArgs),
+    /// Run one node of a cluster: the storage system over HTTP, Raft
+    /// between the nodes (see README, "A cluster").
+    #[cfg(feature = "server")]
+    #[command(after_help = "Example:\n  strata serve --config node1.toml")]
+    Serve(serve::ServeArgs),
 }
 
 /// How to open a database: its directory and, when encrypted, its keys.
@@ -192,6 +199,8 @@ pub fn main() -> ExitCode {
         Command::Stats(args) => data::stats(&args),
         Command::Checkpoint(args) => backup::checkpoint(&args),
         Command::Backup(args) => backup::run(&args),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(code) => code,

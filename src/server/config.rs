@@ -115,6 +115,9 @@ pub struct ServerConfig {
     /// highest id encrypts), for encryption at rest.
     #[serde(default)]
     pub key_dir: Option<PathBuf>,
+    /// The key of `key_dir` new files are encrypted with (default 1).
+    #[serde(default)]
+    pub key_id: Option<u32>,
     /// Serve HTTPS with this certificate (HTTP without it).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -132,7 +135,11 @@ impl ServerConfig {
         let de = toml::Deserializer::parse(text)
             .map_err(|e| StorageError::Configuration(format!("server configuration: {e}")))?;
         let c: ServerConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            StorageError::Configuration(format!("server configuration: {}: {}", e.path(), e.inner()))
+            StorageError::Configuration(format!(
+                "server configuration: {}: {}",
+                e.path(),
+                e.inner()
+            ))
         })?;
         c.check()?;
         Ok(c)
@@ -178,8 +185,7 @@ impl ServerConfig {
         if self.limits.max_body_bytes == 0 || self.limits.request_timeout_ms == 0 {
             return bad("limits must be above 0".into());
         }
-        if self.raft.heartbeat_ms == 0 || self.raft.election_timeout_ms <= self.raft.heartbeat_ms
-        {
+        if self.raft.heartbeat_ms == 0 || self.raft.election_timeout_ms <= self.raft.heartbeat_ms {
             return bad("raft.election_timeout_ms must exceed raft.heartbeat_ms".into());
         }
         Ok(())

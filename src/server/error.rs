@@ -69,9 +69,7 @@ impl From<StorageError> for ApiError {
             | E::Engine(strata_engine::Error::KeyTooLarge(_))
             | E::Engine(strata_engine::Error::ValueTooLarge(_))
             | E::Engine(strata_engine::Error::BatchTooLarge(_))
-            | E::Engine(strata_engine::Error::HistoryUnavailable { .. }) => {
-                StatusCode::BAD_REQUEST
-            }
+            | E::Engine(strata_engine::Error::HistoryUnavailable { .. }) => StatusCode::BAD_REQUEST,
             // No leader here, no quorum, a timestamp not applied in time:
             // the client may retry.
             E::Engine(strata_engine::Error::Replication(_)) => StatusCode::SERVICE_UNAVAILABLE,

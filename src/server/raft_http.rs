@@ -4,7 +4,6 @@
 //! `/raft/snapshot/finish` (the install). Bodies are postcard-encoded;
 //! every request carries the cluster token, which clients never see.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -143,9 +142,9 @@ impl HttpConn {
             .map_err(|e| CallError::Network(NetworkError::new(&e)))?;
         if !status.is_success() {
             let why = String::from_utf8_lossy(&bytes).into_owned();
-            return Err(CallError::Network(NetworkError::new(&std::io::Error::other(
-                format!("{path}: {status}: {why}"),
-            ))));
+            return Err(CallError::Network(NetworkError::new(
+                &std::io::Error::other(format!("{path}: {status}: {why}")),
+            )));
         }
         postcard::from_bytes(&bytes).map_err(|e| CallError::Network(NetworkError::new(&e)))
     }
@@ -181,18 +180,25 @@ impl HttpConn {
             CallError::Unreachable(u) => StreamingError::Unreachable(u),
             CallError::Network(n) => StreamingError::Network(n),
         };
-        let failed = |e: &dyn std::error::Error| StreamingError::Network(NetworkError::new(e));
-        let mut sender = tokio::task::spawn_blocking(move || {
-            SnapshotSender::new(dir, DEFAULT_CHUNK_BYTES)
-        })
-        .await
-        .map_err(|e| failed(&e))?
-        .map_err(|e| failed(&e))?;
+        fn failed<E: std::error::Error + 'static>(
+            e: &E,
+        ) -> StreamingError<TypeConfig, Fatal<NodeId>> {
+            StreamingError::Network(NetworkError::new(e))
+        }
+        let mut sender =
+            tokio::task::spawn_blocking(move || SnapshotSender::new(dir, DEFAULT_CHUNK_BYTES))
+                .await
+                .map_err(|e| failed(&e))?
+                .map_err(|e| failed(&e))?;
         let begin = Begin {
             manifest: sender.manifest().clone(),
         };
         let transfer: u64 = self
-            .post("/raft/snapshot/begin", encode(&begin).map_err(net)?, timeout)
+            .post(
+                "/raft/snapshot/begin",
+                encode(&begin).map_err(net)?,
+                timeout,
+            )
             .await
             .map_err(call)?;
         loop {
@@ -285,15 +291,9 @@ impl RaftRoutes {
     }
 }
 
-/// A postcard body, or 400.
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    postcard::from_bytes(body).map_err(|e| {
-        (
-            StatusCode::BAD_REQUEST,
-            format!("a malformed raft message: {e}"),
-        )
-            .into_response()
-    })
+/// A postcard body, or why not.
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    postcard::from_bytes(body).map_err(|e| format!("a malformed raft message: {e}"))
 }
 
 fn reply<T: Serialize>(v: &T) -> Response {
@@ -310,7 +310,7 @@ fn refuse(e: impl std::fmt::Display) -> Response {
 pub(crate) async fn append(State(s): State<RaftRoutes>, body: Bytes) -> Response {
     let rpc: AppendEntriesRequest<TypeConfig> = match decode(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return refuse(e),
     };
     reply(&s.raft.append_entries(rpc).await)
 }
@@ -318,7 +318,7 @@ pub(crate) async fn append(State(s): State<RaftRoutes>, body: Bytes) -> Response
 pub(crate) async fn vote(State(s): State<RaftRoutes>, body: Bytes) -> Response {
     let rpc: VoteRequest<NodeId> = match decode(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return refuse(e),
     };
     reply(&s.raft.vote(rpc).await)
 }
@@ -326,7 +326,7 @@ pub(crate) async fn vote(State(s): State<RaftRoutes>, body: Bytes) -> Response {
 pub(crate) async fn snapshot_begin(State(s): State<RaftRoutes>, body: Bytes) -> Response {
     let begin: Begin = match decode(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return refuse(e),
     };
     let staging = match s.raft.begin_receiving_snapshot().await {
         Ok(f) => f,
@@ -355,7 +355,7 @@ pub(crate) async fn snapshot_begin(State(s): State<RaftRoutes>, body: Bytes) -> 
 pub(crate) async fn snapshot_chunk(State(s): State<RaftRoutes>, body: Bytes) -> Response {
     let msg: ChunkMsg = match decode(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return refuse(e),
     };
     let taken = {
         let mut t = s.transfer.lock();
@@ -389,7 +389,7 @@ pub(crate) async fn snapshot_chunk(State(s): State<RaftRoutes>, body: Bytes) -> 
 pub(crate) async fn snapshot_finish(State(s): State<RaftRoutes>, body: Bytes) -> Response {
     let msg: Finish = match decode(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return refuse(e),
     };
     let taken = {
         let mut t = s.transfer.lock();
@@ -404,8 +404,7 @@ pub(crate) async fn snapshot_finish(State(s): State<RaftRoutes>, body: Bytes) ->
     let Some(receiver) = taken else {
         return refuse(format!("no snapshot transfer {}", msg.transfer));
     };
-    let files: SnapshotFiles = match tokio::task::spawn_blocking(move || receiver.finish()).await
-    {
+    let files: SnapshotFiles = match tokio::task::spawn_blocking(move || receiver.finish()).await {
         Ok(Ok(f)) => f,
         Ok(Err(e)) => return refuse(e),
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -424,4 +423,3 @@ pub(crate) async fn snapshot_finish(State(s): State<RaftRoutes>, body: Bytes) ->
     let _ = std::fs::remove_dir_all(&dir);
     reply(&r)
 }
-

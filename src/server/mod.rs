@@ -1,0 +1,292 @@
+//! `strata serve`: one node of a cluster as an HTTP server (SPEC §19).
+//!
+//! The node runs the storage system on a Raft replica
+//! ([`ReplicatedStorage`](crate::cluster::ReplicatedStorage)); its peers
+//! reach its Raft over the same listener (`/raft/*`, with the cluster
+//! token), and clients reach the API (`/v1/*`, `/metrics`) with their
+//! bearer tokens. Writes and linearizable reads sent to a follower are
+//! answered `307` with the leader's URL; reads at a timestamp are answered
+//! by any node once it applied the timestamp.
+
+mod api;
+pub mod config;
+mod error;
+mod raft_http;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use strata_replication::openraft;
+
+pub use config::{Limits, Peer, RaftTiming, ServerConfig, TlsConfig, Token};
+pub use error::ApiError;
+
+use crate::access::Identity;
+use crate::cluster::ReplicatedStorage;
+use crate::error::{Result, StorageError};
+use crate::StorageSystem;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    node: Arc<ReplicatedStorage>,
+    config: ServerConfig,
+    /// Client tokens and who they are.
+    tokens: HashMap<String, Identity>,
+}
+
+impl AppState {
+    pub(crate) fn node(&self) -> &ReplicatedStorage {
+        &self.inner.node
+    }
+
+    pub(crate) fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.inner.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// The bearer token of a request, if it has one.
+fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+/// Client requests carry a known client token: the identity they act as
+/// goes with them. 401 otherwise, before anything runs.
+async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let who = bearer(&req).and_then(|t| s.inner.tokens.get(t)).cloned();
+    match who {
+        Some(who) => {
+            req.extensions_mut().insert(who);
+            next.run(req).await
+        }
+        None => ApiError::unauthorized("a known bearer token is required").into_response(),
+    }
+}
+
+/// Raft requests carry the cluster token. 401 otherwise.
+async fn authenticate_peer(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let ok = bearer(&req).is_some_and(|t| {
+        // The same work whatever the token, so its length and bytes do
+        // not leak through timing.
+        let want = s.inner.config.cluster_token.as_bytes();
+        let got = t.as_bytes();
+        let mut diff = want.len() ^ got.len();
+        for (i, w) in want.iter().enumerate() {
+            diff |= usize::from(w ^ got.get(i).copied().unwrap_or(0));
+        }
+        diff == 0
+    });
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::unauthorized("the cluster token is required").into_response()
+    }
+}
+
+/// A request that outlasts its bound is answered 503.
+async fn bounded(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = Duration::from_millis(s.inner.config.limits.request_timeout_ms);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("the request took longer than {limit:?}"),
+        )
+        .into_response(),
+    }
+}
+
+/// The Raft configuration of `timing`.
+fn raft_config(timing: &RaftTiming) -> Result<Arc<openraft::Config>> {
+    let c = openraft::Config {
+        heartbeat_interval: timing.heartbeat_ms,
+        election_timeout_min: timing.election_timeout_ms,
+        election_timeout_max: timing.election_timeout_ms * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(timing.snapshot_every),
+        ..Default::default()
+    };
+    let c = c
+        .validate()
+        .map_err(|e| StorageError::Configuration(format!("raft: {e}")))?;
+    Ok(Arc::new(c))
+}
+
+/// A running node.
+pub struct Server {
+    node: Arc<ReplicatedStorage>,
+    router: Router,
+    config: ServerConfig,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("node", &self.config.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Starts the node of `config`: its storage and Raft, and, when no node
+    /// of the cluster has any state and this one has the lowest id, the
+    /// cluster itself. Call inside a multi-threaded tokio runtime.
+    pub async fn start(config: ServerConfig) -> Result<Server> {
+        config.check()?;
+        let mut builder = StorageSystem::builder().with_config(crate::StorageSystemConfig {
+            access_control: true,
+            ..Default::default()
+        });
+        if !config.access_policies.is_empty() {
+            builder = builder.with_access_policies(config.access_policies.clone());
+        }
+        if let Some(dir) = &config.key_dir {
+            let keys = strata_engine::FileKeyProvider::new(dir, config.key_id.unwrap_or(1))?;
+            builder = builder.with_key_provider(Arc::new(keys));
+        }
+        let network = raft_http::HttpNetwork::new(&config.cluster_token, config.tls.is_some());
+        let node = Arc::new(
+            ReplicatedStorage::start(
+                config.node_id,
+                &config.data_dir,
+                builder,
+                raft_config(&config.raft)?,
+                network,
+            )
+            .await?,
+        );
+        let lowest = config.peers.iter().map(|p| p.id).min();
+        let raft = node.replica().raft().clone();
+        let fresh = {
+            let m = raft.metrics().borrow().clone();
+            m.last_log_index.is_none() && m.current_term == 0
+        };
+        if fresh && lowest == Some(config.node_id) {
+            let members: std::collections::BTreeMap<u64, strata_replication::Node> = config
+                .peers
+                .iter()
+                .map(|p| {
+                    (
+                        p.id,
+                        strata_replication::Node {
+                            addr: p.addr.clone(),
+                        },
+                    )
+                })
+                .collect();
+            // Refused when the cluster was started already: nothing to do.
+            let _ = raft.initialize(members).await;
+        }
+        let tokens = config
+            .tokens
+            .iter()
+            .map(|t| {
+                let mut who = Identity::new(t.identity.clone());
+                for (k, v) in &t.attributes {
+                    who = who.with_attribute(k.clone(), v.clone());
+                }
+                (t.token.clone(), who)
+            })
+            .collect();
+        let state = AppState {
+            inner: Arc::new(Shared {
+                node: node.clone(),
+                config: config.clone(),
+                tokens,
+            }),
+        };
+        let peers = raft_http::RaftRoutes::new(raft);
+        let raft_routes = Router::new()
+            .route("/raft/append", post(raft_http::append))
+            .route("/raft/vote", post(raft_http::vote))
+            .route("/raft/snapshot/begin", post(raft_http::snapshot_begin))
+            .route("/raft/snapshot/chunk", post(raft_http::snapshot_chunk))
+            .route("/raft/snapshot/finish", post(raft_http::snapshot_finish))
+            .with_state(peers)
+            // Chunks and appends are bounded by their senders; the body
+            // bound here is the largest a peer sends.
+            .layer(DefaultBodyLimit::max(64 << 20))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                authenticate_peer,
+            ));
+        let api = Router::new()
+            .route("/v1/health", get(api::health))
+            .route("/v1/ready", get(api::ready))
+            .route("/v1/cluster", get(api::cluster))
+            .route("/v1/cluster/learners", post(api::add_learner))
+            .route("/v1/cluster/voters", post(api::promote))
+            .route("/v1/cluster/voters/{id}", delete(api::remove))
+            .route("/v1/kv/{type}", get(api::kv_scan))
+            .route(
+                "/v1/kv/{type}/{*key}",
+                get(api::kv_get).put(api::kv_put).delete(api::kv_delete),
+            )
+            .route("/v1/batch", post(api::batch))
+            .route("/metrics", get(api::metrics))
+            .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), bounded))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                authenticate,
+            ))
+            .with_state(state);
+        let router = api.merge(raft_routes).fallback(|| async {
+            ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path")
+        });
+        Ok(Server {
+            node,
+            router,
+            config,
+        })
+    }
+
+    /// The node's storage.
+    pub fn node(&self) -> &Arc<ReplicatedStorage> {
+        &self.node
+    }
+
+    /// Serves until `shutdown` completes, then stops the node.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(&self.config.listen)
+            .await
+            .map_err(|e| {
+                StorageError::Io(format!("cannot listen on {}: {e}", self.config.listen))
+            })?;
+        if self.config.tls.is_some() {
+            return Err(StorageError::Configuration(
+                "TLS is not served yet: leave [tls] out".into(),
+            ));
+        }
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| StorageError::Io(format!("serving: {e}")))?;
+        if let Ok(node) = Arc::try_unwrap(self.node) {
+            node.shutdown().await?;
+        }
+        Ok(())
+    }
+}
