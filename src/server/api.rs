@@ -48,6 +48,11 @@ fn parse_ts(s: &str) -> ApiResult<Timestamp> {
         .map_err(|e| ApiError::bad_request(format!("bad timestamp {s:?}: {e}")))
 }
 
+/// A JSON body of type `T`, or 400 naming what is wrong.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
+}
+
 /// Runs storage work (which blocks on Raft) off the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
@@ -181,8 +186,9 @@ pub(crate) async fn add_learner(
     State(s): State<AppState>,
     Extension(who): Extension<Identity>,
     uri: Uri,
-    Json(l): Json<Learner>,
+    body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let l: Learner = parse_json(&body)?;
     s.require_leader(&uri).await?;
     let s2 = s.clone();
     blocking(move || require_admin(&s2, &who)).await?;
@@ -206,8 +212,9 @@ pub(crate) async fn promote(
     State(s): State<AppState>,
     Extension(who): Extension<Identity>,
     uri: Uri,
-    Json(ids): Json<Ids>,
+    body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let ids: Ids = parse_json(&body)?;
     s.require_leader(&uri).await?;
     let s2 = s.clone();
     blocking(move || require_admin(&s2, &who)).await?;
@@ -544,8 +551,9 @@ pub(crate) async fn batch(
     State(s): State<AppState>,
     Extension(who): Extension<Identity>,
     uri: Uri,
-    Json(b): Json<Batch>,
+    body: Bytes,
 ) -> ApiResult<Response> {
+    let b: Batch = parse_json(&body)?;
     if b.ops.is_empty() && b.conditions.is_empty() {
         return Err(ApiError::bad_request("an empty batch"));
     }

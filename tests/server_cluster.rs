@@ -1,0 +1,435 @@
+//! `strata serve` as real processes on 127.0.0.1: a 3-node cluster takes
+//! writes through any node, survives the SIGKILL of its leader (a new one
+//! takes writes within 3 s, every acknowledged write stays readable), and
+//! the killed node catches up and serves the same history and the same
+//! reads at a time; requests without the right token, rights, size or
+//! shape are refused with their status and change nothing.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_client::Client;
+
+const CLUSTER_TOKEN: &str = "a-cluster-secret-for-tests";
+const ALICE: &str = "alice-token-123";
+const BOB: &str = "bob-token-456";
+
+/// Free ports on 127.0.0.1 (bound and released).
+fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// A node's process, killed when dropped.
+struct Node {
+    id: u64,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    urls: Vec<String>,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(n);
+        let peers: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{{ id = {}, addr = \"127.0.0.1:{p}\" }}", i + 1))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, p) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let config = dir.path().join(format!("node{id}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    r#"node_id = {id}
+data_dir = "{data}"
+listen = "127.0.0.1:{p}"
+cluster_token = "{CLUSTER_TOKEN}"
+peers = [ {peers} ]
+tokens = [
+  {{ token = "{ALICE}", identity = "alice" }},
+  {{ token = "{BOB}", identity = "bob" }},
+]
+access_policies = [
+  {{ id = "alice", effect = "Allow", principals = [ {{ Identity = "alice" }} ], storage_types = [], key_pattern = "*", access = ["Read", "Write", "Delete", "List", "Admin"] }},
+  {{ id = "bob-reads", effect = "Allow", principals = [ {{ Identity = "bob" }} ], storage_types = [], key_pattern = "public/*", access = ["Read"] }},
+]
+[limits]
+max_body_bytes = 65536
+"#,
+                    data = dir.path().join(format!("data{id}")).display(),
+                    peers = peers.join(", "),
+                ),
+            )
+            .unwrap();
+            let mut node = Node {
+                id,
+                config,
+                log: dir.path().join(format!("node{id}.log")),
+                child: None,
+            };
+            node.start();
+            nodes.push(node);
+        }
+        Cluster {
+            urls: ports
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{p}"))
+                .collect(),
+            _dir: dir,
+            nodes,
+        }
+    }
+
+    fn client(&self, token: &str) -> Client {
+        Client::new(self.urls.clone(), token, Duration::from_secs(5)).unwrap()
+    }
+
+    /// A client of node `id` alone (redirects still followed).
+    fn client_of(&self, id: u64, token: &str) -> Client {
+        Client::new(
+            [self.urls[id as usize - 1].clone()],
+            token,
+            Duration::from_secs(5),
+        )
+        .unwrap()
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- node {}\n{}", n.id, read(&n.log)))
+            .collect()
+    }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Waits (bounded) until node `id` knows a leader; returns it.
+async fn leader(c: &Cluster, id: u64, within: Duration) -> Option<u64> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(s) = c.client_of(id, ALICE).cluster().await {
+            if s.leader.is_some() {
+                return s.leader;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_process_cluster_survives_the_sigkill_of_its_leader() {
+    let mut c = Cluster::start(3);
+    let first = leader(&c, 1, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("no leader\n{}", c.logs()));
+    let client = c.client(ALICE);
+    let mut acked: Vec<(String, String, u64)> = Vec::new();
+    for i in 0..30 {
+        let (k, v) = (format!("k{}", i % 7), format!("v{i}"));
+        // Through any node: followers redirect to the leader.
+        let ts = c
+            .client_of(1 + i % 3, ALICE)
+            .put("resource", &k, v.as_bytes())
+            .await
+            .unwrap();
+        acked.push((k, v, ts));
+    }
+    // SIGKILL the leader; a new one takes writes within 3 s.
+    c.nodes[first as usize - 1].kill();
+    let killed_at = Instant::now();
+    let survivors: Vec<u64> = (1..=3).filter(|&i| i != first).collect();
+    let ts = loop {
+        let probe = Client::new(
+            survivors.iter().map(|&i| c.urls[i as usize - 1].clone()),
+            ALICE,
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        if let Ok(ts) = probe.put("resource", "after-failover", b"1").await {
+            break ts;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(10),
+            "no write accepted after the leader's kill\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let failover = killed_at.elapsed();
+    assert!(
+        failover < Duration::from_secs(3),
+        "failover took {failover:?}"
+    );
+    acked.push(("after-failover".into(), "1".into(), ts));
+    for i in 30..50 {
+        let (k, v) = (format!("k{}", i % 7), format!("v{i}"));
+        let ts = client.put("resource", &k, v.as_bytes()).await.unwrap();
+        acked.push((k, v, ts));
+    }
+    // Every acknowledged write is readable on each survivor, at its time.
+    for &id in &survivors {
+        let n = c.client_of(id, ALICE);
+        for (k, v, ts) in &acked {
+            let got = n.get_at("resource", k, *ts).await.unwrap();
+            assert_eq!(
+                got.map(|g| g.0),
+                Some(v.as_bytes().to_vec()),
+                "node {id}, {k} at {ts}"
+            );
+        }
+    }
+    // The killed node restarts, catches up, and serves the same history.
+    c.nodes[first as usize - 1].start();
+    let last = acked.iter().map(|a| a.2).max().unwrap();
+    let back = c.client_of(first, ALICE);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(s) = back.cluster().await {
+            if s.applied_ts >= last {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {first} did not catch up\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let keys: Vec<String> = (0..7).map(|i| format!("k{i}")).collect();
+    let mut seen = Vec::new();
+    for id in 1..=3 {
+        let n = c.client_of(id, ALICE);
+        let mut all = Vec::new();
+        for k in &keys {
+            all.push(n.history("resource", k).await.unwrap());
+            // Reads at a time agree on every node.
+            for (_, _, ts) in acked.iter().step_by(5) {
+                all.push(vec![strata_client::Version {
+                    ts: *ts,
+                    value: n
+                        .get_at("resource", k, *ts)
+                        .await
+                        .unwrap()
+                        .map(|v| String::from_utf8(v.0).unwrap()),
+                    value_hex: None,
+                    deleted: false,
+                }]);
+            }
+        }
+        seen.push(all);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0], seen[2]);
+    eprintln!("failover: {failover:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
+    let c = Cluster::start(1);
+    leader(&c, 1, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("no leader\n{}", c.logs()));
+    let alice = c.client(ALICE);
+    alice.put("resource", "public/a", b"1").await.unwrap();
+    let status = |r: strata_client::Result<(u16, Vec<u8>)>| r.unwrap().0;
+    // No token, an unknown token: 401.
+    let none = Client::new(c.urls.clone(), "", Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        status(none.raw("GET", "/v1/kv/resource/public/a", None).await),
+        401
+    );
+    let wrong = c.client("not-a-token");
+    assert_eq!(
+        status(
+            wrong
+                .raw("PUT", "/v1/kv/resource/public/a", Some(b"x".to_vec()))
+                .await
+        ),
+        401
+    );
+    // The cluster token is not a client token, nor a client's a peer's.
+    let peer = c.client(CLUSTER_TOKEN);
+    assert_eq!(
+        status(peer.raw("GET", "/v1/kv/resource/public/a", None).await),
+        401
+    );
+    assert_eq!(
+        status(alice.raw("POST", "/raft/vote", Some(vec![1, 2, 3])).await),
+        401
+    );
+    // Bob may read public keys only: 403 for the rest, nothing written.
+    let bob = c.client(BOB);
+    assert_eq!(
+        status(bob.raw("GET", "/v1/kv/resource/public/a", None).await),
+        200
+    );
+    assert_eq!(
+        status(
+            bob.raw("PUT", "/v1/kv/resource/public/a", Some(b"bob".to_vec()))
+                .await
+        ),
+        403
+    );
+    assert_eq!(
+        status(bob.raw("DELETE", "/v1/kv/resource/public/a", None).await),
+        403
+    );
+    assert_eq!(
+        status(
+            bob.raw(
+                "POST",
+                "/v1/cluster/voters",
+                Some(br#"{"ids":[1]}"#.to_vec())
+            )
+            .await
+        ),
+        403
+    );
+    // Too large a body: 413. Malformed JSON, unknown fields, bad paths
+    // and queries: 400. An unknown route: 404.
+    let big = vec![b'x'; 70_000];
+    assert_eq!(
+        status(
+            alice
+                .raw("PUT", "/v1/kv/resource/public/a", Some(big))
+                .await
+        ),
+        413
+    );
+    assert_eq!(
+        status(
+            alice
+                .raw("POST", "/v1/batch", Some(b"{not json".to_vec()))
+                .await
+        ),
+        400
+    );
+    assert_eq!(
+        status(
+            alice
+                .raw(
+                    "POST",
+                    "/v1/batch",
+                    Some(br#"{"ops":[],"extra":1}"#.to_vec())
+                )
+                .await
+        ),
+        400
+    );
+    assert_eq!(
+        status(
+            alice
+                .raw(
+                    "POST",
+                    "/v1/batch",
+                    Some(br#"{"ops":[{"op":"put","type":"nope","key":"k","value":"v"}]}"#.to_vec())
+                )
+                .await
+        ),
+        400
+    );
+    assert_eq!(status(alice.raw("GET", "/v1/kv/nope/k", None).await), 400);
+    assert_eq!(
+        status(
+            alice
+                .raw("GET", "/v1/kv/resource/public/a?at=yesterday", None)
+                .await
+        ),
+        400
+    );
+    assert_eq!(
+        status(
+            alice
+                .raw("GET", "/v1/kv/resource/public/a?history=maybe", None)
+                .await
+        ),
+        400
+    );
+    assert_eq!(
+        status(alice.raw("DELETE", "/v1/cluster/voters/x", None).await),
+        400
+    );
+    assert_eq!(status(alice.raw("GET", "/v1/nothing", None).await), 404);
+    // Nothing changed.
+    let h = alice.history("resource", "public/a").await.unwrap();
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0].value.as_deref(), Some("1"));
+    // A conditional batch that fails writes nothing; one that holds
+    // writes all.
+    assert!(!alice
+        .compare_and_set("resource", "public/a", Some("0"), "2")
+        .await
+        .unwrap());
+    assert!(alice
+        .compare_and_set("resource", "public/a", Some("1"), "2")
+        .await
+        .unwrap());
+    assert!(alice
+        .compare_and_set("resource", "public/new", None, "n")
+        .await
+        .unwrap());
+    assert!(!alice
+        .compare_and_set("resource", "public/new", None, "m")
+        .await
+        .unwrap());
+    assert_eq!(
+        alice.get("resource", "public/a").await.unwrap().unwrap().0,
+        b"2"
+    );
+    // Metrics carry the engine's, the storage system's and Raft's figures.
+    let m = alice.metrics().await.unwrap();
+    for name in ["strata_engine_", "strata_storage_", "strata_raft_term"] {
+        assert!(m.contains(name), "{name} missing from /metrics");
+    }
+}
