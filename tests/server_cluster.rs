@@ -3,173 +3,21 @@
 //! takes writes within 3 s, every acknowledged write stays readable), and
 //! the killed node catches up and serves the same history and the same
 //! reads at a time; requests without the right token, rights, size or
-//! shape are refused with their status and change nothing.
+//! shape are refused with their status and change nothing; documents and
+//! blobs over HTTP.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod server_common;
+
 use std::time::{Duration, Instant};
 
+use server_common::{Cluster, ALICE, BOB, CLUSTER_TOKEN};
 use strata_client::Client;
-
-const CLUSTER_TOKEN: &str = "a-cluster-secret-for-tests";
-const ALICE: &str = "alice-token-123";
-const BOB: &str = "bob-token-456";
-
-/// Free ports on 127.0.0.1 (bound and released).
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
-
-/// A node's process, killed when dropped.
-struct Node {
-    id: u64,
-    config: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    /// SIGKILL.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    urls: Vec<String>,
-    nodes: Vec<Node>,
-}
-
-impl Cluster {
-    fn start(n: usize) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let ports = free_ports(n);
-        let peers: Vec<String> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{{ id = {}, addr = \"127.0.0.1:{p}\" }}", i + 1))
-            .collect();
-        let mut nodes = Vec::new();
-        for (i, p) in ports.iter().enumerate() {
-            let id = i as u64 + 1;
-            let config = dir.path().join(format!("node{id}.toml"));
-            std::fs::write(
-                &config,
-                format!(
-                    r#"node_id = {id}
-data_dir = "{data}"
-listen = "127.0.0.1:{p}"
-cluster_token = "{CLUSTER_TOKEN}"
-peers = [ {peers} ]
-tokens = [
-  {{ token = "{ALICE}", identity = "alice" }},
-  {{ token = "{BOB}", identity = "bob" }},
-]
-access_policies = [
-  {{ id = "alice", effect = "Allow", principals = [ {{ Identity = "alice" }} ], storage_types = [], key_pattern = "*", access = ["Read", "Write", "Delete", "List", "Admin"] }},
-  {{ id = "bob-reads", effect = "Allow", principals = [ {{ Identity = "bob" }} ], storage_types = [], key_pattern = "public/*", access = ["Read"] }},
-]
-[limits]
-max_body_bytes = 65536
-"#,
-                    data = dir.path().join(format!("data{id}")).display(),
-                    peers = peers.join(", "),
-                ),
-            )
-            .unwrap();
-            let mut node = Node {
-                id,
-                config,
-                log: dir.path().join(format!("node{id}.log")),
-                child: None,
-            };
-            node.start();
-            nodes.push(node);
-        }
-        Cluster {
-            urls: ports
-                .iter()
-                .map(|p| format!("http://127.0.0.1:{p}"))
-                .collect(),
-            _dir: dir,
-            nodes,
-        }
-    }
-
-    fn client(&self, token: &str) -> Client {
-        Client::new(self.urls.clone(), token, Duration::from_secs(5)).unwrap()
-    }
-
-    /// A client of node `id` alone (redirects still followed).
-    fn client_of(&self, id: u64, token: &str) -> Client {
-        Client::new(
-            [self.urls[id as usize - 1].clone()],
-            token,
-            Duration::from_secs(5),
-        )
-        .unwrap()
-    }
-
-    fn logs(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| format!("--- node {}\n{}", n.id, read(&n.log)))
-            .collect()
-    }
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
-}
-
-/// Waits (bounded) until node `id` knows a leader; returns it.
-async fn leader(c: &Cluster, id: u64, within: Duration) -> Option<u64> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Ok(s) = c.client_of(id, ALICE).cluster().await {
-            if s.leader.is_some() {
-                return s.leader;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_process_cluster_survives_the_sigkill_of_its_leader() {
     let mut c = Cluster::start(3);
-    let first = leader(&c, 1, Duration::from_secs(30))
+    let first = c
+        .leader(1, Duration::from_secs(30))
         .await
         .unwrap_or_else(|| panic!("no leader\n{}", c.logs()));
     let client = c.client(ALICE);
@@ -277,7 +125,7 @@ async fn a_three_process_cluster_survives_the_sigkill_of_its_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
     let c = Cluster::start(1);
-    leader(&c, 1, Duration::from_secs(30))
+    c.leader(1, Duration::from_secs(30))
         .await
         .unwrap_or_else(|| panic!("no leader\n{}", c.logs()));
     let alice = c.client(ALICE);
@@ -426,6 +274,62 @@ async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
     assert_eq!(
         alice.get("resource", "public/a").await.unwrap().unwrap().0,
         b"2"
+    );
+    // Documents: stored, indexed, queried with the library's JSON forms.
+    for i in 0..20 {
+        let kind = if i % 4 == 0 { "rare" } else { "common" };
+        alice
+            .put_document(
+                "fact",
+                "events",
+                &format!("e{i}"),
+                &serde_json::json!({"n": i, "kind": kind}),
+            )
+            .await
+            .unwrap();
+    }
+    alice.create_index("fact", "events", "kind").await.unwrap();
+    let q = serde_json::json!({"filters": [{"field": "kind", "op": "equals", "value": "rare"}]});
+    let found = alice
+        .query("fact", "events", &q, &serde_json::json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(found.len(), 5, "{found:?}");
+    let plan = alice
+        .explain("fact", "events", &q, &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(plan["index"], "kind", "{plan}");
+    assert_eq!(
+        alice
+            .get_document("fact", "events", "e4")
+            .await
+            .unwrap()
+            .unwrap()["n"],
+        4
+    );
+    assert_eq!(
+        status(
+            alice
+                .raw("POST", "/v1/query/fact/events", Some(b"[1,2]".to_vec()))
+                .await
+        ),
+        400
+    );
+    // Blobs stream past the body limit, up to their own.
+    let blob: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let meta = alice.put_blob("files/big", blob.clone()).await.unwrap();
+    assert_eq!(meta["size"], 300_000, "{meta}");
+    assert_eq!(alice.get_blob("files/big").await.unwrap().unwrap(), blob);
+    let huge = vec![1u8; 1_100_000];
+    assert_eq!(
+        status(alice.raw("PUT", "/v1/blobs/files/huge", Some(huge)).await),
+        413
+    );
+    assert_eq!(alice.get_blob("files/huge").await.unwrap(), None);
+    assert_eq!(
+        status(bob.raw("GET", "/v1/blobs/files/big", None).await),
+        403
     );
     // Metrics carry the engine's, the storage system's and Raft's figures.
     let m = alice.metrics().await.unwrap();

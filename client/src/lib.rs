@@ -364,6 +364,129 @@ impl Client {
         .await
     }
 
+    /// Stores the JSON document `doc` as `id` of `collection`.
+    pub async fn put_document(
+        &self,
+        storage_type: &str,
+        collection: &str,
+        id: &str,
+        doc: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let body = serde_json::to_vec(doc).map_err(|e| ClientError::Transport(e.to_string()))?;
+        let (_, b) = self
+            .call(
+                Method::PUT,
+                &format!("/v1/docs/{storage_type}/{collection}/{id}"),
+                Some((body, "application/json")),
+            )
+            .await?;
+        Self::json(&b)
+    }
+
+    /// The document `id` of `collection` (`None`: absent).
+    pub async fn get_document(
+        &self,
+        storage_type: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        match self
+            .call(
+                Method::GET,
+                &format!("/v1/docs/{storage_type}/{collection}/{id}"),
+                None,
+            )
+            .await
+        {
+            Ok((_, b)) => Self::json(&b).map(Some),
+            Err(ClientError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<Vec<u8>> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Transport(e.to_string()))?;
+        self.call(Method::POST, path, Some((body, "application/json")))
+            .await
+            .map(|(_, b)| b)
+    }
+
+    /// The documents of `collection` matching `query` (the JSON form of a
+    /// `DocumentQuery`), ordered and limited as `options` (a
+    /// `QueryOptions`) asks.
+    pub async fn query(
+        &self,
+        storage_type: &str,
+        collection: &str,
+        query: &serde_json::Value,
+        options: &serde_json::Value,
+    ) -> Result<Vec<serde_json::Value>> {
+        let b = self
+            .post_json(
+                &format!("/v1/query/{storage_type}/{collection}"),
+                &serde_json::json!({ "query": query, "options": options }),
+            )
+            .await?;
+        Self::json(&b)
+    }
+
+    /// The plan `query` would run with.
+    pub async fn explain(
+        &self,
+        storage_type: &str,
+        collection: &str,
+        query: &serde_json::Value,
+        options: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let b = self
+            .post_json(
+                &format!("/v1/explain/{storage_type}/{collection}"),
+                &serde_json::json!({ "query": query, "options": options }),
+            )
+            .await?;
+        Self::json(&b)
+    }
+
+    /// Creates (and builds) an index on `field` of `collection`.
+    pub async fn create_index(
+        &self,
+        storage_type: &str,
+        collection: &str,
+        field: &str,
+    ) -> Result<serde_json::Value> {
+        let b = self
+            .post_json(
+                &format!("/v1/indexes/{storage_type}/{collection}"),
+                &serde_json::json!({ "field": field }),
+            )
+            .await?;
+        Self::json(&b)
+    }
+
+    /// Stores `data` as the blob `key`; answers its metadata.
+    pub async fn put_blob(&self, key: &str, data: Vec<u8>) -> Result<serde_json::Value> {
+        let (_, b) = self
+            .call(
+                Method::PUT,
+                &format!("/v1/blobs/{key}"),
+                Some((data, "application/octet-stream")),
+            )
+            .await?;
+        Self::json(&b)
+    }
+
+    /// The bytes of the blob `key` (`None`: absent).
+    pub async fn get_blob(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self
+            .call(Method::GET, &format!("/v1/blobs/{key}"), None)
+            .await
+        {
+            Ok((_, b)) => Ok(Some(b)),
+            Err(ClientError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The cluster as the answering node sees it.
     pub async fn cluster(&self) -> Result<ClusterStatus> {
         let (_, b) = self.call(Method::GET, "/v1/cluster", None).await?;

@@ -21,10 +21,10 @@ use crate::types::{
     DeleteOptions, KeyPattern, RetrieveOptions, StorageKey, StorageOptions, StorageType,
 };
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(super) type ApiResult<T> = Result<T, ApiError>;
 
 /// A storage type named in a path.
-fn storage_type(name: &str) -> ApiResult<StorageType> {
+pub(super) fn storage_type(name: &str) -> ApiResult<StorageType> {
     StorageType::ALL
         .into_iter()
         .find(|t| t.name() == name)
@@ -32,7 +32,7 @@ fn storage_type(name: &str) -> ApiResult<StorageType> {
 }
 
 /// A key named in a path: not empty.
-fn storage_key(key: &str) -> ApiResult<StorageKey> {
+pub(super) fn storage_key(key: &str) -> ApiResult<StorageKey> {
     if key.is_empty() {
         return Err(ApiError::bad_request("an empty key"));
     }
@@ -40,7 +40,7 @@ fn storage_key(key: &str) -> ApiResult<StorageKey> {
 }
 
 /// A timestamp: raw, or ISO-8601.
-fn parse_ts(s: &str) -> ApiResult<Timestamp> {
+pub(super) fn parse_ts(s: &str) -> ApiResult<Timestamp> {
     if let Ok(n) = s.parse::<u64>() {
         return Ok(Timestamp(n));
     }
@@ -49,12 +49,12 @@ fn parse_ts(s: &str) -> ApiResult<Timestamp> {
 }
 
 /// A JSON body of type `T`, or 400 naming what is wrong.
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
 }
 
 /// Runs storage work (which blocks on Raft) off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
@@ -65,7 +65,7 @@ async fn blocking<T: Send + 'static>(
 impl AppState {
     /// `Ok` at the leader; a redirect to the same path at the leader
     /// elsewhere; 503 while no leader is known.
-    async fn require_leader(&self, uri: &Uri) -> ApiResult<()> {
+    pub(super) async fn require_leader(&self, uri: &Uri) -> ApiResult<()> {
         let me = self.node().replica().id();
         match self.node().replica().raft().current_leader().await {
             Some(l) if l == me => Ok(()),
@@ -93,7 +93,7 @@ impl AppState {
 
     /// A storage failure as the client sees it: a write refused by a
     /// follower becomes a redirect.
-    async fn failed(&self, e: ApiError, uri: &Uri) -> ApiError {
+    pub(super) async fn failed(&self, e: ApiError, uri: &Uri) -> ApiError {
         if e.status() == StatusCode::SERVICE_UNAVAILABLE {
             if let Some(l) = self.node().replica().raft().current_leader().await {
                 if l != self.node().replica().id() {
@@ -303,7 +303,7 @@ pub(crate) struct ReadQuery {
 
 /// One version, as JSON: the value as a string when it is UTF-8, else in
 /// hex.
-fn version_json(ts: Timestamp, value: Option<&[u8]>) -> serde_json::Value {
+pub(super) fn version_json(ts: Timestamp, value: Option<&[u8]>) -> serde_json::Value {
     let mut v = serde_json::json!({ "ts": ts.as_u64() });
     match value {
         None => v["deleted"] = true.into(),

@@ -43,6 +43,10 @@ pub struct Limits {
     pub request_timeout_ms: u64,
     /// The most keys a scan returns.
     pub max_scan_keys: usize,
+    /// The largest blob an upload may stream, in bytes (413 above it).
+    pub max_blob_bytes: u64,
+    /// How long a blob upload or download may take.
+    pub blob_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -51,6 +55,8 @@ impl Default for Limits {
             max_body_bytes: 16 << 20,
             request_timeout_ms: 10_000,
             max_scan_keys: 10_000,
+            max_blob_bytes: 64 << 30,
+            blob_timeout_ms: 3_600_000,
         }
     }
 }
@@ -182,7 +188,10 @@ impl ServerConfig {
                 return bad("a client token equals the cluster token".into());
             }
         }
-        if self.limits.max_body_bytes == 0 || self.limits.request_timeout_ms == 0 {
+        if self.limits.max_body_bytes == 0
+            || self.limits.request_timeout_ms == 0
+            || self.limits.blob_timeout_ms == 0
+        {
             return bad("limits must be above 0".into());
         }
         if self.raft.heartbeat_ms == 0 || self.raft.election_timeout_ms <= self.raft.heartbeat_ms {

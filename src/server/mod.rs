@@ -9,7 +9,9 @@
 //! by any node once it applied the timestamp.
 
 mod api;
+mod blobs;
 pub mod config;
+mod docs;
 mod error;
 mod raft_http;
 
@@ -109,6 +111,16 @@ async fn authenticate_peer(State(s): State<AppState>, req: Request, next: Next) 
 /// A request that outlasts its bound is answered 503.
 async fn bounded(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let limit = Duration::from_millis(s.inner.config.limits.request_timeout_ms);
+    within(limit, req, next).await
+}
+
+/// A blob's transfer that outlasts its bound is answered 503.
+async fn bounded_blob(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = Duration::from_millis(s.inner.config.limits.blob_timeout_ms);
+    within(limit, req, next).await
+}
+
+async fn within(limit: Duration, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
@@ -245,9 +257,29 @@ impl Server {
                 get(api::kv_get).put(api::kv_put).delete(api::kv_delete),
             )
             .route("/v1/batch", post(api::batch))
+            .route(
+                "/v1/docs/{type}/{collection}/{id}",
+                get(docs::get).put(docs::put).delete(docs::delete),
+            )
+            .route("/v1/query/{type}/{collection}", post(docs::query))
+            .route("/v1/explain/{type}/{collection}", post(docs::explain))
+            .route("/v1/indexes/{type}/{collection}", post(docs::create_index))
             .route("/metrics", get(api::metrics))
             .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), bounded))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), bounded));
+        // Blobs stream, under their own bounds of size and time.
+        let blob_routes = Router::new()
+            .route(
+                "/v1/blobs/{*key}",
+                get(blobs::get).put(blobs::put).delete(blobs::delete),
+            )
+            .layer(DefaultBodyLimit::disable())
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                bounded_blob,
+            ));
+        let api = api
+            .merge(blob_routes)
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 authenticate,

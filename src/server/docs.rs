@@ -1,0 +1,181 @@
+//! Documents over HTTP (SPEC §19.1): store, retrieve (also as of a time),
+//! delete, query and explain with the JSON form `DocumentQuery` and
+//! `QueryOptions` serialize to, and index creation.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::Uri;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::api::{blocking, parse_json, parse_ts, storage_type, ApiResult};
+use super::error::ApiError;
+use super::AppState;
+use crate::access::Identity;
+use crate::document::{DocumentOptions, DocumentQuery, QueryOptions};
+use crate::error::StorageError;
+use crate::types::{DeleteOptions, RetrieveOptions};
+
+/// The query of a document read.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DocRead {
+    at: Option<String>,
+}
+
+/// Runs `f` on the identity's document provider of `t`, at the leader
+/// when `write`.
+async fn with_docs<T: Send + 'static>(
+    s: &AppState,
+    who: Identity,
+    t: &str,
+    uri: &Uri,
+    write: bool,
+    f: impl FnOnce(&crate::DocumentStorageProvider) -> Result<T, StorageError> + Send + 'static,
+) -> ApiResult<T> {
+    let t = storage_type(t)?;
+    if write {
+        s.require_leader(uri).await?;
+    }
+    let s2 = s.clone();
+    let r = blocking(move || {
+        let system = s2.node().system()?;
+        let docs = system.as_identity(&who).get_document_storage(t)?;
+        f(&docs).map_err(ApiError::from)
+    })
+    .await;
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) => Err(s.failed(e, uri).await),
+    }
+}
+
+/// `PUT /v1/docs/{type}/{collection}/{id}`: stores the JSON body.
+pub(crate) async fn put(
+    State(s): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path((t, collection, id)): Path<(String, String, String)>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let doc: Value = parse_json(&body)?;
+    with_docs(&s, who, &t, &uri, true, move |d| {
+        let m = d.store_document(&collection, &id, &doc, &DocumentOptions::new())?;
+        Ok(Json(serde_json::json!({
+            "collection": m.collection,
+            "id": m.id,
+            "size": m.size,
+            "version": m.version.map(|v| v.as_u64()),
+            "stored_at": m.stored_at.as_u64(),
+        })))
+    })
+    .await
+}
+
+/// `GET /v1/docs/{type}/{collection}/{id}`: the document (`?at=` as of a
+/// time).
+pub(crate) async fn get(
+    State(s): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path((t, collection, id)): Path<(String, String, String)>,
+    Query(q): Query<DocRead>,
+    uri: Uri,
+) -> ApiResult<Json<Value>> {
+    let at = q.at.as_deref().map(parse_ts).transpose()?;
+    with_docs(&s, who, &t, &uri, false, move |d| {
+        let mut opts = RetrieveOptions::new();
+        if let Some(at) = at {
+            opts = opts.at(at);
+        }
+        Ok(Json(d.retrieve_document::<Value>(
+            &collection,
+            &id,
+            &opts,
+        )?))
+    })
+    .await
+}
+
+/// `DELETE /v1/docs/{type}/{collection}/{id}`.
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path((t, collection, id)): Path<(String, String, String)>,
+    uri: Uri,
+) -> ApiResult<Json<Value>> {
+    with_docs(&s, who, &t, &uri, true, move |d| {
+        let existed = d.delete_document(&collection, &id, &DeleteOptions::new())?;
+        Ok(Json(serde_json::json!({ "deleted": existed })))
+    })
+    .await
+}
+
+/// A query's body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueryBody {
+    #[serde(default)]
+    query: DocumentQuery,
+    #[serde(default)]
+    options: QueryOptions,
+}
+
+/// `POST /v1/query/{type}/{collection}`: the matching documents.
+pub(crate) async fn query(
+    State(s): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path((t, collection)): Path<(String, String)>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Json<Vec<Value>>> {
+    let q: QueryBody = parse_json(&body)?;
+    with_docs(&s, who, &t, &uri, false, move |d| {
+        Ok(Json(d.query_documents::<Value>(
+            &collection,
+            &q.query,
+            &q.options,
+        )?))
+    })
+    .await
+}
+
+/// `POST /v1/explain/{type}/{collection}`: the plan.
+pub(crate) async fn explain(
+    State(s): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path((t, collection)): Path<(String, String)>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let q: QueryBody = parse_json(&body)?;
+    with_docs(&s, who, &t, &uri, false, move |d| {
+        let plan = d.explain(&collection, &q.query, &q.options)?;
+        Ok(Json(serde_json::to_value(plan).unwrap_or_default()))
+    })
+    .await
+}
+
+/// An index's field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IndexBody {
+    field: String,
+}
+
+/// `POST /v1/indexes/{type}/{collection} {"field"}`: creates and
+/// builds an index.
+pub(crate) async fn create_index(
+    State(s): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path((t, collection)): Path<(String, String)>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let b: IndexBody = parse_json(&body)?;
+    with_docs(&s, who, &t, &uri, true, move |d| {
+        let info = d.create_index(&collection, &b.field)?;
+        Ok(Json(serde_json::to_value(info).unwrap_or_default()))
+    })
+    .await
+}

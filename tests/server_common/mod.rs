@@ -1,0 +1,185 @@
+//! Three (or one) `strata serve` processes on 127.0.0.1 ports, for the
+//! server tests.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_client::Client;
+
+pub const CLUSTER_TOKEN: &str = "a-cluster-secret-for-tests";
+pub const ALICE: &str = "alice-token-123";
+pub const BOB: &str = "bob-token-456";
+
+/// Free ports on 127.0.0.1 (bound and released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// A node's process, killed when dropped.
+pub struct Node {
+    pub id: u64,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Cluster {
+    _dir: tempfile::TempDir,
+    pub urls: Vec<String>,
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    pub fn start(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(n);
+        let peers: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{{ id = {}, addr = \"127.0.0.1:{p}\" }}", i + 1))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, p) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let config = dir.path().join(format!("node{id}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    r#"node_id = {id}
+data_dir = "{data}"
+listen = "127.0.0.1:{p}"
+cluster_token = "{CLUSTER_TOKEN}"
+peers = [ {peers} ]
+tokens = [
+  {{ token = "{ALICE}", identity = "alice" }},
+  {{ token = "{BOB}", identity = "bob" }},
+]
+access_policies = [
+  {{ id = "alice", effect = "Allow", principals = [ {{ Identity = "alice" }} ], storage_types = [], key_pattern = "*", access = ["Read", "Write", "Delete", "List", "Admin"] }},
+  {{ id = "bob-reads", effect = "Allow", principals = [ {{ Identity = "bob" }} ], storage_types = [], key_pattern = "public/*", access = ["Read"] }},
+]
+[limits]
+max_body_bytes = 65536
+max_blob_bytes = 1048576
+"#,
+                    data = dir.path().join(format!("data{id}")).display(),
+                    peers = peers.join(", "),
+                ),
+            )
+            .unwrap();
+            let mut node = Node {
+                id,
+                config,
+                log: dir.path().join(format!("node{id}.log")),
+                child: None,
+            };
+            node.start();
+            nodes.push(node);
+        }
+        Cluster {
+            urls: ports
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{p}"))
+                .collect(),
+            _dir: dir,
+            nodes,
+        }
+    }
+
+    pub fn client(&self, token: &str) -> Client {
+        Client::new(self.urls.clone(), token, Duration::from_secs(5)).unwrap()
+    }
+
+    /// A client of node `id` alone (redirects still followed).
+    pub fn client_of(&self, id: u64, token: &str) -> Client {
+        Client::new(
+            [self.urls[id as usize - 1].clone()],
+            token,
+            Duration::from_secs(5),
+        )
+        .unwrap()
+    }
+
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- node {}\n{}", n.id, read(&n.log)))
+            .collect()
+    }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+impl Cluster {
+    /// Waits (bounded) until node `id` knows a leader; returns it.
+    pub async fn leader(&self, id: u64, within: Duration) -> Option<u64> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(s) = self.client_of(id, ALICE).cluster().await {
+                if s.leader.is_some() {
+                    return s.leader;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// Waits (bounded) until node `id` applied commit timestamp `ts`.
+    pub async fn wait_applied(&self, id: u64, ts: u64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(s) = self.client_of(id, ALICE).cluster().await {
+                if s.applied_ts >= ts {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} did not apply {ts}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
