@@ -10,6 +10,8 @@ mod bench;
 mod data;
 mod inspect;
 #[cfg(feature = "server")]
+mod load;
+#[cfg(feature = "server")]
 mod serve;
 mod verify;
 
@@ -94,6 +96,13 @@ enum Command {
     #[cfg(feature = "server")]
     #[command(after_help = "Example:\n  strata serve --config node1.toml")]
     Serve(serve::ServeArgs),
+    /// Load a running server or cluster through its HTTP API: concurrent
+    /// clients writing and reading, with ops/s and latency percentiles.
+    #[cfg(feature = "server")]
+    #[command(
+        after_help = "Example:\n  strata load --remote http://127.0.0.1:7001 --remote http://127.0.0.1:7002 --token T --clients 16 --ops 20000"
+    )]
+    Load(load::LoadArgs),
 }
 
 /// How to open a database: its directory and, when encrypted, its keys.
@@ -201,6 +210,8 @@ pub fn main() -> ExitCode {
         Command::Backup(args) => backup::run(&args),
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run(&args),
+        #[cfg(feature = "server")]
+        Command::Load(args) => load::run(&args),
     };
     match result {
         Ok(code) => code,
