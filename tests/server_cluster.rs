@@ -331,6 +331,36 @@ async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
         status(bob.raw("GET", "/v1/blobs/files/big", None).await),
         403
     );
+    // The command line talks to the server too.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["remote", "--remote", &c.urls[0], "--token", ALICE])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, _) = cli(&["put", "resource", "cli/k", "from the shell"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        cli(&["get", "resource", "cli/k"]),
+        (Some(0), "from the shell\n".into())
+    );
+    assert_eq!(cli(&["get", "resource", "cli/none"]).0, Some(1));
+    assert!(cli(&["history", "resource", "cli/k"])
+        .1
+        .contains("from the shell"));
+    let denied = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "remote", "--remote", &c.urls[0], "--token", BOB, "put", "resource", "cli/k", "x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(denied.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("403"));
     // Metrics carry the engine's, the storage system's and Raft's figures.
     let m = alice.metrics().await.unwrap();
     for name in ["strata_engine_", "strata_storage_", "strata_raft_term"] {

@@ -12,6 +12,8 @@ mod inspect;
 #[cfg(feature = "server")]
 mod load;
 #[cfg(feature = "server")]
+mod remote;
+#[cfg(feature = "server")]
 mod serve;
 mod verify;
 
@@ -103,6 +105,13 @@ enum Command {
         after_help = "Example:\n  strata load --remote http://127.0.0.1:7001 --remote http://127.0.0.1:7002 --token T --clients 16 --ops 20000"
     )]
     Load(load::LoadArgs),
+    /// Get, put, delete and history against a running server or cluster,
+    /// through its HTTP API.
+    #[cfg(feature = "server")]
+    #[command(
+        after_help = "Examples:\n  strata remote --remote http://127.0.0.1:7001 --token T put resource users/ada lovelace\n  strata remote --remote http://127.0.0.1:7002 --token T get resource users/ada --at 2026-12-04T10:00:00Z\n\nExit status: 0 on success, 1 when get finds no value, 3 when the server refuses or cannot be reached."
+    )]
+    Remote(remote::RemoteArgs),
 }
 
 /// How to open a database: its directory and, when encrypted, its keys.
@@ -212,6 +221,8 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         #[cfg(feature = "server")]
         Command::Load(args) => load::run(&args),
+        #[cfg(feature = "server")]
+        Command::Remote(args) => remote::run(&args),
     };
     match result {
         Ok(code) => code,
