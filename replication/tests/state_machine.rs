@@ -297,3 +297,19 @@ async fn a_batch_entry_cut_by_a_power_loss_resumes_after_its_last_applied_comman
     assert!(runs > 100, "{runs} crashes");
     assert!(cut_in_a_batch > 0, "no crash fell inside a batch entry");
 }
+
+#[tokio::test]
+async fn staging_left_by_an_interrupted_transfer_is_removed_at_open() {
+    let d = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::open(d.path(), opts()).unwrap();
+    let staging = sm.begin_receiving_snapshot().await.unwrap();
+    std::fs::create_dir_all(staging.dir()).unwrap();
+    std::fs::write(staging.dir().join("000001.sst"), b"half a file").unwrap();
+    // Not the state machine's: kept.
+    std::fs::create_dir_all(d.path().join("incoming-notes")).unwrap();
+    sm.db().close().unwrap();
+    drop(sm);
+    let _sm = StateMachine::open(d.path(), opts()).unwrap();
+    assert!(!staging.dir().exists());
+    assert!(d.path().join("incoming-notes").exists());
+}

@@ -189,12 +189,30 @@ fn bookkeeping(raft: &Keyspace) -> strata_engine::Result<Bookkeeping> {
     Ok((applied, ts, codec::stored_membership(m_id.as_ref(), &m)))
 }
 
+/// Removes what snapshot transfers a crash interrupted left behind: the
+/// `incoming-<hex>` staging directories this state machine names (no
+/// transfer runs before it opens).
+fn remove_staging(root: &Path) -> strata_engine::Result<()> {
+    for entry in std::fs::read_dir(root).map_err(|e| io(root, e))? {
+        let entry = entry.map_err(|e| io(root, e))?;
+        let name = entry.file_name();
+        let Some(hex) = name.to_str().and_then(|n| n.strip_prefix("incoming-")) else {
+            continue;
+        };
+        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) && entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path()).map_err(|e| io(entry.path().as_path(), e))?;
+        }
+    }
+    Ok(())
+}
+
 impl StateMachine {
     /// Opens (creating) the state machine of the node rooted at `root`.
     pub fn open(root: &Path, mut opts: Options) -> strata_engine::Result<StateMachine> {
         // Transactions are checked against history (see `MAX_TXN_AGE`).
         opts.history_retention = opts.history_retention.max(MIN_HISTORY);
         std::fs::create_dir_all(root.join("snapshots")).map_err(|e| io(root, e))?;
+        remove_staging(root)?;
         let generation = match read_pointer(root, "DATA")? {
             Some(s) => s
                 .strip_prefix("data-")
