@@ -14,7 +14,26 @@ use server_common::{Cluster, ALICE};
 use strata_client::{Client, ClientError};
 use strata_replication::linearizability::{History, Op, Outcome, Output};
 
-const KEYS: u64 = 3;
+const KEYS: u64 = 6;
+
+/// Whether a failed call certainly did not take effect: no server was
+/// reached, the leader refused it before proposing (no leader known), or a
+/// transaction lost a conflict (nothing written). Anything else may have
+/// applied.
+fn refused(e: &ClientError) -> bool {
+    match e {
+        ClientError::Unreachable(_) => true,
+        ClientError::Status {
+            status: 503,
+            message,
+        } => message.starts_with("no leader is known"),
+        ClientError::Status {
+            status: 409,
+            message,
+        } => message.contains("conflict"),
+        _ => false,
+    }
+}
 
 /// One client's loop: until `until`, a random operation on a random key,
 /// each recorded with its outcome; an operation whose answer never came
@@ -58,10 +77,10 @@ async fn client_loop(
                         acked.lock().push((k, value, ts));
                         done += 1;
                     }
-                    // Refused before it ran: it did not happen.
                     Err(ClientError::Status { status, .. }) if status == 401 || status == 400 => {
                         panic!("put refused with {status}")
                     }
+                    Err(e) if refused(&e) => history.discard(op),
                     Err(_) => history.abandon(op),
                 }
             }
@@ -77,7 +96,9 @@ async fn client_loop(
                         history.complete(op, Output::Get(v.map(|v| v.0)));
                         done += 1;
                     }
-                    Err(_) => history.abandon(op),
+                    // A read changes nothing: one without an answer is
+                    // left out.
+                    Err(_) => history.discard(op),
                 }
             }
             _ => {
@@ -103,6 +124,7 @@ async fn client_loop(
                         history.complete(op, Output::Cas(swapped));
                         done += 1;
                     }
+                    Err(e) if refused(&e) => history.discard(op),
                     Err(_) => history.abandon(op),
                 }
             }

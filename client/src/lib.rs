@@ -25,6 +25,9 @@ pub enum ClientError {
     /// No node could be reached, or the answer was not understood.
     #[error("transport: {0}")]
     Transport(String),
+    /// No node accepted a connection: the request was never sent.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
 }
 
 impl ClientError {
@@ -32,7 +35,7 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Status { status, .. } => Some(*status),
-            ClientError::Transport(_) => None,
+            ClientError::Transport(_) | ClientError::Unreachable(_) => None,
         }
     }
 }
@@ -168,7 +171,10 @@ impl Client {
         path: &str,
         body: Option<(Vec<u8>, &'static str)>,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>)> {
-        let mut last = ClientError::Transport("no node answered".into());
+        let mut last = ClientError::Unreachable("no node answered".into());
+        // Whether some request may have reached a server: then the
+        // outcome of a write is unknown, not refused.
+        let mut sent = false;
         for node in &self.nodes {
             let mut url = format!("{node}{path}");
             for _ in 0..=MAX_REDIRECTS {
@@ -181,7 +187,14 @@ impl Client {
                 }
                 let resp = match req.send().await {
                     Ok(r) => r,
+                    Err(e) if e.is_connect() => {
+                        if !sent {
+                            last = ClientError::Unreachable(format!("{url}: {e}"));
+                        }
+                        break;
+                    }
                     Err(e) => {
+                        sent = true;
                         last = ClientError::Transport(format!("{url}: {e}"));
                         break;
                     }

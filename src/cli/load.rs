@@ -45,6 +45,9 @@ struct Figures {
     errors: u64,
     elapsed: Duration,
     latency: Histogram<u64>,
+    /// The longest time without a successful operation (a failover under
+    /// load shows here).
+    longest_gap: Duration,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -62,6 +65,7 @@ async fn run_workload(a: &LoadArgs, client: &Client, workload: &str) -> Result<F
         tasks.push(tokio::spawn(async move {
             let mut h = histogram();
             let mut errors = 0u64;
+            let mut done = Vec::with_capacity(per as usize);
             let mut x = (c + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             for i in 0..per {
                 x ^= x << 13;
@@ -81,26 +85,38 @@ async fn run_workload(a: &LoadArgs, client: &Client, workload: &str) -> Result<F
                 };
                 let _ = h.record(t.elapsed().as_micros().max(1) as u64);
                 errors += u64::from(!ok);
+                if ok {
+                    done.push(Instant::now());
+                }
             }
-            (h, errors)
+            (h, errors, done)
         }));
     }
     let mut latency = histogram();
     let mut errors = 0;
+    let mut done = vec![started];
     for t in tasks {
-        let (h, e) = t
+        let (h, e, d) = t
             .await
             .map_err(|e| Failure(format!("a client task failed: {e}")))?;
         latency
             .add(&h)
             .map_err(|e| Failure(format!("histograms: {e}")))?;
         errors += e;
+        done.extend(d);
     }
+    done.sort();
+    let longest_gap = done
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
     Ok(Figures {
         ops: per * a.clients as u64,
         errors,
         elapsed: started.elapsed(),
         latency,
+        longest_gap,
     })
 }
 
@@ -122,21 +138,22 @@ pub(crate) fn run(a: &LoadArgs) -> Result<ExitCode, Failure> {
         let client = Client::new(a.remotes.clone(), &a.token, Duration::from_secs(10))
             .map_err(|e| Failure(e.to_string()))?;
         println!(
-            "{:<8} {:>8} {:>10} {:>9} {:>9} {:>9} {:>7}",
-            "workload", "clients", "ops/s", "p50 ms", "p99 ms", "max ms", "errors"
+            "{:<8} {:>8} {:>10} {:>9} {:>9} {:>9} {:>7} {:>9}",
+            "workload", "clients", "ops/s", "p50 ms", "p99 ms", "max ms", "errors", "gap ms"
         );
         for w in &a.workloads {
             let f = run_workload(a, &client, w).await?;
             let ms = |q: f64| f.latency.value_at_quantile(q) as f64 / 1000.0;
             println!(
-                "{:<8} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+                "{:<8} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>9.0}",
                 w,
                 a.clients,
                 f.ops as f64 / f.elapsed.as_secs_f64(),
                 ms(0.5),
                 ms(0.99),
                 f.latency.max() as f64 / 1000.0,
-                f.errors
+                f.errors,
+                f.longest_gap.as_secs_f64() * 1000.0
             );
         }
         Ok::<_, Failure>(())

@@ -266,6 +266,8 @@ pub struct History {
 struct Recording {
     clock: u64,
     entries: Vec<Entry>,
+    /// Operations known not to have taken effect, left out of checks.
+    discarded: std::collections::BTreeSet<usize>,
 }
 
 /// An invoked operation awaiting its outcome, for the history that gave
@@ -317,9 +319,24 @@ impl History {
         let _ = id;
     }
 
+    /// Records that the operation certainly did not take effect (it was
+    /// refused before it ran, or never reached a server): it is left out
+    /// of the history. Only sound when that is certain; otherwise
+    /// [`abandon`](Self::abandon) it.
+    pub fn discard(&self, id: OpId) {
+        self.inner.lock().discarded.insert(id.0);
+    }
+
     /// A copy of the operations recorded so far, in invocation order.
     pub fn entries(&self) -> Vec<Entry> {
-        self.inner.lock().entries.clone()
+        let inner = self.inner.lock();
+        inner
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !inner.discarded.contains(i))
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 
     /// Checks the operations recorded so far with the default [`Config`].
