@@ -271,8 +271,8 @@ struct Recording {
 }
 
 /// An invoked operation awaiting its outcome, for the history that gave
-/// it; consumed by [`History::complete`] or [`History::abandon`], so it
-/// ends once.
+/// it; consumed by [`History::complete`], [`History::abandon`] or
+/// [`History::discard`], so it ends once.
 #[derive(Debug, PartialEq, Eq, Hash)]
 #[must_use = "complete or abandon the operation"]
 pub struct OpId(usize);
