@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-300}"
 cargo run -q --bin make_seeds
-targets="${2:-sst_open log_read manifest_decode backup_catalog block_iter codec_decode bloom_decode ops}"
+targets="${2:-sst_open log_read manifest_decode backup_catalog raft_records block_iter codec_decode bloom_decode ops}"
 for t in $targets; do
   mkdir -p "corpus/$t"
   echo "== $t ($secs s)"

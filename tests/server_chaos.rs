@@ -191,7 +191,7 @@ async fn concurrent_clients_stay_linearizable_while_nodes_are_killed() {
     let last = acked.iter().map(|a| a.2).max().unwrap_or(0);
     for id in 1..=3 {
         c.wait_applied(id, last, Duration::from_secs(30)).await;
-        let n = c.client_of(id, ALICE);
+        let n = c.node_only(id, ALICE);
         for (k, v, ts) in &acked {
             let got = n.get_at("resource", k, *ts).await.unwrap();
             assert_eq!(

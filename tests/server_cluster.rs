@@ -66,7 +66,7 @@ async fn a_three_process_cluster_survives_the_sigkill_of_its_leader() {
     }
     // Every acknowledged write is readable on each survivor, at its time.
     for &id in &survivors {
-        let n = c.client_of(id, ALICE);
+        let n = c.node_only(id, ALICE);
         for (k, v, ts) in &acked {
             let got = n.get_at("resource", k, *ts).await.unwrap();
             assert_eq!(
@@ -79,7 +79,7 @@ async fn a_three_process_cluster_survives_the_sigkill_of_its_leader() {
     // The killed node restarts, catches up, and serves the same history.
     c.nodes[first as usize - 1].start();
     let last = acked.iter().map(|a| a.2).max().unwrap();
-    let back = c.client_of(first, ALICE);
+    let back = c.node_only(first, ALICE);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(s) = back.cluster().await {
@@ -97,7 +97,7 @@ async fn a_three_process_cluster_survives_the_sigkill_of_its_leader() {
     let keys: Vec<String> = (0..7).map(|i| format!("k{i}")).collect();
     let mut seen = Vec::new();
     for id in 1..=3 {
-        let n = c.client_of(id, ALICE);
+        let n = c.node_only(id, ALICE);
         let mut all = Vec::new();
         for k in &keys {
             all.push(n.history("resource", k).await.unwrap());
@@ -327,6 +327,30 @@ async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
         413
     );
     assert_eq!(alice.get_blob("files/huge").await.unwrap(), None);
+    // An upload that stalls past the blob time bound stores nothing (not
+    // the part that arrived).
+    {
+        use std::io::Write;
+        let addr = c.urls[0].trim_start_matches("http://").to_owned();
+        let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            tcp,
+            "PUT /v1/blobs/files/stalled HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ALICE}\r\nContent-Length: 400000\r\n\r\n"
+        )
+        .unwrap();
+        tcp.write_all(&[7u8; 100_000]).unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        drop(tcp);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stored = alice.get_blob("files/stalled").await.unwrap();
+        assert!(
+            stored.is_none(),
+            "a cut upload stored {} bytes",
+            stored.map_or(0, |b| b.len())
+        );
+    }
+    // Without a token even an unknown path is 401.
+    assert_eq!(status(none.raw("GET", "/v1/nothing", None).await), 401);
     assert_eq!(
         status(bob.raw("GET", "/v1/blobs/files/big", None).await),
         403

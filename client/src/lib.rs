@@ -172,9 +172,6 @@ impl Client {
         body: Option<(Vec<u8>, &'static str)>,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>)> {
         let mut last = ClientError::Unreachable("no node answered".into());
-        // Whether some request may have reached a server: then the
-        // outcome of a write is unknown, not refused.
-        let mut sent = false;
         for node in &self.nodes {
             let mut url = format!("{node}{path}");
             for _ in 0..=MAX_REDIRECTS {
@@ -188,23 +185,31 @@ impl Client {
                 let resp = match req.send().await {
                     Ok(r) => r,
                     Err(e) if e.is_connect() => {
-                        if !sent {
-                            last = ClientError::Unreachable(format!("{url}: {e}"));
-                        }
+                        last = ClientError::Unreachable(format!("{url}: {e}"));
                         break;
                     }
-                    Err(e) => {
-                        sent = true;
-                        last = ClientError::Transport(format!("{url}: {e}"));
-                        break;
-                    }
+                    // It may have reached the server: trying another node
+                    // could apply a write twice.
+                    Err(e) => return Err(ClientError::Transport(format!("{url}: {e}"))),
                 };
                 let status = resp.status();
                 if status == StatusCode::TEMPORARY_REDIRECT {
                     match resp.headers().get("location").and_then(|l| l.to_str().ok()) {
-                        Some(l) => {
+                        // Only to a node this client was given: the token
+                        // goes nowhere else.
+                        Some(l)
+                            if self.nodes.iter().any(|n| {
+                                l.strip_prefix(n.as_str())
+                                    .is_some_and(|rest| rest.starts_with('/'))
+                            }) =>
+                        {
                             url = l.to_owned();
                             continue;
+                        }
+                        Some(l) => {
+                            return Err(ClientError::Transport(format!(
+                                "a redirect to {l}, which is not a known node"
+                            )))
                         }
                         None => {
                             last = ClientError::Transport("a redirect without a location".into());

@@ -158,6 +158,69 @@ fn main() {
     };
     write(&dir, "backup_catalog", "valid", &catalog.encode());
 
+    {
+        use strata_format::raft::*;
+        let id = LogIdRecord {
+            term: 3,
+            node: 2,
+            index: 400,
+        };
+        let cmd = CommandRecord {
+            ts_hint: 1_000,
+            session: (7, 9),
+            keyspaces: vec!["kv".into()],
+            ops: vec![1, 0, 1, b'k', 1, b'v'],
+            count: 1,
+            check: None,
+        };
+        let txn = CommandRecord {
+            check: Some(CheckRecord {
+                start_ts: 900,
+                serializable: true,
+                reads: vec![(0, b"k".to_vec())],
+                ranges: vec![(0, BoundRecord::Included(b"a".to_vec()), BoundRecord::Unbounded)],
+            }),
+            ..cmd.clone()
+        };
+        let batch = CommandBatchRecord {
+            commands: vec![cmd.clone(), txn.clone()],
+        };
+        write(&dir, "raft_records", "command", &cmd.encode());
+        write(&dir, "raft_records", "transaction", &txn.encode());
+        write(&dir, "raft_records", "batch", &batch.encode());
+        write(
+            &dir,
+            "raft_records",
+            "entry",
+            &EntryRecord {
+                log_id: id,
+                payload: PayloadRecord::Normal(batch.encode()),
+            }
+            .encode(),
+        );
+        write(
+            &dir,
+            "raft_records",
+            "partial",
+            &PartialRecord {
+                log_id: id,
+                applied: 1,
+                ts: 1_001,
+            }
+            .encode(),
+        );
+        write(
+            &dir,
+            "raft_records",
+            "membership",
+            &MembershipRecord {
+                configs: vec![vec![1, 2, 3]],
+                nodes: vec![(1, "127.0.0.1:7001".into())],
+            }
+            .encode(),
+        );
+    }
+
     for (name, value, compress) in [
         ("item-plain", &b"a value"[..], false),
         ("item-zstd", &[b'z'; 4000][..], true),

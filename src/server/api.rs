@@ -94,7 +94,9 @@ impl AppState {
     /// A storage failure as the client sees it: a write refused by a
     /// follower becomes a redirect.
     pub(super) async fn failed(&self, e: ApiError, uri: &Uri) -> ApiError {
-        if e.status() == StatusCode::SERVICE_UNAVAILABLE {
+        // Only a refusal made before proposing is safe to redirect: a write
+        // whose outcome is unknown stays a 503.
+        if e.is_not_leader() {
             if let Some(l) = self.node().replica().raft().current_leader().await {
                 if l != self.node().replica().id() {
                     return self.redirect_to(l, uri);
@@ -145,7 +147,9 @@ pub(crate) async fn cluster(State(s): State<AppState>) -> Json<serde_json::Value
         state: format!("{:?}", m.state),
         last_log_index: m.last_log_index,
         last_applied_index: m.last_applied.map(|l| l.index),
-        applied_ts: r.state_machine().applied_ts().as_u64(),
+        // From the watch, not the state machine's lock, which an install
+        // holds while it copies.
+        applied_ts: *r.state_machine().subscribe_applied().borrow(),
         voters: membership.voter_ids().collect(),
         learners: membership.learner_ids().collect(),
     };
@@ -477,11 +481,12 @@ pub(crate) async fn kv_scan(
     let t = storage_type(&t)?;
     let max = s.config().limits.max_scan_keys;
     let limit = q.limit.unwrap_or(max).min(max);
+    let pattern = KeyPattern::prefix(q.prefix.unwrap_or_default()).with_limit(limit);
     blocking(move || {
         {
             let system = s.node().system()?;
             let p = system.as_identity(&who).get_provider(t)?;
-            let keys = p.list_keys(&KeyPattern::prefix(q.prefix.unwrap_or_default()))?;
+            let keys = p.list_keys(&pattern)?;
             let mut out = Vec::new();
             for k in keys.into_iter().take(limit) {
                 if let Some(item) = p.get(&k, &RetrieveOptions::new())? {

@@ -30,19 +30,38 @@ const READ_CHUNK: usize = 256 << 10;
 
 type Chunk = Result<Bytes, std::io::Error>;
 
+/// What the network hands an upload's reader: a chunk, or the end of a
+/// body read whole. A channel closed without the end (a timeout dropped
+/// the handler, the client went away) is an error, so a cut upload never
+/// stores a truncated blob.
+enum Piece {
+    Data(Bytes),
+    End,
+}
+
 /// The body of an upload as the blob provider reads it.
 struct ChannelReader {
-    rx: mpsc::Receiver<Chunk>,
+    rx: mpsc::Receiver<Result<Piece, std::io::Error>>,
     current: Bytes,
+    ended: bool,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.current = b,
+                Some(Ok(Piece::Data(b))) => self.current = b,
+                Some(Ok(Piece::End)) => self.ended = true,
                 Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the upload ended before its body did",
+                    ))
+                }
             }
         }
         let n = buf.len().min(self.current.len());
@@ -83,7 +102,7 @@ pub(crate) async fn put(
     let key = storage_key(&key)?;
     s.require_leader(&uri).await?;
     let max = s.config().limits.max_blob_bytes;
-    let (tx, rx) = mpsc::channel::<Chunk>(QUEUE);
+    let (tx, rx) = mpsc::channel::<Result<Piece, std::io::Error>>(QUEUE);
     let s2 = s.clone();
     let store = tokio::task::spawn_blocking(move || {
         let system = s2.node().system()?;
@@ -92,12 +111,14 @@ pub(crate) async fn put(
         let reader = ChannelReader {
             rx,
             current: Bytes::new(),
+            ended: false,
         };
         blobs.put_stream(&key, reader, &opts)
     });
     let mut body = body;
     let mut total: u64 = 0;
     let mut too_large = false;
+    let mut whole = true;
     while let Some(frame) = body.frame().await {
         let chunk = match frame {
             Ok(f) => match f.into_data() {
@@ -105,6 +126,7 @@ pub(crate) async fn put(
                 Err(_) => continue,
             },
             Err(e) => {
+                whole = false;
                 let _ = tx
                     .send(Err(std::io::Error::other(format!("the upload broke: {e}"))))
                     .await;
@@ -119,10 +141,14 @@ pub(crate) async fn put(
                 .await;
             break;
         }
-        if tx.send(Ok(chunk)).await.is_err() {
+        if tx.send(Ok(Piece::Data(chunk))).await.is_err() {
             // The store stopped (refused, failed): its answer says why.
+            whole = false;
             break;
         }
+    }
+    if whole && !too_large {
+        let _ = tx.send(Ok(Piece::End)).await;
     }
     drop(tx);
     let stored = store
@@ -157,6 +183,12 @@ pub(crate) async fn get(
 ) -> ApiResult<Response> {
     let key = storage_key(&key)?;
     let at = q.at.as_deref().map(parse_ts).transpose()?;
+    // The body streams after the handler returned, outside its time bound:
+    // the reader gives up at the same bound, so a client that stops
+    // reading does not hold a thread for ever.
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(s.config().limits.blob_timeout_ms);
+    let handle = tokio::runtime::Handle::current();
     let (tx, rx) = mpsc::channel::<Chunk>(QUEUE);
     let (meta_tx, meta_rx) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
@@ -183,10 +215,9 @@ pub(crate) async fn get(
             match reader.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) => {
-                    if tx
-                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
+                    let chunk = Ok(Bytes::copy_from_slice(&buf[..n]));
+                    let sent = handle.block_on(tokio::time::timeout_at(deadline, tx.send(chunk)));
+                    if !matches!(sent, Ok(Ok(()))) {
                         return;
                     }
                 }

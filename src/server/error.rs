@@ -13,6 +13,9 @@ pub struct ApiError {
     message: String,
     /// For a write sent to a follower: where the leader listens.
     location: Option<String>,
+    /// The storage system refused because this node does not lead (and
+    /// nothing was proposed): safe to send to the leader.
+    not_leader: bool,
 }
 
 impl ApiError {
@@ -22,6 +25,7 @@ impl ApiError {
             status,
             message: message.into(),
             location: None,
+            not_leader: false,
         }
     }
 
@@ -42,12 +46,19 @@ impl ApiError {
             status: StatusCode::TEMPORARY_REDIRECT,
             message: format!("not the leader: retry at {location}"),
             location: Some(location),
+            not_leader: false,
         }
     }
 
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// True when this node refused because another leads, before
+    /// proposing anything.
+    pub fn is_not_leader(&self) -> bool {
+        self.not_leader
     }
 }
 
@@ -75,7 +86,9 @@ impl From<StorageError> for ApiError {
             E::Engine(strata_engine::Error::Replication(_)) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, e.to_string())
+        let mut a = ApiError::new(status, e.to_string());
+        a.not_leader = e.is_not_leader();
+        a
     }
 }
 

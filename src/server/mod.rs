@@ -35,6 +35,13 @@ use crate::cluster::ReplicatedStorage;
 use crate::error::{Result, StorageError};
 use crate::StorageSystem;
 
+/// Entries in one Raft append, at most.
+const MAX_APPEND_ENTRIES: u64 = 16;
+/// The largest body a peer may send: `MAX_APPEND_ENTRIES` entries of the
+/// largest command (64 MiB) and their framing. An append above it is
+/// answered 413, and the sender splits it.
+const RAFT_BODY_LIMIT: usize = (MAX_APPEND_ENTRIES as usize + 1) << 26;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -138,6 +145,9 @@ fn raft_config(timing: &RaftTiming) -> Result<Arc<openraft::Config>> {
         election_timeout_min: timing.election_timeout_ms,
         election_timeout_max: timing.election_timeout_ms * 2,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(timing.snapshot_every),
+        // An entry holds at most 64 MiB of operations: appends of this many
+        // stay under the Raft routes' body bound.
+        max_payload_entries: MAX_APPEND_ENTRIES,
         ..Default::default()
     };
     let c = c
@@ -239,7 +249,7 @@ impl Server {
             .with_state(peers)
             // Chunks and appends are bounded by their senders; the body
             // bound here is the largest a peer sends.
-            .layer(DefaultBodyLimit::max(64 << 20))
+            .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 authenticate_peer,
@@ -278,16 +288,16 @@ impl Server {
                 state.clone(),
                 bounded_blob,
             ));
+        // Unknown paths too need a token: without one they are 401.
         let api = api
             .merge(blob_routes)
+            .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path") })
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 authenticate,
             ))
             .with_state(state);
-        let router = api.merge(raft_routes).fallback(|| async {
-            ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path")
-        });
+        let router = api.merge(raft_routes);
         Ok(Server {
             node,
             router,

@@ -109,6 +109,8 @@ pub(crate) struct HttpConn {
 enum CallError {
     Unreachable(Unreachable),
     Network(NetworkError),
+    /// The peer refused the body as too large (413).
+    TooLarge(NetworkError),
 }
 
 impl HttpConn {
@@ -142,9 +144,11 @@ impl HttpConn {
             .map_err(|e| CallError::Network(NetworkError::new(&e)))?;
         if !status.is_success() {
             let why = String::from_utf8_lossy(&bytes).into_owned();
-            return Err(CallError::Network(NetworkError::new(
-                &std::io::Error::other(format!("{path}: {status}: {why}")),
-            )));
+            let e = NetworkError::new(&std::io::Error::other(format!("{path}: {status}: {why}")));
+            if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
+                return Err(CallError::TooLarge(e));
+            }
+            return Err(CallError::Network(e));
         }
         postcard::from_bytes(&bytes).map_err(|e| CallError::Network(NetworkError::new(&e)))
     }
@@ -165,6 +169,10 @@ impl HttpConn {
             .map_err(|e| match e {
                 CallError::Unreachable(u) => RPCError::Unreachable(u),
                 CallError::Network(n) => RPCError::Network(n),
+                // openraft sends fewer entries next time.
+                CallError::TooLarge(_) => {
+                    RPCError::PayloadTooLarge(openraft::error::PayloadTooLarge::new_entries_hint(1))
+                }
             })?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
@@ -178,7 +186,7 @@ impl HttpConn {
         let net = |e: NetworkError| StreamingError::Network(e);
         let call = |e: CallError| match e {
             CallError::Unreachable(u) => StreamingError::Unreachable(u),
-            CallError::Network(n) => StreamingError::Network(n),
+            CallError::Network(n) | CallError::TooLarge(n) => StreamingError::Network(n),
         };
         fn failed<E: std::error::Error + 'static>(
             e: &E,
@@ -264,7 +272,7 @@ impl RaftNetwork<TypeConfig> for HttpConn {
             .await
             .map_err(|e| match e {
                 CallError::Unreachable(u) => StreamingError::Unreachable(u),
-                CallError::Network(n) => StreamingError::Network(n),
+                CallError::Network(n) | CallError::TooLarge(n) => StreamingError::Network(n),
             })?;
         answer.map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e)))
     }

@@ -99,6 +99,7 @@ access_policies = [
 [limits]
 max_body_bytes = 65536
 max_blob_bytes = 1048576
+blob_timeout_ms = 1500
 "#,
                     data = dir.path().join(format!("data{id}")).display(),
                     peers = peers.join(", "),
@@ -128,8 +129,17 @@ max_blob_bytes = 1048576
         Client::new(self.urls.clone(), token, Duration::from_secs(5)).unwrap()
     }
 
-    /// A client of node `id` alone (redirects still followed).
+    /// A client that asks node `id` first (the others are known, so it
+    /// follows their redirects).
     pub fn client_of(&self, id: u64, token: &str) -> Client {
+        let mut urls = self.urls.clone();
+        urls.rotate_left(id as usize - 1);
+        Client::new(urls, token, Duration::from_secs(5)).unwrap()
+    }
+
+    /// A client of node `id` alone: its reads and status are that node's
+    /// (it follows no redirect).
+    pub fn node_only(&self, id: u64, token: &str) -> Client {
         Client::new(
             [self.urls[id as usize - 1].clone()],
             token,
@@ -155,7 +165,7 @@ impl Cluster {
     pub async fn leader(&self, id: u64, within: Duration) -> Option<u64> {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if let Ok(s) = self.client_of(id, ALICE).cluster().await {
+            if let Ok(s) = self.node_only(id, ALICE).cluster().await {
                 if s.leader.is_some() {
                     return s.leader;
                 }
@@ -169,7 +179,7 @@ impl Cluster {
     pub async fn wait_applied(&self, id: u64, ts: u64, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            if let Ok(s) = self.client_of(id, ALICE).cluster().await {
+            if let Ok(s) = self.node_only(id, ALICE).cluster().await {
                 if s.applied_ts >= ts {
                     return;
                 }
