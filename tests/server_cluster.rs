@@ -349,6 +349,12 @@ async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
             stored.map_or(0, |b| b.len())
         );
     }
+    // A learner must be a configured peer: the cluster token goes there.
+    let evil = br#"{"id":9,"addr":"198.51.100.7:1"}"#.to_vec();
+    assert_eq!(
+        status(alice.raw("POST", "/v1/cluster/learners", Some(evil)).await),
+        400
+    );
     // Without a token even an unknown path is 401.
     assert_eq!(status(none.raw("GET", "/v1/nothing", None).await), 401);
     assert_eq!(

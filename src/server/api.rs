@@ -193,6 +193,14 @@ pub(crate) async fn add_learner(
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     let l: Learner = parse_json(&body)?;
+    // The leader sends the cluster token to its learners: only to a
+    // configured peer.
+    if s.config().addr_of(l.id) != Some(l.addr.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "node {} at {} is not among the configured peers",
+            l.id, l.addr
+        )));
+    }
     s.require_leader(&uri).await?;
     let s2 = s.clone();
     blocking(move || require_admin(&s2, &who)).await?;

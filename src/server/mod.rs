@@ -73,6 +73,16 @@ impl AppState {
     }
 }
 
+/// Whether `got` equals the secret `want`, with the same work whatever
+/// `got` is, so its bytes do not leak through timing.
+fn same(want: &[u8], got: &[u8]) -> bool {
+    let mut diff = want.len() ^ got.len();
+    for (i, w) in want.iter().enumerate() {
+        diff |= usize::from(w ^ got.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
 /// The bearer token of a request, if it has one.
 fn bearer(req: &Request) -> Option<&str> {
     req.headers()
@@ -85,7 +95,17 @@ fn bearer(req: &Request) -> Option<&str> {
 /// Client requests carry a known client token: the identity they act as
 /// goes with them. 401 otherwise, before anything runs.
 async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
-    let who = bearer(&req).and_then(|t| s.inner.tokens.get(t)).cloned();
+    // Every token is compared, each in constant time: which one matched,
+    // or how much of one did, does not show in the time taken.
+    let who = bearer(&req).and_then(|t| {
+        let mut found = None;
+        for (known, who) in &s.inner.tokens {
+            if same(known.as_bytes(), t.as_bytes()) {
+                found = Some(who.clone());
+            }
+        }
+        found
+    });
     match who {
         Some(who) => {
             req.extensions_mut().insert(who);
@@ -97,17 +117,8 @@ async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -
 
 /// Raft requests carry the cluster token. 401 otherwise.
 async fn authenticate_peer(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let ok = bearer(&req).is_some_and(|t| {
-        // The same work whatever the token, so its length and bytes do
-        // not leak through timing.
-        let want = s.inner.config.cluster_token.as_bytes();
-        let got = t.as_bytes();
-        let mut diff = want.len() ^ got.len();
-        for (i, w) in want.iter().enumerate() {
-            diff |= usize::from(w ^ got.get(i).copied().unwrap_or(0));
-        }
-        diff == 0
-    });
+    let ok =
+        bearer(&req).is_some_and(|t| same(s.inner.config.cluster_token.as_bytes(), t.as_bytes()));
     if ok {
         next.run(req).await
     } else {

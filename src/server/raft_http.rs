@@ -294,7 +294,13 @@ impl RaftRoutes {
         RaftRoutes {
             raft,
             transfer: Arc::new(Mutex::new(None)),
-            next: Arc::new(Mutex::new(0)),
+            // Not from 0: a sender from before a restart does not meet a
+            // new transfer's id.
+            next: Arc::new(Mutex::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |t| t.as_nanos() as u64),
+            )),
         }
     }
 }
