@@ -355,6 +355,14 @@ async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
         status(alice.raw("POST", "/v1/cluster/learners", Some(evil)).await),
         400
     );
+    // Errors the HTTP layer answers itself are JSON too.
+    let (code, body) = alice
+        .raw("GET", "/v1/kv/resource/public/a?history=maybe", None)
+        .await
+        .unwrap();
+    assert_eq!(code, 400);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["error"].is_string(), "{v}");
     // Without a token even an unknown path is 401.
     assert_eq!(status(none.raw("GET", "/v1/nothing", None).await), 401);
     assert_eq!(

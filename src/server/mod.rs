@@ -126,6 +126,30 @@ async fn authenticate_peer(State(s): State<AppState>, req: Request, next: Next) 
     }
 }
 
+/// Errors the HTTP layer answers itself (a body over the bound, a query
+/// or path that does not parse) get the JSON body every other error has.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let r = next.run(req).await;
+    let is_json = r
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(r.status().is_client_error() || r.status().is_server_error()) || is_json {
+        return r;
+    }
+    let status = r.status();
+    let text = axum::body::to_bytes(r.into_body(), 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    ApiError::new(status, message).into_response()
+}
+
 /// A request that outlasts its bound is answered 503.
 async fn bounded(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let limit = Duration::from_millis(s.inner.config.limits.request_timeout_ms);
@@ -303,6 +327,7 @@ impl Server {
         let api = api
             .merge(blob_routes)
             .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path") })
+            .layer(axum::middleware::from_fn(json_errors))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 authenticate,
