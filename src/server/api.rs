@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::access::{AccessType, Identity};
 use crate::error::StorageError;
+use crate::system::IdentityStorage;
 use crate::types::{
     DeleteOptions, KeyPattern, RetrieveOptions, StorageKey, StorageOptions, StorageType,
 };
@@ -88,6 +89,30 @@ impl AppState {
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("the leader, node {leader}, is not among the configured peers"),
             ),
+        }
+    }
+
+    /// Runs `f` as `who` on a blocking thread (storage calls wait for
+    /// Raft), at the leader when `write`; a failure as the client sees it.
+    pub(super) async fn as_caller<T: Send + 'static>(
+        &self,
+        who: Identity,
+        uri: &Uri,
+        write: bool,
+        f: impl FnOnce(&IdentityStorage) -> Result<T, StorageError> + Send + 'static,
+    ) -> ApiResult<T> {
+        if write {
+            self.require_leader(uri).await?;
+        }
+        let s = self.clone();
+        let r = blocking(move || {
+            let system = s.node().system()?;
+            f(&system.as_identity(&who)).map_err(ApiError::from)
+        })
+        .await;
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.failed(e, uri).await),
         }
     }
 
@@ -360,45 +385,36 @@ pub(crate) async fn kv_get(
             )))
         }
     }
-    let s2 = s.clone();
     let history = q.history.unwrap_or(false);
-    let r = blocking(move || {
-        {
-            let system = s2.node().system()?;
-            let p = system.as_identity(&who).get_provider(t)?;
-            if history {
-                let versions: Vec<serde_json::Value> = p
-                    .history(&key)?
-                    .into_iter()
-                    .map(|v| version_json(v.ts, v.item.as_ref().map(|i| &i.value[..])))
-                    .collect();
-                return Ok(Json(versions).into_response());
-            }
-            let mut opts = RetrieveOptions::new();
-            if let Some(at) = at {
-                opts = opts.at(at);
-            }
-            let item = p.retrieve(&key, &opts)?;
-            let mut resp = item.value.into_response();
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            if let Some(v) = item.metadata.version {
-                if let Ok(v) = HeaderValue::from_str(&v.as_u64().to_string()) {
-                    h.insert("x-strata-version", v);
-                }
-            }
-            Ok::<_, StorageError>(resp)
+    s.as_caller(who, &uri, false, move |c| {
+        let p = c.get_provider(t)?;
+        if history {
+            let versions: Vec<serde_json::Value> = p
+                .history(&key)?
+                .into_iter()
+                .map(|v| version_json(v.ts, v.item.as_ref().map(|i| &i.value[..])))
+                .collect();
+            return Ok(Json(versions).into_response());
         }
-        .map_err(ApiError::from)
+        let mut opts = RetrieveOptions::new();
+        if let Some(at) = at {
+            opts = opts.at(at);
+        }
+        let item = p.retrieve(&key, &opts)?;
+        let mut resp = item.value.into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        if let Some(v) = item.metadata.version {
+            if let Ok(v) = HeaderValue::from_str(&v.as_u64().to_string()) {
+                h.insert("x-strata-version", v);
+            }
+        }
+        Ok(resp)
     })
-    .await;
-    match r {
-        Ok(r) => Ok(r),
-        Err(e) => Err(s.failed(e, &uri).await),
-    }
+    .await
 }
 
 /// The query of a key-value write.
@@ -421,27 +437,16 @@ pub(crate) async fn kv_put(
 ) -> ApiResult<Json<serde_json::Value>> {
     let t = storage_type(&t)?;
     let key = storage_key(&key)?;
-    s.require_leader(&uri).await?;
-    let s2 = s.clone();
-    let r = blocking(move || {
-        {
-            let system = s2.node().system()?;
-            let p = system.as_identity(&who).get_provider(t)?;
-            let opts = StorageOptions::new().with_ttl(q.ttl_secs.map(Duration::from_secs));
-            let m = p.store(&key, &body, &opts)?;
-            Ok::<_, StorageError>(Json(serde_json::json!({
-                "key": m.key.as_str(),
-                "version": m.version.map(|v| v.as_u64()),
-                "size": m.size,
-            })))
-        }
-        .map_err(ApiError::from)
+    s.as_caller(who, &uri, true, move |c| {
+        let opts = StorageOptions::new().with_ttl(q.ttl_secs.map(Duration::from_secs));
+        let m = c.get_provider(t)?.store(&key, &body, &opts)?;
+        Ok(Json(serde_json::json!({
+            "key": m.key.as_str(),
+            "version": m.version.map(|v| v.as_u64()),
+            "size": m.size,
+        })))
     })
-    .await;
-    match r {
-        Ok(r) => Ok(r),
-        Err(e) => Err(s.failed(e, &uri).await),
-    }
+    .await
 }
 
 /// `DELETE /v1/kv/{type}/{key}`.
@@ -453,22 +458,11 @@ pub(crate) async fn kv_delete(
 ) -> ApiResult<Json<serde_json::Value>> {
     let t = storage_type(&t)?;
     let key = storage_key(&key)?;
-    s.require_leader(&uri).await?;
-    let s2 = s.clone();
-    let r = blocking(move || {
-        {
-            let system = s2.node().system()?;
-            let p = system.as_identity(&who).get_provider(t)?;
-            p.delete(&key, &DeleteOptions::new())?;
-            Ok::<_, StorageError>(Json(serde_json::json!({ "deleted": key.as_str() })))
-        }
-        .map_err(ApiError::from)
+    s.as_caller(who, &uri, true, move |c| {
+        c.get_provider(t)?.delete(&key, &DeleteOptions::new())?;
+        Ok(Json(serde_json::json!({ "deleted": key.as_str() })))
     })
-    .await;
-    match r {
-        Ok(r) => Ok(r),
-        Err(e) => Err(s.failed(e, &uri).await),
-    }
+    .await
 }
 
 /// The query of a scan.

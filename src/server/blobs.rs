@@ -16,11 +16,10 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::api::{blocking, parse_ts, storage_key, ApiResult};
+use super::api::{parse_ts, storage_key, ApiResult};
 use super::error::ApiError;
 use super::AppState;
 use crate::access::Identity;
-use crate::error::StorageError;
 use crate::types::StorageOptions;
 
 /// Chunks in flight between the network and the blob provider.
@@ -255,22 +254,9 @@ pub(crate) async fn delete(
     uri: Uri,
 ) -> ApiResult<Json<serde_json::Value>> {
     let key = storage_key(&key)?;
-    s.require_leader(&uri).await?;
-    let s2 = s.clone();
-    let r = blocking(move || {
-        {
-            let system = s2.node().system()?;
-            let existed = system
-                .as_identity(&who)
-                .get_blob_storage()?
-                .delete_blob(&key)?;
-            Ok::<_, StorageError>(Json(serde_json::json!({ "deleted": existed })))
-        }
-        .map_err(ApiError::from)
+    s.as_caller(who, &uri, true, move |c| {
+        let existed = c.get_blob_storage()?.delete_blob(&key)?;
+        Ok(Json(serde_json::json!({ "deleted": existed })))
     })
-    .await;
-    match r {
-        Ok(r) => Ok(r),
-        Err(e) => Err(s.failed(e, &uri).await),
-    }
+    .await
 }

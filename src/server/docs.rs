@@ -9,8 +9,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::api::{blocking, parse_json, parse_ts, storage_type, ApiResult};
-use super::error::ApiError;
+use super::api::{parse_json, parse_ts, storage_type, ApiResult};
 use super::AppState;
 use crate::access::Identity;
 use crate::document::{DocumentOptions, DocumentQuery, QueryOptions};
@@ -35,20 +34,8 @@ async fn with_docs<T: Send + 'static>(
     f: impl FnOnce(&crate::DocumentStorageProvider) -> Result<T, StorageError> + Send + 'static,
 ) -> ApiResult<T> {
     let t = storage_type(t)?;
-    if write {
-        s.require_leader(uri).await?;
-    }
-    let s2 = s.clone();
-    let r = blocking(move || {
-        let system = s2.node().system()?;
-        let docs = system.as_identity(&who).get_document_storage(t)?;
-        f(&docs).map_err(ApiError::from)
-    })
-    .await;
-    match r {
-        Ok(v) => Ok(v),
-        Err(e) => Err(s.failed(e, uri).await),
-    }
+    s.as_caller(who, uri, write, move |c| f(&*c.get_document_storage(t)?))
+        .await
 }
 
 /// `PUT /v1/docs/{type}/{collection}/{id}`: stores the JSON body.

@@ -305,6 +305,30 @@ impl RaftRoutes {
     }
 }
 
+impl RaftRoutes {
+    /// Transfer `id`'s receiver, taken out while a chunk is written or the
+    /// transfer finishes; `None` when another transfer holds the slot.
+    fn take(&self, id: u64) -> Option<SnapshotReceiver> {
+        let mut t = self.transfer.lock();
+        match t.take() {
+            Some((held, r)) if held == id => Some(r),
+            other => {
+                *t = other;
+                None
+            }
+        }
+    }
+
+    /// Puts transfer `id`'s receiver back, unless a newer transfer began
+    /// meanwhile (then it is dropped, and its files with it).
+    fn put_back(&self, id: u64, receiver: SnapshotReceiver) {
+        let mut t = self.transfer.lock();
+        if t.is_none() {
+            *t = Some((id, receiver));
+        }
+    }
+}
+
 /// A postcard body, or why not.
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     postcard::from_bytes(body).map_err(|e| format!("a malformed raft message: {e}"))
@@ -371,16 +395,7 @@ pub(crate) async fn snapshot_chunk(State(s): State<RaftRoutes>, body: Bytes) -> 
         Ok(r) => r,
         Err(e) => return refuse(e),
     };
-    let taken = {
-        let mut t = s.transfer.lock();
-        match t.take() {
-            Some((id, r)) if id == msg.transfer => Some(r),
-            other => {
-                *t = other;
-                None
-            }
-        }
-    };
+    let taken = s.take(msg.transfer);
     let Some(mut receiver) = taken else {
         return refuse(format!("no snapshot transfer {}", msg.transfer));
     };
@@ -391,7 +406,7 @@ pub(crate) async fn snapshot_chunk(State(s): State<RaftRoutes>, body: Bytes) -> 
     .await;
     match done {
         Ok((receiver, Ok(()))) => {
-            *s.transfer.lock() = Some((msg.transfer, receiver));
+            s.put_back(msg.transfer, receiver);
             reply(&())
         }
         // The receiver is dropped: its files go with it.
@@ -405,16 +420,7 @@ pub(crate) async fn snapshot_finish(State(s): State<RaftRoutes>, body: Bytes) ->
         Ok(r) => r,
         Err(e) => return refuse(e),
     };
-    let taken = {
-        let mut t = s.transfer.lock();
-        match t.take() {
-            Some((id, r)) if id == msg.transfer => Some(r),
-            other => {
-                *t = other;
-                None
-            }
-        }
-    };
+    let taken = s.take(msg.transfer);
     let Some(receiver) = taken else {
         return refuse(format!("no snapshot transfer {}", msg.transfer));
     };
