@@ -12,6 +12,15 @@ use strata::{
     StorageProvider, StorageSystem, StorageSystemConfig, StorageType,
 };
 
+/// The tests of this file run one at a time: one measures the process's
+/// peak memory, and one fills a small disk, and neither may see another's
+/// allocations or files.
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ALONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn key(s: &str) -> StorageKey {
     StorageKey::new(s)
 }
@@ -70,6 +79,7 @@ fn chunk_count(storage: &StorageSystem) -> usize {
 
 #[test]
 fn streams_in_and_out_with_seeks_and_hashes() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let storage = small_chunks(dir.path());
     let blobs = storage.get_blob_storage().unwrap();
@@ -135,6 +145,7 @@ fn xxhash_rust_digest(data: &[u8]) -> u128 {
 
 #[test]
 fn replaced_and_deleted_blobs_give_their_space_back() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let storage = small_chunks(dir.path());
     let blobs = storage.get_blob_storage().unwrap();
@@ -191,6 +202,7 @@ fn sst_bytes(storage: &StorageSystem) -> u64 {
 
 #[test]
 fn blobs_in_transactions_appear_at_commit_and_vanish_on_rollback() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let storage = small_chunks(dir.path());
     let blobs = storage.get_blob_storage().unwrap();
@@ -239,6 +251,7 @@ fn blobs_in_transactions_appear_at_commit_and_vanish_on_rollback() {
 
 #[test]
 fn chunks_of_an_interrupted_write_are_collected_at_open() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     {
         let storage = small_chunks(dir.path());
@@ -265,6 +278,7 @@ fn chunks_of_an_interrupted_write_are_collected_at_open() {
 
 #[test]
 fn a_large_blob_streams_in_and_out_in_flat_memory() {
+    let _alone = alone();
     let gib: u64 = std::env::var("STRATA_BLOB_GIB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -343,6 +357,7 @@ fn on_clock(
 /// and compaction then reclaims its metadata and every chunk.
 #[test]
 fn expired_blobs_vanish_and_compaction_reclaims_their_chunks() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let clock = std::sync::Arc::new(strata::engine::ManualClock::new(strata::Timestamp::now()));
     let storage = on_clock(dir.path(), clock.clone());
@@ -397,6 +412,7 @@ fn expired_blobs_vanish_and_compaction_reclaims_their_chunks() {
 /// `cleanup()` removes the orphans and compaction gives the space back.
 #[test]
 fn chunks_of_a_write_that_filled_the_disk_are_collected_by_cleanup() {
+    let _alone = alone();
     let Some(mount) = strata_engine::fs::TmpfsMount::with_size_mib(24) else {
         return;
     };
@@ -449,6 +465,7 @@ fn chunks_of_a_write_that_filled_the_disk_are_collected_by_cleanup() {
 /// the commit.
 #[test]
 fn cleanup_leaves_the_chunks_of_a_transaction_still_open() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let storage = small_chunks(dir.path());
     let blobs = storage.get_blob_storage().unwrap();
