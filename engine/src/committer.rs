@@ -67,7 +67,8 @@ pub struct ProposalCheck {
 pub type ScannedRange = (u32, Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 impl Proposal {
-    /// The index of keyspace `name`, added if new.
+    /// The proposal's index of the keyspace with local id `id`, added if
+    /// new.
     fn index(
         &mut self,
         ids: &mut BTreeMap<u32, u32>,

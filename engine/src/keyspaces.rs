@@ -59,13 +59,13 @@ impl KeyspaceState {
 
     /// Notes a commit at `ts` into the keyspace.
     pub(crate) fn note_commit(&self, ts: u64) {
-        self.last_commit.fetch_max(ts, Ordering::Relaxed);
+        self.last_commit.fetch_max(ts, Ordering::Release);
     }
 
     /// The newest commit timestamp written into it since the open (0 for
     /// none).
     pub(crate) fn last_commit(&self) -> u64 {
-        self.last_commit.load(Ordering::Relaxed)
+        self.last_commit.load(Ordering::Acquire)
     }
 
     /// Its traffic counters.

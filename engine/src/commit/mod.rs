@@ -437,9 +437,6 @@ impl CommitPipeline {
                 mem.insert(op.key, ts, op.kind, bytes::Bytes::copy_from_slice(op.value));
                 ks.counters().wrote((op.key.len() + op.value.len()) as u64);
             }
-            for ks in r.batch.keyspaces() {
-                ks.note_commit(ts);
-            }
             self.active_bytes
                 .fetch_add(r.batch.size(), Ordering::Relaxed);
         }
@@ -448,6 +445,13 @@ impl CommitPipeline {
             .fetch_add(group.len() as u64, Ordering::Relaxed);
         self.counters.groups.fetch_add(1, Ordering::Relaxed);
         self.publish(first_ts + group.len() as u64 - 1);
+        // After publishing: a reader that sees a keyspace's stamp move
+        // reads a state that holds the commit.
+        for (i, r) in group.iter().enumerate() {
+            for ks in r.batch.keyspaces() {
+                ks.note_commit(first_ts + i as u64);
+            }
+        }
         Ok(())
     }
 }
