@@ -405,3 +405,76 @@ async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
         assert!(m.contains(name), "{name} missing from /metrics");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_over_https_replicates_and_refuses_clients_that_do_not_trust_it() {
+    let c = Cluster::start_tls(3);
+    let leader = c
+        .leader(1, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("no leader over HTTPS\n{}", c.logs()));
+    assert!(c.urls.iter().all(|u| u.starts_with("https://")));
+    // Writes through a follower are redirected to the leader's https URL,
+    // and reach every node over the nodes' own HTTPS connections.
+    let follower = (1..=3).find(|&i| i != leader).unwrap();
+    let ts = c
+        .client_of(follower, ALICE)
+        .put("resource", "secret/k", b"over tls")
+        .await
+        .unwrap();
+    for id in 1..=3 {
+        c.wait_applied(id, ts, Duration::from_secs(20)).await;
+        let got = c
+            .node_only(id, ALICE)
+            .get_at("resource", "secret/k", ts)
+            .await
+            .unwrap();
+        assert_eq!(got.map(|g| g.0), Some(b"over tls".to_vec()), "node {id}");
+    }
+    // A client that does not trust the CA, or speaks plain HTTP, gets no
+    // answer, and its write is not applied.
+    let fixture = |n: &str| std::fs::read(server_common::fixture(n)).unwrap();
+    let timeout = Duration::from_secs(3);
+    let strangers = [
+        Client::with_ca(c.urls.clone(), ALICE, timeout, &fixture("other-ca.pem")).unwrap(),
+        Client::new(c.urls.clone(), ALICE, timeout).unwrap(),
+        Client::new(
+            c.urls.iter().map(|u| u.replacen("https", "http", 1)),
+            ALICE,
+            timeout,
+        )
+        .unwrap(),
+    ];
+    for (i, s) in strangers.iter().enumerate() {
+        let err = s
+            .put("resource", "secret/k", b"stranger")
+            .await
+            .expect_err("an untrusted or plain connection was answered");
+        assert_eq!(err.status(), None, "client {i}: {err}");
+    }
+    let now = c.client(ALICE);
+    let probe = now.put("resource", "probe", b"1").await.unwrap();
+    let hist = now.history("resource", "secret/k").await.unwrap();
+    assert_eq!(hist.len(), 1, "{hist:?}");
+    assert!(hist[0].ts < probe);
+    // The token is still required over HTTPS.
+    let wrong = c.client("not-a-token-at-all");
+    let err = wrong.get("resource", "secret/k").await.unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    // The command line reaches HTTPS nodes given the CA, and not without.
+    let cli = |ca: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.args(["remote", "--remote", &c.urls[0], "--token", ALICE]);
+        if let Some(ca) = ca {
+            cmd.arg("--ca").arg(server_common::fixture(ca));
+        }
+        let out = cmd.args(["get", "resource", "secret/k"]).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(cli(Some("ca.pem")), (Some(0), "over tls\n".into()));
+    assert_eq!(cli(Some("other-ca.pem")).0, Some(3));
+    assert_eq!(cli(None).0, Some(3));
+}

@@ -6,6 +6,8 @@
 //! answers, and a `307` from a follower is followed to the leader with
 //! the token sent again (HTTP clients drop it across hosts).
 
+pub mod tls;
+
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -140,14 +142,35 @@ pub struct Client {
 const MAX_REDIRECTS: usize = 5;
 
 impl Client {
-    /// A client of the nodes at `nodes` (`http://host:port`), sending
-    /// `token`; each call gives up after `timeout`.
+    /// A client of the nodes at `nodes` (`http://host:port`, or `https://`
+    /// with certificates the system trusts), sending `token`; each call
+    /// gives up after `timeout`.
     pub fn new(
         nodes: impl IntoIterator<Item = impl Into<String>>,
         token: impl Into<String>,
         timeout: Duration,
     ) -> Result<Client> {
-        let http = reqwest::Client::builder()
+        Self::build(nodes, token, timeout, None)
+    }
+
+    /// A client of nodes served over HTTPS with certificates signed by one
+    /// of the CA certificates of the PEM bundle `ca_pem` (and no other).
+    pub fn with_ca(
+        nodes: impl IntoIterator<Item = impl Into<String>>,
+        token: impl Into<String>,
+        timeout: Duration,
+        ca_pem: &[u8],
+    ) -> Result<Client> {
+        Self::build(nodes, token, timeout, Some(ca_pem))
+    }
+
+    fn build(
+        nodes: impl IntoIterator<Item = impl Into<String>>,
+        token: impl Into<String>,
+        timeout: Duration,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Client> {
+        let http = tls::http_builder(ca_pem)?
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .build()

@@ -22,6 +22,10 @@ pub(crate) struct LoadArgs {
     /// The bearer token.
     #[arg(long, value_name = "TOKEN")]
     token: String,
+    /// The CA certificate (PEM) of `https://` nodes, when it is not one the
+    /// system trusts.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     /// Concurrent clients.
     #[arg(long, default_value_t = 1)]
     clients: usize,
@@ -135,8 +139,12 @@ pub(crate) fn run(a: &LoadArgs) -> Result<ExitCode, Failure> {
         .build()
         .map_err(|e| Failure(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async {
-        let client = Client::new(a.remotes.clone(), &a.token, Duration::from_secs(10))
-            .map_err(|e| Failure(e.to_string()))?;
+        let client = super::remote::connect(
+            &a.remotes,
+            &a.token,
+            a.ca.as_deref(),
+            Duration::from_secs(10),
+        )?;
         println!(
             "{:<8} {:>8} {:>10} {:>9} {:>9} {:>9} {:>7} {:>9}",
             "workload", "clients", "ops/s", "p50 ms", "p99 ms", "max ms", "errors", "gap ms"

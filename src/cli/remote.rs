@@ -1,6 +1,7 @@
 //! `strata remote`: the data commands against a running server or cluster
 //! (`strata serve`) through its HTTP API, as the identity of a token.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,6 +19,10 @@ pub(crate) struct RemoteArgs {
     /// The bearer token (or the environment variable STRATA_TOKEN).
     #[arg(long, value_name = "TOKEN", env = "STRATA_TOKEN")]
     token: String,
+    /// The CA certificate (PEM) of `https://` nodes, when it is not one the
+    /// system trusts.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: RemoteCommand,
 }
@@ -61,14 +66,36 @@ enum RemoteCommand {
     Cluster,
 }
 
+/// A client of `remotes`, trusting the CA of the PEM file `ca` if given.
+pub(crate) fn connect(
+    remotes: &[String],
+    token: &str,
+    ca: Option<&Path>,
+    timeout: Duration,
+) -> Result<Client, Failure> {
+    let client = match ca {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
+            Client::with_ca(remotes.to_vec(), token, timeout, &pem)
+        }
+        None => Client::new(remotes.to_vec(), token, timeout),
+    };
+    client.map_err(|e| Failure(e.to_string()))
+}
+
 /// Runs the command.
 pub(crate) fn run(a: &RemoteArgs) -> Result<ExitCode, Failure> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure(format!("cannot start the runtime: {e}")))?;
-    let client = Client::new(a.remotes.clone(), &a.token, Duration::from_secs(30))
-        .map_err(|e| Failure(e.to_string()))?;
+    let client = connect(
+        &a.remotes,
+        &a.token,
+        a.ca.as_deref(),
+        Duration::from_secs(30),
+    )?;
     let fail = |e: strata_client::ClientError| Failure(e.to_string());
     rt.block_on(async {
         match &a.command {

@@ -61,14 +61,20 @@ impl Default for Limits {
     }
 }
 
-/// A certificate and key (PEM files) to serve HTTPS with.
+/// A certificate and key (PEM files) to serve HTTPS with. Every node of a
+/// cluster serves HTTPS or none does: the nodes reach each other by the
+/// same scheme.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
-    /// The certificate chain.
+    /// The certificate chain, the node's own first.
     pub cert: PathBuf,
-    /// The private key.
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// The CA certificates the peers' certificates must be signed by;
+    /// without it, the roots the system trusts.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
 }
 
 /// Raft's timing.

@@ -14,6 +14,7 @@ pub mod config;
 mod docs;
 mod error;
 mod raft_http;
+mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -196,6 +197,7 @@ pub struct Server {
     node: Arc<ReplicatedStorage>,
     router: Router,
     config: ServerConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -223,7 +225,17 @@ impl Server {
             let keys = strata_engine::FileKeyProvider::new(dir, config.key_id.unwrap_or(1))?;
             builder = builder.with_key_provider(Arc::new(keys));
         }
-        let network = raft_http::HttpNetwork::new(&config.cluster_token, config.tls.is_some());
+        // Certificates are read before anything starts, so a bad file is a
+        // configuration error rather than a node that cannot be reached.
+        let (tls, peer_roots) = match &config.tls {
+            Some(t) => (Some(tls::server_config(t)?), tls::peer_roots(t)?),
+            None => (None, None),
+        };
+        let network = raft_http::HttpNetwork::new(
+            &config.cluster_token,
+            tls.is_some(),
+            peer_roots.as_deref(),
+        )?;
         let node = Arc::new(
             ReplicatedStorage::start(
                 config.node_id,
@@ -338,6 +350,7 @@ impl Server {
             node,
             router,
             config,
+            tls,
         })
     }
 
@@ -353,15 +366,19 @@ impl Server {
             .map_err(|e| {
                 StorageError::Io(format!("cannot listen on {}: {e}", self.config.listen))
             })?;
-        if self.config.tls.is_some() {
-            return Err(StorageError::Configuration(
-                "TLS is not served yet: leave [tls] out".into(),
-            ));
-        }
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| StorageError::Io(format!("serving: {e}")))?;
+        let served = match self.tls {
+            Some(tls) => {
+                axum::serve(tls::TlsListener::new(listener, tls)?, self.router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, self.router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
+        served.map_err(|e| StorageError::Io(format!("serving: {e}")))?;
         if let Ok(node) = Arc::try_unwrap(self.node) {
             node.shutdown().await?;
         }

@@ -75,13 +75,24 @@ pub(crate) struct HttpNetwork {
 }
 
 impl HttpNetwork {
-    /// Connections that authenticate with `token`, over HTTPS when `tls`.
-    pub(crate) fn new(token: &str, tls: bool) -> HttpNetwork {
-        HttpNetwork {
-            client: reqwest::Client::new(),
+    /// Connections that authenticate with `token`, over HTTPS when `tls`,
+    /// trusting the CA certificates of `roots` (PEM) or the system's.
+    pub(crate) fn new(
+        token: &str,
+        tls: bool,
+        roots: Option<&[u8]>,
+    ) -> crate::error::Result<HttpNetwork> {
+        let client = strata_client::tls::http_builder(roots)
+            .and_then(|b| {
+                b.build()
+                    .map_err(|e| strata_client::ClientError::Transport(e.to_string()))
+            })
+            .map_err(|e| crate::error::StorageError::Configuration(format!("tls.ca: {e}")))?;
+        Ok(HttpNetwork {
+            client,
             token: token.into(),
             scheme: if tls { "https" } else { "http" },
-        }
+        })
     }
 }
 

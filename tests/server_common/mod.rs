@@ -65,10 +65,39 @@ pub struct Cluster {
     _dir: tempfile::TempDir,
     pub urls: Vec<String>,
     pub nodes: Vec<Node>,
+    /// The CA the nodes' certificates are signed by, when they serve HTTPS.
+    ca: Option<Vec<u8>>,
+}
+
+/// The test certificates (tests/fixtures/tls).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
 }
 
 impl Cluster {
     pub fn start(n: usize) -> Cluster {
+        Self::start_with(n, false)
+    }
+
+    /// `n` nodes serving HTTPS with the fixture certificate, trusting the
+    /// fixture CA for each other.
+    pub fn start_tls(n: usize) -> Cluster {
+        Self::start_with(n, true)
+    }
+
+    fn start_with(n: usize, tls: bool) -> Cluster {
+        let tls_section = if tls {
+            format!(
+                "[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
+                fixture("node.pem"),
+                fixture("node.key"),
+                fixture("ca.pem")
+            )
+        } else {
+            String::new()
+        };
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(n);
         let peers: Vec<String> = ports
@@ -100,7 +129,7 @@ access_policies = [
 max_body_bytes = 65536
 max_blob_bytes = 1048576
 blob_timeout_ms = 1500
-"#,
+{tls_section}"#,
                     data = dir.path().join(format!("data{id}")).display(),
                     peers = peers.join(", "),
                 ),
@@ -115,18 +144,29 @@ blob_timeout_ms = 1500
             node.start();
             nodes.push(node);
         }
+        let scheme = if tls { "https" } else { "http" };
         Cluster {
             urls: ports
                 .iter()
-                .map(|p| format!("http://127.0.0.1:{p}"))
+                .map(|p| format!("{scheme}://127.0.0.1:{p}"))
                 .collect(),
             _dir: dir,
             nodes,
+            ca: tls.then(|| std::fs::read(fixture("ca.pem")).unwrap()),
+        }
+    }
+
+    /// A client of `urls`, trusting the cluster's CA when it has one.
+    pub fn client_for(&self, urls: Vec<String>, token: &str) -> Client {
+        let timeout = Duration::from_secs(5);
+        match &self.ca {
+            Some(ca) => Client::with_ca(urls, token, timeout, ca).unwrap(),
+            None => Client::new(urls, token, timeout).unwrap(),
         }
     }
 
     pub fn client(&self, token: &str) -> Client {
-        Client::new(self.urls.clone(), token, Duration::from_secs(5)).unwrap()
+        self.client_for(self.urls.clone(), token)
     }
 
     /// A client that asks node `id` first (the others are known, so it
@@ -134,18 +174,13 @@ blob_timeout_ms = 1500
     pub fn client_of(&self, id: u64, token: &str) -> Client {
         let mut urls = self.urls.clone();
         urls.rotate_left(id as usize - 1);
-        Client::new(urls, token, Duration::from_secs(5)).unwrap()
+        self.client_for(urls, token)
     }
 
     /// A client of node `id` alone: its reads and status are that node's
     /// (it follows no redirect).
     pub fn node_only(&self, id: u64, token: &str) -> Client {
-        Client::new(
-            [self.urls[id as usize - 1].clone()],
-            token,
-            Duration::from_secs(5),
-        )
-        .unwrap()
+        self.client_for(vec![self.urls[id as usize - 1].clone()], token)
     }
 
     pub fn logs(&self) -> String {
