@@ -3,7 +3,7 @@
 # on this machine, in one run.
 set -u
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/strata}
-D=/tmp/loadtest; rm -rf $D; mkdir -p $D; cd $D
+D=${LOAD_DIR:-/tmp/loadtest}; rm -rf $D; mkdir -p $D; cd $D
 TOK=load-token-1234
 mk() { # id port peers...
   local id=$1 port=$2; shift 2

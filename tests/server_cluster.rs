@@ -461,6 +461,57 @@ async fn a_cluster_over_https_replicates_and_refuses_clients_that_do_not_trust_i
     let wrong = c.client("not-a-token-at-all");
     let err = wrong.get("resource", "secret/k").await.unwrap_err();
     assert_eq!(err.status(), Some(401));
+    // Blobs stream from a reader through a follower's client to the
+    // leader, and from a follower into a writer, checked against the hash.
+    let blob: Vec<u8> = (0..900_000u32).map(|i| (i * 13 % 253) as u8).collect();
+    let via_follower = c.client_of(follower, ALICE);
+    let meta = via_follower
+        .put_blob_stream("files/streamed", std::io::Cursor::new(blob.clone()))
+        .await
+        .unwrap();
+    // A write after it, once the follower applied it, means the follower
+    // has the blob too.
+    let after = via_follower
+        .put("resource", "after-blob", b"1")
+        .await
+        .unwrap();
+    c.wait_applied(follower, after, Duration::from_secs(20))
+        .await;
+    let mut out = Vec::new();
+    let got = c
+        .node_only(follower, ALICE)
+        .get_blob_to("files/streamed", None, &mut out)
+        .await
+        .unwrap()
+        .expect("the streamed blob");
+    assert_eq!(out, blob);
+    assert_eq!(got.size, blob.len() as u64);
+    assert_eq!(
+        Some(got.content_hash.as_str()),
+        meta["content_hash"].as_str()
+    );
+    assert_eq!(
+        c.node_only(follower, ALICE)
+            .get_blob_to("files/none", None, &mut Vec::new())
+            .await
+            .unwrap(),
+        None
+    );
+    // A reader that fails cuts the upload: nothing is stored.
+    let err = via_follower
+        .put_blob_stream("files/cut", FailingReader(200_000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), None, "{err}");
+    // Above the bound, 413, nothing stored.
+    let err = via_follower
+        .put_blob_stream("files/huge", std::io::Cursor::new(vec![7u8; 1_500_000]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(413), "{err}");
+    for k in ["files/cut", "files/huge"] {
+        assert_eq!(now.get_blob(k).await.unwrap(), None, "{k}");
+    }
     // The command line reaches HTTPS nodes given the CA, and not without.
     let cli = |ca: Option<&str>| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
@@ -475,6 +526,68 @@ async fn a_cluster_over_https_replicates_and_refuses_clients_that_do_not_trust_i
         )
     };
     assert_eq!(cli(Some("ca.pem")), (Some(0), "over tls\n".into()));
+    // Blobs stream from and into files through the command line.
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("in.bin"), dir.path().join("out.bin"));
+    std::fs::write(&src, &blob[..300_000]).unwrap();
+    // Node `id` first; the others known, so the token may go to them.
+    let on_node = |id: u64, args: &[&std::ffi::OsStr]| {
+        let mut urls = c.urls.clone();
+        urls.rotate_left(id as usize - 1);
+        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("remote")
+            .args(urls.iter().flat_map(|u| ["--remote", u.as_str()]))
+            .args(["--token", ALICE, "--ca"])
+            .arg(server_common::fixture("ca.pem"))
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    // Given a follower, the upload finds the leader itself.
+    assert_eq!(
+        on_node(
+            follower,
+            &[os("put-blob"), os("files/cli"), src.as_os_str()]
+        ),
+        Some(0)
+    );
+    assert_eq!(
+        on_node(leader, &[os("get-blob"), os("files/cli"), dst.as_os_str()]),
+        Some(0)
+    );
+    assert_eq!(std::fs::read(&dst).unwrap(), &blob[..300_000]);
+    let absent = dir.path().join("absent.bin");
+    assert_eq!(
+        on_node(
+            leader,
+            &[os("get-blob"), os("files/nothing"), absent.as_os_str()]
+        ),
+        Some(1)
+    );
+    assert!(!absent.exists());
+    assert!(!dir.path().join("absent.bin.part").exists());
     assert_eq!(cli(Some("other-ca.pem")).0, Some(3));
     assert_eq!(cli(None).0, Some(3));
+}
+
+/// Yields this many bytes, then fails.
+struct FailingReader(usize);
+
+impl tokio::io::AsyncRead for FailingReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other("the source broke")));
+        }
+        let n = self.0.min(buf.remaining()).min(50_000);
+        buf.put_slice(&vec![1u8; n]);
+        self.0 -= n;
+        std::task::Poll::Ready(Ok(()))
+    }
 }

@@ -1,12 +1,16 @@
 //! A small typed client of a Strata server (`strata serve`, SPEC §19):
 //! key-value reads and writes, reads at a time and history, conditional
-//! batches, and the cluster's status.
+//! batches, documents, blobs (whole or streamed), and the cluster's
+//! status, over HTTP or HTTPS ([`tls`]).
 //!
 //! The client knows several nodes: a call goes to the first one that
 //! answers, and a `307` from a follower is followed to the leader with
 //! the token sent again (HTTP clients drop it across hosts).
 
+mod blobs;
 pub mod tls;
+
+pub use blobs::BlobDownload;
 
 use std::time::Duration;
 
@@ -30,6 +34,9 @@ pub enum ClientError {
     /// No node accepted a connection: the request was never sent.
     #[error("unreachable: {0}")]
     Unreachable(String),
+    /// A local reader or writer of a streamed blob failed.
+    #[error("local: {0}")]
+    Local(String),
 }
 
 impl ClientError {
@@ -37,7 +44,7 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Status { status, .. } => Some(*status),
-            ClientError::Transport(_) | ClientError::Unreachable(_) => None,
+            ClientError::Transport(_) | ClientError::Unreachable(_) | ClientError::Local(_) => None,
         }
     }
 }
@@ -120,6 +127,9 @@ pub struct ClusterStatus {
     pub node: u64,
     /// The leader it knows.
     pub leader: Option<u64>,
+    /// The leader's URL, as the cluster's configuration gives it.
+    #[serde(default)]
+    pub leader_url: Option<String>,
     /// Its term.
     pub term: u64,
     /// The last entry it applied.
@@ -186,14 +196,23 @@ impl Client {
         })
     }
 
+    /// Whether `url` is at a node this client was given: the token goes
+    /// nowhere else.
+    fn is_known(&self, url: &str) -> bool {
+        self.nodes.iter().any(|n| {
+            url.strip_prefix(n.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+
     /// Sends a request to the first node that answers, following
-    /// redirects; returns the final response's status and body.
-    async fn send(
+    /// redirects; returns the final response, its body not yet read.
+    async fn respond(
         &self,
         method: Method,
         path: &str,
         body: Option<(Vec<u8>, &'static str)>,
-    ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>)> {
+    ) -> Result<reqwest::Response> {
         let mut last = ClientError::Unreachable("no node answered".into());
         for node in &self.nodes {
             let mut url = format!("{node}{path}");
@@ -215,41 +234,55 @@ impl Client {
                     // could apply a write twice.
                     Err(e) => return Err(ClientError::Transport(format!("{url}: {e}"))),
                 };
-                let status = resp.status();
-                if status == StatusCode::TEMPORARY_REDIRECT {
-                    match resp.headers().get("location").and_then(|l| l.to_str().ok()) {
-                        // Only to a node this client was given: the token
-                        // goes nowhere else.
-                        Some(l)
-                            if self.nodes.iter().any(|n| {
-                                l.strip_prefix(n.as_str())
-                                    .is_some_and(|rest| rest.starts_with('/'))
-                            }) =>
-                        {
-                            url = l.to_owned();
-                            continue;
-                        }
-                        Some(l) => {
-                            return Err(ClientError::Transport(format!(
-                                "a redirect to {l}, which is not a known node"
-                            )))
-                        }
-                        None => {
-                            last = ClientError::Transport("a redirect without a location".into());
-                            break;
-                        }
+                if resp.status() != StatusCode::TEMPORARY_REDIRECT {
+                    return Ok(resp);
+                }
+                match resp.headers().get("location").and_then(|l| l.to_str().ok()) {
+                    Some(l) if self.is_known(l) => url = l.to_owned(),
+                    Some(l) => {
+                        return Err(ClientError::Transport(format!(
+                            "a redirect to {l}, which is not a known node"
+                        )))
+                    }
+                    None => {
+                        last = ClientError::Transport("a redirect without a location".into());
+                        break;
                     }
                 }
-                let headers = resp.headers().clone();
-                let bytes = resp
-                    .bytes()
-                    .await
-                    .map_err(|e| ClientError::Transport(e.to_string()))?
-                    .to_vec();
-                return Ok((status, headers, bytes));
             }
         }
         Err(last)
+    }
+
+    /// Sends a request to the first node that answers, following
+    /// redirects; returns the final response's status and body.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &'static str)>,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>)> {
+        let resp = self.respond(method, path, body).await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?
+            .to_vec();
+        Ok((status, headers, bytes))
+    }
+
+    /// The error an answer with `status` and `body` stands for.
+    fn status_error(status: StatusCode, body: &[u8]) -> ClientError {
+        let message = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+        ClientError::Status {
+            status: status.as_u16(),
+            message,
+        }
     }
 
     /// The body of a successful call; an error status becomes
@@ -264,14 +297,7 @@ impl Client {
         if status.is_success() {
             return Ok((headers, bytes));
         }
-        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        Err(ClientError::Status {
-            status: status.as_u16(),
-            message,
-        })
+        Err(Self::status_error(status, &bytes))
     }
 
     fn json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
@@ -502,30 +528,6 @@ impl Client {
             )
             .await?;
         Self::json(&b)
-    }
-
-    /// Stores `data` as the blob `key`; answers its metadata.
-    pub async fn put_blob(&self, key: &str, data: Vec<u8>) -> Result<serde_json::Value> {
-        let (_, b) = self
-            .call(
-                Method::PUT,
-                &format!("/v1/blobs/{key}"),
-                Some((data, "application/octet-stream")),
-            )
-            .await?;
-        Self::json(&b)
-    }
-
-    /// The bytes of the blob `key` (`None`: absent).
-    pub async fn get_blob(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        match self
-            .call(Method::GET, &format!("/v1/blobs/{key}"), None)
-            .await
-        {
-            Ok((_, b)) => Ok(Some(b)),
-            Err(ClientError::Status { status: 404, .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// The cluster as the answering node sees it.

@@ -109,7 +109,7 @@ enum Command {
     /// through its HTTP API.
     #[cfg(feature = "server")]
     #[command(
-        after_help = "Examples:\n  strata remote --remote http://127.0.0.1:7001 --token T put resource users/ada lovelace\n  strata remote --remote http://127.0.0.1:7002 --token T get resource users/ada --at 2026-12-04T10:00:00Z\n\nExit status: 0 on success, 1 when get finds no value, 3 when the server refuses or cannot be reached."
+        after_help = "Examples:\n  strata remote --remote http://127.0.0.1:7001 --token T put resource users/ada lovelace\n  strata remote --remote http://127.0.0.1:7002 --token T get resource users/ada --at 2026-12-04T10:00:00Z\n  strata remote --remote https://127.0.0.1:7001 --remote https://127.0.0.1:7002 --ca ca.pem --token T put-blob videos/intro intro.mp4\n\nExit status: 0 on success, 1 when get finds no value, 3 when the server refuses or cannot be reached."
     )]
     Remote(remote::RemoteArgs),
 }

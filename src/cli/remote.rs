@@ -62,6 +62,25 @@ enum RemoteCommand {
         /// The key.
         key: String,
     },
+    /// Store a file as a blob, streamed (never read whole); print its
+    /// metadata.
+    PutBlob {
+        /// The blob's key.
+        key: String,
+        /// The file to read.
+        file: PathBuf,
+    },
+    /// Write a blob into a file, streamed and checked against its hash
+    /// (exit status 1 when absent). The file appears only once whole.
+    GetBlob {
+        /// The blob's key.
+        key: String,
+        /// The file to write.
+        file: PathBuf,
+        /// Read as of this time (ISO-8601 or a raw timestamp).
+        #[arg(long, value_parser = parse_time)]
+        at: Option<strata::engine::Timestamp>,
+    },
     /// Print the cluster as the answering node sees it.
     Cluster,
 }
@@ -144,6 +163,41 @@ pub(crate) fn run(a: &RemoteArgs) -> Result<ExitCode, Failure> {
                     println!("{}  {shown}", ts_text(strata::engine::Timestamp(v.ts)));
                 }
                 Ok(ExitCode::SUCCESS)
+            }
+            RemoteCommand::PutBlob { key, file } => {
+                let f = tokio::fs::File::open(file)
+                    .await
+                    .map_err(|e| Failure(format!("cannot open {}: {e}", file.display())))?;
+                let meta = client.put_blob_stream(key, f).await.map_err(fail)?;
+                println!("{meta}");
+                Ok(ExitCode::SUCCESS)
+            }
+            RemoteCommand::GetBlob { key, file, at } => {
+                // Written beside the target and renamed once checked, so a
+                // broken download leaves no file that looks whole.
+                let mut part = file.as_os_str().to_owned();
+                part.push(".part");
+                let part = PathBuf::from(part);
+                let io = |e: std::io::Error| Failure(format!("{}: {e}", part.display()));
+                let mut out = tokio::fs::File::create(&part).await.map_err(io)?;
+                let got = client
+                    .get_blob_to(key, at.map(|t| t.as_u64()), &mut out)
+                    .await;
+                drop(out);
+                match got {
+                    Ok(Some(_)) => {
+                        tokio::fs::rename(&part, file).await.map_err(io)?;
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Ok(None) => {
+                        let _ = tokio::fs::remove_file(&part).await;
+                        Ok(ExitCode::from(1))
+                    }
+                    Err(e) => {
+                        let _ = tokio::fs::remove_file(&part).await;
+                        Err(fail(e))
+                    }
+                }
             }
             RemoteCommand::Cluster => {
                 let s = client.cluster().await.map_err(fail)?;

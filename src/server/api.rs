@@ -151,6 +151,9 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
 struct ClusterStatus {
     node: u64,
     leader: Option<u64>,
+    /// Where clients reach the leader: a stream (a blob upload) goes
+    /// there directly, since it cannot follow a redirect.
+    leader_url: Option<String>,
     term: u64,
     state: String,
     last_log_index: Option<u64>,
@@ -168,6 +171,10 @@ pub(crate) async fn cluster(State(s): State<AppState>) -> Json<serde_json::Value
     let status = ClusterStatus {
         node: r.id(),
         leader: m.current_leader,
+        leader_url: m
+            .current_leader
+            .and_then(|l| s.config().addr_of(l))
+            .map(|a| format!("{}://{a}", s.scheme())),
         term: m.current_term,
         state: format!("{:?}", m.state),
         last_log_index: m.last_log_index,
