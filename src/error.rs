@@ -58,6 +58,19 @@ pub enum StorageError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A store would give two documents the same values in a unique
+    /// index; nothing was stored.
+    #[error("document {collection}/{id}: unique index on {index} already holds these values for {existing}")]
+    UniqueViolation {
+        /// The collection.
+        collection: String,
+        /// The index's fields (`a, b`).
+        index: String,
+        /// The document being stored.
+        id: String,
+        /// The document that holds the values.
+        existing: String,
+    },
     /// What is being created exists already (an index on the field).
     #[error("already exists: {0}")]
     AlreadyExists(String),

@@ -17,11 +17,12 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use strata::document::{
-    DocumentOptions, DocumentQuery, FieldFilter, FilterOp, PlanKind, QueryOptions, SortOrder,
+    DocumentOptions, DocumentQuery, FieldFilter, FilterOp, IndexSpec, PlanKind, QueryOptions,
+    SortOrder,
 };
 use strata::{DeleteOptions, StorageSystem, StorageType, Timestamp};
 
-const FIELDS: [&str; 5] = ["a", "b", "c.d", "e", "l.1"];
+const FIELDS: [&str; 6] = ["a", "b", "c.d", "e", "l.1", "l"];
 
 // ---- the oracle ----
 
@@ -101,23 +102,118 @@ fn kind(v: &Value) -> u8 {
     }
 }
 
+/// A value and, for an array, its elements: what a filter on the field
+/// may match.
+fn parts(v: &Value) -> Vec<&Value> {
+    let mut out = vec![v];
+    if let Value::Array(a) = v {
+        out.extend(a.iter());
+    }
+    out
+}
+
 fn passes(f: &FieldFilter, doc: &Value) -> bool {
     let v = get(doc, &f.field);
-    let eq = |x: &Value| v.is_some() && cmp(v, Some(x)).is_eq();
+    let any = |test: &dyn Fn(&Value) -> bool| v.is_some_and(|v| parts(v).into_iter().any(test));
+    let eq = |x: &Value| any(&|c| cmp(Some(c), Some(x)).is_eq());
     let ranged = |x: &Value, ok: fn(Ordering) -> bool| {
-        v.is_some_and(|v| kind(v) == kind(x) && ok(cmp(Some(v), Some(x))))
+        any(&|c| kind(c) == kind(x) && ok(cmp(Some(c), Some(x))))
     };
     match &f.op {
         FilterOp::Equals(x) => eq(x),
         FilterOp::NotEquals(x) => !eq(x),
+        FilterOp::EqualsWhole(x) => v.is_some() && cmp(v, Some(x)).is_eq(),
         FilterOp::GreaterThan(x) => ranged(x, Ordering::is_gt),
         FilterOp::GreaterOrEqual(x) => ranged(x, Ordering::is_ge),
         FilterOp::LessThan(x) => ranged(x, Ordering::is_lt),
         FilterOp::LessOrEqual(x) => ranged(x, Ordering::is_le),
         FilterOp::In(xs) => xs.iter().any(eq),
         FilterOp::Exists(want) => v.is_some() == *want,
-        FilterOp::Prefix(p) => matches!(v, Some(Value::String(s)) if s.starts_with(p.as_str())),
+        FilterOp::Prefix(p) => any(&|c| matches!(c, Value::String(s) if s.starts_with(p.as_str()))),
     }
+}
+
+/// An index of the model: its fields and whether it is unique.
+type Spec = (&'static [&'static str], bool);
+
+const SPECS: [Spec; 11] = [
+    (&["a"], false),
+    (&["b"], false),
+    (&["c.d"], false),
+    (&["e"], false),
+    (&["l.1"], false),
+    (&["l"], false),
+    (&["b", "a"], false),
+    (&["c.d", "b"], false),
+    (&["l", "b"], false),
+    (&["b", "c.d"], true),
+    (&["e"], true),
+];
+
+fn spec_of((fields, unique): Spec) -> IndexSpec {
+    let mut s = IndexSpec::on(fields[0]);
+    for f in &fields[1..] {
+        s = s.then(*f);
+    }
+    if unique {
+        s = s.unique();
+    }
+    s
+}
+
+/// The value combinations `doc` gives an index on `fields` (a missing
+/// field as `None`); `None` when two of the fields hold arrays.
+fn combos(doc: &Value, fields: &[&str]) -> Option<Vec<Vec<Option<Value>>>> {
+    let mut out: Vec<Vec<Option<Value>>> = vec![Vec::new()];
+    let mut arrays = 0;
+    for f in fields {
+        let vals: Vec<Option<Value>> = match get(doc, f) {
+            None => vec![None],
+            Some(v) => {
+                arrays += usize::from(v.is_array());
+                parts(v).into_iter().cloned().map(Some).collect()
+            }
+        };
+        out = out
+            .into_iter()
+            .flat_map(|c| {
+                vals.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push(v.clone());
+                    c
+                })
+            })
+            .collect();
+    }
+    (arrays <= 1).then_some(out)
+}
+
+/// Whether documents `a` and `b` may not both be in a unique index on
+/// `fields`: a combination of present values they share.
+fn clash(a: &Value, b: &Value, fields: &[&str]) -> bool {
+    let (Some(ca), Some(cb)) = (combos(a, fields), combos(b, fields)) else {
+        return false;
+    };
+    ca.iter()
+        .filter(|c| c.iter().all(Option::is_some))
+        .any(|x| {
+            cb.iter().any(|y| {
+                x.iter()
+                    .zip(y)
+                    .all(|(p, q)| cmp(p.as_ref(), q.as_ref()).is_eq())
+            })
+        })
+}
+
+/// Whether the model accepts `doc` as `id` under the indexes `specs`.
+fn accepts(model: &BTreeMap<String, Value>, specs: &[Spec], id: &str, doc: &Value) -> bool {
+    specs.iter().all(|(fields, unique)| {
+        combos(doc, fields).is_some()
+            && !(*unique
+                && model
+                    .iter()
+                    .any(|(other, d)| other != id && clash(doc, d, fields)))
+    })
 }
 
 fn expected(model: &BTreeMap<String, Value>, q: &DocumentQuery, o: &QueryOptions) -> Vec<Value> {
@@ -201,6 +297,7 @@ fn arb_filter() -> impl Strategy<Value = FieldFilter> {
         3 => arb_scalar().prop_map(FilterOp::Equals),
         1 => arb_value().prop_map(FilterOp::Equals),
         1 => arb_scalar().prop_map(FilterOp::NotEquals),
+        1 => arb_value().prop_map(FilterOp::EqualsWhole),
         1 => arb_scalar().prop_map(FilterOp::GreaterThan),
         1 => arb_scalar().prop_map(FilterOp::GreaterOrEqual),
         1 => arb_scalar().prop_map(FilterOp::LessThan),
@@ -250,8 +347,8 @@ fn arb_query() -> impl Strategy<Value = Query> {
 enum Op {
     Store(u8, Value),
     Delete(u8),
-    CreateIndex(&'static str),
-    DropIndex(&'static str),
+    CreateIndex(Spec),
+    DropIndex(Spec),
     Reopen,
     FlushAndCompact,
     Query(Query),
@@ -261,8 +358,8 @@ fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (0u8..16, arb_doc()).prop_map(|(i, d)| Op::Store(i, d)),
         2 => (0u8..16).prop_map(Op::Delete),
-        3 => prop::sample::select(&FIELDS[..]).prop_map(Op::CreateIndex),
-        1 => prop::sample::select(&FIELDS[..]).prop_map(Op::DropIndex),
+        3 => prop::sample::select(&SPECS[..]).prop_map(Op::CreateIndex),
+        1 => prop::sample::select(&SPECS[..]).prop_map(Op::DropIndex),
         1 => Just(Op::Reopen),
         1 => Just(Op::FlushAndCompact),
         10 => arb_query().prop_map(Op::Query),
@@ -285,15 +382,22 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut docs = storage.get_document_storage(StorageType::Fact).unwrap();
     let mut model: BTreeMap<String, Value> = BTreeMap::new();
     let mut history: History = Vec::new();
-    let mut indexed: Vec<&str> = Vec::new();
+    let mut indexed: Vec<Spec> = Vec::new();
     let o = DocumentOptions::new();
     for op in ops {
         match op {
             Op::Store(i, d) => {
                 let id = format!("{i:02}");
-                docs.store_document("c", &id, &d, &o).unwrap();
-                model.insert(id, d);
-                record(&storage, &mut history, &model);
+                let r = docs.store_document("c", &id, &d, &o);
+                // Arrays in two fields of one index, or values a unique
+                // index holds for another document: refused, nothing
+                // changes.
+                let ok = accepts(&model, &indexed, &id, &d);
+                prop_assert_eq!(r.is_ok(), ok, "{:?} {}", r, d);
+                if ok {
+                    model.insert(id, d);
+                    record(&storage, &mut history, &model);
+                }
             }
             Op::Delete(i) => {
                 let id = format!("{i:02}");
@@ -303,17 +407,22 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(existed, model.remove(&id).is_some());
                 record(&storage, &mut history, &model);
             }
-            Op::CreateIndex(f) => {
-                let r = docs.create_index("c", f);
-                prop_assert_eq!(r.is_ok(), !indexed.contains(&f), "{:?}", r);
-                if !indexed.contains(&f) {
-                    indexed.push(f);
+            Op::CreateIndex(spec) => {
+                let r = docs.create_index_with("c", &spec_of(spec));
+                // One index per list of fields; a build over documents the
+                // index cannot take fails and leaves no index.
+                let exists = indexed.iter().any(|x| x.0 == spec.0);
+                let builds = model.iter().all(|(id, d)| accepts(&model, &[spec], id, d));
+                prop_assert_eq!(r.is_ok(), !exists && builds, "{:?}", r);
+                if r.is_ok() {
+                    indexed.push(spec);
                 }
             }
-            Op::DropIndex(f) => {
-                let r = docs.drop_index("c", f);
-                prop_assert_eq!(r.is_ok(), indexed.contains(&f), "{:?}", r);
-                indexed.retain(|x| *x != f);
+            Op::DropIndex(spec) => {
+                let r = docs.drop_index_with("c", &spec_of(spec));
+                let exists = indexed.iter().any(|x| x.0 == spec.0);
+                prop_assert_eq!(r.is_ok(), exists, "{:?}", r);
+                indexed.retain(|x| x.0 != spec.0);
             }
             Op::Reopen => {
                 drop(docs);

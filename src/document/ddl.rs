@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use strata_engine::{Isolation, Timestamp, TxnOptions, WriteOptions};
 
-use super::index::{decode_info, encode_info, entry_key, read_infos, IndexInfo, IndexState};
+use super::index::{
+    decode_info, encode_info, entry_keys, read_infos, IndexInfo, IndexSpec, IndexState, FORMAT,
+};
 use super::keys;
 use super::plan::decode_doc_with_expiry;
-use super::value::{check_path, prefix_successor};
+use super::value::prefix_successor;
 use super::{DocumentStorageProvider, Shared};
 use crate::access::AccessType;
 use crate::error::{Result, StorageError};
@@ -36,6 +38,14 @@ impl DocumentStorageProvider {
     /// documents already there, in bounded memory; returns once queries
     /// use it. Needs Admin on `collection/`.
     pub fn create_index(&self, collection: &str, field: &str) -> Result<IndexInfo> {
+        self.create_index_with(collection, &IndexSpec::on(field))
+    }
+
+    /// Creates the index `spec` describes (compound, unique) and builds it
+    /// like [`create_index`](Self::create_index). A unique index over
+    /// documents that already share values fails with `UniqueViolation`
+    /// and leaves no index.
+    pub fn create_index_with(&self, collection: &str, spec: &IndexSpec) -> Result<IndexInfo> {
         let c = StorageKey::new(format!("{collection}/"));
         self.timed(
             "create_index",
@@ -44,9 +54,9 @@ impl DocumentStorageProvider {
             |_| 0,
             || {
                 keys::check_collection(collection)?;
-                check_path(field).map_err(StorageError::InvalidArgument)?;
+                spec.check().map_err(StorageError::InvalidArgument)?;
                 self.require(&format!("{collection}/"), AccessType::Admin)?;
-                self.shared.create_index(collection, field)
+                self.shared.create_index(collection, spec)
             },
         )
     }
@@ -54,6 +64,12 @@ impl DocumentStorageProvider {
     /// Drops the index on `field` of `collection`: queries stop using it
     /// at once, and its entries are removed. Needs Admin on `collection/`.
     pub fn drop_index(&self, collection: &str, field: &str) -> Result<()> {
+        self.drop_index_with(collection, &IndexSpec::on(field))
+    }
+
+    /// Drops the index on `spec`'s fields (its `unique` flag is not
+    /// compared), like [`drop_index`](Self::drop_index).
+    pub fn drop_index_with(&self, collection: &str, spec: &IndexSpec) -> Result<()> {
         let c = StorageKey::new(format!("{collection}/"));
         self.timed(
             "drop_index",
@@ -62,14 +78,15 @@ impl DocumentStorageProvider {
             |_| 0,
             || {
                 keys::check_collection(collection)?;
-                check_path(field).map_err(StorageError::InvalidArgument)?;
+                spec.check().map_err(StorageError::InvalidArgument)?;
                 self.require(&format!("{collection}/"), AccessType::Admin)?;
                 let _ddl = self.shared.ddl.lock();
                 let sh = &self.shared;
-                let mk = keys::meta(collection, field);
+                let mk = keys::meta(collection, &spec.key_name());
                 let Some(bytes) = sh.keyspace.get(&mk)? else {
                     return Err(StorageError::NotFound(StorageKey::new(format!(
-                        "{collection}/index/{field}"
+                        "{collection}/index/{}",
+                        spec.fields.join(", ")
                     ))));
                 };
                 let info = decode_info(&mk, &bytes)?;
@@ -99,9 +116,10 @@ impl Shared {
         collection: &str,
         expect: Option<&IndexInfo>,
         info: Option<&IndexInfo>,
-        field: &str,
+        spec: &IndexSpec,
     ) -> Result<Timestamp> {
-        let mk = keys::meta(collection, field);
+        let mk = keys::meta(collection, &spec.key_name());
+        let field = spec.fields.join(", ");
         let mut t = self.db.begin(Isolation::Serializable)?;
         let now = match t.get(&self.keyspace, &mk)? {
             Some(b) => Some(decode_info(&mk, &b)?),
@@ -153,17 +171,21 @@ impl Shared {
         true
     }
 
-    fn create_index(&self, collection: &str, field: &str) -> Result<IndexInfo> {
+    fn create_index(&self, collection: &str, spec: &IndexSpec) -> Result<IndexInfo> {
         let _ddl = self.ddl.lock();
         let mut id = [0u8; 8];
         getrandom::fill(&mut id)
             .map_err(|e| StorageError::Io(format!("no randomness for an index id: {e}")))?;
         let building = IndexInfo {
-            field: field.to_owned(),
+            field: spec.fields[0].clone(),
+            more_fields: spec.fields[1..].to_vec(),
+            unique: spec.unique,
+            format: FORMAT,
             id: u64::from_le_bytes(id),
             state: IndexState::Building,
         };
-        let at = self.swap_info(collection, None, Some(&building), field)?;
+        let field = &spec.fields.join(", ");
+        let at = self.swap_info(collection, None, Some(&building), spec)?;
         let built = if self.wait_for_older(at) {
             self.build(collection, &building)
         } else {
@@ -185,7 +207,7 @@ impl Shared {
             state: IndexState::Ready,
             ..building.clone()
         };
-        self.swap_info(collection, Some(&building), Some(&ready), field)?;
+        self.swap_info(collection, Some(&building), Some(&ready), spec)?;
         Ok(ready)
     }
 
@@ -235,7 +257,8 @@ impl Shared {
         let ks = &self.keyspace;
         let prefix = keys::docs(collection);
         let end = prefix_successor(&prefix);
-        let mk = keys::meta(collection, &info.field);
+        let mk = keys::meta(collection, &info.spec().key_name());
+        let marker = keys::multikey(collection, info.id);
         // The chunk's last key, read outside the transaction, bounds what
         // the transaction reads: writes past it do not conflict.
         let last = {
@@ -264,7 +287,7 @@ impl Shared {
         if current.as_ref() != Some(info) {
             return Err(StorageError::Busy(format!(
                 "the index on {:?} of {collection:?} was dropped while it was built",
-                info.field
+                info.name()
             )));
         }
         // The iterator owns its view: entries are put while it runs.
@@ -279,11 +302,19 @@ impl Shared {
             let (k, v) = e?;
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             let (doc, expires_at) = decode_doc_with_expiry(collection, &id, &v)?;
-            let key = entry_key(collection, info, &id, &doc)?;
-            // The entry expires with its document.
-            match expires_at {
-                Some(at) => t.put_expiring(ks, &key, id.as_bytes(), at)?,
-                None => t.put(ks, &key, id.as_bytes())?,
+            let entries = entry_keys(collection, info, &id, &doc)?;
+            // Documents that share values fail the build of a unique
+            // index, which is then removed.
+            super::write::check_unique(&mut t, ks, collection, info, &id, &entries)?;
+            if entries.multikey {
+                super::write::mark_multikey(&mut t, ks, &marker)?;
+            }
+            for key in &entries.keys {
+                // The entry expires with its document.
+                match expires_at {
+                    Some(at) => t.put_expiring(ks, key, id.as_bytes(), at)?,
+                    None => t.put(ks, key, id.as_bytes())?,
+                }
             }
         }
         t.commit_with(opts.write_options())?;
@@ -293,7 +324,7 @@ impl Shared {
     /// Marks `info` as dropping, waits out older transactions (when
     /// `wait`), removes its entries, then its definition.
     pub(super) fn remove(&self, collection: &str, info: IndexInfo, wait: bool) -> Result<()> {
-        let field = info.field.clone();
+        let spec = info.spec();
         let dropping = IndexInfo {
             state: IndexState::Dropping,
             ..info.clone()
@@ -301,7 +332,7 @@ impl Shared {
         let at = if info.state == IndexState::Dropping {
             self.db.last_timestamp()
         } else {
-            self.swap_info(collection, Some(&info), Some(&dropping), &field)?
+            self.swap_info(collection, Some(&info), Some(&dropping), &spec)?
         };
         // Writers that still maintain it are gone after this (or their
         // late entries, under an id nobody reads again, are harmless).
@@ -314,8 +345,9 @@ impl Shared {
         let end = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
         let mut b = self.db.batch();
         b.delete_range(&self.keyspace, (Bound::Included(prefix), end))?;
+        b.delete(&self.keyspace, keys::multikey(collection, info.id))?;
         self.db.write(b, self.write_options())?;
-        self.swap_info(collection, Some(&dropping), None, &field)?;
+        self.swap_info(collection, Some(&dropping), None, &spec)?;
         Ok(())
     }
 

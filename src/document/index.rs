@@ -8,6 +8,14 @@
 //! key, which is what lets a query as of a past time use the index as it
 //! was then.
 //!
+//! An entry of a compound index concatenates the fields' encodings (each
+//! prefix-free, so the order is field by field). A field holding an array
+//! gives an entry for the whole array and one per distinct element, which
+//! makes the index multikey: a marker records that, and the planner then
+//! neither sorts by the index nor intersects ranges on that field. A unique
+//! index leaves the id out of entries whose fields are all present, so two
+//! documents with the same values write the same key.
+//!
 //! Life of an index: `Building` (writers maintain it, queries ignore it),
 //! then `Ready` (queries use it), and when dropped `Dropping` (ignored by
 //! both) until its entries are gone. A build interrupted by a crash is
@@ -41,8 +49,19 @@ pub enum IndexState {
 /// An index definition as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexInfo {
-    /// The indexed field path.
+    /// The (first) indexed field path.
     pub field: String,
+    /// The further fields of a compound index, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_fields: Vec<String>,
+    /// No two documents may share an entry whose fields are all present.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unique: bool,
+    /// How entries are made: 1 (definitions without the field) holds one
+    /// entry of the whole value, which element-wise filters cannot use;
+    /// 2 holds an entry per array element too (SPEC §17.2).
+    #[serde(default = "format_one")]
+    pub format: u32,
     /// A random id: entries of an index dropped and created again never
     /// mix.
     pub id: u64,
@@ -50,10 +69,100 @@ pub struct IndexInfo {
     pub state: IndexState,
 }
 
+fn format_one() -> u32 {
+    1
+}
+
+/// The format new indexes are created in.
+pub(crate) const FORMAT: u32 = 2;
+
+/// What to index: one field or several (compound), and whether values
+/// are unique. `IndexSpec::on("a").then("b").unique()`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexSpec {
+    /// The field paths, in order: equality on a prefix of them plus a
+    /// range or sort on the next one is what the index answers.
+    pub fields: Vec<String>,
+    /// Refuse a store that would give two documents the same values.
+    #[serde(default)]
+    pub unique: bool,
+}
+
+impl IndexSpec {
+    /// An index on `field`.
+    pub fn on(field: impl Into<String>) -> Self {
+        IndexSpec {
+            fields: vec![field.into()],
+            unique: false,
+        }
+    }
+
+    /// Adds `field` after the fields so far (a compound index).
+    pub fn then(mut self, field: impl Into<String>) -> Self {
+        self.fields.push(field.into());
+        self
+    }
+
+    /// Makes the index unique.
+    pub fn unique(mut self) -> Self {
+        self.unique = true;
+        self
+    }
+
+    /// The name of the definition's key: the fields joined by NUL (which a
+    /// field path of an index may not hold), so a single field's name is
+    /// the field itself.
+    pub(crate) fn key_name(&self) -> String {
+        self.fields.join("\0")
+    }
+
+    /// Checks the fields: 1 to 8 well-formed paths without NUL, none
+    /// repeated.
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        if self.fields.is_empty() || self.fields.len() > MAX_INDEX_FIELDS {
+            return Err(format!(
+                "an index has 1 to {MAX_INDEX_FIELDS} fields, not {}",
+                self.fields.len()
+            ));
+        }
+        for (i, f) in self.fields.iter().enumerate() {
+            super::value::check_path(f)?;
+            if f.contains('\0') {
+                return Err(format!("index field {f:?} holds NUL"));
+            }
+            if self.fields[..i].contains(f) {
+                return Err(format!("index field {f:?} is repeated"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The most fields a compound index has.
+pub const MAX_INDEX_FIELDS: usize = 8;
+
 impl IndexInfo {
     /// Whether writers maintain it.
     pub(crate) fn maintained(&self) -> bool {
         matches!(self.state, IndexState::Building | IndexState::Ready)
+    }
+
+    /// Every indexed field, in order.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.field.as_str()).chain(self.more_fields.iter().map(String::as_str))
+    }
+
+    /// The fields as one name, `a, b` (what explain shows).
+    pub fn name(&self) -> String {
+        self.fields().collect::<Vec<_>>().join(", ")
+    }
+
+    /// What the index was created from.
+    pub fn spec(&self) -> IndexSpec {
+        IndexSpec {
+            fields: self.fields().map(str::to_owned).collect(),
+            unique: self.unique,
+        }
     }
 }
 
@@ -67,7 +176,7 @@ pub(crate) fn decode_info(key: &[u8], bytes: &[u8]) -> Result<IndexInfo> {
 
 /// Encodes a definition.
 pub(crate) fn encode_info(info: &IndexInfo) -> Vec<u8> {
-    // A struct of a string, a number and a unit enum always serializes.
+    // A struct of strings, numbers and a unit enum always serializes.
     serde_json::to_vec(info).unwrap_or_default()
 }
 
@@ -86,24 +195,87 @@ pub(crate) fn read_infos(
     Ok(out)
 }
 
-/// The entry key of `doc` (absent: none) in index `info`, or an error when
-/// the value is too long to index.
-pub(crate) fn entry_key(
+/// A document's entries in one index.
+#[derive(Debug, Default)]
+pub(crate) struct Entries {
+    /// The entry keys, sorted, without repeats.
+    pub(crate) keys: Vec<Vec<u8>>,
+    /// The keys a unique index constrains: one document each.
+    pub(crate) unique: Vec<Vec<u8>>,
+    /// An indexed field held an array: the index is multikey from now on.
+    pub(crate) multikey: bool,
+}
+
+/// The encodings a value gives an index of `format`: the value itself, and
+/// in format 2 each distinct element of an array.
+fn encodings(v: Option<&Value>, format: u32) -> Vec<Vec<u8>> {
+    let mut out = vec![encode(v)];
+    if format >= 2 {
+        if let Some(Value::Array(a)) = v {
+            out.extend(a.iter().map(|e| encode(Some(e))));
+            out.sort();
+            out.dedup();
+        }
+    }
+    out
+}
+
+/// The entries of `doc` in index `info`, or an error when a value is too
+/// long to index or two indexed fields hold arrays.
+pub(crate) fn entry_keys(
     collection: &str,
     info: &IndexInfo,
     id: &str,
     doc: &Value,
-) -> Result<Vec<u8>> {
-    let enc = encode(lookup(doc, &info.field));
-    if enc.len() > MAX_INDEXED_VALUE_LEN {
-        return Err(StorageError::InvalidArgument(format!(
-            "field {:?} of document {collection}/{id} encodes to {} bytes; an indexed value has at most {MAX_INDEXED_VALUE_LEN}",
-            info.field,
-            enc.len()
-        )));
+) -> Result<Entries> {
+    let base = keys::entries(collection, info.id);
+    let mut prefixes: Vec<(Vec<u8>, bool)> = vec![(base, true)];
+    let mut array_field: Option<&str> = None;
+    let mut multikey = false;
+    for field in info.fields() {
+        let v = lookup(doc, field);
+        if info.format >= 2 && matches!(v, Some(Value::Array(_))) {
+            if let Some(other) = array_field {
+                return Err(StorageError::InvalidArgument(format!(
+                    "document {collection}/{id}: fields {other:?} and {field:?} of one index both hold arrays"
+                )));
+            }
+            array_field = Some(field);
+            multikey = true;
+        }
+        let encs = encodings(v, info.format);
+        let mut next = Vec::with_capacity(prefixes.len() * encs.len());
+        for (p, complete) in &prefixes {
+            for e in &encs {
+                let mut k = p.clone();
+                k.extend_from_slice(e);
+                next.push((k, *complete && v.is_some()));
+            }
+        }
+        prefixes = next;
     }
-    let mut k = keys::entries(collection, info.id);
-    k.extend_from_slice(&enc);
-    k.extend_from_slice(id.as_bytes());
-    Ok(k)
+    let mut out = Entries {
+        multikey,
+        ..Entries::default()
+    };
+    for (mut k, complete) in prefixes {
+        let len = k.len() - keys::entries(collection, info.id).len();
+        if len > MAX_INDEXED_VALUE_LEN {
+            return Err(StorageError::InvalidArgument(format!(
+                "fields {:?} of document {collection}/{id} encode to {len} bytes; an indexed value has at most {MAX_INDEXED_VALUE_LEN}",
+                info.name()
+            )));
+        }
+        if info.unique && complete {
+            // One key per value: two documents writing it conflict, under
+            // any isolation.
+            out.unique.push(k.clone());
+        } else {
+            k.extend_from_slice(id.as_bytes());
+        }
+        out.keys.push(k);
+    }
+    out.keys.sort();
+    out.keys.dedup();
+    Ok(out)
 }

@@ -12,6 +12,9 @@ pub(crate) const META: &str = "\u{0}strata/doc/m/";
 /// Index entries: `INDEX` + collection + `/` + index id (16 hex digits) +
 /// `/` + encoded value + document id.
 pub(crate) const INDEX: &str = "\u{0}strata/doc/x/";
+/// Multikey markers: `MULTIKEY` + collection + `/` + index id (16 hex
+/// digits); present once a document gave the index an array.
+pub(crate) const MULTIKEY: &str = "\u{0}strata/doc/k/";
 /// Schemas: `SCHEMA` + schema id.
 pub(crate) const SCHEMA: &str = "\u{0}strata/doc/s/";
 
@@ -66,7 +69,35 @@ pub(crate) fn entries(collection: &str, index_id: u64) -> Vec<u8> {
     format!("{INDEX}{collection}/{index_id:016x}/").into_bytes()
 }
 
+/// The key of index `index_id`'s multikey marker.
+pub(crate) fn multikey(collection: &str, index_id: u64) -> Vec<u8> {
+    format!("{MULTIKEY}{collection}/{index_id:016x}").into_bytes()
+}
+
 /// The key of a schema.
 pub(crate) fn schema(id: &str) -> Vec<u8> {
     format!("{SCHEMA}{id}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SPEC §17.1's table names every key family the code writes.
+    #[test]
+    fn the_spec_table_lists_every_key_family() {
+        let spec = include_str!("../../SPEC.md");
+        let start = spec.find("### 17.1 Keys").unwrap();
+        let end = spec[start..].find("### 17.2").unwrap() + start;
+        let table = &spec[start..end];
+        for family in [DOC, META, INDEX, MULTIKEY, SCHEMA] {
+            let shown = format!("NUL `{}", &family[1..]);
+            assert!(table.contains(&shown), "{shown} missing from SPEC §17.1");
+        }
+        assert_eq!(
+            table.matches("| NUL `strata/doc/").count(),
+            5,
+            "a family in SPEC §17.1 that the code does not have"
+        );
+    }
 }

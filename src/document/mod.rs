@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use strata_engine::{Db, Keyspace, Reader, Timestamp};
 
-pub use index::{IndexInfo, IndexState, MAX_INDEXED_VALUE_LEN};
+pub use index::{IndexInfo, IndexSpec, IndexState, MAX_INDEXED_VALUE_LEN, MAX_INDEX_FIELDS};
 
 /// Where documents sit in a storage type's keyspace (their keys follow as
 /// `collection/id`).
@@ -565,10 +565,14 @@ impl DocumentStorageProvider {
         let sh = &self.shared;
         let visible = |id: &str| self.allowed(&format!("{collection}/{id}"), AccessType::Read);
         let run = |src: &mut dyn Reader| -> Result<(Vec<Value>, QueryStats)> {
-            let ready: Vec<IndexInfo> = index::read_infos(src, &sh.keyspace, collection)?
-                .into_iter()
-                .filter(|i| i.state == IndexState::Ready)
-                .collect();
+            let mut ready = Vec::new();
+            for info in index::read_infos(src, &sh.keyspace, collection)? {
+                if info.state == IndexState::Ready {
+                    let marker = keys::multikey(collection, info.id);
+                    let multikey = src.get(&sh.keyspace, &marker)?.is_some();
+                    ready.push(plan::Usable { info, multikey });
+                }
+            }
             let p = plan::plan(collection, query, options, &ready);
             if !execute {
                 let stats = QueryStats {

@@ -16,7 +16,7 @@ use std::ops::Bound;
 
 use strata_engine::{Entries, Keyspace, Reader};
 
-use super::index::{entry_key, IndexInfo};
+use super::index::{entry_keys, IndexInfo};
 use super::keys;
 use super::query::{DocumentQuery, FilterOp, QueryOptions, SortOrder};
 use super::time;
@@ -105,17 +105,35 @@ pub(crate) struct Plan {
     index: Option<(IndexInfo, Vec<KeyRange>)>,
     /// Candidates arrive in the final order: stream, stop at the limit.
     ordered: bool,
+    /// A document may have several entries in the ranges (a multikey
+    /// index): each is taken once.
+    dedupe: bool,
 }
 
-/// One index candidate for a filter field.
+/// A ready index as the planner sees it.
+pub(crate) struct Usable {
+    /// Its definition.
+    pub(crate) info: IndexInfo,
+    /// A document gave it an array: a document may have several entries,
+    /// and the index's order is not its fields' order of values.
+    pub(crate) multikey: bool,
+}
+
+/// One way to use an index for a query.
 struct Candidate {
     info: IndexInfo,
+    multikey: bool,
     ranges: Vec<KeyRange>,
     bounds: String,
-    /// Higher is more selective (a heuristic: no statistics are kept).
-    score: u8,
-    /// Within one range, entries come in id order.
+    /// Higher is more selective (a heuristic: ten per field matched by
+    /// equality, then what the next field's filter is worth: a list 4, a
+    /// range 3, `missing` 2, none 1 when every field was matched, else 0).
+    score: u32,
+    /// Within the ranges, in order, entries come in id order.
     id_ordered: bool,
+    /// The entries come in the sort's order (value, then id).
+    sorted: bool,
+    reason: &'static str,
 }
 
 fn prefix_range(p: Vec<u8>) -> KeyRange {
@@ -141,54 +159,33 @@ fn show(v: &Value) -> String {
     }
 }
 
-/// The best use of `info` for the filters on its field.
-fn candidate(collection: &str, info: &IndexInfo, query: &DocumentQuery) -> Option<Candidate> {
-    let base = keys::entries(collection, info.id);
-    let on_field = || query.filters.iter().filter(|f| f.field == info.field);
-    let cand = |ranges, bounds, score, id_ordered| Candidate {
-        info: info.clone(),
-        ranges,
-        bounds,
-        score,
-        id_ordered,
-    };
-    if let Some(c) = time_candidate(&base, query, &info.field) {
-        return Some(cand(c.0, c.1, c.2, false));
-    }
-    // Equality first: one value, entries in id order.
-    for f in on_field() {
-        if let FilterOp::Equals(v) = &f.op {
-            let r = prefix_range(with_base(&base, &encode(Some(v))));
-            return Some(cand(vec![r], format!("= {}", show(v)), 5, true));
-        }
-    }
-    for f in on_field() {
-        if let FilterOp::In(vs) = &f.op {
-            if vs.iter().any(|v| time::as_time(v).is_some()) {
-                // Times match strings too: no point range holds them.
-                continue;
-            }
-            let mut vs: Vec<&Value> = vs.iter().collect();
-            vs.sort_by(|a, b| compare_values(a, b));
-            vs.dedup_by(|a, b| compare_values(a, b) == Ordering::Equal);
-            let ranges = vs
-                .iter()
-                .map(|v| prefix_range(with_base(&base, &encode(Some(v)))))
-                .collect();
-            let shown: Vec<String> = vs.iter().map(|v| show(v)).collect();
-            return Some(cand(ranges, format!("in [{}]", shown.join(", ")), 4, false));
-        }
-    }
-    // Ranges (and string prefixes) of the first range filter's kind,
-    // intersected.
+/// The filters' operand of `Equals` on `field`, unless it is a time (a
+/// time matches numbers and strings: no single key holds it).
+fn equality<'q>(query: &'q DocumentQuery, field: &str) -> Option<&'q Value> {
+    query.filters.iter().find_map(|f| match &f.op {
+        FilterOp::Equals(v) if f.field == field && time::as_time(v).is_none() => Some(v),
+        _ => None,
+    })
+}
+
+/// The key ranges the range filters (and string prefixes) on `field`
+/// allow after `prefix`, those of the first range filter's kind
+/// intersected; for a multikey index only the first filter's, since each
+/// filter may be met by a different element. `None` without range filters.
+fn range_on(
+    prefix: &[u8],
+    query: &DocumentQuery,
+    field: &str,
+    multikey: bool,
+) -> Option<(Vec<KeyRange>, Vec<String>)> {
     let mut lo: Option<Vec<u8>> = None;
     let mut hi: Option<Vec<u8>> = None;
     let mut shown = Vec::new();
     let mut range_kind = None;
-    for f in on_field() {
+    for f in query.filters.iter().filter(|f| f.field == field) {
         let (op_kind, l, h, text) = match &f.op {
             FilterOp::GreaterThan(v) => {
-                let e = with_base(&base, &encode(Some(v)));
+                let e = with_base(prefix, &encode(Some(v)));
                 (
                     kind(v),
                     prefix_successor(&e),
@@ -197,15 +194,15 @@ fn candidate(collection: &str, info: &IndexInfo, query: &DocumentQuery) -> Optio
                 )
             }
             FilterOp::GreaterOrEqual(v) => {
-                let e = with_base(&base, &encode(Some(v)));
+                let e = with_base(prefix, &encode(Some(v)));
                 (kind(v), Some(e), None, format!(">= {}", show(v)))
             }
             FilterOp::LessThan(v) => {
-                let e = with_base(&base, &encode(Some(v)));
+                let e = with_base(prefix, &encode(Some(v)));
                 (kind(v), None, Some(e), format!("< {}", show(v)))
             }
             FilterOp::LessOrEqual(v) => {
-                let e = with_base(&base, &encode(Some(v)));
+                let e = with_base(prefix, &encode(Some(v)));
                 (
                     kind(v),
                     None,
@@ -214,7 +211,7 @@ fn candidate(collection: &str, info: &IndexInfo, query: &DocumentQuery) -> Optio
                 )
             }
             FilterOp::Prefix(p) => {
-                let mut e = with_base(&base, &[TAG_STRING]);
+                let mut e = with_base(prefix, &[TAG_STRING]);
                 escape_into(p.as_bytes(), &mut e);
                 let h = prefix_successor(&e);
                 (
@@ -226,7 +223,7 @@ fn candidate(collection: &str, info: &IndexInfo, query: &DocumentQuery) -> Optio
             }
             _ => continue,
         };
-        if *range_kind.get_or_insert(op_kind) != op_kind {
+        if *range_kind.get_or_insert(op_kind) != op_kind || (multikey && !shown.is_empty()) {
             continue;
         }
         if let Some(l) = l {
@@ -237,28 +234,141 @@ fn candidate(collection: &str, info: &IndexInfo, query: &DocumentQuery) -> Optio
         }
         shown.push(text);
     }
-    if let Some(k) = range_kind {
-        let (klo, khi) = kind_range(k);
-        let lo = lo
-            .unwrap_or_else(|| with_base(&base, &[klo]))
-            .max(with_base(&base, &[klo]));
-        let hi = hi
-            .unwrap_or_else(|| with_base(&base, &[khi]))
-            .min(with_base(&base, &[khi]));
-        let ranges = if lo < hi {
-            vec![(lo, Some(hi))]
+    let k = range_kind?;
+    let (klo, khi) = kind_range(k);
+    let lo = lo
+        .unwrap_or_else(|| with_base(prefix, &[klo]))
+        .max(with_base(prefix, &[klo]));
+    let hi = hi
+        .unwrap_or_else(|| with_base(prefix, &[khi]))
+        .min(with_base(prefix, &[khi]));
+    let ranges = if lo < hi {
+        vec![(lo, Some(hi))]
+    } else {
+        Vec::new()
+    };
+    Some((ranges, shown))
+}
+
+/// The best use of index `u` for `query`: equality on a prefix of its
+/// fields, then a list of values, a range or `missing` on the next one.
+fn candidate(
+    collection: &str,
+    u: &Usable,
+    query: &DocumentQuery,
+    sort: Option<&str>,
+) -> Option<Candidate> {
+    // Whole-value entries cannot answer element-wise filters.
+    if u.info.format < 2 {
+        return None;
+    }
+    let fields: Vec<&str> = u.info.fields().collect();
+    let named = fields.len() > 1;
+    let label = |field: &str, text: String| {
+        if named {
+            format!("{field} {text}")
         } else {
-            Vec::new()
-        };
-        return Some(cand(ranges, shown.join(" and "), 3, false));
-    }
-    for f in on_field() {
-        if f.op == FilterOp::Exists(false) {
-            let r = prefix_range(with_base(&base, &[TAG_MISSING]));
-            return Some(cand(vec![r], "missing".into(), 2, true));
+            text
         }
+    };
+    let mut prefix = keys::entries(collection, u.info.id);
+    let mut shown = Vec::new();
+    let mut eq = 0;
+    while let Some(v) = fields.get(eq).and_then(|f| equality(query, f)) {
+        prefix.extend_from_slice(&encode(Some(v)));
+        shown.push(label(fields[eq], format!("= {}", show(v))));
+        eq += 1;
     }
-    None
+    let next = fields.get(eq).copied();
+    let mut id_ordered = false;
+    let (ranges, k, reason): (Vec<KeyRange>, u32, &'static str) = match next {
+        None => {
+            id_ordered = true;
+            (
+                vec![prefix_range(prefix.clone())],
+                1,
+                "equality on every field of the index reads only the matching entries",
+            )
+        }
+        Some(g) => {
+            if let Some((ranges, text, _)) = time_candidate(&prefix, query, g) {
+                shown.push(label(g, text));
+                (
+                    ranges,
+                    3,
+                    "a range on an indexed field reads only the entries inside it",
+                )
+            } else if let Some(vs) = query.filters.iter().find_map(|f| match &f.op {
+                FilterOp::In(vs)
+                    if f.field == g && !vs.iter().any(|v| time::as_time(v).is_some()) =>
+                {
+                    Some(vs)
+                }
+                _ => None,
+            }) {
+                let mut vs: Vec<&Value> = vs.iter().collect();
+                vs.sort_by(|a, b| compare_values(a, b));
+                vs.dedup_by(|a, b| compare_values(a, b) == Ordering::Equal);
+                let ranges = vs
+                    .iter()
+                    .map(|v| prefix_range(with_base(&prefix, &encode(Some(v)))))
+                    .collect();
+                let listed: Vec<String> = vs.iter().map(|v| show(v)).collect();
+                shown.push(label(g, format!("in [{}]", listed.join(", "))));
+                (
+                    ranges,
+                    4,
+                    "a list of values on an indexed field reads only their entries",
+                )
+            } else if let Some((ranges, texts)) = range_on(&prefix, query, g, u.multikey) {
+                shown.push(label(g, texts.join(" and ")));
+                (
+                    ranges,
+                    3,
+                    "a range on an indexed field reads only the entries inside it",
+                )
+            } else if query
+                .filters
+                .iter()
+                .any(|f| f.field == g && f.op == FilterOp::Exists(false))
+            {
+                shown.push(label(g, "missing".into()));
+                id_ordered = eq + 1 == fields.len();
+                (
+                    vec![prefix_range(with_base(&prefix, &[TAG_MISSING]))],
+                    2,
+                    "documents missing an indexed field are together in its index",
+                )
+            } else if eq > 0 {
+                (
+                    vec![prefix_range(prefix.clone())],
+                    0,
+                    "equality on the first fields of a compound index reads only their entries",
+                )
+            } else {
+                return None;
+            }
+        }
+    };
+    id_ordered &= ranges.len() <= 1;
+    // The index orders by the field after the equalities, then by id, when
+    // that field is its last and no document gave it an array; with every
+    // field fixed, id order is the order of any of them.
+    let sorted = !u.multikey
+        && sort.is_some_and(|s| {
+            (next == Some(s) && eq + 1 == fields.len())
+                || (next.is_none() && fields.contains(&s) && id_ordered)
+        });
+    Some(Candidate {
+        info: u.info.clone(),
+        multikey: u.multikey,
+        ranges,
+        bounds: shown.join(", "),
+        score: 10 * eq as u32 + k,
+        id_ordered,
+        sorted,
+        reason,
+    })
 }
 
 /// The index ranges that hold every value the time filters on `field`
@@ -371,7 +481,7 @@ pub(crate) fn plan(
     collection: &str,
     query: &DocumentQuery,
     options: &QueryOptions,
-    ready: &[IndexInfo],
+    ready: &[Usable],
 ) -> Plan {
     let sort = options.sort_field.as_deref();
     let scan = |reason: String| {
@@ -387,56 +497,48 @@ pub(crate) fn plan(
             },
             index: None,
             ordered,
+            dedupe: false,
         }
     };
     if options.force_scan {
         return scan("an index was ruled out by force_scan".into());
     }
     let mut best: Option<Candidate> = None;
-    for info in ready {
-        let Some(c) = candidate(collection, info, query) else {
+    for u in ready {
+        let Some(c) = candidate(collection, u, query, sort) else {
             continue;
         };
         // Ties go to the index that also gives the order.
-        let better = match &best {
-            None => true,
-            Some(b) => {
-                c.score > b.score
-                    || (c.score == b.score
-                        && sort == Some(c.info.field.as_str())
-                        && sort != Some(b.info.field.as_str()))
-            }
-        };
+        let better = best
+            .as_ref()
+            .is_none_or(|b| c.score > b.score || (c.score == b.score && c.sorted && !b.sorted));
         if better {
             best = Some(c);
         }
     }
     if let Some(c) = best {
-        let sorted = sort == Some(c.info.field.as_str());
-        let ordered = sorted || (sort.is_none() && c.id_ordered && c.ranges.len() <= 1);
-        let reason = match c.score {
-            5 => "equality on an indexed field reads only the matching entries",
-            4 => "a list of values on an indexed field reads only their entries",
-            3 => "a range on an indexed field reads only the entries inside it",
-            _ => "documents missing an indexed field are together in its index",
-        };
+        let ordered = c.sorted || (sort.is_none() && c.id_ordered);
         return Plan {
             public: QueryPlan {
                 kind: PlanKind::IndexScan,
-                index: Some(c.info.field.clone()),
+                index: Some(c.info.name()),
                 bounds: Some(c.bounds),
-                sorted_by_index: sorted,
+                sorted_by_index: c.sorted,
                 in_memory_sort: !ordered,
-                reason: reason.into(),
+                reason: c.reason.into(),
             },
             index: Some((c.info, c.ranges)),
             ordered,
+            dedupe: c.multikey,
         };
     }
     if let Some(s) = sort {
-        if let Some(info) = ready.iter().find(|i| i.field == s) {
+        let by_sort = ready.iter().find(|u| {
+            u.info.format >= 2 && !u.multikey && u.info.field == s && u.info.more_fields.is_empty()
+        });
+        if let Some(u) = by_sort {
             if query.limit.is_some() {
-                let base = keys::entries(collection, info.id);
+                let base = keys::entries(collection, u.info.id);
                 return Plan {
                     public: QueryPlan {
                         kind: PlanKind::IndexScan,
@@ -448,8 +550,9 @@ pub(crate) fn plan(
                                  the order, so reading stops at the limit"
                             .into(),
                     },
-                    index: Some((info.clone(), vec![prefix_range(base)])),
+                    index: Some((u.info.clone(), vec![prefix_range(base)])),
                     ordered: true,
+                    dedupe: false,
                 };
             }
             return scan(
@@ -459,15 +562,27 @@ pub(crate) fn plan(
             );
         }
     }
-    let indexed: Vec<&str> = ready.iter().map(|i| i.field.as_str()).collect();
+    let old: Vec<String> = ready
+        .iter()
+        .filter(|u| u.info.format < 2)
+        .map(|u| u.info.name())
+        .collect();
+    let indexed: Vec<String> = ready.iter().map(|u| u.info.name()).collect();
     scan(if indexed.is_empty() {
         "the collection has no ready index".into()
+    } else if !old.is_empty() {
+        format!(
+            "no filter can use an index (indexed: {}); the indexes on {} hold whole values \
+             only (made before multikey entries): drop and create them again",
+            indexed.join("; "),
+            old.join("; ")
+        )
     } else if query.filters.is_empty() {
         "no filter to narrow the read".into()
     } else {
         format!(
             "no filter can use an index (indexed: {})",
-            indexed.join(", ")
+            indexed.join("; ")
         )
     })
 }
@@ -613,6 +728,7 @@ pub(crate) fn execute(
             }
         }
         Some((info, ranges)) => {
+            let mut seen = std::collections::HashSet::new();
             let reverse = descending && plan.public.sorted_by_index;
             let ordered_ranges: Vec<&KeyRange> = if reverse {
                 ranges.iter().rev().collect()
@@ -632,6 +748,9 @@ pub(crate) fn execute(
                 for entry in entries {
                     let (k, v) = entry?;
                     let id = String::from_utf8_lossy(&v).into_owned();
+                    if plan.dedupe && !seen.insert(id.clone()) {
+                        continue;
+                    }
                     if !visible(&id)? {
                         continue;
                     }
@@ -642,7 +761,8 @@ pub(crate) fn execute(
                     };
                     stats.documents_read += 1;
                     let doc = decode_doc(collection, &id, &bytes)?;
-                    if entry_key(collection, info, &id, &doc).ok().as_deref() != Some(&k[..]) {
+                    let current = entry_keys(collection, info, &id, &doc);
+                    if !current.is_ok_and(|e| e.keys.binary_search(&k.to_vec()).is_ok()) {
                         stats.stale_entries += 1;
                         continue;
                     }
@@ -665,4 +785,56 @@ pub(crate) fn execute(
     };
     stats.documents_returned = results.len() as u64;
     Ok((results, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::index::IndexState;
+
+    fn usable(fields: &[&str], format: u32, multikey: bool) -> Usable {
+        Usable {
+            info: IndexInfo {
+                field: fields[0].into(),
+                more_fields: fields[1..].iter().map(|f| f.to_string()).collect(),
+                unique: false,
+                format,
+                id: 7,
+                state: IndexState::Ready,
+            },
+            multikey,
+        }
+    }
+
+    #[test]
+    fn whole_value_indexes_made_before_multikey_entries_are_not_used() {
+        let q = DocumentQuery::new().with_field_equals("a", 1);
+        let p = plan("c", &q, &QueryOptions::new(), &[usable(&["a"], 1, false)]);
+        assert_eq!(p.public.kind, PlanKind::CollectionScan);
+        assert!(p.public.reason.contains("drop and create"), "{}", p.public);
+        let p = plan("c", &q, &QueryOptions::new(), &[usable(&["a"], 2, false)]);
+        assert_eq!(p.public.kind, PlanKind::IndexScan);
+    }
+
+    #[test]
+    fn more_equalities_and_a_range_on_the_next_field_win() {
+        let q = DocumentQuery::new()
+            .with_field_equals("a", 1)
+            .with_field_greater_than("b", 2);
+        let ready = [usable(&["a"], 2, false), usable(&["a", "b"], 2, false)];
+        let p = plan("c", &q, &QueryOptions::new(), &ready);
+        assert_eq!(p.public.index.as_deref(), Some("a, b"));
+        assert_eq!(p.public.bounds.as_deref(), Some("a = 1, b > 2"));
+        // A multikey index gives no order; one that is not, does.
+        let sorted = QueryOptions::new().with_sort_field("b", SortOrder::Ascending);
+        let p = plan("c", &q, &sorted, &[usable(&["a", "b"], 2, false)]);
+        assert!(p.public.sorted_by_index && p.ordered);
+        let p = plan("c", &q, &sorted, &[usable(&["a", "b"], 2, true)]);
+        assert!(!p.public.sorted_by_index && !p.ordered && p.dedupe);
+        // The sort field followed by another field does not give (value,
+        // id) order.
+        let q = DocumentQuery::new().with_field_equals("a", 1);
+        let p = plan("c", &q, &sorted, &[usable(&["a", "b", "x"], 2, false)]);
+        assert!(!p.public.sorted_by_index);
+    }
 }

@@ -15,6 +15,11 @@ use crate::transaction::{StorageTransaction, TransactionId};
 /// A comparison of one field against operands. Range comparisons match
 /// only values of the operand's JSON kind (a number is never "greater"
 /// than a string); see SPEC §17.3 for the order.
+///
+/// A field holding an array matches when the array itself or any of its
+/// elements does (MongoDB's rule): `{"tags": ["a", "b"]}` equals `"a"`,
+/// and `[1, 9]` is greater than 5. [`EqualsWhole`](FilterOp::EqualsWhole)
+/// compares the whole value only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "op", content = "value")]
 pub enum FilterOp {
@@ -37,6 +42,9 @@ pub enum FilterOp {
     Exists(bool),
     /// The field is a string starting with this prefix.
     Prefix(String),
+    /// The field is present and its whole value equals this one: an array
+    /// matches only an equal array, never through its elements.
+    EqualsWhole(Value),
 }
 
 /// One filter: a field path (`a.b.c`; array elements by index, `a.0`)
@@ -54,61 +62,82 @@ impl FieldFilter {
     /// Whether `doc` passes this filter.
     pub fn matches(&self, doc: &Value) -> bool {
         let v = lookup(doc, &self.field);
-        if let Some(m) = self.matches_time(v) {
-            return m;
-        }
-        let same_kind = |x: &Value| v.filter(|v| kind(v) == kind(x));
         match &self.op {
-            FilterOp::Equals(x) => v.is_some_and(|v| compare_values(v, x) == Ordering::Equal),
-            FilterOp::NotEquals(x) => v.is_none_or(|v| compare_values(v, x) != Ordering::Equal),
-            FilterOp::GreaterThan(x) => {
-                same_kind(x).is_some_and(|v| compare_values(v, x) == Ordering::Greater)
-            }
-            FilterOp::GreaterOrEqual(x) => {
-                same_kind(x).is_some_and(|v| compare_values(v, x) != Ordering::Less)
-            }
-            FilterOp::LessThan(x) => {
-                same_kind(x).is_some_and(|v| compare_values(v, x) == Ordering::Less)
-            }
-            FilterOp::LessOrEqual(x) => {
-                same_kind(x).is_some_and(|v| compare_values(v, x) != Ordering::Greater)
-            }
-            FilterOp::In(xs) => {
-                v.is_some_and(|v| xs.iter().any(|x| compare_values(v, x) == Ordering::Equal))
-            }
             FilterOp::Exists(want) => v.is_some() == *want,
-            FilterOp::Prefix(p) => matches!(v, Some(Value::String(s)) if s.starts_with(p.as_str())),
+            FilterOp::EqualsWhole(x) => {
+                v.is_some_and(|v| one_matches(&FilterOp::Equals(x.clone()), v))
+            }
+            // Not equal: no element, nor the whole value, is equal.
+            FilterOp::NotEquals(x) => !v.is_some_and(|v| {
+                candidates(v).any(|c| one_matches(&FilterOp::Equals(x.clone()), c))
+            }),
+            op => v.is_some_and(|v| candidates(v).any(|c| one_matches(op, c))),
         }
     }
 }
 
-impl FieldFilter {
-    /// Whether field value `v` passes a filter whose operand is a time
-    /// (`None` when it is not one): compared as instants (SPEC §17.3).
-    fn matches_time(&self, v: Option<&Value>) -> Option<bool> {
-        let at = |x: &Value| time::as_time(x);
-        let cmp = |t| v.and_then(|v| time::compare(v, t));
-        Some(match &self.op {
-            FilterOp::Equals(x) => cmp(at(x)?) == Some(Ordering::Equal),
-            FilterOp::NotEquals(x) => cmp(at(x)?) != Some(Ordering::Equal),
-            FilterOp::GreaterThan(x) => cmp(at(x)?) == Some(Ordering::Greater),
-            FilterOp::GreaterOrEqual(x) => cmp(at(x)?).is_some_and(|o| o != Ordering::Less),
-            FilterOp::LessThan(x) => cmp(at(x)?) == Some(Ordering::Less),
-            FilterOp::LessOrEqual(x) => cmp(at(x)?).is_some_and(|o| o != Ordering::Greater),
-            FilterOp::In(xs) => {
-                if !xs.iter().any(|x| at(x).is_some()) {
-                    return None;
-                }
-                // Each operand by its own rule: times as instants, the
-                // rest by the order of values.
-                xs.iter().any(|x| match at(x) {
-                    Some(t) => cmp(t) == Some(Ordering::Equal),
-                    None => v.is_some_and(|v| compare_values(v, x) == Ordering::Equal),
-                })
-            }
-            _ => return None,
-        })
+/// What a filter on a field holding `v` compares against: `v`, and when
+/// it is an array, each element.
+pub(crate) fn candidates(v: &Value) -> impl Iterator<Item = &Value> {
+    let elements = match v {
+        Value::Array(a) => a.as_slice(),
+        _ => &[],
+    };
+    std::iter::once(v).chain(elements)
+}
+
+/// Whether the single value `v` passes `op` (an operator other than
+/// `Exists`, `NotEquals` and `EqualsWhole`, which [`FieldFilter::matches`]
+/// reduces to this).
+fn one_matches(op: &FilterOp, v: &Value) -> bool {
+    if let Some(m) = matches_time(op, v) {
+        return m;
     }
+    let same_kind = |x: &Value| (kind(v) == kind(x)).then_some(v);
+    match op {
+        FilterOp::Equals(x) | FilterOp::EqualsWhole(x) => compare_values(v, x) == Ordering::Equal,
+        FilterOp::GreaterThan(x) => {
+            same_kind(x).is_some_and(|v| compare_values(v, x) == Ordering::Greater)
+        }
+        FilterOp::GreaterOrEqual(x) => {
+            same_kind(x).is_some_and(|v| compare_values(v, x) != Ordering::Less)
+        }
+        FilterOp::LessThan(x) => {
+            same_kind(x).is_some_and(|v| compare_values(v, x) == Ordering::Less)
+        }
+        FilterOp::LessOrEqual(x) => {
+            same_kind(x).is_some_and(|v| compare_values(v, x) != Ordering::Greater)
+        }
+        FilterOp::In(xs) => xs.iter().any(|x| compare_values(v, x) == Ordering::Equal),
+        FilterOp::Prefix(p) => matches!(v, Value::String(s) if s.starts_with(p.as_str())),
+        FilterOp::NotEquals(_) | FilterOp::Exists(_) => false,
+    }
+}
+
+/// Whether the single value `v` passes `op` when its operand is a time
+/// (`None` when it is not one): compared as instants (SPEC §17.3).
+fn matches_time(op: &FilterOp, v: &Value) -> Option<bool> {
+    let at = |x: &Value| time::as_time(x);
+    let cmp = |t| time::compare(v, t);
+    Some(match op {
+        FilterOp::Equals(x) | FilterOp::EqualsWhole(x) => cmp(at(x)?) == Some(Ordering::Equal),
+        FilterOp::GreaterThan(x) => cmp(at(x)?) == Some(Ordering::Greater),
+        FilterOp::GreaterOrEqual(x) => cmp(at(x)?).is_some_and(|o| o != Ordering::Less),
+        FilterOp::LessThan(x) => cmp(at(x)?) == Some(Ordering::Less),
+        FilterOp::LessOrEqual(x) => cmp(at(x)?).is_some_and(|o| o != Ordering::Greater),
+        FilterOp::In(xs) => {
+            if !xs.iter().any(|x| at(x).is_some()) {
+                return None;
+            }
+            // Each operand by its own rule: times as instants, the rest by
+            // the order of values.
+            xs.iter().any(|x| match at(x) {
+                Some(t) => cmp(t) == Some(Ordering::Equal),
+                None => compare_values(v, x) == Ordering::Equal,
+            })
+        }
+        _ => return None,
+    })
 }
 
 /// A query over one collection: every filter must hold; then `offset`
@@ -163,6 +192,12 @@ impl DocumentQuery {
     pub fn with_field_equals(mut self, field: &str, value: impl Serialize) -> Self {
         let v = self.operand(field, value);
         self.with(field, FilterOp::Equals(v))
+    }
+
+    /// `field`'s whole value equals `value` (an array only an equal array).
+    pub fn with_field_equals_whole(mut self, field: &str, value: impl Serialize) -> Self {
+        let v = self.operand(field, value);
+        self.with(field, FilterOp::EqualsWhole(v))
     }
 
     /// `field != value` (missing fields match).

@@ -90,24 +90,34 @@ impl Shared {
             .as_ref()
             .and_then(|b| plan::decode_doc(collection, id, b).ok());
         let infos = index::read_infos(t, ks, collection)?;
-        // Every key is computed before anything is written, so a value too
-        // long to index leaves the transaction untouched.
+        // Every key is computed and every unique value checked before
+        // anything is written, so a refused store leaves the transaction
+        // untouched.
         let mut dels = Vec::new();
         let mut puts = Vec::new();
+        let mut markers = Vec::new();
         for info in infos.iter().filter(|i| i.maintained()) {
-            let new_key = match new {
-                Some((doc, _)) => Some(index::entry_key(collection, info, id, doc)?),
+            let new_entries = match new {
+                Some((doc, _)) => Some(index::entry_keys(collection, info, id, doc)?),
                 None => None,
             };
-            let old_key = old_doc
+            let old_keys = old_doc
                 .as_ref()
-                .and_then(|d| index::entry_key(collection, info, id, d).ok());
-            if let Some(k) = old_key {
-                if new_key.as_ref() != Some(&k) {
-                    dels.push(k);
+                .and_then(|d| index::entry_keys(collection, info, id, d).ok())
+                .map(|e| e.keys)
+                .unwrap_or_default();
+            let new_keys = new_entries.as_ref().map_or(&[][..], |e| &e.keys[..]);
+            dels.extend(old_keys.into_iter().filter(|k| !new_keys.contains(k)));
+            if let Some(e) = new_entries {
+                check_unique(t, ks, collection, info, id, &e)?;
+                if e.multikey {
+                    markers.push(keys::multikey(collection, info.id));
                 }
+                puts.extend(e.keys);
             }
-            puts.extend(new_key);
+        }
+        for m in markers {
+            mark_multikey(t, ks, &m)?;
         }
         for k in dels {
             t.delete(ks, k)?;
@@ -128,4 +138,42 @@ impl Shared {
         }
         Ok(old.is_some())
     }
+}
+
+/// Fails with `UniqueViolation` when another document holds one of the
+/// unique keys of `entries` (document `id`'s in `info`).
+pub(super) fn check_unique(
+    t: &mut Transaction,
+    ks: &strata_engine::Keyspace,
+    collection: &str,
+    info: &index::IndexInfo,
+    id: &str,
+    entries: &index::Entries,
+) -> Result<()> {
+    for k in &entries.unique {
+        if let Some(holder) = t.get(ks, k)? {
+            if holder != id.as_bytes() {
+                return Err(StorageError::UniqueViolation {
+                    collection: collection.to_owned(),
+                    index: info.name(),
+                    id: id.to_owned(),
+                    existing: String::from_utf8_lossy(&holder).into_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records that an index is multikey. The marker is written once: later
+/// writers only read it, so array writes do not conflict over it.
+pub(super) fn mark_multikey(
+    t: &mut Transaction,
+    ks: &strata_engine::Keyspace,
+    marker: &[u8],
+) -> Result<()> {
+    if t.get(ks, marker)?.is_none() {
+        t.put(ks, marker, b"")?;
+    }
+    Ok(())
 }

@@ -4,15 +4,16 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::Uri;
+use axum::http::{StatusCode, Uri};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::api::{parse_json, parse_ts, storage_type, ApiResult};
+use super::error::ApiError;
 use super::AppState;
 use crate::access::Identity;
-use crate::document::{DocumentOptions, DocumentQuery, QueryOptions};
+use crate::document::{DocumentOptions, DocumentQuery, IndexSpec, QueryOptions};
 use crate::error::StorageError;
 use crate::types::{DeleteOptions, RetrieveOptions};
 
@@ -144,14 +145,20 @@ pub(crate) async fn explain(
 }
 
 /// An index's field.
+/// An index to create: `{"field"}`, or `{"fields": [...], "unique"}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IndexBody {
-    field: String,
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    fields: Vec<String>,
+    #[serde(default)]
+    unique: bool,
 }
 
-/// `POST /v1/indexes/{type}/{collection} {"field"}`: creates and
-/// builds an index.
+/// `POST /v1/indexes/{type}/{collection}` with `{"field"}` or
+/// `{"fields", "unique"}`: creates and builds an index.
 pub(crate) async fn create_index(
     State(s): State<AppState>,
     Extension(who): Extension<Identity>,
@@ -160,8 +167,22 @@ pub(crate) async fn create_index(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let b: IndexBody = parse_json(&body)?;
+    let fields = match (b.field, b.fields.is_empty()) {
+        (Some(f), true) => vec![f],
+        (None, false) => b.fields,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of \"field\" and \"fields\"",
+            ))
+        }
+    };
+    let spec = IndexSpec {
+        fields,
+        unique: b.unique,
+    };
     with_docs(&s, who, &t, &uri, true, move |d| {
-        let info = d.create_index(&collection, &b.field)?;
+        let info = d.create_index_with(&collection, &spec)?;
         Ok(Json(serde_json::to_value(info).unwrap_or_default()))
     })
     .await

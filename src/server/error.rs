@@ -72,7 +72,7 @@ impl From<StorageError> for ApiError {
             | E::Serialization(_)
             | E::SchemaViolation { .. }
             | E::PolicyViolation { .. } => StatusCode::BAD_REQUEST,
-            E::AlreadyExists(_) => StatusCode::CONFLICT,
+            E::AlreadyExists(_) | E::UniqueViolation { .. } => StatusCode::CONFLICT,
             E::QuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
             E::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             e if e.is_conflict() => StatusCode::CONFLICT,

@@ -1,0 +1,312 @@
+//! Multikey, compound and unique indexes: arrays matched element by
+//! element (and whole with `equals_whole`), equality on a prefix of a
+//! compound index plus a range or sort on the next field, and unique
+//! values refused with a typed error that changes nothing, also when
+//! writers race on the same value. Each query is checked against a forced
+//! collection scan as well as against the expected ids.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+
+use serde_json::{json, Value};
+use strata::document::{
+    DocumentOptions, DocumentQuery, DocumentStorageProvider, IndexSpec, PlanKind, QueryOptions,
+    SortOrder,
+};
+use strata::{IsolationLevel, StorageError, StorageSystemConfig, StorageType, TransactionConfig};
+
+fn ids(docs: &[Value]) -> Vec<String> {
+    docs.iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The ids `q` finds, through the planner and through a forced scan,
+/// which must agree.
+fn run(docs: &DocumentStorageProvider, q: &DocumentQuery, o: &QueryOptions) -> Vec<String> {
+    let (got, stats) = docs.query_documents_with_stats::<Value>("c", q, o).unwrap();
+    let scan: Vec<Value> = docs
+        .query_documents("c", q, &o.clone().force_scan())
+        .unwrap();
+    assert_eq!(ids(&got), ids(&scan), "plan {}", stats.plan);
+    assert_eq!(stats.stale_entries, 0);
+    ids(&got)
+}
+
+fn store(docs: &DocumentStorageProvider, id: &str, d: Value) -> strata::Result<()> {
+    docs.store_document("c", id, &d, &DocumentOptions::new())
+        .map(|_| ())
+}
+
+#[test]
+fn arrays_match_element_by_element_through_a_multikey_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    docs.create_index("c", "tags").unwrap();
+    docs.create_index("c", "n").unwrap();
+    store(
+        &docs,
+        "a",
+        json!({"id": "a", "tags": ["red", "blue"], "n": [1, 9]}),
+    )
+    .unwrap();
+    store(&docs, "b", json!({"id": "b", "tags": ["blue"], "n": 5})).unwrap();
+    store(&docs, "c", json!({"id": "c", "tags": "red", "n": [2, 3]})).unwrap();
+    store(&docs, "d", json!({"id": "d", "tags": [], "n": []})).unwrap();
+    let o = QueryOptions::new();
+    let q = DocumentQuery::new().with_field_equals("tags", "red");
+    assert_eq!(run(&docs, &q, &o), ["a", "c"]);
+    let plan = docs.explain("c", &q, &o).unwrap();
+    assert_eq!(plan.kind, PlanKind::IndexScan, "{plan}");
+    // A whole array equals too, through the index; `equals_whole` only
+    // the whole value.
+    let q = DocumentQuery::new().with_field_equals("tags", ["blue"]);
+    assert_eq!(run(&docs, &q, &o), ["b"]);
+    let q = DocumentQuery::new().with_field_equals_whole("tags", "red");
+    assert_eq!(run(&docs, &q, &o), ["c"]);
+    let q = DocumentQuery::new().with_field_equals("tags", Vec::<String>::new());
+    assert_eq!(run(&docs, &q, &o), ["d"]);
+    // Each range filter may hold for a different element: [1, 9] is both
+    // below 2 and above 8, which intersected bounds would miss.
+    let q = DocumentQuery::new()
+        .with_field_less_than("n", 2)
+        .with_field_greater_than("n", 8);
+    assert_eq!(run(&docs, &q, &o), ["a"]);
+    // A document with two matching elements comes once.
+    let q = DocumentQuery::new().with_field_greater_than("n", 0);
+    assert_eq!(run(&docs, &q, &o), ["a", "b", "c"]);
+    let q = DocumentQuery::new().with_field_in("tags", ["red", "blue"]);
+    assert_eq!(run(&docs, &q, &o), ["a", "b", "c"]);
+    let q = DocumentQuery::new().with_field_not_equals("tags", "red");
+    assert_eq!(run(&docs, &q, &o), ["b", "d"]);
+    // Sorting follows whole values (SPEC §17.3), not the index's element
+    // order: a multikey index does not give the order.
+    let sorted = QueryOptions::new().with_sort_field("n", SortOrder::Ascending);
+    let q = DocumentQuery::new()
+        .with_field_greater_than("n", 0)
+        .with_limit(2);
+    let plan = docs.explain("c", &q, &sorted).unwrap();
+    assert!(!plan.sorted_by_index, "{plan}");
+    // Numbers before arrays; arrays element-wise.
+    assert_eq!(run(&docs, &q, &sorted), ["b", "a"]);
+    let q = DocumentQuery::new().with_limit(10);
+    assert_eq!(run(&docs, &q, &sorted), ["b", "d", "a", "c"]);
+}
+
+#[test]
+fn a_compound_index_answers_equality_on_a_prefix_and_a_range_or_sort_on_the_next_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    for i in 0..60 {
+        let kind = ["bug", "task", "epic"][i % 3];
+        let d = json!({"id": format!("{i:02}"), "kind": kind, "priority": (i * 7) % 10});
+        store(&docs, &format!("{i:02}"), d).unwrap();
+    }
+    let spec = IndexSpec::on("kind").then("priority");
+    let info = docs.create_index_with("c", &spec).unwrap();
+    assert_eq!(info.name(), "kind, priority");
+    docs.create_index("c", "kind").unwrap();
+    let q = DocumentQuery::new()
+        .with_field_equals("kind", "bug")
+        .with_field_greater_than("priority", 6)
+        .with_limit(4);
+    let o = QueryOptions::new().with_sort_field("priority", SortOrder::Descending);
+    let plan = docs.explain("c", &q, &o).unwrap();
+    assert_eq!(plan.index.as_deref(), Some("kind, priority"), "{plan}");
+    assert_eq!(
+        plan.bounds.as_deref(),
+        Some(r#"kind = "bug", priority > 6"#),
+        "{plan}"
+    );
+    assert!(plan.sorted_by_index && !plan.in_memory_sort, "{plan}");
+    let (got, stats) = docs
+        .query_documents_with_stats::<Value>("c", &q, &o)
+        .unwrap();
+    // Reading stops at the limit: the bugs with priority 9 and 8 come
+    // first, each group by id descending.
+    assert_eq!(ids(&got), run(&docs, &q, &o));
+    assert_eq!(stats.documents_read, 4, "{stats:?}");
+    for d in &got {
+        assert_eq!(d["kind"], "bug");
+        assert!(d["priority"].as_u64().unwrap() > 6);
+    }
+    // Equality on both fields beats equality on one.
+    let q = DocumentQuery::new()
+        .with_field_equals("kind", "task")
+        .with_field_equals("priority", 4);
+    let plan = docs.explain("c", &q, &QueryOptions::new()).unwrap();
+    assert_eq!(plan.index.as_deref(), Some("kind, priority"), "{plan}");
+    assert_eq!(run(&docs, &q, &QueryOptions::new()).len(), 2);
+    // A filter on the second field alone cannot use the compound index.
+    let q = DocumentQuery::new().with_field_equals("priority", 4);
+    let plan = docs.explain("c", &q, &QueryOptions::new()).unwrap();
+    assert_eq!(plan.kind, PlanKind::CollectionScan, "{plan}");
+    // Two fields holding arrays cannot be indexed together.
+    let err = store(&docs, "x", json!({"kind": ["a", "b"], "priority": [1, 2]})).unwrap_err();
+    assert!(matches!(err, StorageError::InvalidArgument(_)), "{err}");
+    assert!(docs
+        .retrieve_document::<Value>("c", "x", &Default::default())
+        .is_err());
+    docs.drop_index_with("c", &spec).unwrap();
+    assert_eq!(docs.indexes("c").unwrap().len(), 1);
+}
+
+#[test]
+fn a_unique_index_refuses_a_second_document_with_the_same_values_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    docs.create_index_with("c", &IndexSpec::on("email").unique())
+        .unwrap();
+    docs.create_index("c", "team").unwrap();
+    store(
+        &docs,
+        "u1",
+        json!({"id": "u1", "email": "ada@x", "team": "a"}),
+    )
+    .unwrap();
+    // Storing the same document again is not a clash with itself.
+    store(
+        &docs,
+        "u1",
+        json!({"id": "u1", "email": "ada@x", "team": "b"}),
+    )
+    .unwrap();
+    let err = store(
+        &docs,
+        "u2",
+        json!({"id": "u2", "email": "ada@x", "team": "c"}),
+    )
+    .unwrap_err();
+    match &err {
+        StorageError::UniqueViolation {
+            index,
+            id,
+            existing,
+            ..
+        } => assert_eq!(
+            (index.as_str(), id.as_str(), existing.as_str()),
+            ("email", "u2", "u1")
+        ),
+        e => panic!("{e}"),
+    }
+    // Nothing of u2 was written: not the document, not its other entries.
+    assert!(docs
+        .retrieve_document::<Value>("c", "u2", &Default::default())
+        .is_err());
+    let q = DocumentQuery::new().with_field_equals("team", "c");
+    assert!(run(&docs, &q, &QueryOptions::new()).is_empty());
+    // Documents without the field are not constrained; a freed value can
+    // be taken.
+    store(&docs, "u3", json!({"id": "u3"})).unwrap();
+    store(&docs, "u4", json!({"id": "u4"})).unwrap();
+    store(&docs, "u1", json!({"id": "u1", "email": "ada@y"})).unwrap();
+    store(&docs, "u2", json!({"id": "u2", "email": "ada@x"})).unwrap();
+    let q = DocumentQuery::new().with_field_equals("email", "ada@x");
+    assert_eq!(run(&docs, &q, &QueryOptions::new()), ["u2"]);
+    // Array elements are values too: another document's element clashes.
+    let err = store(&docs, "u5", json!({"email": ["z@x", "ada@y"]})).unwrap_err();
+    assert!(matches!(err, StorageError::UniqueViolation { .. }), "{err}");
+    // Compound: the pair is unique, each field alone is not.
+    let pair = IndexSpec::on("team").then("seat").unique();
+    docs.create_index_with("c", &pair).unwrap();
+    store(&docs, "s1", json!({"team": "t", "seat": 1})).unwrap();
+    store(&docs, "s2", json!({"team": "t", "seat": 2})).unwrap();
+    let err = store(&docs, "s3", json!({"team": "t", "seat": 1})).unwrap_err();
+    assert!(matches!(err, StorageError::UniqueViolation { .. }), "{err}");
+}
+
+#[test]
+fn building_a_unique_index_over_duplicates_fails_and_leaves_no_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    for i in 0..2500 {
+        let id = format!("{i:05}");
+        let d = json!({"id": id, "code": if i == 2400 { 7 } else { i }});
+        store(&docs, &id, d).unwrap();
+    }
+    let err = docs
+        .create_index_with("c", &IndexSpec::on("code").unique())
+        .unwrap_err();
+    assert!(matches!(err, StorageError::UniqueViolation { .. }), "{err}");
+    assert!(docs.indexes("c").unwrap().is_empty());
+    let q = DocumentQuery::new().with_field_equals("code", 7);
+    let plan = docs.explain("c", &q, &QueryOptions::new()).unwrap();
+    assert_eq!(plan.kind, PlanKind::CollectionScan);
+    // Without the duplicate the same index builds, and then holds.
+    docs.delete_document("c", "02400", &Default::default())
+        .unwrap();
+    docs.create_index_with("c", &IndexSpec::on("code").unique())
+        .unwrap();
+    assert_eq!(run(&docs, &q, &QueryOptions::new()), ["00007"]);
+    assert!(store(&docs, "x", json!({"code": 7})).is_err());
+}
+
+#[test]
+fn writers_racing_on_one_unique_value_leave_exactly_one_winner() {
+    for isolation in [IsolationLevel::Serializable, IsolationLevel::Snapshot] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StorageSystemConfig {
+            transactions: TransactionConfig {
+                isolation,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        config.engine.sync_writes = false;
+        let storage = Arc::new(
+            strata::StorageSystem::builder()
+                .path(dir.path())
+                .with_config(config)
+                .build()
+                .unwrap(),
+        );
+        let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+        docs.create_index_with("c", &IndexSpec::on("name").unique())
+            .unwrap();
+        for round in 0..10 {
+            let threads = 4;
+            let barrier = Arc::new(Barrier::new(threads));
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (storage, barrier) = (storage.clone(), barrier.clone());
+                    let docs = docs.clone();
+                    std::thread::spawn(move || {
+                        let d = json!({"name": format!("n{round}")});
+                        let id = format!("r{round}-t{t}");
+                        barrier.wait();
+                        if t % 2 == 0 {
+                            // The provider's own transaction.
+                            store(&docs, &id, d)
+                        } else {
+                            // A caller's transaction.
+                            let tx = storage.begin()?;
+                            let o = DocumentOptions::new().with_transaction(&tx);
+                            docs.store_document("c", &id, &d, &o)?;
+                            tx.commit().map(|_| ())
+                        }
+                    })
+                })
+                .collect();
+            let results: Vec<strata::Result<()>> =
+                handles.into_iter().map(|h| h.join().unwrap()).collect();
+            let won = results.iter().filter(|r| r.is_ok()).count();
+            assert_eq!(won, 1, "{isolation:?} round {round}: {results:?}");
+            for r in results.iter().filter_map(|r| r.as_ref().err()) {
+                assert!(
+                    matches!(r, StorageError::UniqueViolation { .. }) || r.is_conflict(),
+                    "{r}"
+                );
+            }
+            let q = DocumentQuery::new().with_field_equals("name", format!("n{round}"));
+            let found: Vec<Value> = docs
+                .query_documents("c", &q, &QueryOptions::new().force_scan())
+                .unwrap();
+            assert_eq!(found.len(), 1, "{isolation:?} round {round}");
+        }
+    }
+}
