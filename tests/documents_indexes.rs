@@ -11,8 +11,8 @@ use std::sync::{Arc, Barrier};
 
 use serde_json::{json, Value};
 use strata::document::{
-    DocumentOptions, DocumentQuery, DocumentStorageProvider, IndexSpec, PlanKind, QueryOptions,
-    SortOrder,
+    DocumentOptions, DocumentQuery, DocumentStorageProvider, Filter, FilterOp, IndexSpec, PlanKind,
+    QueryOptions, SortOrder,
 };
 use strata::{IsolationLevel, StorageError, StorageSystemConfig, StorageType, TransactionConfig};
 
@@ -309,4 +309,69 @@ fn writers_racing_on_one_unique_value_leave_exactly_one_winner() {
             assert_eq!(found.len(), 1, "{isolation:?} round {round}");
         }
     }
+}
+
+#[test]
+fn an_or_whose_branches_have_indexes_reads_their_union() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    for i in 0..200 {
+        let id = format!("{i:03}");
+        let d = json!({"id": id, "a": i % 50, "b": i % 7, "tags": [i % 3, i % 5], "c": i});
+        store(&docs, &id, d).unwrap();
+    }
+    docs.create_index("c", "a").unwrap();
+    docs.create_index("c", "tags").unwrap();
+    let or = Filter::any([
+        Filter::field("a", FilterOp::Equals(json!(3))),
+        Filter::all([
+            Filter::field("tags", FilterOp::Equals(json!(4))),
+            Filter::field("b", FilterOp::Equals(json!(2))),
+        ]),
+    ]);
+    let q = DocumentQuery::new().with_where(or.clone());
+    let o = QueryOptions::new();
+    let plan = docs.explain("c", &q, &o).unwrap();
+    assert_eq!(plan.kind, PlanKind::IndexUnion, "{plan}");
+    assert_eq!(plan.index.as_deref(), Some("a | tags"), "{plan}");
+    let (got, stats) = docs
+        .query_documents_with_stats::<Value>("c", &q, &o)
+        .unwrap();
+    let want: Vec<String> = (0..200)
+        .filter(|i| i % 50 == 3 || (i % 5 == 4 && i % 7 == 2))
+        .map(|i| format!("{i:03}"))
+        .collect();
+    assert_eq!(ids(&got), want);
+    // Only the branches' entries were read, not the 200 documents.
+    assert!(stats.documents_read < 60, "{stats:?}");
+    assert_eq!(run(&docs, &q, &o), want);
+    // A branch without an index makes it a scan; NOT never uses one.
+    let q = DocumentQuery::new().with_where(Filter::any([
+        Filter::field("a", FilterOp::Equals(json!(3))),
+        Filter::field("c", FilterOp::Equals(json!(9))),
+    ]));
+    assert_eq!(
+        docs.explain("c", &q, &o).unwrap().kind,
+        PlanKind::CollectionScan
+    );
+    assert_eq!(run(&docs, &q, &o), ["003", "009", "053", "103", "153"]);
+    let q = DocumentQuery::new()
+        .with_field_less_than("c", 10)
+        .with_where(Filter::negate(or));
+    // 3 and 9 pass the OR.
+    assert_eq!(run(&docs, &q, &o).len(), 8);
+    // The tree travels as JSON.
+    let text = serde_json::to_string(&q).unwrap();
+    assert!(text.contains(r#""where":{"not":{"or":["#), "{text}");
+    assert_eq!(serde_json::from_str::<DocumentQuery>(&text).unwrap(), q);
+    // A tree nested too deep is refused.
+    let mut deep = Filter::field("a", FilterOp::Exists(true));
+    for _ in 0..40 {
+        deep = Filter::negate(deep);
+    }
+    let err = docs
+        .query_documents::<Value>("c", &DocumentQuery::new().with_where(deep), &o)
+        .unwrap_err();
+    assert!(matches!(err, StorageError::InvalidArgument(_)), "{err}");
 }

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use strata::document::{
-    DocumentOptions, DocumentQuery, FieldFilter, FilterOp, IndexSpec, PlanKind, QueryOptions,
-    SortOrder,
+    DocumentOptions, DocumentQuery, FieldFilter, Filter, FilterOp, IndexSpec, PlanKind,
+    QueryOptions, SortOrder,
 };
 use strata::{DeleteOptions, StorageSystem, StorageType, Timestamp};
 
@@ -216,10 +216,20 @@ fn accepts(model: &BTreeMap<String, Value>, specs: &[Spec], id: &str, doc: &Valu
     })
 }
 
+fn passes_tree(t: &Filter, doc: &Value) -> bool {
+    match t {
+        Filter::And(bs) => bs.iter().all(|b| passes_tree(b, doc)),
+        Filter::Or(bs) => bs.iter().any(|b| passes_tree(b, doc)),
+        Filter::Not(b) => !passes_tree(b, doc),
+        Filter::Field(f) => passes(f, doc),
+    }
+}
+
 fn expected(model: &BTreeMap<String, Value>, q: &DocumentQuery, o: &QueryOptions) -> Vec<Value> {
     let mut hits: Vec<(&String, &Value)> = model
         .iter()
         .filter(|(_, d)| q.filters.iter().all(|f| passes(f, d)))
+        .filter(|(_, d)| q.filter.as_ref().is_none_or(|t| passes_tree(t, d)))
         .collect();
     if let Some(field) = &o.sort_field {
         hits.sort_by(|(ia, a), (ib, b)| cmp(get(a, field), get(b, field)).then_with(|| ia.cmp(ib)));
@@ -320,9 +330,23 @@ struct Query {
     past: Option<prop::sample::Index>,
 }
 
+/// Trees of AND, OR and NOT over field filters, two levels deep at most.
+fn arb_tree() -> impl Strategy<Value = Filter> {
+    arb_filter()
+        .prop_map(Filter::Field)
+        .prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                3 => prop::collection::vec(inner.clone(), 0..3).prop_map(Filter::Or),
+                1 => prop::collection::vec(inner.clone(), 0..3).prop_map(Filter::And),
+                1 => inner.prop_map(Filter::negate),
+            ]
+        })
+}
+
 fn arb_query() -> impl Strategy<Value = Query> {
     (
         prop::collection::vec(arb_filter(), 0..3),
+        proptest::option::of(arb_tree()),
         proptest::option::of(0usize..6),
         prop_oneof![3 => Just(0usize), 1 => 1usize..3],
         proptest::option::of((
@@ -331,8 +355,11 @@ fn arb_query() -> impl Strategy<Value = Query> {
         )),
         proptest::option::of(any::<prop::sample::Index>()),
     )
-        .prop_map(|(filters, limit, offset, sort, past)| {
+        .prop_map(|(filters, tree, limit, offset, sort, past)| {
             let mut query = DocumentQuery::new().with_offset(offset);
+            if let Some(t) = tree {
+                query = query.with_where(t);
+            }
             for f in filters {
                 query = query.with_filter(f);
             }

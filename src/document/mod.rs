@@ -56,7 +56,10 @@ pub use index::{IndexInfo, IndexSpec, IndexState, MAX_INDEXED_VALUE_LEN, MAX_IND
 pub(crate) const DOC_PREFIX: &str = keys::DOC;
 pub use keys::{MAX_COLLECTION_LEN, MAX_ID_LEN};
 pub use plan::{PlanKind, QueryPlan, QueryStats};
-pub use query::{DocumentQuery, FieldFilter, FilterOp, QueryOptions, SortOrder};
+pub use query::{
+    DocumentQuery, FieldFilter, Filter, FilterOp, QueryOptions, SortOrder, MAX_FILTERS,
+    MAX_FILTER_DEPTH,
+};
 pub use schema::{DocumentSchema, FieldType, SchemaField, SchemaRegistry};
 
 use crate::access::{AccessType, Caller, Identity, StorageAccessController};
@@ -521,7 +524,9 @@ impl DocumentStorageProvider {
                 let c = &self.shared.counters;
                 c.queries.fetch_add(1, Ordering::Relaxed);
                 match stats.plan.kind {
-                    PlanKind::IndexScan => c.index_queries.fetch_add(1, Ordering::Relaxed),
+                    PlanKind::IndexScan | PlanKind::IndexUnion => {
+                        c.index_queries.fetch_add(1, Ordering::Relaxed)
+                    }
                     PlanKind::CollectionScan => c.scan_queries.fetch_add(1, Ordering::Relaxed),
                 };
                 c.entries_read

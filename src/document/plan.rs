@@ -18,7 +18,7 @@ use strata_engine::{Entries, Keyspace, Reader};
 
 use super::index::{entry_keys, IndexInfo};
 use super::keys;
-use super::query::{DocumentQuery, FilterOp, QueryOptions, SortOrder};
+use super::query::{DocumentQuery, FieldFilter, Filter, FilterOp, QueryOptions, SortOrder};
 use super::time;
 use super::value::{
     compare_values, encode, escape_into, kind, kind_range, lookup, prefix_successor, TAG_MISSING,
@@ -36,6 +36,9 @@ pub enum PlanKind {
     CollectionScan,
     /// The entries of one index in a key range, each leading to a document.
     IndexScan,
+    /// The entries of several index scans, one per branch of an OR, each
+    /// document taken once.
+    IndexUnion,
 }
 
 /// What [`explain`](super::DocumentStorageProvider::explain) says about a
@@ -64,6 +67,11 @@ impl fmt::Display for QueryPlan {
             (PlanKind::IndexScan, Some(field)) => write!(
                 f,
                 "INDEX SCAN on {field} {}",
+                self.bounds.as_deref().unwrap_or("(all)")
+            )?,
+            (PlanKind::IndexUnion, Some(fields)) => write!(
+                f,
+                "INDEX UNION on {fields} {}",
                 self.bounds.as_deref().unwrap_or("(all)")
             )?,
             _ => f.write_str("COLLECTION SCAN")?,
@@ -102,7 +110,9 @@ type KeyRange = (Vec<u8>, Option<Vec<u8>>);
 /// A chosen plan: what explain shows, and how to read.
 pub(crate) struct Plan {
     pub(crate) public: QueryPlan,
-    index: Option<(IndexInfo, Vec<KeyRange>)>,
+    /// The index scans to read, in order (none: a collection scan; more
+    /// than one: the union of an OR's branches).
+    scans: Vec<(IndexInfo, Vec<KeyRange>)>,
     /// Candidates arrive in the final order: stream, stop at the limit.
     ordered: bool,
     /// A document may have several entries in the ranges (a multikey
@@ -161,8 +171,8 @@ fn show(v: &Value) -> String {
 
 /// The filters' operand of `Equals` on `field`, unless it is a time (a
 /// time matches numbers and strings: no single key holds it).
-fn equality<'q>(query: &'q DocumentQuery, field: &str) -> Option<&'q Value> {
-    query.filters.iter().find_map(|f| match &f.op {
+fn equality<'q>(filters: &[&'q FieldFilter], field: &str) -> Option<&'q Value> {
+    filters.iter().find_map(|f| match &f.op {
         FilterOp::Equals(v) if f.field == field && time::as_time(v).is_none() => Some(v),
         _ => None,
     })
@@ -174,7 +184,7 @@ fn equality<'q>(query: &'q DocumentQuery, field: &str) -> Option<&'q Value> {
 /// filter may be met by a different element. `None` without range filters.
 fn range_on(
     prefix: &[u8],
-    query: &DocumentQuery,
+    filters: &[&FieldFilter],
     field: &str,
     multikey: bool,
 ) -> Option<(Vec<KeyRange>, Vec<String>)> {
@@ -182,7 +192,7 @@ fn range_on(
     let mut hi: Option<Vec<u8>> = None;
     let mut shown = Vec::new();
     let mut range_kind = None;
-    for f in query.filters.iter().filter(|f| f.field == field) {
+    for f in filters.iter().filter(|f| f.field == field) {
         let (op_kind, l, h, text) = match &f.op {
             FilterOp::GreaterThan(v) => {
                 let e = with_base(prefix, &encode(Some(v)));
@@ -255,7 +265,7 @@ fn range_on(
 fn candidate(
     collection: &str,
     u: &Usable,
-    query: &DocumentQuery,
+    filters: &[&FieldFilter],
     sort: Option<&str>,
 ) -> Option<Candidate> {
     // Whole-value entries cannot answer element-wise filters.
@@ -274,7 +284,7 @@ fn candidate(
     let mut prefix = keys::entries(collection, u.info.id);
     let mut shown = Vec::new();
     let mut eq = 0;
-    while let Some(v) = fields.get(eq).and_then(|f| equality(query, f)) {
+    while let Some(v) = fields.get(eq).and_then(|f| equality(filters, f)) {
         prefix.extend_from_slice(&encode(Some(v)));
         shown.push(label(fields[eq], format!("= {}", show(v))));
         eq += 1;
@@ -291,14 +301,14 @@ fn candidate(
             )
         }
         Some(g) => {
-            if let Some((ranges, text, _)) = time_candidate(&prefix, query, g) {
+            if let Some((ranges, text, _)) = time_candidate(&prefix, filters, g) {
                 shown.push(label(g, text));
                 (
                     ranges,
                     3,
                     "a range on an indexed field reads only the entries inside it",
                 )
-            } else if let Some(vs) = query.filters.iter().find_map(|f| match &f.op {
+            } else if let Some(vs) = filters.iter().find_map(|f| match &f.op {
                 FilterOp::In(vs)
                     if f.field == g && !vs.iter().any(|v| time::as_time(v).is_some()) =>
                 {
@@ -320,15 +330,14 @@ fn candidate(
                     4,
                     "a list of values on an indexed field reads only their entries",
                 )
-            } else if let Some((ranges, texts)) = range_on(&prefix, query, g, u.multikey) {
+            } else if let Some((ranges, texts)) = range_on(&prefix, filters, g, u.multikey) {
                 shown.push(label(g, texts.join(" and ")));
                 (
                     ranges,
                     3,
                     "a range on an indexed field reads only the entries inside it",
                 )
-            } else if query
-                .filters
+            } else if filters
                 .iter()
                 .any(|f| f.field == g && f.op == FilterOp::Exists(false))
             {
@@ -377,13 +386,13 @@ fn candidate(
 /// with the bounds shown and a score. `None` without time filters.
 fn time_candidate(
     base: &[u8],
-    query: &DocumentQuery,
+    filters: &[&FieldFilter],
     field: &str,
 ) -> Option<(Vec<KeyRange>, String, u8)> {
     // Inclusive bounds on the raw timestamp.
     let (mut lo, mut hi) = (0u64, u64::MAX);
     let mut shown = Vec::new();
-    for f in query.filters.iter().filter(|f| f.field == field) {
+    for f in filters.iter().filter(|f| f.field == field) {
         if let FilterOp::In(vs) = &f.op {
             // Only a list of times narrows the index (a superset, from the
             // earliest to the latest: each document read is checked
@@ -476,6 +485,38 @@ fn time_candidate(
     Some((ranges, shown.join(" and "), 3))
 }
 
+/// The best candidate among the ready indexes for `filters` (a
+/// conjunction), ties going to one that gives the sort order.
+fn best_candidate(
+    collection: &str,
+    ready: &[Usable],
+    filters: &[&FieldFilter],
+    sort: Option<&str>,
+) -> Option<Candidate> {
+    let mut best: Option<Candidate> = None;
+    for u in ready {
+        let Some(c) = candidate(collection, u, filters, sort) else {
+            continue;
+        };
+        let better = best
+            .as_ref()
+            .is_none_or(|b| c.score > b.score || (c.score == b.score && c.sorted && !b.sorted));
+        if better {
+            best = Some(c);
+        }
+    }
+    best
+}
+
+/// The field filters an OR branch ANDs at its top.
+fn branch_leaves<'a>(b: &'a Filter, out: &mut Vec<&'a FieldFilter>) {
+    match b {
+        Filter::Field(f) => out.push(f),
+        Filter::And(bs) => bs.iter().for_each(|b| branch_leaves(b, out)),
+        Filter::Or(_) | Filter::Not(_) => {}
+    }
+}
+
 /// Chooses a plan for `query` given the ready indexes.
 pub(crate) fn plan(
     collection: &str,
@@ -495,7 +536,7 @@ pub(crate) fn plan(
                 in_memory_sort: !ordered,
                 reason,
             },
-            index: None,
+            scans: Vec::new(),
             ordered,
             dedupe: false,
         }
@@ -503,20 +544,8 @@ pub(crate) fn plan(
     if options.force_scan {
         return scan("an index was ruled out by force_scan".into());
     }
-    let mut best: Option<Candidate> = None;
-    for u in ready {
-        let Some(c) = candidate(collection, u, query, sort) else {
-            continue;
-        };
-        // Ties go to the index that also gives the order.
-        let better = best
-            .as_ref()
-            .is_none_or(|b| c.score > b.score || (c.score == b.score && c.sorted && !b.sorted));
-        if better {
-            best = Some(c);
-        }
-    }
-    if let Some(c) = best {
+    let (leaves, ors) = query.conjuncts();
+    if let Some(c) = best_candidate(collection, ready, &leaves, sort) {
         let ordered = c.sorted || (sort.is_none() && c.id_ordered);
         return Plan {
             public: QueryPlan {
@@ -527,10 +556,44 @@ pub(crate) fn plan(
                 in_memory_sort: !ordered,
                 reason: c.reason.into(),
             },
-            index: Some((c.info, c.ranges)),
+            scans: vec![(c.info, c.ranges)],
             ordered,
             dedupe: c.multikey,
         };
+    }
+    // An OR whose every branch (with the filters ANDed around it) can use
+    // an index is read as the union of those scans, each document once.
+    for branches in &ors {
+        let mut chosen = Vec::new();
+        for b in branches.iter() {
+            let mut filters = leaves.clone();
+            let mut inner = Vec::new();
+            branch_leaves(b, &mut inner);
+            filters.extend(inner);
+            match best_candidate(collection, ready, &filters, None) {
+                Some(c) => chosen.push(c),
+                None => break,
+            }
+        }
+        if chosen.len() == branches.len() && !chosen.is_empty() {
+            let names: Vec<String> = chosen.iter().map(|c| c.info.name()).collect();
+            let bounds: Vec<&str> = chosen.iter().map(|c| c.bounds.as_str()).collect();
+            return Plan {
+                public: QueryPlan {
+                    kind: PlanKind::IndexUnion,
+                    index: Some(names.join(" | ")),
+                    bounds: Some(bounds.join(" | ")),
+                    sorted_by_index: false,
+                    in_memory_sort: true,
+                    reason: "every branch of an OR can use an index: their entries are \
+                             read and each document taken once"
+                        .into(),
+                },
+                scans: chosen.into_iter().map(|c| (c.info, c.ranges)).collect(),
+                ordered: false,
+                dedupe: true,
+            };
+        }
     }
     if let Some(s) = sort {
         let by_sort = ready.iter().find(|u| {
@@ -550,7 +613,7 @@ pub(crate) fn plan(
                                  the order, so reading stops at the limit"
                             .into(),
                     },
-                    index: Some((u.info.clone(), vec![prefix_range(base)])),
+                    scans: vec![(u.info.clone(), vec![prefix_range(base)])],
                     ordered: true,
                     dedupe: false,
                 };
@@ -577,7 +640,7 @@ pub(crate) fn plan(
             indexed.join("; "),
             old.join("; ")
         )
-    } else if query.filters.is_empty() {
+    } else if leaves.is_empty() && ors.is_empty() {
         "no filter to narrow the read".into()
     } else {
         format!(
@@ -710,65 +773,67 @@ pub(crate) fn execute(
             }
         }
     };
-    match &plan.index {
-        None => {
-            let prefix = keys::docs(collection);
-            for entry in src.prefix(ks, &prefix)? {
+    if plan.scans.is_empty() {
+        let prefix = keys::docs(collection);
+        for entry in src.prefix(ks, &prefix)? {
+            let (k, v) = entry?;
+            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            // What the caller may not read is not even counted.
+            if !visible(&id)? {
+                continue;
+            }
+            stats.documents_read += 1;
+            let doc = decode_doc(collection, &id, &v)?;
+            if !offer(doc, &id, &mut stats)? {
+                break;
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let reverse = descending && plan.public.sorted_by_index;
+    'scans: for (info, ranges) in &plan.scans {
+        let ordered_ranges: Vec<&KeyRange> = if reverse {
+            ranges.iter().rev().collect()
+        } else {
+            ranges.iter().collect()
+        };
+        for (lo, hi) in ordered_ranges {
+            // The entries iterator owns its view, so the source is free to
+            // fetch each document meanwhile.
+            let hi = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let entries = src.range(ks, Bound::Included(lo), hi)?;
+            let entries: Entries = if reverse {
+                Box::new(entries.rev())
+            } else {
+                entries
+            };
+            for entry in entries {
                 let (k, v) = entry?;
-                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                // What the caller may not read is not even counted.
+                let id = String::from_utf8_lossy(&v).into_owned();
+                if plan.dedupe && seen.contains(&id) {
+                    continue;
+                }
                 if !visible(&id)? {
                     continue;
                 }
-                stats.documents_read += 1;
-                let doc = decode_doc(collection, &id, &v)?;
-                if !offer(doc, &id, &mut stats)? {
-                    break;
-                }
-            }
-        }
-        Some((info, ranges)) => {
-            let mut seen = std::collections::HashSet::new();
-            let reverse = descending && plan.public.sorted_by_index;
-            let ordered_ranges: Vec<&KeyRange> = if reverse {
-                ranges.iter().rev().collect()
-            } else {
-                ranges.iter().collect()
-            };
-            'ranges: for (lo, hi) in ordered_ranges {
-                // The entries iterator owns its view, so the source is free
-                // to fetch each document meanwhile.
-                let hi = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-                let entries = src.range(ks, Bound::Included(lo), hi)?;
-                let entries: Entries = if reverse {
-                    Box::new(entries.rev())
-                } else {
-                    entries
+                stats.index_entries_read += 1;
+                let Some(bytes) = src.get(ks, &keys::doc(collection, &id))? else {
+                    stats.stale_entries += 1;
+                    continue;
                 };
-                for entry in entries {
-                    let (k, v) = entry?;
-                    let id = String::from_utf8_lossy(&v).into_owned();
-                    if plan.dedupe && !seen.insert(id.clone()) {
-                        continue;
-                    }
-                    if !visible(&id)? {
-                        continue;
-                    }
-                    stats.index_entries_read += 1;
-                    let Some(bytes) = src.get(ks, &keys::doc(collection, &id))? else {
-                        stats.stale_entries += 1;
-                        continue;
-                    };
-                    stats.documents_read += 1;
-                    let doc = decode_doc(collection, &id, &bytes)?;
-                    let current = entry_keys(collection, info, &id, &doc);
-                    if !current.is_ok_and(|e| e.keys.binary_search(&k.to_vec()).is_ok()) {
-                        stats.stale_entries += 1;
-                        continue;
-                    }
-                    if !offer(doc, &id, &mut stats)? {
-                        break 'ranges;
-                    }
+                stats.documents_read += 1;
+                let doc = decode_doc(collection, &id, &bytes)?;
+                let current = entry_keys(collection, info, &id, &doc);
+                if !current.is_ok_and(|e| e.keys.binary_search(&k.to_vec()).is_ok()) {
+                    stats.stale_entries += 1;
+                    continue;
+                }
+                // Taken once, whichever of its entries comes first.
+                if plan.dedupe {
+                    seen.insert(id.clone());
+                }
+                if !offer(doc, &id, &mut stats)? {
+                    break 'scans;
                 }
             }
         }

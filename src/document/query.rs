@@ -140,13 +140,102 @@ fn matches_time(op: &FilterOp, v: &Value) -> Option<bool> {
     })
 }
 
-/// A query over one collection: every filter must hold; then `offset`
-/// results are skipped and at most `limit` returned.
+/// A tree of filters: AND, OR and NOT over field filters. In JSON a node
+/// is `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}`, or a field
+/// filter as in `filters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filter {
+    /// Every branch holds (true when empty).
+    And(Vec<Filter>),
+    /// Some branch holds (false when empty).
+    Or(Vec<Filter>),
+    /// The branch does not hold.
+    Not(Box<Filter>),
+    /// A field filter.
+    #[serde(untagged)]
+    Field(FieldFilter),
+}
+
+/// The deepest a filter tree may nest.
+pub const MAX_FILTER_DEPTH: usize = 32;
+/// The most field filters a query may hold.
+pub const MAX_FILTERS: usize = 1024;
+
+impl Filter {
+    /// A field filter.
+    pub fn field(field: &str, op: FilterOp) -> Filter {
+        Filter::Field(FieldFilter {
+            field: field.to_owned(),
+            op,
+        })
+    }
+
+    /// Every one of `branches`.
+    pub fn all(branches: impl IntoIterator<Item = Filter>) -> Filter {
+        Filter::And(branches.into_iter().collect())
+    }
+
+    /// Any one of `branches`.
+    pub fn any(branches: impl IntoIterator<Item = Filter>) -> Filter {
+        Filter::Or(branches.into_iter().collect())
+    }
+
+    /// Not `branch`.
+    pub fn negate(branch: Filter) -> Filter {
+        Filter::Not(Box::new(branch))
+    }
+
+    /// Whether `doc` passes the tree.
+    pub fn matches(&self, doc: &Value) -> bool {
+        match self {
+            Filter::And(bs) => bs.iter().all(|b| b.matches(doc)),
+            Filter::Or(bs) => bs.iter().any(|b| b.matches(doc)),
+            Filter::Not(b) => !b.matches(doc),
+            Filter::Field(f) => f.matches(doc),
+        }
+    }
+
+    /// Checks depth, size and field paths; counts the field filters into
+    /// `leaves`.
+    fn check(&self, depth: usize, leaves: &mut usize) -> Result<(), String> {
+        if depth > MAX_FILTER_DEPTH {
+            return Err(format!(
+                "a filter tree nests deeper than {MAX_FILTER_DEPTH}"
+            ));
+        }
+        match self {
+            Filter::And(bs) | Filter::Or(bs) => {
+                bs.iter().try_for_each(|b| b.check(depth + 1, leaves))
+            }
+            Filter::Not(b) => b.check(depth + 1, leaves),
+            Filter::Field(f) => {
+                *leaves += 1;
+                if *leaves > MAX_FILTERS {
+                    return Err(format!("a query has at most {MAX_FILTERS} filters"));
+                }
+                value::check_path(&f.field)
+            }
+        }
+    }
+}
+
+impl From<FieldFilter> for Filter {
+    fn from(f: FieldFilter) -> Self {
+        Filter::Field(f)
+    }
+}
+
+/// A query over one collection: every filter and the filter tree must
+/// hold; then `offset` results are skipped and at most `limit` returned.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DocumentQuery {
     /// The filters (a conjunction).
     pub filters: Vec<FieldFilter>,
+    /// A tree of filters (AND, OR, NOT), which must hold as well.
+    #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Filter>,
     /// At most this many results.
     pub limit: Option<usize>,
     /// Results skipped first.
@@ -265,17 +354,59 @@ impl DocumentQuery {
     /// Whether `doc` passes every filter.
     pub fn matches(&self, doc: &Value) -> bool {
         self.filters.iter().all(|f| f.matches(doc))
+            && self.filter.as_ref().is_none_or(|t| t.matches(doc))
     }
 
-    /// Checks the query: field paths well formed, operands JSON.
+    /// Adds `tree`, ANDed with the filters and any tree already there.
+    pub fn with_where(mut self, tree: Filter) -> Self {
+        self.filter = Some(match self.filter.take() {
+            None => tree,
+            Some(Filter::And(mut bs)) => {
+                bs.push(tree);
+                Filter::And(bs)
+            }
+            Some(t) => Filter::And(vec![t, tree]),
+        });
+        self
+    }
+
+    /// Checks the query: field paths well formed, operands JSON, the tree
+    /// bounded.
     pub(crate) fn check(&self) -> Result<(), String> {
         if let Some(e) = &self.invalid {
             return Err(e.clone());
         }
+        let mut leaves = self.filters.len();
+        if leaves > MAX_FILTERS {
+            return Err(format!("a query has at most {MAX_FILTERS} filters"));
+        }
         for f in &self.filters {
             value::check_path(&f.field)?;
         }
+        if let Some(t) = &self.filter {
+            t.check(0, &mut leaves)?;
+        }
         Ok(())
+    }
+
+    /// The field filters every result must pass: `filters`, and those the
+    /// tree ANDs at its top. The OR nodes the tree ANDs at its top come
+    /// second.
+    pub(crate) fn conjuncts(&self) -> (Vec<&FieldFilter>, Vec<&[Filter]>) {
+        fn walk<'a>(t: &'a Filter, leaves: &mut Vec<&'a FieldFilter>, ors: &mut Vec<&'a [Filter]>) {
+            match t {
+                Filter::And(bs) => bs.iter().for_each(|b| walk(b, leaves, ors)),
+                Filter::Or(bs) => ors.push(bs),
+                Filter::Field(f) => leaves.push(f),
+                Filter::Not(_) => {}
+            }
+        }
+        let mut leaves: Vec<&FieldFilter> = self.filters.iter().collect();
+        let mut ors = Vec::new();
+        if let Some(t) = &self.filter {
+            walk(t, &mut leaves, &mut ors);
+        }
+        (leaves, ors)
     }
 }
 
