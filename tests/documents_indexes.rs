@@ -375,3 +375,106 @@ fn an_or_whose_branches_have_indexes_reads_their_union() {
         .unwrap_err();
     assert!(matches!(err, StorageError::InvalidArgument(_)), "{err}");
 }
+
+#[test]
+fn counts_read_no_document_when_the_index_decides_every_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    for i in 0..300 {
+        let id = format!("{i:03}");
+        let kind = ["a", "b", "c"][i % 3];
+        let d = json!({"id": id, "kind": kind, "n": i % 10, "tags": [i % 4, 9],
+                       "body": {"title": format!("t{i}"), "words": i}});
+        store(&docs, &id, d).unwrap();
+    }
+    docs.create_index_with("c", &IndexSpec::on("kind").then("n"))
+        .unwrap();
+    docs.create_index("c", "tags").unwrap();
+    let o = QueryOptions::new();
+    let expect = |q: &DocumentQuery| {
+        let all: Vec<Value> = docs
+            .query_documents("c", q, &o.clone().force_scan())
+            .unwrap();
+        all.len() as u64
+    };
+    let covered = [
+        DocumentQuery::new().with_field_equals("kind", "b"),
+        DocumentQuery::new()
+            .with_field_equals("kind", "a")
+            .with_field_greater_or_equal("n", 4)
+            .with_field_less_than("n", 8),
+        DocumentQuery::new()
+            .with_field_equals("kind", "c")
+            .with_field_in("n", [1, 2, 40]),
+        // Multikey: a document with two matching elements counts once.
+        DocumentQuery::new().with_field_greater_than("tags", 1),
+        // Offset and limit do not change a count.
+        DocumentQuery::new()
+            .with_field_equals("tags", 9)
+            .with_limit(3)
+            .with_offset(1),
+    ];
+    for q in &covered {
+        let (n, stats) = docs.count_documents_with_stats("c", q, &o).unwrap();
+        assert!(stats.plan.covering, "{}", stats.plan);
+        assert_eq!(stats.documents_read, 0, "{stats:?}");
+        assert_eq!(
+            n,
+            expect(&q.clone().with_limit(usize::MAX).with_offset(0)),
+            "{q:?}"
+        );
+    }
+    // A filter the index cannot decide: the documents are read.
+    let q = DocumentQuery::new()
+        .with_field_equals("kind", "b")
+        .with_field_prefix("body.title", "t1");
+    let (n, stats) = docs.count_documents_with_stats("c", &q, &o).unwrap();
+    assert!(
+        !stats.plan.covering && stats.documents_read > 0,
+        "{stats:?}"
+    );
+    assert_eq!(n, expect(&q));
+    // Counted the same at a past time and by a collection scan.
+    let before = storage.db().last_timestamp();
+    store(&docs, "new", json!({"kind": "b", "n": 1})).unwrap();
+    let q = DocumentQuery::new().with_field_equals("kind", "b");
+    assert_eq!(docs.count_documents("c", &q, &o).unwrap(), 101);
+    assert_eq!(
+        docs.count_documents("c", &q, &o.clone().at(before))
+            .unwrap(),
+        100
+    );
+    assert_eq!(
+        docs.count_documents("c", &q, &o.clone().force_scan())
+            .unwrap(),
+        101
+    );
+}
+
+#[test]
+fn projections_return_only_the_fields_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    store(
+        &docs,
+        "x",
+        json!({"id": "x", "a": 1, "b": {"c": 2, "d": 3}, "l": [5, 6]}),
+    )
+    .unwrap();
+    let o = QueryOptions::new().with_projection(["id", "b.c", "l.1", "missing"]);
+    let got: Vec<Value> = docs
+        .query_documents("c", &DocumentQuery::new(), &o)
+        .unwrap();
+    assert_eq!(got, [json!({"id": "x", "b": {"c": 2}, "l": {"1": 6}})]);
+    // Sorting and filtering see the whole document.
+    let o = o.with_sort_field("a", SortOrder::Descending);
+    let q = DocumentQuery::new().with_field_equals("b.d", 3);
+    let got: Vec<Value> = docs.query_documents("c", &q, &o).unwrap();
+    assert_eq!(got.len(), 1);
+    let bad = QueryOptions::new().with_projection(["a..b"]);
+    assert!(docs
+        .query_documents::<Value>("c", &DocumentQuery::new(), &bad)
+        .is_err());
+}

@@ -491,6 +491,22 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 );
                 let got: Vec<Value> = docs.query_documents("c", &q.query, &scan).unwrap();
                 prop_assert_eq!(&got, &want, "forced scan");
+                // A count ignores offset and limit, and reads no document
+                // when the index decides every filter.
+                let mut all = q.query.clone().with_offset(0);
+                all.limit = None;
+                let (n, stats) = docs
+                    .count_documents_with_stats("c", &q.query, &options)
+                    .unwrap();
+                prop_assert_eq!(
+                    n as usize,
+                    expected(state, &all, &options).len(),
+                    "count, plan {}",
+                    stats.plan
+                );
+                if stats.plan.covering {
+                    prop_assert_eq!(stats.documents_read, 0);
+                }
             }
         }
     }

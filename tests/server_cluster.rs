@@ -300,6 +300,45 @@ async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(plan["index"], "kind", "{plan}");
+    // Counts, projections, OR trees and unique indexes over HTTP.
+    assert_eq!(
+        alice
+            .count("fact", "events", &q, &serde_json::json!({}))
+            .await
+            .unwrap(),
+        5
+    );
+    let tree = serde_json::json!({"where": {"or": [
+        {"field": "kind", "op": "equals", "value": "rare"},
+        {"field": "n", "op": "less_than", "value": 2},
+    ]}});
+    let found = alice
+        .query(
+            "fact",
+            "events",
+            &tree,
+            &serde_json::json!({"projection": ["n"]}),
+        )
+        .await
+        .unwrap();
+    assert!(found
+        .iter()
+        .all(|d| d.as_object().unwrap().len() == 1 && d["n"].is_number()));
+    let unique = serde_json::json!({"fields": ["n"], "unique": true});
+    let (code, _) = alice
+        .raw(
+            "POST",
+            "/v1/indexes/fact/events",
+            Some(unique.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    let dup = alice
+        .put_document("fact", "events", "dup", &serde_json::json!({"n": 3}))
+        .await
+        .unwrap_err();
+    assert_eq!(dup.status(), Some(409), "{dup}");
     assert_eq!(
         alice
             .get_document("fact", "events", "e4")

@@ -514,6 +514,27 @@ impl Client {
         Self::json(&b)
     }
 
+    /// How many documents of `collection` match `query` (offset and limit
+    /// aside).
+    pub async fn count(
+        &self,
+        storage_type: &str,
+        collection: &str,
+        query: &serde_json::Value,
+        options: &serde_json::Value,
+    ) -> Result<u64> {
+        let b = self
+            .post_json(
+                &format!("/v1/count/{storage_type}/{collection}"),
+                &serde_json::json!({ "query": query, "options": options }),
+            )
+            .await?;
+        let v: serde_json::Value = Self::json(&b)?;
+        v["count"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Transport(format!("a count without a number: {v}")))
+    }
+
     /// Creates (and builds) an index on `field` of `collection`.
     pub async fn create_index(
         &self,

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use strata_engine::{Isolation, Timestamp, TxnOptions, WriteOptions};
 
+use super::execute::decode_doc_with_expiry;
 use super::index::{
     decode_info, encode_info, entry_keys, read_infos, IndexInfo, IndexSpec, IndexState, FORMAT,
 };
 use super::keys;
-use super::plan::decode_doc_with_expiry;
 use super::value::prefix_successor;
 use super::{DocumentStorageProvider, Shared};
 use crate::access::AccessType;

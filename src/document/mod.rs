@@ -29,11 +29,13 @@
 //! ```
 
 mod ddl;
+mod execute;
 mod index;
 mod keys;
 mod plan;
 mod provider;
 mod query;
+mod run_query;
 mod schema;
 mod time;
 mod value;
@@ -46,8 +48,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use strata_engine::{Db, Keyspace, Reader, Timestamp};
+use strata_engine::{Db, Keyspace, Timestamp};
 
 pub use index::{IndexInfo, IndexSpec, IndexState, MAX_INDEXED_VALUE_LEN, MAX_INDEX_FIELDS};
 
@@ -69,7 +70,7 @@ use crate::instrument::Instrument;
 use crate::kv::{check_store_options, check_value, new_metadata};
 
 use crate::provider::ProviderContext;
-use crate::transaction::{Effects, TransactionId};
+use crate::transaction::TransactionId;
 use crate::types::{
     DeleteOptions, RetrieveOptions, StorageKey, StorageMetadata, StorageOptions, StorageType,
 };
@@ -436,7 +437,7 @@ impl DocumentStorageProvider {
                 keys::check_id(id)?;
                 self.require(key.as_str(), AccessType::Read)?;
                 let entry = self.shared.read_doc(collection, id, &key, options)?;
-                let doc = plan::decode_doc(collection, id, &entry.value)?;
+                let doc = execute::decode_doc(collection, id, &entry.value)?;
                 if self.shared.instrument.observed() {
                     let item = envelope::stored_item(&key, &entry)?;
                     let t = self.shared.storage_type;
@@ -490,125 +491,5 @@ impl DocumentStorageProvider {
             applied.fire("delete", || crate::instrument::deleted(&key, t));
         }
         Ok(existed)
-    }
-
-    /// The documents of `collection` matching `query`, as `T`s, in the
-    /// order `options` asks for. Needs List on `collection/`; documents
-    /// the caller may not read are left out.
-    pub fn query_documents<T: DeserializeOwned>(
-        &self,
-        collection: &str,
-        query: &DocumentQuery,
-        options: &QueryOptions,
-    ) -> Result<Vec<T>> {
-        self.query_documents_with_stats(collection, query, options)
-            .map(|(docs, _)| docs)
-    }
-
-    /// [`query_documents`](Self::query_documents), with what the query
-    /// read: its plan, index entries and documents.
-    pub fn query_documents_with_stats<T: DeserializeOwned>(
-        &self,
-        collection: &str,
-        query: &DocumentQuery,
-        options: &QueryOptions,
-    ) -> Result<(Vec<T>, QueryStats)> {
-        let c = StorageKey::new(format!("{collection}/"));
-        self.timed(
-            "query_documents",
-            Some(&c),
-            options.transaction,
-            |_| 0,
-            || {
-                let (docs, stats) = self.run_query(collection, query, options, true)?;
-                let c = &self.shared.counters;
-                c.queries.fetch_add(1, Ordering::Relaxed);
-                match stats.plan.kind {
-                    PlanKind::IndexScan | PlanKind::IndexUnion => {
-                        c.index_queries.fetch_add(1, Ordering::Relaxed)
-                    }
-                    PlanKind::CollectionScan => c.scan_queries.fetch_add(1, Ordering::Relaxed),
-                };
-                c.entries_read
-                    .fetch_add(stats.index_entries_read, Ordering::Relaxed);
-                c.docs_read
-                    .fetch_add(stats.documents_read, Ordering::Relaxed);
-                let docs = docs
-                    .into_iter()
-                    .map(serde_json::from_value)
-                    .collect::<std::result::Result<Vec<T>, _>>()
-                    .map_err(|e| StorageError::Serialization(format!("query result: {e}")))?;
-                Ok((docs, stats))
-            },
-        )
-    }
-
-    /// The plan `query` would run with, and why, without running it.
-    pub fn explain(
-        &self,
-        collection: &str,
-        query: &DocumentQuery,
-        options: &QueryOptions,
-    ) -> Result<QueryPlan> {
-        self.run_query(collection, query, options, false)
-            .map(|(_, s)| s.plan)
-    }
-
-    fn run_query(
-        &self,
-        collection: &str,
-        query: &DocumentQuery,
-        options: &QueryOptions,
-        execute: bool,
-    ) -> Result<(Vec<Value>, QueryStats)> {
-        keys::check_collection(collection)?;
-        query.check().map_err(StorageError::InvalidArgument)?;
-        if let Some(f) = &options.sort_field {
-            value::check_path(f).map_err(StorageError::InvalidArgument)?;
-        }
-        self.require(&format!("{collection}/"), AccessType::List)?;
-        let sh = &self.shared;
-        let visible = |id: &str| self.allowed(&format!("{collection}/{id}"), AccessType::Read);
-        let run = |src: &mut dyn Reader| -> Result<(Vec<Value>, QueryStats)> {
-            let mut ready = Vec::new();
-            for info in index::read_infos(src, &sh.keyspace, collection)? {
-                if info.state == IndexState::Ready {
-                    let marker = keys::multikey(collection, info.id);
-                    let multikey = src.get(&sh.keyspace, &marker)?.is_some();
-                    ready.push(plan::Usable { info, multikey });
-                }
-            }
-            let p = plan::plan(collection, query, options, &ready);
-            if !execute {
-                let stats = QueryStats {
-                    plan: p.public,
-                    index_entries_read: 0,
-                    documents_read: 0,
-                    stale_entries: 0,
-                    documents_matched: 0,
-                    documents_returned: 0,
-                };
-                return Ok((Vec::new(), stats));
-            }
-            plan::execute(&p, src, &sh.keyspace, collection, query, options, &visible)
-        };
-        match (options.transaction, options.at) {
-            (Some(_), Some(_)) => Err(StorageError::InvalidArgument(
-                "a query runs either in a transaction or at a past time".into(),
-            )),
-            (Some(tx), None) => sh
-                .transactions
-                .with_storage(tx, Effects::default(), |t| run(t)),
-            (None, at) => {
-                let mut snap = match at {
-                    Some(ts) => {
-                        sh.policies.check_readable(sh.storage_type, ts)?;
-                        sh.db.snapshot_at(ts)?
-                    }
-                    None => sh.db.snapshot()?,
-                };
-                run(&mut snap)
-            }
-        }
     }
 }

@@ -1,32 +1,24 @@
-//! The query planner and executor: which index (if any) answers a query,
-//! why, and running the plan against a read source.
+//! The query planner: which index (if any) answers a query, and why.
 //!
 //! Every plan fetches each candidate document and checks the whole filter
-//! on it, so an index only narrows what is read; it never decides what
-//! matches. An index entry whose document no longer has that value (an
-//! expired or rewritten document) is skipped.
+//! on it (a count whose index decides every filter aside), so an index
+//! only narrows what is read; it never decides what matches. Running a
+//! plan is `execute`'s.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::ops::Bound;
 
-use strata_engine::{Entries, Keyspace, Reader};
-
-use super::index::{entry_keys, IndexInfo};
+use super::index::IndexInfo;
 use super::keys;
-use super::query::{DocumentQuery, FieldFilter, Filter, FilterOp, QueryOptions, SortOrder};
+use super::query::{DocumentQuery, FieldFilter, Filter, FilterOp, QueryOptions};
 use super::time;
 use super::value::{
-    compare_values, encode, escape_into, kind, kind_range, lookup, prefix_successor, TAG_MISSING,
+    compare_values, encode, escape_into, kind, kind_range, prefix_successor, TAG_MISSING,
     TAG_STRING,
 };
-use crate::envelope;
-use crate::error::{Result, StorageError};
-use crate::types::StorageKey;
 
 /// How a query reads its candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +49,10 @@ pub struct QueryPlan {
     /// Whether results are sorted in memory (keeping at most
     /// `offset + limit` of them when there is a limit).
     pub in_memory_sort: bool,
+    /// The index's entries decide every filter: a count reads no
+    /// document.
+    #[serde(default)]
+    pub covering: bool,
     /// Why this plan.
     pub reason: String,
 }
@@ -82,6 +78,9 @@ impl fmt::Display for QueryPlan {
         if self.in_memory_sort {
             f.write_str(", sorted in memory")?;
         }
+        if self.covering {
+            f.write_str(", covering")?;
+        }
         write!(f, ": {}", self.reason)
     }
 }
@@ -105,19 +104,19 @@ pub struct QueryStats {
 }
 
 /// A key range `[lo, hi)` (`hi` `None`: to the end).
-type KeyRange = (Vec<u8>, Option<Vec<u8>>);
+pub(crate) type KeyRange = (Vec<u8>, Option<Vec<u8>>);
 
 /// A chosen plan: what explain shows, and how to read.
 pub(crate) struct Plan {
     pub(crate) public: QueryPlan,
     /// The index scans to read, in order (none: a collection scan; more
     /// than one: the union of an OR's branches).
-    scans: Vec<(IndexInfo, Vec<KeyRange>)>,
+    pub(crate) scans: Vec<(IndexInfo, Vec<KeyRange>)>,
     /// Candidates arrive in the final order: stream, stop at the limit.
-    ordered: bool,
+    pub(crate) ordered: bool,
     /// A document may have several entries in the ranges (a multikey
     /// index): each is taken once.
-    dedupe: bool,
+    pub(crate) dedupe: bool,
 }
 
 /// A ready index as the planner sees it.
@@ -143,6 +142,9 @@ struct Candidate {
     id_ordered: bool,
     /// The entries come in the sort's order (value, then id).
     sorted: bool,
+    /// Every filter is decided by the entries' keys alone (the positions
+    /// of the filters the ranges decide exactly cover all of them).
+    exact: bool,
     reason: &'static str,
 }
 
@@ -171,9 +173,9 @@ fn show(v: &Value) -> String {
 
 /// The filters' operand of `Equals` on `field`, unless it is a time (a
 /// time matches numbers and strings: no single key holds it).
-fn equality<'q>(filters: &[&'q FieldFilter], field: &str) -> Option<&'q Value> {
-    filters.iter().find_map(|f| match &f.op {
-        FilterOp::Equals(v) if f.field == field && time::as_time(v).is_none() => Some(v),
+fn equality<'q>(filters: &[&'q FieldFilter], field: &str) -> Option<(usize, &'q Value)> {
+    filters.iter().enumerate().find_map(|(i, f)| match &f.op {
+        FilterOp::Equals(v) if f.field == field && time::as_time(v).is_none() => Some((i, v)),
         _ => None,
     })
 }
@@ -187,12 +189,13 @@ fn range_on(
     filters: &[&FieldFilter],
     field: &str,
     multikey: bool,
+    consumed: &mut Vec<usize>,
 ) -> Option<(Vec<KeyRange>, Vec<String>)> {
     let mut lo: Option<Vec<u8>> = None;
     let mut hi: Option<Vec<u8>> = None;
     let mut shown = Vec::new();
     let mut range_kind = None;
-    for f in filters.iter().filter(|f| f.field == field) {
+    for (i, f) in filters.iter().enumerate().filter(|(_, f)| f.field == field) {
         let (op_kind, l, h, text) = match &f.op {
             FilterOp::GreaterThan(v) => {
                 let e = with_base(prefix, &encode(Some(v)));
@@ -243,6 +246,7 @@ fn range_on(
             hi = Some(hi.map_or(h.clone(), |x: Vec<u8>| x.min(h)));
         }
         shown.push(text);
+        consumed.push(i);
     }
     let k = range_kind?;
     let (klo, khi) = kind_range(k);
@@ -284,7 +288,10 @@ fn candidate(
     let mut prefix = keys::entries(collection, u.info.id);
     let mut shown = Vec::new();
     let mut eq = 0;
-    while let Some(v) = fields.get(eq).and_then(|f| equality(filters, f)) {
+    // The filters the ranges decide exactly.
+    let mut consumed = Vec::new();
+    while let Some((i, v)) = fields.get(eq).and_then(|f| equality(filters, f)) {
+        consumed.push(i);
         prefix.extend_from_slice(&encode(Some(v)));
         shown.push(label(fields[eq], format!("= {}", show(v))));
         eq += 1;
@@ -308,14 +315,17 @@ fn candidate(
                     3,
                     "a range on an indexed field reads only the entries inside it",
                 )
-            } else if let Some(vs) = filters.iter().find_map(|f| match &f.op {
-                FilterOp::In(vs)
-                    if f.field == g && !vs.iter().any(|v| time::as_time(v).is_some()) =>
-                {
-                    Some(vs)
-                }
-                _ => None,
-            }) {
+            } else if let Some((i, vs)) =
+                filters.iter().enumerate().find_map(|(i, f)| match &f.op {
+                    FilterOp::In(vs)
+                        if f.field == g && !vs.iter().any(|v| time::as_time(v).is_some()) =>
+                    {
+                        Some((i, vs))
+                    }
+                    _ => None,
+                })
+            {
+                consumed.push(i);
                 let mut vs: Vec<&Value> = vs.iter().collect();
                 vs.sort_by(|a, b| compare_values(a, b));
                 vs.dedup_by(|a, b| compare_values(a, b) == Ordering::Equal);
@@ -330,17 +340,20 @@ fn candidate(
                     4,
                     "a list of values on an indexed field reads only their entries",
                 )
-            } else if let Some((ranges, texts)) = range_on(&prefix, filters, g, u.multikey) {
+            } else if let Some((ranges, texts)) =
+                range_on(&prefix, filters, g, u.multikey, &mut consumed)
+            {
                 shown.push(label(g, texts.join(" and ")));
                 (
                     ranges,
                     3,
                     "a range on an indexed field reads only the entries inside it",
                 )
-            } else if filters
+            } else if let Some(i) = filters
                 .iter()
-                .any(|f| f.field == g && f.op == FilterOp::Exists(false))
+                .position(|f| f.field == g && f.op == FilterOp::Exists(false))
             {
+                consumed.push(i);
                 shown.push(label(g, "missing".into()));
                 id_ordered = eq + 1 == fields.len();
                 (
@@ -376,6 +389,11 @@ fn candidate(
         score: 10 * eq as u32 + k,
         id_ordered,
         sorted,
+        exact: {
+            consumed.sort_unstable();
+            consumed.dedup();
+            consumed.len() == filters.len()
+        },
         reason,
     })
 }
@@ -534,6 +552,7 @@ pub(crate) fn plan(
                 bounds: None,
                 sorted_by_index: false,
                 in_memory_sort: !ordered,
+                covering: false,
                 reason,
             },
             scans: Vec::new(),
@@ -544,9 +563,11 @@ pub(crate) fn plan(
     if options.force_scan {
         return scan("an index was ruled out by force_scan".into());
     }
-    let (leaves, ors) = query.conjuncts();
-    if let Some(c) = best_candidate(collection, ready, &leaves, sort) {
+    let conj = query.conjuncts();
+    let (leaves, ors) = (&conj.leaves, &conj.ors);
+    if let Some(c) = best_candidate(collection, ready, leaves, sort) {
         let ordered = c.sorted || (sort.is_none() && c.id_ordered);
+        let covering = c.exact && conj.complete;
         return Plan {
             public: QueryPlan {
                 kind: PlanKind::IndexScan,
@@ -554,6 +575,7 @@ pub(crate) fn plan(
                 bounds: Some(c.bounds),
                 sorted_by_index: c.sorted,
                 in_memory_sort: !ordered,
+                covering,
                 reason: c.reason.into(),
             },
             scans: vec![(c.info, c.ranges)],
@@ -563,7 +585,7 @@ pub(crate) fn plan(
     }
     // An OR whose every branch (with the filters ANDed around it) can use
     // an index is read as the union of those scans, each document once.
-    for branches in &ors {
+    for branches in ors {
         let mut chosen = Vec::new();
         for b in branches.iter() {
             let mut filters = leaves.clone();
@@ -585,6 +607,7 @@ pub(crate) fn plan(
                     bounds: Some(bounds.join(" | ")),
                     sorted_by_index: false,
                     in_memory_sort: true,
+                    covering: false,
                     reason: "every branch of an OR can use an index: their entries are \
                              read and each document taken once"
                         .into(),
@@ -609,6 +632,7 @@ pub(crate) fn plan(
                         bounds: None,
                         sorted_by_index: true,
                         in_memory_sort: false,
+                        covering: false,
                         reason: "no filter can use an index; the sort field's index gives \
                                  the order, so reading stops at the limit"
                             .into(),
@@ -650,212 +674,11 @@ pub(crate) fn plan(
     })
 }
 
-/// A result kept for an in-memory sort, ordered by its sort key.
-struct Ranked {
-    key: Vec<u8>,
-    descending: bool,
-    doc: Value,
-}
-
-impl PartialEq for Ranked {
-    fn eq(&self, o: &Self) -> bool {
-        self.key == o.key
-    }
-}
-impl Eq for Ranked {}
-impl PartialOrd for Ranked {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Ranked {
-    fn cmp(&self, o: &Self) -> Ordering {
-        let c = self.key.cmp(&o.key);
-        if self.descending {
-            c.reverse()
-        } else {
-            c
-        }
-    }
-}
-
-/// Decodes a stored document.
-pub(crate) fn decode_doc(collection: &str, id: &str, bytes: &[u8]) -> Result<Value> {
-    decode_doc_with_expiry(collection, id, bytes).map(|(doc, _)| doc)
-}
-
-/// Decodes a stored document and the expiry its metadata records.
-pub(crate) fn decode_doc_with_expiry(
-    collection: &str,
-    id: &str,
-    bytes: &[u8],
-) -> Result<(Value, Option<strata_engine::Timestamp>)> {
-    let key = StorageKey::new(format!("{collection}/{id}"));
-    let (json, meta) = envelope::decode(&key, bytes)?;
-    let doc = serde_json::from_slice(&json).map_err(|e| StorageError::Corrupt {
-        key,
-        reason: format!("document is not JSON: {e}"),
-    })?;
-    Ok((doc, meta.expires_at))
-}
-
-/// Where the results go: streamed when candidates arrive in order, else a
-/// bounded heap.
-enum Sink {
-    Stream { skip: usize, out: Vec<Value> },
-    Heap(BinaryHeap<Ranked>),
-}
-
-/// Runs `plan`, keeping documents `visible` says the caller may read.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn execute(
-    plan: &Plan,
-    src: &mut dyn Reader,
-    ks: &Keyspace,
-    collection: &str,
-    query: &DocumentQuery,
-    options: &QueryOptions,
-    visible: &dyn Fn(&str) -> Result<bool>,
-) -> Result<(Vec<Value>, QueryStats)> {
-    let mut stats = QueryStats {
-        plan: plan.public.clone(),
-        index_entries_read: 0,
-        documents_read: 0,
-        stale_entries: 0,
-        documents_matched: 0,
-        documents_returned: 0,
-    };
-    let limit = query.limit.unwrap_or(usize::MAX);
-    if limit == 0 {
-        return Ok((Vec::new(), stats));
-    }
-    let descending = options.sort_order == SortOrder::Descending && options.sort_field.is_some();
-    let keep = query.offset.saturating_add(limit);
-    let mut sink = if plan.ordered {
-        Sink::Stream {
-            skip: query.offset,
-            out: Vec::new(),
-        }
-    } else {
-        Sink::Heap(BinaryHeap::new())
-    };
-    // Offers one candidate the caller may read; false when the results
-    // are complete.
-    let mut offer = |doc: Value, id: &str, stats: &mut QueryStats| -> Result<bool> {
-        if !query.matches(&doc) {
-            return Ok(true);
-        }
-        stats.documents_matched += 1;
-        match &mut sink {
-            Sink::Stream { skip, out } => {
-                if *skip > 0 {
-                    *skip -= 1;
-                } else {
-                    out.push(doc);
-                }
-                Ok(out.len() < limit)
-            }
-            Sink::Heap(h) => {
-                let mut key = match &options.sort_field {
-                    Some(f) => encode(lookup(&doc, f)),
-                    None => Vec::new(),
-                };
-                key.extend_from_slice(id.as_bytes());
-                h.push(Ranked {
-                    key,
-                    descending,
-                    doc,
-                });
-                if h.len() > keep {
-                    h.pop();
-                }
-                Ok(true)
-            }
-        }
-    };
-    if plan.scans.is_empty() {
-        let prefix = keys::docs(collection);
-        for entry in src.prefix(ks, &prefix)? {
-            let (k, v) = entry?;
-            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            // What the caller may not read is not even counted.
-            if !visible(&id)? {
-                continue;
-            }
-            stats.documents_read += 1;
-            let doc = decode_doc(collection, &id, &v)?;
-            if !offer(doc, &id, &mut stats)? {
-                break;
-            }
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    let reverse = descending && plan.public.sorted_by_index;
-    'scans: for (info, ranges) in &plan.scans {
-        let ordered_ranges: Vec<&KeyRange> = if reverse {
-            ranges.iter().rev().collect()
-        } else {
-            ranges.iter().collect()
-        };
-        for (lo, hi) in ordered_ranges {
-            // The entries iterator owns its view, so the source is free to
-            // fetch each document meanwhile.
-            let hi = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let entries = src.range(ks, Bound::Included(lo), hi)?;
-            let entries: Entries = if reverse {
-                Box::new(entries.rev())
-            } else {
-                entries
-            };
-            for entry in entries {
-                let (k, v) = entry?;
-                let id = String::from_utf8_lossy(&v).into_owned();
-                if plan.dedupe && seen.contains(&id) {
-                    continue;
-                }
-                if !visible(&id)? {
-                    continue;
-                }
-                stats.index_entries_read += 1;
-                let Some(bytes) = src.get(ks, &keys::doc(collection, &id))? else {
-                    stats.stale_entries += 1;
-                    continue;
-                };
-                stats.documents_read += 1;
-                let doc = decode_doc(collection, &id, &bytes)?;
-                let current = entry_keys(collection, info, &id, &doc);
-                if !current.is_ok_and(|e| e.keys.binary_search(&k.to_vec()).is_ok()) {
-                    stats.stale_entries += 1;
-                    continue;
-                }
-                // Taken once, whichever of its entries comes first.
-                if plan.dedupe {
-                    seen.insert(id.clone());
-                }
-                if !offer(doc, &id, &mut stats)? {
-                    break 'scans;
-                }
-            }
-        }
-    }
-    let results = match sink {
-        Sink::Stream { out, .. } => out,
-        Sink::Heap(h) => h
-            .into_sorted_vec()
-            .into_iter()
-            .skip(query.offset)
-            .take(limit)
-            .map(|r| r.doc)
-            .collect(),
-    };
-    stats.documents_returned = results.len() as u64;
-    Ok((results, stats))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::document::index::IndexState;
+    use crate::document::query::SortOrder;
 
     fn usable(fields: &[&str], format: u32, multikey: bool) -> Usable {
         Usable {

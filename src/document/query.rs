@@ -392,22 +392,36 @@ impl DocumentQuery {
     /// The field filters every result must pass: `filters`, and those the
     /// tree ANDs at its top. The OR nodes the tree ANDs at its top come
     /// second.
-    pub(crate) fn conjuncts(&self) -> (Vec<&FieldFilter>, Vec<&[Filter]>) {
-        fn walk<'a>(t: &'a Filter, leaves: &mut Vec<&'a FieldFilter>, ors: &mut Vec<&'a [Filter]>) {
+    pub(crate) fn conjuncts(&self) -> Conjuncts<'_> {
+        fn walk<'a>(t: &'a Filter, c: &mut Conjuncts<'a>) {
             match t {
-                Filter::And(bs) => bs.iter().for_each(|b| walk(b, leaves, ors)),
-                Filter::Or(bs) => ors.push(bs),
-                Filter::Field(f) => leaves.push(f),
-                Filter::Not(_) => {}
+                Filter::And(bs) => bs.iter().for_each(|b| walk(b, c)),
+                Filter::Or(bs) => c.ors.push(bs),
+                Filter::Field(f) => c.leaves.push(f),
+                Filter::Not(_) => c.complete = false,
             }
         }
-        let mut leaves: Vec<&FieldFilter> = self.filters.iter().collect();
-        let mut ors = Vec::new();
+        let mut c = Conjuncts {
+            leaves: self.filters.iter().collect(),
+            ors: Vec::new(),
+            complete: true,
+        };
         if let Some(t) = &self.filter {
-            walk(t, &mut leaves, &mut ors);
+            walk(t, &mut c);
         }
-        (leaves, ors)
+        c.complete &= c.ors.is_empty();
+        c
     }
+}
+
+/// A query's top-level conjunction, as the planner reads it.
+pub(crate) struct Conjuncts<'a> {
+    /// The field filters every result passes.
+    pub(crate) leaves: Vec<&'a FieldFilter>,
+    /// The ORs every result passes.
+    pub(crate) ors: Vec<&'a [Filter]>,
+    /// The leaves are the whole query (no OR, no NOT).
+    pub(crate) complete: bool,
 }
 
 /// A sort direction.
@@ -438,6 +452,10 @@ pub struct QueryOptions {
     pub transaction: Option<TransactionId>,
     /// Never use an index (for comparisons and diagnosis).
     pub force_scan: bool,
+    /// Return only these field paths of each document (nested paths as
+    /// nested objects; missing ones left out); all of it without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection: Option<Vec<String>>,
 }
 
 impl QueryOptions {
@@ -462,6 +480,12 @@ impl QueryOptions {
     /// Reads inside `tx`, seeing its own writes.
     pub fn with_transaction(mut self, tx: &StorageTransaction) -> Self {
         self.transaction = Some(tx.id);
+        self
+    }
+
+    /// Returns only `fields` of each document.
+    pub fn with_projection<S: Into<String>>(mut self, fields: impl IntoIterator<Item = S>) -> Self {
+        self.projection = Some(fields.into_iter().map(Into::into).collect());
         self
     }
 

@@ -107,6 +107,35 @@ pub(crate) fn lookup<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     Some(v)
 }
 
+/// `doc` with only the field paths `fields`: each found value placed at
+/// its path as nested objects (an array element's index becomes an
+/// object key), missing paths left out.
+pub(crate) fn project(doc: &Value, fields: &[String]) -> Value {
+    let mut out = Value::Object(serde_json::Map::new());
+    for f in fields {
+        let Some(v) = lookup(doc, f) else {
+            continue;
+        };
+        let mut at = &mut out;
+        let segs: Vec<&str> = f.split('.').collect();
+        for (i, seg) in segs.iter().enumerate() {
+            let Value::Object(m) = at else {
+                // A shorter path already placed a whole value here, which
+                // holds this one.
+                break;
+            };
+            if i + 1 == segs.len() {
+                m.insert((*seg).to_owned(), v.clone());
+                break;
+            }
+            at = m
+                .entry((*seg).to_owned())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        }
+    }
+    out
+}
+
 /// A number as (its nearest `f64`, the exact integer distance to it), a
 /// pair that orders numbers exactly: rounding to nearest is monotonic, and
 /// values with the same rounding differ by their distance to it.

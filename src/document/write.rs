@@ -5,7 +5,7 @@
 use serde_json::Value;
 use strata_engine::{Isolation, Timestamp, Transaction, TxnOptions};
 
-use super::{index, keys, plan, Shared};
+use super::{index, keys, Shared};
 use crate::error::{Result, StorageError};
 use crate::policy::Charge;
 use crate::transaction::{Effects, TransactionId};
@@ -88,7 +88,7 @@ impl Shared {
         // stale by queries from now on.
         let old_doc = old
             .as_ref()
-            .and_then(|b| plan::decode_doc(collection, id, b).ok());
+            .and_then(|b| super::execute::decode_doc(collection, id, b).ok());
         let infos = index::read_infos(t, ks, collection)?;
         // Every key is computed and every unique value checked before
         // anything is written, so a refused store leaves the transaction

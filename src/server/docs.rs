@@ -128,6 +128,22 @@ pub(crate) async fn query(
     .await
 }
 
+/// `POST /v1/count/{type}/{collection}`: how many documents match.
+pub(crate) async fn count(
+    State(s): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path((t, collection)): Path<(String, String)>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let q: QueryBody = parse_json(&body)?;
+    with_docs(&s, who, &t, &uri, false, move |d| {
+        let n = d.count_documents(&collection, &q.query, &q.options)?;
+        Ok(Json(serde_json::json!({ "count": n })))
+    })
+    .await
+}
+
 /// `POST /v1/explain/{type}/{collection}`: the plan.
 pub(crate) async fn explain(
     State(s): State<AppState>,

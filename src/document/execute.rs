@@ -1,0 +1,247 @@
+//! Running a plan: reading its index ranges (or the collection) in
+//! order, fetching and checking each candidate document, and handing the
+//! matches to a sink that streams them, keeps the best in a bounded heap,
+//! or only counts them.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::ops::Bound;
+
+use serde_json::Value;
+use strata_engine::{Entries, Keyspace, Reader};
+
+use super::index::entry_keys;
+use super::keys;
+use super::plan::{KeyRange, Plan, QueryStats};
+use super::query::{DocumentQuery, QueryOptions, SortOrder};
+use super::value::{encode, lookup};
+use crate::envelope;
+use crate::error::{Result, StorageError};
+use crate::types::StorageKey;
+
+/// A result kept for an in-memory sort, ordered by its sort key.
+struct Ranked {
+    key: Vec<u8>,
+    descending: bool,
+    doc: Value,
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, o: &Self) -> Ordering {
+        let c = self.key.cmp(&o.key);
+        if self.descending {
+            c.reverse()
+        } else {
+            c
+        }
+    }
+}
+
+/// Decodes a stored document.
+pub(crate) fn decode_doc(collection: &str, id: &str, bytes: &[u8]) -> Result<Value> {
+    decode_doc_with_expiry(collection, id, bytes).map(|(doc, _)| doc)
+}
+
+/// Decodes a stored document and the expiry its metadata records.
+pub(crate) fn decode_doc_with_expiry(
+    collection: &str,
+    id: &str,
+    bytes: &[u8],
+) -> Result<(Value, Option<strata_engine::Timestamp>)> {
+    let key = StorageKey::new(format!("{collection}/{id}"));
+    let (json, meta) = envelope::decode(&key, bytes)?;
+    let doc = serde_json::from_slice(&json).map_err(|e| StorageError::Corrupt {
+        key,
+        reason: format!("document is not JSON: {e}"),
+    })?;
+    Ok((doc, meta.expires_at))
+}
+
+/// Where the results go: streamed when candidates arrive in order, else a
+/// bounded heap.
+enum Sink {
+    Stream {
+        skip: usize,
+        out: Vec<Value>,
+    },
+    Heap(BinaryHeap<Ranked>),
+    /// Only `documents_matched` counts.
+    Count,
+}
+
+/// Runs `plan`, keeping documents `visible` says the caller may read.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn execute(
+    plan: &Plan,
+    src: &mut dyn Reader,
+    ks: &Keyspace,
+    collection: &str,
+    query: &DocumentQuery,
+    options: &QueryOptions,
+    visible: &dyn Fn(&str) -> Result<bool>,
+    count: bool,
+) -> Result<(Vec<Value>, QueryStats)> {
+    let mut stats = QueryStats {
+        plan: plan.public.clone(),
+        index_entries_read: 0,
+        documents_read: 0,
+        stale_entries: 0,
+        documents_matched: 0,
+        documents_returned: 0,
+    };
+    // A count counts every match: no order, offset or limit.
+    let limit = if count {
+        usize::MAX
+    } else {
+        query.limit.unwrap_or(usize::MAX)
+    };
+    if limit == 0 {
+        return Ok((Vec::new(), stats));
+    }
+    let covered = count && plan.public.covering;
+    let descending = options.sort_order == SortOrder::Descending && options.sort_field.is_some();
+    let keep = query.offset.saturating_add(limit);
+    let mut sink = if count {
+        Sink::Count
+    } else if plan.ordered {
+        Sink::Stream {
+            skip: query.offset,
+            out: Vec::new(),
+        }
+    } else {
+        Sink::Heap(BinaryHeap::new())
+    };
+    // Offers one candidate the caller may read; false when the results
+    // are complete.
+    let mut offer = |doc: Value, id: &str, stats: &mut QueryStats| -> Result<bool> {
+        if !query.matches(&doc) {
+            return Ok(true);
+        }
+        stats.documents_matched += 1;
+        match &mut sink {
+            Sink::Count => Ok(true),
+            Sink::Stream { skip, out } => {
+                if *skip > 0 {
+                    *skip -= 1;
+                } else {
+                    out.push(doc);
+                }
+                Ok(out.len() < limit)
+            }
+            Sink::Heap(h) => {
+                let mut key = match &options.sort_field {
+                    Some(f) => encode(lookup(&doc, f)),
+                    None => Vec::new(),
+                };
+                key.extend_from_slice(id.as_bytes());
+                h.push(Ranked {
+                    key,
+                    descending,
+                    doc,
+                });
+                if h.len() > keep {
+                    h.pop();
+                }
+                Ok(true)
+            }
+        }
+    };
+    if plan.scans.is_empty() {
+        let prefix = keys::docs(collection);
+        for entry in src.prefix(ks, &prefix)? {
+            let (k, v) = entry?;
+            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            // What the caller may not read is not even counted.
+            if !visible(&id)? {
+                continue;
+            }
+            stats.documents_read += 1;
+            let doc = decode_doc(collection, &id, &v)?;
+            if !offer(doc, &id, &mut stats)? {
+                break;
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let reverse = descending && plan.public.sorted_by_index;
+    'scans: for (info, ranges) in &plan.scans {
+        let ordered_ranges: Vec<&KeyRange> = if reverse {
+            ranges.iter().rev().collect()
+        } else {
+            ranges.iter().collect()
+        };
+        for (lo, hi) in ordered_ranges {
+            // The entries iterator owns its view, so the source is free to
+            // fetch each document meanwhile.
+            let hi = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let entries = src.range(ks, Bound::Included(lo), hi)?;
+            let entries: Entries = if reverse {
+                Box::new(entries.rev())
+            } else {
+                entries
+            };
+            for entry in entries {
+                let (k, v) = entry?;
+                let id = String::from_utf8_lossy(&v).into_owned();
+                if plan.dedupe && seen.contains(&id) {
+                    continue;
+                }
+                if !visible(&id)? {
+                    continue;
+                }
+                stats.index_entries_read += 1;
+                if covered {
+                    // The entry decides the filters: the document is
+                    // not read.
+                    stats.documents_matched += 1;
+                    if plan.dedupe {
+                        seen.insert(id);
+                    }
+                    continue;
+                }
+                let Some(bytes) = src.get(ks, &keys::doc(collection, &id))? else {
+                    stats.stale_entries += 1;
+                    continue;
+                };
+                stats.documents_read += 1;
+                let doc = decode_doc(collection, &id, &bytes)?;
+                let current = entry_keys(collection, info, &id, &doc);
+                if !current.is_ok_and(|e| e.keys.binary_search(&k.to_vec()).is_ok()) {
+                    stats.stale_entries += 1;
+                    continue;
+                }
+                // Taken once, whichever of its entries comes first.
+                if plan.dedupe {
+                    seen.insert(id.clone());
+                }
+                if !offer(doc, &id, &mut stats)? {
+                    break 'scans;
+                }
+            }
+        }
+    }
+    let results = match sink {
+        Sink::Count => Vec::new(),
+        Sink::Stream { out, .. } => out,
+        Sink::Heap(h) => h
+            .into_sorted_vec()
+            .into_iter()
+            .skip(query.offset)
+            .take(limit)
+            .map(|r| r.doc)
+            .collect(),
+    };
+    stats.documents_returned = results.len() as u64;
+    Ok((results, stats))
+}
