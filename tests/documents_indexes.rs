@@ -478,3 +478,139 @@ fn projections_return_only_the_fields_asked_for() {
         .query_documents::<Value>("c", &DocumentQuery::new(), &bad)
         .is_err());
 }
+
+/// Every page of `q` from the first, `size` at a time.
+fn pages(
+    docs: &DocumentStorageProvider,
+    q: &DocumentQuery,
+    o: &QueryOptions,
+    size: usize,
+) -> Vec<Vec<String>> {
+    let q = q.clone().with_limit(size);
+    let mut o = o.clone();
+    let mut out = Vec::new();
+    loop {
+        let page = docs.query_page::<Value>("c", &q, &o).unwrap();
+        assert!(page.documents.len() <= size);
+        out.push(ids(&page.documents));
+        match page.next {
+            Some(c) => o = o.after(c),
+            None => return out,
+        }
+        assert!(out.len() < 1000, "pages do not end");
+    }
+}
+
+#[test]
+fn cursors_page_through_every_plan_exactly_at_a_time_and_onward_while_writes_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    for i in 0..120 {
+        let id = format!("{i:03}");
+        let d = json!({"id": id, "a": i % 4, "b": (i * 37) % 11, "tags": [i % 5, i % 7]});
+        store(&docs, &id, d).unwrap();
+    }
+    docs.create_index("c", "b").unwrap();
+    docs.create_index_with("c", &IndexSpec::on("a").then("b"))
+        .unwrap();
+    docs.create_index("c", "tags").unwrap();
+    let at = storage.db().last_timestamp();
+    let asc = |f: &str| QueryOptions::new().with_sort_field(f, SortOrder::Ascending);
+    let desc = |f: &str| QueryOptions::new().with_sort_field(f, SortOrder::Descending);
+    let cases: Vec<(DocumentQuery, QueryOptions, PlanKind)> = vec![
+        (
+            DocumentQuery::new(),
+            QueryOptions::new(),
+            PlanKind::CollectionScan,
+        ),
+        (DocumentQuery::new(), desc("b"), PlanKind::IndexScan),
+        (
+            DocumentQuery::new().with_field_equals("a", 2),
+            desc("b"),
+            PlanKind::IndexScan,
+        ),
+        (
+            DocumentQuery::new().with_field_greater_than("b", 3),
+            asc("a"),
+            PlanKind::IndexScan,
+        ),
+        (
+            DocumentQuery::new().with_field_in("tags", [1, 6]),
+            QueryOptions::new(),
+            PlanKind::IndexScan,
+        ),
+        (
+            DocumentQuery::new().with_where(Filter::any([
+                Filter::field("b", FilterOp::Equals(json!(4))),
+                Filter::field("tags", FilterOp::Equals(json!(3))),
+            ])),
+            desc("a"),
+            PlanKind::IndexUnion,
+        ),
+    ];
+    for (q, o, kind) in &cases {
+        let o = o.clone().at(at);
+        let whole = run(&docs, q, &o);
+        let plan = docs.explain("c", &q.clone().with_limit(7), &o).unwrap();
+        assert_eq!(plan.kind, *kind, "{plan}");
+        let got = pages(&docs, q, &o, 7);
+        assert_eq!(got.concat(), whole, "{q:?} {plan}");
+        assert!(got.iter().rev().skip(1).all(|p| p.len() == 7));
+    }
+    // Now, with writes between pages: a page continues after the last
+    // document of the one before, by its position in the order.
+    let q = DocumentQuery::new().with_limit(10);
+    let o = asc("b");
+    let first = docs.query_page::<Value>("c", &q, &o).unwrap();
+    let last = first.documents.last().unwrap().clone();
+    assert_eq!(last["b"], 0);
+    store(&docs, "000-before", json!({"id": "000-before", "b": 0})).unwrap();
+    store(&docs, "zzz-after", json!({"id": "zzz-after", "b": 0})).unwrap();
+    docs.delete_document("c", &ids(&first.documents)[0], &Default::default())
+        .unwrap();
+    let second = docs
+        .query_page::<Value>("c", &q, &o.clone().after(first.next.clone().unwrap()))
+        .unwrap();
+    let second_ids = ids(&second.documents);
+    assert!(
+        second_ids.contains(&"zzz-after".to_owned()),
+        "{second_ids:?}"
+    );
+    assert!(!second_ids.contains(&"000-before".to_owned()));
+    assert!(second_ids
+        .iter()
+        .all(|id| !ids(&first.documents).contains(id)));
+    // An ordered plan seeks to the cursor rather than reading what came
+    // before it.
+    let read = docs.stats().documents_read;
+    let o = desc("b").after(second.next.clone().unwrap_or_default());
+    let err = docs.query_page::<Value>("c", &q, &o).unwrap_err();
+    assert!(
+        matches!(err, StorageError::InvalidArgument(_)),
+        "another order: {err}"
+    );
+    let mut cursor = None;
+    for _ in 0..10 {
+        let mut o = asc("b");
+        if let Some(c) = cursor {
+            o = o.after(c);
+        }
+        let page = docs.query_page::<Value>("c", &q, &o).unwrap();
+        cursor = page.next;
+    }
+    assert!(cursor.is_some());
+    assert!(
+        docs.stats().documents_read - read <= 10 * 10,
+        "pages read past their cursor"
+    );
+    // A cursor that is not one is refused.
+    for bad in ["", "zz", "01", "0100000000000000000041"] {
+        let o = QueryOptions::new().after(bad);
+        let r = docs.query_page::<Value>("c", &q, &o);
+        assert!(
+            matches!(r, Err(StorageError::InvalidArgument(_))),
+            "{bad}: {r:?}"
+        );
+    }
+}

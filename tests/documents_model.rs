@@ -507,6 +507,26 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if stats.plan.covering {
                     prop_assert_eq!(stats.documents_read, 0);
                 }
+                // Paged by the query's limit, the pages are the whole result.
+                if let Some(size) = q.query.limit.filter(|l| *l > 0 && q.query.offset == 0) {
+                    let mut paged = Vec::new();
+                    let mut o = options.clone();
+                    for _ in 0..100 {
+                        let page = docs.query_page::<Value>("c", &q.query, &o).unwrap();
+                        prop_assert!(page.documents.len() <= size);
+                        paged.extend(page.documents);
+                        match page.next {
+                            Some(c) => o = o.after(c),
+                            None => break,
+                        }
+                    }
+                    prop_assert_eq!(
+                        &paged,
+                        &expected(state, &all, &options),
+                        "pages, plan {}",
+                        stats.plan
+                    );
+                }
             }
         }
     }

@@ -324,6 +324,35 @@ async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
     assert!(found
         .iter()
         .all(|d| d.as_object().unwrap().len() == 1 && d["n"].is_number()));
+    // Pages over HTTP: two of four, then the rest.
+    let body = |cursor: Option<&str>| {
+        let mut options = serde_json::json!({"sort_field": "n"});
+        if let Some(c) = cursor {
+            options["cursor"] = c.into();
+        }
+        serde_json::json!({"query": {"limit": 4}, "options": options})
+            .to_string()
+            .into_bytes()
+    };
+    let (code, first) = alice
+        .raw("POST", "/v1/page/fact/events", Some(body(None)))
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    let first: serde_json::Value = serde_json::from_slice(&first).unwrap();
+    assert_eq!(first["documents"].as_array().unwrap().len(), 4);
+    let next = first["next"].as_str().unwrap().to_owned();
+    let (_, second) = alice
+        .raw("POST", "/v1/page/fact/events", Some(body(Some(&next))))
+        .await
+        .unwrap();
+    let second: serde_json::Value = serde_json::from_slice(&second).unwrap();
+    assert_eq!(second["documents"][0]["n"], 4, "{second}");
+    let (code, _) = alice
+        .raw("POST", "/v1/page/fact/events", Some(body(Some("0102"))))
+        .await
+        .unwrap();
+    assert_eq!(code, 400);
     let unique = serde_json::json!({"fields": ["n"], "unique": true});
     let (code, _) = alice
         .raw(

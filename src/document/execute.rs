@@ -68,12 +68,40 @@ pub(crate) fn decode_doc_with_expiry(
     Ok((doc, meta.expires_at))
 }
 
+/// How a plan runs: for a count, or for the page after a position.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Run<'a> {
+    /// Count the matches (no order, offset or limit); return none.
+    pub(crate) count: bool,
+    /// Only results after this position (a cursor's), in the query's order.
+    pub(crate) after: Option<&'a [u8]>,
+}
+
+/// A result and its position in the query's order.
+pub(crate) struct Hit {
+    /// `enc(sort value) ‖ id` with a sort field, the id without: byte order
+    /// is the results' ascending order.
+    pub(crate) key: Vec<u8>,
+    /// The document.
+    pub(crate) doc: Value,
+}
+
+/// The position of document `id` in the order `options` asks for.
+fn position(doc: &Value, id: &str, options: &QueryOptions) -> Vec<u8> {
+    let mut key = match &options.sort_field {
+        Some(f) => encode(lookup(doc, f)),
+        None => Vec::new(),
+    };
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
 /// Where the results go: streamed when candidates arrive in order, else a
 /// bounded heap.
 enum Sink {
     Stream {
         skip: usize,
-        out: Vec<Value>,
+        out: Vec<Hit>,
     },
     Heap(BinaryHeap<Ranked>),
     /// Only `documents_matched` counts.
@@ -90,8 +118,9 @@ pub(crate) fn execute(
     query: &DocumentQuery,
     options: &QueryOptions,
     visible: &dyn Fn(&str) -> Result<bool>,
-    count: bool,
-) -> Result<(Vec<Value>, QueryStats)> {
+    run: Run<'_>,
+) -> Result<(Vec<Hit>, QueryStats)> {
+    let Run { count, after } = run;
     let mut stats = QueryStats {
         plan: plan.public.clone(),
         index_entries_read: 0,
@@ -128,6 +157,18 @@ pub(crate) fn execute(
         if !query.matches(&doc) {
             return Ok(true);
         }
+        let key = position(&doc, id, options);
+        // A page after a cursor: what came up to it is skipped.
+        if let Some(after) = after {
+            let past = if descending {
+                key.as_slice() < after
+            } else {
+                key.as_slice() > after
+            };
+            if !past {
+                return Ok(true);
+            }
+        }
         stats.documents_matched += 1;
         match &mut sink {
             Sink::Count => Ok(true),
@@ -135,16 +176,11 @@ pub(crate) fn execute(
                 if *skip > 0 {
                     *skip -= 1;
                 } else {
-                    out.push(doc);
+                    out.push(Hit { key, doc });
                 }
                 Ok(out.len() < limit)
             }
             Sink::Heap(h) => {
-                let mut key = match &options.sort_field {
-                    Some(f) => encode(lookup(&doc, f)),
-                    None => Vec::new(),
-                };
-                key.extend_from_slice(id.as_bytes());
                 h.push(Ranked {
                     key,
                     descending,
@@ -159,7 +195,19 @@ pub(crate) fn execute(
     };
     if plan.scans.is_empty() {
         let prefix = keys::docs(collection);
-        for entry in src.prefix(ks, &prefix)? {
+        // In id order, a page after a cursor starts after its id.
+        let start = match after {
+            Some(id) if options.sort_field.is_none() => {
+                let mut k = prefix.clone();
+                k.extend_from_slice(id);
+                k.push(0);
+                k
+            }
+            _ => prefix.clone(),
+        };
+        let end = super::value::prefix_successor(&prefix);
+        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        for entry in src.range(ks, Bound::Included(&start[..]), end)? {
             let (k, v) = entry?;
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             // What the caller may not read is not even counted.
@@ -182,10 +230,26 @@ pub(crate) fn execute(
             ranges.iter().collect()
         };
         for (lo, hi) in ordered_ranges {
+            // After a cursor, an ordered plan seeks past the entries of
+            // the results before it.
+            let (mut lo, mut hi) = (lo.clone(), hi.clone());
+            if let (Some(seek), Some(after)) = (&plan.seek, after) {
+                let mut at = seek.clone();
+                at.extend_from_slice(after);
+                if reverse {
+                    hi = Some(hi.map_or(at.clone(), |h| h.min(at)));
+                } else {
+                    at.push(0);
+                    lo = lo.max(at);
+                }
+            }
+            if hi.as_ref().is_some_and(|h| *h <= lo) {
+                continue;
+            }
             // The entries iterator owns its view, so the source is free to
             // fetch each document meanwhile.
             let hi = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let entries = src.range(ks, Bound::Included(lo), hi)?;
+            let entries = src.range(ks, Bound::Included(&lo[..]), hi)?;
             let entries: Entries = if reverse {
                 Box::new(entries.rev())
             } else {
@@ -239,7 +303,10 @@ pub(crate) fn execute(
             .into_iter()
             .skip(query.offset)
             .take(limit)
-            .map(|r| r.doc)
+            .map(|r| Hit {
+                key: r.key,
+                doc: r.doc,
+            })
             .collect(),
     };
     stats.documents_returned = results.len() as u64;

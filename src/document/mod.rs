@@ -61,6 +61,7 @@ pub use query::{
     DocumentQuery, FieldFilter, Filter, FilterOp, QueryOptions, SortOrder, MAX_FILTERS,
     MAX_FILTER_DEPTH,
 };
+pub use run_query::DocumentPage;
 pub use schema::{DocumentSchema, FieldType, SchemaField, SchemaRegistry};
 
 use crate::access::{AccessType, Caller, Identity, StorageAccessController};

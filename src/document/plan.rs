@@ -117,6 +117,10 @@ pub(crate) struct Plan {
     /// A document may have several entries in the ranges (a multikey
     /// index): each is taken once.
     pub(crate) dedupe: bool,
+    /// For a plan whose entries come in the results' order: the key that,
+    /// followed by a result's position (`Hit::key`), is its entry's key,
+    /// so a page can start reading after a cursor.
+    pub(crate) seek: Option<Vec<u8>>,
 }
 
 /// A ready index as the planner sees it.
@@ -142,6 +146,10 @@ struct Candidate {
     id_ordered: bool,
     /// The entries come in the sort's order (value, then id).
     sorted: bool,
+    /// The key every entry starts with before the part that orders it:
+    /// the equalities' prefix (sorted: then the sort value and id follow),
+    /// or the one range's start (id-ordered: then the id follows).
+    seek: Option<Vec<u8>>,
     /// Every filter is decided by the entries' keys alone (the positions
     /// of the filters the ranges decide exactly cover all of them).
     exact: bool,
@@ -373,6 +381,7 @@ fn candidate(
         }
     };
     id_ordered &= ranges.len() <= 1;
+
     // The index orders by the field after the equalities, then by id, when
     // that field is its last and no document gave it an array; with every
     // field fixed, id order is the order of any of them.
@@ -381,12 +390,20 @@ fn candidate(
             (next == Some(s) && eq + 1 == fields.len())
                 || (next.is_none() && fields.contains(&s) && id_ordered)
         });
+    let seek = if sorted {
+        Some(prefix.clone())
+    } else if id_ordered {
+        ranges.first().map(|r| r.0.clone())
+    } else {
+        None
+    };
     Some(Candidate {
         info: u.info.clone(),
         multikey: u.multikey,
         ranges,
         bounds: shown.join(", "),
         score: 10 * eq as u32 + k,
+        seek,
         id_ordered,
         sorted,
         exact: {
@@ -558,6 +575,7 @@ pub(crate) fn plan(
             scans: Vec::new(),
             ordered,
             dedupe: false,
+            seek: None,
         }
     };
     if options.force_scan {
@@ -578,6 +596,7 @@ pub(crate) fn plan(
                 covering,
                 reason: c.reason.into(),
             },
+            seek: if ordered { c.seek } else { None },
             scans: vec![(c.info, c.ranges)],
             ordered,
             dedupe: c.multikey,
@@ -615,6 +634,7 @@ pub(crate) fn plan(
                 scans: chosen.into_iter().map(|c| (c.info, c.ranges)).collect(),
                 ordered: false,
                 dedupe: true,
+                seek: None,
             };
         }
     }
@@ -637,9 +657,10 @@ pub(crate) fn plan(
                                  the order, so reading stops at the limit"
                             .into(),
                     },
-                    scans: vec![(u.info.clone(), vec![prefix_range(base)])],
+                    scans: vec![(u.info.clone(), vec![prefix_range(base.clone())])],
                     ordered: true,
                     dedupe: false,
+                    seek: Some(base),
                 };
             }
             return scan(

@@ -456,6 +456,9 @@ pub struct QueryOptions {
     /// nested objects; missing ones left out); all of it without.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub projection: Option<Vec<String>>,
+    /// Continue after the page this cursor ends (`DocumentPage::next`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 impl QueryOptions {
@@ -486,6 +489,12 @@ impl QueryOptions {
     /// Returns only `fields` of each document.
     pub fn with_projection<S: Into<String>>(mut self, fields: impl IntoIterator<Item = S>) -> Self {
         self.projection = Some(fields.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Continues after the page `cursor` ends.
+    pub fn after(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
         self
     }
 

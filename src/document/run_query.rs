@@ -8,6 +8,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use strata_engine::Reader;
 
+use super::execute::{Hit, Run};
+
 use super::index::{self, IndexState};
 use super::plan::{self, PlanKind, QueryPlan, QueryStats};
 use super::query::{DocumentQuery, QueryOptions};
@@ -16,6 +18,85 @@ use crate::access::AccessType;
 use crate::error::{Result, StorageError};
 use crate::transaction::Effects;
 use crate::types::StorageKey;
+
+/// One page of results and where the next one starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentPage<T> {
+    /// The page's documents, in the query's order.
+    pub documents: Vec<T>,
+    /// The cursor of the next page (`QueryOptions::cursor`); `None` when
+    /// this page was not full, so no result follows it.
+    pub next: Option<String>,
+}
+
+/// Results as the caller asked for them: projected, then as `T`s.
+fn deliver<T: DeserializeOwned>(
+    docs: impl Iterator<Item = Value>,
+    options: &QueryOptions,
+) -> Result<Vec<T>> {
+    docs.map(|d| match &options.projection {
+        Some(fields) => value::project(&d, fields),
+        None => d,
+    })
+    .map(serde_json::from_value)
+    .collect::<std::result::Result<Vec<T>, _>>()
+    .map_err(|e| StorageError::Serialization(format!("query result: {e}")))
+}
+
+/// Resume tokens: hex of `01 ‖ fingerprint (u64 LE) ‖ position`. The
+/// fingerprint hashes the query's filters, tree and order, so a cursor
+/// given to another query is refused rather than misread.
+mod cursor {
+    use super::{DocumentQuery, QueryOptions, Result, StorageError};
+
+    const VERSION: u8 = 1;
+
+    fn fingerprint(query: &DocumentQuery, options: &QueryOptions) -> u64 {
+        let shape = (
+            &query.filters,
+            &query.filter,
+            &options.sort_field,
+            &options.sort_order,
+        );
+        // Plain data always serializes.
+        let bytes = serde_json::to_vec(&shape).unwrap_or_default();
+        xxhash_rust::xxh3::xxh3_64(&bytes)
+    }
+
+    /// The cursor of the page after position `key`.
+    pub(super) fn encode(query: &DocumentQuery, options: &QueryOptions, key: &[u8]) -> String {
+        let mut raw = vec![VERSION];
+        raw.extend_from_slice(&fingerprint(query, options).to_le_bytes());
+        raw.extend_from_slice(key);
+        raw.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The position a cursor of this query names.
+    pub(super) fn decode(
+        query: &DocumentQuery,
+        options: &QueryOptions,
+        text: &str,
+    ) -> Result<Vec<u8>> {
+        let bad = |why: &str| StorageError::InvalidArgument(format!("cursor: {why}"));
+        if !text.len().is_multiple_of(2) {
+            return Err(bad("not a cursor of this store"));
+        }
+        let raw = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2).unwrap_or("zz"), 16))
+            .collect::<std::result::Result<Vec<u8>, _>>()
+            .map_err(|_| bad("not hex"))?;
+        if raw.len() < 9 || raw[0] != VERSION {
+            return Err(bad("not a cursor of this store"));
+        }
+        let mut fp = [0u8; 8];
+        fp.copy_from_slice(&raw[1..9]);
+        if u64::from_le_bytes(fp) != fingerprint(query, options) {
+            return Err(bad("it belongs to another query (filters or order differ)"));
+        }
+        Ok(raw[9..].to_vec())
+    }
+}
 
 /// What a query run is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -57,18 +138,42 @@ impl DocumentStorageProvider {
             options.transaction,
             |_| 0,
             || {
-                let (docs, stats) = self.run_query(collection, query, options, Mode::Documents)?;
+                let (hits, stats) = self.run_query(collection, query, options, Mode::Documents)?;
                 self.count_query(&stats);
-                let docs = match &options.projection {
-                    Some(fields) => docs.iter().map(|d| value::project(d, fields)).collect(),
-                    None => docs,
+                Ok((deliver(hits.into_iter().map(|h| h.doc), options)?, stats))
+            },
+        )
+    }
+
+    /// A page of [`query_documents`](Self::query_documents): at most
+    /// `query.limit` documents after `options.cursor` (from the start
+    /// without one), and the cursor of the next page when this one is
+    /// full. A page continues after the previous page's last document in
+    /// the query's order however the collection changed meanwhile; pages
+    /// read at one past time (`options.at`) are exactly the results of one
+    /// query, cut in pages.
+    pub fn query_page<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        query: &DocumentQuery,
+        options: &QueryOptions,
+    ) -> Result<DocumentPage<T>> {
+        let c = StorageKey::new(format!("{collection}/"));
+        self.timed(
+            "query_documents",
+            Some(&c),
+            options.transaction,
+            |_| 0,
+            || {
+                let (hits, stats) = self.run_query(collection, query, options, Mode::Documents)?;
+                self.count_query(&stats);
+                let full = query.limit.is_some_and(|l| l > 0 && hits.len() >= l);
+                let next = match hits.last() {
+                    Some(last) if full => Some(cursor::encode(query, options, &last.key)),
+                    _ => None,
                 };
-                let docs = docs
-                    .into_iter()
-                    .map(serde_json::from_value)
-                    .collect::<std::result::Result<Vec<T>, _>>()
-                    .map_err(|e| StorageError::Serialization(format!("query result: {e}")))?;
-                Ok((docs, stats))
+                let documents = deliver(hits.into_iter().map(|h| h.doc), options)?;
+                Ok(DocumentPage { documents, next })
             },
         )
     }
@@ -142,7 +247,7 @@ impl DocumentStorageProvider {
         query: &DocumentQuery,
         options: &QueryOptions,
         mode: Mode,
-    ) -> Result<(Vec<Value>, QueryStats)> {
+    ) -> Result<(Vec<Hit>, QueryStats)> {
         keys::check_collection(collection)?;
         query.check().map_err(StorageError::InvalidArgument)?;
         if let Some(f) = &options.sort_field {
@@ -151,10 +256,15 @@ impl DocumentStorageProvider {
         for f in options.projection.iter().flatten() {
             value::check_path(f).map_err(StorageError::InvalidArgument)?;
         }
+        // A count ignores the cursor as it ignores offset and limit.
+        let after = match (&options.cursor, mode) {
+            (Some(c), Mode::Documents) => Some(cursor::decode(query, options, c)?),
+            _ => None,
+        };
         self.require(&format!("{collection}/"), AccessType::List)?;
         let sh = &self.shared;
         let visible = |id: &str| self.allowed(&format!("{collection}/{id}"), AccessType::Read);
-        let run = |src: &mut dyn Reader| -> Result<(Vec<Value>, QueryStats)> {
+        let run = |src: &mut dyn Reader| -> Result<(Vec<Hit>, QueryStats)> {
             let mut ready = Vec::new();
             for info in index::read_infos(src, &sh.keyspace, collection)? {
                 if info.state == IndexState::Ready {
@@ -175,7 +285,10 @@ impl DocumentStorageProvider {
                 };
                 return Ok((Vec::new(), stats));
             }
-            let count = mode == Mode::Count;
+            let how = Run {
+                count: mode == Mode::Count,
+                after: after.as_deref(),
+            };
             super::execute::execute(
                 &p,
                 src,
@@ -184,7 +297,7 @@ impl DocumentStorageProvider {
                 query,
                 options,
                 &visible,
-                count,
+                how,
             )
         };
         match (options.transaction, options.at) {

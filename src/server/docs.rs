@@ -128,6 +128,25 @@ pub(crate) async fn query(
     .await
 }
 
+/// `POST /v1/page/{type}/{collection}`: a page of the matching documents
+/// and the cursor of the next (`options.cursor` continues).
+pub(crate) async fn page(
+    State(s): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path((t, collection)): Path<(String, String)>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let q: QueryBody = parse_json(&body)?;
+    with_docs(&s, who, &t, &uri, false, move |d| {
+        let p = d.query_page::<Value>(&collection, &q.query, &q.options)?;
+        Ok(Json(
+            serde_json::json!({ "documents": p.documents, "next": p.next }),
+        ))
+    })
+    .await
+}
+
 /// `POST /v1/count/{type}/{collection}`: how many documents match.
 pub(crate) async fn count(
     State(s): State<AppState>,
