@@ -94,12 +94,35 @@ fn the_design_example_runs_with_and_without_indexes() {
     // Sorted by the index, reading stops at the hundredth match.
     assert!(stats.documents_read < 160, "{stats:?}");
 
-    // With an index on the equality field too, equality wins (and the
-    // results are sorted in memory).
+    // With an index on the equality field too, the statistics weigh both:
+    // the equality matches a third of the documents, while the sorted
+    // index stops at the hundredth result, so it stays.
     doc_storage.create_index("resources", "type").unwrap();
     let plan = doc_storage.explain("resources", &query, &options).unwrap();
-    assert_eq!(plan.index.as_deref(), Some("type"), "{plan}");
-    assert!(plan.in_memory_sort);
+    assert_eq!(plan.index.as_deref(), Some("created_at"), "{plan}");
+    let type_candidate = plan.candidates.iter().find(|c| c.index == "type").unwrap();
+    assert!(
+        type_candidate.estimated_cost > Some(200),
+        "{:?}",
+        plan.candidates
+    );
+    // Without a limit nothing stops early: the cheaper estimate wins,
+    // whichever it is.
+    let mut unlimited = query.clone();
+    unlimited.limit = None;
+    let plan = doc_storage
+        .explain("resources", &unlimited, &options)
+        .unwrap();
+    let cheapest = plan
+        .candidates
+        .iter()
+        .min_by_key(|c| c.estimated_cost)
+        .unwrap();
+    assert_eq!(
+        plan.index.as_deref(),
+        Some(cheapest.index.as_str()),
+        "{plan:?}"
+    );
     assert_eq!(run(&options), expected);
     assert_eq!(run(&options.clone().force_scan()), expected);
 }

@@ -614,3 +614,89 @@ fn cursors_page_through_every_plan_exactly_at_a_time_and_onward_while_writes_hap
         );
     }
 }
+
+#[test]
+fn with_statistics_the_planner_picks_the_index_that_reads_least() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    // 95% of the documents are open; ages spread evenly over 0..1000.
+    for i in 0..2000u32 {
+        let id = format!("{i:04}");
+        let status = if i % 20 == 0 { "closed" } else { "open" };
+        let d = json!({"id": id, "status": status, "age": (i * 7919) % 1000});
+        store(&docs, &id, d).unwrap();
+    }
+    let spec = IndexSpec::on("status");
+    docs.create_index_with("c", &spec).unwrap();
+    docs.create_index("c", "age").unwrap();
+    let q = DocumentQuery::new()
+        .with_field_equals("status", "open")
+        .with_field_less_than("age", 10);
+    let o = QueryOptions::new();
+    let want = run(&docs, &q, &o);
+    let count = |f: &dyn Fn(u32, u32) -> bool| {
+        (0..2000u32)
+            .filter(|i| f(i % 20, (i * 7919) % 1000))
+            .count()
+    };
+    assert_eq!(want.len(), count(&|s, age| s != 0 && age < 10));
+    // Statistics are gathered when an index is built: the range on age
+    // (1% of the entries) beats the equality on status (95%), which the
+    // heuristic alone would prefer.
+    let plan = docs.explain("c", &q, &o).unwrap();
+    assert_eq!(plan.index.as_deref(), Some("age"), "{plan}");
+    assert_eq!(plan.candidates.len(), 2, "{plan:?}");
+    let est = |name: &str| {
+        plan.candidates
+            .iter()
+            .find(|c| c.index == name)
+            .and_then(|c| c.estimated_entries)
+            .unwrap()
+    };
+    assert!(
+        est("status") > 1500 && est("age") < 100,
+        "{:?}",
+        plan.candidates
+    );
+    let (got, stats) = docs
+        .query_documents_with_stats::<Value>("c", &q, &o)
+        .unwrap();
+    assert_eq!(ids(&got), want);
+    assert!(stats.documents_read < 60, "{stats:?}");
+    // A rare value of status is now the better choice.
+    let q = DocumentQuery::new()
+        .with_field_equals("status", "closed")
+        .with_field_less_than("age", 500);
+    let plan = docs.explain("c", &q, &o).unwrap();
+    assert_eq!(plan.index.as_deref(), Some("status"), "{plan}");
+    assert_eq!(
+        run(&docs, &q, &o).len(),
+        count(&|s, age| s == 0 && age < 500)
+    );
+    // Dropped with their index: a query at a time before the index was
+    // built again sees neither.
+    docs.drop_index_with("c", &spec).unwrap();
+    let before = storage.db().last_timestamp();
+    docs.create_index_with("c", &spec).unwrap();
+    let open = DocumentQuery::new().with_field_equals("status", "open");
+    let then = docs.explain("c", &open, &o.clone().at(before)).unwrap();
+    assert_eq!(then.kind, PlanKind::CollectionScan, "{then}");
+    // analyze refreshes them after the data moved.
+    for i in 0..2000u32 {
+        let id = format!("{i:04}");
+        let d = json!({"id": id, "status": "closed", "age": 5});
+        store(&docs, &id, d).unwrap();
+    }
+    let q = DocumentQuery::new()
+        .with_field_equals("status", "open")
+        .with_field_less_than("age", 10);
+    let stale = docs.explain("c", &q, &o).unwrap();
+    assert_eq!(stale.index.as_deref(), Some("age"), "{stale}");
+    let fresh = docs.analyze("c").unwrap();
+    assert_eq!(fresh.len(), 2);
+    assert!(fresh.iter().all(|s| s.entries == 2000), "{fresh:?}");
+    let plan = docs.explain("c", &q, &o).unwrap();
+    assert_eq!(plan.index.as_deref(), Some("status"), "{plan}");
+    assert!(run(&docs, &q, &o).is_empty());
+}

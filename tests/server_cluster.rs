@@ -353,6 +353,13 @@ async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(code, 400);
+    let (code, analyzed) = alice
+        .raw("POST", "/v1/analyze/fact/events", None)
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    let analyzed: serde_json::Value = serde_json::from_slice(&analyzed).unwrap();
+    assert_eq!(analyzed[0]["entries"], 20, "{analyzed}");
     let unique = serde_json::json!({"fields": ["n"], "unique": true});
     let (code, _) = alice
         .raw(

@@ -22,6 +22,7 @@ use super::index::{
     decode_info, encode_info, entry_keys, read_infos, IndexInfo, IndexSpec, IndexState, FORMAT,
 };
 use super::keys;
+use super::stats::IndexStatistics;
 use super::value::prefix_successor;
 use super::{DocumentStorageProvider, Shared};
 use crate::access::AccessType;
@@ -91,6 +92,31 @@ impl DocumentStorageProvider {
                 };
                 let info = decode_info(&mk, &bytes)?;
                 sh.remove(collection, info, true)
+            },
+        )
+    }
+
+    /// Gathers the statistics of every ready index of `collection` (one
+    /// scan of each index's entries) and stores them for the planner,
+    /// which estimates from them what each candidate plan reads. Needs
+    /// Admin on `collection/`.
+    pub fn analyze(&self, collection: &str) -> Result<Vec<IndexStatistics>> {
+        let c = StorageKey::new(format!("{collection}/"));
+        self.timed(
+            "analyze",
+            Some(&c),
+            None,
+            |_| 0,
+            || {
+                keys::check_collection(collection)?;
+                self.require(&format!("{collection}/"), AccessType::Admin)?;
+                let mut snap = self.shared.db.snapshot()?;
+                let infos = read_infos(&mut snap, &self.shared.keyspace, collection)?;
+                infos
+                    .iter()
+                    .filter(|i| i.state == IndexState::Ready)
+                    .map(|i| self.shared.analyze_index(collection, i))
+                    .collect()
             },
         )
     }
@@ -208,6 +234,8 @@ impl Shared {
             ..building.clone()
         };
         self.swap_info(collection, Some(&building), Some(&ready), spec)?;
+        // The planner can weigh the new index at once.
+        self.analyze_index(collection, &ready)?;
         Ok(ready)
     }
 
@@ -346,9 +374,25 @@ impl Shared {
         let mut b = self.db.batch();
         b.delete_range(&self.keyspace, (Bound::Included(prefix), end))?;
         b.delete(&self.keyspace, keys::multikey(collection, info.id))?;
+        b.delete(&self.keyspace, keys::statistics(collection, info.id))?;
         self.db.write(b, self.write_options())?;
         self.swap_info(collection, Some(&dropping), None, &spec)?;
         Ok(())
+    }
+
+    /// Gathers and stores the statistics of `info` (one scan of its
+    /// entries, from a snapshot).
+    fn analyze_index(&self, collection: &str, info: &IndexInfo) -> Result<IndexStatistics> {
+        let mut snap = self.db.snapshot()?;
+        let s = super::stats::gather(&mut snap, &self.keyspace, collection, info.id, info.name())?;
+        let mut b = self.db.batch();
+        b.put(
+            &self.keyspace,
+            keys::statistics(collection, info.id),
+            super::stats::encode(&s),
+        )?;
+        self.db.write(b, self.write_options())?;
+        Ok(s)
     }
 
     /// Drops every index left `Building` or `Dropping` by a crash.

@@ -15,6 +15,9 @@ pub(crate) const INDEX: &str = "\u{0}strata/doc/x/";
 /// Multikey markers: `MULTIKEY` + collection + `/` + index id (16 hex
 /// digits); present once a document gave the index an array.
 pub(crate) const MULTIKEY: &str = "\u{0}strata/doc/k/";
+/// Index statistics: `STATISTICS` + collection + `/` + index id (16 hex
+/// digits).
+pub(crate) const STATISTICS: &str = "\u{0}strata/doc/t/";
 /// Schemas: `SCHEMA` + schema id.
 pub(crate) const SCHEMA: &str = "\u{0}strata/doc/s/";
 
@@ -74,6 +77,11 @@ pub(crate) fn multikey(collection: &str, index_id: u64) -> Vec<u8> {
     format!("{MULTIKEY}{collection}/{index_id:016x}").into_bytes()
 }
 
+/// The key of index `index_id`'s statistics.
+pub(crate) fn statistics(collection: &str, index_id: u64) -> Vec<u8> {
+    format!("{STATISTICS}{collection}/{index_id:016x}").into_bytes()
+}
+
 /// The key of a schema.
 pub(crate) fn schema(id: &str) -> Vec<u8> {
     format!("{SCHEMA}{id}").into_bytes()
@@ -90,13 +98,13 @@ mod tests {
         let start = spec.find("### 17.1 Keys").unwrap();
         let end = spec[start..].find("### 17.2").unwrap() + start;
         let table = &spec[start..end];
-        for family in [DOC, META, INDEX, MULTIKEY, SCHEMA] {
+        for family in [DOC, META, INDEX, MULTIKEY, STATISTICS, SCHEMA] {
             let shown = format!("NUL `{}", &family[1..]);
             assert!(table.contains(&shown), "{shown} missing from SPEC §17.1");
         }
         assert_eq!(
             table.matches("| NUL `strata/doc/").count(),
-            5,
+            6,
             "a family in SPEC §17.1 that the code does not have"
         );
     }

@@ -37,6 +37,7 @@ mod provider;
 mod query;
 mod run_query;
 mod schema;
+mod stats;
 mod time;
 mod value;
 mod write;
@@ -56,13 +57,14 @@ pub use index::{IndexInfo, IndexSpec, IndexState, MAX_INDEXED_VALUE_LEN, MAX_IND
 /// `collection/id`).
 pub(crate) const DOC_PREFIX: &str = keys::DOC;
 pub use keys::{MAX_COLLECTION_LEN, MAX_ID_LEN};
-pub use plan::{PlanKind, QueryPlan, QueryStats};
+pub use plan::{PlanCandidate, PlanKind, QueryPlan, QueryStats};
 pub use query::{
     DocumentQuery, FieldFilter, Filter, FilterOp, QueryOptions, SortOrder, MAX_FILTERS,
     MAX_FILTER_DEPTH,
 };
 pub use run_query::DocumentPage;
 pub use schema::{DocumentSchema, FieldType, SchemaField, SchemaRegistry};
+pub use stats::{IndexStatistics, BUCKETS};
 
 use crate::access::{AccessType, Caller, Identity, StorageAccessController};
 use crate::envelope;

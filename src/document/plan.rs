@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::index::IndexInfo;
 use super::keys;
 use super::query::{DocumentQuery, FieldFilter, Filter, FilterOp, QueryOptions};
+use super::stats::IndexStatistics;
 use super::time;
 use super::value::{
     compare_values, encode, escape_into, kind, kind_range, prefix_successor, TAG_MISSING,
@@ -53,6 +54,9 @@ pub struct QueryPlan {
     /// document.
     #[serde(default)]
     pub covering: bool,
+    /// The indexes the planner weighed for the query's conjunction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<PlanCandidate>,
     /// Why this plan.
     pub reason: String,
 }
@@ -83,6 +87,22 @@ impl fmt::Display for QueryPlan {
         }
         write!(f, ": {}", self.reason)
     }
+}
+
+/// One index the planner weighed, as explain shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanCandidate {
+    /// The index's fields.
+    pub index: String,
+    /// The part of it the query would read.
+    pub bounds: String,
+    /// Its heuristic score (used without statistics).
+    pub score: u32,
+    /// The entries its ranges hold, by the index's statistics.
+    pub estimated_entries: Option<u64>,
+    /// The estimate with a limit taken into account, for one that streams
+    /// in the results' order.
+    pub estimated_cost: Option<u64>,
 }
 
 /// What running a query read and found.
@@ -127,6 +147,8 @@ pub(crate) struct Plan {
 pub(crate) struct Usable {
     /// Its definition.
     pub(crate) info: IndexInfo,
+    /// Its statistics, if `analyze` ran.
+    pub(crate) stats: Option<IndexStatistics>,
     /// A document gave it an array: a document may have several entries,
     /// and the index's order is not its fields' order of values.
     pub(crate) multikey: bool,
@@ -150,6 +172,8 @@ struct Candidate {
     /// the equalities' prefix (sorted: then the sort value and id follow),
     /// or the one range's start (id-ordered: then the id follows).
     seek: Option<Vec<u8>>,
+    /// The entries the ranges hold, by the index's statistics.
+    estimate: Option<u64>,
     /// Every filter is decided by the entries' keys alone (the positions
     /// of the filters the ranges decide exactly cover all of them).
     exact: bool,
@@ -397,7 +421,15 @@ fn candidate(
     } else {
         None
     };
+    let estimate = u.stats.as_ref().map(|st| {
+        let base = keys::entries(collection, u.info.id);
+        ranges
+            .iter()
+            .map(|(lo, hi)| st.estimate(&base, lo, hi.as_deref()))
+            .sum()
+    });
     Some(Candidate {
+        estimate,
         info: u.info.clone(),
         multikey: u.multikey,
         ranges,
@@ -520,27 +552,60 @@ fn time_candidate(
     Some((ranges, shown.join(" and "), 3))
 }
 
+/// What a candidate is estimated to cost: the entries it reads, or for
+/// one that streams in the results' order with a limit, at most twice the
+/// results it must reach (an estimate: the filters it does not decide may
+/// skip some).
+fn cost(c: &Candidate, want: Option<usize>, sort: Option<&str>) -> Option<u64> {
+    let est = c.estimate?;
+    let streams = c.sorted || (sort.is_none() && c.id_ordered);
+    Some(match want {
+        Some(n) if streams => est.min((n as u64).saturating_mul(2)),
+        _ => est,
+    })
+}
+
 /// The best candidate among the ready indexes for `filters` (a
-/// conjunction), ties going to one that gives the sort order.
+/// conjunction), and every candidate as explain shows it. With statistics
+/// for every candidate the cheapest estimate wins; otherwise the highest
+/// score. Ties go to one that gives the sort order.
 fn best_candidate(
     collection: &str,
     ready: &[Usable],
     filters: &[&FieldFilter],
     sort: Option<&str>,
-) -> Option<Candidate> {
+    want: Option<usize>,
+) -> (Option<Candidate>, Vec<PlanCandidate>) {
+    let all: Vec<Candidate> = ready
+        .iter()
+        .filter_map(|u| candidate(collection, u, filters, sort))
+        .collect();
+    let by_cost = !all.is_empty() && all.iter().all(|c| c.estimate.is_some());
+    let shown = all
+        .iter()
+        .map(|c| PlanCandidate {
+            index: c.info.name(),
+            bounds: c.bounds.clone(),
+            score: c.score,
+            estimated_entries: c.estimate,
+            estimated_cost: cost(c, want, sort),
+        })
+        .collect();
     let mut best: Option<Candidate> = None;
-    for u in ready {
-        let Some(c) = candidate(collection, u, filters, sort) else {
-            continue;
-        };
-        let better = best
-            .as_ref()
-            .is_none_or(|b| c.score > b.score || (c.score == b.score && c.sorted && !b.sorted));
+    for c in all {
+        let better = best.as_ref().is_none_or(|b| {
+            if by_cost {
+                let (cc, bc) = (cost(&c, want, sort), cost(b, want, sort));
+                cc < bc || (cc == bc && c.sorted && !b.sorted)
+            } else {
+                c.score > b.score || (c.score == b.score && c.sorted && !b.sorted)
+            }
+        });
         if better {
             best = Some(c);
         }
     }
-    best
+    (best, shown)
 }
 
 /// The field filters an OR branch ANDs at its top.
@@ -570,6 +635,7 @@ pub(crate) fn plan(
                 sorted_by_index: false,
                 in_memory_sort: !ordered,
                 covering: false,
+                candidates: Vec::new(),
                 reason,
             },
             scans: Vec::new(),
@@ -583,7 +649,18 @@ pub(crate) fn plan(
     }
     let conj = query.conjuncts();
     let (leaves, ors) = (&conj.leaves, &conj.ors);
-    if let Some(c) = best_candidate(collection, ready, leaves, sort) {
+    let want = query.limit.map(|l| l.saturating_add(query.offset));
+    let (best, candidates) = best_candidate(collection, ready, leaves, sort, want);
+    if let Some(c) = best {
+        let reason = match cost(&c, want, sort) {
+            Some(n) if candidates.len() > 1 => format!(
+                "{}; by the statistics about {n} entries, the fewest of {} candidates",
+                c.reason,
+                candidates.len()
+            ),
+            Some(n) => format!("{}; by the statistics about {n} entries", c.reason),
+            None => c.reason.into(),
+        };
         let ordered = c.sorted || (sort.is_none() && c.id_ordered);
         let covering = c.exact && conj.complete;
         return Plan {
@@ -594,7 +671,8 @@ pub(crate) fn plan(
                 sorted_by_index: c.sorted,
                 in_memory_sort: !ordered,
                 covering,
-                reason: c.reason.into(),
+                candidates,
+                reason,
             },
             seek: if ordered { c.seek } else { None },
             scans: vec![(c.info, c.ranges)],
@@ -611,7 +689,7 @@ pub(crate) fn plan(
             let mut inner = Vec::new();
             branch_leaves(b, &mut inner);
             filters.extend(inner);
-            match best_candidate(collection, ready, &filters, None) {
+            match best_candidate(collection, ready, &filters, None, None).0 {
                 Some(c) => chosen.push(c),
                 None => break,
             }
@@ -627,6 +705,7 @@ pub(crate) fn plan(
                     sorted_by_index: false,
                     in_memory_sort: true,
                     covering: false,
+                    candidates: Vec::new(),
                     reason: "every branch of an OR can use an index: their entries are \
                              read and each document taken once"
                         .into(),
@@ -653,6 +732,7 @@ pub(crate) fn plan(
                         sorted_by_index: true,
                         in_memory_sort: false,
                         covering: false,
+                        candidates: Vec::new(),
                         reason: "no filter can use an index; the sort field's index gives \
                                  the order, so reading stops at the limit"
                             .into(),
@@ -703,6 +783,7 @@ mod tests {
 
     fn usable(fields: &[&str], format: u32, multikey: bool) -> Usable {
         Usable {
+            stats: None,
             info: IndexInfo {
                 field: fields[0].into(),
                 more_fields: fields[1..].iter().map(|f| f.to_string()).collect(),

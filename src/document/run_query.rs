@@ -270,7 +270,12 @@ impl DocumentStorageProvider {
                 if info.state == IndexState::Ready {
                     let marker = keys::multikey(collection, info.id);
                     let multikey = src.get(&sh.keyspace, &marker)?.is_some();
-                    ready.push(plan::Usable { info, multikey });
+                    let stats = super::stats::read(src, &sh.keyspace, collection, info.id)?;
+                    ready.push(plan::Usable {
+                        info,
+                        multikey,
+                        stats,
+                    });
                 }
             }
             let p = plan::plan(collection, query, options, &ready);

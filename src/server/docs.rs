@@ -147,6 +147,21 @@ pub(crate) async fn page(
     .await
 }
 
+/// `POST /v1/analyze/{type}/{collection}`: gathers the indexes'
+/// statistics.
+pub(crate) async fn analyze(
+    State(s): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path((t, collection)): Path<(String, String)>,
+    uri: Uri,
+) -> ApiResult<Json<Value>> {
+    with_docs(&s, who, &t, &uri, true, move |d| {
+        let stats = d.analyze(&collection)?;
+        Ok(Json(serde_json::to_value(stats).unwrap_or_default()))
+    })
+    .await
+}
+
 /// `POST /v1/count/{type}/{collection}`: how many documents match.
 pub(crate) async fn count(
     State(s): State<AppState>,

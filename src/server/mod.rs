@@ -321,6 +321,7 @@ impl Server {
             .route("/v1/query/{type}/{collection}", post(docs::query))
             .route("/v1/explain/{type}/{collection}", post(docs::explain))
             .route("/v1/count/{type}/{collection}", post(docs::count))
+            .route("/v1/analyze/{type}/{collection}", post(docs::analyze))
             .route("/v1/page/{type}/{collection}", post(docs::page))
             .route("/v1/indexes/{type}/{collection}", post(docs::create_index))
             .route("/metrics", get(api::metrics))
