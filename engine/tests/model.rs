@@ -132,6 +132,45 @@ fn collect(
     .collect()
 }
 
+/// A transaction's scans merge its own puts and deletes with the
+/// committed state for every kind of bound, in a keyspace beside another
+/// the transaction also wrote to.
+#[test]
+fn transaction_scans_merge_own_writes_within_every_kind_of_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::open(dir.path(), &common::small_options());
+    let (ks, other) = (db.keyspace("ks").unwrap(), db.keyspace("zz").unwrap());
+    let mut model = BTreeMap::new();
+    for k in ["a", "ab", "b", "bb", "c", "d"] {
+        ks.put(k, b"base").unwrap();
+        model.insert(k.as_bytes().to_vec(), b"base".to_vec());
+    }
+    let mut tx = db.begin(strata_engine::Isolation::Snapshot).unwrap();
+    for (k, put) in [("", true), ("aa", true), ("ab", false), ("bb", true), ("c", false), ("e", true)] {
+        if put {
+            tx.put(&ks, k, b"own").unwrap();
+            model.insert(k.as_bytes().to_vec(), b"own".to_vec());
+        } else {
+            tx.delete(&ks, k).unwrap();
+            model.remove(k.as_bytes());
+        }
+    }
+    tx.put(&other, "a", b"elsewhere").unwrap();
+    let keys = ["", "a", "aa", "ab", "abc", "b", "bb", "c", "cd", "e", "f"];
+    for lo_kind in 0..3u8 {
+        for hi_kind in 0..3u8 {
+            for lo in keys {
+                for hi in keys {
+                    let l = bound(lo_kind, lo.as_bytes().to_vec());
+                    let h = bound(hi_kind, hi.as_bytes().to_vec());
+                    let got = collect(tx.range(&ks, (l.clone(), h.clone())).unwrap());
+                    assert_eq!(got, model_range(&model, &l, &h), "{l:?}..{h:?}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn iteration_with_every_kind_of_bound() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,6 +8,7 @@
 mod backup;
 mod bench;
 mod data;
+mod docbench;
 mod inspect;
 #[cfg(feature = "server")]
 mod load;
@@ -43,6 +44,13 @@ enum Command {
         after_help = "Examples:\n  strata bench\n  strata bench --workloads fillrandom,readrandom --num 100000\n  strata bench --workloads fillsync --threads 8\n  strata bench --engine all --json results.json --plot results.svg   (needs --features peers)\n\nEvery run starts from a fresh temporary directory unless --db is given."
     )]
     Bench(bench::BenchArgs),
+    /// Document queries on the same documents in Strata and, built with
+    /// `--features sqlite`, SQLite: load, equality, range + sort + limit,
+    /// compound, array membership, OR, count.
+    #[command(
+        after_help = "Examples:\n  strata docbench --num 100000\n  strata docbench --engine all   (needs --features sqlite)"
+    )]
+    Docbench(docbench::DocBenchArgs),
     /// Describe a closed database (keyspaces, levels, tables with key and
     /// timestamp ranges, WALs, bytes per key id), or decode one SST, WAL or
     /// manifest.
@@ -207,6 +215,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify(args) => verify::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Docbench(args) => docbench::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Get(args) => data::get(&args),
         Command::Put(args) => data::put(&args),

@@ -86,6 +86,15 @@ pub(crate) struct Hit {
     pub(crate) doc: Value,
 }
 
+/// A key part as text: ids are UTF-8, checked at the fast path; anything
+/// else (damage) is shown lossily and then fails the checks that follow.
+fn text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
 /// The position of document `id` in the order `options` asks for.
 fn position(doc: &Value, id: &str, options: &QueryOptions) -> Vec<u8> {
     let mut key = match &options.sort_field {
@@ -209,7 +218,7 @@ pub(crate) fn execute(
         let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         for entry in src.range(ks, Bound::Included(&start[..]), end)? {
             let (k, v) = entry?;
-            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let id = text(&k[prefix.len()..]);
             // What the caller may not read is not even counted.
             if !visible(&id)? {
                 continue;
@@ -222,6 +231,9 @@ pub(crate) fn execute(
         }
     }
     let mut seen = std::collections::HashSet::new();
+    // Each candidate's document key, built in one buffer.
+    let doc_prefix = keys::docs(collection);
+    let mut doc_key = doc_prefix.clone();
     let reverse = descending && plan.public.sorted_by_index;
     'scans: for (info, ranges) in &plan.scans {
         let ordered_ranges: Vec<&KeyRange> = if reverse {
@@ -257,7 +269,7 @@ pub(crate) fn execute(
             };
             for entry in entries {
                 let (k, v) = entry?;
-                let id = String::from_utf8_lossy(&v).into_owned();
+                let id = text(&v);
                 if plan.dedupe && seen.contains(&id) {
                     continue;
                 }
@@ -274,7 +286,9 @@ pub(crate) fn execute(
                     }
                     continue;
                 }
-                let Some(bytes) = src.get(ks, &keys::doc(collection, &id))? else {
+                doc_key.truncate(doc_prefix.len());
+                doc_key.extend_from_slice(id.as_bytes());
+                let Some(bytes) = src.get(ks, &doc_key)? else {
                     stats.stale_entries += 1;
                     continue;
                 };

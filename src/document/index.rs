@@ -229,6 +229,7 @@ pub(crate) fn entry_keys(
     doc: &Value,
 ) -> Result<Entries> {
     let base = keys::entries(collection, info.id);
+    let base_len = base.len();
     let mut prefixes: Vec<(Vec<u8>, bool)> = vec![(base, true)];
     let mut array_field: Option<&str> = None;
     let mut multikey = false;
@@ -259,7 +260,7 @@ pub(crate) fn entry_keys(
         ..Entries::default()
     };
     for (mut k, complete) in prefixes {
-        let len = k.len() - keys::entries(collection, info.id).len();
+        let len = k.len() - base_len;
         if len > MAX_INDEXED_VALUE_LEN {
             return Err(StorageError::InvalidArgument(format!(
                 "fields {:?} of document {collection}/{id} encode to {len} bytes; an indexed value has at most {MAX_INDEXED_VALUE_LEN}",

@@ -310,6 +310,11 @@ impl DocumentStorageProvider {
         }
     }
 
+    /// Whether calls are checked against access policies.
+    fn checks_access(&self) -> bool {
+        self.caller.is_some()
+    }
+
     fn allowed(&self, key: &str, access: AccessType) -> Result<bool> {
         match &self.caller {
             Some(c) => c.allowed(self.shared.storage_type, key, access),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata_format::key::ValueKind;
 
-use crate::bounds::{half_open, in_range, prefix_upper};
+use crate::bounds::{below_upper, half_open, in_range, prefix_upper};
 use crate::commit::batch::{check_key, stored_value};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -291,10 +291,17 @@ impl Transaction {
         if self.isolation == Isolation::Serializable {
             self.ranges.push((id, lo.clone(), hi.clone()));
         }
+        // Only the buffered writes inside the range are visited: a scan
+        // in a transaction that wrote much stays as cheap as the range.
+        let start = match &lo {
+            Bound::Included(k) => Bound::Included((id, k.clone())),
+            Bound::Excluded(k) => Bound::Excluded((id, k.clone())),
+            Bound::Unbounded => Bound::Included((id, Vec::new())),
+        };
         let local: VecDeque<(Bytes, Option<Bytes>)> = self
             .writes
-            .range((id, Vec::new())..)
-            .take_while(|((k, _), _)| *k == id)
+            .range((start, Bound::Unbounded))
+            .take_while(|((k, key), _)| *k == id && below_upper(key, &hi))
             .filter(|((_, key), _)| in_range(key, &lo, &hi))
             .map(|((_, key), p)| {
                 let v = self.own_entry(p).map(|e| e.value);

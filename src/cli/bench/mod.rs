@@ -16,6 +16,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Failure;
+pub(crate) use engines::disk_usage;
 use engines::{BenchDb, EngineSettings};
 use report::{Report, WorkloadResult};
 use workloads::Shape;
