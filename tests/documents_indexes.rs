@@ -700,3 +700,101 @@ fn with_statistics_the_planner_picks_the_index_that_reads_least() {
     assert_eq!(plan.index.as_deref(), Some("status"), "{plan}");
     assert!(run(&docs, &q, &o).is_empty());
 }
+
+#[test]
+fn counts_pages_and_unique_checks_work_inside_a_transaction_and_at_a_past_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    docs.create_index_with("c", &IndexSpec::on("k").unique())
+        .unwrap();
+    docs.create_index("c", "tags").unwrap();
+    for i in 0..10 {
+        store(
+            &docs,
+            &format!("{i}"),
+            json!({"id": format!("{i}"), "k": i, "tags": ["x"]}),
+        )
+        .unwrap();
+    }
+    let before = storage.db().last_timestamp();
+    let tx = storage.begin().unwrap();
+    let o = DocumentOptions::new().with_transaction(&tx);
+    docs.store_document(
+        "c",
+        "new",
+        &json!({"id": "new", "k": 100, "tags": ["x"]}),
+        &o,
+    )
+    .unwrap();
+    // The transaction sees its own store in counts and pages.
+    let q = DocumentQuery::new().with_field_equals("tags", "x");
+    let in_tx = QueryOptions::new().with_transaction(&tx);
+    assert_eq!(docs.count_documents("c", &q, &in_tx).unwrap(), 11);
+    let page = docs
+        .query_page::<Value>("c", &q.clone().with_limit(6), &in_tx)
+        .unwrap();
+    let rest = docs
+        .query_page::<Value>(
+            "c",
+            &q.clone().with_limit(6),
+            &in_tx.clone().after(page.next.unwrap()),
+        )
+        .unwrap();
+    assert_eq!(page.documents.len() + rest.documents.len(), 11);
+    assert!(rest.next.is_none());
+    // A unique value taken inside the transaction is refused inside it.
+    let err = docs
+        .store_document("c", "dup", &json!({"k": 100}), &o)
+        .unwrap_err();
+    assert!(matches!(err, StorageError::UniqueViolation { .. }), "{err}");
+    // Outside, nothing is visible until the commit.
+    assert_eq!(
+        docs.count_documents("c", &q, &QueryOptions::new()).unwrap(),
+        10
+    );
+    tx.commit().unwrap();
+    assert_eq!(
+        docs.count_documents("c", &q, &QueryOptions::new()).unwrap(),
+        11
+    );
+    assert_eq!(
+        docs.count_documents("c", &q, &QueryOptions::new().at(before))
+            .unwrap(),
+        10
+    );
+}
+
+#[test]
+fn two_unselective_indexes_intersect_when_few_documents_are_in_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open_unsynced(dir.path());
+    let docs = storage.get_document_storage(StorageType::Resource).unwrap();
+    for i in 0..3000u32 {
+        let id = format!("{i:04}");
+        let d = json!({"id": id, "a": i % 10, "b": (i / 10) % 10, "c": i});
+        store(&docs, &id, d).unwrap();
+    }
+    docs.create_index("c", "a").unwrap();
+    docs.create_index("c", "b").unwrap();
+    let q = DocumentQuery::new()
+        .with_field_equals("a", 3)
+        .with_field_equals("b", 7);
+    let o = QueryOptions::new();
+    let plan = docs.explain("c", &q, &o).unwrap();
+    assert_eq!(plan.kind, PlanKind::IndexIntersection, "{plan}");
+    let (got, stats) = docs
+        .query_documents_with_stats::<Value>("c", &q, &o)
+        .unwrap();
+    // A tenth of a tenth: 30 documents, each read once, of the 300 either
+    // index alone would fetch.
+    assert_eq!(got.len(), 30);
+    assert_eq!(stats.documents_read, 30, "{stats:?}");
+    assert_eq!(ids(&got), run(&docs, &q, &o));
+    // Ordered by the scanned index, with a cursor, at a past time.
+    let at = storage.db().last_timestamp();
+    store(&docs, "x", json!({"id": "x", "a": 3, "b": 7})).unwrap();
+    let paged = pages(&docs, &q, &o.clone().at(at), 7);
+    assert_eq!(paged.concat(), ids(&got));
+    assert_eq!(docs.count_documents("c", &q, &o).unwrap(), 31);
+}

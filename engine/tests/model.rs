@@ -146,7 +146,14 @@ fn transaction_scans_merge_own_writes_within_every_kind_of_bound() {
         model.insert(k.as_bytes().to_vec(), b"base".to_vec());
     }
     let mut tx = db.begin(strata_engine::Isolation::Snapshot).unwrap();
-    for (k, put) in [("", true), ("aa", true), ("ab", false), ("bb", true), ("c", false), ("e", true)] {
+    for (k, put) in [
+        ("", true),
+        ("aa", true),
+        ("ab", false),
+        ("bb", true),
+        ("c", false),
+        ("e", true),
+    ] {
         if put {
             tx.put(&ks, k, b"own").unwrap();
             model.insert(k.as_bytes().to_vec(), b"own".to_vec());

@@ -230,6 +230,23 @@ pub(crate) fn execute(
             }
         }
     }
+    // An intersection fetches only documents whose ids the second index's
+    // ranges hold: those ids first, from its entries alone.
+    let within: Option<std::collections::HashSet<Vec<u8>>> = match &plan.within {
+        None => None,
+        Some((_, ranges)) => {
+            let mut ids = std::collections::HashSet::new();
+            for (lo, hi) in ranges {
+                let hi = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                for entry in src.range(ks, Bound::Included(&lo[..]), hi)? {
+                    let (_, id) = entry?;
+                    stats.index_entries_read += 1;
+                    ids.insert(id.to_vec());
+                }
+            }
+            Some(ids)
+        }
+    };
     let mut seen = std::collections::HashSet::new();
     // Each candidate's document key, built in one buffer.
     let doc_prefix = keys::docs(collection);
@@ -269,6 +286,10 @@ pub(crate) fn execute(
             };
             for entry in entries {
                 let (k, v) = entry?;
+                if within.as_ref().is_some_and(|ids| !ids.contains(&v[..])) {
+                    stats.index_entries_read += 1;
+                    continue;
+                }
                 let id = text(&v);
                 if plan.dedupe && seen.contains(&id) {
                     continue;

@@ -219,7 +219,7 @@ impl DocumentStorageProvider {
         let c = &self.shared.counters;
         c.queries.fetch_add(1, Ordering::Relaxed);
         match stats.plan.kind {
-            PlanKind::IndexScan | PlanKind::IndexUnion => {
+            PlanKind::IndexScan | PlanKind::IndexUnion | PlanKind::IndexIntersection => {
                 c.index_queries.fetch_add(1, Ordering::Relaxed)
             }
             PlanKind::CollectionScan => c.scan_queries.fetch_add(1, Ordering::Relaxed),
