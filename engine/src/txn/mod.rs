@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata_format::key::ValueKind;
 
-use crate::bounds::{below_upper, half_open, in_range, prefix_upper};
+use crate::bounds::{below_upper, half_open, prefix_upper};
 use crate::commit::batch::{check_key, stored_value};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -302,7 +302,6 @@ impl Transaction {
             .writes
             .range((start, Bound::Unbounded))
             .take_while(|((k, key), _)| *k == id && below_upper(key, &hi))
-            .filter(|((_, key), _)| in_range(key, &lo, &hi))
             .map(|((_, key), p)| {
                 let v = self.own_entry(p).map(|e| e.value);
                 (Bytes::copy_from_slice(key), v)
