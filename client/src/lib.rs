@@ -478,6 +478,23 @@ impl Client {
             .map(|(_, b)| b)
     }
 
+    /// Posts `query` and `options` to the query-shaped route `route` of
+    /// `collection`.
+    async fn post_query(
+        &self,
+        route: &str,
+        storage_type: &str,
+        collection: &str,
+        query: &serde_json::Value,
+        options: &serde_json::Value,
+    ) -> Result<Vec<u8>> {
+        self.post_json(
+            &format!("/v1/{route}/{storage_type}/{collection}"),
+            &serde_json::json!({ "query": query, "options": options }),
+        )
+        .await
+    }
+
     /// The documents of `collection` matching `query` (the JSON form of a
     /// `DocumentQuery`), ordered and limited as `options` (a
     /// `QueryOptions`) asks.
@@ -489,10 +506,7 @@ impl Client {
         options: &serde_json::Value,
     ) -> Result<Vec<serde_json::Value>> {
         let b = self
-            .post_json(
-                &format!("/v1/query/{storage_type}/{collection}"),
-                &serde_json::json!({ "query": query, "options": options }),
-            )
+            .post_query("query", storage_type, collection, query, options)
             .await?;
         Self::json(&b)
     }
@@ -506,10 +520,7 @@ impl Client {
         options: &serde_json::Value,
     ) -> Result<serde_json::Value> {
         let b = self
-            .post_json(
-                &format!("/v1/explain/{storage_type}/{collection}"),
-                &serde_json::json!({ "query": query, "options": options }),
-            )
+            .post_query("explain", storage_type, collection, query, options)
             .await?;
         Self::json(&b)
     }
@@ -524,10 +535,7 @@ impl Client {
         options: &serde_json::Value,
     ) -> Result<u64> {
         let b = self
-            .post_json(
-                &format!("/v1/count/{storage_type}/{collection}"),
-                &serde_json::json!({ "query": query, "options": options }),
-            )
+            .post_query("count", storage_type, collection, query, options)
             .await?;
         let v: serde_json::Value = Self::json(&b)?;
         v["count"]

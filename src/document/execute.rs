@@ -23,7 +23,7 @@ use crate::types::StorageKey;
 struct Ranked {
     key: Vec<u8>,
     descending: bool,
-    doc: Value,
+    hit: Hit,
 }
 
 impl PartialEq for Ranked {
@@ -77,11 +77,10 @@ pub(crate) struct Run<'a> {
     pub(crate) after: Option<&'a [u8]>,
 }
 
-/// A result and its position in the query's order.
+/// A result.
 pub(crate) struct Hit {
-    /// `enc(sort value) ‖ id` with a sort field, the id without: byte order
-    /// is the results' ascending order.
-    pub(crate) key: Vec<u8>,
+    /// The document's id.
+    pub(crate) id: String,
     /// The document.
     pub(crate) doc: Value,
 }
@@ -95,8 +94,10 @@ fn text(b: &[u8]) -> String {
     }
 }
 
-/// The position of document `id` in the order `options` asks for.
-fn position(doc: &Value, id: &str, options: &QueryOptions) -> Vec<u8> {
+/// The position of document `id` in the order `options` asks for:
+/// `enc(sort value) ‖ id` with a sort field, the id without, so byte order
+/// is the results' ascending order.
+pub(crate) fn position(doc: &Value, id: &str, options: &QueryOptions) -> Vec<u8> {
     let mut key = match &options.sort_field {
         Some(f) => encode(lookup(doc, f)),
         None => Vec::new(),
@@ -162,13 +163,13 @@ pub(crate) fn execute(
     };
     // Offers one candidate the caller may read; false when the results
     // are complete.
-    let mut offer = |doc: Value, id: &str, stats: &mut QueryStats| -> Result<bool> {
+    let mut offer = |doc: Value, id: String, stats: &mut QueryStats| -> Result<bool> {
         if !query.matches(&doc) {
             return Ok(true);
         }
-        let key = position(&doc, id, options);
         // A page after a cursor: what came up to it is skipped.
         if let Some(after) = after {
+            let key = position(&doc, &id, options);
             let past = if descending {
                 key.as_slice() < after
             } else {
@@ -179,21 +180,22 @@ pub(crate) fn execute(
             }
         }
         stats.documents_matched += 1;
+        let hit = Hit { id, doc };
         match &mut sink {
             Sink::Count => Ok(true),
             Sink::Stream { skip, out } => {
                 if *skip > 0 {
                     *skip -= 1;
                 } else {
-                    out.push(Hit { key, doc });
+                    out.push(hit);
                 }
                 Ok(out.len() < limit)
             }
             Sink::Heap(h) => {
                 h.push(Ranked {
-                    key,
+                    key: position(&hit.doc, &hit.id, options),
                     descending,
-                    doc,
+                    hit,
                 });
                 if h.len() > keep {
                     h.pop();
@@ -225,7 +227,7 @@ pub(crate) fn execute(
             }
             stats.documents_read += 1;
             let doc = decode_doc(collection, &id, &v)?;
-            if !offer(doc, &id, &mut stats)? {
+            if !offer(doc, id, &mut stats)? {
                 break;
             }
         }
@@ -324,7 +326,7 @@ pub(crate) fn execute(
                 if plan.dedupe {
                     seen.insert(id.clone());
                 }
-                if !offer(doc, &id, &mut stats)? {
+                if !offer(doc, id, &mut stats)? {
                     break 'scans;
                 }
             }
@@ -338,10 +340,7 @@ pub(crate) fn execute(
             .into_iter()
             .skip(query.offset)
             .take(limit)
-            .map(|r| Hit {
-                key: r.key,
-                doc: r.doc,
-            })
+            .map(|r| r.hit)
             .collect(),
     };
     stats.documents_returned = results.len() as u64;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::index::IndexInfo;
 use super::keys;
 use super::query::{DocumentQuery, FieldFilter, Filter, FilterOp, QueryOptions};
-use super::stats::IndexStatistics;
+use super::stats::Histogram;
 use super::time;
 use super::value::{
     compare_values, encode, escape_into, kind, kind_range, prefix_successor, TAG_MISSING,
@@ -158,7 +158,7 @@ pub(crate) struct Usable {
     /// Its definition.
     pub(crate) info: IndexInfo,
     /// Its statistics, if `analyze` ran.
-    pub(crate) stats: Option<IndexStatistics>,
+    pub(crate) stats: Option<Histogram>,
     /// A document gave it an array: a document may have several entries,
     /// and the index's order is not its fields' order of values.
     pub(crate) multikey: bool,
@@ -586,8 +586,8 @@ fn best_candidate(
     filters: &[&FieldFilter],
     sort: Option<&str>,
     want: Option<usize>,
-) -> (Option<Candidate>, Vec<PlanCandidate>) {
-    let all: Vec<Candidate> = ready
+) -> (Option<Candidate>, Vec<Candidate>, Vec<PlanCandidate>) {
+    let mut all: Vec<Candidate> = ready
         .iter()
         .filter_map(|u| candidate(collection, u, filters, sort))
         .collect();
@@ -602,21 +602,23 @@ fn best_candidate(
             estimated_cost: cost(c, want, sort),
         })
         .collect();
-    let mut best: Option<Candidate> = None;
-    for c in all {
-        let better = best.as_ref().is_none_or(|b| {
+    let mut best: Option<usize> = None;
+    for (i, c) in all.iter().enumerate() {
+        let better = best.is_none_or(|b| {
+            let b = &all[b];
             if by_cost {
-                let (cc, bc) = (cost(&c, want, sort), cost(b, want, sort));
+                let (cc, bc) = (cost(c, want, sort), cost(b, want, sort));
                 cc < bc || (cc == bc && c.sorted && !b.sorted)
             } else {
                 c.score > b.score || (c.score == b.score && c.sorted && !b.sorted)
             }
         });
         if better {
-            best = Some(c);
+            best = Some(i);
         }
     }
-    (best, shown)
+    let best = best.map(|i| all.remove(i));
+    (best, all, shown)
 }
 
 /// What reading an index entry costs against fetching a document.
@@ -629,12 +631,11 @@ const ENTRY_COST: f64 = 0.25;
 /// the documents expected in both (the fields taken as independent); it
 /// must beat `best` alone by a fifth.
 fn intersection(
-    collection: &str,
     ready: &[Usable],
-    leaves: &[&FieldFilter],
     sort: Option<&str>,
     want: Option<usize>,
     best: &Candidate,
+    others: Vec<Candidate>,
     shown: &[PlanCandidate],
 ) -> Option<Plan> {
     let alone = cost(best, want, sort)? as f64;
@@ -644,10 +645,8 @@ fn intersection(
         .filter_map(|u| u.stats.as_ref().map(|s| s.entries))
         .max()? as f64;
     let eb = best.estimate? as f64;
-    let (both, partner) = ready
-        .iter()
-        .filter(|u| u.info.id != best.info.id)
-        .filter_map(|u| candidate(collection, u, leaves, sort))
+    let (both, partner) = others
+        .into_iter()
         .filter_map(|c| {
             let ec = c.estimate? as f64;
             Some((ENTRY_COST * (eb + ec) + eb * ec / docs.max(1.0), c))
@@ -728,9 +727,9 @@ pub(crate) fn plan(
     let conj = query.conjuncts();
     let (leaves, ors) = (&conj.leaves, &conj.ors);
     let want = query.limit.map(|l| l.saturating_add(query.offset));
-    let (best, candidates) = best_candidate(collection, ready, leaves, sort, want);
+    let (best, others, candidates) = best_candidate(collection, ready, leaves, sort, want);
     if let Some(c) = best {
-        if let Some(plan) = intersection(collection, ready, leaves, sort, want, &c, &candidates) {
+        if let Some(plan) = intersection(ready, sort, want, &c, others, &candidates) {
             return plan;
         }
         let reason = match cost(&c, want, sort) {

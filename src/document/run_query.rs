@@ -131,18 +131,8 @@ impl DocumentStorageProvider {
         query: &DocumentQuery,
         options: &QueryOptions,
     ) -> Result<(Vec<T>, QueryStats)> {
-        let c = StorageKey::new(format!("{collection}/"));
-        self.timed(
-            "query_documents",
-            Some(&c),
-            options.transaction,
-            |_| 0,
-            || {
-                let (hits, stats) = self.run_query(collection, query, options, Mode::Documents)?;
-                self.count_query(&stats);
-                Ok((deliver(hits.into_iter().map(|h| h.doc), options)?, stats))
-            },
-        )
+        let (hits, stats) = self.measured(collection, query, options, Mode::Documents)?;
+        Ok((deliver(hits.into_iter().map(|h| h.doc), options)?, stats))
     }
 
     /// A page of [`query_documents`](Self::query_documents): at most
@@ -158,24 +148,17 @@ impl DocumentStorageProvider {
         query: &DocumentQuery,
         options: &QueryOptions,
     ) -> Result<DocumentPage<T>> {
-        let c = StorageKey::new(format!("{collection}/"));
-        self.timed(
-            "query_documents",
-            Some(&c),
-            options.transaction,
-            |_| 0,
-            || {
-                let (hits, stats) = self.run_query(collection, query, options, Mode::Documents)?;
-                self.count_query(&stats);
-                let full = query.limit.is_some_and(|l| l > 0 && hits.len() >= l);
-                let next = match hits.last() {
-                    Some(last) if full => Some(cursor::encode(query, options, &last.key)),
-                    _ => None,
-                };
-                let documents = deliver(hits.into_iter().map(|h| h.doc), options)?;
-                Ok(DocumentPage { documents, next })
-            },
-        )
+        let (hits, _) = self.measured(collection, query, options, Mode::Documents)?;
+        let full = query.limit.is_some_and(|l| l > 0 && hits.len() >= l);
+        let next = match hits.last() {
+            Some(last) if full => {
+                let at = super::execute::position(&last.doc, &last.id, options);
+                Some(cursor::encode(query, options, &at))
+            }
+            _ => None,
+        };
+        let documents = deliver(hits.into_iter().map(|h| h.doc), options)?;
+        Ok(DocumentPage { documents, next })
     }
 
     /// How many documents of `collection` match `query` (its offset and
@@ -200,16 +183,33 @@ impl DocumentStorageProvider {
         query: &DocumentQuery,
         options: &QueryOptions,
     ) -> Result<(u64, QueryStats)> {
+        let (_, stats) = self.measured(collection, query, options, Mode::Count)?;
+        Ok((stats.documents_matched, stats))
+    }
+
+    /// Runs a query as an operation of the storage system (timed and
+    /// observed like every other) and adds its figures to the counters.
+    fn measured(
+        &self,
+        collection: &str,
+        query: &DocumentQuery,
+        options: &QueryOptions,
+        mode: Mode,
+    ) -> Result<(Vec<Hit>, QueryStats)> {
         let c = StorageKey::new(format!("{collection}/"));
+        let op = match mode {
+            Mode::Count => "count_documents",
+            Mode::Documents | Mode::Explain => "query_documents",
+        };
         self.timed(
-            "count_documents",
+            op,
             Some(&c),
             options.transaction,
             |_| 0,
             || {
-                let (_, stats) = self.run_query(collection, query, options, Mode::Count)?;
+                let (hits, stats) = self.run_query(collection, query, options, mode)?;
                 self.count_query(&stats);
-                Ok((stats.documents_matched, stats))
+                Ok((hits, stats))
             },
         )
     }

@@ -113,7 +113,27 @@ pub(crate) fn encode(s: &IndexStatistics) -> Vec<u8> {
     serde_json::to_vec(s).unwrap_or_default()
 }
 
+/// Statistics as the planner uses them: the bounds decoded once.
+pub(crate) struct Histogram {
+    /// The index's entries.
+    pub(crate) entries: u64,
+    distinct: u64,
+    bounds: Vec<Vec<u8>>,
+}
+
 impl IndexStatistics {
+    /// The planner's form (bounds that do not decode are left out, which
+    /// only blurs estimates).
+    pub(crate) fn histogram(&self) -> Histogram {
+        Histogram {
+            entries: self.entries,
+            distinct: self.distinct,
+            bounds: self.bounds.iter().filter_map(|b| unhex(b)).collect(),
+        }
+    }
+}
+
+impl Histogram {
     /// About how many entries the key range `[lo, hi)` of the index whose
     /// entry keys start with `base` holds.
     pub(crate) fn estimate(&self, base: &[u8], lo: &[u8], hi: Option<&[u8]>) -> u64 {
@@ -131,7 +151,7 @@ impl IndexStatistics {
         };
         let lo = strip(lo);
         let hi = hi.map(strip);
-        let bounds: Vec<Vec<u8>> = self.bounds.iter().filter_map(|b| unhex(b)).collect();
+        let bounds = &self.bounds;
         if bounds.len() < 2 {
             return self.entries;
         }
@@ -173,28 +193,32 @@ impl IndexStatistics {
     }
 }
 
-/// The stored statistics of index `index_id`, if `analyze` ran.
+/// The stored statistics of index `index_id`, if `analyze` ran, in the
+/// planner's form.
 pub(crate) fn read(
     src: &mut dyn Reader,
     ks: &Keyspace,
     collection: &str,
     index_id: u64,
-) -> Result<Option<IndexStatistics>> {
+) -> Result<Option<Histogram>> {
     let k = keys::statistics(collection, index_id);
-    src.get(ks, &k)?.map(|b| decode(&k, &b)).transpose()
+    src.get(ks, &k)?
+        .map(|b| decode(&k, &b).map(|s| s.histogram()))
+        .transpose()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn stats(keys: &[&[u8]], distinct: u64) -> IndexStatistics {
+    fn stats(keys: &[&[u8]], distinct: u64) -> Histogram {
         IndexStatistics {
             index: "f".into(),
             entries: 1000,
             distinct,
             bounds: keys.iter().map(|k| hex(k)).collect(),
         }
+        .histogram()
     }
 
     #[test]

@@ -109,21 +109,36 @@ pub(crate) struct QueryBody {
     options: QueryOptions,
 }
 
+/// Runs `f` on a query body's query and options, as a read of the
+/// caller's collection: what every query-shaped route shares.
+async fn with_query(
+    s: &AppState,
+    who: Identity,
+    (t, collection): (String, String),
+    uri: &Uri,
+    body: &[u8],
+    f: impl FnOnce(&crate::DocumentStorageProvider, &str, &QueryBody) -> Result<Value, StorageError>
+        + Send
+        + 'static,
+) -> ApiResult<Json<Value>> {
+    let q: QueryBody = parse_json(body)?;
+    with_docs(s, who, &t, uri, false, move |d| {
+        f(d, &collection, &q).map(Json)
+    })
+    .await
+}
+
 /// `POST /v1/query/{type}/{collection}`: the matching documents.
 pub(crate) async fn query(
     State(s): State<AppState>,
     Extension(who): Extension<Identity>,
-    Path((t, collection)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     uri: Uri,
     body: Bytes,
-) -> ApiResult<Json<Vec<Value>>> {
-    let q: QueryBody = parse_json(&body)?;
-    with_docs(&s, who, &t, &uri, false, move |d| {
-        Ok(Json(d.query_documents::<Value>(
-            &collection,
-            &q.query,
-            &q.options,
-        )?))
+) -> ApiResult<Json<Value>> {
+    with_query(&s, who, path, &uri, &body, |d, c, q| {
+        let docs = d.query_documents::<Value>(c, &q.query, &q.options)?;
+        Ok(Value::Array(docs))
     })
     .await
 }
@@ -133,16 +148,43 @@ pub(crate) async fn query(
 pub(crate) async fn page(
     State(s): State<AppState>,
     Extension(who): Extension<Identity>,
-    Path((t, collection)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     uri: Uri,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let q: QueryBody = parse_json(&body)?;
-    with_docs(&s, who, &t, &uri, false, move |d| {
-        let p = d.query_page::<Value>(&collection, &q.query, &q.options)?;
-        Ok(Json(
-            serde_json::json!({ "documents": p.documents, "next": p.next }),
-        ))
+    with_query(&s, who, path, &uri, &body, |d, c, q| {
+        let p = d.query_page::<Value>(c, &q.query, &q.options)?;
+        Ok(serde_json::json!({ "documents": p.documents, "next": p.next }))
+    })
+    .await
+}
+
+/// `POST /v1/count/{type}/{collection}`: how many documents match.
+pub(crate) async fn count(
+    State(s): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(path): Path<(String, String)>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    with_query(&s, who, path, &uri, &body, |d, c, q| {
+        let n = d.count_documents(c, &q.query, &q.options)?;
+        Ok(serde_json::json!({ "count": n }))
+    })
+    .await
+}
+
+/// `POST /v1/explain/{type}/{collection}`: the plan.
+pub(crate) async fn explain(
+    State(s): State<AppState>,
+    Extension(who): Extension<Identity>,
+    Path(path): Path<(String, String)>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    with_query(&s, who, path, &uri, &body, |d, c, q| {
+        let plan = d.explain(c, &q.query, &q.options)?;
+        Ok(serde_json::to_value(plan).unwrap_or_default())
     })
     .await
 }
@@ -162,39 +204,6 @@ pub(crate) async fn analyze(
     .await
 }
 
-/// `POST /v1/count/{type}/{collection}`: how many documents match.
-pub(crate) async fn count(
-    State(s): State<AppState>,
-    Extension(who): Extension<Identity>,
-    Path((t, collection)): Path<(String, String)>,
-    uri: Uri,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let q: QueryBody = parse_json(&body)?;
-    with_docs(&s, who, &t, &uri, false, move |d| {
-        let n = d.count_documents(&collection, &q.query, &q.options)?;
-        Ok(Json(serde_json::json!({ "count": n })))
-    })
-    .await
-}
-
-/// `POST /v1/explain/{type}/{collection}`: the plan.
-pub(crate) async fn explain(
-    State(s): State<AppState>,
-    Extension(who): Extension<Identity>,
-    Path((t, collection)): Path<(String, String)>,
-    uri: Uri,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let q: QueryBody = parse_json(&body)?;
-    with_docs(&s, who, &t, &uri, false, move |d| {
-        let plan = d.explain(&collection, &q.query, &q.options)?;
-        Ok(Json(serde_json::to_value(plan).unwrap_or_default()))
-    })
-    .await
-}
-
-/// An index's field.
 /// An index to create: `{"field"}`, or `{"fields": [...], "unique"}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
