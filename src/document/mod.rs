@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod candidate;
 mod ddl;
 mod execute;
 mod index;
