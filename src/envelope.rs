@@ -2,7 +2,7 @@
 //! encoding ([`strata_format::item`]), with the storage system's types.
 
 use strata_engine::Timestamp;
-use strata_format::item::{decode_item, encode_item, ItemHeader};
+use strata_format::item::{decode_item, decode_item_cow, encode_item, ItemHeader};
 
 use crate::error::{Result, StorageError};
 use crate::types::{StorageItem, StorageKey, StorageMetadata, VersionInfo};
@@ -27,6 +27,15 @@ pub(crate) fn encode_with(
 /// Decodes a stored item; any damage is [`StorageError::Corrupt`]. The
 /// metadata's times are the header's: [`stored_item`] replaces them with
 /// the version's, which the engine knows.
+/// The payload and header of a stored item, borrowed from `bytes` when it
+/// is not compressed; the reason it does not decode otherwise. For readers
+/// of many items that name the key only on failure.
+pub(crate) fn decode_payload(
+    bytes: &[u8],
+) -> std::result::Result<(std::borrow::Cow<'_, [u8]>, ItemHeader), String> {
+    decode_item_cow(bytes, crate::MAX_VALUE_LEN).map_err(|e| e.to_string())
+}
+
 pub(crate) fn decode(key: &StorageKey, bytes: &[u8]) -> Result<(Vec<u8>, StorageMetadata)> {
     let (value, h) =
         decode_item(bytes, crate::MAX_VALUE_LEN).map_err(|e| StorageError::Corrupt {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_format::bloom::bloom_hash;
-use strata_format::codec::BlockDecoder;
 use strata_format::key::ValueKind;
 use strata_format::sst::Lookup;
+use strata_format::sst::PointScratch;
 
 use crate::cache::TableCache;
 use crate::cursor::{Cursor, LevelCursor, MemCursor, MergeCursor, TableCursor};
@@ -102,9 +102,10 @@ pub(crate) struct ReadView {
 }
 
 thread_local! {
-    /// Each reading thread keeps one block decoder, so a point read that
-    /// misses the block cache reuses its zstd context.
-    static DECODER: std::cell::RefCell<BlockDecoder> = std::cell::RefCell::new(BlockDecoder::new());
+    /// Each reading thread keeps one lookup scratch: a point read that
+    /// misses the block cache reuses its zstd context, and no read
+    /// allocates key buffers.
+    static SCRATCH: std::cell::RefCell<PointScratch> = std::cell::RefCell::new(PointScratch::default());
 }
 
 /// The value a version shows a reader at `ts`: none for a tombstone or an
@@ -223,17 +224,19 @@ impl ReadView {
         }
         let h = bloom_hash(key);
         for (level, files) in self.sv.levels().iter().enumerate() {
-            let candidates: Vec<_> = if level == 0 {
-                files.iter().filter(|f| f.overlaps(key, key)).collect()
+            // Level 0's tables overlap: each that spans the key, newest
+            // first. Deeper levels hold at most one.
+            let deeper = if level == 0 {
+                &[][..]
             } else {
                 let i = files.partition_point(|f| f.largest_user_key() < key);
                 files
-                    .get(i)
-                    .filter(|f| f.smallest_user_key() <= key)
-                    .into_iter()
-                    .collect()
+                    .get(i..=i)
+                    .filter(|f| f[0].smallest_user_key() <= key)
+                    .unwrap_or(&[])
             };
-            for f in candidates {
+            let level0 = files.iter().filter(|_| level == 0);
+            for f in level0.chain(deeper).filter(|f| f.overlaps(key, key)) {
                 if f.max_ts < deleted_at {
                     // Everything in it is older than a tombstone covering
                     // the key.
@@ -243,7 +246,7 @@ impl ReadView {
                 if let Some(t) = table.range_tombstones().covering(key, ts) {
                     deleted_at = deleted_at.max(t);
                 }
-                let found = DECODER
+                let found = SCRATCH
                     .with(|d| table.lookup(key, h, ts, &mut d.borrow_mut()))
                     .map_err(|e| Error::format(f.path(), e))?;
                 self.counters

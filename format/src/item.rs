@@ -14,6 +14,8 @@
 //! encrypted, authentication) protect the bytes at rest; the checksum here
 //! also catches a wrong decompression.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 
 const VERSION: u8 = 1;
@@ -127,17 +129,23 @@ pub fn decode_item_header(bytes: &[u8]) -> Result<ItemHeader> {
 /// Decodes an item; a value larger than `max_len` is refused before any
 /// allocation. Any damage is [`Error::Corruption`].
 pub fn decode_item(bytes: &[u8], max_len: usize) -> Result<(Vec<u8>, ItemHeader)> {
+    decode_item_cow(bytes, max_len).map(|(v, h)| (v.into_owned(), h))
+}
+
+/// [`decode_item`], borrowing the payload from `bytes` when it is stored
+/// uncompressed.
+pub fn decode_item_cow(bytes: &[u8], max_len: usize) -> Result<(Cow<'_, [u8]>, ItemHeader)> {
     let corrupt = |what: &str| Error::corruption(format!("item: {what}"), 0);
     let header = decode_item_header(bytes)?;
     let body = &bytes[ITEM_HEADER_LEN..];
     let value = if bytes[1] & ZSTD == 0 {
-        body.to_vec()
+        Cow::Borrowed(body)
     } else {
         let cap = usize::try_from(header.size)
             .ok()
             .filter(|&n| n <= max_len)
             .ok_or_else(|| corrupt("recorded size beyond the value limit"))?;
-        zstd::bulk::decompress(body, cap).map_err(|_| corrupt("bad zstd payload"))?
+        Cow::Owned(zstd::bulk::decompress(body, cap).map_err(|_| corrupt("bad zstd payload"))?)
     };
     if value.len() as u64 != header.size || item_checksum(&value) != header.checksum {
         return Err(corrupt("size or checksum mismatch"));

@@ -299,6 +299,21 @@ fn block_kinds_match_spec_section_5() {
     report.finish();
 }
 
+/// §4 names the writer's restart policy in its text, not a table: the
+/// interval and the span it states are the builder's.
+#[test]
+fn restart_policy_matches_spec_section_4() {
+    let spec = spec();
+    let interval = format!(
+        "Every `restart_interval` entries (default {})",
+        strata_format::block::DEFAULT_RESTART_INTERVAL
+    );
+    let span = format!("`RESTART_SPAN` = {}", strata_format::block::RESTART_SPAN);
+    let flat = spec.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains(&interval), "SPEC §4 should say {interval:?}");
+    assert!(flat.contains(&span), "SPEC §4 should say {span:?}");
+}
+
 // ---------------------------------------------------------------------------
 
 #[test]

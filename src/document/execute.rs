@@ -10,7 +10,7 @@ use std::ops::Bound;
 use serde_json::Value;
 use strata_engine::{Entries, Keyspace, Reader};
 
-use super::index::entry_keys;
+use super::index::holds_entry;
 use super::keys;
 use super::plan::{KeyRange, Plan, QueryStats};
 use super::query::{DocumentQuery, QueryOptions, SortOrder};
@@ -59,13 +59,15 @@ pub(crate) fn decode_doc_with_expiry(
     id: &str,
     bytes: &[u8],
 ) -> Result<(Value, Option<strata_engine::Timestamp>)> {
-    let key = StorageKey::new(format!("{collection}/{id}"));
-    let (json, meta) = envelope::decode(&key, bytes)?;
+    // The key is named only in errors: a query decodes many documents.
+    let key = || StorageKey::new(format!("{collection}/{id}"));
+    let (json, header) = envelope::decode_payload(bytes)
+        .map_err(|reason| StorageError::Corrupt { key: key(), reason })?;
     let doc = serde_json::from_slice(&json).map_err(|e| StorageError::Corrupt {
-        key,
+        key: key(),
         reason: format!("document is not JSON: {e}"),
     })?;
-    Ok((doc, meta.expires_at))
+    Ok((doc, header.expires_at.map(strata_engine::Timestamp)))
 }
 
 /// How a plan runs: for a count, or for the page after a position.
@@ -253,8 +255,10 @@ pub(crate) fn execute(
     // Each candidate's document key, built in one buffer.
     let doc_prefix = keys::docs(collection);
     let mut doc_key = doc_prefix.clone();
+    let mut scratch = Vec::new();
     let reverse = descending && plan.public.sorted_by_index;
     'scans: for (info, ranges) in &plan.scans {
+        let base_len = keys::entries(collection, info.id).len();
         let ordered_ranges: Vec<&KeyRange> = if reverse {
             ranges.iter().rev().collect()
         } else {
@@ -317,8 +321,7 @@ pub(crate) fn execute(
                 };
                 stats.documents_read += 1;
                 let doc = decode_doc(collection, &id, &bytes)?;
-                let current = entry_keys(collection, info, &id, &doc);
-                if !current.is_ok_and(|e| e.keys.binary_search(&k.to_vec()).is_ok()) {
+                if !holds_entry(info, base_len, &id, &doc, &k, &mut scratch) {
                     stats.stale_entries += 1;
                     continue;
                 }

@@ -26,7 +26,7 @@ use serde_json::Value;
 use strata_engine::{Keyspace, Reader};
 
 use super::keys;
-use super::value::{encode, lookup};
+use super::value::{encode, encode_to, lookup};
 use crate::error::{Result, StorageError};
 use crate::types::StorageKey;
 
@@ -220,6 +220,54 @@ fn encodings(v: Option<&Value>, format: u32) -> Vec<Vec<u8>> {
     out
 }
 
+/// Whether `doc` (document `id`) has the entry `key` of index `info`, whose
+/// entries start with `base_len` bytes of prefix: the check a query makes
+/// of each entry it follows, so an entry a damaged write left behind is
+/// skipped rather than trusted. It walks the key field by field as
+/// [`entry_keys`] builds it, without building the document's other
+/// entries: value encodings are prefix-free, so at most one of a field's
+/// encodings (the value, or in format 2 an array's element) starts the
+/// rest of the key.
+pub(crate) fn holds_entry(
+    info: &IndexInfo,
+    base_len: usize,
+    id: &str,
+    doc: &Value,
+    key: &[u8],
+    scratch: &mut Vec<u8>,
+) -> bool {
+    let Some(mut rest) = key.get(base_len..) else {
+        return false;
+    };
+    let mut complete = true;
+    for field in info.fields() {
+        let v = lookup(doc, field);
+        complete &= v.is_some();
+        let elements = match v {
+            Some(Value::Array(a)) if info.format >= 2 => &a[..],
+            _ => &[],
+        };
+        let mut matched = None;
+        for e in std::iter::once(v).chain(elements.iter().map(Some)) {
+            scratch.clear();
+            encode_to(e, scratch);
+            if let Some(r) = rest.strip_prefix(&scratch[..]) {
+                matched = Some(r);
+                break;
+            }
+        }
+        match matched {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    if info.unique && complete {
+        rest.is_empty()
+    } else {
+        rest == id.as_bytes()
+    }
+}
+
 /// The entries of `doc` in index `info`, or an error when a value is too
 /// long to index or two indexed fields hold arrays.
 pub(crate) fn entry_keys(
@@ -279,4 +327,76 @@ pub(crate) fn entry_keys(
     out.keys.sort();
     out.keys.dedup();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn info(fields: &[&str], unique: bool, format: u32) -> IndexInfo {
+        IndexInfo {
+            field: fields[0].to_owned(),
+            more_fields: fields[1..].iter().map(|f| (*f).to_owned()).collect(),
+            unique,
+            format,
+            id: 7,
+            state: IndexState::Ready,
+        }
+    }
+
+    /// `holds_entry` answers exactly "is this key among `entry_keys`", for
+    /// every document's keys asked of every document: single, compound,
+    /// unique and multikey indexes, arrays, missing fields, values that
+    /// are prefixes of others, and keys cut short or extended.
+    #[test]
+    fn holds_entry_agrees_with_entry_keys() {
+        let docs = [
+            ("a", json!({"x": 1, "y": "p"})),
+            ("b", json!({"x": [1, 2, 2], "y": "p"})),
+            ("c", json!({"x": [], "y": ["p", "q"]})),
+            ("d", json!({"y": "pq"})),
+            ("e", json!({"x": "1", "y": null})),
+            ("f", json!({"x": [[1], 1], "y": {"z": 1}})),
+            ("g", json!({"x": "a\u{0}b", "y": "p"})),
+            ("ab", json!({"x": 1, "y": "p"})),
+        ];
+        let infos = [
+            info(&["x"], false, 2),
+            info(&["x"], false, 1),
+            info(&["x"], true, 2),
+            info(&["x", "y"], false, 2),
+            info(&["y", "x"], true, 2),
+            info(&["x", "y"], false, 1),
+        ];
+        let base_len = keys::entries("c", 7).len();
+        let mut scratch = Vec::new();
+        let mut checked = 0;
+        for info in &infos {
+            let all: Vec<(&str, Vec<Vec<u8>>)> = docs
+                .iter()
+                .filter_map(|(id, d)| entry_keys("c", info, id, d).ok().map(|e| (*id, e.keys)))
+                .collect();
+            for (id, doc) in &docs {
+                let Ok(own) = entry_keys("c", info, id, doc) else {
+                    continue;
+                };
+                for (_, keys) in &all {
+                    for k in keys {
+                        let mut variants = vec![k.clone(), k[..k.len() - 1].to_vec()];
+                        variants.push([&k[..], b"x"].concat());
+                        for v in variants {
+                            assert_eq!(
+                                holds_entry(info, base_len, id, doc, &v, &mut scratch),
+                                own.keys.contains(&v),
+                                "index {info:?}, document {id} {doc}, key {v:?}"
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
 }

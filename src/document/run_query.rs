@@ -30,7 +30,7 @@ pub struct DocumentPage<T> {
 }
 
 /// Results as the caller asked for them: projected, then as `T`s.
-fn deliver<T: DeserializeOwned>(
+fn deliver<T: DeserializeOwned + 'static>(
     docs: impl Iterator<Item = Value>,
     options: &QueryOptions,
 ) -> Result<Vec<T>> {
@@ -38,9 +38,22 @@ fn deliver<T: DeserializeOwned>(
         Some(fields) => value::project(&d, fields),
         None => d,
     })
-    .map(serde_json::from_value)
+    .map(as_t)
     .collect::<std::result::Result<Vec<T>, _>>()
     .map_err(|e| StorageError::Serialization(format!("query result: {e}")))
+}
+
+/// A document as a `T`. Asked for as a `Value`, the parsed value itself is
+/// handed over rather than rebuilt by serde, which would cost a second
+/// pass as long as the parse.
+fn as_t<T: DeserializeOwned + 'static>(doc: Value) -> serde_json::Result<T> {
+    let mut slot = Some(doc);
+    if let Some(same) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<T>>() {
+        if let Some(t) = same.take() {
+            return Ok(t);
+        }
+    }
+    serde_json::from_value(slot.unwrap_or_default())
 }
 
 /// Resume tokens: hex of `01 ‖ fingerprint (u64 LE) ‖ position`. The
@@ -113,7 +126,7 @@ impl DocumentStorageProvider {
     /// The documents of `collection` matching `query`, as `T`s, in the
     /// order `options` asks for. Needs List on `collection/`; documents
     /// the caller may not read are left out.
-    pub fn query_documents<T: DeserializeOwned>(
+    pub fn query_documents<T: DeserializeOwned + 'static>(
         &self,
         collection: &str,
         query: &DocumentQuery,
@@ -125,7 +138,7 @@ impl DocumentStorageProvider {
 
     /// [`query_documents`](Self::query_documents), with what the query
     /// read: its plan, index entries and documents.
-    pub fn query_documents_with_stats<T: DeserializeOwned>(
+    pub fn query_documents_with_stats<T: DeserializeOwned + 'static>(
         &self,
         collection: &str,
         query: &DocumentQuery,
@@ -142,7 +155,7 @@ impl DocumentStorageProvider {
     /// the query's order however the collection changed meanwhile; pages
     /// read at one past time (`options.at`) are exactly the results of one
     /// query, cut in pages.
-    pub fn query_page<T: DeserializeOwned>(
+    pub fn query_page<T: DeserializeOwned + 'static>(
         &self,
         collection: &str,
         query: &DocumentQuery,

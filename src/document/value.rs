@@ -229,11 +229,16 @@ fn compare_objects(x: &Map<String, Value>, y: &Map<String, Value>) -> Ordering {
 /// The order-preserving encoding of a value (`None`: a missing field).
 pub(crate) fn encode(v: Option<&Value>) -> Vec<u8> {
     let mut out = Vec::new();
+    encode_to(v, &mut out);
+    out
+}
+
+/// [`encode`], appended to `out`.
+pub(crate) fn encode_to(v: Option<&Value>, out: &mut Vec<u8>) {
     match v {
         None => out.push(TAG_MISSING),
-        Some(v) => encode_into(v, &mut out),
+        Some(v) => encode_into(v, out),
     }
-    out
 }
 
 /// Appends a string's bytes with NUL escaped (`00` → `00 FF`) and the

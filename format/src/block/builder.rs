@@ -2,6 +2,12 @@
 
 use crate::coding::put_varint64;
 
+/// Bytes of entries after which the next entry starts a restart point
+/// even before `restart_interval` entries: a seek then decodes a few cache
+/// lines past the restart it found, however large the values are, and
+/// blocks of big values are binary-searched entry by entry.
+pub const RESTART_SPAN: usize = 256;
+
 /// Accumulates sorted entries into the block layout described in
 /// [`crate::block`]. The caller guarantees the order (the table writer checks
 /// it once for all blocks).
@@ -11,19 +17,23 @@ pub struct BlockBuilder {
     restarts: Vec<u32>,
     restart_interval: usize,
     counter: usize,
+    /// Offset of the last restart point in `buf`.
+    restart_at: usize,
     entries: usize,
     last_key: Vec<u8>,
 }
 
 impl BlockBuilder {
     /// A builder that starts a restart point every `restart_interval`
-    /// entries (at least 1).
+    /// entries (at least 1), or sooner once the entries since the last one
+    /// span [`RESTART_SPAN`] bytes.
     pub fn new(restart_interval: usize) -> Self {
         BlockBuilder {
             buf: Vec::new(),
             restarts: vec![0],
             restart_interval: restart_interval.max(1),
             counter: 0,
+            restart_at: 0,
             entries: 0,
             last_key: Vec::new(),
         }
@@ -31,7 +41,8 @@ impl BlockBuilder {
 
     /// Appends an entry. Keys must arrive in the block's order.
     pub fn add(&mut self, key: &[u8], value: &[u8]) {
-        let shared = if self.counter < self.restart_interval {
+        let span = self.buf.len() - self.restart_at;
+        let shared = if self.counter < self.restart_interval && span < RESTART_SPAN {
             self.last_key
                 .iter()
                 .zip(key)
@@ -39,6 +50,7 @@ impl BlockBuilder {
                 .count()
         } else {
             self.restarts.push(self.buf.len() as u32);
+            self.restart_at = self.buf.len();
             self.counter = 0;
             0
         };
@@ -86,6 +98,7 @@ impl BlockBuilder {
         self.restarts.clear();
         self.restarts.push(0);
         self.counter = 0;
+        self.restart_at = 0;
         self.entries = 0;
         self.last_key.clear();
         out

@@ -71,13 +71,21 @@ impl Block {
     /// A cursor over the block's entries, ordered by `cmp`. It starts
     /// unpositioned.
     pub fn iter(&self, cmp: fn(&[u8], &[u8]) -> Ordering) -> BlockIter {
+        self.iter_reusing(cmp, Vec::new())
+    }
+
+    /// [`iter`](Self::iter) building its keys in `key`, a buffer a point
+    /// lookup keeps between calls ([`BlockIter::into_key`] hands it back),
+    /// so positioning allocates nothing.
+    pub fn iter_reusing(&self, cmp: fn(&[u8], &[u8]) -> Ordering, mut key: Vec<u8>) -> BlockIter {
+        key.clear();
         BlockIter {
             block: self.clone(),
             cmp,
             current: self.restarts_offset,
             next_offset: self.restarts_offset,
             restart_index: 0,
-            key: Vec::new(),
+            key,
             value: (0, 0),
             valid: false,
         }
@@ -131,6 +139,12 @@ impl BlockIter {
     /// copy.
     pub fn value_bytes(&self) -> Bytes {
         self.block.data.slice(self.value.0..self.value.1)
+    }
+
+    /// The cursor's key buffer, for the next
+    /// [`iter_reusing`](Block::iter_reusing).
+    pub fn into_key(self) -> Vec<u8> {
+        self.key
     }
 
     /// Positions on the first entry.

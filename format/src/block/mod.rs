@@ -8,16 +8,17 @@
 //! ```
 //!
 //! Each entry stores only the part of its key that differs from the previous
-//! key. Every `restart_interval` entries the prefix sharing starts over
-//! (`shared = 0`) and the entry's offset goes into the restart array, so a
-//! seek can binary-search the restart points and decode at most one interval
-//! of entries. The same layout serves data blocks (internal key → value) and
+//! key. Every `restart_interval` entries, or sooner once the entries since
+//! the last restart span [`RESTART_SPAN`] bytes, the prefix sharing starts
+//! over (`shared = 0`) and the entry's offset goes into the restart array,
+//! so a seek can binary-search the restart points and decode at most one
+//! short interval of entries. The same layout serves data blocks (internal key → value) and
 //! index blocks (separator key → block handle).
 
 mod builder;
 mod iter;
 
-pub use builder::BlockBuilder;
+pub use builder::{BlockBuilder, RESTART_SPAN};
 pub use iter::{Block, BlockIter};
 
 /// Default number of entries between restart points.

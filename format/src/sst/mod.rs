@@ -26,7 +26,9 @@ pub use footer::{
     Footer, FOOTER_LAYOUT, FOOTER_LEN, SST_BASE_VERSION, SST_FORMAT_VERSION, SST_MAGIC,
 };
 pub use properties::{Properties, PROPERTY_TAGS};
-pub use reader::{BlockCache, Lookup, Table, TableEntry, TableIter, TableReadOptions};
+pub use reader::{
+    BlockCache, Lookup, PointScratch, Table, TableEntry, TableIter, TableReadOptions,
+};
 pub use source::TableSource;
 pub use writer::{TableOptions, TableSummary, TableWriter};
 

@@ -14,7 +14,7 @@ use crate::codec::{
     BlockContext, BlockDecoder, BlockKind, EncryptionKey, Keyring, MAX_BLOCK_LEN, TRAILER_LEN,
 };
 use crate::error::{Error, Result};
-use crate::key::{compare_internal, seek_key, InternalKeyRef, ValueKind};
+use crate::key::{compare_internal, InternalKeyRef, ValueKind};
 use crate::range_del::RangeTombstones;
 
 use super::{BlockHandle, Footer, Properties, TableSource, FOOTER_LEN};
@@ -56,6 +56,17 @@ pub enum Lookup {
     NotFound,
     /// The newest version at or below the timestamp.
     Found(TableEntry),
+}
+
+/// What [`Table::lookup`] keeps between calls: the block decoder (its
+/// zstd context) and the buffers of the target and the keys it decodes.
+/// One per thread serves every table.
+#[derive(Debug, Default)]
+pub struct PointScratch {
+    decoder: BlockDecoder,
+    target: Vec<u8>,
+    index_key: Vec<u8>,
+    data_key: Vec<u8>,
 }
 
 /// One entry found by [`Table::get`].
@@ -270,46 +281,90 @@ impl Table {
     /// included; `None` when the table has no such version. The bloom filter
     /// is checked first.
     pub fn get(&self, user_key: &[u8], ts: u64) -> Result<Option<TableEntry>> {
-        match self.lookup(user_key, bloom_hash(user_key), ts, &mut BlockDecoder::new())? {
+        match self.lookup(
+            user_key,
+            bloom_hash(user_key),
+            ts,
+            &mut PointScratch::default(),
+        )? {
             Lookup::Found(e) => Ok(Some(e)),
             Lookup::FilteredOut | Lookup::NotFound => Ok(None),
         }
     }
 
     /// [`get`](Self::get) for callers that hash the key once for many tables
-    /// ([`bloom_hash`]) and keep a decoder; says whether the filter answered.
+    /// ([`bloom_hash`]) and keep their buffers ([`PointScratch`]); says
+    /// whether the filter answered. It walks the index and data blocks
+    /// directly, without a [`TableIter`], so a lookup allocates nothing.
     pub fn lookup(
         &self,
         user_key: &[u8],
         hash: u64,
         ts: u64,
-        decoder: &mut BlockDecoder,
+        scratch: &mut PointScratch,
     ) -> Result<Lookup> {
         if !self.may_contain_hash(hash) {
             return Ok(Lookup::FilteredOut);
         }
-        let mut it = self.iter();
-        // The iterator borrows the caller's decoder for the lookup.
-        it.decoder = std::mem::take(decoder);
-        let found = Self::first_version(&mut it, user_key, ts);
-        *decoder = std::mem::take(&mut it.decoder);
+        let PointScratch {
+            decoder,
+            target,
+            index_key,
+            data_key,
+        } = scratch;
+        target.clear();
+        crate::key::encode_internal_key(target, user_key, ts, ValueKind::MAX);
+        let index_origin = self.inner.footer.index.offset;
+        let mut index = self
+            .inner
+            .index
+            .iter_reusing(compare_internal, std::mem::take(index_key));
+        let found = (|| {
+            index.seek(target)?;
+            // The separator of a block is >= its keys and < the next
+            // block's, so the first key >= target is in the block found or,
+            // when that block holds none, first in the next one.
+            while index.valid() {
+                let handle = BlockHandle::decode(index.value(), index_origin)?;
+                let block = self.read_block_filling(decoder, handle, true)?;
+                let mut data = block.iter_reusing(compare_internal, std::mem::take(data_key));
+                let step = data.seek(target);
+                let entry = match step {
+                    Ok(()) if data.valid() => Some(
+                        InternalKeyRef::parse(data.key())
+                            .map(|k| (k.user_key == user_key).then_some((k.ts, k.kind)))
+                            .map_err(|_| {
+                                Error::corruption(
+                                    format!(
+                                        "sst {}: malformed internal key",
+                                        self.inner.file_number
+                                    ),
+                                    handle.offset,
+                                )
+                            })
+                            .map(|k| {
+                                k.map(|(ts, kind)| TableEntry {
+                                    ts,
+                                    kind,
+                                    value: data.value_bytes(),
+                                })
+                            }),
+                    ),
+                    Ok(()) => None,
+                    Err(e) => Some(Err(e)),
+                };
+                *data_key = data.into_key();
+                match entry {
+                    Some(Ok(Some(e))) => return Ok(Lookup::Found(e)),
+                    Some(Ok(None)) => return Ok(Lookup::NotFound),
+                    Some(Err(e)) => return Err(e),
+                    None => index.next()?,
+                }
+            }
+            Ok(Lookup::NotFound)
+        })();
+        *index_key = index.into_key();
         found
-    }
-
-    fn first_version(it: &mut TableIter, user_key: &[u8], ts: u64) -> Result<Lookup> {
-        it.seek(&seek_key(user_key, ts))?;
-        if !it.valid() {
-            return Ok(Lookup::NotFound);
-        }
-        let parsed = InternalKeyRef::parse(it.key()).map_err(|_| it.corrupt_key())?;
-        if parsed.user_key != user_key {
-            return Ok(Lookup::NotFound);
-        }
-        Ok(Lookup::Found(TableEntry {
-            ts: parsed.ts,
-            kind: parsed.kind,
-            value: it.value_bytes(),
-        }))
     }
 
     /// A cursor over the index block: separator keys and encoded
@@ -584,15 +639,5 @@ impl TableIter {
             }
         }
         Ok(())
-    }
-
-    fn corrupt_key(&self) -> Error {
-        Error::corruption(
-            format!(
-                "sst {}: malformed internal key",
-                self.table.inner.file_number
-            ),
-            self.block_offset,
-        )
     }
 }

@@ -44,6 +44,10 @@ pub(crate) struct DocBenchArgs {
     /// Run in DIR (kept) instead of a fresh temporary directory.
     #[arg(long, value_name = "DIR")]
     db: Option<PathBuf>,
+    /// With `--db`, query the documents an earlier run left there instead
+    /// of loading them again (the same `--num`).
+    #[arg(long, requires = "db")]
+    reuse: bool,
 }
 
 /// Distinct users: an equality on one matches `num / USERS` documents.
@@ -174,9 +178,9 @@ pub(crate) fn run(a: &DocBenchArgs) -> Result<ExitCode, Failure> {
     for n in &names {
         let dir = root.join(n);
         engines.push(match n.as_str() {
-            "strata" => Box::new(strata_side::StrataDocs::open(&dir, a.cache_mb)?),
+            "strata" => Box::new(strata_side::StrataDocs::open(&dir, a.cache_mb, a.reuse)?),
             #[cfg(feature = "sqlite")]
-            "sqlite" => Box::new(sqlite_side::SqliteDocs::open(&dir, a.cache_mb)?),
+            "sqlite" => Box::new(sqlite_side::SqliteDocs::open(&dir, a.cache_mb, a.reuse)?),
             other => {
                 return Err(Failure(format!(
                     "no engine {other:?} (strata; sqlite needs --features sqlite)"
@@ -192,7 +196,7 @@ pub(crate) fn run(a: &DocBenchArgs) -> Result<ExitCode, Failure> {
         "{:<18} {:<8} {:>12} {:>10}",
         "workload", "engine", "ops/s", "results"
     );
-    for e in engines.iter_mut() {
+    for e in engines.iter_mut().filter(|_| !a.reuse) {
         let started = Instant::now();
         let mut i = 0;
         while i < a.num {

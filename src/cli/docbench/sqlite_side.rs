@@ -22,22 +22,32 @@ pub(crate) struct SqliteDocs {
 }
 
 impl SqliteDocs {
-    /// A fresh database in `dir` with the benchmark's indexes.
-    pub(crate) fn open(dir: &Path, cache_mb: usize) -> Result<Self, Failure> {
+    /// A fresh database in `dir` with the benchmark's indexes, or with
+    /// `reuse` the one an earlier run left there.
+    pub(crate) fn open(dir: &Path, cache_mb: usize, reuse: bool) -> Result<Self, Failure> {
         std::fs::create_dir_all(dir).map_err(|e| Failure(e.to_string()))?;
         let conn = Connection::open(dir.join("docs.db")).map_err(fail)?;
         conn.execute_batch(&format!(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
-             PRAGMA cache_size=-{};
-             CREATE TABLE docs (id TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
+             PRAGMA cache_size=-{};",
+            cache_mb * 1024
+        ))
+        .map_err(fail)?;
+        if reuse {
+            return Ok(SqliteDocs {
+                conn,
+                dir: dir.to_path_buf(),
+            });
+        }
+        conn.execute_batch(
+            "CREATE TABLE docs (id TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
              CREATE INDEX docs_user ON docs (json_extract(doc, '$.user'));
              CREATE INDEX docs_city ON docs (json_extract(doc, '$.city'));
              CREATE INDEX docs_score ON docs (json_extract(doc, '$.score'));
              CREATE INDEX docs_kind_ts ON docs (json_extract(doc, '$.kind'), json_extract(doc, '$.ts'));
              CREATE TABLE doc_tags (tag TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (tag, id)) WITHOUT ROWID;",
-            cache_mb * 1024
-        ))
+        )
         .map_err(fail)?;
         Ok(SqliteDocs {
             conn,

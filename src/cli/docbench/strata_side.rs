@@ -27,8 +27,9 @@ pub(crate) struct StrataDocs {
 }
 
 impl StrataDocs {
-    /// A fresh storage system in `dir` with the benchmark's indexes.
-    pub(crate) fn open(dir: &Path, cache_mb: usize) -> Result<Self, Failure> {
+    /// A fresh storage system in `dir` with the benchmark's indexes, or
+    /// with `reuse` the one an earlier run left there.
+    pub(crate) fn open(dir: &Path, cache_mb: usize, reuse: bool) -> Result<Self, Failure> {
         let mut config = StorageSystemConfig::default();
         config.engine.block_cache_size = cache_mb << 20;
         let storage = StorageSystem::builder()
@@ -39,13 +40,18 @@ impl StrataDocs {
         let docs = storage
             .get_document_storage(StorageType::Resource)
             .map_err(fail)?;
-        for spec in [
-            IndexSpec::on("user"),
-            IndexSpec::on("city"),
-            IndexSpec::on("score"),
-            IndexSpec::on("kind").then("ts"),
-            IndexSpec::on("tags"),
-        ] {
+        let specs = if reuse {
+            Vec::new()
+        } else {
+            vec![
+                IndexSpec::on("user"),
+                IndexSpec::on("city"),
+                IndexSpec::on("score"),
+                IndexSpec::on("kind").then("ts"),
+                IndexSpec::on("tags"),
+            ]
+        };
+        for spec in specs {
             docs.create_index_with(C, &spec).map_err(fail)?;
         }
         Ok(StrataDocs {
