@@ -30,13 +30,14 @@ pub(crate) struct KeyspaceState {
 }
 
 impl KeyspaceState {
-    /// A keyspace with an empty memtable over `levels`.
-    pub(crate) fn new(id: u32, name: String, levels: Arc<Levels>) -> Self {
+    /// A keyspace with an empty memtable (for `memtable_size` bytes) over
+    /// `levels`.
+    pub(crate) fn new(id: u32, name: String, levels: Arc<Levels>, memtable_size: usize) -> Self {
         KeyspaceState {
             id,
             name,
             sv: Mutex::new(Arc::new(SuperVersion::new(
-                Arc::new(Memtable::new()),
+                Arc::new(Memtable::new(memtable_size)),
                 Vec::new(),
                 levels,
             ))),
@@ -123,7 +124,7 @@ impl KeyspaceState {
     fn mark_dropped(&self, num_levels: usize) {
         self.dropped.store(true, Ordering::Release);
         *self.sv.lock() = Arc::new(SuperVersion::new(
-            Arc::new(Memtable::new()),
+            Arc::new(Memtable::new(0)),
             Vec::new(),
             Arc::new(Levels::new(num_levels)),
         ));

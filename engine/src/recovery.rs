@@ -150,7 +150,14 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
     let keyspaces: Vec<Arc<KeyspaceState>> = vs
         .keyspaces()
         .iter()
-        .map(|(id, (name, levels))| Arc::new(KeyspaceState::new(*id, name.clone(), levels.clone())))
+        .map(|(id, (name, levels))| {
+            Arc::new(KeyspaceState::new(
+                *id,
+                name.clone(),
+                levels.clone(),
+                opts.memtable_size,
+            ))
+        })
         .collect();
     // The clock resumes above every timestamp the files know of, the
     // history horizon included.

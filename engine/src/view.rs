@@ -59,7 +59,7 @@ impl SuperVersion {
         let mut imm = Vec::with_capacity(self.imm.len() + 1);
         imm.push(self.mem.clone());
         imm.extend(self.imm.iter().cloned());
-        SuperVersion::new(Arc::new(Memtable::new()), imm, self.levels.clone())
+        SuperVersion::new(Arc::new(self.mem.successor()), imm, self.levels.clone())
     }
 
     /// This one over other levels, or `None` when they are the same.
@@ -212,17 +212,17 @@ impl ReadView {
         // The newest covering range tombstone seen so far (0: none).
         let mut deleted_at = 0u64;
         let visible = |version: u64, deleted_at: u64| version >= deleted_at;
+        let h = bloom_hash(key);
         for mem in std::iter::once(self.sv.mem()).chain(self.sv.imm()) {
             if mem.has_range_tombstones() {
                 if let Some(t) = mem.range_tombstones().covering(key, ts) {
                     deleted_at = deleted_at.max(t);
                 }
             }
-            if let Some((version, kind, v)) = mem.get(key, ts) {
+            if let Some((version, kind, v)) = mem.get_hashed(key, h, ts) {
                 return Ok(visible(version, deleted_at).then_some((kind, v, version)));
             }
         }
-        let h = bloom_hash(key);
         for (level, files) in self.sv.levels().iter().enumerate() {
             // Level 0's tables overlap: each that spans the key, newest
             // first. Deeper levels hold at most one.

@@ -348,7 +348,12 @@ impl DbInner {
                 .levels_of(id)
                 .cloned()
                 .unwrap_or_else(|| Arc::new(Levels::new(self.opts.num_levels)));
-            Ok(Arc::new(KeyspaceState::new(id, name.to_owned(), levels)))
+            Ok(Arc::new(KeyspaceState::new(
+                id,
+                name.to_owned(),
+                levels,
+                self.opts.memtable_size,
+            )))
         })
     }
 

@@ -1,6 +1,8 @@
 //! The memtable: an ordered, concurrent map of internal keys, readable
-//! while it is written, and the range tombstones written beside it.
+//! while it is written, the range tombstones written beside it, and a
+//! filter of its user keys.
 
+mod filter;
 mod skiplist;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
@@ -11,6 +13,7 @@ use parking_lot::Mutex;
 use strata_format::key::ValueKind;
 use strata_format::range_del::RangeTombstones;
 
+use filter::KeyFilter;
 use skiplist::SkipList;
 pub(crate) use skiplist::{Node, NodePos, Probe};
 
@@ -27,6 +30,11 @@ pub struct Memtable {
     /// Set once a range tombstone is inserted: reads of a memtable without
     /// any skip its lock.
     has_dels: AtomicBool,
+    /// The user keys inserted: a point read of a key the memtable lacks
+    /// (most reads, once data has been flushed) skips the list's descent.
+    filter: KeyFilter,
+    /// The size the filter was made for, passed on to the next memtable.
+    expected_bytes: usize,
 }
 
 /// A memtable's range tombstones: the list as written, and its fragmented
@@ -39,22 +47,24 @@ struct RangeDels {
     fragments: Option<Arc<RangeTombstones>>,
 }
 
-impl Default for Memtable {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Memtable {
-    /// An empty memtable.
-    pub fn new() -> Self {
+    /// An empty memtable, its key filter sized for `expected_bytes` of
+    /// data (the size at which it is sealed).
+    pub fn new(expected_bytes: usize) -> Self {
         Memtable {
             list: SkipList::new(),
             value_bytes: AtomicUsize::new(0),
             max_ts: AtomicU64::new(0),
             range_dels: Mutex::new(RangeDels::default()),
             has_dels: AtomicBool::new(false),
+            filter: KeyFilter::new(expected_bytes),
+            expected_bytes,
         }
+    }
+
+    /// An empty memtable made for the size this one was.
+    pub(crate) fn successor(&self) -> Memtable {
+        Memtable::new(self.expected_bytes)
     }
 
     /// Inserts one version, or a range tombstone (`kind` RangeDelete:
@@ -75,6 +85,9 @@ impl Memtable {
             self.has_dels.store(true, AtomicOrdering::Release);
             return;
         }
+        // In the filter before the list: a reader that can see the
+        // version (its commit published after this insert) sees the bits.
+        self.filter.insert(strata_format::bloom::bloom_hash(key));
         self.list.insert(key, ts, kind, value);
     }
 
@@ -115,7 +128,18 @@ impl Memtable {
     }
 
     /// The newest version of `key` with a timestamp `<= ts`.
+    #[cfg(test)]
     pub fn get(&self, key: &[u8], ts: u64) -> Option<(u64, ValueKind, Bytes)> {
+        self.get_hashed(key, strata_format::bloom::bloom_hash(key), ts)
+    }
+
+    /// [`get`](Self::get) for a reader that hashed the key once
+    /// ([`bloom_hash`](strata_format::bloom::bloom_hash)) for every
+    /// component it reads.
+    pub fn get_hashed(&self, key: &[u8], hash: u64, ts: u64) -> Option<(u64, ValueKind, Bytes)> {
+        if !self.filter.may_contain(hash) {
+            return None;
+        }
         // The search key on the stack when it is short (reads are hot).
         let mut buf = [0u8; 64];
         let heap;
@@ -170,7 +194,7 @@ mod tests {
 
     #[test]
     fn finds_the_newest_version_at_or_below_a_timestamp() {
-        let m = Memtable::new();
+        let m = Memtable::new(1 << 20);
         let long = [7u8; 100];
         for key in [&b"k"[..], &long[..]] {
             m.insert(key, 5, ValueKind::Put, Bytes::from_static(b"five"));

@@ -63,6 +63,11 @@ impl Block {
         &self.data
     }
 
+    /// Number of restart points.
+    pub fn restart_count(&self) -> usize {
+        self.num_restarts
+    }
+
     /// Size of the decoded block in bytes (what a cache charges for it).
     pub fn size(&self) -> usize {
         self.data.len()
@@ -190,6 +195,25 @@ impl BlockIter {
                 return Ok(());
             }
         }
+    }
+
+    /// Positions on the entry at restart point `index`; invalid when there
+    /// is no such restart point.
+    pub fn seek_to_restart_entry(&mut self, index: usize) -> Result<()> {
+        if index >= self.block.num_restarts {
+            self.invalidate();
+            return Ok(());
+        }
+        self.seek_to_restart(index);
+        self.parse_next()
+    }
+
+    /// The key of the entry at restart point `index`, read in place.
+    pub fn restart_key_at(&self, index: usize) -> Result<&[u8]> {
+        if index >= self.block.num_restarts {
+            return Err(self.corrupt("no such restart point", self.block.restarts_offset));
+        }
+        self.restart_key(index)
     }
 
     /// Moves to the next entry; invalid past the last.

@@ -16,6 +16,7 @@
 //! table from the footer inward, reading through a [`TableSource`] (bytes
 //! in memory, or positioned reads the caller implements).
 
+mod digest;
 mod footer;
 mod properties;
 mod reader;

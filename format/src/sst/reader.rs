@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::key::{compare_internal, InternalKeyRef, ValueKind};
 use crate::range_del::RangeTombstones;
 
+use super::digest::IndexDigest;
 use super::{BlockHandle, Footer, Properties, TableSource, FOOTER_LEN};
 
 /// What a reader needs besides the bytes.
@@ -92,6 +93,8 @@ struct Inner {
     properties: Properties,
     /// The range tombstones, decoded at open (empty for most tables).
     range_dels: RangeTombstones,
+    /// The index block's search aid (`None` for an index it cannot serve).
+    digest: Option<IndexDigest>,
     /// Where the footer starts: no block may reach past it.
     blocks_end: u64,
     cache: Option<Arc<dyn BlockCache>>,
@@ -190,6 +193,7 @@ impl Table {
             filter: Bytes::new(),
             properties: Properties::default(),
             range_dels: RangeTombstones::new(),
+            digest: None,
             blocks_end: footer_at,
             cache,
         };
@@ -198,6 +202,7 @@ impl Table {
             inner.load(d, footer.index, BlockKind::Index)?,
             footer.index.offset,
         )?;
+        inner.digest = IndexDigest::build(&inner.index);
         let filter = inner.load(d, footer.filter, BlockKind::Filter)?;
         BloomFilter::new(&filter).map_err(|_| {
             Error::corruption(format!("sst {n}: bloom filter"), footer.filter.offset)
@@ -320,7 +325,15 @@ impl Table {
             .index
             .iter_reusing(compare_internal, std::mem::take(index_key));
         let found = (|| {
-            index.seek(target)?;
+            match &self.inner.digest {
+                Some(d) => {
+                    let at = d.first_at_or_after(target, |i| {
+                        index.restart_key_at(i).map(|k| compare_internal(k, target))
+                    })?;
+                    index.seek_to_restart_entry(at)?;
+                }
+                None => index.seek(target)?,
+            }
             // The separator of a block is >= its keys and < the next
             // block's, so the first key >= target is in the block found or,
             // when that block holds none, first in the next one.
