@@ -95,6 +95,10 @@ pub(crate) trait DocEngine {
     fn count(&self, kind: &str) -> Result<u64, Failure>;
     /// Bytes on disk.
     fn disk_bytes(&self) -> u64;
+    /// Block cache hits and misses so far, where the engine counts them.
+    fn cache_counts(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// A small deterministic generator for query parameters.
@@ -223,6 +227,7 @@ pub(crate) fn run(a: &DocBenchArgs) -> Result<ExitCode, Failure> {
         for e in &engines {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
             let mut got = Vec::new();
+            let cache_before = e.cache_counts();
             let started = Instant::now();
             for _ in 0..a.queries {
                 let p = params(kind, &mut rng, a.num);
@@ -232,8 +237,17 @@ pub(crate) fn run(a: &DocBenchArgs) -> Result<ExitCode, Failure> {
                 .elapsed()
                 .max(Duration::from_micros(1))
                 .as_secs_f64();
+            // The share of block reads the cache answered, which tells a
+            // query bound by memory from one bound by decoding blocks.
+            let cache = match (cache_before, e.cache_counts()) {
+                (Some((h0, m0)), Some((h1, m1))) if h1 + m1 > h0 + m0 => format!(
+                    "   (block cache hits {:.1}%)",
+                    100.0 * (h1 - h0) as f64 / ((h1 + m1) - (h0 + m0)) as f64
+                ),
+                _ => String::new(),
+            };
             println!(
-                "{:<18} {:<8} {:>12.0} {:>10}",
+                "{:<18} {:<8} {:>12.0} {:>10}{cache}",
                 kind,
                 e.name(),
                 a.queries as f64 / secs,
