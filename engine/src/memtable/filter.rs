@@ -36,24 +36,31 @@ impl KeyFilter {
         }
     }
 
-    fn bits(&self, hash: u64) -> impl Iterator<Item = (usize, u64)> {
-        let base = blocked_line(hash, self.lines) as usize * LINE_WORDS;
-        blocked_bits(hash, PROBES).map(move |b| (base + (b / 64) as usize, 1u64 << (b % 64)))
-    }
-
     /// Adds a key's hash. Relaxed: a reader that may see the key learned
     /// of its commit through the commit clock's release and acquire,
     /// which orders these writes before its reads.
     pub(super) fn insert(&self, hash: u64) {
-        for (w, bit) in self.bits(hash) {
-            self.words[w].fetch_or(bit, Ordering::Relaxed);
+        // The probes' bits gathered per word of the line: one atomic
+        // read-modify-write per word that lacks one of them, not one per
+        // probe.
+        let base = blocked_line(hash, self.lines) as usize * LINE_WORDS;
+        let mut masks = [0u64; LINE_WORDS];
+        for b in blocked_bits(hash, PROBES) {
+            masks[(b / 64) as usize] |= 1u64 << (b % 64);
+        }
+        for (word, mask) in self.words[base..base + LINE_WORDS].iter().zip(masks) {
+            if mask != 0 && word.load(Ordering::Relaxed) & mask != mask {
+                word.fetch_or(mask, Ordering::Relaxed);
+            }
         }
     }
 
     /// False when no key with this hash was inserted.
     pub(super) fn may_contain(&self, hash: u64) -> bool {
-        self.bits(hash)
-            .all(|(w, bit)| self.words[w].load(Ordering::Relaxed) & bit != 0)
+        let base = blocked_line(hash, self.lines) as usize * LINE_WORDS;
+        blocked_bits(hash, PROBES).all(|b| {
+            self.words[base + (b / 64) as usize].load(Ordering::Relaxed) & (1u64 << (b % 64)) != 0
+        })
     }
 }
 
