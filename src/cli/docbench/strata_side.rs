@@ -134,4 +134,9 @@ impl DocEngine for StrataDocs {
     fn disk_bytes(&self) -> u64 {
         crate::cli::bench::disk_usage(&self.dir)
     }
+
+    fn cache_counts(&self) -> Option<(u64, u64)> {
+        let s = self.storage.db().stats();
+        Some((s.block_cache_hits, s.block_cache_misses))
+    }
 }
