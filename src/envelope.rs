@@ -24,9 +24,6 @@ pub(crate) fn encode_with(
     encode_item(value, &header, compress)
 }
 
-/// Decodes a stored item; any damage is [`StorageError::Corrupt`]. The
-/// metadata's times are the header's: [`stored_item`] replaces them with
-/// the version's, which the engine knows.
 /// The payload and header of a stored item, borrowed from `bytes` when it
 /// is not compressed; the reason it does not decode otherwise. For readers
 /// of many items that name the key only on failure.
@@ -36,6 +33,9 @@ pub(crate) fn decode_payload(
     decode_item_cow(bytes, crate::MAX_VALUE_LEN).map_err(|e| e.to_string())
 }
 
+/// Decodes a stored item; any damage is [`StorageError::Corrupt`]. The
+/// metadata's times are the header's: [`stored_item`] replaces them with
+/// the version's, which the engine knows.
 pub(crate) fn decode(key: &StorageKey, bytes: &[u8]) -> Result<(Vec<u8>, StorageMetadata)> {
     let (value, h) =
         decode_item(bytes, crate::MAX_VALUE_LEN).map_err(|e| StorageError::Corrupt {

@@ -225,18 +225,14 @@ impl ReadView {
         }
         for (level, files) in self.sv.levels().iter().enumerate() {
             // Level 0's tables overlap: each that spans the key, newest
-            // first. Deeper levels hold at most one.
-            let deeper = if level == 0 {
-                &[][..]
+            // first. A deeper level holds at most one.
+            let candidates = if level == 0 {
+                files
             } else {
                 let i = files.partition_point(|f| f.largest_user_key() < key);
-                files
-                    .get(i..=i)
-                    .filter(|f| f[0].smallest_user_key() <= key)
-                    .unwrap_or(&[])
+                files.get(i..=i).unwrap_or(&[])
             };
-            let level0 = files.iter().filter(|_| level == 0);
-            for f in level0.chain(deeper).filter(|f| f.overlaps(key, key)) {
+            for f in candidates.iter().filter(|f| f.overlaps(key, key)) {
                 if f.max_ts < deleted_at {
                     // Everything in it is older than a tombstone covering
                     // the key.

@@ -37,29 +37,26 @@ impl IndexDigest {
     /// restart point (the digest names entries by restart index) or it
     /// does not decode.
     pub(crate) fn build(index: &Block) -> Option<IndexDigest> {
-        let keys = Self::keys(index).ok()?;
-        if keys.len() != index.restart_count() {
-            return None;
-        }
-        let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
-            return Some(IndexDigest::default());
-        };
-        let (first, last) = (user_key(first), user_key(last));
-        let shared = first.iter().zip(last).take_while(|(a, b)| a == b).count();
-        let prefix = first[..shared].to_vec();
-        let digests = keys.iter().map(|k| digest(user_key(k), shared)).collect();
-        Some(IndexDigest { prefix, digests })
+        Self::try_build(index).ok().flatten()
     }
 
-    fn keys(index: &Block) -> Result<Vec<Vec<u8>>> {
+    fn try_build(index: &Block) -> Result<Option<IndexDigest>> {
         let mut it = index.iter(compare_internal);
+        it.seek_to_last()?;
+        if !it.valid() {
+            return Ok(Some(IndexDigest::default()));
+        }
+        let last = user_key(it.key()).to_vec();
         it.seek_to_first()?;
-        let mut keys = Vec::new();
+        let first = user_key(it.key());
+        let shared = first.iter().zip(&last).take_while(|(a, b)| a == b).count();
+        let prefix = last[..shared].to_vec();
+        let mut digests = Vec::with_capacity(index.restart_count());
         while it.valid() {
-            keys.push(it.key().to_vec());
+            digests.push(digest(user_key(it.key()), shared));
             it.next()?;
         }
-        Ok(keys)
+        Ok((digests.len() == index.restart_count()).then_some(IndexDigest { prefix, digests }))
     }
 
     /// The index of the first entry whose internal key is `>= target` (the

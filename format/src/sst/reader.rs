@@ -341,36 +341,29 @@ impl Table {
                 let handle = BlockHandle::decode(index.value(), index_origin)?;
                 let block = self.read_block_filling(decoder, handle, true)?;
                 let mut data = block.iter_reusing(compare_internal, std::mem::take(data_key));
-                let step = data.seek(target);
-                let entry = match step {
-                    Ok(()) if data.valid() => Some(
-                        InternalKeyRef::parse(data.key())
-                            .map(|k| (k.user_key == user_key).then_some((k.ts, k.kind)))
-                            .map_err(|_| {
-                                Error::corruption(
-                                    format!(
-                                        "sst {}: malformed internal key",
-                                        self.inner.file_number
-                                    ),
-                                    handle.offset,
-                                )
-                            })
-                            .map(|k| {
-                                k.map(|(ts, kind)| TableEntry {
-                                    ts,
-                                    kind,
-                                    value: data.value_bytes(),
-                                })
-                            }),
-                    ),
-                    Ok(()) => None,
-                    Err(e) => Some(Err(e)),
-                };
+                let found = data.seek(target).and_then(|()| {
+                    if !data.valid() {
+                        return Ok(None);
+                    }
+                    let k = InternalKeyRef::parse(data.key()).map_err(|_| {
+                        Error::corruption(
+                            format!("sst {}: malformed internal key", self.inner.file_number),
+                            handle.offset,
+                        )
+                    })?;
+                    Ok(Some(if k.user_key == user_key {
+                        Lookup::Found(TableEntry {
+                            ts: k.ts,
+                            kind: k.kind,
+                            value: data.value_bytes(),
+                        })
+                    } else {
+                        Lookup::NotFound
+                    }))
+                });
                 *data_key = data.into_key();
-                match entry {
-                    Some(Ok(Some(e))) => return Ok(Lookup::Found(e)),
-                    Some(Ok(None)) => return Ok(Lookup::NotFound),
-                    Some(Err(e)) => return Err(e),
+                match found? {
+                    Some(answer) => return Ok(answer),
                     None => index.next()?,
                 }
             }
