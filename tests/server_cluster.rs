@@ -16,8 +16,9 @@ use strata_client::Client;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_process_cluster_survives_the_sigkill_of_its_leader() {
     let mut c = Cluster::start(3);
+    // Every node must know the leader: the writes below go through each.
     let first = c
-        .leader(1, Duration::from_secs(30))
+        .leader_known_to_all(Duration::from_secs(30))
         .await
         .unwrap_or_else(|| panic!("no leader\n{}", c.logs()));
     let client = c.client(ALICE);
@@ -485,7 +486,7 @@ async fn bad_requests_are_refused_with_their_status_and_change_nothing() {
 async fn a_cluster_over_https_replicates_and_refuses_clients_that_do_not_trust_it() {
     let c = Cluster::start_tls(3);
     let leader = c
-        .leader(1, Duration::from_secs(30))
+        .leader_known_to_all(Duration::from_secs(30))
         .await
         .unwrap_or_else(|| panic!("no leader over HTTPS\n{}", c.logs()));
     assert!(c.urls.iter().all(|u| u.starts_with("https://")));

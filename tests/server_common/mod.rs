@@ -210,6 +210,28 @@ impl Cluster {
         None
     }
 
+    /// Waits (bounded) until every node names the same leader, so a write
+    /// sent through any node finds it; returns it.
+    pub async fn leader_known_to_all(&self, within: Duration) -> Option<u64> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let mut named = Vec::new();
+            for id in 1..=self.nodes.len() as u64 {
+                named.push(match self.node_only(id, ALICE).cluster().await {
+                    Ok(s) => s.leader,
+                    Err(_) => None,
+                });
+            }
+            if let Some(Some(l)) = named.first() {
+                if named.iter().all(|n| *n == Some(*l)) {
+                    return Some(*l);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// Waits (bounded) until node `id` applied commit timestamp `ts`.
     pub async fn wait_applied(&self, id: u64, ts: u64, within: Duration) {
         let deadline = Instant::now() + within;
