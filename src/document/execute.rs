@@ -63,7 +63,13 @@ pub(crate) fn decode_doc_with_expiry(
     let key = || StorageKey::new(format!("{collection}/{id}"));
     let (json, header) = envelope::decode_payload(bytes)
         .map_err(|reason| StorageError::Corrupt { key: key(), reason })?;
-    let doc = serde_json::from_slice(&json).map_err(|e| StorageError::Corrupt {
+    // Checked as UTF-8 in one pass, then parsed as text: faster than
+    // serde_json checking each string of the bytes on its own.
+    let text = std::str::from_utf8(&json).map_err(|e| StorageError::Corrupt {
+        key: key(),
+        reason: format!("document is not UTF-8: {e}"),
+    })?;
+    let doc = serde_json::from_str(text).map_err(|e| StorageError::Corrupt {
         key: key(),
         reason: format!("document is not JSON: {e}"),
     })?;
@@ -107,6 +113,9 @@ pub(crate) fn position(doc: &Value, id: &str, options: &QueryOptions) -> Vec<u8>
     key.extend_from_slice(id.as_bytes());
     key
 }
+
+/// The most results a streamed page reserves room for before its first.
+const PAGE_RESERVE: usize = 1024;
 
 /// Where the results go: streamed when candidates arrive in order, else a
 /// bounded heap.
@@ -158,7 +167,9 @@ pub(crate) fn execute(
     } else if plan.ordered {
         Sink::Stream {
             skip: query.offset,
-            out: Vec::new(),
+            // A page is sized up front (growing it reallocates past the
+            // allocator's small chunks); an unbounded one grows.
+            out: Vec::with_capacity(limit.min(PAGE_RESERVE)),
         }
     } else {
         Sink::Heap(BinaryHeap::new())

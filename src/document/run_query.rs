@@ -31,16 +31,20 @@ pub struct DocumentPage<T> {
 
 /// Results as the caller asked for them: projected, then as `T`s.
 fn deliver<T: DeserializeOwned + 'static>(
-    docs: impl Iterator<Item = Value>,
+    docs: impl ExactSizeIterator<Item = Value>,
     options: &QueryOptions,
 ) -> Result<Vec<T>> {
-    docs.map(|d| match &options.projection {
-        Some(fields) => value::project(&d, fields),
-        None => d,
-    })
-    .map(as_t)
-    .collect::<std::result::Result<Vec<T>, _>>()
-    .map_err(|e| StorageError::Serialization(format!("query result: {e}")))
+    // Sized once: growing a page by doubling reallocates past the
+    // allocator's small-chunk sizes, which costs more than the copies.
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        let d = match &options.projection {
+            Some(fields) => value::project(&d, fields),
+            None => d,
+        };
+        out.push(as_t(d).map_err(|e| StorageError::Serialization(format!("query result: {e}")))?);
+    }
+    Ok(out)
 }
 
 /// A document as a `T`. Asked for as a `Value`, the parsed value itself is

@@ -55,18 +55,19 @@ impl SqliteDocs {
         })
     }
 
-    /// Runs `sql` with `args` and parses every returned document.
+    /// Runs `sql` with `args` and parses every returned document into the
+    /// page a caller gets, as Strata's query returns its documents.
     fn found(&self, sql: &str, args: impl rusqlite::Params) -> Result<usize, Failure> {
         let mut st = self.conn.prepare_cached(sql).map_err(fail)?;
         let mut rows = st.query(args).map_err(fail)?;
-        let mut n = 0;
+        let mut page = Vec::new();
         while let Some(r) = rows.next().map_err(fail)? {
             let text: String = r.get(0).map_err(fail)?;
-            let _doc: Value =
+            let doc: Value =
                 serde_json::from_str(&text).map_err(|e| Failure(format!("sqlite doc: {e}")))?;
-            n += 1;
+            page.push(doc);
         }
-        Ok(n)
+        Ok(page.len())
     }
 }
 
