@@ -8,6 +8,9 @@ use strata::format::codec::Compression;
 
 /// What every workload needs from an engine.
 pub(crate) trait BenchDb: Send + Sync {
+    /// How the engine is set up, beyond the shared cache budget, for the
+    /// report.
+    fn settings(&self) -> String;
     /// Writes one entry; with `sync`, durable before it returns.
     fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), String>;
     /// Reads one entry; returns its length.
@@ -27,8 +30,26 @@ pub(crate) trait BenchDb: Send + Sync {
     fn compact(&self) -> Result<bool, String>;
 }
 
-/// The names `--engine` accepts.
-pub(crate) const ENGINES: [&str; 5] = ["strata", "rocksdb", "fjall", "redb", "sled"];
+/// The names `--engine` accepts: fjall2 and redb2 are those engines'
+/// previous major releases.
+pub(crate) const ENGINES: [&str; 7] = [
+    "strata", "rocksdb", "fjall", "fjall2", "redb", "redb2", "sled",
+];
+
+/// Each engine's crate and version as built, for the report (a test keeps
+/// the peers' equal to Cargo.lock).
+pub(crate) fn version(name: &str) -> &'static str {
+    match name {
+        "strata" => concat!("strata ", env!("CARGO_PKG_VERSION")),
+        "rocksdb" => "rocksdb 0.25.0 (librocksdb-sys 0.19.0+11.8.1)",
+        "fjall" => "fjall 3.1.13",
+        "fjall2" => "fjall 2.11.2",
+        "redb" => "redb 5.0.0",
+        "redb2" => "redb 2.6.4",
+        "sled" => "sled 0.34.7",
+        _ => "unknown",
+    }
+}
 
 /// Settings every engine gets, for a fair race.
 #[derive(Debug, Clone, Copy)]
@@ -48,9 +69,11 @@ pub(crate) fn open(name: &str, dir: &Path, s: EngineSettings) -> Result<Box<dyn 
     match name {
         "strata" => Ok(Box::new(StrataDb::open(dir, s)?)),
         #[cfg(feature = "peers")]
-        "rocksdb" | "fjall" | "redb" | "sled" => super::peers::open(name, dir, s),
+        "rocksdb" | "fjall" | "fjall2" | "redb" | "redb2" | "sled" => {
+            super::peers::open(name, dir, s)
+        }
         #[cfg(not(feature = "peers"))]
-        "rocksdb" | "fjall" | "redb" | "sled" => Err(format!(
+        "rocksdb" | "fjall" | "fjall2" | "redb" | "redb2" | "sled" => Err(format!(
             "{name} is built only with the `peers` feature: cargo run --release --features peers -- bench --engine {name}"
         )),
         other => Err(format!("unknown engine {other:?} (one of {})", ENGINES.join(", "))),
@@ -109,6 +132,10 @@ impl StrataDb {
 }
 
 impl BenchDb for StrataDb {
+    fn settings(&self) -> String {
+        "defaults (4 KiB blocks, bloom 10 bits/key, leveled compaction), WAL synced only by fillsync"
+            .into()
+    }
     fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), String> {
         if sync {
             let mut b = self.db.batch();
@@ -172,4 +199,32 @@ pub(crate) fn disk_usage(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The versions the report names are the ones Cargo.lock builds.
+    #[test]
+    fn versions_match_cargo_lock() {
+        let lock = include_str!("../../../Cargo.lock");
+        let locked = |name: &str, version: &str| {
+            lock.contains(&format!("name = \"{name}\"\nversion = \"{version}\""))
+        };
+        for engine in ENGINES {
+            let v = version(engine);
+            let mut words = v.split([' ', '(', ')']).filter(|w| !w.is_empty());
+            while let (Some(name), Some(ver)) = (words.next(), words.next()) {
+                if name == "strata" {
+                    assert_eq!(ver, env!("CARGO_PKG_VERSION"));
+                } else {
+                    assert!(
+                        locked(name, ver),
+                        "{engine}: {name} {ver} is not in Cargo.lock"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -18,11 +18,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::Failure;
 pub(crate) use engines::disk_usage;
 use engines::{BenchDb, EngineSettings};
-use report::{Report, WorkloadResult};
+use report::{ChildReport, EngineInfo, Report, WorkloadResult};
 use workloads::Shape;
 
 /// Arguments of `strata bench`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, PartialEq, Args)]
 pub(crate) struct BenchArgs {
     /// Comma-separated workloads: fillseq, fillrandom, overwrite,
     /// readrandom, readmissing, readhot, seekrandom, readseq, readreverse,
@@ -73,6 +73,11 @@ pub(crate) struct BenchArgs {
     /// Run in DIR (kept afterwards) instead of a fresh temporary directory.
     #[arg(long, value_name = "DIR")]
     db: Option<PathBuf>,
+    /// Internal: run the one engine named and write what it measured to
+    /// FILE as JSON (the parent process races each engine in a child of
+    /// its own).
+    #[arg(long, value_name = "FILE", hide = true)]
+    child_report: Option<PathBuf>,
 }
 
 /// The values of `--sst-reads`.
@@ -190,7 +195,7 @@ fn wipe(dir: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(dir).map_err(|e| Failure(format!("{}: {e}", dir.display())))
 }
 
-/// Runs every workload on one engine.
+/// Runs every workload on one engine; returns how it was set up.
 fn run_engine(
     name: &str,
     args: &BenchArgs,
@@ -198,10 +203,15 @@ fn run_engine(
     settings: EngineSettings,
     root: &Path,
     out: &mut Vec<WorkloadResult>,
-) -> Result<(), Failure> {
+) -> Result<EngineInfo, Failure> {
     let dir = root.join(name);
     wipe(&dir)?;
     let open = |dir: &Path| engines::open(name, dir, settings).map_err(Failure);
+    let mut info = EngineInfo {
+        name: name.to_owned(),
+        version: engines::version(name).to_owned(),
+        settings: String::new(),
+    };
     let mut db: Option<Box<dyn BenchDb>> = None;
     // Keys 0..live are present. After fillsync (a small load) the next
     // workload that reads starts again from a full load.
@@ -220,6 +230,7 @@ fn run_engine(
         let Some(engine) = db.as_deref() else {
             return Err(Failure("no database".into()));
         };
+        info.settings = engine.settings();
         if !workloads::starts_empty(w) && live == 0 {
             // Load the entries the workload reads, unmeasured.
             let b = bar(shape.num, &format!("{name} load"));
@@ -261,6 +272,7 @@ fn run_engine(
             p50_us: q(0.5),
             p99_us: q(0.99),
             p999_us: q(0.999),
+            max_us: m.latency.max() as f64 / 1000.0,
             write_amp: (m.bytes_written > 0).then(|| io as f64 / m.bytes_written as f64),
             space_amp: writes.then(|| engines::disk_usage(&dir) as f64 / (live.max(1) * kv) as f64),
             peak_rss_mb: peak_rss_mb(),
@@ -276,7 +288,75 @@ fn run_engine(
     if args.db.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    Ok(())
+    Ok(info)
+}
+
+/// The arguments that run engine `name` alone in a child process, writing
+/// its results to `report` and its files under `root`.
+fn child_args(args: &BenchArgs, name: &str, root: &Path, report: &Path) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = vec!["bench".into()];
+    let mut flag = |k: &str, v: String| {
+        a.push(format!("--{k}").into());
+        a.push(v.into());
+    };
+    flag("workloads", args.workloads.join(","));
+    flag("num", args.num.to_string());
+    flag("key-size", args.key_size.to_string());
+    flag("value-size", args.value_size.to_string());
+    flag("compressible", args.compressible.to_string());
+    flag("threads", args.threads.to_string());
+    flag("engine", name.to_owned());
+    flag("cache-mb", args.cache_mb.to_string());
+    if let Some(r) = args.sst_reads {
+        flag(
+            "sst-reads",
+            match r {
+                SstReadsArg::Mmap => "mmap",
+                SstReadsArg::Pread => "pread",
+            }
+            .to_owned(),
+        );
+    }
+    if args.compression {
+        a.push("--compression".into());
+    }
+    if args.encryption {
+        a.push("--encryption".into());
+    }
+    a.push("--db".into());
+    a.push(root.into());
+    a.push("--child-report".into());
+    a.push(report.into());
+    a
+}
+
+/// Runs engine `name` in a child process of its own, so its memory, its
+/// threads and the page cache it warmed do not weigh on the next engine.
+fn run_child(
+    args: &BenchArgs,
+    name: &str,
+    root: &Path,
+    out: &mut Vec<WorkloadResult>,
+) -> Result<EngineInfo, Failure> {
+    let report = root.join(format!("{name}.report.json"));
+    let exe = std::env::current_exe().map_err(|e| Failure(format!("this program's path: {e}")))?;
+    let status = std::process::Command::new(exe)
+        .args(child_args(args, name, root, &report))
+        .status()
+        .map_err(|e| Failure(format!("starting the {name} run: {e}")))?;
+    if !status.success() {
+        return Err(Failure(format!("the {name} run failed ({status})")));
+    }
+    let text = std::fs::read_to_string(&report)
+        .map_err(|e| Failure(format!("{}: {e}", report.display())))?;
+    let _ = std::fs::remove_file(&report);
+    let child: ChildReport =
+        serde_json::from_str(&text).map_err(|e| Failure(format!("{}: {e}", report.display())))?;
+    if args.db.is_none() {
+        let _ = std::fs::remove_dir_all(root.join(name));
+    }
+    out.extend(child.results);
+    Ok(child.engine)
 }
 
 /// Runs the benchmark and prints its table.
@@ -332,8 +412,24 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
         }
     };
     let mut results = Vec::new();
+    if let Some(path) = &args.child_report {
+        let [name] = names.as_slice() else {
+            return Err(Failure("--child-report runs exactly one engine".into()));
+        };
+        let engine = run_engine(name, args, &shape, settings, &root, &mut results)?;
+        let text = serde_json::to_string(&ChildReport { engine, results })
+            .map_err(|e| Failure(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut engines = Vec::new();
     for name in &names {
-        run_engine(name, args, &shape, settings, &root, &mut results)?;
+        let info = if names.len() > 1 {
+            run_child(args, name, &root, &mut results)?
+        } else {
+            run_engine(name, args, &shape, settings, &root, &mut results)?
+        };
+        engines.push(info);
         std::thread::sleep(Duration::from_millis(100));
     }
     let report = Report {
@@ -344,6 +440,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
         key_size: args.key_size,
         value_size: args.value_size,
         threads: args.threads,
+        cache_mb: args.cache_mb,
+        engines,
         results,
     };
     println!(
@@ -374,4 +472,80 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
         report::write_plot(&report, path).map_err(Failure)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Cmd {
+        Bench(BenchArgs),
+    }
+
+    fn parse(args: &[std::ffi::OsString]) -> BenchArgs {
+        let argv = std::iter::once(std::ffi::OsString::from("strata")).chain(args.iter().cloned());
+        match Cli::try_parse_from(argv) {
+            Ok(Cli { cmd: Cmd::Bench(a) }) => a,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A child runs the parent's benchmark on its one engine: every
+    /// setting reaches it.
+    #[test]
+    fn a_child_gets_every_setting() {
+        let s = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        for argv in [
+            s(&["bench"]),
+            s(&[
+                "bench",
+                "--workloads",
+                "fillseq,readrandom",
+                "--num",
+                "77",
+                "--key-size",
+                "20",
+                "--value-size",
+                "4096",
+                "--compressible",
+                "0.25",
+                "--threads",
+                "2",
+                "--engine",
+                "all",
+                "--cache-mb",
+                "64",
+                "--sst-reads",
+                "pread",
+                "--compression",
+                "--encryption",
+                "--json",
+                "x.json",
+                "--plot",
+                "x.svg",
+            ]),
+        ] {
+            let parent = parse(&argv);
+            let root = Path::new("/r");
+            let report = Path::new("/r/f.json");
+            let child = parse(&child_args(&parent, "fjall2", root, report));
+            let want = BenchArgs {
+                engine: vec!["fjall2".into()],
+                db: Some(root.into()),
+                child_report: Some(report.into()),
+                json: None,
+                plot: None,
+                ..parent
+            };
+            assert_eq!(child, want);
+        }
+    }
 }

@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use plotters::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The figures of one engine on one workload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct WorkloadResult {
     pub engine: String,
     pub workload: String,
@@ -19,6 +19,8 @@ pub(crate) struct WorkloadResult {
     pub p50_us: f64,
     pub p99_us: f64,
     pub p999_us: f64,
+    /// The longest operation: for fills, the longest stall.
+    pub max_us: f64,
     /// Bytes the process wrote to disk per user byte written.
     pub write_amp: Option<f64>,
     /// Bytes on disk per live user byte, after the workload.
@@ -36,6 +38,25 @@ pub(crate) struct Report {
     pub key_size: usize,
     pub value_size: usize,
     pub threads: usize,
+    /// MiB of block or page cache each engine had.
+    pub cache_mb: usize,
+    /// The engines raced, each as built and set up.
+    pub engines: Vec<EngineInfo>,
+    pub results: Vec<WorkloadResult>,
+}
+
+/// One engine of a run: its crate and version, and its settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EngineInfo {
+    pub name: String,
+    pub version: String,
+    pub settings: String,
+}
+
+/// What a child process running one engine hands back.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ChildReport {
+    pub engine: EngineInfo,
     pub results: Vec<WorkloadResult>,
 }
 
@@ -50,7 +71,7 @@ pub(crate) fn table(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<17} {:<8} {:>11} {:>8} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8}",
+        "{:<17} {:<8} {:>11} {:>8} {:>9} {:>9} {:>10} {:>9} {:>7} {:>7} {:>8}",
         "workload",
         "engine",
         "ops/s",
@@ -58,6 +79,7 @@ pub(crate) fn table(r: &Report) -> String {
         "p50 us",
         "p99 us",
         "p99.9 us",
+        "max ms",
         "w-amp",
         "s-amp",
         "RSS MB"
@@ -77,7 +99,7 @@ pub(crate) fn table(r: &Report) -> String {
         for x in &rows {
             let _ = writeln!(
                 out,
-                "{:<17} {:<8} {:>11.0} {:>8.1} {:>9.1} {:>9.1} {:>10.1} {:>7} {:>7} {:>8.0}",
+                "{:<17} {:<8} {:>11.0} {:>8.1} {:>9.1} {:>9.1} {:>10.1} {:>9.1} {:>7} {:>7} {:>8.0}",
                 x.workload,
                 x.engine,
                 x.ops_per_sec,
@@ -85,6 +107,7 @@ pub(crate) fn table(r: &Report) -> String {
                 x.p50_us,
                 x.p99_us,
                 x.p999_us,
+                x.max_us / 1000.0,
                 fmt_opt(x.write_amp),
                 fmt_opt(x.space_amp),
                 x.peak_rss_mb
@@ -103,7 +126,7 @@ pub(crate) fn table(r: &Report) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "{:<17} {:<8} {:>11} {:>8} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8}",
+                    "{:<17} {:<8} {:>11} {:>8} {:>9} {:>9} {:>10} {:>9} {:>7} {:>7} {:>8}",
                     "",
                     format!("s/{}", &x.engine[..x.engine.len().min(6)]),
                     ratio(s.ops_per_sec, x.ops_per_sec),
@@ -111,6 +134,7 @@ pub(crate) fn table(r: &Report) -> String {
                     ratio(s.p50_us, x.p50_us),
                     ratio(s.p99_us, x.p99_us),
                     ratio(s.p999_us, x.p999_us),
+                    ratio(s.max_us, x.max_us),
                     ratio_opt(s.write_amp, x.write_amp),
                     ratio_opt(s.space_amp, x.space_amp),
                     ratio(s.peak_rss_mb, x.peak_rss_mb)
@@ -127,12 +151,14 @@ pub(crate) fn write_json(r: &Report, path: &Path) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-const COLORS: [RGBColor; 5] = [
+const COLORS: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(127, 127, 127),
 ];
 
 /// Draws throughput per workload, one bar per engine, as an SVG file.
