@@ -17,13 +17,15 @@ use crate::table_sink::TableSink;
 /// when it is a tombstone (or expired by then) and `bottommost` says no
 /// older data of the key can lie below. A version a range tombstone of
 /// `dels` (the job's, before collection) hides in its stripe goes too.
-/// Returns the bytes read.
+/// Copying stops before user key `end` when one is given (a range of a
+/// compaction cut into parts). Returns the bytes read.
 pub(crate) fn copy_live(
     cursor: &mut dyn Cursor,
     sink: &mut TableSink<'_>,
     points: &GcPoints,
     bottommost: &dyn Fn(&[u8]) -> bool,
     dels: &RangeTombstones,
+    end: Option<&[u8]>,
     stop: &AtomicBool,
 ) -> Result<u64> {
     let mut gc = GcState::new();
@@ -36,8 +38,11 @@ pub(crate) fn copy_live(
         }
         let key = cursor.key();
         let value = cursor.value_ref();
-        read += (key.len() + value.len()) as u64;
         let k = InternalKeyRef::parse(key).map_err(|e| Error::format("<merge input>", e))?;
+        if end.is_some_and(|e| k.user_key >= e) {
+            break;
+        }
+        read += (key.len() + value.len()) as u64;
         if gc
             .decide(points, k.user_key, k.ts, k.kind, value, bottommost)
             .keeps()

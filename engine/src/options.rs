@@ -47,6 +47,10 @@ pub struct Options {
     pub target_file_size: u64,
     /// Number of levels (L0 included).
     pub num_levels: usize,
+    /// Threads a full compaction (`Db::compact`) merges its key ranges on,
+    /// at most; 0 (the default) is one per core. Background compactions
+    /// use one thread each, so they leave cores to the writers.
+    pub full_compaction_threads: usize,
     /// When set, the WAL is synced in the background at this interval, so
     /// writes without `sync` lose at most about this much on power loss.
     pub wal_sync_interval: Option<Duration>,
@@ -115,6 +119,7 @@ impl Default for Options {
             level_size_ratio: 10,
             target_file_size: 64 << 20,
             num_levels: 7,
+            full_compaction_threads: 0,
             wal_sync_interval: None,
             wal_mmap: true,
             background_threads: true,
@@ -130,6 +135,15 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The key ranges a full compaction is cut into, at most: one per
+    /// thread of `full_compaction_threads` (0: one per core).
+    pub(crate) fn full_compaction_parts(&self) -> usize {
+        match self.full_compaction_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     /// The compression used for files written to `level`.
     pub fn compression_for(&self, level: usize) -> Compression {
         self.compression

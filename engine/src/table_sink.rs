@@ -17,7 +17,8 @@ use crate::fs::{names, FileSystem, WritableFile};
 pub(crate) struct TableFactory<'a> {
     dir: &'a Path,
     fs: &'a dyn FileSystem,
-    numbers: &'a (dyn Fn() -> Result<u64> + 'a),
+    // Sync: the ranges of a compaction cut into parts share one factory.
+    numbers: &'a (dyn Fn() -> Result<u64> + Sync + 'a),
     options: TableOptions,
 }
 
@@ -26,7 +27,7 @@ impl<'a> TableFactory<'a> {
     pub(crate) fn new(
         dir: &'a Path,
         fs: &'a dyn FileSystem,
-        numbers: &'a (dyn Fn() -> Result<u64> + 'a),
+        numbers: &'a (dyn Fn() -> Result<u64> + Sync + 'a),
         options: TableOptions,
     ) -> Self {
         TableFactory {

@@ -1,11 +1,14 @@
 //! Snapshots, reads of the past, history, retention and TTL, checked against
 //! models across flush, compaction and reopen; and the bank test.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::Rng;
 use strata_engine::{Db, Error, Isolation, Keyspace, Options, Timestamp};
 
 fn small(retention: Duration) -> Options {
@@ -24,16 +27,6 @@ fn small(retention: Duration) -> Options {
 fn noise(seed: u64, n: usize) -> Vec<u8> {
     let mut r = Rng(seed | 1);
     (0..n).map(|_| r.below(256) as u8).collect()
-}
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// The model: every write in order, with its timestamp.

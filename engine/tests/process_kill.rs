@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -135,17 +137,6 @@ fn kill_worker_entry() {
     // Only does something when started by the parent below.
     if let Some(dir) = std::env::var_os(WORKER_ENV) {
         worker(Path::new(&dir));
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use strata_format::manifest::{FileRemoved, VersionEdit};
+use strata_format::manifest::{FileAdded, FileRemoved, VersionEdit};
 use strata_format::range_del::RangeTombstones;
 
 use crate::cursor::{Cursor, LevelCursor, MergeCursor, TableCursor};
@@ -35,6 +35,17 @@ struct Job {
     output_level: usize,
     /// Move the single input down without rewriting it.
     trivial: bool,
+    /// Key ranges to merge in parallel, at most (policy::split).
+    parts: usize,
+}
+
+/// What merging one key range of a job wrote.
+struct RangeOutput {
+    files: Vec<FileAdded>,
+    /// Bytes of input read.
+    read: u64,
+    /// Bytes of tables written.
+    written: u64,
 }
 
 impl DbInner {
@@ -60,6 +71,7 @@ impl DbInner {
             inputs: p.inputs,
             output_level: p.output_level,
             trivial: p.trivial,
+            parts: 1,
         })
     }
 
@@ -80,8 +92,138 @@ impl DbInner {
             }
             return self.install(&job, edit, false, 0, 0, JobOutputs::new(&*self.fs));
         }
-        // The merge: L0 files one cursor each (they overlap), other levels
-        // one cursor per level.
+        // The inputs' range tombstones, merged (they are few; tables hold
+        // them decoded).
+        let mut input_dels = Vec::new();
+        for (_, f) in &job.inputs {
+            let t = self.tables.get(f)?;
+            if !t.range_tombstones().is_empty() {
+                input_dels.push(t);
+            }
+        }
+        let dels = RangeTombstones::merge(input_dels.iter().map(|t| t.range_tombstones()));
+        let levels = job.levels.clone();
+        let output_level = job.output_level;
+        // No older data of a key can hide below the output level when no
+        // deeper file covers it.
+        let bottommost = move |key: &[u8]| {
+            levels
+                .iter()
+                .skip(output_level + 1)
+                .all(|files| files.iter().all(|f| !f.overlaps(key, key)))
+        };
+        let numbers = || self.versions.new_file_number();
+        let factory = TableFactory::new(
+            &self.dir,
+            &*self.fs,
+            &numbers,
+            self.table_options(job.ks.id(), output_level)?,
+        );
+        let points = self.gc_points();
+        let levels = job.levels.clone();
+        let range_bottommost = move |start: &[u8], end: &[u8]| {
+            levels
+                .iter()
+                .skip(output_level + 1)
+                .all(|files| files.iter().all(|f| !f.overlaps(start, end)))
+        };
+        let kept_dels = collect_range_tombstones(&points, dels.clone(), &range_bottommost);
+        // A full compaction is cut into key ranges merged in parallel
+        // (policy::split); any other job is one range.
+        let tombstones: Vec<(&[u8], &[u8])> = kept_dels
+            .fragments()
+            .iter()
+            .map(|f| (f.start.as_slice(), f.end.as_slice()))
+            .collect();
+        let cuts = policy::split::split_points(
+            &job.inputs,
+            job.parts,
+            self.opts.target_file_size,
+            &tombstones,
+        );
+        let mut bounds: Vec<Option<&[u8]>> = vec![None];
+        bounds.extend(cuts.iter().map(|c| Some(c.as_slice())));
+        bounds.push(None);
+        let merge_range = |lo: Option<&[u8]>, hi: Option<&[u8]>| -> Result<RangeOutput> {
+            let mut merged = self.merge_inputs(&job)?;
+            match lo {
+                Some(k) => merged.seek(&strata_format::key::seek_key(k, u64::MAX))?,
+                None => merged.seek_to_first()?,
+            }
+            let mut sink = TableSink::new(
+                &factory,
+                job.ks.id(),
+                output_level,
+                self.opts.target_file_size,
+            );
+            sink.set_range_tombstones(kept_dels.clip(lo, hi));
+            let read = copy_live(
+                &mut merged,
+                &mut sink,
+                &points,
+                &bottommost,
+                &dels,
+                hi,
+                &self.shutdown,
+            )?;
+            let (files, written) = sink.finish()?;
+            Ok(RangeOutput {
+                files,
+                read,
+                written,
+            })
+        };
+        let results: Vec<Result<RangeOutput>> = if !self.opts.background_threads {
+            // No thread of the engine's own: the ranges one after another,
+            // so every run is the same sequence of file operations.
+            bounds.windows(2).map(|w| merge_range(w[0], w[1])).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let merge_range = &merge_range;
+                let others: Vec<_> = bounds[1..]
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        scope.spawn(move || merge_range(lo, hi))
+                    })
+                    .collect();
+                let first = merge_range(bounds[0], bounds[1]);
+                std::iter::once(first)
+                    .chain(others.into_iter().map(|h| {
+                        h.join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    }))
+                    .collect()
+            })
+        };
+        // Every range's tables are the job's outputs, removed unless the
+        // edit installs them: one failed range fails the whole job.
+        let mut outputs = JobOutputs::new(&*self.fs);
+        let (mut read, mut written) = (0, 0);
+        let mut failure = None;
+        for r in results {
+            match r {
+                Ok(out) => {
+                    outputs.add(&self.dir, &out.files);
+                    edit.files_added.extend(out.files);
+                    read += out.read;
+                    written += out.written;
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        edit.history_horizon = Some(points.window);
+        self.install(&job, edit, true, read, written, outputs)
+    }
+
+    /// One cursor merging the job's inputs: L0 files one cursor each (they
+    /// overlap), other levels one cursor per level.
+    fn merge_inputs(&self, job: &Job) -> Result<MergeCursor> {
         let mut children: Vec<Box<dyn Cursor>> = Vec::new();
         let max_level = job.inputs.iter().map(|(l, _)| *l).max().unwrap_or(0);
         for level in 0..=max_level {
@@ -111,68 +253,7 @@ impl DbInner {
                 ));
             }
         }
-        // The inputs' range tombstones, merged (they are few; tables hold
-        // them decoded).
-        let mut input_dels = Vec::new();
-        for (_, f) in &job.inputs {
-            let t = self.tables.get(f)?;
-            if !t.range_tombstones().is_empty() {
-                input_dels.push(t);
-            }
-        }
-        let dels = RangeTombstones::merge(input_dels.iter().map(|t| t.range_tombstones()));
-        let mut merged = MergeCursor::new(children);
-        merged.seek_to_first()?;
-        let levels = job.levels.clone();
-        let output_level = job.output_level;
-        // No older data of a key can hide below the output level when no
-        // deeper file covers it.
-        let bottommost = move |key: &[u8]| {
-            levels
-                .iter()
-                .skip(output_level + 1)
-                .all(|files| files.iter().all(|f| !f.overlaps(key, key)))
-        };
-        let numbers = || self.versions.new_file_number();
-        let factory = TableFactory::new(
-            &self.dir,
-            &*self.fs,
-            &numbers,
-            self.table_options(job.ks.id(), output_level)?,
-        );
-        let mut sink = TableSink::new(
-            &factory,
-            job.ks.id(),
-            output_level,
-            self.opts.target_file_size,
-        );
-        let points = self.gc_points();
-        let levels = job.levels.clone();
-        let range_bottommost = move |start: &[u8], end: &[u8]| {
-            levels
-                .iter()
-                .skip(output_level + 1)
-                .all(|files| files.iter().all(|f| !f.overlaps(start, end)))
-        };
-        sink.set_range_tombstones(collect_range_tombstones(
-            &points,
-            dels.clone(),
-            &range_bottommost,
-        ));
-        let read = copy_live(
-            &mut merged,
-            &mut sink,
-            &points,
-            &bottommost,
-            &dels,
-            &self.shutdown,
-        )?;
-        let (files, written) = sink.finish()?;
-        let mut outputs = JobOutputs::new(&*self.fs);
-        outputs.add(&self.dir, &files);
-        edit.files_added = files;
-        edit.history_horizon = Some(points.window);
-        self.install(&job, edit, true, read, written, outputs)
+        Ok(MergeCursor::new(children))
     }
 
     fn install(
@@ -253,6 +334,7 @@ impl DbInner {
                         output_level: levels.num_levels() - 1,
                         trivial: false,
                         inputs,
+                        parts: self.opts.full_compaction_parts(),
                     })
                 })
                 .collect()
@@ -306,6 +388,7 @@ impl DbInner {
                         inputs,
                         output_level: 1,
                         trivial: false,
+                        parts: 1,
                     });
                 }
                 for (level, files) in levels.iter().enumerate().skip(1) {
@@ -319,6 +402,7 @@ impl DbInner {
                             inputs: vec![(level, f.clone())],
                             output_level: level,
                             trivial: false,
+                            parts: 1,
                         });
                     }
                 }

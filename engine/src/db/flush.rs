@@ -86,6 +86,7 @@ impl DbInner {
                 &points,
                 &|_| false,
                 &dels,
+                None,
                 &self.shutdown,
             )?;
             let (files, bytes) = sink.finish()?;

@@ -242,7 +242,7 @@ pub(crate) fn pick<'a, F: PickFile + 'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::{BTreeMap, HashSet};
     use std::fmt::Write as _;
 
@@ -253,7 +253,7 @@ mod tests {
 
     /// A file as the tests describe it: `number:smallest-largest/size`.
     #[derive(Debug, Clone, PartialEq, Eq)]
-    struct TestFile {
+    pub(crate) struct TestFile {
         number: u64,
         size: u64,
         smallest: Vec<u8>,
@@ -288,7 +288,7 @@ mod tests {
         }
     }
 
-    fn parse_file(c: &Case, spec: &str) -> TestFile {
+    pub(crate) fn parse_file(c: &Case, spec: &str) -> TestFile {
         let bad = || {
             c.fail(format!(
                 "bad file {spec:?}: want number:smallest-largest/size"

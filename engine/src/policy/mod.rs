@@ -12,6 +12,7 @@
 pub(crate) mod backoff;
 pub(crate) mod compaction;
 pub(crate) mod gc;
+pub(crate) mod split;
 pub(crate) mod stall;
 
 #[cfg(test)]
