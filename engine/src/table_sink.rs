@@ -172,10 +172,19 @@ impl<'a> TableSink<'a> {
             .user_key;
         let new_user_key = user != self.last_user_key.as_slice();
         if new_user_key {
-            if self
-                .current
-                .as_ref()
-                .is_some_and(|c| c.writer.estimated_size() >= self.target_size)
+            // A table's tombstones reach the successor of its last key (the
+            // last key and a 0). When the next key is that successor, the
+            // table's range would reach a key the next table holds, and a
+            // point read looks in only one table of a level: the cut waits.
+            let successor = user.len() == self.last_user_key.len() + 1
+                && user.starts_with(&self.last_user_key)
+                && user.last() == Some(&0);
+            let may_cut = self.dels.is_empty() || !successor;
+            if may_cut
+                && self
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| c.writer.estimated_size() >= self.target_size)
             {
                 self.finish_current(false)?;
             }
