@@ -172,20 +172,11 @@ impl<'a> TableSink<'a> {
             .user_key;
         let new_user_key = user != self.last_user_key.as_slice();
         if new_user_key {
-            // A table's tombstones reach the successor of its last key (the
-            // last key and a 0). When the next key is that successor, the
-            // table's range would reach a key the next table holds, and a
-            // point read looks in only one table of a level: the cut waits.
-            let successor = user.len() == self.last_user_key.len() + 1
-                && user.starts_with(&self.last_user_key)
-                && user.last() == Some(&0);
-            let may_cut = self.dels.is_empty() || !successor;
-            if may_cut
-                && self
-                    .current
-                    .as_ref()
-                    .is_some_and(|c| c.writer.estimated_size() >= self.target_size)
-            {
+            let full = self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.writer.estimated_size() >= self.target_size);
+            if full && !self.cut_waits(user) {
                 self.finish_current(false)?;
             }
             self.last_user_key.clear();
@@ -200,6 +191,18 @@ impl<'a> TableSink<'a> {
                 .map_err(|e| Error::format(&c.path, e))?;
         }
         Ok(())
+    }
+
+    /// True when the table may not end before `next`: its tombstones
+    /// reach the successor of its last key (the last key and a 0), so when
+    /// `next` is that successor the table's range would reach a key the
+    /// next table holds, and a point read looks in only one table of a
+    /// level.
+    fn cut_waits(&self, next: &[u8]) -> bool {
+        !self.dels.is_empty()
+            && next.len() == self.last_user_key.len() + 1
+            && next.starts_with(&self.last_user_key)
+            && next.last() == Some(&0)
     }
 
     fn start(&mut self) -> Result<()> {
