@@ -57,6 +57,10 @@ pub struct EngineConfig {
     /// resident memory, and a failing disk is an error rather than
     /// SIGBUS); README "SST reads" has the measurements.
     pub sst_reads: strata_engine::SstReads,
+    /// Values of at least this many bytes (blob chunks among them) are
+    /// stored apart from the tree, in blob files, and written once; 0
+    /// keeps every value in the tree. SPEC §13.8.
+    pub blob_threshold: usize,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +71,7 @@ impl Default for EngineConfig {
             history_retention_secs: 7 * 24 * 3600,
             sync_writes: true,
             sst_reads: strata_engine::SstReads::default(),
+            blob_threshold: 4096,
         }
     }
 }

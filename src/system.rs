@@ -388,6 +388,8 @@ impl StorageSystemBuilder {
         // moves back, so nothing may be collected before it is set.
         opts.history_retention = Duration::MAX;
         opts.sst_reads = config.engine.sst_reads;
+        opts.blob_threshold =
+            (config.engine.blob_threshold > 0).then_some(config.engine.blob_threshold);
         opts.key_provider = self.key_provider.clone();
         opts.plaintext_keyspaces = encryption.plaintext_keyspaces();
         opts

@@ -502,3 +502,54 @@ fn cleanup_leaves_the_chunks_of_a_transaction_still_open() {
     assert_eq!(chunk_count(&storage), 10);
     assert_eq!(blobs.cleanup().unwrap(), 0);
 }
+
+/// Chunks of the default size are values stored apart from the tree (SPEC
+/// §13.8): the tables hold pointers, the chunks are written once to blob
+/// files, and deleting the blobs gives the blob files' space back.
+#[test]
+fn chunks_are_stored_apart_from_the_tree_and_their_space_comes_back() {
+    let _alone = alone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StorageSystemConfig::default();
+    config.engine.history_retention_secs = 0;
+    config.engine.sync_writes = false;
+    let storage = StorageSystem::builder()
+        .path(dir.path())
+        .with_config(config)
+        .build()
+        .unwrap();
+    let blobs = storage.get_blob_storage().unwrap();
+    for i in 0..5 {
+        blobs
+            .put_stream(
+                &key(&format!("z{i}")),
+                pattern(300_000),
+                &StorageOptions::new(),
+            )
+            .unwrap();
+    }
+    storage.db().flush().unwrap();
+    let stats = storage.db().stats();
+    assert!(stats.blob_files > 0, "{stats:?}");
+    assert!(stats.blob_live_bytes >= 1_500_000, "{stats:?}");
+    assert!(
+        sst_bytes(&storage) < 200_000,
+        "the tables hold {} bytes",
+        sst_bytes(&storage)
+    );
+    let mut back = Vec::new();
+    blobs
+        .open(&key("z3"))
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+    let mut expected = Vec::new();
+    pattern(300_000).read_to_end(&mut expected).unwrap();
+    assert!(back == expected);
+    for i in 0..5 {
+        blobs.delete_blob(&key(&format!("z{i}"))).unwrap();
+    }
+    storage.db().compact().unwrap();
+    let stats = storage.db().stats();
+    assert_eq!((stats.blob_files, stats.blob_bytes), (0, 0), "{stats:?}");
+}

@@ -92,6 +92,8 @@ pub struct TableCache {
     reads: SstReads,
     blocks: Arc<BlockCache>,
     ciphers: Arc<crate::encryption::Ciphers>,
+    /// The blob files values stored apart are read from.
+    blobs: Arc<crate::blob::BlobStore>,
 }
 
 impl std::fmt::Debug for TableCache {
@@ -110,6 +112,7 @@ impl TableCache {
         reads: SstReads,
         blocks: Arc<BlockCache>,
         ciphers: Arc<crate::encryption::Ciphers>,
+        blobs: Arc<crate::blob::BlobStore>,
     ) -> Self {
         TableCache {
             cache: Cache::new(capacity.max(1)),
@@ -117,7 +120,14 @@ impl TableCache {
             reads,
             blocks,
             ciphers,
+            blobs,
         }
+    }
+
+    /// The blob files values stored apart are read from.
+    #[inline]
+    pub(crate) fn blobs(&self) -> &Arc<crate::blob::BlobStore> {
+        &self.blobs
     }
 
     /// The open table for `file`, opening (mapping or opening the file,

@@ -1,6 +1,5 @@
 //! Listing the versions of one key.
 
-use bytes::Bytes;
 use strata_format::key::{encode_internal_key, InternalKeyRef, ValueKind, MAX_TIMESTAMP};
 
 use crate::cursor::Cursor;
@@ -44,10 +43,10 @@ pub(crate) fn versions(view: &ReadView, key: &[u8], oldest: u64) -> Result<Vec<V
                 }
             }
             ranged.next_if_eq(&k.ts);
-            let value: Bytes = c.value();
-            out.push(match k.kind {
-                // Blob pointers never get here (every decoder refuses
-                // them), nor range deletes (kept apart from the entries).
+            let (kind, value) = view.load(k.kind, c.value())?;
+            out.push(match kind {
+                // Loaded values are puts; range deletes are kept apart
+                // from the entries.
                 ValueKind::Delete | ValueKind::RangeDelete | ValueKind::BlobPointer => Version {
                     ts: Timestamp(k.ts),
                     value: None,

@@ -99,14 +99,19 @@ impl Iter {
         kind: ValueKind,
         value: Bytes,
     ) -> Result<Option<Bytes>> {
-        let Some(v) = resolve(kind, value, view.expiry_ts()) else {
+        if matches!(kind, ValueKind::Delete | ValueKind::RangeDelete) {
             return Ok(None);
-        };
+        }
         let dels = match dels {
             Some(d) => d,
             None => dels.insert(view.range_tombstones()?),
         };
-        Ok((!dels.hides(user, version)?).then_some(v))
+        if dels.hides(user, version)? {
+            return Ok(None);
+        }
+        // A separated value is read only once it is known to be visible.
+        let (kind, value) = view.load(kind, value)?;
+        Ok(resolve(kind, value, view.expiry_ts()))
     }
 
     fn next_front(&mut self) -> Result<Option<KvPair>> {

@@ -32,13 +32,21 @@ pub struct FileMeta {
     pub min_ts: u64,
     /// Largest timestamp.
     pub max_ts: u64,
+    /// The blob files its pointers point into, with the stored bytes of
+    /// the records they name: kept on disk while the table can be read.
+    blobs: Vec<(Arc<crate::blob::BlobFile>, u64)>,
     obsolete: AtomicBool,
     path: PathBuf,
     fs: Arc<dyn FileSystem>,
 }
 
 impl FileMeta {
-    pub(crate) fn from_edit(f: &FileAdded, dir: &Path, fs: Arc<dyn FileSystem>) -> Self {
+    pub(crate) fn from_edit(
+        f: &FileAdded,
+        dir: &Path,
+        fs: Arc<dyn FileSystem>,
+        blobs: Vec<(Arc<crate::blob::BlobFile>, u64)>,
+    ) -> Self {
         FileMeta {
             number: f.file_number,
             size: f.size,
@@ -48,6 +56,7 @@ impl FileMeta {
             largest: f.largest.clone(),
             min_ts: f.min_ts,
             max_ts: f.max_ts,
+            blobs,
             obsolete: AtomicBool::new(false),
             path: names::table(dir, f.file_number),
             fs,
@@ -66,7 +75,13 @@ impl FileMeta {
             largest: self.largest.clone(),
             min_ts: self.min_ts,
             max_ts: self.max_ts,
+            blob_refs: self.blob_refs().collect(),
         }
+    }
+
+    /// The blob files it points into: (number, stored bytes pointed to).
+    pub(crate) fn blob_refs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.blobs.iter().map(|(f, bytes)| (f.number(), *bytes))
     }
 
     /// The file's path.

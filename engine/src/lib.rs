@@ -24,6 +24,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backup;
+mod blob;
 mod bounds;
 mod cache;
 mod checkpoint;

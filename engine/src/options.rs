@@ -51,6 +51,20 @@ pub struct Options {
     /// at most; 0 (the default) is one per core. Background compactions
     /// use one thread each, so they leave cores to the writers.
     pub full_compaction_threads: usize,
+    /// Values of puts at least this many bytes long are stored apart from
+    /// the tree, in blob files, written once when committed; the tree
+    /// holds a pointer to each (SPEC §13.8). Flushes and compactions then
+    /// move pointers instead of values. `None` keeps every value in the
+    /// tree. Default 4 KiB. Values with a TTL always stay in the tree.
+    pub blob_threshold: Option<usize>,
+    /// Compression of the values stored in blob files (default none:
+    /// large values are often compressed already).
+    pub blob_compression: Compression,
+    /// A compaction that meets a pointer into a blob file at least this
+    /// fraction of whose bytes no SST points to any more copies the value
+    /// into a new blob file, so the old one can be deleted once nothing
+    /// points into it (default 0.5; 1.0 or more never relocates).
+    pub blob_garbage_ratio: f64,
     /// When set, the WAL is synced in the background at this interval, so
     /// writes without `sync` lose at most about this much on power loss.
     pub wal_sync_interval: Option<Duration>,
@@ -120,6 +134,9 @@ impl Default for Options {
             target_file_size: 64 << 20,
             num_levels: 7,
             full_compaction_threads: 0,
+            blob_threshold: Some(4096),
+            blob_compression: Compression::None,
+            blob_garbage_ratio: 0.5,
             wal_sync_interval: None,
             wal_mmap: true,
             background_threads: true,
@@ -141,6 +158,14 @@ impl Options {
         match self.full_compaction_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
+        }
+    }
+
+    /// How values are separated into blob files.
+    pub(crate) fn separation(&self) -> crate::blob::Separation {
+        crate::blob::Separation {
+            threshold: self.blob_threshold,
+            compression: self.blob_compression,
         }
     }
 
@@ -181,6 +206,12 @@ impl Options {
         }
         if self.block_size == 0 || self.max_immutable_memtables == 0 {
             return bad("block_size and max_immutable_memtables must be positive");
+        }
+        if self.blob_threshold == Some(0) {
+            return bad("blob_threshold must be positive (None stores every value in the tree)");
+        }
+        if self.blob_garbage_ratio.is_nan() || self.blob_garbage_ratio <= 0.0 {
+            return bad("blob_garbage_ratio must be positive");
         }
         Ok(())
     }

@@ -26,6 +26,10 @@ use strata_format::batch::BatchRecord;
 use strata_format::log::{LogEnd, LogKind, LogReadOptions, LogReader};
 use strata_format::manifest::VersionEdit;
 
+use strata_format::blob::BlobPointer;
+use strata_format::key::ValueKind;
+
+use crate::blob::{BlobFile, BlobStore};
 use crate::commit::wal::Wal;
 use crate::encryption::Ciphers;
 use crate::error::{Error, Result};
@@ -68,12 +72,19 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
 
     // 2. The manifest.
     let ciphers = Arc::new(Ciphers::new(opts.key_provider.clone()));
+    let blobs = Arc::new(BlobStore::new(
+        dir.to_path_buf(),
+        fs.clone(),
+        ciphers.clone(),
+        opts.separation(),
+    ));
     let mut vs = VersionSet::new(
         dir,
         fs.clone(),
         opts.num_levels,
         opts.max_manifest_size,
         ciphers.clone(),
+        blobs.clone(),
     );
     // Nothing is written before every key the files need has been checked:
     // a wrong or missing key fails the open and leaves the directory as it
@@ -101,11 +112,9 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
     let foreign = listing
         .iter()
         .filter_map(|n| match names::parse(n) {
-            Some(FileKind::Wal(w) | FileKind::Table(w) | FileKind::Manifest(w))
-                if w >= handed_out =>
-            {
-                Some(w)
-            }
+            Some(
+                FileKind::Wal(w) | FileKind::Table(w) | FileKind::Manifest(w) | FileKind::Blob(w),
+            ) if w >= handed_out => Some(w),
             _ => None,
         })
         .collect();
@@ -178,6 +187,9 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
             ..LogReadOptions::new(number, LogKind::Wal)
         };
         let mut reader = LogReader::new(&bytes, &ropts).map_err(|e| Error::format(&path, e))?;
+        // The blob file beside the WAL, opened at its first pointer.
+        let mut blob: Option<Arc<BlobFile>> = None;
+        let mut cut: Option<u64> = None;
         while let Some((at, record)) = reader.next_record().map_err(|e| Error::format(&path, e))? {
             if let Some((torn_wal, offset)) = torn {
                 return Err(Error::format(
@@ -208,12 +220,26 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
                     ),
                 ));
             }
-            let ts = replay_record(&batch, |id| {
+            if let Err(e) = check_blob_pointers(&batch, at, &reader, &blobs, &mut blob, number, dir)
+            {
+                match e {
+                    // A record past what was synced whose value did not
+                    // reach the blob file: the crash cut the log there.
+                    BlobCheck::Torn => {
+                        cut = Some(at);
+                        break;
+                    }
+                    BlobCheck::Failed(e) => return Err(e),
+                }
+            }
+            let ts = replay_record(&batch, blob.as_ref(), |id| {
                 keyspaces.iter().find(|k| k.id() == id).cloned()
             });
             last_ts = last_ts.max(ts);
         }
-        if let Some(LogEnd::TornTail { offset }) = reader.end() {
+        if let Some(offset) = cut {
+            torn.get_or_insert((number, offset));
+        } else if let Some(LogEnd::TornTail { offset }) = reader.end() {
             torn.get_or_insert((number, offset));
         }
     }
@@ -225,7 +251,14 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
     let wal = if read_only {
         Wal::detached(dir, wal_number)?
     } else {
-        Wal::create(&*fs, dir, wal_number, ciphers.current()?, opts.wal_mmap)?
+        Wal::create(
+            &*fs,
+            dir,
+            wal_number,
+            ciphers.current()?,
+            opts.wal_mmap,
+            blobs.clone(),
+        )?
     };
     // The new manifest written by `finish` records the new WAL's uid.
     vs.note_wal_created(wal_number, wal.uid());
@@ -240,13 +273,96 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
     })
 }
 
-/// Replays one WAL record into the memtables; returns its timestamp.
+/// Why a record's blob pointers did not check out.
+enum BlobCheck {
+    /// A value is missing or damaged where nothing was synced: the record
+    /// is part of a torn tail.
+    Torn,
+    /// A value is missing or damaged where the WAL was synced (a synced
+    /// record's values were synced before it): corruption.
+    Failed(Error),
+}
+
+/// Reads every value the blob pointers of `batch` (a record of WAL
+/// `number`) name from the WAL's blob file, opening it at the first
+/// pointer (`blob`), and checks it.
+fn check_blob_pointers(
+    batch: &BatchRecord<'_>,
+    at: u64,
+    reader: &LogReader<'_>,
+    store: &BlobStore,
+    blob: &mut Option<Arc<BlobFile>>,
+    number: u64,
+    dir: &Path,
+) -> std::result::Result<(), BlobCheck> {
+    let mut pointers = batch
+        .ops()
+        .iter()
+        .filter(|op| op.kind == ValueKind::BlobPointer)
+        .peekable();
+    if pointers.peek().is_none() {
+        return Ok(());
+    }
+    let durable = reader.is_durable(at);
+    let fail = |e: Error| {
+        if durable {
+            BlobCheck::Failed(e)
+        } else {
+            BlobCheck::Torn
+        }
+    };
+    let file = match blob {
+        Some(f) => f.clone(),
+        None => {
+            let Some(h) = reader.header() else {
+                return Err(BlobCheck::Torn);
+            };
+            let path = names::blob(dir, number);
+            let size = store.fs().file_size(&path).unwrap_or(0);
+            let f = store.register(&strata_format::manifest::BlobFileAdded {
+                file_number: number,
+                file_uid: h.file_uid,
+                key_id: h.key_id,
+                size,
+            });
+            *blob = Some(f.clone());
+            f
+        }
+    };
+    for op in pointers {
+        let ptr = BlobPointer::decode(op.value, 0)
+            .map_err(|e| BlobCheck::Failed(Error::format(names::wal(dir, number), e)))?;
+        if ptr.file_number != number {
+            return Err(BlobCheck::Failed(Error::format(
+                names::wal(dir, number),
+                strata_format::Error::corruption(
+                    format!(
+                        "a write points into blob file {}, not the WAL's own",
+                        ptr.file_number
+                    ),
+                    at,
+                ),
+            )));
+        }
+        file.read(&ptr, store.ciphers()).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Replays one WAL record into the memtables, which keep `blob` (the
+/// WAL's blob file) when the record points into it; returns its timestamp.
 fn replay_record(
     record: &BatchRecord<'_>,
+    blob: Option<&Arc<BlobFile>>,
     lookup: impl Fn(u32) -> Option<Arc<KeyspaceState>>,
 ) -> u64 {
     for op in record.ops() {
         if let Some(ks) = lookup(op.keyspace) {
+            if op.kind == ValueKind::BlobPointer {
+                if let Some(b) = blob {
+                    ks.active_memtable().hold_blob(b);
+                }
+            }
             ks.active_memtable().insert(
                 op.key,
                 record.ts,
@@ -342,6 +458,32 @@ fn check_tables_present(
                     ),
                 ));
             }
+        }
+    }
+    // Blob files too; one may be longer than recorded (a WAL's blob file
+    // holds the records of a torn tail), never shorter.
+    for b in vs.blobs().files() {
+        let path = b.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !present.contains(name.as_str()) {
+            return Err(manifest_says(
+                dir,
+                manifest,
+                format!("the manifest names blob file {name}, which is missing"),
+            ));
+        }
+        let size = vs.fs().file_size(path).map_err(|e| Error::io(path, e))?;
+        if size < b.size() {
+            return Err(Error::format(
+                path,
+                strata_format::Error::corruption(
+                    format!("file is {size} bytes, the manifest says {}", b.size()),
+                    size,
+                ),
+            ));
         }
     }
     Ok(())
@@ -517,7 +659,7 @@ fn refuse_data_without_current(fs: &dyn crate::fs::FileSystem, dir: &Path) -> Re
     for name in fs.list(dir).map_err(|e| Error::io(dir, e))? {
         let path = dir.join(&name);
         let data = match names::parse(&name) {
-            Some(FileKind::Table(_)) => true,
+            Some(FileKind::Table(_) | FileKind::Blob(_)) => true,
             Some(FileKind::Wal(_)) => {
                 fs.file_size(&path).map_err(|e| Error::io(&path, e))? > HEADER_ONLY_WAL
             }
@@ -596,12 +738,25 @@ pub(crate) fn remove_obsolete_files(
     let ours = |n: u64| vs.handed_out(n);
     let mut listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
     listing.sort();
+    // WALs still replayed: the blob files beside them stay.
+    let live_wals: std::collections::HashSet<u64> = listing
+        .iter()
+        .filter_map(|n| match names::parse(n) {
+            Some(FileKind::Wal(w)) if w >= log_number => Some(w),
+            _ => None,
+        })
+        .collect();
     let mut foreign = Vec::new();
     let mut removed = 0;
     for name in listing {
         let remove = match names::parse(&name) {
             Some(FileKind::Table(n)) if ours(n) => !live_tables.contains(&n),
             Some(FileKind::Wal(n)) if ours(n) => n < log_number,
+            // A blob file stays while SSTs point into it or the WAL it was
+            // written beside is still replayed.
+            Some(FileKind::Blob(n)) if ours(n) => {
+                !vs.blobs().contains(n) && !live_wals.contains(&n)
+            }
             Some(FileKind::Manifest(n)) if ours(n) => Some(n) != manifest,
             Some(FileKind::Temp) => true,
             _ => {
@@ -616,7 +771,7 @@ pub(crate) fn remove_obsolete_files(
             fs.remove_file(&path).map_err(|e| Error::io(&path, e))?;
             if matches!(
                 names::parse(&name),
-                Some(FileKind::Table(_) | FileKind::Temp)
+                Some(FileKind::Table(_) | FileKind::Blob(_) | FileKind::Temp)
             ) {
                 removed += 1;
             }

@@ -190,8 +190,16 @@ pub struct Stats {
     pub block_cache_misses: u64,
     /// Bytes held in the block cache.
     pub block_cache_bytes: u64,
-    /// Bytes of SSTs on disk per encryption key id (`None`: plaintext).
+    /// Bytes of SSTs and blob files on disk per encryption key id
+    /// (`None`: plaintext).
     pub bytes_by_key_id: std::collections::BTreeMap<Option<u32>, u64>,
+    /// Blob files SSTs point into (values stored apart from the tree).
+    pub blob_files: usize,
+    /// Bytes of those blob files.
+    pub blob_bytes: u64,
+    /// Of those, the bytes of the records SSTs point to (the rest is
+    /// garbage a compaction relocating the live values reclaims).
+    pub blob_live_bytes: u64,
     /// Why writes are refused, when the database is in the error state
     /// (see `Db::resume`).
     pub error_state: Option<String>,

@@ -4,11 +4,16 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use strata_format::key::InternalKeyRef;
+use std::sync::Arc;
+
+use strata_format::blob::BlobPointer;
+use strata_format::key::{InternalKeyRef, ValueKind};
 use strata_format::manifest::FileAdded;
 use strata_format::range_del::RangeTombstones;
 use strata_format::sst::{TableOptions, TableWriter};
 
+use crate::blob::relocate::Relocation;
+use crate::blob::BlobFile;
 use crate::error::{Error, Result};
 use crate::fs::{names, FileSystem, WritableFile};
 
@@ -41,10 +46,12 @@ impl<'a> TableFactory<'a> {
 
 /// The tables a job (a flush of several keyspaces, a compaction) has
 /// finished: deleted when the guard is dropped unless the job installed
-/// them, so a failed job leaves no table behind.
+/// them, so a failed job leaves no table behind. Blob files relocated
+/// values went to are held (marked obsolete) until the same moment.
 pub(crate) struct JobOutputs<'a> {
     fs: &'a dyn FileSystem,
     paths: Vec<PathBuf>,
+    blobs: Vec<Arc<BlobFile>>,
 }
 
 impl<'a> JobOutputs<'a> {
@@ -53,6 +60,7 @@ impl<'a> JobOutputs<'a> {
         JobOutputs {
             fs,
             paths: Vec::new(),
+            blobs: Vec::new(),
         }
     }
 
@@ -62,11 +70,19 @@ impl<'a> JobOutputs<'a> {
             .extend(files.iter().map(|f| names::table(dir, f.file_number)));
     }
 
+    /// Adds blob files written.
+    pub(crate) fn add_blobs(&mut self, blobs: Vec<Arc<BlobFile>>) {
+        self.blobs.extend(blobs);
+    }
+
     /// The outputs are the manifest's now (or may be: a manifest write
     /// that failed may still have reached the disk, and the next open
     /// decides): they are not deleted.
     pub(crate) fn keep(mut self) {
         self.paths.clear();
+        for b in self.blobs.drain(..) {
+            b.keep();
+        }
     }
 }
 
@@ -76,6 +92,17 @@ impl Drop for JobOutputs<'_> {
             let _ = self.fs.remove_file(p);
         }
     }
+}
+
+/// What a [`TableSink`] wrote.
+pub(crate) struct SinkOutput {
+    /// The manifest records of its tables.
+    pub files: Vec<FileAdded>,
+    /// The blob files it relocated values to (marked obsolete until the
+    /// job's edit is logged).
+    pub blobs: Vec<Arc<BlobFile>>,
+    /// Bytes written, tables and blob files.
+    pub bytes: u64,
 }
 
 /// Adapts a [`WritableFile`] to `io::Write` with a buffer, so a table's
@@ -109,6 +136,9 @@ struct Current {
     number: u64,
     path: PathBuf,
     writer: TableWriter<FileSink>,
+    /// The blob files its pointers point into, with the stored bytes of
+    /// the records they name.
+    blob_refs: Vec<(u64, u64)>,
 }
 
 /// Writes entries into one or more tables of `level`, starting a new table
@@ -136,6 +166,8 @@ pub(crate) struct TableSink<'a> {
     dels: RangeTombstones,
     /// Where the next table's pieces start (`None`: from the beginning).
     dels_from: Option<Vec<u8>>,
+    /// The compaction's relocation of values out of mostly-dead blob files.
+    relocation: Option<Relocation<'a>>,
 }
 
 impl<'a> TableSink<'a> {
@@ -157,7 +189,13 @@ impl<'a> TableSink<'a> {
             bytes_written: 0,
             dels: RangeTombstones::new(),
             dels_from: None,
+            relocation: None,
         }
+    }
+
+    /// Relocates values as `relocation` says while copying entries.
+    pub(crate) fn set_relocation(&mut self, relocation: Relocation<'a>) {
+        self.relocation = Some(relocation);
     }
 
     /// Sets the job's range tombstones, to be shared out among its tables.
@@ -167,9 +205,18 @@ impl<'a> TableSink<'a> {
 
     /// Adds an entry; `key` is an encoded internal key greater than the last.
     pub(crate) fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        let user = InternalKeyRef::parse(key)
-            .map_err(|e| Error::format("<compaction input>", e))?
-            .user_key;
+        let parsed =
+            InternalKeyRef::parse(key).map_err(|e| Error::format("<compaction input>", e))?;
+        let user = parsed.user_key;
+        let mut relocated = Vec::new();
+        let mut value = value;
+        if parsed.kind == ValueKind::BlobPointer {
+            if let Some(r) = self.relocation.as_mut() {
+                if r.relocate(value, &mut relocated)? {
+                    value = &relocated;
+                }
+            }
+        }
         let new_user_key = user != self.last_user_key.as_slice();
         if new_user_key {
             let full = self
@@ -189,6 +236,13 @@ impl<'a> TableSink<'a> {
             c.writer
                 .add(key, value)
                 .map_err(|e| Error::format(&c.path, e))?;
+            if parsed.kind == ValueKind::BlobPointer {
+                let p = BlobPointer::decode(value, 0).map_err(|e| Error::format(&c.path, e))?;
+                match c.blob_refs.iter_mut().find(|(n, _)| *n == p.file_number) {
+                    Some((_, bytes)) => *bytes += p.stored_len,
+                    None => c.blob_refs.push((p.file_number, p.stored_len)),
+                }
+            }
         }
         Ok(())
     }
@@ -222,6 +276,7 @@ impl<'a> TableSink<'a> {
             number,
             path,
             writer,
+            blob_refs: Vec::new(),
         });
         Ok(())
     }
@@ -254,13 +309,19 @@ impl<'a> TableSink<'a> {
             largest: p.largest_key.clone(),
             min_ts: p.min_ts,
             max_ts: p.max_ts,
+            blob_refs: {
+                let mut refs = std::mem::take(&mut c.blob_refs);
+                refs.sort_unstable();
+                refs
+            },
         });
         Ok(())
     }
 
     /// Finishes the last table and makes the directory entries durable;
-    /// returns the manifest records of every table written and their bytes.
-    pub(crate) fn finish(mut self) -> Result<(Vec<FileAdded>, u64)> {
+    /// returns the manifest records of every table written, the blob files
+    /// relocated values were written to, and the bytes of both.
+    pub(crate) fn finish(mut self) -> Result<SinkOutput> {
         let rest_of_dels = !self.dels.clip(self.dels_from.as_deref(), None).is_empty();
         if self.current.is_none() && rest_of_dels {
             // Range tombstones past every entry (or with no entry at all)
@@ -272,8 +333,17 @@ impl<'a> TableSink<'a> {
             let f = self.factory;
             f.fs.sync_dir(f.dir).map_err(|e| Error::io(f.dir, e))?;
         }
+        let blobs = match self.relocation.take() {
+            Some(r) => r.finish()?,
+            None => Vec::new(),
+        };
         self.created.clear();
-        Ok((std::mem::take(&mut self.finished), self.bytes_written))
+        let blob_bytes: u64 = blobs.iter().map(|b| b.size()).sum();
+        Ok(SinkOutput {
+            files: std::mem::take(&mut self.finished),
+            blobs,
+            bytes: self.bytes_written + blob_bytes,
+        })
     }
 }
 

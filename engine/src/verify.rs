@@ -6,11 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strata_format::key::InternalKeyRef;
+use strata_format::key::{InternalKeyRef, ValueKind};
 use strata_format::log::{LogKind, LogReadOptions, LogReader};
 use strata_format::manifest::VersionEdit;
 use strata_format::sst::{Table, TableReadOptions};
 
+use crate::blob::BlobStore;
 use crate::encryption::Ciphers;
 use crate::error::{Error, Result};
 use crate::fs::{names, FileSystem};
@@ -40,6 +41,9 @@ pub struct VerifyReport {
     /// SST range-tombstone entries decoded (one per fragment and
     /// timestamp): what compaction has yet to collect of range deletes.
     pub range_deletions_checked: u64,
+    /// Separated values read from blob files (one per blob pointer of
+    /// the live SSTs).
+    pub blob_values_checked: u64,
     /// Every damaged file.
     pub damaged: Vec<DamagedFile>,
 }
@@ -55,6 +59,8 @@ impl VerifyReport {
         Tallies {
             entries: &mut self.entries_checked,
             range_deletions: &mut self.range_deletions_checked,
+            blob_values: &mut self.blob_values_checked,
+            damaged: &mut self.damaged,
         }
     }
 
@@ -71,6 +77,9 @@ impl VerifyReport {
 pub(crate) struct Tallies<'a> {
     entries: &'a mut u64,
     range_deletions: &'a mut u64,
+    blob_values: &'a mut u64,
+    /// Where a damaged blob file is reported (once per file).
+    damaged: &'a mut Vec<DamagedFile>,
 }
 
 /// What checking a file needs: where the files are, how SSTs are read and
@@ -80,6 +89,8 @@ pub(crate) struct Checker<'a> {
     dir: &'a Path,
     reads: SstReads,
     ciphers: &'a Ciphers,
+    /// Where the values blob pointers name are read, to check them too.
+    blobs: Option<&'a BlobStore>,
 }
 
 /// Every SST of the current version.
@@ -109,9 +120,22 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
     let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
     let _lock = crate::recovery::lock_for_reading(&*fs, dir)?;
     let ciphers = std::sync::Arc::new(Ciphers::new(opts.key_provider.clone()));
-    let c = Checker::new(&*fs, dir, opts.sst_reads, &ciphers);
     let mut report = VerifyReport::default();
-    let mut vs = VersionSet::new(dir, fs.clone(), opts.num_levels, u64::MAX, ciphers.clone());
+    let blobs = Arc::new(crate::blob::BlobStore::new(
+        dir.to_path_buf(),
+        fs.clone(),
+        ciphers.clone(),
+        opts.separation(),
+    ));
+    let c = Checker::new(&*fs, dir, opts.sst_reads, &ciphers, Some(&blobs));
+    let mut vs = VersionSet::new(
+        dir,
+        fs.clone(),
+        opts.num_levels,
+        u64::MAX,
+        ciphers.clone(),
+        blobs.clone(),
+    );
     let replayed = crate::recovery::replay_manifest(dir, &mut vs, &ciphers);
     let current = dir.join(names::CURRENT);
     let manifest_ok = match replayed {
@@ -214,12 +238,14 @@ impl<'a> Checker<'a> {
         dir: &'a Path,
         reads: SstReads,
         ciphers: &'a Ciphers,
+        blobs: Option<&'a BlobStore>,
     ) -> Self {
         Checker {
             fs,
             dir,
             reads,
             ciphers,
+            blobs,
         }
     }
 
@@ -296,7 +322,7 @@ impl<'a> Checker<'a> {
         if props.smallest_key != f.smallest || props.largest_key != f.largest {
             return Err(fail("key range differs from the manifest's".into(), 0));
         }
-        scan_table(&table, path, tallies)?;
+        scan_table(&table, path, tallies, self.blobs)?;
         Ok(size)
     }
 
@@ -304,7 +330,7 @@ impl<'a> Checker<'a> {
     /// should hold.
     fn table_alone(&self, number: u64, path: &Path, tallies: &mut Tallies<'_>) -> Result<u64> {
         let table = self.open_table(number, path, None, None)?;
-        scan_table(&table, path, tallies)?;
+        scan_table(&table, path, tallies, None)?;
         Ok(table.size())
     }
 
@@ -330,7 +356,15 @@ impl<'a> Checker<'a> {
 }
 
 /// Decodes every entry of a table, checking order and count.
-fn scan_table(table: &Table, path: &Path, tallies: &mut Tallies<'_>) -> Result<()> {
+/// Decodes every entry of `table` and, with `blobs`, reads every value a
+/// blob pointer of it names (a damaged blob file is reported once, under
+/// its own name, and the scan goes on).
+fn scan_table(
+    table: &Table,
+    path: &Path,
+    tallies: &mut Tallies<'_>,
+    blobs: Option<&BlobStore>,
+) -> Result<()> {
     let fail = |what: String| Error::format(path, strata_format::Error::corruption(what, 0));
     let mut it = table.iter_without_fill();
     it.seek_to_first().map_err(|e| Error::format(path, e))?;
@@ -338,7 +372,18 @@ fn scan_table(table: &Table, path: &Path, tallies: &mut Tallies<'_>) -> Result<(
     let mut prev: Option<Vec<u8>> = None;
     while it.valid() {
         let key = it.key();
-        InternalKeyRef::parse(key).map_err(|e| Error::format(path, e))?;
+        let parsed = InternalKeyRef::parse(key).map_err(|e| Error::format(path, e))?;
+        if let (ValueKind::BlobPointer, Some(store)) = (parsed.kind, blobs) {
+            match store.read(it.value()) {
+                Ok(_) => *tallies.blob_values += 1,
+                Err(e) => {
+                    let at = error_path(&e).unwrap_or_else(|| path.to_path_buf());
+                    if !tallies.damaged.iter().any(|d| d.path == at) {
+                        tallies.damaged.push(DamagedFile { path: at, error: e });
+                    }
+                }
+            }
+        }
         if let Some(p) = &prev {
             if strata_format::key::compare_internal(p, key) != std::cmp::Ordering::Less {
                 return Err(fail("keys out of order".into()));

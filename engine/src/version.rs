@@ -61,6 +61,10 @@ pub struct VersionSet {
     sealed_wals: BTreeMap<u64, u64>,
     /// Live WALs' uids: number → uid.
     wal_uids: BTreeMap<u64, [u8; 16]>,
+    /// Where blob files are opened.
+    blob_store: Arc<crate::blob::BlobStore>,
+    /// The blob files the state's SSTs point into.
+    blobs: crate::blob::set::BlobSet,
     /// Set when a manifest write failed: its outcome is unknown, so no
     /// further record may be written.
     failed: bool,
@@ -118,6 +122,7 @@ impl VersionSet {
         num_levels: usize,
         max_manifest_size: u64,
         ciphers: Arc<crate::encryption::Ciphers>,
+        blob_store: Arc<crate::blob::BlobStore>,
     ) -> Self {
         VersionSet {
             dir: dir.to_path_buf(),
@@ -134,6 +139,8 @@ impl VersionSet {
             next_keyspace_id: 0,
             sealed_wals: BTreeMap::new(),
             wal_uids: BTreeMap::new(),
+            blob_store,
+            blobs: crate::blob::set::BlobSet::default(),
             failed: false,
             max_manifest_size,
             ciphers,
@@ -275,6 +282,16 @@ impl VersionSet {
         }
     }
 
+    /// The blob files the state's SSTs point into.
+    pub(crate) fn blobs(&self) -> &crate::blob::set::BlobSet {
+        &self.blobs
+    }
+
+    /// Where blob files are opened.
+    pub(crate) fn blob_store(&self) -> &Arc<crate::blob::BlobStore> {
+        &self.blob_store
+    }
+
     /// Applies an edit to the in-memory state (replay, or after logging).
     pub(crate) fn apply(&mut self, edit: &VersionEdit) -> Result<()> {
         for &(n, len) in &edit.wals_sealed {
@@ -311,6 +328,7 @@ impl VersionSet {
             self.keyspaces
                 .insert(*id, (name.clone(), Arc::new(Levels::new(self.num_levels))));
         }
+        self.blobs.add(&self.blob_store, &edit.blob_files_added);
         let mut touched: BTreeMap<u32, Changes> = BTreeMap::new();
         for r in &edit.files_removed {
             touched.entry(r.keyspace).or_default().0.push(*r);
@@ -332,8 +350,15 @@ impl VersionSet {
             } else {
                 None
             };
-            let meta = existing
-                .unwrap_or_else(|| Arc::new(FileMeta::from_edit(f, &self.dir, self.fs.clone())));
+            let meta = match existing {
+                Some(m) => m,
+                None => Arc::new(FileMeta::from_edit(
+                    f,
+                    &self.dir,
+                    self.fs.clone(),
+                    self.blobs.resolve(&f.blob_refs)?,
+                )),
+            };
             touched
                 .entry(f.keyspace)
                 .or_default()
@@ -351,6 +376,7 @@ impl VersionSet {
         for id in &edit.keyspaces_dropped {
             self.keyspaces.remove(id);
         }
+        self.blobs.remove(&edit.blob_files_removed);
         Ok(())
     }
 
@@ -380,6 +406,7 @@ impl VersionSet {
             numbers_skipped: self.skips_to_record().collect(),
             ..VersionEdit::default()
         };
+        edit.blob_files_added = self.blobs.to_edits();
         for (id, (name, levels)) in &self.keyspaces {
             edit.keyspaces_created.push((*id, name.clone()));
             for (level, f) in levels.all_files() {
@@ -463,6 +490,10 @@ impl VersionSet {
         if self.failed {
             return Err(Error::Poisoned("an earlier manifest write failed".into()));
         }
+        // Blob files no SST points into after the edit leave the state in
+        // the same record.
+        let unreferenced = self.blobs.unreferenced_after(&self.keyspaces, &edit);
+        edit.blob_files_removed.extend(unreferenced);
         let r = self.log(&mut edit);
         if r.is_err() {
             self.failed = true;

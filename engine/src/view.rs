@@ -113,8 +113,9 @@ thread_local! {
 pub(crate) fn resolve(kind: ValueKind, value: Bytes, ts: u64) -> Option<Bytes> {
     match kind {
         ValueKind::Delete => None,
-        // Blob pointers never get here (every decoder refuses them), nor do
-        // range deletes, which tables and memtables keep apart.
+        // Blob pointers never get here (readers load the value first, see
+        // `ReadView::load`), nor do range deletes, which tables and
+        // memtables keep apart.
         ValueKind::BlobPointer | ValueKind::RangeDelete => None,
         ValueKind::PutWithTtl => {
             let expiry = ttl_expiry(&value)?;
@@ -184,17 +185,28 @@ impl ReadView {
     /// The value of `key` at the view's timestamp.
     #[inline]
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
-        Ok(self
-            .find(key)?
-            .and_then(|(kind, v, _)| resolve(kind, v, self.expiry_ts)))
+        let Some((kind, v, _)) = self.find(key)? else {
+            return Ok(None);
+        };
+        let (kind, v) = self.load(kind, v)?;
+        Ok(resolve(kind, v, self.expiry_ts))
+    }
+
+    /// A version as a reader sees it: a blob pointer's value read from its
+    /// blob file (as a put), any other version as it is.
+    #[inline]
+    pub(crate) fn load(&self, kind: ValueKind, value: Bytes) -> Result<(ValueKind, Bytes)> {
+        self.tables.blobs().load(kind, value)
     }
 
     /// The version of `key` visible at the view's timestamp, with its
     /// commit timestamp and expiry.
     pub fn get_entry(&self, key: &[u8]) -> Result<Option<crate::reader::Entry>> {
-        Ok(self
-            .find(key)?
-            .and_then(|(kind, v, version)| resolve_entry(kind, v, version, self.expiry_ts)))
+        let Some((kind, v, version)) = self.find(key)? else {
+            return Ok(None);
+        };
+        let (kind, v) = self.load(kind, v)?;
+        Ok(resolve_entry(kind, v, version, self.expiry_ts))
     }
 
     /// The newest version of `key` at or below the view's timestamp, as

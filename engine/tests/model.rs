@@ -28,7 +28,11 @@ impl Rng {
 #[test]
 fn random_workload_matches_model_across_flush_compaction_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = common::small_options();
+    // About half the values are stored apart from the tree.
+    let opts = strata_engine::Options {
+        blob_threshold: Some(100),
+        ..common::small_options()
+    };
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let names = ["alpha", "beta", "gamma"];
     let mut models: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new(); names.len()];
@@ -342,6 +346,9 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let mut opts = common::small_options();
         opts.memtable_size = 4096;
+        // Most values stored apart, blob files emptied eagerly.
+        opts.blob_threshold = Some(8);
+        opts.blob_garbage_ratio = 0.2;
         let mut db = common::open(dir.path(), &opts);
         let mut models = vec![BTreeMap::<Vec<u8>, Vec<u8>>::new(); 2];
         let mut snapshots: Vec<(strata_engine::Snapshot, Models)> = Vec::new();

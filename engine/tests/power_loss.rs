@@ -148,6 +148,16 @@ fn options(fs: &SimFs, cfg: Config, plan: Option<&FaultPlan>) -> Options {
     if cfg.bits & 2 == 2 {
         o.key_provider = Some(Arc::new(MemoryKeyProvider::new(7, [42; 32])));
     }
+    // Values stored apart: most of them, only the largest, or none; and
+    // blob files emptied eagerly by compactions in some runs.
+    o.blob_threshold = match (cfg.bits >> 24) & 3 {
+        0 => Some(64),
+        1 => None,
+        _ => Some(4096),
+    };
+    if (cfg.bits >> 26) & 1 == 1 {
+        o.blob_garbage_ratio = 0.2;
+    }
     if cfg.simulate {
         o.background_threads = false;
         // Simulated time: timestamps, and so key prefixes and file sizes,

@@ -34,6 +34,8 @@ pub struct BatchOp<'a> {
 pub struct BatchBuilder {
     ops: Vec<u8>,
     count: u64,
+    /// The longest value of a put added.
+    largest_put: usize,
 }
 
 impl BatchBuilder {
@@ -65,6 +67,9 @@ impl BatchBuilder {
             self.ops.extend_from_slice(p);
         }
         self.count += 1;
+        if kind == ValueKind::Put {
+            self.largest_put = self.largest_put.max(len);
+        }
     }
 
     /// The encoded writes (the record without its header) and their count,
@@ -81,6 +86,13 @@ impl BatchBuilder {
     /// Number of writes.
     pub fn len(&self) -> u64 {
         self.count
+    }
+
+    /// The length of the longest value of a put added (0 if none), so a
+    /// writer that stores large values apart knows without decoding
+    /// whether the batch holds one.
+    pub fn largest_put(&self) -> usize {
+        self.largest_put
     }
 
     /// True when the batch holds no write.
@@ -104,6 +116,7 @@ impl BatchBuilder {
     pub fn clear(&mut self) {
         self.ops.clear();
         self.count = 0;
+        self.largest_put = 0;
     }
 }
 

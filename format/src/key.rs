@@ -27,8 +27,8 @@ pub const MAX_TIMESTAMP: u64 = u64::MAX;
 
 /// What an entry holds. Stored as one byte; codes not listed here are refused
 /// by decoders, so an old reader never misreads a new kind. The reserved
-/// kind ([`ValueKind::is_reserved`]) is named but not in use yet: decoders
-/// refuse it too, and writers never write it.
+/// kinds ([`ValueKind::is_reserved`]), should a later version set one aside,
+/// are refused by decoders too and never written; none is reserved now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum ValueKind {
@@ -36,9 +36,8 @@ pub enum ValueKind {
     Put = 1,
     /// A tombstone: the key has no value from this timestamp on.
     Delete = 2,
-    /// Reserved: a pointer to a value stored outside the tree (in a blob
-    /// file); the value bytes would be the pointer, whose layout the blob
-    /// store defines.
+    /// A value stored outside the tree, in a blob file: the value bytes are
+    /// a [`crate::blob::BlobPointer`] to it. It reads as a put.
     BlobPointer = 3,
     /// A range tombstone: the user key is the range's start and the value
     /// its exclusive end. It hides every version of the keys in the range
@@ -72,18 +71,19 @@ impl ValueKind {
         match b {
             1 => Some(ValueKind::Put),
             2 => Some(ValueKind::Delete),
+            3 => Some(ValueKind::BlobPointer),
             4 => Some(ValueKind::RangeDelete),
             5 => Some(ValueKind::PutWithTtl),
             _ => None,
         }
     }
 
-    /// True for kinds whose code is set aside for a later format version
-    /// (blob pointers): nothing writes them yet, and every decoder refuses
-    /// them so that no reader interprets them before their meaning is
-    /// implemented.
+    /// True for kinds whose code is set aside for a later format version:
+    /// nothing writes them, and every decoder refuses them so that no reader
+    /// interprets them before their meaning is implemented. None is now
+    /// (blob pointers, once reserved, have their meaning).
     pub fn is_reserved(self) -> bool {
-        matches!(self, ValueKind::BlobPointer)
+        false
     }
 
     /// Decodes the kind byte of a stored key or write, refusing a reserved or

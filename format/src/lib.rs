@@ -18,6 +18,7 @@
 //! - [`log`]: the record log used by the WAL and the manifest.
 //! - [`manifest`]: the manifest's records.
 //! - [`batch`]: write-batch records, the payload of WAL records.
+//! - [`blob`]: blob files and the pointers to the values they hold.
 //! - [`range_del`]: range tombstones, fragmented, as tables store them.
 
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@
 
 pub mod backup;
 pub mod batch;
+pub mod blob;
 pub mod block;
 pub mod bloom;
 pub mod codec;

@@ -29,10 +29,13 @@ const NEXT_KEYSPACE_ID: u64 = 9;
 const WAL_SEALED: u64 = 10;
 const WAL_CREATED: u64 = 11;
 const NUMBER_SKIPPED: u64 = 12;
+const BLOB_FILE_ADDED: u64 = 13;
+const BLOB_FILE_REMOVED: u64 = 14;
+const BLOB_REFERENCES: u64 = 15;
 
 /// Every field tag a record may hold, with the name SPEC.md gives it, in
 /// tag order. Any other tag is refused.
-pub const TAGS: [(&str, u64); 12] = [
+pub const TAGS: [(&str, u64); 15] = [
     ("log number", LOG_NUMBER),
     ("next file number", NEXT_FILE_NUMBER),
     ("last timestamp", LAST_TIMESTAMP),
@@ -45,6 +48,9 @@ pub const TAGS: [(&str, u64); 12] = [
     ("WAL sealed", WAL_SEALED),
     ("WAL created", WAL_CREATED),
     ("number skipped", NUMBER_SKIPPED),
+    ("blob file added", BLOB_FILE_ADDED),
+    ("blob file removed", BLOB_FILE_REMOVED),
+    ("blob references", BLOB_REFERENCES),
 ];
 
 /// An SST added to a level.
@@ -70,6 +76,23 @@ pub struct FileAdded {
     pub min_ts: u64,
     /// The largest timestamp in it.
     pub max_ts: u64,
+    /// The blob files its pointers name: number and the stored bytes of
+    /// the records they point to, by file number. Encoded as a field of
+    /// its own (blob references) after the file's, only when not empty.
+    pub blob_refs: Vec<(u64, u64)>,
+}
+
+/// A blob file joining the database's state (see [`crate::blob`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobFileAdded {
+    /// Its file number.
+    pub file_number: u64,
+    /// Its random uid (also in its header).
+    pub file_uid: [u8; 16],
+    /// The key id its records are encrypted with, `None` for plaintext.
+    pub key_id: Option<u32>,
+    /// Its size in bytes, header included.
+    pub size: u64,
 }
 
 /// An SST removed from a level.
@@ -119,6 +142,10 @@ pub struct VersionEdit {
     /// the database's holds the name: never handed out, and such a file is
     /// never taken for the database's own.
     pub numbers_skipped: Vec<u64>,
+    /// Blob files added (applied before the SSTs that point into them).
+    pub blob_files_added: Vec<BlobFileAdded>,
+    /// Blob files removed: no SST of the state points into them any more.
+    pub blob_files_removed: Vec<u64>,
 }
 
 fn field(out: &mut Vec<u8>, tag: u64, body: &[u8]) {
@@ -179,6 +206,34 @@ impl VersionEdit {
             put_varint64(&mut body, f.min_ts);
             put_varint64(&mut body, f.max_ts);
             field(&mut out, FILE_ADDED, &body);
+            if !f.blob_refs.is_empty() {
+                let mut body = Vec::new();
+                put_varint64(&mut body, u64::from(f.keyspace));
+                put_varint64(&mut body, f.file_number);
+                put_varint64(&mut body, f.blob_refs.len() as u64);
+                for &(n, bytes) in &f.blob_refs {
+                    put_varint64(&mut body, n);
+                    put_varint64(&mut body, bytes);
+                }
+                field(&mut out, BLOB_REFERENCES, &body);
+            }
+        }
+        for b in &self.blob_files_added {
+            let mut body = Vec::new();
+            put_varint64(&mut body, b.file_number);
+            body.extend_from_slice(&b.file_uid);
+            match b.key_id {
+                None => body.push(0),
+                Some(id) => {
+                    body.push(1);
+                    body.extend_from_slice(&id.to_le_bytes());
+                }
+            }
+            put_varint64(&mut body, b.size);
+            field(&mut out, BLOB_FILE_ADDED, &body);
+        }
+        for n in &self.blob_files_removed {
+            varint_field(&mut out, BLOB_FILE_REMOVED, *n);
         }
         for f in &self.files_removed {
             let mut body = Vec::new();
@@ -259,8 +314,45 @@ impl VersionEdit {
                         largest,
                         min_ts,
                         max_ts,
+                        blob_refs: Vec::new(),
                     });
                 }
+                BLOB_REFERENCES => {
+                    let keyspace = keyspace_id(&mut b)?;
+                    let number = b.varint64()?;
+                    // Each reference takes at least two bytes.
+                    let count = b.len(body.len() / 2)?;
+                    let mut refs = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        refs.push((b.varint64()?, b.varint64()?));
+                    }
+                    let Some(f) = e.files_added.iter_mut().rev().find(|f| {
+                        f.keyspace == keyspace && f.file_number == number && f.blob_refs.is_empty()
+                    }) else {
+                        return Err(Error::corruption(
+                            "manifest field: blob references of a file the record does not add",
+                            tag_at,
+                        ));
+                    };
+                    f.blob_refs = refs;
+                }
+                BLOB_FILE_ADDED => {
+                    let file_number = b.varint64()?;
+                    let file_uid = b.array::<16>()?;
+                    let key_id = match b.u8()? {
+                        0 => None,
+                        1 => Some(b.u32_le()?),
+                        _ => return Err(b.error("bad encryption flag")),
+                    };
+                    let size = b.varint64()?;
+                    e.blob_files_added.push(BlobFileAdded {
+                        file_number,
+                        file_uid,
+                        key_id,
+                        size,
+                    });
+                }
+                BLOB_FILE_REMOVED => e.blob_files_removed.push(b.varint64()?),
                 WAL_SEALED => e.wals_sealed.push((b.varint64()?, b.varint64()?)),
                 WAL_CREATED => e.wals_created.push((b.varint64()?, b.array::<16>()?)),
                 NUMBER_SKIPPED => e.numbers_skipped.push(b.varint64()?),

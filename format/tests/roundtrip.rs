@@ -201,10 +201,15 @@ proptest! {
             files_added: files.into_iter().map(|(keyspace, level, file_number, size, file_uid, key_id, s, l, min_ts, max_ts)| FileAdded {
                 keyspace, level, file_number, size, file_uid, key_id,
                 smallest: internal(&s, min_ts, ValueKind::Put), largest: internal(&l, max_ts, ValueKind::Delete), min_ts, max_ts,
+                blob_refs: if file_number % 2 == 0 { vec![(file_number / 2, size)] } else { Vec::new() },
             }).collect(),
             files_removed: removed.into_iter().map(|(keyspace, level, file_number)| FileRemoved { keyspace, level, file_number }).collect(),
             wals_sealed: sealed,
             wals_created: created,
+            blob_files_added: skipped.iter().map(|&n| strata_format::manifest::BlobFileAdded {
+                file_number: n, file_uid: [n as u8; 16], key_id: (n % 2 == 0).then_some(n as u32), size: n / 3,
+            }).collect(),
+            blob_files_removed: skipped.iter().map(|n| n / 5).collect(),
             numbers_skipped: skipped,
         };
         prop_assert_eq!(VersionEdit::decode(&edit.encode(), 0).unwrap(), edit);

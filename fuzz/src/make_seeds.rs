@@ -95,6 +95,7 @@ fn main() {
                         largest: ikey("z", 9, ValueKind::Put),
                         min_ts: 1,
                         max_ts: 9,
+                        blob_refs: Vec::new(),
                     }],
                     ..VersionEdit::default()
                 };

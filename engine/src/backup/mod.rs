@@ -246,7 +246,9 @@ impl BackupEngine {
         };
         for (i, f) in files.iter().enumerate() {
             let stored_as = match f.kind {
-                LiveFileKind::Table { uid } => format!("shared/{}", shared_name(&f.name, uid)),
+                LiveFileKind::Table { uid } | LiveFileKind::Blob { uid } => {
+                    format!("shared/{}", shared_name(&f.name, uid))
+                }
                 _ => format!("{}/{}", private_dir(id), f.name),
             };
             let present = |p: &str| self.fs.file_size(&self.dir.join(p)).ok();
@@ -528,22 +530,22 @@ fn parse_id(s: &str) -> Option<u64> {
 
 /// The shared name of SST `name` (`NNNNNN.sst`) with uid `uid`.
 fn shared_name(name: &str, uid: [u8; 16]) -> String {
-    let stem = name.strip_suffix(".sst").unwrap_or(name);
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((name, "sst"));
     let hex: String = uid.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{stem}-{hex}.sst")
+    format!("{stem}-{hex}.{ext}")
 }
 
 /// Whether `name` is one `shared_name` writes.
 fn is_shared_name(name: &str) -> bool {
-    let Some(stem) = name.strip_suffix(".sst") else {
+    let Some((stem, ext)) = name.rsplit_once('.') else {
         return false;
     };
     let Some((number, uid)) = stem.split_once('-') else {
         return false;
     };
     matches!(
-        crate::fs::names::parse(&format!("{number}.sst")),
-        Some(crate::fs::names::FileKind::Table(_))
+        crate::fs::names::parse(&format!("{number}.{ext}")),
+        Some(crate::fs::names::FileKind::Table(_) | crate::fs::names::FileKind::Blob(_))
     ) && uid.len() == 32
         && uid
             .bytes()

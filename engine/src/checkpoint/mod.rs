@@ -3,7 +3,8 @@
 //!
 //! [`LiveFiles`] is what a copy is made from: the files of the database as
 //! of one commit, pinned while it lives (see `Db::live_files`). A
-//! checkpoint writes them into a new directory, hard-linking the SSTs when
+//! checkpoint writes them into a new directory, hard-linking the SSTs (and
+//! the blob files they point into) when
 //! the file system allows (their cost does not grow with the data) and
 //! copying otherwise; the WALs are copied up to the end of their
 //! acknowledged records, and the manifest and `CURRENT` are written for the
@@ -14,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::blob::BlobFile;
 use crate::error::{Error, Result};
 use crate::fs::{names, read_full_at, FileSystem, RandomAccessFile};
 use crate::levels::FileMeta;
@@ -23,16 +25,28 @@ use crate::timestamp::Timestamp;
 const COPY_CHUNK: usize = 1 << 20;
 
 /// A WAL as captured: its number, the length its acknowledged records end
-/// at, and an open handle that keeps its bytes.
+/// at, and an open handle that keeps its bytes; and the same of the blob
+/// file beside it, if values were separated into one.
 pub(crate) struct CapturedWal {
     number: u64,
     len: u64,
     file: Box<dyn RandomAccessFile>,
+    blob: Option<(u64, Box<dyn RandomAccessFile>)>,
 }
 
 impl CapturedWal {
-    pub(crate) fn new(number: u64, len: u64, file: Box<dyn RandomAccessFile>) -> Self {
-        CapturedWal { number, len, file }
+    pub(crate) fn new(
+        number: u64,
+        len: u64,
+        file: Box<dyn RandomAccessFile>,
+        blob: Option<(u64, Box<dyn RandomAccessFile>)>,
+    ) -> Self {
+        CapturedWal {
+            number,
+            len,
+            file,
+            blob,
+        }
     }
 }
 
@@ -45,8 +59,16 @@ pub enum LiveFileKind {
         /// The SST's random uid (also in its footer).
         uid: [u8; 16],
     },
-    /// A WAL, copied up to its acknowledged end.
+    /// A WAL, or the blob file written beside it, copied up to its
+    /// acknowledged end.
     Wal,
+    /// A blob file SSTs point into, immutable; its uid tells it apart
+    /// from any other blob file of the same number, so copies can be
+    /// shared.
+    Blob {
+        /// The blob file's random uid (also in its header).
+        uid: [u8; 16],
+    },
     /// The manifest written for the copy.
     Manifest,
     /// `CURRENT`, naming that manifest.
@@ -66,7 +88,9 @@ pub struct LiveFile {
 
 enum Source {
     Table(Arc<FileMeta>),
-    Wal(CapturedWal),
+    Blob(Arc<BlobFile>),
+    /// A prefix of an open file (a WAL, or the blob file beside it).
+    Prefix(Box<dyn RandomAccessFile>),
     Bytes(Vec<u8>),
 }
 
@@ -111,9 +135,9 @@ impl LiveFiles {
         fs: Arc<dyn FileSystem>,
         ts: Timestamp,
         tables: Vec<Arc<FileMeta>>,
+        blobs: Vec<Arc<BlobFile>>,
         wals: Vec<CapturedWal>,
-        manifest_number: u64,
-        manifest: Vec<u8>,
+        (manifest_number, manifest): (u64, Vec<u8>),
     ) -> Self {
         let mut files = Vec::new();
         for t in tables {
@@ -124,13 +148,29 @@ impl LiveFiles {
             };
             files.push((f, Source::Table(t)));
         }
+        for b in blobs {
+            let f = LiveFile {
+                name: file_name(b.path()),
+                size: b.size(),
+                kind: LiveFileKind::Blob { uid: b.uid() },
+            };
+            files.push((f, Source::Blob(b)));
+        }
         for w in wals {
             let f = LiveFile {
                 name: file_name(&names::wal(&dir, w.number)),
                 size: w.len,
                 kind: LiveFileKind::Wal,
             };
-            files.push((f, Source::Wal(w)));
+            files.push((f, Source::Prefix(w.file)));
+            if let Some((len, file)) = w.blob {
+                let f = LiveFile {
+                    name: file_name(&names::blob(&dir, w.number)),
+                    size: len,
+                    kind: LiveFileKind::Wal,
+                };
+                files.push((f, Source::Prefix(file)));
+            }
         }
         let f = LiveFile {
             name: file_name(&names::manifest(&dir, manifest_number)),
@@ -178,9 +218,16 @@ impl LiveFiles {
                     .map_err(|e| Error::io(t.path(), e))?;
                 copy_prefix(&*file, f.size, t.path(), out)
             }
-            Source::Wal(w) => {
+            Source::Blob(b) => {
+                let file = self
+                    .fs
+                    .open_random_access(b.path())
+                    .map_err(|e| Error::io(b.path(), e))?;
+                copy_prefix(&*file, f.size, b.path(), out)
+            }
+            Source::Prefix(file) => {
                 let path = self.dir.join(&f.name);
-                copy_prefix(&*w.file, w.len, &path, out)
+                copy_prefix(&**file, f.size, &path, out)
             }
         }
     }
@@ -196,11 +243,12 @@ impl LiveFiles {
         Ok(n)
     }
 
-    /// Makes `to` a hard link to SST `i`; false when `i` is not an SST or
-    /// the file system cannot link it there.
+    /// Makes `to` a hard link to SST or blob file `i`; false when `i` is
+    /// neither or the file system cannot link it there.
     pub fn link_file(&self, i: usize, fs: &dyn FileSystem, to: &Path) -> bool {
         match self.files.get(i) {
             Some((_, Source::Table(t))) => fs.hard_link(t.path(), to).is_ok(),
+            Some((_, Source::Blob(b))) => fs.hard_link(b.path(), to).is_ok(),
             _ => false,
         }
     }

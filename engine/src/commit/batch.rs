@@ -105,6 +105,9 @@ pub(crate) struct Encoded {
     ops: Vec<u8>,
     count: u64,
     keyspaces: Vec<Arc<KeyspaceState>>,
+    /// The longest value of a put (an upper bound once overwritten writes
+    /// are dropped).
+    largest_put: usize,
 }
 
 impl Encoded {
@@ -113,6 +116,7 @@ impl Encoded {
     /// so an earlier one would otherwise compete with the later one by kind
     /// order.
     pub(crate) fn new(record: BatchBuilder, keyspaces: Vec<Arc<KeyspaceState>>) -> Result<Self> {
+        let largest_put = record.largest_put();
         let (mut ops, mut count) = record.into_parts();
         if count > 1 {
             if let Some((kept, n)) = without_overwritten(&ops, count)? {
@@ -124,6 +128,7 @@ impl Encoded {
             ops,
             count,
             keyspaces,
+            largest_put,
         })
     }
 
@@ -135,6 +140,11 @@ impl Encoded {
     /// Number of writes.
     pub(crate) fn count(&self) -> u64 {
         self.count
+    }
+
+    /// At least the length of the longest value of a put.
+    pub(crate) fn largest_put(&self) -> usize {
+        self.largest_put
     }
 
     /// Bytes of the encoded writes.

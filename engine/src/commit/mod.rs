@@ -31,6 +31,9 @@ use crate::memtable::Memtable;
 use crate::timestamp::Clock;
 use crate::txn::conflicts::{Conflicts, TxnCheck, Written};
 use batch::Encoded;
+use strata_format::batch::OpIter;
+use strata_format::blob::BlobPointer;
+use strata_format::key::ValueKind;
 use wal::Logs;
 
 /// Commit groups stop growing past this many bytes of batches.
@@ -399,10 +402,29 @@ impl CommitPipeline {
         first_ts: u64,
     ) -> Result<()> {
         let sync = group.iter().any(|r| r.sync);
-        let records = group.iter().map(|r| (r.batch.count(), r.batch.ops()));
-        let (appended, synced) = self
+        let (appended, synced, separated, blob) = self
             .logs
-            .with_current(|wal| wal.append_group(first_ts, records, sync))
+            .with_current(|wal| -> Result<_> {
+                // Batches holding a value to separate are rewritten with
+                // pointers; the values go to the WAL's blob file.
+                let mut separated: Vec<Option<Vec<u8>>> = Vec::new();
+                if group.iter().any(|r| wal.separates(r.batch.largest_put())) {
+                    for r in group {
+                        separated.push(if wal.separates(r.batch.largest_put()) {
+                            Some(wal.separate(r.batch.ops(), r.batch.count())?)
+                        } else {
+                            None
+                        });
+                    }
+                }
+                let blob = wal.blob_file().filter(|_| !separated.is_empty()).cloned();
+                let records = group.iter().enumerate().map(|(i, r)| {
+                    let ops = separated.get(i).and_then(Option::as_deref);
+                    (r.batch.count(), ops.unwrap_or(r.batch.ops()))
+                });
+                let (appended, synced) = wal.append_group(first_ts, records, sync)?;
+                Ok((appended, synced, separated, blob))
+            })
             .map_err(|e| host.wal_failed(e))?;
         self.counters
             .wal_bytes
@@ -415,7 +437,11 @@ impl CommitPipeline {
         let mut memtables: Vec<(u32, Arc<Memtable>, Arc<KeyspaceState>)> = Vec::new();
         for (i, r) in group.iter().enumerate() {
             let ts = first_ts + i as u64;
-            for op in r.batch.iter() {
+            let ops = match separated.get(i).and_then(Option::as_deref) {
+                Some(ops) => OpIter::new(ops, r.batch.count(), 0),
+                None => r.batch.iter(),
+            };
+            for op in ops {
                 let op = op.map_err(|e| host.wal_failed(Error::format("<write batch>", e)))?;
                 let at = match memtables.iter().position(|(id, _, _)| *id == op.keyspace) {
                     Some(at) => at,
@@ -429,13 +455,22 @@ impl CommitPipeline {
                     }
                 };
                 let (_, mem, ks) = &memtables[at];
+                let mut value_len = op.value.len();
+                if op.kind == ValueKind::BlobPointer {
+                    // Kept on disk while the memtable can be read.
+                    if let Some(b) = &blob {
+                        mem.hold_blob(b);
+                    }
+                    value_len = BlobPointer::decode(op.value, 0)
+                        .map_or(value_len, |p| p.value_len as usize);
+                }
                 // The value gets an allocation of its own rather than a
                 // slice of the batch: a memtable is freed on the flush
                 // thread, and one small chunk per value frees without the
                 // allocator's lock, where whole batch buffers contend with
                 // the writers allocating the next ones.
                 mem.insert(op.key, ts, op.kind, bytes::Bytes::copy_from_slice(op.value));
-                ks.counters().wrote((op.key.len() + op.value.len()) as u64);
+                ks.counters().wrote((op.key.len() + value_len) as u64);
             }
             self.active_bytes
                 .fetch_add(r.batch.size(), Ordering::Relaxed);

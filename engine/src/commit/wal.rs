@@ -11,8 +11,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use strata_format::batch::{encode_header, MAX_HEADER_LEN};
 use strata_format::codec::Compression;
+use strata_format::key::ValueKind;
 use strata_format::log::{LogHeader, LogKind, LogWriter};
 
+use crate::blob::writer::BlobWriter;
+use crate::blob::{BlobFile, BlobStore};
 use crate::error::{Error, Result};
 use crate::fs::{names, FileSystem, WritableFile};
 
@@ -45,6 +48,15 @@ pub(crate) struct Wal {
     allocated: u64,
     /// False once the file system declined to preallocate: not asked again.
     preallocating: bool,
+    /// Bytes handed to background writeback so far.
+    written_back: u64,
+    /// The key the WAL's records (and its blob file's) are sealed with.
+    key: Option<Arc<strata_format::codec::EncryptionKey>>,
+    /// Where separated values go (`None` for a detached WAL).
+    blobs: Option<Arc<BlobStore>>,
+    /// The blob file beside this WAL, created with the first separated
+    /// value: it shares the WAL's number and uid.
+    blob: Option<BlobWriter>,
 }
 
 impl Wal {
@@ -55,6 +67,7 @@ impl Wal {
         number: u64,
         key: Option<Arc<strata_format::codec::EncryptionKey>>,
         map_appends: bool,
+        blobs: Arc<BlobStore>,
     ) -> Result<Wal> {
         let path = names::wal(dir, number);
         let header = LogHeader {
@@ -63,7 +76,7 @@ impl Wal {
             file_uid: crate::random::uid(),
             key_id: key.as_ref().map(|k| k.id()),
         };
-        let mut log = LogWriter::new(Vec::new(), header, Compression::None, key)
+        let mut log = LogWriter::new(Vec::new(), header, Compression::None, key.clone())
             .map_err(|e| Error::format(&path, e))?;
         let mut file = fs.create(&path).map_err(|e| Error::io(&path, e))?;
         file.map_appends(map_appends);
@@ -81,6 +94,10 @@ impl Wal {
             path,
             allocated: 0,
             preallocating: true,
+            written_back: 0,
+            key,
+            blobs: Some(blobs),
+            blob: None,
         })
     }
 
@@ -109,6 +126,10 @@ impl Wal {
             path,
             allocated: 0,
             preallocating: false,
+            written_back: 0,
+            key: None,
+            blobs: None,
+            blob: None,
         })
     }
 
@@ -164,6 +185,11 @@ impl Wal {
     /// Syncs the file if anything is not yet durable; says whether it did.
     pub(crate) fn sync(&mut self) -> Result<bool> {
         if self.synced < self.len {
+            // The blob file first: a WAL record made durable must never
+            // point at a value that is not (recovery relies on it, §13.8).
+            if let Some(b) = self.blob.as_mut() {
+                b.sync()?;
+            }
             self.file.sync().map_err(|e| Error::io(&self.path, e))?;
             self.synced = self.len;
             self.marker_due = true;
@@ -197,6 +223,59 @@ impl Wal {
         self.synced
     }
 
+    /// True when a put of a value `len` bytes long is stored apart.
+    #[inline]
+    pub(crate) fn separates(&self, len: usize) -> bool {
+        self.blobs
+            .as_ref()
+            .is_some_and(|b| b.separation().separates(len))
+    }
+
+    /// The blob file beside this WAL, if a value was separated into it.
+    pub(crate) fn blob_file(&self) -> Option<&Arc<BlobFile>> {
+        self.blob.as_ref().map(BlobWriter::file)
+    }
+
+    /// The writes `ops` (`count` of them) with the value of every put the
+    /// separation takes written to the blob file beside this WAL and
+    /// replaced by a pointer to it. The records reach the file at the next
+    /// [`append_group`](Self::append_group), before the WAL records.
+    pub(crate) fn separate(&mut self, ops: &[u8], count: u64) -> Result<Vec<u8>> {
+        let Some(store) = self.blobs.clone() else {
+            return Err(Error::Io {
+                path: self.path.clone(),
+                kind: std::io::ErrorKind::PermissionDenied,
+                message: "the database is read-only".into(),
+            });
+        };
+        let separation = store.separation();
+        if self.blob.is_none() {
+            let w = BlobWriter::create(&store, self.number, self.uid, self.key.clone())?;
+            // Its name is durable before any record pointing into it is.
+            store
+                .fs()
+                .sync_dir(store.dir())
+                .map_err(|e| Error::io(store.dir(), e))?;
+            self.blob = Some(w);
+        }
+        let Some(blob) = self.blob.as_mut() else {
+            return Ok(ops.to_vec());
+        };
+        let mut out = strata_format::batch::BatchBuilder::new();
+        let mut ptr = Vec::with_capacity(strata_format::blob::BlobPointer::MAX_ENCODED_LEN);
+        for op in strata_format::batch::OpIter::new(ops, count, 0) {
+            let op = op.map_err(|e| Error::format("<write batch>", e))?;
+            if op.kind == ValueKind::Put && separation.separates(op.value.len()) {
+                ptr.clear();
+                blob.add(op.value)?.encode(&mut ptr);
+                out.add(ValueKind::BlobPointer, op.keyspace, op.key, &ptr);
+            } else {
+                out.add(op.kind, op.keyspace, op.key, op.value);
+            }
+        }
+        Ok(out.into_parts().0)
+    }
+
     /// Appends one record per batch, the `i`th committed at `first_ts + i`,
     /// in one append; syncs when `sync`. Each record's header is written
     /// beside its encoded writes, which go from the batch's bytes straight
@@ -209,6 +288,11 @@ impl Wal {
         sync: bool,
     ) -> Result<(u64, bool)> {
         self.mark_synced()?;
+        // Separated values reach their file before the records that point
+        // at them reach theirs.
+        if let Some(b) = self.blob.as_mut() {
+            b.flush()?;
+        }
         let mut header = [0u8; MAX_HEADER_LEN];
         for (i, (count, ops)) in batches.enumerate() {
             let n = encode_header(first_ts + i as u64, count, &mut header);
@@ -232,6 +316,11 @@ impl Wal {
         appended.map_err(|e| Error::io(&self.path, e))?;
         self.len += n;
         let synced = if sync { self.sync()? } else { false };
+        if self.len - self.written_back.max(self.synced) >= crate::fs::WRITEBACK_BYTES {
+            let from = self.written_back.max(self.synced);
+            self.file.start_writeback(from, self.len - from);
+            self.written_back = self.len;
+        }
         Ok((n, synced))
     }
 }

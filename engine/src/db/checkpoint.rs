@@ -34,6 +34,7 @@ impl DbInner {
                 tables.push(f.clone());
             }
         }
+        let blobs: Vec<_> = vs.blobs().files().cloned().collect();
         let log_number = vs.log_number();
         let sealed = vs.sealed_wals().clone();
         let (current, current_len) = self.pipeline.logs().with_current(|w| (w.number(), w.len()));
@@ -52,7 +53,19 @@ impl DbInner {
             } else {
                 sealed.get(&number).copied().unwrap_or_else(|| file.size())
             };
-            wals.push(CapturedWal::new(number, len, file));
+            // The blob file beside it, up to the values its records point
+            // at (the commit lock keeps the current one from growing).
+            let blob = match self.tables.blobs().get(number) {
+                Some(b) => {
+                    let file = self
+                        .fs
+                        .open_random_access(b.path())
+                        .map_err(|e| Error::io(b.path(), e))?;
+                    Some((b.size(), file))
+                }
+                None => None,
+            };
+            wals.push(CapturedWal::new(number, len, file, blob));
         }
         drop(vs);
         drop(quiet);
@@ -61,9 +74,9 @@ impl DbInner {
             self.fs.clone(),
             ts,
             tables,
+            blobs,
             wals,
-            manifest_number,
-            manifest,
+            (manifest_number, manifest),
         ))
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use strata_format::manifest::{FileAdded, FileRemoved, VersionEdit};
 use strata_format::range_del::RangeTombstones;
 
+use crate::blob::relocate::Relocation;
 use crate::cursor::{Cursor, LevelCursor, MergeCursor, TableCursor};
 use crate::error::{Error, Result};
 use crate::error_state::Origin;
@@ -42,6 +43,8 @@ struct Job {
 /// What merging one key range of a job wrote.
 struct RangeOutput {
     files: Vec<FileAdded>,
+    /// Blob files relocated values went to.
+    blobs: Vec<Arc<crate::blob::BlobFile>>,
     /// Bytes of input read.
     read: u64,
     /// Bytes of tables written.
@@ -120,6 +123,10 @@ impl DbInner {
             self.table_options(job.ks.id(), output_level)?,
         );
         let points = self.gc_points();
+        // Blob files mostly dead, or under a retired key: the values the
+        // job meets in them move.
+        let blob_key = self.ciphers.current()?;
+        let victims = self.blob_victims(blob_key.as_ref().map(|k| k.id()));
         let levels = job.levels.clone();
         let range_bottommost = move |start: &[u8], end: &[u8]| {
             levels
@@ -157,6 +164,15 @@ impl DbInner {
                 self.opts.target_file_size,
             );
             sink.set_range_tombstones(kept_dels.clip(lo, hi));
+            if !victims.is_empty() {
+                sink.set_relocation(Relocation::new(
+                    self.tables.blobs(),
+                    victims.clone(),
+                    &numbers,
+                    blob_key.clone(),
+                    self.opts.target_file_size,
+                ));
+            }
             let read = copy_live(
                 &mut merged,
                 &mut sink,
@@ -166,11 +182,12 @@ impl DbInner {
                 hi,
                 &self.shutdown,
             )?;
-            let (files, written) = sink.finish()?;
+            let out = sink.finish()?;
             Ok(RangeOutput {
-                files,
+                files: out.files,
+                blobs: out.blobs,
                 read,
-                written,
+                written: out.bytes,
             })
         };
         let results: Vec<Result<RangeOutput>> = if !self.opts.background_threads {
@@ -206,6 +223,9 @@ impl DbInner {
                 Ok(out) => {
                     outputs.add(&self.dir, &out.files);
                     edit.files_added.extend(out.files);
+                    edit.blob_files_added
+                        .extend(out.blobs.iter().map(|b| b.to_edit()));
+                    outputs.add_blobs(out.blobs);
                     read += out.read;
                     written += out.written;
                 }
@@ -318,6 +338,22 @@ impl DbInner {
     pub(crate) fn compact_all(&self) -> Result<()> {
         self.check_writable()?;
         let _guard = self.compaction_lock.lock();
+        // The merge drops pointers, so blob files it found mostly live may
+        // be mostly dead after it: one more pass moves what is left in them
+        // and lets them go (over separated values it rewrites pointers,
+        // not values).
+        if self.compact_all_pass()? {
+            let key = self.ciphers.current()?.map(|k| k.id());
+            if !self.blob_victims(key).is_empty() {
+                self.compact_all_pass()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One full compaction of every keyspace; says whether there was any
+    /// file to compact. Callers hold the compaction lock.
+    fn compact_all_pass(&self) -> Result<bool> {
         let jobs: Vec<Job> = {
             let vs = self.versions.lock();
             vs.keyspaces()
@@ -339,6 +375,7 @@ impl DbInner {
                 })
                 .collect()
         };
+        let any = !jobs.is_empty();
         for job in jobs {
             match self.run(job) {
                 Ok(()) => {}
@@ -346,7 +383,24 @@ impl DbInner {
                 Err(e) => return Err(self.poison(e, Origin::Background)),
             }
         }
-        Ok(())
+        Ok(any)
+    }
+
+    /// The blob files a compaction empties (policy::blob), and those under
+    /// another key than `current`.
+    fn blob_victims(&self, current: Option<u32>) -> std::collections::BTreeSet<u64> {
+        let vs = self.versions.lock();
+        let mut victims = policy::blob::victims(
+            &vs.blobs().usage(vs.keyspaces()),
+            self.opts.blob_garbage_ratio,
+        );
+        victims.extend(
+            vs.blobs()
+                .files()
+                .filter(|b| b.key_id() != current)
+                .map(|b| b.number()),
+        );
+        victims
     }
 }
 
@@ -363,13 +417,23 @@ impl DbInner {
         let _guard = self.compaction_lock.lock();
         let jobs: Vec<Job> = {
             let vs = self.versions.lock();
+            let stale_blobs: std::collections::HashSet<u64> = vs
+                .blobs()
+                .files()
+                .filter(|b| b.key_id() != current)
+                .map(|b| b.number())
+                .collect();
             let mut jobs = Vec::new();
             for (id, (_, levels)) in vs.keyspaces() {
                 let Some(ks) = self.keyspaces.by_id(*id) else {
                     continue;
                 };
                 let target = self.table_key(*id)?.map(|k| k.id());
-                let stale = |f: &Arc<FileMeta>| f.key_id != target;
+                // A table pointing into a blob file under another key is
+                // rewritten too: the compaction moves those values.
+                let stale = |f: &Arc<FileMeta>| {
+                    f.key_id != target || f.blob_refs().any(|(n, _)| stale_blobs.contains(&n))
+                };
                 // L1 files merged by the L0 job are rewritten by it.
                 let mut in_l0_job = std::collections::HashSet::new();
                 if levels.level(0).iter().any(stale) {

@@ -89,10 +89,10 @@ impl DbInner {
                 None,
                 &self.shutdown,
             )?;
-            let (files, bytes) = sink.finish()?;
-            outputs.add(&self.dir, &files);
-            written.push((ks.clone(), bytes));
-            edit.files_added.extend(files);
+            let out = sink.finish()?;
+            outputs.add(&self.dir, &out.files);
+            written.push((ks.clone(), out.bytes));
+            edit.files_added.extend(out.files);
         }
         edit.log_number = Some(sealed.next_wal());
         edit.last_timestamp = Some(max_ts);
@@ -107,10 +107,39 @@ impl DbInner {
                 }
                 live
             });
+            // The blob files the tables point into (those the generation's
+            // values were separated into) join the state with them.
+            let referenced: std::collections::BTreeSet<u64> = edit
+                .files_added
+                .iter()
+                .flat_map(|f| f.blob_refs.iter().map(|&(n, _)| n))
+                .collect();
+            for n in referenced {
+                if !vs.blobs().contains(n) {
+                    if let Some(b) = self.tables.blobs().get(n) {
+                        // Durable before the manifest names it: its WAL
+                        // may have been retired unsealed, or replayed from
+                        // the page cache after a process crash.
+                        self.fs
+                            .sync_file(b.path())
+                            .map_err(|e| Error::io(b.path(), e))?;
+                        edit.blob_files_added.push(b.to_edit());
+                    }
+                }
+            }
             // From here on a failed manifest write may still have reached
             // the disk: the next open decides about the tables.
             outputs.keep();
             vs.log_and_apply(edit)?;
+            // A blob file of the generation no table points into goes
+            // once the memtables pointing into it are dropped.
+            for (_, mem) in sealed.memtables() {
+                for b in mem.blob_files() {
+                    if !vs.blobs().contains(b.number()) {
+                        b.mark_obsolete();
+                    }
+                }
+            }
             self.retention.raise_horizon(oldest);
             for (ks, mem) in sealed.memtables() {
                 let levels = vs.levels_of(ks.id());

@@ -126,6 +126,7 @@ impl DbInner {
             opts.sst_reads,
             blocks.clone(),
             ciphers.clone(),
+            vs.blob_store().clone(),
         ));
         let conflicts = Arc::new(Conflicts::default());
         let retention = Retention::new(

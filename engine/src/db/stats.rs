@@ -34,6 +34,14 @@ impl DbInner {
                 *out.bytes_by_key_id.entry(f.key_id).or_insert(0) += f.size;
             }
         }
+        for b in vs.blobs().files() {
+            *out.bytes_by_key_id.entry(b.key_id()).or_insert(0) += b.size();
+        }
+        for (_, size, live) in vs.blobs().usage(vs.keyspaces()) {
+            out.blob_files += 1;
+            out.blob_bytes += size;
+            out.blob_live_bytes += live;
+        }
         for ks in self.keyspaces.all() {
             let sv = ks.super_version();
             let levels = vs

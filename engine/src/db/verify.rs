@@ -13,7 +13,13 @@ impl DbInner {
     /// SST.
     pub(super) fn verify(&self) -> Result<VerifyReport> {
         self.check_open()?;
-        let c = Checker::new(&*self.fs, &self.dir, self.opts.sst_reads, &self.ciphers);
+        let c = Checker::new(
+            &*self.fs,
+            &self.dir,
+            self.opts.sst_reads,
+            &self.ciphers,
+            Some(self.tables.blobs()),
+        );
         let mut report = VerifyReport::default();
         let (tables, sealed, uids) = {
             // CURRENT and the manifest are read under the version lock, so

@@ -115,7 +115,14 @@ impl DbInner {
             .pipeline
             .logs()
             .rotate(seal, || {
-                let wal = Wal::create(&*self.fs, &self.dir, number, key, self.opts.wal_mmap)?;
+                let wal = Wal::create(
+                    &*self.fs,
+                    &self.dir,
+                    number,
+                    key,
+                    self.opts.wal_mmap,
+                    self.tables.blobs().clone(),
+                )?;
                 self.fs
                     .sync_dir(&self.dir)
                     .map_err(|e| Error::io(&self.dir, e))?;

@@ -209,6 +209,10 @@ impl WritableFile for FaultFile {
         }
     }
 
+    fn start_writeback(&mut self, offset: u64, len: u64) {
+        self.inner.start_writeback(offset, len);
+    }
+
     fn sync(&mut self) -> io::Result<()> {
         match self.plan.hit(Call::Sync, &self.path) {
             Some(kind) => Err(error(kind)),
@@ -288,6 +292,11 @@ impl<F: FileSystem> FileSystem for FaultFs<F> {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.check(Call::Meta, dir)?;
         self.inner.sync_dir(dir)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.check(Call::Sync, path)?;
+        self.inner.sync_file(path)
     }
 
     fn file_size(&self, path: &Path) -> io::Result<u64> {

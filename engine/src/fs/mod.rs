@@ -52,6 +52,10 @@ pub trait WritableFile: Send + Sync {
     /// `Options::wal_mmap`). Off until asked for; a no-op where files are
     /// not real.
     fn map_appends(&mut self, _on: bool) {}
+    /// Starts writing the bytes `[offset, offset + len)` back to the disk
+    /// without waiting for them, so a later sync finds little left to
+    /// write. A hint: a no-op where it is not supported.
+    fn start_writeback(&mut self, _offset: u64, _len: u64) {}
     /// Cuts the file to `len` bytes (the end of what was appended), giving
     /// back preallocated space; durable at the next sync.
     fn truncate(&mut self, _len: u64) -> io::Result<()> {
@@ -70,6 +74,12 @@ pub trait RandomAccessFile: Send + Sync + Debug {
     /// The file's size when it was opened.
     fn size(&self) -> u64;
 }
+
+/// Bytes a WAL or blob file is appended between two starts of background
+/// writeback ([`WritableFile::start_writeback`]): the sync at a memtable
+/// switch then has at most about this much left to write, instead of the
+/// whole file, and the writer waiting on it stalls that much less.
+pub(crate) const WRITEBACK_BYTES: u64 = 1 << 20;
 
 /// Fills `buf` from `offset` of `file`, retrying short and interrupted
 /// reads; returns how many bytes it read, fewer than `buf.len()` only when
@@ -118,6 +128,9 @@ pub trait FileSystem: Send + Sync + Debug {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Makes a directory's entries (creates, renames, removes) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Makes the contents of an existing file durable (fdatasync), for a
+    /// file the engine wrote through a handle it no longer holds.
+    fn sync_file(&self, path: &Path) -> io::Result<()>;
     /// Size of a file in bytes.
     fn file_size(&self, path: &Path) -> io::Result<u64>;
     /// Makes `to` a second name of the file at `from` (a hard link); fails
@@ -165,6 +178,8 @@ pub(crate) mod names {
         Manifest(u64),
         /// An SSTable.
         Table(u64),
+        /// A blob file (values stored apart from the tree).
+        Blob(u64),
         /// The engine's temporary file ([`CURRENT_TMP`]).
         Temp,
     }
@@ -177,6 +192,11 @@ pub(crate) mod names {
     /// The path of SST `n`.
     pub fn table(dir: &Path, n: u64) -> PathBuf {
         dir.join(format!("{n:06}.sst"))
+    }
+
+    /// The path of blob file `n`.
+    pub fn blob(dir: &Path, n: u64) -> PathBuf {
+        dir.join(format!("{n:06}.blob"))
     }
 
     /// The path of manifest `n`.
@@ -198,6 +218,9 @@ pub(crate) mod names {
         }
         if let Some(n) = name.strip_suffix(".sst") {
             return number(n).map(FileKind::Table);
+        }
+        if let Some(n) = name.strip_suffix(".blob") {
+            return number(n).map(FileKind::Blob);
         }
         None
     }
@@ -222,6 +245,8 @@ mod tests {
     fn names_the_engine_writes_are_recognised() {
         assert_eq!(parse("000001.log"), Some(FileKind::Wal(1)));
         assert_eq!(parse("000042.sst"), Some(FileKind::Table(42)));
+        assert_eq!(parse("000043.blob"), Some(FileKind::Blob(43)));
+        assert_eq!(parse("43.blob"), None);
         assert_eq!(parse("MANIFEST-000007"), Some(FileKind::Manifest(7)));
         assert_eq!(parse("999999.log"), Some(FileKind::Wal(999_999)));
         // Past six digits `{n:06}` prints the number as is.

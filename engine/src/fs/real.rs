@@ -157,6 +157,19 @@ impl WritableFile for StdFile {
         Ok(true)
     }
 
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&mut self, offset: u64, len: u64) {
+        // On Linux `POSIX_FADV_DONTNEED` starts asynchronous writeback of
+        // the range's dirty pages (those dirtied through the mapping too)
+        // and drops only pages already clean: the range was just written,
+        // so none of it is dropped. What `sync_file_range` would do,
+        // without an unsafe call.
+        if let Some(len) = std::num::NonZeroU64::new(len) {
+            let _ =
+                rustix::fs::fadvise(&self.file, offset, Some(len), rustix::fs::Advice::DontNeed);
+        }
+    }
+
     fn map_appends(&mut self, on: bool) {
         // Asked once per WAL; other files never pay for the check.
         self.map_appends = on && mapping_keeps_space(&self.file);
@@ -277,6 +290,10 @@ impl FileSystem for StdFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_data()
     }
 
     fn file_size(&self, path: &Path) -> io::Result<u64> {

@@ -463,6 +463,15 @@ impl FileSystem for SimFs {
         Ok(())
     }
 
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.step()?;
+        let inode = st.lookup(path)?;
+        let node = st.inodes.entry(inode).or_default();
+        node.synced = node.data.len();
+        Ok(())
+    }
+
     fn file_size(&self, path: &Path) -> io::Result<u64> {
         let st = self.state.lock();
         st.check()?;

@@ -35,6 +35,9 @@ pub struct Memtable {
     filter: KeyFilter,
     /// The size the filter was made for, passed on to the next memtable.
     expected_bytes: usize,
+    /// The blob files its blob pointers point into: kept on disk while the
+    /// memtable can be read.
+    blobs: Mutex<Vec<Arc<crate::blob::BlobFile>>>,
 }
 
 /// A memtable's range tombstones: the list as written, and its fragmented
@@ -59,7 +62,22 @@ impl Memtable {
             has_dels: AtomicBool::new(false),
             filter: KeyFilter::new(expected_bytes),
             expected_bytes,
+            blobs: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Keeps blob file `f` while the memtable lives: entries about to be
+    /// inserted point into it.
+    pub(crate) fn hold_blob(&self, f: &Arc<crate::blob::BlobFile>) {
+        let mut blobs = self.blobs.lock();
+        if !blobs.iter().any(|b| Arc::ptr_eq(b, f)) {
+            blobs.push(f.clone());
+        }
+    }
+
+    /// The blob files its entries point into.
+    pub(crate) fn blob_files(&self) -> Vec<Arc<crate::blob::BlobFile>> {
+        self.blobs.lock().clone()
     }
 
     /// An empty memtable made for the size this one was.

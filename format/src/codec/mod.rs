@@ -80,8 +80,7 @@ pub enum BlockKind {
     WalRecord = 6,
     /// A record of the manifest.
     ManifestRecord = 7,
-    /// Reserved: a chunk of a blob file. Nothing stores blob files yet, so
-    /// the codec refuses to encode or decode a block of this kind.
+    /// A value stored in a blob file (see [`crate::blob`]).
     Blob = 8,
     /// An SST range-deletion block: the table's range tombstones
     /// (see [`crate::range_del`]).
@@ -103,9 +102,10 @@ impl BlockKind {
     ];
 
     /// True for kinds set aside for a later format version: the codec
-    /// refuses them, on write and on read.
+    /// refuses them, on write and on read. None is now (blob values, once
+    /// reserved, have their meaning).
     pub fn is_reserved(self) -> bool {
-        matches!(self, BlockKind::Blob)
+        false
     }
 }
 
@@ -559,12 +559,6 @@ mod tests {
             assert!(!enc.is_plain());
             assert!(enc.plain_trailer(&[b"x"], &ctx(0)).is_err());
         }
-        let enc = BlockEncoder::new(Compression::None, None).unwrap();
-        let blob = BlockContext {
-            kind: BlockKind::Blob,
-            ..ctx(0)
-        };
-        assert!(enc.plain_trailer(&[b"x"], &blob).is_err());
     }
 
     #[test]

@@ -306,6 +306,18 @@ impl<'a> LogReader<'a> {
         Ok(())
     }
 
+    /// True when the record at `offset` is known to have been durable: it
+    /// lies below the caller's durable length or below what a sync marker
+    /// anywhere in the file states. A caller that finds such a record
+    /// wanting (a value it names is missing) has corruption; otherwise the
+    /// record belongs to a torn tail.
+    pub fn is_durable(&self, offset: u64) -> bool {
+        let uid = self.header.map(|h| h.file_uid).or(self.expected_uid);
+        let from = usize::try_from(offset.saturating_add(1)).unwrap_or(usize::MAX);
+        let after = uid.map_or(0, |u| markers_after(self.data, from, &u));
+        offset < self.durable_len.unwrap_or(0).max(self.marked).max(after)
+    }
+
     /// Decides whether the record at `offset`, found damaged, is a torn tail
     /// or corruption.
     fn finish_bad(&mut self, offset: usize) -> Result<()> {
