@@ -238,6 +238,20 @@ pub fn codec_decode(data: &[u8]) {
     let mut d = BlockDecoder::new();
     let _ = d.decode(data, &ctx, None, 1 << 20);
     let _ = d.decode(data, &ctx, Some(&key), 1 << 20);
+    // Blob files: the same bytes as a pointer (what decodes re-encodes to
+    // the same bytes), a header, and a value record.
+    if let Ok(p) = strata_format::blob::BlobPointer::decode(data, 0) {
+        assert_eq!(p.to_bytes(), data, "re-encoded blob pointer");
+    }
+    let _ = strata_format::blob::BlobFileHeader::decode(data);
+    let record = strata_format::blob::BlobPointer {
+        file_number: 7,
+        offset: strata_format::blob::BLOB_HEADER_LEN as u64,
+        stored_len: data.len() as u64,
+        value_len: (data.len() as u64).min(1 << 20),
+    };
+    let _ = record.decode_record(data, keys::UID, None, &mut d);
+    let _ = record.decode_record(data, keys::UID, Some(&key), &mut d);
     // The storage system's item encoding: what decodes re-encodes to the
     // same value and header.
     if let Ok((value, header)) = strata_format::item::decode_item(data, 1 << 20) {

@@ -62,7 +62,15 @@ pub(crate) struct EngineSettings {
     pub encryption: bool,
     /// How Strata reads SSTs (`None`: the engine's default).
     pub sst_reads: Option<strata::engine::SstReads>,
+    /// Store values of at least this many bytes apart from the tree, in
+    /// each LSM engine's own way (Strata's blob files, RocksDB's BlobDB,
+    /// fjall's key-value separation); `None`: every value in the tree.
+    pub separate_from: Option<usize>,
 }
+
+/// Values this long or longer are stored apart from the tree by every LSM
+/// engine of the race (Strata's default threshold).
+pub(crate) const SEPARATION_THRESHOLD: usize = 4096;
 
 /// Opens engine `name` in `dir`.
 pub(crate) fn open(name: &str, dir: &Path, s: EngineSettings) -> Result<Box<dyn BenchDb>, String> {
@@ -100,6 +108,8 @@ pub(crate) fn count<T, E: std::fmt::Display>(
 struct StrataDb {
     db: Db,
     ks: Keyspace,
+    /// The separation threshold the race set, if any.
+    separate_from: Option<usize>,
 }
 
 impl StrataDb {
@@ -108,6 +118,9 @@ impl StrataDb {
             block_cache_size: s.cache_bytes,
             ..Options::default()
         };
+        if s.separate_from.is_some() {
+            opts.blob_threshold = s.separate_from;
+        }
         if let Some(reads) = s.sst_reads {
             opts.sst_reads = reads;
         }
@@ -127,14 +140,22 @@ impl StrataDb {
         }
         let db = Db::open(dir, opts).map_err(err)?;
         let ks = db.keyspace("bench").map_err(err)?;
-        Ok(StrataDb { db, ks })
+        Ok(StrataDb {
+            db,
+            ks,
+            separate_from: s.separate_from,
+        })
     }
 }
 
 impl BenchDb for StrataDb {
     fn settings(&self) -> String {
-        "defaults (4 KiB blocks, bloom 10 bits/key, leveled compaction), WAL synced only by fillsync"
-            .into()
+        let base =
+            "defaults (4 KiB blocks, bloom 10 bits/key, leveled compaction), WAL synced only by fillsync";
+        match self.separate_from {
+            Some(min) => format!("{base}, values from {min} bytes in blob files"),
+            None => base.into(),
+        }
     }
     fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), String> {
         if sync {

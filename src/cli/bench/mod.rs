@@ -399,6 +399,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Failure> {
         compression: args.compression,
         encryption: args.encryption,
         sst_reads: args.sst_reads.map(Into::into),
+        separate_from: (args.value_size >= engines::SEPARATION_THRESHOLD)
+            .then_some(engines::SEPARATION_THRESHOLD),
     };
     let tmp;
     let root = match &args.db {

@@ -12,6 +12,8 @@ use super::rmw;
 pub(super) struct Fjall {
     db: fjall::Database,
     ks: fjall::Keyspace,
+    /// Key-value separation is on.
+    blobs: bool,
 }
 
 impl Fjall {
@@ -26,12 +28,24 @@ impl Fjall {
         } else {
             CompressionPolicy::disabled()
         };
+        let separation = s.separate_from.map(|min| {
+            fjall::KvSeparationOptions::default()
+                .separation_threshold(min as u32)
+                .compression(if s.compression {
+                    fjall::CompressionType::Lz4
+                } else {
+                    fjall::CompressionType::None
+                })
+        });
+        let blobs = separation.is_some();
         let ks = db
             .keyspace("bench", || {
-                fjall::KeyspaceCreateOptions::default().data_block_compression_policy(compression)
+                fjall::KeyspaceCreateOptions::default()
+                    .data_block_compression_policy(compression)
+                    .with_kv_separation(separation)
             })
             .map_err(err)?;
-        Ok(Fjall { db, ks })
+        Ok(Fjall { db, ks, blobs })
     }
 }
 
@@ -44,8 +58,12 @@ fn pairs(
 
 impl BenchDb for Fjall {
     fn settings(&self) -> String {
-        "defaults (4 KiB blocks, leveled compaction, bloom filters), journal persisted only by fillsync"
-            .into()
+        let base = "defaults (4 KiB blocks, leveled compaction, bloom filters), journal persisted only by fillsync";
+        if self.blobs {
+            format!("{base}, key-value separation from 4096 bytes")
+        } else {
+            base.into()
+        }
     }
     fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), String> {
         self.ks.insert(key, value).map_err(err)?;
@@ -82,6 +100,8 @@ impl BenchDb for Fjall {
 pub(super) struct Fjall2 {
     keyspace: fjall2::Keyspace,
     part: fjall2::PartitionHandle,
+    /// Key-value separation is on.
+    blobs: bool,
 }
 
 impl Fjall2 {
@@ -90,21 +110,35 @@ impl Fjall2 {
             .cache_size(s.cache_bytes as u64)
             .open()
             .map_err(err)?;
-        let opts = fjall2::PartitionCreateOptions::default()
+        let mut opts = fjall2::PartitionCreateOptions::default()
             .compression(if s.compression {
                 fjall2::CompressionType::Lz4
             } else {
                 fjall2::CompressionType::None
             })
             .bloom_filter_bits(Some(10));
+        if let Some(min) = s.separate_from {
+            opts = opts.with_kv_separation(
+                fjall2::KvSeparationOptions::default().separation_threshold(min as u32),
+            );
+        }
         let part = keyspace.open_partition("bench", opts).map_err(err)?;
-        Ok(Fjall2 { keyspace, part })
+        Ok(Fjall2 {
+            keyspace,
+            part,
+            blobs: s.separate_from.is_some(),
+        })
     }
 }
 
 impl BenchDb for Fjall2 {
     fn settings(&self) -> String {
-        "defaults, bloom 10 bits/key, journal persisted only by fillsync".into()
+        let base = "defaults, bloom 10 bits/key, journal persisted only by fillsync";
+        if self.blobs {
+            format!("{base}, key-value separation from 4096 bytes")
+        } else {
+            base.into()
+        }
     }
     fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), String> {
         self.part.insert(key, value).map_err(err)?;
