@@ -11,6 +11,9 @@ use super::writer::BlobWriter;
 use super::{BlobFile, BlobStore};
 use crate::error::{Error, Result};
 
+/// Bytes of relocated records buffered before they are appended.
+const RELOCATION_BUFFER: usize = 1 << 20;
+
 /// The relocation of one compaction range: which blob files to empty, and
 /// the blob files it writes (a new one past `target_size`).
 pub(crate) struct Relocation<'a> {
@@ -57,7 +60,7 @@ impl<'a> Relocation<'a> {
         if self
             .writer
             .as_ref()
-            .is_some_and(|w| w.len() >= self.target_size)
+            .is_some_and(|w| w.len() + w.buffered() as u64 >= self.target_size)
         {
             if let Some(mut w) = self.writer.take() {
                 w.sync()?;
@@ -77,7 +80,11 @@ impl<'a> Relocation<'a> {
             }
         };
         let new = w.add(&value)?;
-        w.flush()?;
+        // Appended a MiB at a time: nothing reads the file before the
+        // job's edit, which follows its sync.
+        if w.buffered() >= RELOCATION_BUFFER {
+            w.flush()?;
+        }
         out.clear();
         new.encode(out);
         Ok(true)

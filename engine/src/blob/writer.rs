@@ -117,6 +117,11 @@ impl BlobWriter {
         Ok(())
     }
 
+    /// Bytes of records added and not yet appended.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Bytes appended so far, header included.
     pub(crate) fn len(&self) -> u64 {
         self.written
