@@ -494,12 +494,21 @@ impl VersionSet {
         // the same record.
         let unreferenced = self.blobs.unreferenced_after(&self.keyspaces, &edit);
         edit.blob_files_removed.extend(unreferenced);
+        let gone: Vec<_> = edit
+            .blob_files_removed
+            .iter()
+            .filter_map(|&n| self.blobs.get(n))
+            .collect();
         let r = self.log(&mut edit);
         if r.is_err() {
             self.failed = true;
             return r;
         }
         self.apply(&edit)?;
+        // Logged: each goes once the last reader that can reach it does.
+        for f in gone {
+            f.mark_obsolete();
+        }
         let (len, base) = self
             .manifest
             .as_ref()

@@ -341,3 +341,46 @@ fn reencrypt_moves_separated_values_to_the_new_key() {
     }
     assert!(db.verify().unwrap().is_ok());
 }
+
+/// A blob file the state no longer holds stays while a reader of the
+/// writer can still reach it, whatever another process opening the
+/// directory read-only (or describing it) does meanwhile: only the process
+/// that logged the removal deletes it.
+#[test]
+fn a_read_only_open_never_deletes_a_blob_file_a_writer_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options();
+    let db = common::open(dir.path(), &opts);
+    let ks = db.keyspace("data").unwrap();
+    for i in 0..20u32 {
+        ks.put(format!("k{i:02}"), vec![1u8; 3000]).unwrap();
+    }
+    db.flush().unwrap();
+    // An iterator pins the files it reads, not the versions compaction
+    // keeps: the first blob file leaves the state but not the disk.
+    let mut it = ks.iter().unwrap();
+    assert_eq!(it.next().unwrap().unwrap().1.as_ref(), &[1u8; 3000][..]);
+    for i in 0..20u32 {
+        ks.put(format!("k{i:02}"), vec![2u8; 3000]).unwrap();
+    }
+    db.compact().unwrap();
+    let first = blob_files(dir.path())[0];
+    let ro = Db::open_read_only(dir.path(), opts.clone()).unwrap();
+    assert_eq!(
+        ro.keyspace("data").unwrap().get("k03").unwrap().as_deref(),
+        Some(&[2u8; 3000][..])
+    );
+    drop(ro);
+    let _ = Db::describe_dir(dir.path(), &opts);
+    assert!(
+        blob_files(dir.path()).contains(&first),
+        "{first:?} was deleted"
+    );
+    assert_eq!(it.count(), 19);
+    assert!(
+        !blob_files(dir.path()).contains(&first),
+        "{first:?} outlived its readers"
+    );
+    drop(ks);
+    db.close().unwrap();
+}

@@ -160,8 +160,20 @@ impl BlobFile {
     pub(crate) fn read(&self, ptr: &BlobPointer, ciphers: &Ciphers) -> Result<Bytes> {
         let r = self.reader()?;
         self.check_header(r)?;
-        // Bounded: a decoded pointer's stored length is at most the
-        // largest block the codec takes.
+        // Allocated only for a record within what the file holds.
+        let size = self.size().max(r.size());
+        if ptr.offset.saturating_add(ptr.stored_len) > size {
+            return Err(Error::format(
+                &self.path,
+                strata_format::Error::corruption(
+                    format!(
+                        "blob record of {} bytes runs past the end of the file ({size} bytes)",
+                        ptr.stored_len
+                    ),
+                    ptr.offset,
+                ),
+            ));
+        }
         let mut buf = vec![0u8; ptr.stored_len as usize];
         let n = read_full_at(r, &mut buf, ptr.offset).map_err(|e| Error::io(&self.path, e))?;
         if n < buf.len() {

@@ -27,13 +27,18 @@ impl BlobSet {
     }
 
     /// Removes blob files: no SST of the state points into them any more.
-    /// Each is deleted once the last reader that could reach it is gone.
+    /// Nothing is deleted here (a replay of the manifest applies removals
+    /// too): the caller that logged the removal marks the files obsolete
+    /// ([`get`](Self::get) them first).
     pub(crate) fn remove(&mut self, removed: &[u64]) {
         for n in removed {
-            if let Some(f) = self.files.remove(n) {
-                f.mark_obsolete();
-            }
+            self.files.remove(n);
         }
+    }
+
+    /// Blob file `n` of the state.
+    pub(crate) fn get(&self, n: u64) -> Option<Arc<BlobFile>> {
+        self.files.get(&n).cloned()
     }
 
     /// True when the state holds blob file `n`.

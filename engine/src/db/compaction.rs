@@ -339,13 +339,24 @@ impl DbInner {
         self.check_writable()?;
         let _guard = self.compaction_lock.lock();
         // The merge drops pointers, so blob files it found mostly live may
-        // be mostly dead after it: one more pass moves what is left in them
-        // and lets them go (over separated values it rewrites pointers,
-        // not values).
+        // be mostly dead after it: the tables still pointing into them are
+        // rewritten, which moves what is left in them and lets them go.
         if self.compact_all_pass()? {
             let key = self.ciphers.current()?.map(|k| k.id());
-            if !self.blob_victims(key).is_empty() {
-                self.compact_all_pass()?;
+            let victims = self.blob_victims(key);
+            if !victims.is_empty() {
+                // Only the tables pointing into them, each at its level.
+                let jobs = {
+                    let vs = self.versions.lock();
+                    self.rewrite_jobs(&vs, |_, f| f.blob_refs().any(|(n, _)| victims.contains(&n)))
+                };
+                for job in jobs {
+                    match self.run(job) {
+                        Ok(()) => {}
+                        Err(Error::Closed) => return Err(Error::Closed),
+                        Err(e) => return Err(self.poison(e, Origin::Background)),
+                    }
+                }
             }
         }
         Ok(())
@@ -423,55 +434,16 @@ impl DbInner {
                 .filter(|b| b.key_id() != current)
                 .map(|b| b.number())
                 .collect();
-            let mut jobs = Vec::new();
-            for (id, (_, levels)) in vs.keyspaces() {
-                let Some(ks) = self.keyspaces.by_id(*id) else {
-                    continue;
-                };
-                let target = self.table_key(*id)?.map(|k| k.id());
-                // A table pointing into a blob file under another key is
-                // rewritten too: the compaction moves those values.
-                let stale = |f: &Arc<FileMeta>| {
-                    f.key_id != target || f.blob_refs().any(|(n, _)| stale_blobs.contains(&n))
-                };
-                // L1 files merged by the L0 job are rewritten by it.
-                let mut in_l0_job = std::collections::HashSet::new();
-                if levels.level(0).iter().any(stale) {
-                    let mut inputs: Vec<_> =
-                        levels.level(0).iter().map(|f| (0, f.clone())).collect();
-                    let (lo, hi) = policy::compaction::key_range(&inputs);
-                    inputs.extend(
-                        policy::compaction::overlapping(levels.level(1), &lo, &hi)
-                            .into_iter()
-                            .map(|f| (1, f)),
-                    );
-                    in_l0_job.extend(inputs.iter().map(|(_, f)| f.number));
-                    jobs.push(Job {
-                        ks: ks.clone(),
-                        levels: levels.clone(),
-                        inputs,
-                        output_level: 1,
-                        trivial: false,
-                        parts: 1,
-                    });
-                }
-                for (level, files) in levels.iter().enumerate().skip(1) {
-                    for f in files.iter().filter(|f| stale(f)) {
-                        if in_l0_job.contains(&f.number) {
-                            continue;
-                        }
-                        jobs.push(Job {
-                            ks: ks.clone(),
-                            levels: levels.clone(),
-                            inputs: vec![(level, f.clone())],
-                            output_level: level,
-                            trivial: false,
-                            parts: 1,
-                        });
-                    }
-                }
+            let mut targets = std::collections::HashMap::new();
+            for id in vs.keyspaces().keys() {
+                targets.insert(*id, self.table_key(*id)?.map(|k| k.id()));
             }
-            jobs
+            // A table pointing into a blob file under another key is
+            // rewritten too: the compaction moves those values.
+            self.rewrite_jobs(&vs, |id, f| {
+                f.key_id != targets.get(&id).copied().flatten()
+                    || f.blob_refs().any(|(n, _)| stale_blobs.contains(&n))
+            })
         };
         for job in jobs {
             match self.run(job) {
@@ -490,6 +462,58 @@ impl DbInner {
                 .remove_file(&crate::fs::names::manifest(&self.dir, old));
         }
         Ok(())
+    }
+
+    /// Jobs that rewrite every table `stale` picks (keyspace id, file) at
+    /// its own level: L0's merged into L1 with the L1 files they overlap,
+    /// deeper ones one at a time in place.
+    fn rewrite_jobs(
+        &self,
+        vs: &crate::version::VersionSet,
+        stale: impl Fn(u32, &Arc<FileMeta>) -> bool,
+    ) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        for (id, (_, levels)) in vs.keyspaces() {
+            let Some(ks) = self.keyspaces.by_id(*id) else {
+                continue;
+            };
+            // L1 files merged by the L0 job are rewritten by it.
+            let mut in_l0_job = std::collections::HashSet::new();
+            if levels.level(0).iter().any(|f| stale(*id, f)) {
+                let mut inputs: Vec<_> = levels.level(0).iter().map(|f| (0, f.clone())).collect();
+                let (lo, hi) = policy::compaction::key_range(&inputs);
+                inputs.extend(
+                    policy::compaction::overlapping(levels.level(1), &lo, &hi)
+                        .into_iter()
+                        .map(|f| (1, f)),
+                );
+                in_l0_job.extend(inputs.iter().map(|(_, f)| f.number));
+                jobs.push(Job {
+                    ks: ks.clone(),
+                    levels: levels.clone(),
+                    inputs,
+                    output_level: 1,
+                    trivial: false,
+                    parts: 1,
+                });
+            }
+            for (level, files) in levels.iter().enumerate().skip(1) {
+                for f in files.iter().filter(|f| stale(*id, f)) {
+                    if in_l0_job.contains(&f.number) {
+                        continue;
+                    }
+                    jobs.push(Job {
+                        ks: ks.clone(),
+                        levels: levels.clone(),
+                        inputs: vec![(level, f.clone())],
+                        output_level: level,
+                        trivial: false,
+                        parts: 1,
+                    });
+                }
+            }
+        }
+        jobs
     }
 }
 

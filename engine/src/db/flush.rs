@@ -116,15 +116,22 @@ impl DbInner {
                 .collect();
             for n in referenced {
                 if !vs.blobs().contains(n) {
-                    if let Some(b) = self.tables.blobs().get(n) {
-                        // Durable before the manifest names it: its WAL
-                        // may have been retired unsealed, or replayed from
-                        // the page cache after a process crash.
-                        self.fs
-                            .sync_file(b.path())
-                            .map_err(|e| Error::io(b.path(), e))?;
-                        edit.blob_files_added.push(b.to_edit());
-                    }
+                    let Some(b) = self.tables.blobs().get(n) else {
+                        return Err(Error::format(
+                            names::blob(&self.dir, n),
+                            strata_format::Error::corruption(
+                                "a flushed table points into a blob file no memtable holds",
+                                0,
+                            ),
+                        ));
+                    };
+                    // Durable before the manifest names it: its WAL may
+                    // have been retired unsealed, or replayed from the page
+                    // cache after a process crash.
+                    self.fs
+                        .sync_file(b.path())
+                        .map_err(|e| Error::io(b.path(), e))?;
+                    edit.blob_files_added.push(b.to_edit());
                 }
             }
             // From here on a failed manifest write may still have reached

@@ -134,6 +134,24 @@ fn associated_data(ctx: &BlockContext, compression: u8, key_id: u32) -> [u8; 46]
     aad
 }
 
+/// The nonce of the block `ctx` names. A blob file shares its number with
+/// the WAL it was written beside, so a blob record's offset carries bit 47
+/// to keep its nonce apart from any WAL record's: offsets in a blob file
+/// must stay below 2^47.
+fn block_nonce(ctx: &BlockContext) -> Result<[u8; 12]> {
+    const BLOB_BIT: u64 = 1 << 47;
+    if ctx.kind == BlockKind::Blob {
+        if ctx.offset >= BLOB_BIT {
+            return Err(Error::InvalidArgument(format!(
+                "blob record offset {} exceeds 2^47 - 1",
+                ctx.offset
+            )));
+        }
+        return crypto::nonce(ctx.file_number, ctx.offset | BLOB_BIT);
+    }
+    crypto::nonce(ctx.file_number, ctx.offset)
+}
+
 /// Refuses to write a block of a reserved kind: no reader would accept it.
 fn writable(ctx: &BlockContext) -> Result<()> {
     if ctx.kind.is_reserved() {
@@ -149,7 +167,7 @@ fn writable(ctx: &BlockContext) -> Result<()> {
 /// authenticate structures that must stay in the clear, like a footer.
 pub fn authenticate(key: &EncryptionKey, ctx: &BlockContext, data: &[u8]) -> Result<[u8; TAG_LEN]> {
     writable(ctx)?;
-    let nonce = crypto::nonce(ctx.file_number, ctx.offset)?;
+    let nonce = block_nonce(ctx)?;
     let mut aad = associated_data(ctx, COMPRESSION_NONE, key.id()).to_vec();
     aad.extend_from_slice(data);
     Ok(key.mac(&nonce, &aad))
@@ -286,7 +304,7 @@ impl BlockEncoder {
         }
         let (encryption, key_id) = match &self.key {
             Some(key) => {
-                let nonce = crypto::nonce(ctx.file_number, ctx.offset)?;
+                let nonce = block_nonce(ctx)?;
                 let aad = associated_data(ctx, compression, key.id());
                 let mut payload = out.split_off(start);
                 key.seal(&nonce, &aad, &mut payload)?;
@@ -410,7 +428,7 @@ impl BlockDecoder {
                 Cow::Borrowed(payload)
             }
             (ENCRYPTION_AES256_GCM_SIV, Some(key)) if key.id() == key_id => {
-                let nonce = crypto::nonce(ctx.file_number, ctx.offset)?;
+                let nonce = block_nonce(ctx)?;
                 let aad = associated_data(ctx, compression, key_id);
                 let mut buf = payload.to_vec();
                 key.open(&nonce, &aad, &mut buf)
@@ -559,6 +577,29 @@ mod tests {
             assert!(!enc.is_plain());
             assert!(enc.plain_trailer(&[b"x"], &ctx(0)).is_err());
         }
+    }
+
+    #[test]
+    fn blob_records_have_nonces_apart_from_the_wal_records_of_their_number() {
+        let wal = BlockContext {
+            kind: BlockKind::WalRecord,
+            ..ctx(100)
+        };
+        let blob = BlockContext {
+            kind: BlockKind::Blob,
+            ..ctx(100)
+        };
+        assert_ne!(block_nonce(&wal).unwrap(), block_nonce(&blob).unwrap());
+        let far = BlockContext {
+            offset: 1 << 47,
+            ..blob
+        };
+        assert!(block_nonce(&far).is_err());
+        assert!(block_nonce(&BlockContext {
+            kind: BlockKind::Data,
+            ..far
+        })
+        .is_ok());
     }
 
     #[test]

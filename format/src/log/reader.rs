@@ -312,6 +312,9 @@ impl<'a> LogReader<'a> {
     /// wanting (a value it names is missing) has corruption; otherwise the
     /// record belongs to a torn tail.
     pub fn is_durable(&self, offset: u64) -> bool {
+        if offset < self.durable_len.unwrap_or(0).max(self.marked) {
+            return true;
+        }
         let uid = self.header.map(|h| h.file_uid).or(self.expected_uid);
         let from = usize::try_from(offset.saturating_add(1)).unwrap_or(usize::MAX);
         let after = uid.map_or(0, |u| markers_after(self.data, from, &u));
