@@ -28,6 +28,11 @@ pub(crate) trait BenchDb: Send + Sync {
     /// Compacts everything into the last level; false when the engine
     /// offers no full compaction.
     fn compact(&self) -> Result<bool, String>;
+    /// What the engine counts of its own write stalls so far, for the
+    /// progress output (`None` where it does not say).
+    fn stall_counters(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The names `--engine` accepts: fjall2 and redb2 are those engines'
@@ -198,6 +203,15 @@ impl BenchDb for StrataDb {
 
     fn settle(&self) -> Result<(), String> {
         self.db.flush().map_err(err)
+    }
+    fn stall_counters(&self) -> Option<String> {
+        let s = self.db.stats();
+        Some(format!(
+            "{} stops ({:.1} ms in all), {} slowdowns of 1 ms",
+            s.write_stalls,
+            s.write_stall_micros as f64 / 1000.0,
+            s.write_slowdowns
+        ))
     }
 
     fn compact(&self) -> Result<bool, String> {

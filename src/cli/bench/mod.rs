@@ -281,6 +281,11 @@ fn run_engine(
             "{name:>8} {w:<17} {:>10.0} ops/s  p99 {:>8.1} us",
             result.ops_per_sec, result.p99_us
         );
+        if writes {
+            if let Some(c) = engine.stall_counters() {
+                eprintln!("{name:>8} {w:<17} write stalls so far: {c}");
+            }
+        }
         out.push(result);
         reload = w == "fillsync";
     }
