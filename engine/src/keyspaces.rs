@@ -93,24 +93,31 @@ impl KeyspaceState {
 
     /// The one place a super-version is replaced: `next` derives the new one
     /// from the current one, or returns `None` to keep it.
-    pub(crate) fn install(&self, next: impl FnOnce(&SuperVersion) -> Option<SuperVersion>) {
+    /// Returns the super-version replaced, for the caller to drop once it
+    /// holds no lock: the last reference to it may free a flushed memtable
+    /// or delete files, which takes time nobody should wait on.
+    #[must_use = "drop the old super-version outside the caller's locks"]
+    pub(crate) fn install(
+        &self,
+        next: impl FnOnce(&SuperVersion) -> Option<SuperVersion>,
+    ) -> Option<Arc<SuperVersion>> {
         let mut sv = self.sv.lock();
-        if let Some(n) = next(&sv) {
-            *sv = Arc::new(n);
-        }
+        let n = next(&sv)?;
+        Some(std::mem::replace(&mut *sv, Arc::new(n)))
     }
 
     /// Seals the active memtable (if it holds anything) behind a new empty
     /// one; returns the sealed memtable.
     pub(crate) fn seal_memtable(&self) -> Option<Arc<Memtable>> {
         let mut sealed = None;
-        self.install(|sv| {
+        let old = self.install(|sv| {
             if sv.mem().is_empty() {
                 return None;
             }
             sealed = Some(sv.mem().clone());
             Some(sv.sealed())
         });
+        drop(old);
         sealed
     }
 

@@ -364,12 +364,8 @@ fn replay_record(
                     ks.active_memtable().hold_blob(b);
                 }
             }
-            ks.active_memtable().insert(
-                op.key,
-                record.ts,
-                op.kind,
-                bytes::Bytes::copy_from_slice(op.value),
-            );
+            let mem = ks.active_memtable();
+            mem.insert(op.key, record.ts, op.kind, mem.copy_value(op.value));
         }
     }
     record.ts

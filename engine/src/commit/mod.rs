@@ -464,12 +464,10 @@ impl CommitPipeline {
                     value_len = BlobPointer::decode(op.value, 0)
                         .map_or(value_len, |p| p.value_len as usize);
                 }
-                // The value gets an allocation of its own rather than a
-                // slice of the batch: a memtable is freed on the flush
-                // thread, and one small chunk per value frees without the
-                // allocator's lock, where whole batch buffers contend with
-                // the writers allocating the next ones.
-                mem.insert(op.key, ts, op.kind, bytes::Bytes::copy_from_slice(op.value));
+                // Copied into the memtable's own chunks rather than kept as
+                // a slice of the batch, whose buffer would then live as long
+                // as the memtable (see `Memtable::copy_value`).
+                mem.insert(op.key, ts, op.kind, mem.copy_value(op.value));
                 ks.counters().wrote((op.key.len() + value_len) as u64);
             }
             self.active_bytes

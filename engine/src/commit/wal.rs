@@ -391,14 +391,20 @@ impl Logs {
     /// Deletes every WAL numbered below `number` (all its writes are in
     /// SSTs now).
     pub(crate) fn retire_below(&self, number: u64, fs: &dyn FileSystem, dir: &std::path::Path) {
+        let mut retired = Vec::new();
         self.live.lock().retain(|&n| {
-            if n < number {
-                let _ = fs.remove_file(&names::wal(dir, n));
-                false
-            } else {
-                true
+            let keep = n >= number;
+            if !keep {
+                retired.push(n);
             }
+            keep
         });
+        // Unlinked outside the lock: removing a file can take tens of
+        // milliseconds (its pages are dropped), and a memtable switch
+        // takes this lock to list its new WAL.
+        for n in retired {
+            let _ = fs.remove_file(&names::wal(dir, n));
+        }
     }
 }
 

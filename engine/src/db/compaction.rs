@@ -305,8 +305,11 @@ impl DbInner {
                 self.tables.evict(f.number);
             }
         }
-        self.install_levels(&vs);
+        let retired = self.install_levels(&vs);
         drop(vs);
+        // Outside the lock: the last reference to a replaced version
+        // deletes the compacted files.
+        drop(retired);
         let c = job.ks.counters();
         c.compacted(read, written);
         self.errors.work_succeeded();

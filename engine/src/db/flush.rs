@@ -94,9 +94,38 @@ impl DbInner {
             written.push((ks.clone(), out.bytes));
             edit.files_added.extend(out.files);
         }
+        // The blob files the tables point into are made durable before the
+        // manifest can name them (their WAL may have been retired unsealed,
+        // or replayed from the page cache after a process crash), outside
+        // the version lock: a sync can take tens of milliseconds, and a
+        // memtable switch waits for that lock.
+        let referenced: std::collections::BTreeSet<u64> = edit
+            .files_added
+            .iter()
+            .flat_map(|f| f.blob_refs.iter().map(|&(n, _)| n))
+            .collect();
+        let mut blobs = Vec::with_capacity(referenced.len());
+        for n in referenced {
+            let Some(b) = self.tables.blobs().get(n) else {
+                return Err(Error::format(
+                    names::blob(&self.dir, n),
+                    strata_format::Error::corruption(
+                        "a flushed table points into a blob file no memtable holds",
+                        0,
+                    ),
+                ));
+            };
+            self.fs
+                .sync_file(b.path())
+                .map_err(|e| Error::io(b.path(), e))?;
+            blobs.push(b);
+        }
         edit.log_number = Some(sealed.next_wal());
         edit.last_timestamp = Some(max_ts);
         edit.history_horizon = Some(oldest);
+        // The super-versions replaced: dropped once no lock is held (the
+        // last reference frees the flushed memtables).
+        let mut retired = Vec::new();
         {
             let mut vs = self.versions.lock();
             // A keyspace dropped meanwhile: its new files are orphans, and go.
@@ -109,28 +138,8 @@ impl DbInner {
             });
             // The blob files the tables point into (those the generation's
             // values were separated into) join the state with them.
-            let referenced: std::collections::BTreeSet<u64> = edit
-                .files_added
-                .iter()
-                .flat_map(|f| f.blob_refs.iter().map(|&(n, _)| n))
-                .collect();
-            for n in referenced {
-                if !vs.blobs().contains(n) {
-                    let Some(b) = self.tables.blobs().get(n) else {
-                        return Err(Error::format(
-                            names::blob(&self.dir, n),
-                            strata_format::Error::corruption(
-                                "a flushed table points into a blob file no memtable holds",
-                                0,
-                            ),
-                        ));
-                    };
-                    // Durable before the manifest names it: its WAL may
-                    // have been retired unsealed, or replayed from the page
-                    // cache after a process crash.
-                    self.fs
-                        .sync_file(b.path())
-                        .map_err(|e| Error::io(b.path(), e))?;
+            for b in &blobs {
+                if !vs.blobs().contains(b.number()) {
                     edit.blob_files_added.push(b.to_edit());
                 }
             }
@@ -150,10 +159,11 @@ impl DbInner {
             self.retention.raise_horizon(oldest);
             for (ks, mem) in sealed.memtables() {
                 let levels = vs.levels_of(ks.id());
-                ks.install(|sv| Some(sv.after_flush(mem, levels)));
+                retired.extend(ks.install(|sv| Some(sv.after_flush(mem, levels))));
             }
-            self.install_levels(&vs);
+            retired.extend(self.install_levels(&vs));
         }
+        drop(retired);
         for (ks, bytes) in written {
             ks.counters().flushed(bytes);
         }

@@ -73,6 +73,7 @@ use crate::stats::{DbCounters, Stats};
 use crate::timestamp::Timestamp;
 use crate::txn::{Conflicts, Isolation, Retryable, Transaction, TxnCheck, TxnOptions};
 use crate::version::{VersionSet, Versions};
+use crate::view::SuperVersion;
 use crate::write_batch::WriteBatch;
 
 /// Everything a database is, shared by its handles and its threads. Its
@@ -234,13 +235,16 @@ impl DbInner {
 
     /// Points each keyspace's super-version at the levels in `vs`, and
     /// updates the L0 gauge: every change to the levels ends here.
-    fn install_levels(&self, vs: &VersionSet) {
+    #[must_use = "drop the old super-versions outside the version lock"]
+    fn install_levels(&self, vs: &VersionSet) -> Vec<Arc<SuperVersion>> {
+        let mut old = Vec::new();
         for (id, (_, levels)) in vs.keyspaces() {
             if let Some(ks) = self.keyspaces.by_id(*id) {
-                ks.install(|sv| sv.with_levels(levels));
+                old.extend(ks.install(|sv| sv.with_levels(levels)));
             }
         }
         self.versions.levels_changed(vs);
+        old
     }
 
     /// Commits a batch (validated first as a transaction when `check` is

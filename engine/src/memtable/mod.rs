@@ -38,7 +38,16 @@ pub struct Memtable {
     /// The blob files its blob pointers point into: kept on disk while the
     /// memtable can be read.
     blobs: Mutex<Vec<Arc<crate::blob::BlobFile>>>,
+    /// Where small values are copied to (see [`copy_value`](Self::copy_value)).
+    values: Mutex<bytes::BytesMut>,
 }
+
+/// Values are copied into chunks of this size, each shared by the values
+/// in it and freed with the last of them.
+const VALUE_CHUNK: usize = 1 << 20;
+
+/// Values at least this long get an allocation of their own.
+const OWN_ALLOCATION: usize = 16 << 10;
 
 /// A memtable's range tombstones: the list as written, and its fragmented
 /// form, built on the first read after a write. Range deletes are rare
@@ -63,7 +72,29 @@ impl Memtable {
             filter: KeyFilter::new(expected_bytes),
             expected_bytes,
             blobs: Mutex::new(Vec::new()),
+            values: Mutex::new(bytes::BytesMut::new()),
         }
+    }
+
+    /// A copy of `value` for an entry of this memtable. Small values are
+    /// packed into shared chunks rather than allocated one by one: the
+    /// memtable is dropped on another thread than the writer's, and
+    /// freeing hundreds of thousands of small allocations made there from
+    /// the writer's allocator arena held that arena's lock (consolidating
+    /// its free lists) for tens of milliseconds, stalling the writer's next
+    /// allocation. A chunk is freed with the last value in it, so a reader
+    /// holding a value keeps its chunk (at most 1 MiB) a little longer.
+    pub(crate) fn copy_value(&self, value: &[u8]) -> Bytes {
+        if value.len() >= OWN_ALLOCATION {
+            return Bytes::copy_from_slice(value);
+        }
+        let mut chunk = self.values.lock();
+        // Empty after every copy: its capacity is what is left of it.
+        if chunk.capacity() < value.len() {
+            *chunk = bytes::BytesMut::with_capacity(VALUE_CHUNK);
+        }
+        chunk.extend_from_slice(value);
+        chunk.split().freeze()
     }
 
     /// Keeps blob file `f` while the memtable lives: entries about to be
