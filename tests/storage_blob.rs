@@ -168,15 +168,7 @@ fn replaced_and_deleted_blobs_give_their_space_back() {
     assert!(!blobs.delete_blob(&key("x")).unwrap());
 
     // Compaction reclaims the bytes on disk.
-    for i in 0..20 {
-        blobs
-            .put_stream(
-                &key(&format!("y{i}")),
-                pattern(50_000),
-                &StorageOptions::new(),
-            )
-            .unwrap();
-    }
+    put_blobs(&blobs, "y", 20, 50_000);
     storage.db().compact().unwrap();
     let full = sst_bytes(&storage);
     for i in 0..20 {
@@ -188,6 +180,19 @@ fn replaced_and_deleted_blobs_give_their_space_back() {
         after * 10 < full,
         "{after} of {full} bytes left after deleting every blob"
     );
+}
+
+/// Stores `n` blobs of `len` pattern bytes under `prefix0`, `prefix1`, ...
+fn put_blobs(blobs: &strata::BlobStorageProvider, prefix: &str, n: usize, len: u64) {
+    for i in 0..n {
+        blobs
+            .put_stream(
+                &key(&format!("{prefix}{i}")),
+                pattern(len),
+                &StorageOptions::new(),
+            )
+            .unwrap();
+    }
 }
 
 fn sst_bytes(storage: &StorageSystem) -> u64 {
@@ -519,15 +524,7 @@ fn chunks_are_stored_apart_from_the_tree_and_their_space_comes_back() {
         .build()
         .unwrap();
     let blobs = storage.get_blob_storage().unwrap();
-    for i in 0..5 {
-        blobs
-            .put_stream(
-                &key(&format!("z{i}")),
-                pattern(300_000),
-                &StorageOptions::new(),
-            )
-            .unwrap();
-    }
+    put_blobs(&blobs, "z", 5, 300_000);
     storage.db().flush().unwrap();
     let stats = storage.db().stats();
     assert!(stats.blob_files > 0, "{stats:?}");

@@ -81,20 +81,7 @@ pub(crate) fn describe_dir(dir: &Path, opts: &Options) -> Result<DirDescription>
     let listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
     let _lock = crate::recovery::lock_for_reading(&*fs, dir)?;
     let ciphers = std::sync::Arc::new(Ciphers::new(opts.key_provider.clone()));
-    let blobs = std::sync::Arc::new(crate::blob::BlobStore::new(
-        dir.to_path_buf(),
-        fs.clone(),
-        ciphers.clone(),
-        opts.separation(),
-    ));
-    let mut vs = VersionSet::new(
-        dir,
-        fs.clone(),
-        opts.num_levels,
-        u64::MAX,
-        ciphers.clone(),
-        blobs,
-    );
+    let mut vs = VersionSet::new(dir, opts, u64::MAX, ciphers.clone());
     let manifest = crate::recovery::replay_manifest(dir, &mut vs, &ciphers)?;
     let size = |p: &Path| fs.file_size(p).map_err(|e| Error::io(p, e));
     let manifest = match manifest {

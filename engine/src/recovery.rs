@@ -72,20 +72,8 @@ pub(crate) fn recover(dir: &Path, opts: &Options, read_only: bool) -> Result<Rec
 
     // 2. The manifest.
     let ciphers = Arc::new(Ciphers::new(opts.key_provider.clone()));
-    let blobs = Arc::new(BlobStore::new(
-        dir.to_path_buf(),
-        fs.clone(),
-        ciphers.clone(),
-        opts.separation(),
-    ));
-    let mut vs = VersionSet::new(
-        dir,
-        fs.clone(),
-        opts.num_levels,
-        opts.max_manifest_size,
-        ciphers.clone(),
-        blobs.clone(),
-    );
+    let mut vs = VersionSet::new(dir, opts, opts.max_manifest_size, ciphers.clone());
+    let blobs = vs.blob_store().clone();
     // Nothing is written before every key the files need has been checked:
     // a wrong or missing key fails the open and leaves the directory as it
     // was.
@@ -431,36 +419,8 @@ fn check_tables_present(
     listing: &[String],
 ) -> Result<()> {
     let present: std::collections::HashSet<&str> = listing.iter().map(String::as_str).collect();
-    for (_, levels) in vs.keyspaces().values() {
-        for (_, f) in levels.all_files() {
-            let path = f.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if !present.contains(name.as_str()) {
-                return Err(manifest_says(
-                    dir,
-                    manifest,
-                    format!("the manifest names {name}, which is missing"),
-                ));
-            }
-            let size = vs.fs().file_size(path).map_err(|e| Error::io(path, e))?;
-            if size != f.size {
-                return Err(Error::format(
-                    path,
-                    strata_format::Error::corruption(
-                        format!("file is {size} bytes, the manifest says {}", f.size),
-                        size.min(f.size),
-                    ),
-                ));
-            }
-        }
-    }
-    // Blob files too; one may be longer than recorded (a WAL's blob file
-    // holds the records of a torn tail), never shorter.
-    for b in vs.blobs().files() {
-        let path = b.path();
+    // The size of a file the manifest names; missing is corruption.
+    let size_of = |path: &Path, what: &str| -> Result<u64> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -469,18 +429,34 @@ fn check_tables_present(
             return Err(manifest_says(
                 dir,
                 manifest,
-                format!("the manifest names blob file {name}, which is missing"),
+                format!("the manifest names {what}{name}, which is missing"),
             ));
         }
-        let size = vs.fs().file_size(path).map_err(|e| Error::io(path, e))?;
+        vs.fs().file_size(path).map_err(|e| Error::io(path, e))
+    };
+    let short = |path: &Path, size: u64, recorded: u64| {
+        Error::format(
+            path,
+            strata_format::Error::corruption(
+                format!("file is {size} bytes, the manifest says {recorded}"),
+                size.min(recorded),
+            ),
+        )
+    };
+    for (_, levels) in vs.keyspaces().values() {
+        for (_, f) in levels.all_files() {
+            let size = size_of(f.path(), "")?;
+            if size != f.size {
+                return Err(short(f.path(), size, f.size));
+            }
+        }
+    }
+    // Blob files too; one may be longer than recorded (a WAL's blob file
+    // holds the records of a torn tail), never shorter.
+    for b in vs.blobs().files() {
+        let size = size_of(b.path(), "blob file ")?;
         if size < b.size() {
-            return Err(Error::format(
-                path,
-                strata_format::Error::corruption(
-                    format!("file is {size} bytes, the manifest says {}", b.size()),
-                    size,
-                ),
-            ));
+            return Err(short(b.path(), size, b.size()));
         }
     }
     Ok(())

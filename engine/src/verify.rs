@@ -121,21 +121,9 @@ pub(crate) fn verify_dir(dir: &Path, opts: &Options) -> Result<VerifyReport> {
     let _lock = crate::recovery::lock_for_reading(&*fs, dir)?;
     let ciphers = std::sync::Arc::new(Ciphers::new(opts.key_provider.clone()));
     let mut report = VerifyReport::default();
-    let blobs = Arc::new(crate::blob::BlobStore::new(
-        dir.to_path_buf(),
-        fs.clone(),
-        ciphers.clone(),
-        opts.separation(),
-    ));
+    let mut vs = VersionSet::new(dir, opts, u64::MAX, ciphers.clone());
+    let blobs = vs.blob_store().clone();
     let c = Checker::new(&*fs, dir, opts.sst_reads, &ciphers, Some(&blobs));
-    let mut vs = VersionSet::new(
-        dir,
-        fs.clone(),
-        opts.num_levels,
-        u64::MAX,
-        ciphers.clone(),
-        blobs.clone(),
-    );
     let replayed = crate::recovery::replay_manifest(dir, &mut vs, &ciphers);
     let current = dir.join(names::CURRENT);
     let manifest_ok = match replayed {

@@ -114,16 +114,24 @@ impl std::fmt::Debug for FileHandle {
 }
 
 impl VersionSet {
-    /// An empty state (a new database) whose manifest is encrypted with
-    /// `ciphers` and rewritten once past `max_manifest_size`.
+    /// An empty state (a new database) of the database in `dir` opened
+    /// with `opts`, whose manifest is encrypted with `ciphers` and
+    /// rewritten once past `max_manifest_size`. Its blob files are opened
+    /// through a store of its own ([`blob_store`](Self::blob_store)).
     pub(crate) fn new(
         dir: &Path,
-        fs: Arc<dyn FileSystem>,
-        num_levels: usize,
+        opts: &crate::options::Options,
         max_manifest_size: u64,
         ciphers: Arc<crate::encryption::Ciphers>,
-        blob_store: Arc<crate::blob::BlobStore>,
     ) -> Self {
+        let fs = opts.fs.clone();
+        let num_levels = opts.num_levels;
+        let blob_store = Arc::new(crate::blob::BlobStore::new(
+            dir.to_path_buf(),
+            fs.clone(),
+            ciphers.clone(),
+            opts.separation(),
+        ));
         VersionSet {
             dir: dir.to_path_buf(),
             fs,
