@@ -347,12 +347,12 @@ fn replay_record(
 ) -> u64 {
     for op in record.ops() {
         if let Some(ks) = lookup(op.keyspace) {
+            let mem = ks.active_memtable();
             if op.kind == ValueKind::BlobPointer {
                 if let Some(b) = blob {
-                    ks.active_memtable().hold_blob(b);
+                    mem.hold_blob(b);
                 }
             }
-            let mem = ks.active_memtable();
             mem.insert(op.key, record.ts, op.kind, mem.copy_value(op.value));
         }
     }

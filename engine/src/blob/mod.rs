@@ -135,19 +135,16 @@ impl BlobFile {
         let mut h = [0u8; BLOB_HEADER_LEN];
         let n = read_full_at(r, &mut h, 0).map_err(|e| Error::io(&self.path, e))?;
         let header = BlobFileHeader::decode(&h[..n]).map_err(|e| Error::format(&self.path, e))?;
-        if header.file_number != self.number
-            || header.file_uid != self.uid
-            || header.key_id != self.key_id
-        {
+        let expected = BlobFileHeader {
+            file_number: self.number,
+            file_uid: self.uid,
+            key_id: self.key_id,
+        };
+        if header != expected {
             return Err(Error::format(
                 &self.path,
                 strata_format::Error::corruption(
-                    format!(
-                        "blob file header names file {} (uid or key differing: {}), expected file {}",
-                        header.file_number,
-                        header.file_uid != self.uid || header.key_id != self.key_id,
-                        self.number
-                    ),
+                    format!("blob file header says {header:?}, the state records {expected:?}"),
                     0,
                 ),
             ));
@@ -160,10 +157,9 @@ impl BlobFile {
     pub(crate) fn read(&self, ptr: &BlobPointer, ciphers: &Ciphers) -> Result<Bytes> {
         let r = self.reader()?;
         self.check_header(r)?;
-        // Allocated only for a record within what the file holds.
         let size = self.size().max(r.size());
-        if ptr.offset.saturating_add(ptr.stored_len) > size {
-            return Err(Error::format(
+        let past_end = || {
+            Error::format(
                 &self.path,
                 strata_format::Error::corruption(
                     format!(
@@ -172,21 +168,16 @@ impl BlobFile {
                     ),
                     ptr.offset,
                 ),
-            ));
+            )
+        };
+        // Allocated only for a record within what the file holds.
+        if ptr.offset.saturating_add(ptr.stored_len) > size {
+            return Err(past_end());
         }
         let mut buf = vec![0u8; ptr.stored_len as usize];
         let n = read_full_at(r, &mut buf, ptr.offset).map_err(|e| Error::io(&self.path, e))?;
         if n < buf.len() {
-            return Err(Error::format(
-                &self.path,
-                strata_format::Error::corruption(
-                    format!(
-                        "blob record of {} bytes runs past the end of the file",
-                        ptr.stored_len
-                    ),
-                    ptr.offset,
-                ),
-            ));
+            return Err(past_end());
         }
         let key = match self.key_id {
             None => None,

@@ -69,6 +69,15 @@ impl BlobSet {
             .collect()
     }
 
+    /// The blob files whose records are sealed with another key than
+    /// `current` (a retired one, or none when a key is now in use).
+    pub(crate) fn under_other_key(&self, current: Option<u32>) -> impl Iterator<Item = u64> + '_ {
+        self.files
+            .values()
+            .filter(move |f| f.key_id() != current)
+            .map(|f| f.number())
+    }
+
     /// What a snapshot of the state records of its blob files.
     pub(crate) fn to_edits(&self) -> Vec<BlobFileAdded> {
         self.files.values().map(|f| f.to_edit()).collect()
@@ -82,7 +91,13 @@ impl BlobSet {
         keyspaces: &BTreeMap<u32, (String, Arc<Levels>)>,
         edit: &VersionEdit,
     ) -> Vec<u64> {
-        if self.files.is_empty() && edit.blob_files_added.is_empty() {
+        // Only an edit that removes tables, drops a keyspace or adds blob
+        // files can leave one without a pointer; the rest (a memtable
+        // switch's, on the writer's path) skip the scan of every table.
+        let may_unreference = !edit.files_removed.is_empty()
+            || !edit.keyspaces_dropped.is_empty()
+            || !edit.blob_files_added.is_empty();
+        if !may_unreference || (self.files.is_empty() && edit.blob_files_added.is_empty()) {
             return Vec::new();
         }
         let removed: BTreeSet<(u32, u64)> = edit
@@ -122,6 +137,9 @@ impl BlobSet {
         &self,
         keyspaces: &BTreeMap<u32, (String, Arc<Levels>)>,
     ) -> Vec<(u64, u64, u64)> {
+        if self.files.is_empty() {
+            return Vec::new();
+        }
         let mut live: BTreeMap<u64, u64> = BTreeMap::new();
         for (_, levels) in keyspaces.values() {
             for (_, f) in levels.all_files() {

@@ -249,17 +249,17 @@ impl Wal {
             });
         };
         let separation = store.separation();
-        if self.blob.is_none() {
-            let w = BlobWriter::create(&store, self.number, self.uid, self.key.clone())?;
-            // Its name is durable before any record pointing into it is.
-            store
-                .fs()
-                .sync_dir(store.dir())
-                .map_err(|e| Error::io(store.dir(), e))?;
-            self.blob = Some(w);
-        }
-        let Some(blob) = self.blob.as_mut() else {
-            return Ok(ops.to_vec());
+        let blob = match &mut self.blob {
+            Some(blob) => blob,
+            None => {
+                let w = BlobWriter::create(&store, self.number, self.uid, self.key.clone())?;
+                // Its name is durable before any record pointing into it is.
+                store
+                    .fs()
+                    .sync_dir(store.dir())
+                    .map_err(|e| Error::io(store.dir(), e))?;
+                self.blob.insert(w)
+            }
         };
         let mut out = strata_format::batch::BatchBuilder::new();
         let mut ptr = Vec::with_capacity(strata_format::blob::BlobPointer::MAX_ENCODED_LEN);

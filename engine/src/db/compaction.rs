@@ -408,12 +408,7 @@ impl DbInner {
             &vs.blobs().usage(vs.keyspaces()),
             self.opts.blob_garbage_ratio,
         );
-        victims.extend(
-            vs.blobs()
-                .files()
-                .filter(|b| b.key_id() != current)
-                .map(|b| b.number()),
-        );
+        victims.extend(vs.blobs().under_other_key(current));
         victims
     }
 }
@@ -431,12 +426,8 @@ impl DbInner {
         let _guard = self.compaction_lock.lock();
         let jobs: Vec<Job> = {
             let vs = self.versions.lock();
-            let stale_blobs: std::collections::HashSet<u64> = vs
-                .blobs()
-                .files()
-                .filter(|b| b.key_id() != current)
-                .map(|b| b.number())
-                .collect();
+            let stale_blobs: std::collections::HashSet<u64> =
+                vs.blobs().under_other_key(current).collect();
             let mut targets = std::collections::HashMap::new();
             for id in vs.keyspaces().keys() {
                 targets.insert(*id, self.table_key(*id)?.map(|k| k.id()));
