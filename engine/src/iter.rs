@@ -12,7 +12,7 @@ use crate::bounds::{above_lower, below_upper};
 use crate::cursor::{Cursor, MergeCursor};
 use crate::error::{Error, Result};
 use crate::range_del::TombstoneLookup;
-use crate::view::{resolve, ReadView};
+use crate::view::{resolve, shown_from, ReadView};
 
 /// One key and its value.
 pub type KvPair = (Bytes, Bytes);
@@ -37,20 +37,86 @@ fn parse(key: &[u8]) -> Result<InternalKeyRef<'_>> {
     InternalKeyRef::parse(key).map_err(|e| Error::format("<merged view>", e))
 }
 
+/// Where the value of the entry an end of an [`Iter`] last returned lies.
+enum Held {
+    /// In the front cursor's current entry, from this offset (past a TTL
+    /// entry's expiry prefix): lent without a copy.
+    InCursor(usize),
+    /// Read out of the cursor: a separated value, or the back end's (its
+    /// cursor has moved past the entry to know it was the visible version).
+    Owned(Bytes),
+}
+
+/// One end of an [`Iter`]: its merged cursor, created on its first step,
+/// and what it last passed.
+struct End {
+    cursor: Option<MergeCursor>,
+    /// The user key this end last stood on, returned or hidden (valid once
+    /// `started`): the ends stop when they meet. One buffer, reused, so a
+    /// step allocates nothing of its own.
+    key: Vec<u8>,
+    started: bool,
+    /// The value of the entry last returned.
+    value: Held,
+    /// The front cursor still stands on the entry last returned: its older
+    /// versions are skipped at the next step, so that entry can be lent.
+    pending: bool,
+}
+
+impl End {
+    fn new() -> End {
+        End {
+            cursor: None,
+            key: Vec::new(),
+            started: false,
+            value: Held::Owned(Bytes::new()),
+            pending: false,
+        }
+    }
+
+    /// The value of the entry last returned, lent.
+    fn value_ref(&self) -> &[u8] {
+        match &self.value {
+            Held::InCursor(at) => self
+                .cursor
+                .as_ref()
+                .and_then(|c| c.value_ref().get(*at..))
+                .unwrap_or_default(),
+            Held::Owned(b) => b,
+        }
+    }
+
+    /// The value of the entry last returned, as a shared handle.
+    fn value(&mut self) -> Bytes {
+        match &mut self.value {
+            Held::InCursor(at) => {
+                let v = self.cursor.as_ref().map(|c| c.value()).unwrap_or_default();
+                if *at == 0 {
+                    v
+                } else {
+                    v.slice((*at).min(v.len())..)
+                }
+            }
+            Held::Owned(b) => std::mem::take(b),
+        }
+    }
+}
+
 /// A double-ended iterator over the user keys of one keyspace in a range,
 /// as of one timestamp. Items are `Result`s: a damaged file ends the
 /// iteration with an error.
+///
+/// Besides the owned items of [`Iterator`], [`next_ref`](Iter::next_ref)
+/// and [`next_back_ref`](Iter::next_back_ref) lend each key and value
+/// without copying them: the way to scan when the caller only looks.
 pub struct Iter {
     view: ReadView,
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
-    front: Option<MergeCursor>,
-    back: Option<MergeCursor>,
+    front: End,
+    back: End,
     /// The view's range tombstones, gathered on the first step.
     dels: Option<TombstoneLookup>,
-    /// The last key returned from each end: the ends stop when they meet.
-    front_last: Option<Bytes>,
-    back_last: Option<Bytes>,
     done: bool,
 }
 
@@ -62,6 +128,15 @@ impl std::fmt::Debug for Iter {
             .field("upper", &self.upper)
             .finish_non_exhaustive()
     }
+}
+
+/// Moves `c` past every version of `user` (it stands on one).
+fn skip_versions(c: &mut MergeCursor, user: &[u8]) -> Result<()> {
+    c.next()?;
+    while c.valid() && parse(c.key())?.user_key == user {
+        c.next()?;
+    }
+    Ok(())
 }
 
 impl Iter {
@@ -76,11 +151,9 @@ impl Iter {
             view,
             lower,
             upper,
-            front: None,
-            back: None,
+            front: End::new(),
+            back: End::new(),
             dels: None,
-            front_last: None,
-            back_last: None,
             done: empty,
         }
     }
@@ -90,72 +163,135 @@ impl Iter {
         self.view.ts()
     }
 
-    /// The value a version shows, unless a range tombstone deletes it.
-    fn visible(
+    /// The next entry from the front, lent: its key and value stay valid
+    /// until the iterator moves again. The same entries, in the same order,
+    /// as [`Iterator::next`], without copying the key or touching the
+    /// block's reference count.
+    pub fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        match self.finish(Self::step_front) {
+            Some(Ok(())) => Some(Ok((&self.front.key, self.front.value_ref()))),
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        }
+    }
+
+    /// The next entry from the back, lent, as [`next_ref`](Self::next_ref)
+    /// lends from the front.
+    pub fn next_back_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        match self.finish(Self::step_back) {
+            Some(Ok(())) => Some(Ok((&self.back.key, self.back.value_ref()))),
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        }
+    }
+
+    /// Runs one end's step and stops the iterator when it ends, fails or
+    /// meets the other end.
+    fn finish(&mut self, step: fn(&mut Self) -> Result<bool>) -> Option<Result<()>> {
+        if self.done {
+            return None;
+        }
+        match step(self) {
+            Ok(true) => {
+                let (f, b) = (&self.front, &self.back);
+                if f.started && b.started && f.key >= b.key {
+                    self.done = true;
+                    return None;
+                }
+                Some(Ok(()))
+            }
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// True when a version of `user` is a tombstone or a range tombstone
+    /// deletes it: decided before anything is copied out of the cursor.
+    fn hidden(
         dels: &mut Option<TombstoneLookup>,
         view: &ReadView,
         user: &[u8],
         version: u64,
         kind: ValueKind,
-        value: Bytes,
-    ) -> Result<Option<Bytes>> {
+    ) -> Result<bool> {
         if matches!(kind, ValueKind::Delete | ValueKind::RangeDelete) {
-            return Ok(None);
+            return Ok(true);
         }
         let dels = match dels {
             Some(d) => d,
             None => dels.insert(view.range_tombstones()?),
         };
-        if dels.hides(user, version)? {
-            return Ok(None);
-        }
-        // A separated value is read only once it is known to be visible.
-        let (kind, value) = view.load(kind, value)?;
-        Ok(resolve(kind, value, view.expiry_ts()))
+        dels.hides(user, version)
     }
 
-    fn next_front(&mut self) -> Result<Option<KvPair>> {
+    /// Moves the front to the next visible entry and holds it (false when
+    /// there is none in range). The cursor is left on that entry.
+    fn step_front(&mut self) -> Result<bool> {
         let ts = self.view.ts();
-        if self.front.is_none() {
+        let expiry = self.view.expiry_ts();
+        let end = &mut self.front;
+        if end.cursor.is_none() {
             let mut c = self.view.merged_cursor()?;
             match &self.lower {
                 Bound::Included(l) => c.seek(&first_version(l))?,
                 Bound::Excluded(l) => c.seek(&after_versions(l))?,
                 Bound::Unbounded => c.seek_to_first()?,
             }
-            self.front = Some(c);
+            end.cursor = Some(c);
         }
-        let Some(c) = self.front.as_mut() else {
-            return Ok(None);
+        let Some(c) = end.cursor.as_mut() else {
+            return Ok(false);
         };
+        if std::mem::take(&mut end.pending) {
+            skip_versions(c, &end.key)?;
+        }
         while c.valid() {
             let k = parse(c.key())?;
             if !below_upper(k.user_key, &self.upper) {
-                return Ok(None);
+                return Ok(false);
             }
             if k.ts > ts {
                 c.next()?;
                 continue;
             }
             // The newest visible version of this user key.
-            let user = Bytes::copy_from_slice(k.user_key);
-            let (kind, version, value) = (k.kind, k.ts, c.value());
-            // Step past its older versions (usually none).
-            c.next()?;
-            while c.valid() && parse(c.key())?.user_key == user.as_ref() {
-                c.next()?;
+            let (kind, version) = (k.kind, k.ts);
+            end.key.clear();
+            end.key.extend_from_slice(k.user_key);
+            end.started = true;
+            if !Self::hidden(&mut self.dels, &self.view, &end.key, version, kind)? {
+                // A separated value is read only once it is known to be
+                // visible.
+                let held = if kind == ValueKind::BlobPointer {
+                    let (kind, value) = self.view.load(kind, c.value())?;
+                    resolve(kind, value, expiry).map(Held::Owned)
+                } else {
+                    shown_from(kind, c.value_ref(), expiry).map(Held::InCursor)
+                };
+                if let Some(held) = held {
+                    end.value = held;
+                    end.pending = true;
+                    return Ok(true);
+                }
             }
-            if let Some(v) = Self::visible(&mut self.dels, &self.view, &user, version, kind, value)?
-            {
-                return Ok(Some((user, v)));
-            }
+            skip_versions(c, &end.key)?;
         }
-        Ok(None)
+        Ok(false)
     }
 
-    fn next_back_entry(&mut self) -> Result<Option<KvPair>> {
+    /// Moves the back to the previous visible entry and holds it (false
+    /// when there is none in range).
+    fn step_back(&mut self) -> Result<bool> {
         let ts = self.view.ts();
-        if self.back.is_none() {
+        let expiry = self.view.expiry_ts();
+        let end = &mut self.back;
+        if end.cursor.is_none() {
             let mut c = self.view.merged_cursor()?;
             match &self.upper {
                 Bound::Included(u) => c.seek_for_prev(&after_versions(u))?,
@@ -167,22 +303,25 @@ impl Iter {
                 }
                 Bound::Unbounded => c.seek_to_last()?,
             }
-            self.back = Some(c);
+            end.cursor = Some(c);
         }
-        let Some(c) = self.back.as_mut() else {
-            return Ok(None);
+        let Some(c) = end.cursor.as_mut() else {
+            return Ok(false);
         };
         while c.valid() {
-            let user = Bytes::copy_from_slice(parse(c.key())?.user_key);
-            if !above_lower(&user, &self.lower) {
-                return Ok(None);
+            let user = parse(c.key())?.user_key;
+            if !above_lower(user, &self.lower) {
+                return Ok(false);
             }
+            end.key.clear();
+            end.key.extend_from_slice(user);
+            end.started = true;
             // Versions of a user key arrive oldest first going backward; the
             // last one at or below `ts` is the visible one.
             let mut best: Option<(ValueKind, u64, Bytes)> = None;
             while c.valid() {
                 let k = parse(c.key())?;
-                if k.user_key != user.as_ref() {
+                if k.user_key != end.key.as_slice() {
                     break;
                 }
                 if k.ts <= ts {
@@ -190,15 +329,19 @@ impl Iter {
                 }
                 c.prev()?;
             }
-            if let Some((kind, version, value)) = best {
-                if let Some(v) =
-                    Self::visible(&mut self.dels, &self.view, &user, version, kind, value)?
-                {
-                    return Ok(Some((user, v)));
-                }
+            let Some((kind, version, value)) = best else {
+                continue;
+            };
+            if Self::hidden(&mut self.dels, &self.view, &end.key, version, kind)? {
+                continue;
+            }
+            let (kind, value) = self.view.load(kind, value)?;
+            if let Some(v) = resolve(kind, value, expiry) {
+                end.value = Held::Owned(v);
+                return Ok(true);
             }
         }
-        Ok(None)
+        Ok(false)
     }
 }
 
@@ -206,52 +349,24 @@ impl Iterator for Iter {
     type Item = Result<KvPair>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.next_front() {
-            Ok(Some((k, v))) => {
-                if self.back_last.as_ref().is_some_and(|b| k >= *b) {
-                    self.done = true;
-                    return None;
-                }
-                self.front_last = Some(k.clone());
-                Some(Ok((k, v)))
-            }
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
+        match self.finish(Self::step_front)? {
+            Ok(()) => Some(Ok((
+                Bytes::copy_from_slice(&self.front.key),
+                self.front.value(),
+            ))),
+            Err(e) => Some(Err(e)),
         }
     }
 }
 
 impl DoubleEndedIterator for Iter {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.next_back_entry() {
-            Ok(Some((k, v))) => {
-                if self.front_last.as_ref().is_some_and(|f| k <= *f) {
-                    self.done = true;
-                    return None;
-                }
-                self.back_last = Some(k.clone());
-                Some(Ok((k, v)))
-            }
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
+        match self.finish(Self::step_back)? {
+            Ok(()) => Some(Ok((
+                Bytes::copy_from_slice(&self.back.key),
+                self.back.value(),
+            ))),
+            Err(e) => Some(Err(e)),
         }
     }
 }

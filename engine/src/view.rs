@@ -111,17 +111,26 @@ thread_local! {
 /// The value a version shows a reader at `ts`: none for a tombstone or an
 /// entry expired by then; a TTL entry's expiry prefix is stripped.
 pub(crate) fn resolve(kind: ValueKind, value: Bytes, ts: u64) -> Option<Bytes> {
+    match shown_from(kind, &value, ts)? {
+        0 => Some(value),
+        at => Some(value.slice(at..)),
+    }
+}
+
+/// Where the value a version shows a reader at `ts` starts in its stored
+/// value (past a TTL entry's expiry prefix); none for a tombstone or an
+/// entry expired by then. The one rule [`resolve`] and the lending
+/// iterators apply.
+#[inline]
+pub(crate) fn shown_from(kind: ValueKind, value: &[u8], ts: u64) -> Option<usize> {
     match kind {
+        ValueKind::Put => Some(0),
+        ValueKind::PutWithTtl => (ts < ttl_expiry(value)?).then_some(8),
         ValueKind::Delete => None,
         // Blob pointers never get here (readers load the value first, see
         // `ReadView::load`), nor do range deletes, which tables and
         // memtables keep apart.
         ValueKind::BlobPointer | ValueKind::RangeDelete => None,
-        ValueKind::PutWithTtl => {
-            let expiry = ttl_expiry(&value)?;
-            (ts < expiry).then(|| value.slice(8..))
-        }
-        ValueKind::Put => Some(value),
     }
 }
 

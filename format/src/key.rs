@@ -89,15 +89,22 @@ impl ValueKind {
     /// Decodes the kind byte of a stored key or write, refusing a reserved or
     /// unknown code as corruption of `what` at `offset`. Every decoder of a
     /// kind goes through here.
+    #[inline]
     pub(crate) fn decode(b: u8, what: &str, offset: u64) -> Result<ValueKind> {
-        ValueKind::from_u8(b).ok_or_else(|| {
-            let why = if Self::ALL.iter().any(|&k| k as u8 == b) {
-                "is reserved and not supported by this version"
-            } else {
-                "is unknown"
-            };
-            Error::corruption(format!("{what}: value kind {b} {why}"), offset)
-        })
+        match ValueKind::from_u8(b) {
+            Some(k) => Ok(k),
+            None => Err(Self::refused(b, what, offset)),
+        }
+    }
+
+    #[cold]
+    fn refused(b: u8, what: &str, offset: u64) -> Error {
+        let why = if Self::ALL.iter().any(|&k| k as u8 == b) {
+            "is reserved and not supported by this version"
+        } else {
+            "is unknown"
+        };
+        Error::corruption(format!("{what}: value kind {b} {why}"), offset)
     }
 
     /// True for kinds that end a key's visible history (tombstones).
@@ -121,6 +128,7 @@ pub struct InternalKeyRef<'a> {
 impl<'a> InternalKeyRef<'a> {
     /// Parses encoded internal-key bytes. A reserved or unknown kind is
     /// refused; error offsets are relative to the start of the key.
+    #[inline]
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
         let split = bytes
             .len()

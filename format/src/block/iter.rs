@@ -93,14 +93,18 @@ impl Block {
             key,
             value: (0, 0),
             valid: false,
+            behind: Vec::new(),
+            behind_keys: Vec::new(),
         }
     }
 
+    #[inline]
     fn restart_point(&self, i: usize) -> usize {
         read_u32(&self.data, self.restarts_offset + 4 * i) as usize
     }
 }
 
+#[inline]
 fn read_u32(data: &[u8], at: usize) -> u32 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&data[at..at + 4]);
@@ -122,26 +126,48 @@ pub struct BlockIter {
     key: Vec<u8>,
     value: (usize, usize),
     valid: bool,
+    /// The entries of one restart interval up to the current one, decoded
+    /// by the last backward step, so the next `prev` pops one instead of
+    /// decoding the interval again (keys are prefix-compressed: an entry
+    /// can only be read forward from its restart point).
+    behind: Vec<Behind>,
+    /// The full keys of `behind`, end to end.
+    behind_keys: Vec<u8>,
+}
+
+/// An entry a backward step decoded: where it lies and where its key is in
+/// [`BlockIter::behind_keys`].
+#[derive(Debug, Clone, Copy)]
+struct Behind {
+    offset: usize,
+    next_offset: usize,
+    restart_index: usize,
+    value: (usize, usize),
+    key_start: usize,
 }
 
 impl BlockIter {
     /// True when the cursor is on an entry.
+    #[inline]
     pub fn valid(&self) -> bool {
         self.valid
     }
 
     /// The current entry's key. Only meaningful when [`valid`](Self::valid).
+    #[inline]
     pub fn key(&self) -> &[u8] {
         &self.key
     }
 
     /// The current entry's value. Only meaningful when [`valid`](Self::valid).
+    #[inline]
     pub fn value(&self) -> &[u8] {
         &self.block.data[self.value.0..self.value.1]
     }
 
     /// The current entry's value as a shared slice of the block, without a
     /// copy.
+    #[inline]
     pub fn value_bytes(&self) -> Bytes {
         self.block.data.slice(self.value.0..self.value.1)
     }
@@ -152,6 +178,15 @@ impl BlockIter {
         self.key
     }
 
+    /// Moves the cursor onto another block (unpositioned), keeping its
+    /// buffers: a table cursor crossing blocks allocates nothing.
+    pub fn reset(&mut self, block: &Block) {
+        self.block = block.clone();
+        self.behind.clear();
+        self.behind_keys.clear();
+        self.invalidate();
+    }
+
     /// Positions on the first entry.
     pub fn seek_to_first(&mut self) -> Result<()> {
         self.seek_to_restart(0);
@@ -160,12 +195,7 @@ impl BlockIter {
 
     /// Positions on the last entry.
     pub fn seek_to_last(&mut self) -> Result<()> {
-        self.seek_to_restart(self.block.num_restarts - 1);
-        self.parse_next()?;
-        while self.valid && self.next_offset < self.block.restarts_offset {
-            self.parse_next()?;
-        }
-        Ok(())
+        self.decode_behind(self.block.num_restarts - 1, self.block.restarts_offset)
     }
 
     /// Positions on the first entry whose key is `>= target`, or invalid if
@@ -220,6 +250,7 @@ impl BlockIter {
     // A cursor step that can fail, not an `Iterator`: the engine merges
     // cursors and needs seek and prev too.
     #[allow(clippy::should_implement_trait)]
+    #[inline]
     pub fn next(&mut self) -> Result<()> {
         if !self.valid {
             return Ok(());
@@ -232,6 +263,22 @@ impl BlockIter {
         if !self.valid {
             return Ok(());
         }
+        // The entries decoded by the last backward step end with this one
+        // unless the cursor has moved since.
+        if self.behind.last().is_some_and(|e| e.offset == self.current) {
+            if let Some(e) = self.behind.pop() {
+                self.behind_keys.truncate(e.key_start);
+            }
+            if let Some(&e) = self.behind.last() {
+                self.current = e.offset;
+                self.next_offset = e.next_offset;
+                self.restart_index = e.restart_index;
+                self.value = e.value;
+                self.key.clear();
+                self.key.extend_from_slice(&self.behind_keys[e.key_start..]);
+                return Ok(());
+            }
+        }
         let original = self.current;
         while self.block.restart_point(self.restart_index) >= original {
             if self.restart_index == 0 {
@@ -240,10 +287,34 @@ impl BlockIter {
             }
             self.restart_index -= 1;
         }
-        self.seek_to_restart(self.restart_index);
+        self.decode_behind(self.restart_index, original)
+    }
+
+    /// Decodes the entries from restart point `index` to the last one
+    /// before offset `until`, keeping them for the backward steps to come,
+    /// and positions on that last one.
+    fn decode_behind(&mut self, index: usize, until: usize) -> Result<()> {
+        self.behind.clear();
+        self.behind_keys.clear();
+        self.seek_to_restart(index);
         loop {
-            self.parse_next()?;
-            if !self.valid || self.next_offset >= original {
+            if let Err(e) = self.parse_next() {
+                self.behind.clear();
+                self.behind_keys.clear();
+                return Err(e);
+            }
+            if !self.valid {
+                return Ok(());
+            }
+            self.behind.push(Behind {
+                offset: self.current,
+                next_offset: self.next_offset,
+                restart_index: self.restart_index,
+                value: self.value,
+                key_start: self.behind_keys.len(),
+            });
+            self.behind_keys.extend_from_slice(&self.key);
+            if self.next_offset >= until {
                 return Ok(());
             }
         }
@@ -312,6 +383,7 @@ impl BlockIter {
         Ok((fields[0], fields[1], fields[2], pos))
     }
 
+    #[inline]
     fn parse_next(&mut self) -> Result<()> {
         let at = self.next_offset;
         if at >= self.block.restarts_offset {
@@ -430,6 +502,51 @@ mod tests {
                         if let Some((k, _)) = before { prop_assert_eq!(it.key(), &k[..]); }
                     }
                     None => prop_assert!(!it.valid()),
+                }
+            }
+        }
+
+        #[test]
+        fn random_walks_match_the_model(
+            entries in proptest::collection::btree_map(
+                proptest::collection::vec(0u8..4, 0..6),
+                proptest::collection::vec(any::<u8>(), 0..8), 1..50),
+            interval in 1usize..6,
+            // 0: next, 1: prev, 2: seek, 3: seek_to_last, 4: seek_to_first.
+            walk in proptest::collection::vec((0u8..5, proptest::collection::vec(0u8..4, 0..6)), 1..80),
+        ) {
+            let block = build(&entries, interval);
+            let model: Vec<_> = entries.into_iter().collect();
+            let mut it = block.iter(bytewise);
+            // The model's position: None when the cursor is invalid.
+            let mut at: Option<usize> = None;
+            for (op, probe) in walk {
+                match op {
+                    0 => {
+                        it.next().unwrap();
+                        at = at.and_then(|i| (i + 1 < model.len()).then_some(i + 1));
+                    }
+                    1 => {
+                        it.prev().unwrap();
+                        at = at.and_then(|i| i.checked_sub(1));
+                    }
+                    2 => {
+                        it.seek(&probe).unwrap();
+                        at = model.iter().position(|(k, _)| *k >= probe);
+                    }
+                    3 => {
+                        it.seek_to_last().unwrap();
+                        at = Some(model.len() - 1);
+                    }
+                    _ => {
+                        it.seek_to_first().unwrap();
+                        at = Some(0);
+                    }
+                }
+                prop_assert_eq!(it.valid(), at.is_some());
+                if let Some(i) = at {
+                    prop_assert_eq!(it.key(), &model[i].0[..]);
+                    prop_assert_eq!(it.value(), &model[i].1[..]);
                 }
             }
         }

@@ -325,15 +325,7 @@ impl Table {
             .index
             .iter_reusing(compare_internal, std::mem::take(index_key));
         let found = (|| {
-            match &self.inner.digest {
-                Some(d) => {
-                    let at = d.first_at_or_after(target, |i| {
-                        index.restart_key_at(i).map(|k| compare_internal(k, target))
-                    })?;
-                    index.seek_to_restart_entry(at)?;
-                }
-                None => index.seek(target)?,
-            }
+            self.seek_index(&mut index, target)?;
             // The separator of a block is >= its keys and < the next
             // block's, so the first key >= target is in the block found or,
             // when that block holds none, first in the next one.
@@ -371,6 +363,23 @@ impl Table {
         })();
         *index_key = index.into_key();
         found
+    }
+
+    /// Positions `index`, a cursor over this table's index block, on the
+    /// first separator `>= target`: through the digest when the table has
+    /// one (a dense array, one cache line per probe), else by the block's
+    /// own search.
+    #[inline]
+    fn seek_index(&self, index: &mut BlockIter, target: &[u8]) -> Result<()> {
+        match &self.inner.digest {
+            Some(d) => {
+                let at = d.first_at_or_after(target, |i| {
+                    index.restart_key_at(i).map(|k| compare_internal(k, target))
+                })?;
+                index.seek_to_restart_entry(at)
+            }
+            None => index.seek(target),
+        }
     }
 
     /// A cursor over the index block: separator keys and encoded
@@ -519,21 +528,25 @@ pub struct TableIter {
 
 impl TableIter {
     /// True when the cursor is on an entry.
+    #[inline]
     pub fn valid(&self) -> bool {
         self.data.as_ref().is_some_and(|d| d.valid())
     }
 
     /// The current entry's encoded internal key.
+    #[inline]
     pub fn key(&self) -> &[u8] {
         self.data.as_ref().map_or(&[], |d| d.key())
     }
 
     /// The current entry's value.
+    #[inline]
     pub fn value(&self) -> &[u8] {
         self.data.as_ref().map_or(&[], |d| d.value())
     }
 
     /// The current entry's value without a copy.
+    #[inline]
     pub fn value_bytes(&self) -> Bytes {
         self.data
             .as_ref()
@@ -567,7 +580,7 @@ impl TableIter {
     /// Positions on the first entry `>= target` (an encoded internal key).
     pub fn seek(&mut self, target: &[u8]) -> Result<()> {
         self.guard(|it| {
-            it.index.seek(target)?;
+            it.table.seek_index(&mut it.index, target)?;
             it.load_data()?;
             if let Some(d) = it.data.as_mut() {
                 d.seek(target)?;
@@ -580,6 +593,7 @@ impl TableIter {
     // A cursor step that can fail, not an `Iterator`: the engine merges
     // cursors and needs seek and prev too.
     #[allow(clippy::should_implement_trait)]
+    #[inline]
     pub fn next(&mut self) -> Result<()> {
         self.guard(|it| {
             if let Some(d) = it.data.as_mut() {
@@ -590,6 +604,7 @@ impl TableIter {
     }
 
     /// Moves to the previous entry.
+    #[inline]
     pub fn prev(&mut self) -> Result<()> {
         self.guard(|it| {
             if let Some(d) = it.data.as_mut() {
@@ -600,6 +615,7 @@ impl TableIter {
     }
 
     /// Runs a positioning step; on error the cursor becomes invalid.
+    #[inline]
     fn guard(&mut self, step: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
         let r = step(self);
         if r.is_err() {
@@ -610,16 +626,20 @@ impl TableIter {
 
     /// Loads the data block the index cursor points at (none past the end).
     fn load_data(&mut self) -> Result<()> {
-        self.data = None;
-        if self.index.valid() {
-            let handle =
-                BlockHandle::decode(self.index.value(), self.table.inner.footer.index.offset)?;
-            let block =
-                self.table
-                    .read_block_filling(&mut self.decoder, handle, self.fill_cache)?;
-            self.data = Some(block.iter(compare_internal));
-            self.block_offset = handle.offset;
+        if !self.index.valid() {
+            self.data = None;
+            return Ok(());
         }
+        let handle = BlockHandle::decode(self.index.value(), self.table.inner.footer.index.offset)?;
+        let block = self
+            .table
+            .read_block_filling(&mut self.decoder, handle, self.fill_cache)?;
+        // The cursor of the block before keeps its buffers.
+        match self.data.as_mut() {
+            Some(d) => d.reset(&block),
+            None => self.data = Some(block.iter(compare_internal)),
+        }
+        self.block_offset = handle.offset;
         Ok(())
     }
 

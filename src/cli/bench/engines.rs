@@ -97,7 +97,8 @@ pub(crate) fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// Counts the entries an engine's iterator yields, stopping at an error.
+/// Counts the entries a peer's iterator yields, stopping at an error.
+#[cfg(feature = "peers")]
 pub(crate) fn count<T, E: std::fmt::Display>(
     it: impl Iterator<Item = Result<T, E>>,
 ) -> Result<usize, String> {
@@ -107,6 +108,27 @@ pub(crate) fn count<T, E: std::fmt::Display>(
         n += 1;
     }
     Ok(n)
+}
+
+/// Counts up to `n` entries of a Strata scan, each lent by the iterator
+/// (as redb's guards lend theirs) rather than copied out.
+fn lend(mut it: strata_engine::Iter, n: usize, reverse: bool) -> Result<usize, String> {
+    let mut seen = 0;
+    while seen < n {
+        let step = if reverse {
+            it.next_back_ref()
+        } else {
+            it.next_ref()
+        };
+        match step {
+            Some(r) => {
+                r.map_err(err)?;
+                seen += 1;
+            }
+            None => break,
+        }
+    }
+    Ok(seen)
 }
 
 /// Strata's engine, one keyspace.
@@ -180,16 +202,11 @@ impl BenchDb for StrataDb {
     }
 
     fn scan(&self, start: &[u8], n: usize) -> Result<usize, String> {
-        count(self.ks.range(start..).map_err(err)?.take(n))
+        lend(self.ks.range(start..).map_err(err)?, n, false)
     }
 
     fn scan_all(&self, reverse: bool) -> Result<usize, String> {
-        let it = self.ks.iter().map_err(err)?;
-        if reverse {
-            count(it.rev())
-        } else {
-            count(it)
-        }
+        lend(self.ks.iter().map_err(err)?, usize::MAX, reverse)
     }
 
     fn read_modify_write(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
