@@ -1,7 +1,6 @@
 //! The shared block cache and the table cache.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use quick_cache::sync::Cache;
@@ -13,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::fs::FileSystem;
 use crate::levels::FileMeta;
 use crate::options::SstReads;
+use crate::stats::Striped;
 
 #[derive(Clone)]
 struct BlockWeighter;
@@ -26,8 +26,8 @@ impl Weighter<(u64, u64), Block> for BlockWeighter {
 /// Decoded data blocks of every table, bounded in bytes.
 pub struct BlockCache {
     cache: Cache<(u64, u64), Block, BlockWeighter>,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    hits: Striped,
+    misses: Striped,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -46,19 +46,19 @@ impl BlockCache {
         let items = (capacity / 4096).max(16) as usize;
         BlockCache {
             cache: Cache::with_weighter(items, capacity, BlockWeighter),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: Striped::default(),
+            misses: Striped::default(),
         }
     }
 
     /// Cache hits so far.
     pub fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
+        self.hits.get()
     }
 
     /// Cache misses so far.
     pub fn misses(&self) -> u64 {
-        self.misses.load(Ordering::Relaxed)
+        self.misses.get()
     }
 
     /// Bytes held.
@@ -75,7 +75,7 @@ impl FormatBlockCache for BlockCache {
         } else {
             &self.misses
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.add(1);
         b
     }
 

@@ -14,7 +14,7 @@ use strata_format::sst::TableIter;
 
 use crate::cache::TableCache;
 use crate::error::{Error, Result};
-use crate::levels::FileMeta;
+use crate::levels::LevelFiles;
 use crate::memtable::{Memtable, Node, NodePos, Probe};
 
 /// A positioned stream of internal keys.
@@ -193,7 +193,7 @@ impl Cursor for TableCursor {
 /// A cursor over a level of disjoint, sorted tables, opening each table
 /// only when the cursor reaches it.
 pub(crate) struct LevelCursor {
-    files: Vec<Arc<FileMeta>>,
+    files: LevelFiles,
     tables: Arc<TableCache>,
     index: usize,
     current: Option<TableCursor>,
@@ -202,7 +202,7 @@ pub(crate) struct LevelCursor {
 }
 
 impl LevelCursor {
-    pub(crate) fn new(files: Vec<Arc<FileMeta>>, tables: Arc<TableCache>) -> Self {
+    pub(crate) fn new(files: LevelFiles, tables: Arc<TableCache>) -> Self {
         LevelCursor {
             files,
             tables,
@@ -221,7 +221,7 @@ impl LevelCursor {
     fn open(&mut self, index: usize) -> Result<()> {
         self.index = index;
         self.current = None;
-        if let Some(f) = self.files.get(index) {
+        if let Some(f) = self.files.files().get(index) {
             let table = self.tables.get(f)?;
             let it = if self.fill_cache {
                 table.iter()
@@ -281,6 +281,7 @@ impl Cursor for LevelCursor {
         // The first file whose largest key is >= target.
         let i = self
             .files
+            .files()
             .partition_point(|f| compare_internal(&f.largest, target) == std::cmp::Ordering::Less);
         self.open(i)?;
         if let Some(c) = self.current.as_mut() {
@@ -291,7 +292,7 @@ impl Cursor for LevelCursor {
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
         // The last file whose smallest key is <= target.
-        let i = self.files.partition_point(|f| {
+        let i = self.files.files().partition_point(|f| {
             compare_internal(&f.smallest, target) != std::cmp::Ordering::Greater
         });
         if i == 0 {
@@ -314,11 +315,12 @@ impl Cursor for LevelCursor {
     }
 
     fn seek_to_last(&mut self) -> Result<()> {
-        if self.files.is_empty() {
+        let count = self.files.files().len();
+        if count == 0 {
             self.current = None;
             return Ok(());
         }
-        self.open(self.files.len() - 1)?;
+        self.open(count - 1)?;
         if let Some(c) = self.current.as_mut() {
             c.seek_to_last()?;
         }

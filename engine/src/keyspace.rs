@@ -188,7 +188,7 @@ impl Keyspace {
         self.check()?;
         let key = key.as_ref();
         check_key(key)?;
-        self.db.inner.read_view(&self.state).get(key)
+        self.db.inner.point_read(&self.state, |v| v.get(key))
     }
 
     /// The version of `key` visible now, with its commit timestamp and
@@ -197,7 +197,7 @@ impl Keyspace {
         self.check()?;
         let key = key.as_ref();
         check_key(key)?;
-        self.db.inner.read_view(&self.state).get_entry(key)
+        self.db.inner.point_read(&self.state, |v| v.get_entry(key))
     }
 
     /// The version of `key` visible at `ts`, inside the history window.

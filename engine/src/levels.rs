@@ -195,3 +195,25 @@ impl Levels {
         Ok(())
     }
 }
+
+/// The files a level cursor walks: one level of a pinned [`Levels`]
+/// (a reader's, shared without copying the list or touching each file's
+/// count), or a list of its own (a compaction's inputs).
+#[derive(Debug, Clone)]
+pub(crate) enum LevelFiles {
+    /// Level `.1` of `.0`.
+    Pinned(Arc<Levels>, usize),
+    /// These files, disjoint and sorted by key.
+    Listed(Vec<Arc<FileMeta>>),
+}
+
+impl LevelFiles {
+    /// The files, in key order.
+    #[inline]
+    pub(crate) fn files(&self) -> &[Arc<FileMeta>] {
+        match self {
+            LevelFiles::Pinned(levels, level) => levels.level(*level),
+            LevelFiles::Listed(files) => files,
+        }
+    }
+}

@@ -17,11 +17,11 @@ use strata_format::sst::Table;
 
 use crate::cache::TableCache;
 use crate::error::Result;
-use crate::levels::FileMeta;
+use crate::levels::{FileMeta, LevelFiles};
 
 /// The tables of one level ≥ 1, and the one last consulted.
 struct LevelDels {
-    files: Vec<Arc<FileMeta>>,
+    files: LevelFiles,
     /// The index of the file last consulted and its table (`None` when it
     /// has no tombstones).
     cached: Option<(usize, Option<Table>)>,
@@ -34,10 +34,11 @@ impl LevelDels {
         let hit = self
             .cached
             .as_ref()
-            .is_some_and(|(i, _)| holds(&self.files[*i]));
+            .is_some_and(|(i, _)| self.files.files().get(*i).is_some_and(|f| holds(f)));
         if !hit {
-            let i = self.files.partition_point(|f| f.largest_user_key() < key);
-            let Some(f) = self.files.get(i).filter(|f| holds(f)) else {
+            let files = self.files.files();
+            let i = files.partition_point(|f| f.largest_user_key() < key);
+            let Some(f) = files.get(i).filter(|f| holds(f)) else {
                 return Ok(None);
             };
             let t = tables.get(f)?;
@@ -83,7 +84,7 @@ impl TombstoneLookup {
         ts: u64,
         mems: Vec<Arc<RangeTombstones>>,
         l0: Vec<Table>,
-        levels: Vec<Vec<Arc<FileMeta>>>,
+        levels: Vec<LevelFiles>,
         tables: Arc<TableCache>,
     ) -> Self {
         let mut flat: Vec<FlatDels> = mems
@@ -101,7 +102,7 @@ impl TombstoneLookup {
             flat,
             levels: levels
                 .into_iter()
-                .filter(|l| !l.is_empty())
+                .filter(|l| !l.files().is_empty())
                 .map(|files| LevelDels {
                     files,
                     cached: None,

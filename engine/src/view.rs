@@ -12,7 +12,7 @@ use strata_format::sst::PointScratch;
 use crate::cache::TableCache;
 use crate::cursor::{Cursor, LevelCursor, MemCursor, MergeCursor, TableCursor};
 use crate::error::{Error, Result};
-use crate::levels::Levels;
+use crate::levels::{LevelFiles, Levels};
 use crate::memtable::Memtable;
 use crate::range_del::TombstoneLookup;
 use crate::stats::KeyspaceCounters;
@@ -99,6 +99,19 @@ pub(crate) struct ReadView {
     sv: Arc<SuperVersion>,
     tables: Arc<TableCache>,
     counters: Arc<KeyspaceCounters>,
+}
+
+/// What a point read searches, borrowed: the super-version, the table
+/// cache and the keyspace's counters. A [`ReadView`] owns handles to them
+/// and lends this; a point read of the present builds one without cloning
+/// the shared handles, whose reference counts every reading core would
+/// otherwise write.
+pub(crate) struct ViewRef<'a> {
+    ts: u64,
+    expiry_ts: u64,
+    sv: &'a SuperVersion,
+    tables: &'a TableCache,
+    counters: &'a KeyspaceCounters,
 }
 
 thread_local! {
@@ -191,6 +204,113 @@ impl ReadView {
         self.expiry_ts
     }
 
+    /// The view, borrowed, for point reads.
+    #[inline]
+    pub(crate) fn as_ref(&self) -> ViewRef<'_> {
+        ViewRef {
+            ts: self.ts,
+            expiry_ts: self.expiry_ts,
+            sv: &self.sv,
+            tables: &self.tables,
+            counters: &self.counters,
+        }
+    }
+
+    /// The value of `key` at the view's timestamp.
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.as_ref().get(key)
+    }
+
+    /// A version as a reader sees it: a blob pointer's value read from its
+    /// blob file (as a put), any other version as it is.
+    #[inline]
+    pub(crate) fn load(&self, kind: ValueKind, value: Bytes) -> Result<(ValueKind, Bytes)> {
+        self.as_ref().load(kind, value)
+    }
+
+    /// The version of `key` visible at the view's timestamp, with its
+    /// commit timestamp and expiry.
+    pub fn get_entry(&self, key: &[u8]) -> Result<Option<crate::reader::Entry>> {
+        self.as_ref().get_entry(key)
+    }
+
+    /// The range tombstones this view reads through, for scans and
+    /// histories.
+    pub(crate) fn range_tombstones(&self) -> Result<TombstoneLookup> {
+        let mems = std::iter::once(self.sv.mem())
+            .chain(self.sv.imm())
+            .filter(|m| m.has_range_tombstones())
+            .map(|m| m.range_tombstones())
+            .collect();
+        let levels = self.sv.levels();
+        let l0 = levels
+            .level(0)
+            .iter()
+            .map(|f| self.tables.get(f))
+            .collect::<Result<Vec<_>>>()?;
+        let deeper = (1..levels.num_levels())
+            .filter(|&level| !levels.level(level).is_empty())
+            .map(|level| LevelFiles::Pinned(levels.clone(), level))
+            .collect();
+        Ok(TombstoneLookup::new(
+            self.ts,
+            mems,
+            l0,
+            deeper,
+            self.tables.clone(),
+        ))
+    }
+
+    /// A merged cursor over every component, unpositioned.
+    pub fn merged_cursor(&self) -> Result<MergeCursor> {
+        let mut children: Vec<Box<dyn Cursor>> = Vec::new();
+        for mem in std::iter::once(self.sv.mem()).chain(self.sv.imm()) {
+            if !mem.is_empty() {
+                children.push(Box::new(MemCursor::new(mem.clone())));
+            }
+        }
+        let levels = self.sv.levels();
+        {
+            let l0 = levels.level(0);
+            for f in l0 {
+                let table = self.tables.get(f)?;
+                children.push(Box::new(TableCursor::new(
+                    table.iter(),
+                    f.path().to_path_buf(),
+                )));
+            }
+        }
+        for (level, files) in levels.iter().enumerate().skip(1) {
+            if !files.is_empty() {
+                children.push(Box::new(LevelCursor::new(
+                    LevelFiles::Pinned(levels.clone(), level),
+                    self.tables.clone(),
+                )));
+            }
+        }
+        Ok(MergeCursor::new(children))
+    }
+}
+
+impl<'a> ViewRef<'a> {
+    /// A borrowed view of `sv` at `ts`, judging TTL entries at `expiry_ts`.
+    pub(crate) fn new(
+        ts: u64,
+        expiry_ts: u64,
+        sv: &'a SuperVersion,
+        tables: &'a TableCache,
+        counters: &'a KeyspaceCounters,
+    ) -> Self {
+        ViewRef {
+            ts,
+            expiry_ts,
+            sv,
+            tables,
+            counters,
+        }
+    }
+
     /// The value of `key` at the view's timestamp.
     #[inline]
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
@@ -228,7 +348,7 @@ impl ReadView {
     /// component searched are checked on the way, so one found in a newer
     /// component hides a version found in an older one, and a table all of
     /// whose contents are older than that tombstone is not read at all.
-    fn find(&self, key: &[u8]) -> Result<Option<(ValueKind, Bytes, u64)>> {
+    pub(crate) fn find(&self, key: &[u8]) -> Result<Option<(ValueKind, Bytes, u64)>> {
         let ts = self.ts;
         // The newest covering range tombstone seen so far (0: none).
         let mut deleted_at = 0u64;
@@ -274,59 +394,5 @@ impl ReadView {
             }
         }
         Ok(None)
-    }
-
-    /// The range tombstones this view reads through, for scans and
-    /// histories.
-    pub(crate) fn range_tombstones(&self) -> Result<TombstoneLookup> {
-        let mems = std::iter::once(self.sv.mem())
-            .chain(self.sv.imm())
-            .filter(|m| m.has_range_tombstones())
-            .map(|m| m.range_tombstones())
-            .collect();
-        let levels = self.sv.levels();
-        let l0 = levels
-            .level(0)
-            .iter()
-            .map(|f| self.tables.get(f))
-            .collect::<Result<Vec<_>>>()?;
-        let deeper = levels.iter().skip(1).map(<[_]>::to_vec).collect();
-        Ok(TombstoneLookup::new(
-            self.ts,
-            mems,
-            l0,
-            deeper,
-            self.tables.clone(),
-        ))
-    }
-
-    /// A merged cursor over every component, unpositioned.
-    pub fn merged_cursor(&self) -> Result<MergeCursor> {
-        let mut children: Vec<Box<dyn Cursor>> = Vec::new();
-        for mem in std::iter::once(self.sv.mem()).chain(self.sv.imm()) {
-            if !mem.is_empty() {
-                children.push(Box::new(MemCursor::new(mem.clone())));
-            }
-        }
-        let levels = self.sv.levels();
-        {
-            let l0 = levels.level(0);
-            for f in l0 {
-                let table = self.tables.get(f)?;
-                children.push(Box::new(TableCursor::new(
-                    table.iter(),
-                    f.path().to_path_buf(),
-                )));
-            }
-        }
-        for files in levels.iter().skip(1) {
-            if !files.is_empty() {
-                children.push(Box::new(LevelCursor::new(
-                    files.to_vec(),
-                    self.tables.clone(),
-                )));
-            }
-        }
-        Ok(MergeCursor::new(children))
     }
 }

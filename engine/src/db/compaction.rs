@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::error_state::Origin;
 use crate::gc::copy_live;
 use crate::keyspaces::KeyspaceState;
-use crate::levels::{FileMeta, Levels};
+use crate::levels::{FileMeta, LevelFiles, Levels};
 use crate::policy::gc::collect_range_tombstones;
 use crate::policy::{self, compaction::PickerOptions};
 use crate::table_sink::{JobOutputs, TableFactory, TableSink};
@@ -269,7 +269,7 @@ impl DbInner {
                 files
                     .sort_by(|a, b| strata_format::key::compare_internal(&a.smallest, &b.smallest));
                 children.push(Box::new(
-                    LevelCursor::new(files, self.tables.clone()).without_fill(),
+                    LevelCursor::new(LevelFiles::Listed(files), self.tables.clone()).without_fill(),
                 ));
             }
         }

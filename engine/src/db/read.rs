@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::keyspaces::KeyspaceState;
 use crate::policy::gc::GcPoints;
 use crate::timestamp::Timestamp;
-use crate::view::ReadView;
+use crate::view::{ReadView, ViewRef};
 
 use super::DbInner;
 
@@ -85,6 +85,27 @@ impl DbInner {
             self.tables.clone(),
             ks.counters().clone(),
         )
+    }
+
+    /// Runs `read` on a borrowed view of `ks` at the newest visible
+    /// timestamp: [`read_view`](Self::read_view) for a point read, which
+    /// pins only the super-version.
+    #[inline]
+    pub(crate) fn point_read<T>(
+        &self,
+        ks: &KeyspaceState,
+        read: impl FnOnce(&ViewRef<'_>) -> T,
+    ) -> T {
+        // As in `read_view`: the timestamp is read under the lock.
+        let (ts, sv) = ks.with_super_version(|sv| (self.visible_ts(), sv.clone()));
+        let expiry_ts = ts.max(self.opts.clock.now().as_u64());
+        read(&ViewRef::new(
+            ts,
+            expiry_ts,
+            &sv,
+            &self.tables,
+            ks.counters(),
+        ))
     }
 
     /// Makes every later commit timestamp larger than `ts`, and `ts`
