@@ -83,7 +83,7 @@ fn mixed(mut it: Iter, rng: &mut Rng) -> Pairs {
 }
 
 fn bounds(rng: &mut Rng) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    let mut one = |rng: &mut Rng| {
+    let one = |rng: &mut Rng| {
         let key = format!("k{:03}", rng.below(400)).into_bytes();
         match rng.below(3) {
             0 => Bound::Included(key),
