@@ -1,8 +1,6 @@
 //! Garbage collection during flushes and compactions: the merge loop that
 //! copies what some reader can still see and drops the rest.
 
-use std::sync::atomic::AtomicBool;
-
 use strata_format::key::InternalKeyRef;
 use strata_format::range_del::RangeTombstones;
 
@@ -26,14 +24,14 @@ pub(crate) fn copy_live(
     bottommost: &dyn Fn(&[u8]) -> bool,
     dels: &RangeTombstones,
     end: Option<&[u8]>,
-    stop: &AtomicBool,
+    stop: &dyn Fn() -> bool,
 ) -> Result<u64> {
     let mut gc = GcState::new();
     let mut read = 0u64;
     let mut steps = 0u32;
     while cursor.valid() {
         steps = steps.wrapping_add(1);
-        if steps.is_multiple_of(1024) && stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if steps.is_multiple_of(1024) && stop() {
             return Err(Error::Closed);
         }
         let key = cursor.key();

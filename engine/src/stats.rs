@@ -108,6 +108,7 @@ pub(crate) struct DbCounters {
     stalls: AtomicU64,
     stall_micros: AtomicU64,
     removed_at_open: AtomicU64,
+    yielded: AtomicU64,
     /// What the last open left alone as not the engine's.
     foreign_files: parking_lot::Mutex<Vec<String>>,
 }
@@ -122,6 +123,11 @@ impl DbCounters {
     pub(crate) fn stalled(&self, micros: u64) {
         add(&self.stalls, 1);
         add(&self.stall_micros, micros);
+    }
+
+    /// A background compaction stopped for a full compaction.
+    pub(crate) fn compaction_yielded(&self) {
+        add(&self.yielded, 1);
     }
 
     /// Open removed `n` leftover files.
@@ -141,6 +147,7 @@ impl DbCounters {
         out.write_stalls = get(&self.stalls);
         out.write_stall_micros = get(&self.stall_micros);
         out.files_removed_at_open = get(&self.removed_at_open);
+        out.compactions_yielded = get(&self.yielded);
     }
 }
 
@@ -252,6 +259,10 @@ pub struct Stats {
     pub background_errors: u64,
     /// Times it left the error state.
     pub resumes: u64,
+    /// Background compactions stopped part way (their outputs removed)
+    /// because a full compaction or a re-encryption, which would redo
+    /// their work, was waiting for them.
+    pub compactions_yielded: u64,
     /// Tables and temporary files the last open found unreferenced and
     /// removed: leftovers of a flush or compaction cut short by a crash or
     /// an error.

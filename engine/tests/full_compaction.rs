@@ -182,3 +182,72 @@ fn a_full_compaction_on_three_threads_keeps_every_version() {
         run(dir.path(), 3, true, seed);
     }
 }
+
+/// The SSTs in `dir`.
+fn ssts_on_disk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".sst")
+        })
+        .count()
+}
+
+#[test]
+fn a_full_compaction_stops_a_running_background_one_which_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        memtable_size: 256 * 1024,
+        target_file_size: 256 * 1024,
+        base_level_size: 1 << 20,
+        l0_compaction_trigger: 2,
+        ..common::small_options()
+    };
+    let db = common::open(dir.path(), &opts);
+    let ks = db.keyspace("k").unwrap();
+    let mut model = Model::new();
+    let mut rng = Rng(0xfeed_beef_0123_4567);
+    // A full compaction called while the background one that the last
+    // flushes started is merging: each round gives it a chance to stop
+    // one. Whether it stopped one or not, nothing may be lost and no file
+    // left behind.
+    let mut round = 0;
+    while round < 40 && (round < 3 || db.stats().compactions_yielded == 0) {
+        for _ in 0..20_000 {
+            let k = key(rng.below(50_000));
+            let v = vec![rng.below(256) as u8; 40 + rng.below(60) as usize];
+            ks.put(&k, &v).unwrap();
+            model.insert(k, v);
+        }
+        db.compact().unwrap();
+        let levels = tables(&db);
+        let last = levels.len() - 1;
+        assert!(
+            levels[..last].iter().all(Vec::is_empty),
+            "round {round}: a full compaction left files above the last level"
+        );
+        assert_eq!(
+            ssts_on_disk(dir.path()),
+            levels[last].len(),
+            "round {round}: tables on disk that no level holds"
+        );
+        common::check(&ks, &model);
+        round += 1;
+    }
+    eprintln!(
+        "{round} rounds, {} background compactions stopped",
+        db.stats().compactions_yielded
+    );
+    assert!(
+        db.stats().compactions_yielded > 0,
+        "no background compaction was running when {round} full compactions began"
+    );
+    drop(ks);
+    db.close().unwrap();
+    let db = common::open(dir.path(), &opts);
+    common::check(&db.keyspace("k").unwrap(), &model);
+}

@@ -38,6 +38,10 @@ struct Job {
     trivial: bool,
     /// Key ranges to merge in parallel, at most (policy::split).
     parts: usize,
+    /// A background job, which yields to a full compaction or a
+    /// re-encryption waiting for the compaction lock: they would redo its
+    /// work.
+    yields: bool,
 }
 
 /// What merging one key range of a job wrote.
@@ -75,6 +79,7 @@ impl DbInner {
             output_level: p.output_level,
             trivial: p.trivial,
             parts: 1,
+            yields: true,
         })
     }
 
@@ -180,7 +185,7 @@ impl DbInner {
                 &bottommost,
                 &dels,
                 hi,
-                &self.shutdown,
+                &|| self.is_shutdown() || (job.yields && self.yield_requested()),
             )?;
             let out = sink.finish()?;
             Ok(RangeOutput {
@@ -331,16 +336,39 @@ impl DbInner {
             };
             match self.run(job) {
                 Ok(()) => {}
+                // Stopped for a full compaction, which takes the lock next
+                // and leaves nothing for this loop to redo.
+                Err(Error::Closed) if !self.is_shutdown() => {
+                    self.counters.compaction_yielded();
+                    return Ok(());
+                }
                 Err(Error::Closed) => return Err(Error::Closed),
                 Err(e) => return Err(self.poison(e, Origin::Background)),
             }
         }
     }
 
+    /// Takes the compaction lock for work over every file (a full
+    /// compaction, a re-encryption): a background compaction running
+    /// meanwhile stops at its next check and removes its outputs, rather
+    /// than finish work that would be redone.
+    fn lock_preempting(&self) -> parking_lot::MutexGuard<'_, ()> {
+        use std::sync::atomic::Ordering;
+        self.full_waiting.fetch_add(1, Ordering::AcqRel);
+        let guard = self.compaction_lock.lock();
+        self.full_waiting.fetch_sub(1, Ordering::AcqRel);
+        guard
+    }
+
+    /// True while a full compaction or re-encryption waits for the lock.
+    fn yield_requested(&self) -> bool {
+        self.full_waiting.load(std::sync::atomic::Ordering::Acquire) > 0
+    }
+
     /// Compacts every file of every keyspace into its last level.
     pub(crate) fn compact_all(&self) -> Result<()> {
         self.check_writable()?;
-        let _guard = self.compaction_lock.lock();
+        let _guard = self.lock_preempting();
         // The merge drops pointers, so blob files it found mostly live may
         // be mostly dead after it: the tables still pointing into them are
         // rewritten, which moves what is left in them and lets them go.
@@ -385,6 +413,7 @@ impl DbInner {
                         trivial: false,
                         inputs,
                         parts: self.opts.full_compaction_parts(),
+                        yields: false,
                     })
                 })
                 .collect()
@@ -423,7 +452,7 @@ impl DbInner {
         let current = self.ciphers.current()?.map(|k| k.id());
         let stale_wal = self.pipeline.logs().with_current(|w| w.key_id()) != current;
         self.flush_and_switch(stale_wal)?;
-        let _guard = self.compaction_lock.lock();
+        let _guard = self.lock_preempting();
         let jobs: Vec<Job> = {
             let vs = self.versions.lock();
             let stale_blobs: std::collections::HashSet<u64> =
@@ -489,6 +518,7 @@ impl DbInner {
                     output_level: 1,
                     trivial: false,
                     parts: 1,
+                    yields: false,
                 });
             }
             for (level, files) in levels.iter().enumerate().skip(1) {
@@ -503,6 +533,7 @@ impl DbInner {
                         output_level: level,
                         trivial: false,
                         parts: 1,
+                        yields: false,
                     });
                 }
             }

@@ -87,7 +87,7 @@ impl DbInner {
                 &|_| false,
                 &dels,
                 None,
-                &self.shutdown,
+                &|| self.is_shutdown(),
             )?;
             let out = sink.finish()?;
             outputs.add(&self.dir, &out.files);

@@ -92,6 +92,9 @@ pub(crate) struct DbInner {
     flushes: FlushQueue,
     /// Held while a compaction picks, runs and installs.
     compaction_lock: Mutex<()>,
+    /// Full compactions and re-encryptions waiting for the compaction
+    /// lock: a background compaction running meanwhile yields to them.
+    full_waiting: std::sync::atomic::AtomicUsize,
     compact_pointers: Mutex<HashMap<(u32, usize), Vec<u8>>>,
     retention: Retention,
     conflicts: Arc<Conflicts>,
@@ -156,6 +159,7 @@ impl DbInner {
             switch_lock: Mutex::new(()),
             flushes: FlushQueue::default(),
             compaction_lock: Mutex::new(()),
+            full_waiting: std::sync::atomic::AtomicUsize::new(0),
             compact_pointers: Mutex::new(HashMap::new()),
             retention,
             conflicts,
