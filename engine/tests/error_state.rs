@@ -270,18 +270,7 @@ fn a_real_disk_kept_full_for_20_seconds() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(db.stats().background_errors > 0, "nothing failed");
-    let count = |suffix: &str| {
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(suffix)
-            })
-            .count()
-    };
+    let count = |suffix: &str| common::files_ending(&dir, suffix);
     let manifest = || -> u64 {
         std::fs::read_dir(&dir)
             .unwrap()

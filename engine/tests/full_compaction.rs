@@ -183,20 +183,6 @@ fn a_full_compaction_on_three_threads_keeps_every_version() {
     }
 }
 
-/// The SSTs in `dir`.
-fn ssts_on_disk(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".sst")
-        })
-        .count()
-}
-
 #[test]
 fn a_full_compaction_stops_a_running_background_one_which_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,7 +217,7 @@ fn a_full_compaction_stops_a_running_background_one_which_leaves_nothing_behind(
             "round {round}: a full compaction left files above the last level"
         );
         assert_eq!(
-            ssts_on_disk(dir.path()),
+            common::files_ending(dir.path(), ".sst"),
             levels[last].len(),
             "round {round}: tables on disk that no level holds"
         );

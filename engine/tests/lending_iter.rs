@@ -9,21 +9,10 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::time::Duration;
 
+use common::Rng;
 use strata_engine::{Iter, Keyspace, Options, Timestamp};
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// A deterministic pseudo-random sequence (xorshift), so failures repeat.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn owned(it: Iter) -> Pairs {
     it.map(|r| {

@@ -69,6 +69,20 @@ pub use strata_engine::fs::TmpfsMount;
 /// A deterministic pseudo-random sequence (xorshift), so failures repeat.
 pub struct Rng(pub u64);
 
+/// How many files in `dir` have names ending in `suffix`.
+pub fn files_ending(dir: &std::path::Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(suffix)
+        })
+        .count()
+}
+
 impl Rng {
     /// The next number.
     pub fn next(&mut self) -> u64 {
