@@ -421,6 +421,22 @@ impl MergeCursor {
         self.current = self.pop();
     }
 
+    /// Positions every child with `place` for a walk forward or backward,
+    /// then rebuilds the heap.
+    fn reposition(
+        &mut self,
+        forward: bool,
+        mut place: impl FnMut(&mut Box<dyn Cursor>) -> Result<()>,
+    ) -> Result<()> {
+        self.forward = forward;
+        self.current = None;
+        for c in &mut self.children {
+            place(c)?;
+        }
+        self.rebuild();
+        Ok(())
+    }
+
     /// After the current child moved: it stays current unless it ran out
     /// or the heap's top now comes first.
     fn settle(&mut self, moved: usize) {
@@ -458,43 +474,19 @@ impl Cursor for MergeCursor {
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.forward = true;
-        self.current = None;
-        for c in &mut self.children {
-            c.seek(target)?;
-        }
-        self.rebuild();
-        Ok(())
+        self.reposition(true, |c| c.seek(target))
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
-        self.forward = false;
-        self.current = None;
-        for c in &mut self.children {
-            c.seek_for_prev(target)?;
-        }
-        self.rebuild();
-        Ok(())
+        self.reposition(false, |c| c.seek_for_prev(target))
     }
 
     fn seek_to_first(&mut self) -> Result<()> {
-        self.forward = true;
-        self.current = None;
-        for c in &mut self.children {
-            c.seek_to_first()?;
-        }
-        self.rebuild();
-        Ok(())
+        self.reposition(true, |c| c.seek_to_first())
     }
 
     fn seek_to_last(&mut self) -> Result<()> {
-        self.forward = false;
-        self.current = None;
-        for c in &mut self.children {
-            c.seek_to_last()?;
-        }
-        self.rebuild();
-        Ok(())
+        self.reposition(false, |c| c.seek_to_last())
     }
 
     fn next(&mut self) -> Result<()> {

@@ -108,7 +108,7 @@ impl End {
 ///
 /// Besides the owned items of [`Iterator`], [`next_ref`](Iter::next_ref)
 /// and [`next_back_ref`](Iter::next_back_ref) lend each key and value
-/// without copying them: the way to scan when the caller only looks.
+/// without allocating: the way to scan when the caller only looks.
 pub struct Iter {
     view: ReadView,
     lower: Bound<Vec<u8>>,
@@ -165,8 +165,9 @@ impl Iter {
 
     /// The next entry from the front, lent: its key and value stay valid
     /// until the iterator moves again. The same entries, in the same order,
-    /// as [`Iterator::next`], without copying the key or touching the
-    /// block's reference count.
+    /// as [`Iterator::next`], without allocating: the value is lent from
+    /// its block without touching the block's reference count, the key from
+    /// a buffer the iterator reuses.
     pub fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         match self.finish(Self::step_front) {
             Some(Ok(())) => Some(Ok((&self.front.key, self.front.value_ref()))),
@@ -176,7 +177,9 @@ impl Iter {
     }
 
     /// The next entry from the back, lent, as [`next_ref`](Self::next_ref)
-    /// lends from the front.
+    /// lends from the front (the back end holds a shared handle on each
+    /// value it passes, since its cursor moves past the version it
+    /// returns).
     pub fn next_back_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         match self.finish(Self::step_back) {
             Some(Ok(())) => Some(Ok((&self.back.key, self.back.value_ref()))),

@@ -260,8 +260,8 @@ pub struct Stats {
     /// Times it left the error state.
     pub resumes: u64,
     /// Background compactions stopped part way (their outputs removed)
-    /// because a full compaction or a re-encryption, which would redo
-    /// their work, was waiting for them.
+    /// because a full compaction or a re-encryption was waiting for them;
+    /// what is still needed afterwards is picked again.
     pub compactions_yielded: u64,
     /// Tables and temporary files the last open found unreferenced and
     /// removed: leftovers of a flush or compaction cut short by a crash or

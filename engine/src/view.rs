@@ -103,9 +103,9 @@ pub(crate) struct ReadView {
 
 /// What a point read searches, borrowed: the super-version, the table
 /// cache and the keyspace's counters. A [`ReadView`] owns handles to them
-/// and lends this; a point read of the present builds one without cloning
-/// the shared handles, whose reference counts every reading core would
-/// otherwise write.
+/// and lends this; a point read of the present pins only the
+/// super-version and borrows the rest, whose reference counts every
+/// reading core would otherwise write.
 pub(crate) struct ViewRef<'a> {
     ts: u64,
     expiry_ts: u64,
@@ -141,7 +141,7 @@ pub(crate) fn shown_from(kind: ValueKind, value: &[u8], ts: u64) -> Option<usize
         ValueKind::PutWithTtl => (ts < ttl_expiry(value)?).then_some(8),
         ValueKind::Delete => None,
         // Blob pointers never get here (readers load the value first, see
-        // `ReadView::load`), nor do range deletes, which tables and
+        // `ViewRef::load`), nor do range deletes, which tables and
         // memtables keep apart.
         ValueKind::BlobPointer | ValueKind::RangeDelete => None,
     }

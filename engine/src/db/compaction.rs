@@ -330,17 +330,24 @@ impl DbInner {
             if self.is_shutdown() || self.errors.is_set() {
                 return Ok(());
             }
-            let _guard = self.compaction_lock.lock();
+            let guard = self.compaction_lock.lock();
+            if self.yield_requested() {
+                // A full compaction or re-encryption waits: it goes first
+                // (handed the lock), this loop goes on after it.
+                parking_lot::MutexGuard::unlock_fair(guard);
+                continue;
+            }
             let Some(job) = self.pick() else {
                 return Ok(());
             };
             match self.run(job) {
                 Ok(()) => {}
-                // Stopped for a full compaction, which takes the lock next
-                // and leaves nothing for this loop to redo.
+                // Stopped for a full compaction or re-encryption: it takes
+                // the lock now, and this loop picks again after it (a
+                // re-encryption leaves the levels' debts as they were).
                 Err(Error::Closed) if !self.is_shutdown() => {
                     self.counters.compaction_yielded();
-                    return Ok(());
+                    parking_lot::MutexGuard::unlock_fair(guard);
                 }
                 Err(Error::Closed) => return Err(Error::Closed),
                 Err(e) => return Err(self.poison(e, Origin::Background)),

@@ -1,11 +1,13 @@
 //! Reads: views of a keyspace at a timestamp, snapshots, and the clock
 //! reads may push forward.
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 use crate::keyspaces::KeyspaceState;
 use crate::policy::gc::GcPoints;
 use crate::timestamp::Timestamp;
-use crate::view::{ReadView, ViewRef};
+use crate::view::{ReadView, SuperVersion, ViewRef};
 
 use super::DbInner;
 
@@ -72,19 +74,27 @@ impl DbInner {
 
     /// A read view of `ks` at the newest visible timestamp.
     pub(crate) fn read_view(&self, ks: &KeyspaceState) -> ReadView {
+        let (ts, expiry_ts, sv) = self.pin_present(ks);
+        ReadView::new(
+            ts,
+            expiry_ts,
+            sv,
+            self.tables.clone(),
+            ks.counters().clone(),
+        )
+    }
+
+    /// The newest visible timestamp, the time TTL entries are judged
+    /// against, and the super-version holding every write up to it.
+    #[inline]
+    fn pin_present(&self, ks: &KeyspaceState) -> (u64, u64, Arc<SuperVersion>) {
         // The timestamp is read under the super-version's lock, so the pair
         // is consistent with memtable switches and installs: every write at
         // or below the timestamp is in this super-version, and no flush or
         // compaction installed in it dropped a version the timestamp can see
         // (they decide what to drop from an older visible timestamp).
         let (ts, sv) = ks.with_super_version(|sv| (self.visible_ts(), sv.clone()));
-        ReadView::new(
-            ts,
-            ts.max(self.opts.clock.now().as_u64()),
-            sv,
-            self.tables.clone(),
-            ks.counters().clone(),
-        )
+        (ts, ts.max(self.opts.clock.now().as_u64()), sv)
     }
 
     /// Runs `read` on a borrowed view of `ks` at the newest visible
@@ -96,9 +106,7 @@ impl DbInner {
         ks: &KeyspaceState,
         read: impl FnOnce(&ViewRef<'_>) -> T,
     ) -> T {
-        // As in `read_view`: the timestamp is read under the lock.
-        let (ts, sv) = ks.with_super_version(|sv| (self.visible_ts(), sv.clone()));
-        let expiry_ts = ts.max(self.opts.clock.now().as_u64());
+        let (ts, expiry_ts, sv) = self.pin_present(ks);
         read(&ViewRef::new(
             ts,
             expiry_ts,

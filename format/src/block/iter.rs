@@ -322,6 +322,8 @@ impl BlockIter {
 
     fn invalidate(&mut self) {
         self.valid = false;
+        // `value` may name bytes of a block the cursor was reset from.
+        self.value = (0, 0);
         self.current = self.block.restarts_offset;
         self.next_offset = self.block.restarts_offset;
     }
