@@ -307,7 +307,14 @@ fn check_blob_pointers(
                 return Err(BlobCheck::Torn);
             };
             let path = names::blob(dir, number);
-            let size = store.fs().file_size(&path).unwrap_or(0);
+            let size = match store.fs().file_size(&path) {
+                Ok(size) => size,
+                // No blob file: every pointer into it lies past its end,
+                // judged below as a torn tail or as corruption.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                // Any other failure is the device's, not a torn tail.
+                Err(e) => return Err(BlobCheck::Failed(Error::io(&path, e))),
+            };
             let f = store.register(&strata_format::manifest::BlobFileAdded {
                 file_number: number,
                 file_uid: h.file_uid,

@@ -355,6 +355,19 @@ impl DbInner {
         }
     }
 
+    /// Runs foreground jobs in turn (the caller holds the compaction
+    /// lock); the first failure puts the database in the error state.
+    fn run_all(&self, jobs: Vec<Job>) -> Result<()> {
+        for job in jobs {
+            match self.run(job) {
+                Ok(()) => {}
+                Err(Error::Closed) => return Err(Error::Closed),
+                Err(e) => return Err(self.poison(e, Origin::Background)),
+            }
+        }
+        Ok(())
+    }
+
     /// Takes the compaction lock for work over every file (a full
     /// compaction, a re-encryption): a background compaction running
     /// meanwhile stops at its next check and removes its outputs, rather
@@ -388,13 +401,7 @@ impl DbInner {
                     let vs = self.versions.lock();
                     self.rewrite_jobs(&vs, |_, f| f.blob_refs().any(|(n, _)| victims.contains(&n)))
                 };
-                for job in jobs {
-                    match self.run(job) {
-                        Ok(()) => {}
-                        Err(Error::Closed) => return Err(Error::Closed),
-                        Err(e) => return Err(self.poison(e, Origin::Background)),
-                    }
-                }
+                self.run_all(jobs)?;
             }
         }
         Ok(())
@@ -426,13 +433,7 @@ impl DbInner {
                 .collect()
         };
         let any = !jobs.is_empty();
-        for job in jobs {
-            match self.run(job) {
-                Ok(()) => {}
-                Err(Error::Closed) => return Err(Error::Closed),
-                Err(e) => return Err(self.poison(e, Origin::Background)),
-            }
-        }
+        self.run_all(jobs)?;
         Ok(any)
     }
 
@@ -475,13 +476,7 @@ impl DbInner {
                     || f.blob_refs().any(|(n, _)| stale_blobs.contains(&n))
             })
         };
-        for job in jobs {
-            match self.run(job) {
-                Ok(()) => {}
-                Err(Error::Closed) => return Err(Error::Closed),
-                Err(e) => return Err(self.poison(e, Origin::Background)),
-            }
-        }
+        self.run_all(jobs)?;
         let mut vs = self.versions.lock();
         if let Some(old) = vs
             .rotate_manifest()

@@ -123,8 +123,9 @@ impl DbInner {
         edit.log_number = Some(sealed.next_wal());
         edit.last_timestamp = Some(max_ts);
         edit.history_horizon = Some(oldest);
-        // The super-versions replaced: dropped once no lock is held (the
-        // last reference frees the flushed memtables).
+        // The super-versions replaced: dropped once no lock is held (a
+        // replaced version may hold the last reference to tables a
+        // compaction removed meanwhile, whose drop deletes their files).
         let mut retired = Vec::new();
         {
             let mut vs = self.versions.lock();
