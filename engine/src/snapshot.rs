@@ -50,8 +50,7 @@ impl Snapshot {
         check_key(key)?;
         self.db
             .inner
-            .view_at_registered(ks.state(), self.ts, self.expiry_ts)
-            .get(key)
+            .point_read_registered(ks.state(), self.ts, self.expiry_ts, |v| v.get(key))
     }
 
     /// The version of `key` in `ks` as of the snapshot, with its commit
@@ -66,8 +65,7 @@ impl Snapshot {
         check_key(key)?;
         self.db
             .inner
-            .view_at_registered(ks.state(), self.ts, self.expiry_ts)
-            .get_entry(key)
+            .point_read_registered(ks.state(), self.ts, self.expiry_ts, |v| v.get_entry(key))
     }
 
     /// The entries of `ks` in `range` as of the snapshot.

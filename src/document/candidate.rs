@@ -21,7 +21,10 @@ use super::value::{
 #[derive(Clone)]
 pub(super) struct Candidate {
     pub(super) info: IndexInfo,
-    pub(super) multikey: bool,
+    /// A document may have several entries in the ranges: the index is
+    /// multikey and some field is not fixed by an equality (one value's
+    /// entries hold each document once, its elements being distinct).
+    pub(super) repeats: bool,
     pub(super) ranges: Vec<KeyRange>,
     pub(super) bounds: String,
     /// Higher is more selective (a heuristic: ten per field matched by
@@ -295,7 +298,7 @@ pub(super) fn candidate(
     Some(Candidate {
         estimate,
         info: u.info.clone(),
-        multikey: u.multikey,
+        repeats: u.multikey && next.is_some(),
         ranges,
         bounds: shown.join(", "),
         score: 10 * eq as u32 + k,

@@ -93,15 +93,6 @@ pub(crate) struct Hit {
     pub(crate) doc: Value,
 }
 
-/// A key part as text: ids are UTF-8, checked at the fast path; anything
-/// else (damage) is shown lossily and then fails the checks that follow.
-fn text(b: &[u8]) -> String {
-    match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
-    }
-}
-
 /// The position of document `id` in the order `options` asks for:
 /// `enc(sort value) ‖ id` with a sort field, the id without, so byte order
 /// is the results' ascending order.
@@ -176,13 +167,13 @@ pub(crate) fn execute(
     };
     // Offers one candidate the caller may read; false when the results
     // are complete.
-    let mut offer = |doc: Value, id: String, stats: &mut QueryStats| -> Result<bool> {
+    let mut offer = |doc: Value, id: &str, stats: &mut QueryStats| -> Result<bool> {
         if !query.matches(&doc) {
             return Ok(true);
         }
         // A page after a cursor: what came up to it is skipped.
         if let Some(after) = after {
-            let key = position(&doc, &id, options);
+            let key = position(&doc, id, options);
             let past = if descending {
                 key.as_slice() < after
             } else {
@@ -193,22 +184,27 @@ pub(crate) fn execute(
             }
         }
         stats.documents_matched += 1;
-        let hit = Hit { id, doc };
         match &mut sink {
             Sink::Count => Ok(true),
             Sink::Stream { skip, out } => {
                 if *skip > 0 {
                     *skip -= 1;
                 } else {
-                    out.push(hit);
+                    out.push(Hit {
+                        id: id.to_owned(),
+                        doc,
+                    });
                 }
                 Ok(out.len() < limit)
             }
             Sink::Heap(h) => {
                 h.push(Ranked {
-                    key: position(&hit.doc, &hit.id, options),
+                    key: position(&doc, id, options),
                     descending,
-                    hit,
+                    hit: Hit {
+                        id: id.to_owned(),
+                        doc,
+                    },
                 });
                 if h.len() > keep {
                     h.pop();
@@ -233,14 +229,15 @@ pub(crate) fn execute(
         let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         for entry in src.range(ks, Bound::Included(&start[..]), end)? {
             let (k, v) = entry?;
-            let id = text(&k[prefix.len()..]);
+            // Ids are UTF-8; a damaged one is shown lossily.
+            let id = String::from_utf8_lossy(&k[prefix.len()..]);
             // What the caller may not read is not even counted.
             if !visible(&id)? {
                 continue;
             }
             stats.documents_read += 1;
             let doc = decode_doc(collection, &id, &v)?;
-            if !offer(doc, id, &mut stats)? {
+            if !offer(doc, &id, &mut stats)? {
                 break;
             }
         }
@@ -307,10 +304,13 @@ pub(crate) fn execute(
                     stats.index_entries_read += 1;
                     continue;
                 }
-                let id = text(&v);
-                if plan.dedupe && seen.contains(&id) {
+                if plan.dedupe && seen.contains(&v) {
                     continue;
                 }
+                // Borrowed from the entry (a damaged id is shown lossily
+                // and then fails the checks that follow): an id is copied
+                // only into a result kept.
+                let id = String::from_utf8_lossy(&v);
                 if !visible(&id)? {
                     continue;
                 }
@@ -320,7 +320,7 @@ pub(crate) fn execute(
                     // not read.
                     stats.documents_matched += 1;
                     if plan.dedupe {
-                        seen.insert(id);
+                        seen.insert(v.clone());
                     }
                     continue;
                 }
@@ -338,9 +338,9 @@ pub(crate) fn execute(
                 }
                 // Taken once, whichever of its entries comes first.
                 if plan.dedupe {
-                    seen.insert(id.clone());
+                    seen.insert(v.clone());
                 }
-                if !offer(doc, id, &mut stats)? {
+                if !offer(doc, &id, &mut stats)? {
                     break 'scans;
                 }
             }

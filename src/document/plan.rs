@@ -272,7 +272,8 @@ fn intersection(
             ),
         },
         seek: if ordered { scan.seek.clone() } else { None },
-        dedupe: scan.multikey || set.multikey,
+        // The second index only gives a set of ids.
+        dedupe: scan.repeats,
         ordered,
         within: Some((set.info, set.ranges)),
         scans: vec![(scan.info, scan.ranges)],
@@ -353,7 +354,7 @@ pub(crate) fn plan(
             scans: vec![(c.info, c.ranges)],
             within: None,
             ordered,
-            dedupe: c.multikey,
+            dedupe: c.repeats,
         };
     }
     // An OR whose every branch (with the filters ANDed around it) can use
@@ -504,5 +505,28 @@ mod tests {
         let q = DocumentQuery::new().with_field_equals("a", 1);
         let p = plan("c", &q, &sorted, &[usable(&["a", "b", "x"], 2, false)]);
         assert!(!p.public.sorted_by_index);
+    }
+
+    #[test]
+    fn a_multikey_scan_dedupes_only_where_a_document_can_repeat() {
+        let multi = [usable(&["tags"], 2, true)];
+        let o = QueryOptions::new();
+        // One value's entries: an array's distinct elements each give one,
+        // so a document is there at most once.
+        let eq = DocumentQuery::new().with_field_equals("tags", "x");
+        assert!(!plan("c", &eq, &o, &multi).dedupe);
+        // A range or a list spans several values: two elements of one
+        // array can both be in it.
+        let range = DocumentQuery::new().with_field_greater_than("tags", "a");
+        assert!(plan("c", &range, &o, &multi).dedupe);
+        let list = DocumentQuery::new().with_field_in("tags", ["a", "b"]);
+        assert!(plan("c", &list, &o, &multi).dedupe);
+        // Equality on the first field of a compound multikey index leaves
+        // the array field open.
+        let compound = [usable(&["kind", "tags"], 2, true)];
+        let first = DocumentQuery::new().with_field_equals("kind", "k");
+        assert!(plan("c", &first, &o, &compound).dedupe);
+        let both = first.clone().with_field_equals("tags", "x");
+        assert!(!plan("c", &both, &o, &compound).dedupe);
     }
 }

@@ -60,6 +60,28 @@ impl DbInner {
         self.view(ks, ts, expiry_ts)
     }
 
+    /// [`view_at_registered`](Self::view_at_registered) for one point
+    /// read: the view borrows the table cache and the counters rather than
+    /// cloning their handles, which a query fetching many documents pays
+    /// for each.
+    #[inline]
+    pub(crate) fn point_read_registered<T>(
+        &self,
+        ks: &KeyspaceState,
+        ts: u64,
+        expiry_ts: u64,
+        read: impl FnOnce(&ViewRef<'_>) -> T,
+    ) -> T {
+        let sv = ks.super_version();
+        read(&ViewRef::new(
+            ts,
+            expiry_ts,
+            &sv,
+            &self.tables,
+            ks.counters(),
+        ))
+    }
+
     /// A read view of `ks` as of `ts`, inside the history window.
     pub(crate) fn view_at(&self, ks: &KeyspaceState, ts: u64) -> Result<ReadView> {
         if ts > self.visible_ts() {

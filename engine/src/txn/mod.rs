@@ -155,7 +155,9 @@ impl Transaction {
         if self.isolation == Isolation::Serializable {
             self.reads.insert(k);
         }
-        self.view(ks).get_entry(key)
+        self.db
+            .inner
+            .point_read_registered(ks.state(), self.start, self.expiry, |v| v.get_entry(key))
     }
 
     /// What the transaction's own write shows its reads.
