@@ -79,6 +79,26 @@ fn arrays_match_element_by_element_through_a_multikey_index() {
     assert_eq!(run(&docs, &q, &o), ["a", "b", "c"]);
     let q = DocumentQuery::new().with_field_in("tags", ["red", "blue"]);
     assert_eq!(run(&docs, &q, &o), ["a", "b", "c"]);
+    // An element repeated in its array, or equal to another array's whole
+    // value, still gives one entry per document under that value: found
+    // and counted (from the entries alone) once.
+    store(
+        &docs,
+        "e",
+        json!({"id": "e", "tags": ["red", "red", ["red"]]}),
+    )
+    .unwrap();
+    store(&docs, "f", json!({"id": "f", "tags": [["red"]]})).unwrap();
+    let q = DocumentQuery::new().with_field_equals("tags", "red");
+    assert_eq!(run(&docs, &q, &o), ["a", "c", "e"]);
+    assert_eq!(docs.count_documents("c", &q, &o).unwrap(), 3);
+    let q = DocumentQuery::new().with_field_equals("tags", ["red"]);
+    assert_eq!(run(&docs, &q, &o), ["e", "f"]);
+    assert_eq!(docs.count_documents("c", &q, &o).unwrap(), 2);
+    docs.delete_document("c", "e", &strata::DeleteOptions::new())
+        .unwrap();
+    docs.delete_document("c", "f", &strata::DeleteOptions::new())
+        .unwrap();
     let q = DocumentQuery::new().with_field_not_equals("tags", "red");
     assert_eq!(run(&docs, &q, &o), ["b", "d"]);
     // Sorting follows whole values (SPEC §17.3), not the index's element

@@ -22,8 +22,10 @@ use super::value::{
 pub(super) struct Candidate {
     pub(super) info: IndexInfo,
     /// A document may have several entries in the ranges: the index is
-    /// multikey and some field is not fixed by an equality (one value's
-    /// entries hold each document once, its elements being distinct).
+    /// multikey and some field is not fixed by an equality. With every
+    /// field fixed, the one range holds a document at most once: its entry
+    /// keys are without repeats, and prefix-free encodings let only one of
+    /// them start with the fixed values.
     pub(super) repeats: bool,
     pub(super) ranges: Vec<KeyRange>,
     pub(super) bounds: String,

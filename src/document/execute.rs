@@ -259,7 +259,9 @@ pub(crate) fn execute(
             Some(ids)
         }
     };
-    let mut seen = std::collections::HashSet::new();
+    // Copies, not slices of the entries: a slice would keep its whole block
+    // alive for the rest of the query.
+    let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     // Each candidate's document key, built in one buffer.
     let doc_prefix = keys::docs(collection);
     let mut doc_key = doc_prefix.clone();
@@ -304,13 +306,13 @@ pub(crate) fn execute(
                     stats.index_entries_read += 1;
                     continue;
                 }
-                if plan.dedupe && seen.contains(&v) {
-                    continue;
-                }
                 // Borrowed from the entry (a damaged id is shown lossily
                 // and then fails the checks that follow): an id is copied
-                // only into a result kept.
+                // only into a result kept or a set of those seen.
                 let id = String::from_utf8_lossy(&v);
+                if plan.dedupe && seen.contains(id.as_bytes()) {
+                    continue;
+                }
                 if !visible(&id)? {
                     continue;
                 }
@@ -320,7 +322,7 @@ pub(crate) fn execute(
                     // not read.
                     stats.documents_matched += 1;
                     if plan.dedupe {
-                        seen.insert(v.clone());
+                        seen.insert(id.as_bytes().to_vec());
                     }
                     continue;
                 }
@@ -338,7 +340,7 @@ pub(crate) fn execute(
                 }
                 // Taken once, whichever of its entries comes first.
                 if plan.dedupe {
-                    seen.insert(v.clone());
+                    seen.insert(id.as_bytes().to_vec());
                 }
                 if !offer(doc, &id, &mut stats)? {
                     break 'scans;

@@ -139,7 +139,8 @@ pub(crate) struct Plan {
     /// Candidates arrive in the final order: stream, stop at the limit.
     pub(crate) ordered: bool,
     /// A document may have several entries in the ranges (a multikey
-    /// index): each is taken once.
+    /// index read beyond one value's entries, or a union): each is taken
+    /// once.
     pub(crate) dedupe: bool,
     /// For a plan whose entries come in the results' order: the key that,
     /// followed by a result's position (`Hit::key`), is its entry's key,
@@ -528,5 +529,9 @@ mod tests {
         assert!(plan("c", &first, &o, &compound).dedupe);
         let both = first.clone().with_field_equals("tags", "x");
         assert!(!plan("c", &both, &o, &compound).dedupe);
+        // A time equals a number and strings: two ranges.
+        let t = strata_engine::Timestamp(1_700_000_000_000_000_000);
+        let at = DocumentQuery::new().with_field_equals("tags", t);
+        assert!(plan("c", &at, &o, &multi).dedupe);
     }
 }
