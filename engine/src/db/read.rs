@@ -72,11 +72,24 @@ impl DbInner {
         expiry_ts: u64,
         read: impl FnOnce(&ViewRef<'_>) -> T,
     ) -> T {
-        let sv = ks.super_version();
+        self.read_borrowed(ks, ts, expiry_ts, &ks.super_version(), read)
+    }
+
+    /// Runs `read` on a view of `sv` at `ts` that borrows the table cache
+    /// and `ks`'s counters.
+    #[inline]
+    fn read_borrowed<T>(
+        &self,
+        ks: &KeyspaceState,
+        ts: u64,
+        expiry_ts: u64,
+        sv: &Arc<SuperVersion>,
+        read: impl FnOnce(&ViewRef<'_>) -> T,
+    ) -> T {
         read(&ViewRef::new(
             ts,
             expiry_ts,
-            &sv,
+            sv,
             &self.tables,
             ks.counters(),
         ))
@@ -129,13 +142,7 @@ impl DbInner {
         read: impl FnOnce(&ViewRef<'_>) -> T,
     ) -> T {
         let (ts, expiry_ts, sv) = self.pin_present(ks);
-        read(&ViewRef::new(
-            ts,
-            expiry_ts,
-            &sv,
-            &self.tables,
-            ks.counters(),
-        ))
+        self.read_borrowed(ks, ts, expiry_ts, &sv, read)
     }
 
     /// Makes every later commit timestamp larger than `ts`, and `ts`
