@@ -51,11 +51,10 @@ enum Held {
 /// and what it last passed.
 struct End {
     cursor: Option<MergeCursor>,
-    /// The user key this end last stood on, returned or hidden (valid once
-    /// `started`): the ends stop when they meet. One buffer, reused, so a
+    /// The user key this end last stood on (once a step returned, the key
+    /// it returned): the ends stop when they meet. One buffer, reused, so a
     /// step allocates nothing of its own.
     key: Vec<u8>,
-    started: bool,
     /// The value of the entry last returned.
     value: Held,
     /// The front cursor still stands on the entry last returned: its older
@@ -68,7 +67,6 @@ impl End {
         End {
             cursor: None,
             key: Vec::new(),
-            started: false,
             value: Held::Owned(Bytes::new()),
             pending: false,
         }
@@ -196,8 +194,10 @@ impl Iter {
         }
         match step(self) {
             Ok(true) => {
+                // An end with a cursor has returned an entry (one whose
+                // step found none, or failed, ended the iterator).
                 let (f, b) = (&self.front, &self.back);
-                if f.started && b.started && f.key >= b.key {
+                if f.cursor.is_some() && b.cursor.is_some() && f.key >= b.key {
                     self.done = true;
                     return None;
                 }
@@ -267,7 +267,6 @@ impl Iter {
             let (kind, version) = (k.kind, k.ts);
             end.key.clear();
             end.key.extend_from_slice(k.user_key);
-            end.started = true;
             if !Self::hidden(&mut self.dels, &self.view, &end.key, version, kind)? {
                 // A separated value is read only once it is known to be
                 // visible.
@@ -318,7 +317,6 @@ impl Iter {
             }
             end.key.clear();
             end.key.extend_from_slice(user);
-            end.started = true;
             // Versions of a user key arrive oldest first going backward; the
             // last one at or below `ts` is the visible one.
             let mut best: Option<(ValueKind, u64, Bytes)> = None;

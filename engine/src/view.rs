@@ -249,8 +249,8 @@ impl ReadView {
             .iter()
             .map(|f| self.tables.get(f))
             .collect::<Result<Vec<_>>>()?;
+        // Empty levels are left out by the lookup itself.
         let deeper = (1..levels.num_levels())
-            .filter(|&level| !levels.level(level).is_empty())
             .map(|level| LevelFiles::Pinned(levels.clone(), level))
             .collect();
         Ok(TombstoneLookup::new(
@@ -348,7 +348,7 @@ impl<'a> ViewRef<'a> {
     /// component searched are checked on the way, so one found in a newer
     /// component hides a version found in an older one, and a table all of
     /// whose contents are older than that tombstone is not read at all.
-    pub(crate) fn find(&self, key: &[u8]) -> Result<Option<(ValueKind, Bytes, u64)>> {
+    fn find(&self, key: &[u8]) -> Result<Option<(ValueKind, Bytes, u64)>> {
         let ts = self.ts;
         // The newest covering range tombstone seen so far (0: none).
         let mut deleted_at = 0u64;

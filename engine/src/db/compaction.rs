@@ -342,10 +342,11 @@ impl DbInner {
             };
             match self.run(job) {
                 Ok(()) => {}
-                // Stopped for a full compaction or re-encryption: it takes
-                // the lock now, and this loop picks again after it (a
-                // re-encryption leaves the levels' debts as they were).
-                Err(Error::Closed) if !self.is_shutdown() => {
+                // Stopped for a full compaction or re-encryption (it still
+                // waits for the lock this loop holds): it takes the lock
+                // now, and this loop picks again after it (a re-encryption
+                // leaves the levels' debts as they were).
+                Err(Error::Closed) if !self.is_shutdown() && self.yield_requested() => {
                     self.counters.compaction_yielded();
                     parking_lot::MutexGuard::unlock_fair(guard);
                 }

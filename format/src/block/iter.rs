@@ -136,15 +136,22 @@ pub struct BlockIter {
 }
 
 /// An entry a backward step decoded: where it lies and where its key is in
-/// [`BlockIter::behind_keys`].
+/// [`BlockIter::behind_keys`]. Its restart interval is the cursor's (the
+/// entries kept are of one interval), and the next entry starts where its
+/// value ends.
 #[derive(Debug, Clone, Copy)]
 struct Behind {
     offset: usize,
-    next_offset: usize,
-    restart_index: usize,
     value: (usize, usize),
     key_start: usize,
 }
+
+/// The most bytes the entries kept for backward steps may take. A block
+/// as written keeps far less (a restart interval is at most 16 entries or
+/// 256 bytes of them); a damaged or hostile block with one long interval
+/// of long shared keys would otherwise ask for memory quadratic in its
+/// size.
+const BEHIND_BUDGET: usize = 256 << 10;
 
 impl BlockIter {
     /// True when the cursor is on an entry.
@@ -180,8 +187,8 @@ impl BlockIter {
 
     /// Moves the cursor onto another block (unpositioned), keeping its
     /// buffers: a table cursor crossing blocks allocates nothing.
-    pub fn reset(&mut self, block: &Block) {
-        self.block = block.clone();
+    pub fn reset(&mut self, block: Block) {
+        self.block = block;
         self.behind.clear();
         self.behind_keys.clear();
         self.invalidate();
@@ -271,8 +278,7 @@ impl BlockIter {
             }
             if let Some(&e) = self.behind.last() {
                 self.current = e.offset;
-                self.next_offset = e.next_offset;
-                self.restart_index = e.restart_index;
+                self.next_offset = e.value.1;
                 self.value = e.value;
                 self.key.clear();
                 self.key.extend_from_slice(&self.behind_keys[e.key_start..]);
@@ -306,10 +312,17 @@ impl BlockIter {
             if !self.valid {
                 return Ok(());
             }
+            let kept = (self.behind.len() + 1) * std::mem::size_of::<Behind>()
+                + self.behind_keys.len()
+                + self.key.len();
+            if kept > BEHIND_BUDGET {
+                // Only the latest entries are kept: a step back past them
+                // decodes the interval again.
+                self.behind.clear();
+                self.behind_keys.clear();
+            }
             self.behind.push(Behind {
                 offset: self.current,
-                next_offset: self.next_offset,
-                restart_index: self.restart_index,
                 value: self.value,
                 key_start: self.behind_keys.len(),
             });
@@ -462,6 +475,39 @@ mod tests {
             it.next().unwrap();
         }
         out
+    }
+
+    #[test]
+    fn a_long_interval_of_shared_keys_keeps_bounded_memory_behind() {
+        // One restart point; a first key of `L` bytes, then entries that
+        // share all of it and add nothing: each decodes to the whole key.
+        const L: usize = 2048;
+        const N: usize = 20_000;
+        let mut data = vec![0u8, 0x80 | (L & 0x7f) as u8, (L >> 7) as u8, 0];
+        data.extend(std::iter::repeat_n(b'k', L));
+        for _ in 0..N {
+            data.extend_from_slice(&[0x80 | (L & 0x7f) as u8, (L >> 7) as u8, 0, 0]);
+        }
+        data.extend_from_slice(&0u32.to_le_bytes());
+        data.extend_from_slice(&1u32.to_le_bytes());
+        let block = Block::new(Bytes::from(data), 0).unwrap();
+        let mut it = block.iter(bytewise);
+        it.seek_to_last().unwrap();
+        let held = |it: &BlockIter| {
+            it.behind.capacity() * std::mem::size_of::<Behind>() + it.behind_keys.capacity()
+        };
+        assert!(held(&it) <= 2 * BEHIND_BUDGET + L, "{} bytes", held(&it));
+        // Every entry is still reached stepping back, the budget kept.
+        let mut steps = 1;
+        while {
+            it.prev().unwrap();
+            it.valid()
+        } {
+            assert_eq!(it.key().len(), L);
+            assert!(held(&it) <= 2 * BEHIND_BUDGET + L, "{} bytes", held(&it));
+            steps += 1;
+        }
+        assert_eq!(steps, N + 1);
     }
 
     proptest! {

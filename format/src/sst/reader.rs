@@ -636,7 +636,7 @@ impl TableIter {
             .read_block_filling(&mut self.decoder, handle, self.fill_cache)?;
         // The cursor of the block before keeps its buffers.
         match self.data.as_mut() {
-            Some(d) => d.reset(&block),
+            Some(d) => d.reset(block),
             None => self.data = Some(block.iter(compare_internal)),
         }
         self.block_offset = handle.offset;
