@@ -26,6 +26,20 @@ struct Ranked {
     hit: Hit,
 }
 
+impl Ranked {
+    /// Result `id` ranked by its position in the order `options` asks.
+    fn new(doc: Value, id: &str, options: &QueryOptions, descending: bool) -> Ranked {
+        Ranked {
+            key: position(&doc, id, options),
+            descending,
+            hit: Hit {
+                id: id.to_owned(),
+                doc,
+            },
+        }
+    }
+}
+
 impl PartialEq for Ranked {
     fn eq(&self, o: &Self) -> bool {
         self.key == o.key
@@ -116,6 +130,9 @@ enum Sink {
         out: Vec<Hit>,
     },
     Heap(BinaryHeap<Ranked>),
+    /// Every result, sorted once at the end: without a limit a heap would
+    /// only reorder them at each push.
+    All(Vec<Ranked>),
     /// Only `documents_matched` counts.
     Count,
 }
@@ -162,13 +179,17 @@ pub(crate) fn execute(
             // allocator's small chunks); an unbounded one grows.
             out: Vec::with_capacity(limit.min(PAGE_RESERVE)),
         }
+    } else if keep == usize::MAX {
+        Sink::All(Vec::new())
     } else {
         Sink::Heap(BinaryHeap::new())
     };
     // Offers one candidate the caller may read; false when the results
     // are complete.
-    let mut offer = |doc: Value, id: &str, stats: &mut QueryStats| -> Result<bool> {
-        if !query.matches(&doc) {
+    let mut offer = |doc: Value, id: &str, decided: bool, stats: &mut QueryStats| -> Result<bool> {
+        // A document whose current entry the scan found passes every
+        // filter the index decides: the ones a covered count trusts.
+        if !decided && !query.matches(&doc) {
             return Ok(true);
         }
         // A page after a cursor: what came up to it is skipped.
@@ -198,17 +219,14 @@ pub(crate) fn execute(
                 Ok(out.len() < limit)
             }
             Sink::Heap(h) => {
-                h.push(Ranked {
-                    key: position(&doc, id, options),
-                    descending,
-                    hit: Hit {
-                        id: id.to_owned(),
-                        doc,
-                    },
-                });
+                h.push(Ranked::new(doc, id, options, descending));
                 if h.len() > keep {
                     h.pop();
                 }
+                Ok(true)
+            }
+            Sink::All(all) => {
+                all.push(Ranked::new(doc, id, options, descending));
                 Ok(true)
             }
         }
@@ -237,7 +255,7 @@ pub(crate) fn execute(
             }
             stats.documents_read += 1;
             let doc = decode_doc(collection, &id, &v)?;
-            if !offer(doc, &id, &mut stats)? {
+            if !offer(doc, &id, false, &mut stats)? {
                 break;
             }
         }
@@ -342,7 +360,7 @@ pub(crate) fn execute(
                 if plan.dedupe {
                     seen.insert(id.as_bytes().to_vec());
                 }
-                if !offer(doc, &id, &mut stats)? {
+                if !offer(doc, &id, plan.public.covering, &mut stats)? {
                     break 'scans;
                 }
             }
@@ -358,6 +376,11 @@ pub(crate) fn execute(
             .take(limit)
             .map(|r| r.hit)
             .collect(),
+        Sink::All(mut all) => {
+            // Positions are distinct (they end in the id): unstable is exact.
+            all.sort_unstable();
+            all.into_iter().skip(query.offset).map(|r| r.hit).collect()
+        }
     };
     stats.documents_returned = results.len() as u64;
     Ok((results, stats))

@@ -159,6 +159,19 @@ pub(crate) struct Usable {
     pub(crate) multikey: bool,
 }
 
+impl Usable {
+    /// An index the query neither filters nor sorts on, whose marker and
+    /// statistics were not read: no candidate comes from it, and without
+    /// statistics it adds nothing to an estimate.
+    pub(crate) fn unread(info: IndexInfo) -> Usable {
+        Usable {
+            info,
+            stats: None,
+            multikey: false,
+        }
+    }
+}
+
 /// What a candidate is estimated to cost: the entries it reads, or for
 /// one that streams in the results' order with a limit, at most twice the
 /// results it must reach (an estimate: the filters it does not decide may

@@ -389,6 +389,22 @@ impl DocumentQuery {
         Ok(())
     }
 
+    /// Whether a field filter anywhere in the query (its list or its tree,
+    /// under any AND, OR or NOT) is on `field`: an index whose first field
+    /// none names cannot serve the query, so the planner need not read its
+    /// marker or statistics.
+    pub(crate) fn names_field(&self, field: &str) -> bool {
+        fn walk(t: &Filter, field: &str) -> bool {
+            match t {
+                Filter::And(bs) | Filter::Or(bs) => bs.iter().any(|b| walk(b, field)),
+                Filter::Not(b) => walk(b, field),
+                Filter::Field(f) => f.field == field,
+            }
+        }
+        self.filters.iter().any(|f| f.field == field)
+            || self.filter.as_ref().is_some_and(|t| walk(t, field))
+    }
+
     /// The field filters every result must pass: `filters`, and those the
     /// tree ANDs at its top. The OR nodes the tree ANDs at its top come
     /// second.

@@ -292,16 +292,27 @@ impl DocumentStorageProvider {
         let run = |src: &mut dyn Reader| -> Result<(Vec<Hit>, QueryStats)> {
             let mut ready = Vec::new();
             for info in index::read_infos(src, &sh.keyspace, collection)? {
-                if info.state == IndexState::Ready {
+                if info.state != IndexState::Ready {
+                    continue;
+                }
+                // A plan uses an index only through a filter on its first
+                // field or a sort by it: of the others, only the
+                // definition is read (explain names them).
+                let usable = if query.names_field(&info.field)
+                    || options.sort_field.as_deref() == Some(info.field.as_str())
+                {
                     let marker = keys::multikey(collection, info.id);
                     let multikey = src.get(&sh.keyspace, &marker)?.is_some();
                     let stats = super::stats::read(src, &sh.keyspace, collection, info.id)?;
-                    ready.push(plan::Usable {
+                    plan::Usable {
                         info,
                         multikey,
                         stats,
-                    });
-                }
+                    }
+                } else {
+                    plan::Usable::unread(info)
+                };
+                ready.push(usable);
             }
             let p = plan::plan(collection, query, options, &ready);
             if mode == Mode::Explain {
