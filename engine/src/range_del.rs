@@ -17,39 +17,54 @@ use strata_format::sst::Table;
 
 use crate::cache::TableCache;
 use crate::error::Result;
-use crate::levels::{FileMeta, LevelFiles};
+use crate::levels::LevelFiles;
 
-/// The tables of one level ≥ 1, and the one last consulted.
+/// The tables of one level ≥ 1, and where the last key consulted fell.
 struct LevelDels {
     files: LevelFiles,
-    /// The index of the file last consulted and its table (`None` when it
-    /// has no tombstones).
-    cached: Option<(usize, Option<Table>)>,
+    /// Where the last key consulted fell: in file `i` (with its table,
+    /// `None` when it has no tombstones), or in the gap before file `i`
+    /// (`i` = the file count: after the last).
+    cached: Option<Place>,
+}
+
+/// Where a key falls in a level.
+enum Place {
+    In(usize, Option<Table>),
+    Before(usize),
 }
 
 impl LevelDels {
     /// The tombstones of the file whose key range holds `key`.
     fn for_key(&mut self, tables: &TableCache, key: &[u8]) -> Result<Option<&RangeTombstones>> {
-        let holds = |f: &FileMeta| f.smallest_user_key() <= key && key <= f.largest_user_key();
-        let hit = self
-            .cached
-            .as_ref()
-            .is_some_and(|(i, _)| self.files.files().get(*i).is_some_and(|f| holds(f)));
-        if !hit {
-            let files = self.files.files();
+        let files = self.files.files();
+        // Files are sorted and disjoint: the first condition of each arm
+        // implies the key is past every earlier file.
+        let same = match &self.cached {
+            Some(Place::In(i, _)) => files
+                .get(*i)
+                .is_some_and(|f| f.smallest_user_key() <= key && key <= f.largest_user_key()),
+            Some(Place::Before(i)) => {
+                i.checked_sub(1)
+                    .is_none_or(|p| files.get(p).is_some_and(|f| f.largest_user_key() < key))
+                    && files.get(*i).is_none_or(|f| key < f.smallest_user_key())
+            }
+            None => false,
+        };
+        if !same {
             let i = files.partition_point(|f| f.largest_user_key() < key);
-            let Some(f) = files.get(i).filter(|f| holds(f)) else {
-                return Ok(None);
-            };
-            let t = tables.get(f)?;
-            let t = (!t.range_tombstones().is_empty()).then_some(t);
-            self.cached = Some((i, t));
+            self.cached = Some(match files.get(i) {
+                Some(f) if f.smallest_user_key() <= key => {
+                    let t = tables.get(f)?;
+                    Place::In(i, (!t.range_tombstones().is_empty()).then_some(t))
+                }
+                _ => Place::Before(i),
+            });
         }
-        Ok(self
-            .cached
-            .as_ref()
-            .and_then(|(_, t)| t.as_ref())
-            .map(Table::range_tombstones))
+        Ok(match &self.cached {
+            Some(Place::In(_, Some(t))) => Some(t.range_tombstones()),
+            _ => None,
+        })
     }
 }
 

@@ -248,7 +248,11 @@ pub(crate) fn holds_entry(
             _ => &[],
         };
         let mut matched = None;
-        for e in std::iter::once(v).chain(elements.iter().map(Some)) {
+        // Elements first: a multikey index's entries are mostly theirs,
+        // and each encodes in a fraction of the whole array. Encodings are
+        // prefix-free, so at most one candidate can start the key: the
+        // order changes only how soon it is found.
+        for e in elements.iter().map(Some).chain(std::iter::once(v)) {
             scratch.clear();
             encode_to(e, scratch);
             if let Some(r) = rest.strip_prefix(&scratch[..]) {
