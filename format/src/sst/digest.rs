@@ -9,13 +9,16 @@
 //! run of ties (a table holding documents and index entries, each family
 //! under its own prefix, ties on one digest per family) gets a digest of
 //! its own past the longer prefix its separators share, nested as deep as
-//! the prefixes go. Nothing of it reaches disk.
+//! the prefixes go. The digest also keeps each entry's decoded block
+//! handle, so a lookup goes from it to the data block without reading the
+//! index block. Nothing of it reaches disk.
 
 use std::cmp::Ordering;
 
 use crate::block::Block;
 use crate::error::Result;
 use crate::key::{compare_internal, user_key};
+use crate::sst::BlockHandle;
 
 /// The digests of one index block, or of one run of its entries.
 #[derive(Debug, Default)]
@@ -23,6 +26,10 @@ pub(crate) struct IndexDigest {
     /// The prefix every separator shares.
     prefix: Vec<u8>,
     digests: Vec<u64>,
+    /// The data block of each entry, decoded once (top level only): a
+    /// point lookup goes from the digest to the block without reading the
+    /// index block's entry.
+    handles: Vec<BlockHandle>,
     /// Runs of at least [`MIN_RUN`] entries whose digests tie (a table
     /// holding several key families, each under its own long prefix), by
     /// first entry: each with a digest past the longer prefix its entries
@@ -66,7 +73,8 @@ fn tie_len(digests: &[u64], d: u64) -> usize {
 impl IndexDigest {
     /// The digests of `index`, or `None` when its entries are not each a
     /// restart point (the digest names entries by restart index) or it
-    /// does not decode.
+    /// does not decode (a bad block handle included: lookups then read
+    /// the block, and report it where they meet it).
     pub(crate) fn build(index: &Block) -> Option<IndexDigest> {
         Self::try_build(index, MIN_RUN).ok().flatten()
     }
@@ -82,15 +90,17 @@ impl IndexDigest {
         }
         let mut walk = index.iter(compare_internal);
         walk.seek_to_first()?;
-        let mut entries = 0;
+        let mut handles = Vec::with_capacity(n);
         while walk.valid() {
-            entries += 1;
+            handles.push(BlockHandle::decode(walk.value(), 0)?);
             walk.next()?;
         }
-        if entries != n {
+        if handles.len() != n {
             return Ok(None);
         }
-        Ok(Some(Self::of(&users, min_run, 0)))
+        let mut d = Self::of(&users, min_run, 0);
+        d.handles = handles;
+        Ok(Some(d))
     }
 
     /// The digest of the sorted user keys `users`, `depth` runs deep.
@@ -124,8 +134,14 @@ impl IndexDigest {
         IndexDigest {
             prefix,
             digests,
+            handles: Vec::new(),
             runs,
         }
+    }
+
+    /// The data block of entry `i`; `None` past the last.
+    pub(crate) fn handle(&self, i: usize) -> Option<BlockHandle> {
+        self.handles.get(i).copied()
     }
 
     /// The index of the first entry whose internal key is `>= target` (the
@@ -188,6 +204,17 @@ mod tests {
     use bytes::Bytes;
     use proptest::prelude::*;
 
+    /// The encoded handle index entry `i` points to.
+    fn handle_of(i: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        BlockHandle {
+            offset: 4096 * i as u64,
+            size: 4096,
+        }
+        .encode_into(&mut v);
+        v
+    }
+
     fn ikey(user: &[u8], ts: u64) -> Vec<u8> {
         let mut k = Vec::new();
         encode_internal_key(&mut k, user, ts, ValueKind::Put);
@@ -210,8 +237,8 @@ mod tests {
             keys.sort_by(|a, b| compare_internal(a, b));
             keys.dedup();
             let mut b = BlockBuilder::new(1);
-            for k in &keys {
-                b.add(k, b"v");
+            for (i, k) in keys.iter().enumerate() {
+                b.add(k, &handle_of(i));
             }
             let block = Block::new(Bytes::from(b.finish()), 0).unwrap();
             // Runs of two already get their own digest: nesting is
@@ -223,6 +250,7 @@ mod tests {
                     let want = keys.iter().position(|k| compare_internal(k, &target) != Ordering::Less).unwrap_or(keys.len());
                     let got = d.first_at_or_after(&target, |i| Ok(compare_internal(&keys[i], &target))).unwrap();
                     prop_assert_eq!(got, want);
+                    prop_assert_eq!(d.handle(got).map(|h| h.offset), (got < keys.len()).then_some(4096 * got as u64));
                 }
             }
         }
@@ -249,8 +277,8 @@ mod tests {
             keys.sort_by(|a, b| compare_internal(a, b));
             keys.dedup();
             let mut b = BlockBuilder::new(1);
-            for k in &keys {
-                b.add(k, b"v");
+            for (i, k) in keys.iter().enumerate() {
+                b.add(k, &handle_of(i));
             }
             let block = Block::new(Bytes::from(b.finish()), 0).unwrap();
             let d = IndexDigest::try_build(&block, min_run).unwrap().unwrap();
@@ -280,8 +308,8 @@ mod tests {
             .collect();
         keys.sort_by(|a, b| compare_internal(a, b));
         let mut b = BlockBuilder::new(1);
-        for k in &keys {
-            b.add(k, b"v");
+        for (i, k) in keys.iter().enumerate() {
+            b.add(k, &handle_of(i));
         }
         let block = Block::new(Bytes::from(b.finish()), 0).unwrap();
         let most = |min_run: usize| {

@@ -324,37 +324,29 @@ impl Table {
             .inner
             .index
             .iter_reusing(compare_internal, std::mem::take(index_key));
+        // The first key >= target is in the block of the first separator
+        // >= target (a block's separator is >= its keys and < the next
+        // block's) or, when that block holds none, first in the next one.
         let found = (|| {
-            self.seek_index(&mut index, target)?;
-            // The separator of a block is >= its keys and < the next
-            // block's, so the first key >= target is in the block found or,
-            // when that block holds none, first in the next one.
+            if let Some(d) = &self.inner.digest {
+                let at = d.first_at_or_after(target, |i| {
+                    index.restart_key_at(i).map(|k| compare_internal(k, target))
+                })?;
+                let mut i = at;
+                while let Some(handle) = d.handle(i) {
+                    if let Some(answer) =
+                        self.search_block(decoder, handle, target, user_key, data_key)?
+                    {
+                        return Ok(answer);
+                    }
+                    i += 1;
+                }
+                return Ok(Lookup::NotFound);
+            }
+            index.seek(target)?;
             while index.valid() {
                 let handle = BlockHandle::decode(index.value(), index_origin)?;
-                let block = self.read_block_filling(decoder, handle, true)?;
-                let mut data = block.iter_reusing(compare_internal, std::mem::take(data_key));
-                let found = data.seek(target).and_then(|()| {
-                    if !data.valid() {
-                        return Ok(None);
-                    }
-                    let k = InternalKeyRef::parse(data.key()).map_err(|_| {
-                        Error::corruption(
-                            format!("sst {}: malformed internal key", self.inner.file_number),
-                            handle.offset,
-                        )
-                    })?;
-                    Ok(Some(if k.user_key == user_key {
-                        Lookup::Found(TableEntry {
-                            ts: k.ts,
-                            kind: k.kind,
-                            value: data.value_bytes(),
-                        })
-                    } else {
-                        Lookup::NotFound
-                    }))
-                });
-                *data_key = data.into_key();
-                match found? {
+                match self.search_block(decoder, handle, target, user_key, data_key)? {
                     Some(answer) => return Ok(answer),
                     None => index.next()?,
                 }
@@ -362,6 +354,43 @@ impl Table {
             Ok(Lookup::NotFound)
         })();
         *index_key = index.into_key();
+        found
+    }
+
+    /// The answer of the data block at `handle` for a lookup of `target`
+    /// (the encoded internal key of `user_key`): found or not when the
+    /// block holds a key `>= target`, `None` when the next block decides.
+    fn search_block(
+        &self,
+        decoder: &mut BlockDecoder,
+        handle: BlockHandle,
+        target: &[u8],
+        user_key: &[u8],
+        data_key: &mut Vec<u8>,
+    ) -> Result<Option<Lookup>> {
+        let block = self.read_block_filling(decoder, handle, true)?;
+        let mut data = block.iter_reusing(compare_internal, std::mem::take(data_key));
+        let found = data.seek(target).and_then(|()| {
+            if !data.valid() {
+                return Ok(None);
+            }
+            let k = InternalKeyRef::parse(data.key()).map_err(|_| {
+                Error::corruption(
+                    format!("sst {}: malformed internal key", self.inner.file_number),
+                    handle.offset,
+                )
+            })?;
+            Ok(Some(if k.user_key == user_key {
+                Lookup::Found(TableEntry {
+                    ts: k.ts,
+                    kind: k.kind,
+                    value: data.value_bytes(),
+                })
+            } else {
+                Lookup::NotFound
+            }))
+        });
+        *data_key = data.into_key();
         found
     }
 
