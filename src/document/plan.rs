@@ -1,9 +1,9 @@
 //! The query planner: which index (if any) answers a query, and why.
 //!
-//! Every plan fetches each candidate document and checks the whole filter
-//! on it (a count whose index decides every filter aside), so an index
-//! only narrows what is read; it never decides what matches. Running a
-//! plan is `execute`'s.
+//! Every plan fetches each candidate document and checks that its entry
+//! is still the document's; the whole filter is checked on it too, except
+//! where the index decides every filter exactly (`covering`), and a count
+//! with such an index reads no document. Running a plan is `execute`'s.
 
 use std::fmt;
 
@@ -47,7 +47,8 @@ pub struct QueryPlan {
     /// `offset + limit` of them when there is a limit).
     pub in_memory_sort: bool,
     /// The index's entries decide every filter: a count reads no
-    /// document.
+    /// document, and a query checks only that each entry is still its
+    /// document's.
     #[serde(default)]
     pub covering: bool,
     /// The indexes the planner weighed for the query's conjunction.
