@@ -8,7 +8,8 @@
 //! memtables and L0 tables (which overlap) are all consulted; in a deeper
 //! level only the one table whose key range holds the key can have
 //! tombstones covering it (a table's key range covers its tombstones,
-//! SPEC §7), and the lookup remembers that table while a scan stays in it.
+//! SPEC §7), and the lookup remembers that table, or the gap between two
+//! tables, while a scan stays in it.
 
 use std::sync::Arc;
 
@@ -41,9 +42,7 @@ impl LevelDels {
         // Files are sorted and disjoint: the first condition of each arm
         // implies the key is past every earlier file.
         let same = match &self.cached {
-            Some(Place::In(i, _)) => files
-                .get(*i)
-                .is_some_and(|f| f.smallest_user_key() <= key && key <= f.largest_user_key()),
+            Some(Place::In(i, _)) => files.get(*i).is_some_and(|f| f.overlaps(key, key)),
             Some(Place::Before(i)) => {
                 i.checked_sub(1)
                     .is_none_or(|p| files.get(p).is_some_and(|f| f.largest_user_key() < key))

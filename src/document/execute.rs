@@ -1,7 +1,7 @@
 //! Running a plan: reading its index ranges (or the collection) in
 //! order, fetching and checking each candidate document, and handing the
 //! matches to a sink that streams them, keeps the best in a bounded heap,
-//! or only counts them.
+//! collects them all to sort once, or only counts them.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -123,7 +123,7 @@ pub(crate) fn position(doc: &Value, id: &str, options: &QueryOptions) -> Vec<u8>
 const PAGE_RESERVE: usize = 1024;
 
 /// Where the results go: streamed when candidates arrive in order, else a
-/// bounded heap.
+/// bounded heap, or without a limit a list sorted at the end.
 enum Sink {
     Stream {
         skip: usize,

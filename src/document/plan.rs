@@ -1,9 +1,10 @@
 //! The query planner: which index (if any) answers a query, and why.
 //!
-//! Every plan fetches each candidate document and checks that its entry
-//! is still the document's; the whole filter is checked on it too, except
-//! where the index decides every filter exactly (`covering`), and a count
-//! with such an index reads no document. Running a plan is `execute`'s.
+//! Every plan fetches each candidate document; one found through an index
+//! entry is checked to still hold that entry. The whole filter is checked
+//! on it too, except where the index decides every filter exactly
+//! (`covering`), and a count with such an index reads no document.
+//! Running a plan is `execute`'s.
 
 use std::fmt;
 
@@ -162,8 +163,9 @@ pub(crate) struct Usable {
 
 impl Usable {
     /// An index the query neither filters nor sorts on, whose marker and
-    /// statistics were not read: no candidate comes from it, and without
-    /// statistics it adds nothing to an estimate.
+    /// statistics were not read: no candidate comes from it, and its
+    /// statistics are needed only to weigh an intersection, which takes
+    /// two candidates (the caller then reads every index's).
     pub(crate) fn unread(info: IndexInfo) -> Usable {
         Usable {
             info,

@@ -290,29 +290,33 @@ impl DocumentStorageProvider {
             self.allowed(&format!("{collection}/{id}"), AccessType::Read)
         };
         let run = |src: &mut dyn Reader| -> Result<(Vec<Hit>, QueryStats)> {
-            let mut ready = Vec::new();
-            for info in index::read_infos(src, &sh.keyspace, collection)? {
-                if info.state != IndexState::Ready {
+            let infos: Vec<_> = index::read_infos(src, &sh.keyspace, collection)?
+                .into_iter()
+                .filter(|i| i.state == IndexState::Ready)
+                .collect();
+            // A plan uses an index only through a filter on its first field
+            // or a sort by it. With one such index at most, no intersection
+            // is weighed (the only use of the others' statistics, as the
+            // collection's size): of the others only the definition is
+            // read, which explain names.
+            let named = |i: &index::IndexInfo| {
+                query.names_field(&i.field) || options.sort_field.as_deref() == Some(&i.field)
+            };
+            let all = infos.iter().filter(|i| named(i)).count() > 1;
+            let mut ready = Vec::with_capacity(infos.len());
+            for info in infos {
+                if !all && !named(&info) {
+                    ready.push(plan::Usable::unread(info));
                     continue;
                 }
-                // A plan uses an index only through a filter on its first
-                // field or a sort by it: of the others, only the
-                // definition is read (explain names them).
-                let usable = if query.names_field(&info.field)
-                    || options.sort_field.as_deref() == Some(info.field.as_str())
-                {
-                    let marker = keys::multikey(collection, info.id);
-                    let multikey = src.get(&sh.keyspace, &marker)?.is_some();
-                    let stats = super::stats::read(src, &sh.keyspace, collection, info.id)?;
-                    plan::Usable {
-                        info,
-                        multikey,
-                        stats,
-                    }
-                } else {
-                    plan::Usable::unread(info)
-                };
-                ready.push(usable);
+                let marker = keys::multikey(collection, info.id);
+                let multikey = src.get(&sh.keyspace, &marker)?.is_some();
+                let stats = super::stats::read(src, &sh.keyspace, collection, info.id)?;
+                ready.push(plan::Usable {
+                    info,
+                    multikey,
+                    stats,
+                });
             }
             let p = plan::plan(collection, query, options, &ready);
             if mode == Mode::Explain {

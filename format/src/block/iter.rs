@@ -109,7 +109,8 @@ impl Block {
         }
         let mut x = 0u8;
         for i in 0..self.num_restarts {
-            // Restart points were checked to lie before the array.
+            // Restart points lie in the block: the first is 0, the others
+            // were checked to lie before the array.
             x ^= self.data[self.restart_point(i)];
         }
         std::hint::black_box(x);

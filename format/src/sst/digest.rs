@@ -90,13 +90,23 @@ impl IndexDigest {
         }
         let mut walk = index.iter(compare_internal);
         walk.seek_to_first()?;
-        let mut handles = Vec::with_capacity(n);
+        let mut entries = 0;
         while walk.valid() {
-            handles.push(BlockHandle::decode(walk.value(), 0)?);
+            entries += 1;
             walk.next()?;
         }
-        if handles.len() != n {
+        if entries != n {
             return Ok(None);
+        }
+        // Each handle from the entry at its restart point, as a cursor
+        // positioned there reads it.
+        let mut handles = Vec::with_capacity(n);
+        for i in 0..n {
+            walk.seek_to_restart_entry(i)?;
+            if !walk.valid() {
+                return Ok(None);
+            }
+            handles.push(BlockHandle::decode(walk.value(), 0)?);
         }
         let mut d = Self::of(&users, min_run, 0);
         d.handles = handles;
@@ -118,7 +128,9 @@ impl IndexDigest {
         let mut runs = Vec::new();
         let mut start = 0;
         while start < digests.len() {
-            let end = start + digests[start..].partition_point(|&d| d == digests[start]);
+            // At least one step even on the unsorted digests of a corrupt
+            // block.
+            let end = start + 1 + digests[start + 1..].partition_point(|&d| d == digests[start]);
             let run = &users[start..end];
             // A run gets its own digest only where its keys share more
             // than this level's prefix; else a deeper one ties the same way.
@@ -145,9 +157,9 @@ impl IndexDigest {
     }
 
     /// The index of the first entry whose internal key is `>= target` (the
-    /// entry count when none is), where `key_at(i)` tells how entry `i`'s
+    /// entry count when none is), where `cmp_at(i)` tells how entry `i`'s
     /// key compares with the target; it is asked only of the entries whose
-    /// digests tie with the target's.
+    /// digests tie with the target's at the deepest level of runs.
     pub(crate) fn first_at_or_after(
         &self,
         target: &[u8],
