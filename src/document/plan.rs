@@ -165,7 +165,8 @@ impl Usable {
     /// An index the query neither filters nor sorts on, whose marker and
     /// statistics were not read: no candidate comes from it, and its
     /// statistics are needed only to weigh an intersection, which takes
-    /// two candidates (the caller then reads every index's).
+    /// two candidates from the query's top-level AND (the caller then reads
+    /// every index's).
     pub(crate) fn unread(info: IndexInfo) -> Usable {
         Usable {
             info,

@@ -295,14 +295,20 @@ impl DocumentStorageProvider {
                 .filter(|i| i.state == IndexState::Ready)
                 .collect();
             // A plan uses an index only through a filter on its first field
-            // or a sort by it. With one such index at most, no intersection
-            // is weighed (the only use of the others' statistics, as the
-            // collection's size): of the others only the definition is
-            // read, which explain names.
+            // or a sort by it: of the others only the definition is read,
+            // which explain names. Their statistics serve one estimate, the
+            // collection's size when an intersection is weighed, which
+            // takes two indexes filtered by the query's top-level AND: then
+            // every index is read.
             let named = |i: &index::IndexInfo| {
                 query.names_field(&i.field) || options.sort_field.as_deref() == Some(&i.field)
             };
-            let all = infos.iter().filter(|i| named(i)).count() > 1;
+            let leaves = query.conjuncts().leaves;
+            let all = infos
+                .iter()
+                .filter(|i| leaves.iter().any(|l| l.field == i.field))
+                .count()
+                > 1;
             let mut ready = Vec::with_capacity(infos.len());
             for info in infos {
                 if !all && !named(&info) {
