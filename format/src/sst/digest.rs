@@ -227,6 +227,18 @@ mod tests {
         v
     }
 
+    /// An index block of `keys` (sorted and deduplicated in place), entry
+    /// `i` pointing to [`handle_of`]`(i)`.
+    fn index_block(keys: &mut Vec<Vec<u8>>) -> Block {
+        keys.sort_by(|a, b| compare_internal(a, b));
+        keys.dedup();
+        let mut b = BlockBuilder::new(1);
+        for (i, k) in keys.iter().enumerate() {
+            b.add(k, &handle_of(i));
+        }
+        Block::new(Bytes::from(b.finish()), 0).unwrap()
+    }
+
     fn ikey(user: &[u8], ts: u64) -> Vec<u8> {
         let mut k = Vec::new();
         encode_internal_key(&mut k, user, ts, ValueKind::Put);
@@ -246,13 +258,7 @@ mod tests {
             let mut keys: Vec<Vec<u8>> = users.iter().zip(tss.iter().cycle())
                 .map(|(u, &t)| ikey(&[b"pre".as_slice(), u].concat(), t))
                 .collect();
-            keys.sort_by(|a, b| compare_internal(a, b));
-            keys.dedup();
-            let mut b = BlockBuilder::new(1);
-            for (i, k) in keys.iter().enumerate() {
-                b.add(k, &handle_of(i));
-            }
-            let block = Block::new(Bytes::from(b.finish()), 0).unwrap();
+            let block = index_block(&mut keys);
             // Runs of two already get their own digest: nesting is
             // exercised on these small blocks.
             let d = IndexDigest::try_build(&block, 2).unwrap().unwrap();
@@ -286,13 +292,7 @@ mod tests {
             ];
             let user = |f: usize, n: u32| [families[f], format!("{n:06}").as_bytes()].concat();
             let mut keys: Vec<Vec<u8>> = picks.iter().map(|&(f, n, t)| ikey(&user(f, n), t)).collect();
-            keys.sort_by(|a, b| compare_internal(a, b));
-            keys.dedup();
-            let mut b = BlockBuilder::new(1);
-            for (i, k) in keys.iter().enumerate() {
-                b.add(k, &handle_of(i));
-            }
-            let block = Block::new(Bytes::from(b.finish()), 0).unwrap();
+            let block = index_block(&mut keys);
             let d = IndexDigest::try_build(&block, min_run).unwrap().unwrap();
             let mut probes = targets.iter().map(|&(f, n, t)| ikey(&user(f, n), t)).collect::<Vec<_>>();
             probes.extend(keys.iter().cloned());
@@ -318,12 +318,7 @@ mod tests {
                 )
             }))
             .collect();
-        keys.sort_by(|a, b| compare_internal(a, b));
-        let mut b = BlockBuilder::new(1);
-        for (i, k) in keys.iter().enumerate() {
-            b.add(k, &handle_of(i));
-        }
-        let block = Block::new(Bytes::from(b.finish()), 0).unwrap();
+        let block = index_block(&mut keys);
         let most = |min_run: usize| {
             let d = IndexDigest::try_build(&block, min_run).unwrap().unwrap();
             let mut most = 0;
